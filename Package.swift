@@ -1,0 +1,55 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "Twofold",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "twofold", targets: ["twofold"]),
+        .library(name: "TwofoldCore", targets: ["TwofoldCore"]),
+        .library(name: "QRCode", targets: ["QRCode"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/vapor/vapor.git", from: "4.122.0"),
+        .package(url: "https://github.com/vapor/fluent.git", from: "4.13.0"),
+        .package(url: "https://github.com/vapor/fluent-sqlite-driver.git", from: "4.9.0"),
+        .package(url: "https://github.com/vapor/fluent-postgres-driver.git", from: "2.14.0"),
+        .package(url: "https://github.com/vapor/leaf.git", from: "4.5.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.0.0"),
+        .package(url: "https://github.com/swift-extras/swift-extras-base64.git", from: "1.2.0"),
+    ],
+    targets: [
+        .target(
+            name: "TwofoldCore",
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "ExtrasBase64", package: "swift-extras-base64"),
+            ],
+        ),
+        .target(name: "QRCode"),
+        .target(
+            name: "TwofoldServer",
+            dependencies: [
+                "TwofoldCore",
+                "QRCode",
+                .product(name: "Vapor", package: "vapor"),
+                .product(name: "Fluent", package: "fluent"),
+                .product(name: "FluentSQLiteDriver", package: "fluent-sqlite-driver"),
+                .product(name: "FluentPostgresDriver", package: "fluent-postgres-driver"),
+                .product(name: "Leaf", package: "leaf"),
+            ],
+            resources: [.copy("Resources")]
+        ),
+        .executableTarget(name: "twofold", dependencies: ["TwofoldServer"]),
+        .testTarget(name: "TwofoldCoreTests", dependencies: ["TwofoldCore"]),
+        .testTarget(name: "QRCodeTests", dependencies: ["QRCode"], exclude: ["decode_qr.py"], resources: [.copy("Fixtures")]),
+        .testTarget(
+            name: "TwofoldServerTests",
+            dependencies: [
+                "TwofoldServer",
+                "TwofoldCore",
+                .product(name: "VaporTesting", package: "vapor"),
+            ]
+        ),
+    ]
+)

@@ -1,0 +1,58 @@
+/// Codeword counts per version and error-correction level (ISO/IEC 18004 Table 9).
+enum SymbolCapacity {
+    /// Error-correction codewords per block, indexed [level][version]; index 0 unused.
+    static let eccCodewordsPerBlock: [[Int]] = [
+        [-1, 7, 10, 15, 20, 26, 18, 20, 24, 30, 18, 20, 24, 26, 30, 22, 24, 28, 30, 28, 28, 28, 28, 30, 30, 26, 28, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30],
+        [-1, 10, 16, 26, 18, 24, 16, 18, 22, 22, 26, 30, 22, 22, 24, 24, 28, 28, 26, 26, 26, 26, 28, 28, 28, 28, 28, 28, 28, 28, 28, 28, 28, 28, 28, 28, 28, 28, 28, 28, 28],
+        [-1, 13, 22, 18, 26, 18, 24, 18, 22, 20, 24, 28, 26, 24, 20, 30, 24, 28, 28, 26, 30, 28, 30, 30, 30, 30, 28, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30],
+        [-1, 17, 28, 22, 16, 22, 28, 26, 26, 24, 28, 24, 28, 22, 24, 24, 30, 28, 28, 26, 28, 30, 24, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30],
+    ]
+
+    /// Error-correction blocks, indexed [level][version]; index 0 unused.
+    static let errorCorrectionBlocks: [[Int]] = [
+        [-1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 4, 4, 4, 4, 4, 6, 6, 6, 6, 7, 8, 8, 9, 9, 10, 12, 12, 12, 13, 14, 15, 16, 17, 18, 19, 19, 20, 21, 22, 24, 25],
+        [-1, 1, 1, 1, 2, 2, 4, 4, 4, 5, 5, 5, 8, 9, 9, 10, 10, 11, 13, 14, 16, 17, 17, 18, 20, 21, 23, 25, 26, 28, 29, 31, 33, 35, 37, 38, 40, 43, 45, 47, 49],
+        [-1, 1, 1, 2, 2, 4, 4, 6, 6, 8, 8, 8, 10, 12, 16, 12, 17, 16, 18, 21, 20, 23, 23, 25, 27, 29, 34, 34, 35, 38, 40, 43, 45, 48, 51, 53, 56, 59, 62, 65, 68],
+        [-1, 1, 1, 2, 4, 4, 4, 5, 6, 8, 8, 11, 11, 16, 16, 18, 16, 19, 21, 25, 25, 25, 34, 30, 32, 35, 37, 40, 42, 45, 48, 51, 54, 57, 60, 63, 66, 70, 74, 77, 81],
+    ]
+
+    /// Modules left for data and error correction once every function pattern is placed.
+    static func rawDataModules(version: Int) -> Int {
+        var result = (16 * version + 128) * version + 64
+        if version >= 2 {
+            let alignments = version / 7 + 2
+            result -= (25 * alignments - 10) * alignments - 55
+            if version >= 7 { result -= 36 }
+        }
+        return result
+    }
+
+    static func totalCodewords(version: Int) -> Int {
+        rawDataModules(version: version) / 8
+    }
+
+    static func dataCodewords(version: Int, level: QRErrorCorrection) -> Int {
+        totalCodewords(version: version)
+            - eccCodewordsPerBlock[level.tableIndex][version] * errorCorrectionBlocks[level.tableIndex][version]
+    }
+
+    /// Bits a byte-mode segment of `count` bytes needs: mode indicator, character count, data.
+    static func byteModeBits(count: Int, version: Int) -> Int {
+        4 + (version <= 9 ? 8 : 16) + 8 * count
+    }
+
+    /// Positions (in both directions) of the alignment pattern centres (Annex E).
+    static func alignmentPositions(version: Int) -> [Int] {
+        guard version >= 2 else { return [] }
+        let count = version / 7 + 2
+        let size = 17 + 4 * version
+        let step = version == 32 ? 26 : (version * 4 + count * 2 + 1) / (count * 2 - 2) * 2
+        var positions = [6]
+        var position = size - 7
+        while positions.count < count {
+            positions.insert(position, at: 1)
+            position -= step
+        }
+        return positions
+    }
+}

@@ -1,0 +1,38 @@
+import Foundation
+
+/// A count of events in a fixed time window, such as wrong passwords per account per 15 minutes.
+public struct FixedWindowLimit: Sendable, Hashable {
+    /// Events allowed in one window.
+    public var limit: Int
+    /// Length of the window.
+    public var window: TimeInterval
+
+    /// Creates a limit of `limit` events per `window` seconds.
+    public init(limit: Int, window: TimeInterval) {
+        self.limit = limit
+        self.window = window
+    }
+
+    /// Whether another event is allowed, given the window's count so far.
+    /// - Parameters:
+    ///   - count: events counted in the window that started at `windowStart`.
+    ///   - windowStart: when that window began.
+    ///   - now: the current time.
+    /// - Returns: `nil` when allowed, otherwise the date the window ends.
+    public func blockedUntil(count: Int, windowStart: Date, now: Date) -> Date? {
+        let end = windowStart.addingTimeInterval(window)
+        guard now < end else { return nil }
+        return count >= limit ? end : nil
+    }
+}
+
+/// The limits Twofold applies to guessable inputs.
+public enum ThrottleLimits {
+    /// Wrong passwords for one username in 15 minutes.
+    public static let passwordPerAccount = FixedWindowLimit(limit: 10, window: 15 * 60)
+    /// Wrong passwords from one client address in 15 minutes (a clinic shares one address, hence generous).
+    public static let passwordPerAddress = FixedWindowLimit(limit: 100, window: 15 * 60)
+    /// Text messages to one user: one per 30 seconds and five per hour; the same for one phone number.
+    public static let smsBurst = FixedWindowLimit(limit: 1, window: 30)
+    public static let smsHourly = FixedWindowLimit(limit: 5, window: 60 * 60)
+}

@@ -1,0 +1,134 @@
+import Foundation
+import Vapor
+
+/// A second factor as the JSON API shows it; never includes a key.
+struct FactorDTO: Content {
+    var id: UUID
+    var shortId: String
+    var kind: String
+    var nickname: String
+    var primary: Bool
+    var status: String
+    var createdAt: Date?
+    var lastUsedAt: Date?
+    var phone: String?
+
+    init(_ factor: Factor) {
+        id = factor.id!
+        shortId = factor.shortID
+        kind = factor.kind.rawValue
+        nickname = factor.nickname
+        primary = factor.isPrimary
+        status = factor.status.rawValue
+        createdAt = factor.createdAt
+        lastUsedAt = factor.lastUsedAt
+        phone = factor.phone.map(SMSCodeService.maskedPhone)
+    }
+}
+
+struct LoginRequest: Content {
+    var username: String
+    var password: String
+    /// The token from an earlier `rememberBrowser: true` verification, to skip the second factor.
+    var rememberToken: String?
+}
+
+struct LoginResponse: Content {
+    var status: String
+    var token: String
+    var factors: [FactorDTO]
+    var smsAvailable: Bool
+    var rememberBrowserDays: Int
+}
+
+struct VerifyRequest: Content {
+    var code: String
+    var factorId: UUID?
+    var rememberBrowser: Bool?
+}
+
+struct AuthenticatedResponse: Content {
+    var status = "authenticated"
+    var rememberToken: String?
+    var recoveryCodesLeft: Int?
+}
+
+struct CodeRequest: Content {
+    var code: String
+}
+
+struct SMSSentResponse: Content {
+    var sentTo: String
+    var expiresInSeconds: Int
+}
+
+struct MeResponse: Content {
+    struct PracticeSummary: Content {
+        var id: UUID
+        var name: String
+    }
+
+    var id: UUID
+    var username: String
+    var firstName: String
+    var lastName: String
+    var email: String
+    var cellPhone: String?
+    var role: String
+    var permissions: [String]
+    var practice: PracticeSummary
+    var stage: String
+    var twoFactorEnabled: Bool
+    var twoFactorRequired: Bool
+    var recoveryCodesLeft: Int
+}
+
+struct PasswordRequest: Content {
+    var password: String?
+}
+
+struct NewFactorRequest: Content {
+    var password: String?
+    var nickname: String?
+}
+
+struct TOTPEnrollmentResponse: Content {
+    var factorId: UUID
+    var otpauthURI: String
+    var secret: String
+    var qrSVG: String
+}
+
+struct SMSEnrollmentResponse: Content {
+    var factorId: UUID
+    var sentTo: String
+}
+
+struct ActivationResponse: Content {
+    var factor: FactorDTO
+    var recoveryCodes: [String]?
+}
+
+struct FactorPatchRequest: Content {
+    var nickname: String?
+    var primary: Bool?
+    var password: String?
+}
+
+struct RecoveryCodesResponse: Content {
+    var recoveryCodes: [String]
+}
+
+struct DisableRequest: Content {
+    var password: String?
+    var code: String
+}
+
+struct BrowserDTO: Content {
+    var id: UUID
+    var browser: String
+    var createdAt: Date?
+    var lastUsedAt: Date?
+    var lastIP: String
+    var expiresAt: Date
+}

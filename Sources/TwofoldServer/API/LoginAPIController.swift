@@ -1,0 +1,67 @@
+import Fluent
+import Vapor
+
+/// `/api/v1/login…`: the sign-in state machine for API clients (bearer tokens).
+struct LoginAPIController: RouteCollection {
+    func boot(routes: any RoutesBuilder) throws {
+        let login = routes.grouped("login")
+        login.post(use: login(req:))
+        let pending = login.grouped(SessionGuard(requirement: .secondFactor, style: .api))
+        pending.post("verify", use: verify)
+        pending.post("sms", use: sms)
+        pending.post("recovery", use: recovery)
+        routes.post("logout", use: logout)
+    }
+
+    @Sendable func login(req: Request) async throws -> LoginResponse {
+        let body = try req.content.decode(LoginRequest.self)
+        let started = try await SignInService(request: req).passwordStep(
+            username: body.username, password: body.password, channel: .api, rememberToken: body.rememberToken)
+        let status: String = switch started.session.stage {
+        case .signedIn: "authenticated"
+        case .secondFactor: "second_factor_required"
+        case .enrollment: "enrollment_required"
+        }
+        let hasPhone = started.factors.contains { $0.kind == .sms } || !(started.user.cellPhone ?? "").isEmpty
+        return LoginResponse(
+            status: status, token: started.token,
+            factors: started.session.stage == .secondFactor ? started.factors.map(FactorDTO.init) : [],
+            smsAvailable: started.practice.allowSMS && hasPhone && started.session.stage == .secondFactor,
+            rememberBrowserDays: started.practice.rememberBrowserDays)
+    }
+
+    @Sendable func verify(req: Request) async throws -> AuthenticatedResponse {
+        let session = try req.requireSession()
+        let body = try req.content.decode(VerifyRequest.self)
+        let service = SignInService(request: req)
+        let factor = try await service.verifyCode(body.code, factorID: body.factorId, session: session)
+        _ = try await service.complete(session: session, method: factor.kind.rawValue, factor: factor)
+        var response = AuthenticatedResponse()
+        if body.rememberBrowser == true, session.practice.rememberBrowserDays > 0 {
+            response.rememberToken = try await service.rememberBrowser(user: session.user, days: session.practice.rememberBrowserDays)
+        }
+        return response
+    }
+
+    @Sendable func sms(req: Request) async throws -> SMSSentResponse {
+        let session = try req.requireSession()
+        let sentTo = try await SignInService(request: req).sendSignInSMS(session: session)
+        return SMSSentResponse(sentTo: sentTo, expiresInSeconds: Int(SMSCode.lifetime))
+    }
+
+    @Sendable func recovery(req: Request) async throws -> AuthenticatedResponse {
+        let session = try req.requireSession()
+        let body = try req.content.decode(CodeRequest.self)
+        let service = SignInService(request: req)
+        let left = try await service.verifyRecoveryCode(body.code, session: session)
+        _ = try await service.complete(session: session, method: "recovery_code", factor: nil)
+        return AuthenticatedResponse(recoveryCodesLeft: left)
+    }
+
+    @Sendable func logout(req: Request) async throws -> HTTPStatus {
+        guard let session = req.currentSession else { throw Abort(.unauthorized, reason: "There is no session to end.") }
+        try await session.record.delete(on: req.db)
+        try await req.audit(.signOut, practiceID: session.practiceID, actorID: session.userID)
+        return .noContent
+    }
+}

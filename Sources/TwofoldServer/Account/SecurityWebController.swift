@@ -1,0 +1,231 @@
+import Fluent
+import TwofoldCore
+import Vapor
+
+/// Account › Security: factors, remembered browsers, recovery codes, turning 2FA off; and the profile and password pages.
+struct SecurityWebController: RouteCollection {
+    func boot(routes: any RoutesBuilder) throws {
+        let account = routes.grouped(SessionGuard(requirement: .signedIn, style: .web)).grouped("account")
+        account.get("security", use: show)
+        account.post("security", "recovery-codes", use: regenerateCodes)
+        account.post("security", "disable", use: disable)
+        account.post("security", "browsers", ":id", "revoke", use: revokeBrowser)
+        account.post("security", "factors", ":id", "remove", use: removeFactor)
+        account.post("security", "factors", ":id", "primary", use: makePrimary)
+        account.post("security", "factors", ":id", "rename", use: renameFactor)
+        account.get("profile", use: showProfile)
+        account.post("profile", use: updateProfile)
+        let passwordChange = routes.grouped(SessionGuard(requirement: .passwordChange, style: .web)).grouped("account")
+        passwordChange.get("password", use: showPassword)
+        passwordChange.post("password", use: changePassword)
+    }
+
+    struct FactorRow: Encodable {
+        var nickname: String
+        var kindName: String
+        var shortID: String
+        var added: String
+        var lastUsed: String
+        var primary: Bool
+        var detail: String?
+        var removeAction: String
+        var primaryAction: String
+        var renameAction: String
+    }
+
+    struct BrowserRow: Encodable {
+        var summary: String
+        var created: String
+        var lastUsed: String
+        var lastIP: String
+        var expires: String
+        var revokeAction: String
+    }
+
+    struct Page: Encodable {
+        var layout: Layout
+        var twoFactorOn: Bool
+        var required: Bool
+        var requiredBy: String
+        var email: String
+        var cellPhone: String?
+        var factors: [FactorRow]
+        var browsers: [BrowserRow]
+        var recoveryCodesLeft: Int
+        var needsPassword: Bool
+        var addLink = WebPath.setup.string
+        var profileLink = WebPath.profile.string
+        var passwordLink = WebPath.password.string
+        var regenerateAction = WebPath.securityRecoveryCodes.string
+        var disableAction = WebPath.securityDisable.string
+    }
+
+    static func format(_ date: Date?) -> String {
+        guard let date else { return "Never" }
+        return date.formatted(Date.FormatStyle(date: .abbreviated, time: .shortened, timeZone: TimeZone(identifier: "UTC")!)) + " UTC"
+    }
+
+    @Sendable func show(req: Request) async throws -> Response {
+        try await render(req, error: nil, status: .ok)
+    }
+
+    func render(_ req: Request, error: String?, status: HTTPResponseStatus) async throws -> Response {
+        let session = try req.requireSession()
+        let factors = try await SignInService(request: req).activeFactors(of: session.user)
+        let browsers = try await RememberedBrowser.query(on: req.db).filter(\.$user.$id == session.userID)
+            .filter(\.$expiresAt > req.now).sort(\.$createdAt, .descending).all()
+        let page = Page(
+            layout: req.layout("Security", error: error),
+            twoFactorOn: !factors.isEmpty, required: session.twoFactorRequired,
+            requiredBy: session.practice.mandatoryTwoFactor ? "your practice" : "your practice administrator",
+            email: session.user.email, cellPhone: session.user.cellPhone,
+            factors: factors.map { factor in
+                FactorRow(nickname: factor.nickname, kindName: factor.kind.displayName, shortID: factor.shortID, added: Self.format(factor.createdAt),
+                          lastUsed: Self.format(factor.lastUsedAt), primary: factor.isPrimary, detail: factor.phone.map(SMSCodeService.maskedPhone),
+                          removeAction: WebPath.securityFactorRemove(factor.id!).string, primaryAction: WebPath.securityFactorPrimary(factor.id!).string,
+                          renameAction: WebPath.securityFactorRename(factor.id!).string)
+            },
+            browsers: browsers.map { browser in
+                BrowserRow(summary: browser.userAgent, created: Self.format(browser.createdAt), lastUsed: Self.format(browser.lastUsedAt ?? browser.createdAt),
+                           lastIP: browser.lastIP, expires: Self.format(browser.expiresAt), revokeAction: WebPath.securityBrowserRevoke(browser.id!).string)
+            },
+            recoveryCodesLeft: try await RecoveryCodeService(request: req).remaining(userID: session.userID),
+            needsPassword: !Reauthentication.isFresh(session, now: req.now))
+        return try await req.render("security", page, status: status)
+    }
+
+    struct PasswordForm: Content {
+        var password: String?
+        var code: String?
+        var nickname: String?
+    }
+
+    /// Runs a change after re-authentication; failures re-render the page with the reason.
+    private func change(_ req: Request, notice: Notice, _ body: (CurrentSession, PasswordForm) async throws -> Void) async throws -> Response {
+        let session = try req.requireSession()
+        let form = try req.content.decode(PasswordForm.self)
+        do {
+            try await Reauthentication(request: req).confirm(password: form.password, session: session)
+            try await body(session, form)
+            return req.redirect(to: WebPath.security.string + "?notice=\(notice.rawValue)")
+        } catch let error as any AbortError {
+            return try await render(req, error: error.reason, status: error.status)
+        }
+    }
+
+    @Sendable func regenerateCodes(req: Request) async throws -> Response {
+        let session = try req.requireSession()
+        let form = try req.content.decode(PasswordForm.self)
+        do {
+            try await Reauthentication(request: req).confirm(password: form.password, session: session)
+            let codes = try await RecoveryCodeService(request: req).regenerate(session: session)
+            return try await RecoveryCodesPage.render(req, codes: codes, firstTime: false)
+        } catch let error as any AbortError {
+            return try await render(req, error: error.reason, status: error.status)
+        }
+    }
+
+    @Sendable func disable(req: Request) async throws -> Response {
+        try await change(req, notice: .disabled) { session, form in
+            try await FactorService(request: req).disableTwoFactor(code: form.code ?? "", session: session)
+        }
+    }
+
+    @Sendable func revokeBrowser(req: Request) async throws -> Response {
+        try await change(req, notice: .browserRevoked) { session, _ in
+            try await ProfileService(request: req).revokeRememberedBrowser(id: try req.parameters.require("id", as: UUID.self), session: session)
+        }
+    }
+
+    @Sendable func removeFactor(req: Request) async throws -> Response {
+        try await change(req, notice: .factorRemoved) { session, _ in
+            try await FactorService(request: req).remove(id: try req.parameters.require("id", as: UUID.self), session: session)
+        }
+    }
+
+    @Sendable func makePrimary(req: Request) async throws -> Response {
+        try await change(req, notice: .primaryChanged) { session, _ in
+            _ = try await FactorService(request: req).makePrimary(id: try req.parameters.require("id", as: UUID.self), session: session)
+        }
+    }
+
+    @Sendable func renameFactor(req: Request) async throws -> Response {
+        try await change(req, notice: .factorRenamed) { session, form in
+            _ = try await FactorService(request: req).rename(id: try req.parameters.require("id", as: UUID.self), nickname: form.nickname ?? "", session: session)
+        }
+    }
+
+    // MARK: profile and password
+
+    struct ProfilePage: Encodable {
+        var layout: Layout
+        var firstName: String
+        var lastName: String
+        var email: String
+        var cellPhone: String
+        var needsPassword: Bool
+        var backLink = WebPath.security.string
+    }
+
+    struct ProfileForm: Content {
+        var email: String?
+        var cellPhone: String?
+        var password: String?
+    }
+
+    @Sendable func showProfile(req: Request) async throws -> Response {
+        try await renderProfile(req, error: nil, status: .ok, form: nil)
+    }
+
+    func renderProfile(_ req: Request, error: String?, status: HTTPResponseStatus, form: ProfileForm?) async throws -> Response {
+        let session = try req.requireSession()
+        let page = ProfilePage(layout: req.layout("Profile", error: error), firstName: session.user.firstName, lastName: session.user.lastName,
+                               email: form?.email ?? session.user.email, cellPhone: form?.cellPhone ?? session.user.cellPhone ?? "",
+                               needsPassword: !Reauthentication.isFresh(session, now: req.now))
+        return try await req.render("profile", page, status: status)
+    }
+
+    @Sendable func updateProfile(req: Request) async throws -> Response {
+        let session = try req.requireSession()
+        let form = try req.content.decode(ProfileForm.self)
+        do {
+            try await Reauthentication(request: req).confirm(password: form.password, session: session)
+            try await ProfileService(request: req).update(session: session, email: form.email ?? "", cellPhone: form.cellPhone ?? "")
+            return req.redirect(to: WebPath.security.string + "?notice=\(Notice.profileUpdated.rawValue)")
+        } catch let error as any AbortError {
+            return try await renderProfile(req, error: error.reason, status: error.status, form: form)
+        }
+    }
+
+    struct PasswordPage: Encodable {
+        var layout: Layout
+        var mustChange = false
+        var minimumLength = PasswordRules.minimumLength
+        var backLink = WebPath.security.string
+    }
+
+    struct ChangePasswordForm: Content {
+        var currentPassword: String?
+        var newPassword: String?
+        var confirmPassword: String?
+    }
+
+    @Sendable func showPassword(req: Request) async throws -> Response {
+        try await req.render("password", PasswordPage(layout: req.layout("Change password"), mustChange: try req.requireSession().user.mustChangePassword))
+    }
+
+    @Sendable func changePassword(req: Request) async throws -> Response {
+        let session = try req.requireSession()
+        let form = try req.content.decode(ChangePasswordForm.self)
+        do {
+            let token = try await ProfileService(request: req).changePassword(
+                session: session, current: form.currentPassword ?? "", new: form.newPassword ?? "", confirmation: form.confirmPassword ?? "")
+            let response = req.redirect(to: WebPath.security.string + "?notice=\(Notice.passwordChanged.rawValue)")
+            response.cookies[SessionCookie.name] = SessionCookie.value(token, secure: req.twofold.configuration.secureCookies)
+            response.cookies[SessionCookie.rememberName] = SessionCookie.expired(secure: req.twofold.configuration.secureCookies)
+            return response
+        } catch let error as any AbortError {
+            return try await req.render("password", PasswordPage(layout: req.layout("Change password", error: error.reason)), status: error.status)
+        }
+    }
+}

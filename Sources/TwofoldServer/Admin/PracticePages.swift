@@ -1,0 +1,95 @@
+import Fluent
+import Vapor
+
+/// Rendering of the practice settings and the audit log pages.
+enum PracticePages {
+    struct SettingsForm: Content {
+        var name: String?
+        var mandatoryTwoFactor: String?
+        var rememberBrowserDays: Int?
+        var inactivityMinutes: Int?
+        var otpDigits: Int?
+        var allowSMS: String?
+        var allowTOTP: String?
+        var adminPassword: String?
+
+        /// Checkboxes send nothing when unticked, so a submitted form states every switch.
+        var change: AdminService.SettingsChange {
+            AdminService.SettingsChange(
+                name: name, mandatoryTwoFactor: mandatoryTwoFactor != nil, rememberBrowserDays: rememberBrowserDays,
+                inactivityMinutes: inactivityMinutes, otpDigits: otpDigits, allowSMS: allowSMS != nil, allowTOTP: allowTOTP != nil)
+        }
+    }
+
+    struct SettingsPage: Encodable {
+        var layout: Layout
+        var name: String
+        var mandatoryTwoFactor: Bool
+        var rememberBrowserDays: Int
+        var inactivityMinutes: Int
+        var otpDigits: Int
+        var allowSMS: Bool
+        var allowTOTP: Bool
+    }
+
+    static func settings(_ req: Request, error: String?, status: HTTPResponseStatus) async throws -> Response {
+        let session = try req.requireSession()
+        let practice = try await Practice.find(session.practiceID, on: req.db) ?? session.practice
+        let context = SettingsPage(
+            layout: req.layout("Practice settings", error: error), name: practice.name, mandatoryTwoFactor: practice.mandatoryTwoFactor,
+            rememberBrowserDays: practice.rememberBrowserDays, inactivityMinutes: practice.inactivityMinutes, otpDigits: practice.otpDigits,
+            allowSMS: practice.allowSMS, allowTOTP: practice.allowTOTP)
+        return try await req.render("admin-practice", context, status: status)
+    }
+
+    struct AuditRow: Encodable {
+        var seq: Int64
+        var time: String
+        var event: String
+        var actor: String
+        var subject: String
+        var ip: String
+        var userAgent: String
+        var details: String
+    }
+
+    struct AuditPage: Encodable {
+        var layout: Layout
+        var rows: [AuditRow]
+        var from: String
+        var to: String
+        var user: String
+        var type: String
+        var types: [String]
+        var total: Int
+        var page: Int
+        var pageCount: Int
+        var previousLink: String?
+        var nextLink: String?
+        var csvLink: String
+    }
+
+    static func audit(_ req: Request) async throws -> Response {
+        let session = try req.requireSession()
+        let filter = try AuditQuery.filter(from: req)
+        let fromText = (try? req.query.get(String.self, at: "from")) ?? ""
+        let toText = (try? req.query.get(String.self, at: "to")) ?? ""
+        let result = try await AuditQuery(database: req.db, practiceID: session.practiceID).run(filter)
+        let rows = result.events.map { entry in
+            AuditRow(seq: entry.seq, time: SecurityWebController.format(entry.time), event: entry.event, actor: entry.actor ?? "",
+                     subject: entry.subject ?? "", ip: entry.ip, userAgent: UserAgentSummary.describe(entry.userAgent),
+                     details: entry.details.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", "))
+        }
+        var items: [String] = []
+        for (key, value) in [("from", fromText), ("to", toText), ("user", filter.user ?? ""), ("type", filter.type ?? "")] where !value.isEmpty {
+            items.append("\(key)=\(value.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")")
+        }
+        func link(_ page: Int) -> String { AdminPath.audit.string + "?" + (items + ["page=\(page)"]).joined(separator: "&") }
+        let context = AuditPage(
+            layout: req.layout("Audit log"), rows: rows, from: fromText, to: toText, user: filter.user ?? "", type: filter.type ?? "",
+            types: AuditEventType.allCases.map(\.rawValue).sorted(), total: result.total, page: result.page, pageCount: result.pageCount,
+            previousLink: result.page > 1 ? link(result.page - 1) : nil, nextLink: result.page < result.pageCount ? link(result.page + 1) : nil,
+            csvLink: AdminPath.auditCSV.string + (items.isEmpty ? "" : "?" + items.joined(separator: "&")))
+        return try await req.render("admin-audit", context)
+    }
+}

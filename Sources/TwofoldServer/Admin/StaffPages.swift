@@ -1,0 +1,195 @@
+import Fluent
+import Vapor
+
+/// Rendering of the staff list, a user's page, the staff form and the confirmation pages.
+enum StaffPages {
+    struct StaffRow: Encodable {
+        var id: String
+        var username: String
+        var name: String
+        var email: String
+        var primaryProvider: String
+        var cell: String
+        var twoFactor: String
+        var twoFactorState: String
+        var canSetUp: Bool
+        var viewLink: String
+        var editLink: String
+        var deleteLink: String
+        var setUpLink: String
+    }
+
+    struct ListPage: Encodable {
+        var layout: Layout
+        var rows: [StaffRow]
+        var search: String
+        var total: Int
+        var page: Int
+        var pageCount: Int
+        var previousLink: String?
+        var nextLink: String?
+        var newLink = AdminPath.newStaff.string
+    }
+
+    static func list(_ req: Request, error: String?, status: HTTPResponseStatus) async throws -> Response {
+        let service = try AdminWebController.service(req)
+        let search = (try? req.query.get(String.self, at: "q")) ?? ""
+        let requested = (try? req.query.get(Int.self, at: "page")) ?? 1
+        let page = try await service.directory.page(search: search, page: requested)
+        let rows = page.rows.map { row -> StaffRow in
+            let id = row.user.id!
+            let (text, state): (String, String) = switch row.twoFactor {
+            case .active(let kind, let shortID): ("Active: \(kind == .totp ? "app" : "SMS") \(shortID)", "active")
+            case .requiredNotSetUp: ("Required — not yet set up", "required")
+            case .inactive: ("Inactive", "inactive")
+            }
+            return StaffRow(id: id.uuidString, username: row.user.username, name: row.user.fullName, email: row.user.email,
+                            primaryProvider: row.primaryProviderName ?? (row.user.role == .provider ? "Provider" : ""),
+                            cell: row.user.cellPhone ?? "", twoFactor: text, twoFactorState: state, canSetUp: state == "inactive",
+                            viewLink: AdminPath.user(id).string, editLink: AdminPath.edit(id).string,
+                            deleteLink: AdminPath.delete(id).string, setUpLink: AdminPath.setUp(id).string)
+        }
+        func link(_ number: Int) -> String {
+            var items = ["page=\(number)"]
+            if !search.isEmpty { items.insert("q=\(search.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")", at: 0) }
+            return AdminPath.staff.string + "?" + items.joined(separator: "&")
+        }
+        let context = ListPage(layout: req.layout("Staff Members", error: error), rows: rows, search: search, total: page.total, page: page.page,
+                               pageCount: page.pageCount, previousLink: page.page > 1 ? link(page.page - 1) : nil,
+                               nextLink: page.page < page.pageCount ? link(page.page + 1) : nil)
+        return try await req.render("admin-staff", context, status: status)
+    }
+
+    // MARK: one user
+
+    struct UserPage: Encodable {
+        var layout: Layout
+        var name: String
+        var username: String
+        var email: String
+        var cell: String
+        var role: String
+        var manageAccounts: Bool
+        var twoFactorRequired: Bool
+        var factors: [String]
+        var isSelf: Bool
+        var disableAction: String
+        var setUpLink: String
+        var editLink: String
+        var backLink = AdminPath.staff.string
+    }
+
+    static func user(_ req: Request, id: UUID, error: String?, status: HTTPResponseStatus) async throws -> Response {
+        let service = try AdminWebController.service(req)
+        let user = try await service.directory.user(id)
+        let factors = try await Factor.query(on: req.db).filter(\.$user.$id == id).filter(\.$status == .active).all()
+        let context = UserPage(
+            layout: req.layout(user.fullName, error: error), name: user.fullName, username: user.username, email: user.email,
+            cell: user.cellPhone ?? "", role: user.role.rawValue, manageAccounts: user.has(.manageAccounts),
+            twoFactorRequired: user.twoFactorRequired || service.admin.practice.mandatoryTwoFactor,
+            factors: factors.map { "\($0.nickname) (\($0.kind.displayName), \($0.shortID))\($0.isPrimary ? " — primary" : "")" },
+            isSelf: id == service.admin.userID, disableAction: AdminPath.disable(id).string, setUpLink: AdminPath.setUp(id).string,
+            editLink: AdminPath.edit(id).string)
+        return try await req.render("admin-user", context, status: status)
+    }
+
+    // MARK: staff form
+
+    struct StaffForm: Content {
+        var username: String?
+        var firstName: String?
+        var lastName: String?
+        var email: String?
+        var cellPhone: String?
+        var role: String?
+        var manageAccounts: String?
+        var primaryProviderId: String?
+        var temporaryPassword: String?
+        var adminPassword: String?
+
+        var input: AdminService.StaffInput {
+            AdminService.StaffInput(
+                username: username ?? "", firstName: firstName ?? "", lastName: lastName ?? "", email: email ?? "",
+                cellPhone: cellPhone, role: role == "provider" ? .provider : .staff, manageAccounts: manageAccounts != nil,
+                primaryProviderID: primaryProviderId.flatMap(UUID.init(uuidString:)))
+        }
+    }
+
+    struct ProviderOption: Encodable {
+        var id: String
+        var name: String
+        var selected: Bool
+    }
+
+    struct FormPage: Encodable {
+        var layout: Layout
+        var isNew: Bool
+        var action: String
+        var username: String
+        var firstName: String
+        var lastName: String
+        var email: String
+        var cellPhone: String
+        var isProvider: Bool
+        var manageAccounts: Bool
+        var providers: [ProviderOption]
+        var backLink = AdminPath.staff.string
+    }
+
+    static func form(_ req: Request, user: User?, input: StaffForm?, error: String?, status: HTTPResponseStatus) async throws -> Response {
+        let service = try AdminWebController.service(req)
+        let selectedProvider = input?.primaryProviderId ?? user?.primaryProviderID?.uuidString
+        let providers = try await service.directory.providers().filter { $0.id != user?.id }.map {
+            ProviderOption(id: $0.id!.uuidString, name: "Dr. \($0.firstName) \($0.lastName)", selected: $0.id!.uuidString == selectedProvider)
+        }
+        let context = FormPage(
+            layout: req.layout(user == nil ? "Add a staff member" : "Edit \(user!.fullName)", error: error), isNew: user == nil,
+            action: user.map { AdminPath.edit($0.id!).string } ?? AdminPath.staff.string,
+            username: input?.username ?? user?.username ?? "", firstName: input?.firstName ?? user?.firstName ?? "",
+            lastName: input?.lastName ?? user?.lastName ?? "", email: input?.email ?? user?.email ?? "",
+            cellPhone: input?.cellPhone ?? user?.cellPhone ?? "", isProvider: (input?.role ?? user?.role.rawValue) == "provider",
+            manageAccounts: input.map { $0.manageAccounts != nil } ?? user?.has(.manageAccounts) ?? false, providers: providers)
+        return try await req.render("admin-staff-form", context, status: status)
+    }
+
+    // MARK: confirmations
+
+    enum Confirmation {
+        case setUp(User)
+        case delete(User)
+    }
+
+    struct ConfirmPage: Encodable {
+        var layout: Layout
+        var heading: String
+        var lines: [String]
+        var blocked: String?
+        var fixLink: String?
+        var action: String
+        var button: String
+        var danger: Bool
+        var backLink = AdminPath.staff.string
+    }
+
+    static func confirm(_ req: Request, _ confirmation: Confirmation, error: String?, status: HTTPResponseStatus) async throws -> Response {
+        let context: ConfirmPage
+        switch confirmation {
+        case .setUp(let user):
+            let cell = user.cellPhone ?? ""
+            context = ConfirmPage(
+                layout: req.layout("Set up two-factor authentication", error: error),
+                heading: "Set up two-factor authentication for \(user.fullName)",
+                lines: ["Email to use: \(user.email)", "Cell phone to use: \(cell.isEmpty ? "none on file" : cell)",
+                        "At their next sign-in, \(user.firstName) must set up an authenticator app or confirm a text-message code sent to this cell phone before doing anything else."],
+                blocked: cell.isEmpty ? AdminError.noCellPhone(name: user.fullName).reason : nil,
+                fixLink: cell.isEmpty ? AdminPath.edit(user.id!).string : nil,
+                action: AdminPath.setUp(user.id!).string, button: "Confirm", danger: false)
+        case .delete(let user):
+            context = ConfirmPage(
+                layout: req.layout("Delete staff member", error: error), heading: "Delete \(user.fullName) (\(user.username))?",
+                lines: ["They will no longer be able to sign in. Their sign-in methods are removed.", "The audit log keeps every event about them."],
+                blocked: nil, fixLink: nil, action: AdminPath.delete(user.id!).string, button: "Delete staff member", danger: true)
+        }
+        return try await req.render("admin-confirm", context, status: status)
+    }
+}

@@ -1,0 +1,105 @@
+import Fluent
+import Foundation
+import Vapor
+
+/// Reads one practice's audit events with filters, for the audit page, the API and CSV export.
+struct AuditQuery {
+    static let pageSize = 100
+
+    struct Filter {
+        var from: Date?
+        var to: Date?
+        /// A username; matches events where that user is the actor or the subject.
+        var user: String?
+        var type: String?
+        var page: Int?
+    }
+
+    struct Entry: Content {
+        var seq: Int64
+        var time: Date
+        var event: String
+        var actor: String?
+        var subject: String?
+        var ip: String
+        var userAgent: String
+        var details: [String: String]
+    }
+
+    struct Result: Content {
+        var events: [Entry]
+        var total: Int
+        var page: Int
+        var pageCount: Int
+    }
+
+    let database: any Database
+    let practiceID: UUID
+
+    /// Reads `from`, `to` (a day like 2026-11-25, or an ISO 8601 time), `user`, `type` and `page` from the query string.
+    static func filter(from req: Request) throws -> Filter {
+        func date(_ name: String, endOfDay: Bool) throws -> Date? {
+            guard let text = try? req.query.get(String.self, at: name), !text.isEmpty else { return nil }
+            let day = DateFormatter()
+            day.dateFormat = "yyyy-MM-dd"
+            day.timeZone = TimeZone(identifier: "UTC")
+            if let date = day.date(from: text) { return endOfDay ? date.addingTimeInterval(86_399.999) : date }
+            if let date = try? Date(text, strategy: .iso8601) { return date }
+            throw Abort(.badRequest, reason: "\(name) must be a day like 2026-11-25 or a time like 2026-11-25T14:00:00Z.")
+        }
+        let page = try? req.query.get(Int.self, at: "page")
+        if let page, page < 1 { throw Abort(.badRequest, reason: "page starts at 1.") }
+        return Filter(from: try date("from", endOfDay: false), to: try date("to", endOfDay: true),
+                      user: try? req.query.get(String.self, at: "user"), type: try? req.query.get(String.self, at: "type"), page: page)
+    }
+
+    func run(_ filter: Filter, limit: Int = AuditQuery.pageSize) async throws -> Result {
+        var query = AuditEvent.query(on: database).filter(\.$practiceID == practiceID)
+        if let from = filter.from { query = query.filter(\.$occurredAt >= from) }
+        if let to = filter.to { query = query.filter(\.$occurredAt <= to) }
+        if let type = filter.type?.trimmingCharacters(in: .whitespaces), !type.isEmpty { query = query.filter(\.$event == type) }
+        if let username = filter.user?.trimmingCharacters(in: .whitespaces), !username.isEmpty {
+            let user = try await User.query(on: database).filter(\.$usernameKey == User.key(for: username)).filter(\.$practice.$id == practiceID).first()
+            let id = user?.id ?? UUID()
+            query = query.group(.or) { $0.filter(\.$actorID == id).filter(\.$subjectID == id) }
+        }
+        let total = try await query.copy().count()
+        let page = max(1, filter.page ?? 1)
+        let events = try await query.sort(\.$seq, .descending).range(((page - 1) * limit)..<(page * limit)).all()
+        let ids = Set(events.flatMap { [$0.actorID, $0.subjectID].compactMap { $0 } })
+        let names = ids.isEmpty ? [:] : Dictionary(uniqueKeysWithValues: try await User.query(on: database).filter(\.$id ~~ Array(ids)).all().map { ($0.id!, $0.username) })
+        let entries = events.map { event in
+            Entry(seq: event.seq, time: event.occurredAt, event: event.event,
+                  actor: event.actorID.map { names[$0] ?? "deleted user \($0.uuidString.prefix(8))" },
+                  subject: event.subjectID.map { names[$0] ?? "deleted user \($0.uuidString.prefix(8))" },
+                  ip: event.ip, userAgent: event.userAgent,
+                  details: (try? JSONDecoder().decode([String: String].self, from: Data(event.details.utf8))) ?? [:])
+        }
+        return Result(events: entries, total: total, page: page, pageCount: max(1, (total + limit - 1) / limit))
+    }
+
+    /// Every matching event as CSV (RFC 4180), newest first; cells that a spreadsheet would run as a formula are neutralised.
+    func csv(_ filter: Filter) async throws -> String {
+        var lines = ["seq,time,event,actor,subject,ip,user_agent,details"]
+        var pageFilter = filter
+        pageFilter.page = 1
+        while true {
+            let result = try await run(pageFilter, limit: 1000)
+            for entry in result.events {
+                let details = entry.details.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "; ")
+                let cells = [String(entry.seq), entry.time.ISO8601Format(), entry.event, entry.actor ?? "", entry.subject ?? "", entry.ip, entry.userAgent, details]
+                lines.append(cells.map(Self.csvCell).joined(separator: ","))
+            }
+            if (pageFilter.page ?? 1) >= result.pageCount { break }
+            pageFilter.page = (pageFilter.page ?? 1) + 1
+        }
+        return lines.joined(separator: "\r\n") + "\r\n"
+    }
+
+    static func csvCell(_ value: String) -> String {
+        var cell = value
+        if let first = cell.first, "=+-@\t\r".contains(first) { cell = "'" + cell }
+        if cell.contains(where: { ",\"\r\n".contains($0) }) { cell = "\"" + cell.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
+        return cell
+    }
+}

@@ -1,0 +1,157 @@
+import Fluent
+import Foundation
+import TwofoldCore
+import Vapor
+
+/// `twofold migrate`: brings the database schema up to date (also done by `serve`).
+struct MigrateNowCommand: AsyncCommand {
+    struct Signature: CommandSignature {}
+    var help: String { "Creates or updates the database tables (serve does this too)." }
+
+    func run(using context: CommandContext, signature: Signature) async throws {
+        try await prepareDatabase(context.application)
+        context.console.print("The database is up to date.")
+    }
+}
+
+/// `twofold practice create --name NAME [--mandatory-2fa]`
+struct PracticeCommands: AsyncCommandGroup {
+    var help: String { "Manage practices." }
+    var commands: [String: any AnyAsyncCommand] { ["create": CreatePracticeCommand()] }
+}
+
+struct CreatePracticeCommand: AsyncCommand {
+    struct Signature: CommandSignature {
+        @Option(name: "name", help: "The practice's name, shown on the sign-in page and in authenticator apps.")
+        var name: String?
+        @Flag(name: "mandatory-2fa", help: "Require two-factor authentication for every user of the practice.")
+        var mandatory: Bool
+    }
+
+    var help: String { "Creates a practice and prints its id." }
+
+    func run(using context: CommandContext, signature: Signature) async throws {
+        guard let name = signature.name else { throw CLIError("--name is required, e.g. twofold practice create --name \"Riverside Family Medicine\"") }
+        let app = context.application
+        try await prepareDatabase(app)
+        let practice = try await AccountProvisioning(database: app.db, passwords: app.password.async, now: app.twofold.clock.now())
+            .createPractice(name: name, mandatoryTwoFactor: signature.mandatory)
+        context.console.print(practice.id!.uuidString)
+    }
+}
+
+/// `twofold user create --practice ID --username U … --password-stdin`
+struct UserCommands: AsyncCommandGroup {
+    var help: String { "Manage users." }
+    var commands: [String: any AnyAsyncCommand] { ["create": CreateUserCommand()] }
+}
+
+struct CreateUserCommand: AsyncCommand {
+    struct Signature: CommandSignature {
+        @Option(name: "practice", help: "The practice id (from `twofold practice create`).") var practice: String?
+        @Option(name: "username", help: "The sign-in name, unique on this server.") var username: String?
+        @Option(name: "first-name", help: "First name.") var firstName: String?
+        @Option(name: "last-name", help: "Last name.") var lastName: String?
+        @Option(name: "email", help: "Email address.") var email: String?
+        @Option(name: "cell", help: "Cell phone for text-message codes, e.g. +15551234567.") var cell: String?
+        @Option(name: "role", help: "provider or staff (default staff).") var role: String?
+        @Flag(name: "manage-accounts", help: "Grant the Manage Accounts permission (practice administrator).") var manageAccounts: Bool
+        @Flag(name: "password-stdin", help: "Read the password from standard input (required).") var passwordStdin: Bool
+    }
+
+    var help: String { "Creates a user and prints its id; the password is read from standard input." }
+
+    func run(using context: CommandContext, signature: Signature) async throws {
+        var missing: [String] = []
+        for (flag, value) in [("--practice", signature.practice), ("--username", signature.username), ("--first-name", signature.firstName),
+                              ("--last-name", signature.lastName), ("--email", signature.email)] where value == nil {
+            missing.append(flag)
+        }
+        if !signature.passwordStdin { missing.append("--password-stdin (pipe the password in)") }
+        guard missing.isEmpty else { throw CLIError("missing: " + missing.joined(separator: ", ")) }
+        guard let practiceID = UUID(uuidString: signature.practice!) else { throw CLIError("--practice must be a practice id like 3F2504E0-4F89-41D3-9A0C-0305E82C3301") }
+        let role: User.Role
+        switch signature.role?.lowercased() ?? "staff" {
+        case "provider": role = .provider
+        case "staff": role = .staff
+        default: throw CLIError("--role must be provider or staff")
+        }
+        guard let line = readLine(strippingNewline: true), !line.isEmpty else { throw CLIError("no password on standard input; try: echo 'the password' | twofold user create … --password-stdin") }
+        let app = context.application
+        try await prepareDatabase(app)
+        let user = try await AccountProvisioning(database: app.db, passwords: app.password.async, now: app.twofold.clock.now()).createUser(.init(
+            practiceID: practiceID, username: signature.username!, firstName: signature.firstName!, lastName: signature.lastName!,
+            email: signature.email!, cellPhone: signature.cell, role: role, permissions: signature.manageAccounts ? [.manageAccounts] : [],
+            password: line))
+        context.console.print(user.id!.uuidString)
+    }
+}
+
+/// `twofold outbox list [--to PHONE] [--json]`: what the outbox sender "sent", newest first.
+struct OutboxCommands: AsyncCommandGroup {
+    var help: String { "Read text messages kept by the outbox sender." }
+    var commands: [String: any AnyAsyncCommand] { ["list": ListOutboxCommand()] }
+}
+
+struct ListOutboxCommand: AsyncCommand {
+    struct Signature: CommandSignature {
+        @Option(name: "to", help: "Only messages to this phone number.") var to: String?
+        @Option(name: "limit", help: "At most this many messages (default 50).") var limit: Int?
+        @Flag(name: "json", help: "Print JSON instead of text.") var json: Bool
+    }
+
+    var help: String { "Lists messages the outbox sender kept, newest first." }
+
+    struct Item: Codable {
+        var to: String
+        var body: String
+        var sentAt: Date
+    }
+
+    func run(using context: CommandContext, signature: Signature) async throws {
+        let app = context.application
+        try await prepareDatabase(app)
+        var query = OutboxMessage.query(on: app.db).sort(\.$createdAt, .descending).limit(max(1, signature.limit ?? 50))
+        if let to = signature.to {
+            query = query.filter(\.$recipient == (SMSCodeService.normalizedPhone(to) ?? to))
+        }
+        let items = try await query.all().map { Item(to: $0.recipient, body: $0.body, sentAt: $0.createdAt) }
+        if signature.json {
+            let encoder = JSONEncoder()
+            encoder.dateEncodingStrategy = .iso8601
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            context.console.print(String(decoding: try encoder.encode(items), as: UTF8.self))
+        } else if items.isEmpty {
+            context.console.print("The outbox is empty.")
+        } else {
+            for item in items { context.console.print("\(item.sentAt.ISO8601Format())  \(item.to)  \(item.body)") }
+        }
+    }
+}
+
+/// `twofold audit verify`: walks the audit hash chain; exit status 0 only when intact.
+struct AuditCommands: AsyncCommandGroup {
+    var help: String { "Check the audit log." }
+    var commands: [String: any AnyAsyncCommand] { ["verify": VerifyAuditCommand()] }
+}
+
+struct VerifyAuditCommand: AsyncCommand {
+    struct Signature: CommandSignature {}
+    var help: String { "Checks that no audit event was changed, removed or inserted." }
+
+    func run(using context: CommandContext, signature: Signature) async throws {
+        let app = context.application
+        try await prepareDatabase(app)
+        let result = try await AuditLog.verify(on: app.db)
+        if let problem = result.problem {
+            throw CLIError("the audit log is NOT intact: \(problem) (\(result.checked) events before it verified)")
+        }
+        context.console.print("The audit log is intact: \(result.checked) events verified.")
+    }
+}
+
+/// A command-line mistake, printed as one line without a stack trace.
+public struct CLIError: Error, CustomStringConvertible {
+    public var description: String
+    init(_ description: String) { self.description = description }
+}

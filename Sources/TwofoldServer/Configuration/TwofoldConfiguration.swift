@@ -1,0 +1,151 @@
+import Foundation
+import TwofoldCore
+
+/// Everything Twofold reads from the environment, decoded once at start-up.
+///
+/// `serve`, the admin commands and the tests all build the application from one of these,
+/// so no other file reads environment variables.
+public struct TwofoldConfiguration: Sendable {
+    public enum Storage: Sendable, Equatable {
+        case sqliteFile(path: String)
+        case sqliteMemory
+        case postgres(url: String, searchPath: String?)
+    }
+
+    public enum SMSSenderChoice: Sendable, Equatable {
+        case outbox
+        case twilio(TwilioSettings)
+        case webhook(WebhookSettings)
+    }
+
+    public struct TwilioSettings: Sendable, Equatable {
+        public var accountSID: String
+        public var authToken: String
+        public var fromNumber: String
+        public var apiBaseURL: String
+    }
+
+    public struct WebhookSettings: Sendable, Equatable {
+        public var url: String
+        public var signingSecret: String
+    }
+
+    public var storage: Storage
+    public var dataDirectory: String
+    public var sealingKey: SealingKey?
+    public var previousSealingKeys: [SealingKey]
+    public var smsSender: SMSSenderChoice
+    /// Marks cookies `Secure`; on when Twofold sits behind a TLS-terminating proxy.
+    public var secureCookies: Bool
+    /// Bcrypt cost for new password hashes; tests lower it to keep the suite quick.
+    public var bcryptCost: Int
+    public var issuerFallback: String
+
+    public init(
+        storage: Storage = .sqliteMemory,
+        dataDirectory: String = FileManager.default.currentDirectoryPath,
+        sealingKey: SealingKey? = nil,
+        previousSealingKeys: [SealingKey] = [],
+        smsSender: SMSSenderChoice = .outbox,
+        secureCookies: Bool = false,
+        bcryptCost: Int = 12,
+        issuerFallback: String = "Twofold"
+    ) {
+        self.storage = storage
+        self.dataDirectory = dataDirectory
+        self.sealingKey = sealingKey
+        self.previousSealingKeys = previousSealingKeys
+        self.smsSender = smsSender
+        self.secureCookies = secureCookies
+        self.bcryptCost = bcryptCost
+        self.issuerFallback = issuerFallback
+    }
+}
+
+/// A configuration problem, listing every bad variable at once so an operator can fix them in one go.
+public struct ConfigurationError: Error, CustomStringConvertible {
+    public var problems: [String]
+    public var description: String {
+        "Twofold cannot start; fix these settings:\n" + problems.map { "  - \($0)" }.joined(separator: "\n")
+    }
+}
+
+extension TwofoldConfiguration {
+    /// Reads the configuration from environment variables (see README, "Configuration").
+    /// - Throws: ``ConfigurationError`` naming every variable that is set but unusable.
+    public static func fromEnvironment(_ env: [String: String] = ProcessInfo.processInfo.environment) throws -> TwofoldConfiguration {
+        var problems: [String] = []
+        var config = TwofoldConfiguration()
+        let dataDirectory = env["TWOFOLD_DATA_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? FileManager.default.currentDirectoryPath
+        config.dataDirectory = dataDirectory
+
+        if let url = env["DATABASE_URL"], !url.isEmpty {
+            if url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") {
+                config.storage = .postgres(url: url, searchPath: nil)
+            } else if url.hasPrefix("sqlite://") {
+                config.storage = .sqliteFile(path: String(url.dropFirst("sqlite://".count)))
+            } else {
+                problems.append("DATABASE_URL must start with postgres:// (or sqlite:// for a file path); leave it unset for the built-in SQLite database")
+            }
+        } else {
+            config.storage = .sqliteFile(path: (dataDirectory as NSString).appendingPathComponent("twofold.sqlite"))
+        }
+
+        if let key = env["TWOFOLD_SECRET_KEY"], !key.isEmpty {
+            do { config.sealingKey = try SealingKey(base64: key) } catch {
+                problems.append("TWOFOLD_SECRET_KEY must be the base64 encoding of exactly 32 random bytes (try: openssl rand -base64 32)")
+            }
+        }
+        if let previous = env["TWOFOLD_PREVIOUS_SECRET_KEYS"], !previous.isEmpty {
+            for (index, part) in previous.split(separator: ",").enumerated() {
+                do { config.previousSealingKeys.append(try SealingKey(base64: part.trimmingCharacters(in: .whitespaces))) } catch {
+                    problems.append("TWOFOLD_PREVIOUS_SECRET_KEYS entry \(index + 1) is not base64 of 32 bytes")
+                }
+            }
+        }
+
+        switch env["TWOFOLD_SMS_SENDER"]?.lowercased() ?? "outbox" {
+        case "", "outbox":
+            config.smsSender = .outbox
+        case "twilio":
+            let sid = env["TWILIO_ACCOUNT_SID"] ?? ""
+            let token = env["TWILIO_AUTH_TOKEN"] ?? ""
+            let from = env["TWILIO_FROM_NUMBER"] ?? ""
+            if sid.isEmpty { problems.append("TWILIO_ACCOUNT_SID is required when TWOFOLD_SMS_SENDER=twilio") }
+            if token.isEmpty { problems.append("TWILIO_AUTH_TOKEN is required when TWOFOLD_SMS_SENDER=twilio") }
+            if from.isEmpty { problems.append("TWILIO_FROM_NUMBER is required when TWOFOLD_SMS_SENDER=twilio") }
+            let base = env["TWILIO_API_BASE_URL"].flatMap { $0.isEmpty ? nil : $0 } ?? "https://api.twilio.com"
+            if !isAcceptableOutboundURL(base) { problems.append("TWILIO_API_BASE_URL must be an https:// URL (http:// only for 127.0.0.1 or localhost)") }
+            config.smsSender = .twilio(.init(accountSID: sid, authToken: token, fromNumber: from, apiBaseURL: base))
+        case "webhook":
+            let url = env["TWOFOLD_SMS_WEBHOOK_URL"] ?? ""
+            let secret = env["TWOFOLD_SMS_WEBHOOK_SECRET"] ?? ""
+            if !isAcceptableOutboundURL(url) { problems.append("TWOFOLD_SMS_WEBHOOK_URL must be an https:// URL (http:// only for 127.0.0.1 or localhost)") }
+            if secret.utf8.count < 16 { problems.append("TWOFOLD_SMS_WEBHOOK_SECRET must be at least 16 characters; it signs every webhook request") }
+            config.smsSender = .webhook(.init(url: url, signingSecret: secret))
+        case let other:
+            problems.append("TWOFOLD_SMS_SENDER must be outbox, twilio or webhook (got \(other))")
+        }
+
+        if let secure = env["TWOFOLD_SECURE_COOKIES"], !secure.isEmpty {
+            switch secure.lowercased() {
+            case "1", "true", "yes", "on": config.secureCookies = true
+            case "0", "false", "no", "off": config.secureCookies = false
+            default: problems.append("TWOFOLD_SECURE_COOKIES must be true or false")
+            }
+        }
+        if let cost = env["TWOFOLD_BCRYPT_COST"], !cost.isEmpty {
+            if let value = Int(cost), (4...31).contains(value) { config.bcryptCost = value } else {
+                problems.append("TWOFOLD_BCRYPT_COST must be a whole number from 4 to 31 (default 12)")
+            }
+        }
+        guard problems.isEmpty else { throw ConfigurationError(problems: problems) }
+        return config
+    }
+
+    static func isAcceptableOutboundURL(_ string: String) -> Bool {
+        guard let url = URL(string: string), let scheme = url.scheme?.lowercased(), let host = url.host?.lowercased() else { return false }
+        if scheme == "https" { return true }
+        return scheme == "http" && (host == "127.0.0.1" || host == "localhost" || host == "::1")
+    }
+}

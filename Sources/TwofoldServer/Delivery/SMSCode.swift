@@ -1,0 +1,61 @@
+import Fluent
+import Foundation
+
+/// A one-time code sent by text message: random, stored hashed, single use, expires after ten minutes.
+final class SMSCode: Model, @unchecked Sendable {
+    static let schema = "sms_codes"
+    static let lifetime: TimeInterval = 10 * 60
+
+    enum Purpose: String, Codable, Sendable {
+        case signIn = "sign_in"
+        case enrollment
+    }
+
+    @ID(key: .id) var id: UUID?
+    @Parent(key: "user_id") var user: User
+    @OptionalParent(key: "factor_id") var factor: Factor?
+    @Field(key: "phone") var phone: String
+    @Field(key: "purpose") var purpose: Purpose
+    @Field(key: "code_hash") var codeHash: String
+    @Field(key: "created_at") var createdAt: Date
+    @Field(key: "expires_at") var expiresAt: Date
+    @OptionalField(key: "used_at") var usedAt: Date?
+    @Field(key: "delivered") var delivered: Bool
+
+    init() {}
+
+    init(id: UUID = UUID(), userID: UUID, factorID: UUID?, phone: String, purpose: Purpose, codeHash: String, now: Date) {
+        self.id = id
+        self.$user.id = userID
+        self.$factor.id = factorID
+        self.phone = phone
+        self.purpose = purpose
+        self.codeHash = codeHash
+        self.createdAt = now
+        self.expiresAt = now.addingTimeInterval(SMSCode.lifetime)
+        self.delivered = false
+    }
+}
+
+struct CreateSMSCode: AsyncMigration {
+    func prepare(on database: any Database) async throws {
+        try await database.schema(SMSCode.schema)
+            .id()
+            .field("user_id", .uuid, .required, .references(User.schema, .id, onDelete: .cascade))
+            .field("factor_id", .uuid, .references(Factor.schema, .id, onDelete: .cascade))
+            .field("phone", .string, .required)
+            .field("purpose", .string, .required)
+            .field("code_hash", .string, .required)
+            .field("created_at", .datetime, .required)
+            .field("expires_at", .datetime, .required)
+            .field("used_at", .datetime)
+            .field("delivered", .bool, .required)
+            .create()
+        try await database.sqlIndex(name: "sms_codes_user_idx", on: SMSCode.schema, columns: ["user_id", "created_at"])
+        try await database.sqlIndex(name: "sms_codes_phone_idx", on: SMSCode.schema, columns: ["phone", "created_at"])
+    }
+
+    func revert(on database: any Database) async throws {
+        try await database.schema(SMSCode.schema).delete()
+    }
+}

@@ -1,0 +1,116 @@
+import Fluent
+import SQLKit
+import TwofoldCore
+import Vapor
+
+/// Errors a user can meet when asking for a text-message code.
+enum SMSError: AbortError {
+    case notAllowed
+    case noPhone
+    case rateLimited(retryAfter: Int)
+    case deliveryFailed
+
+    var status: HTTPResponseStatus {
+        switch self {
+        case .notAllowed, .noPhone: .badRequest
+        case .rateLimited: .tooManyRequests
+        case .deliveryFailed: .serviceUnavailable
+        }
+    }
+
+    var reason: String {
+        switch self {
+        case .notAllowed: "Your practice does not allow codes by text message. Use your authenticator app or a recovery code."
+        case .noPhone: "There is no cell phone number on your profile. Add one in your profile, or ask your practice administrator."
+        case .rateLimited(let seconds): "A code was sent recently. Wait \(seconds) seconds before asking for another one, or use the code you already received."
+        case .deliveryFailed: "We could not send the text message. Try again in a few minutes, or use another method."
+        }
+    }
+
+    var headers: HTTPHeaders {
+        if case .rateLimited(let seconds) = self { return ["Retry-After": String(seconds)] }
+        return [:]
+    }
+}
+
+/// Issues and checks one-time codes sent by text message.
+struct SMSCodeService {
+    let request: Request
+
+    static func maskedPhone(_ phone: String) -> String {
+        let digits = phone.filter(\.isNumber)
+        return digits.count <= 4 ? "•••" : "•••" + String(digits.suffix(4))
+    }
+
+    static func normalizedPhone(_ input: String) -> String? {
+        let trimmed = input.trimmingCharacters(in: .whitespacesAndNewlines)
+        let digits = trimmed.filter(\.isNumber)
+        guard (7...15).contains(digits.count),
+              trimmed.allSatisfy({ $0.isNumber || " +-().".contains($0) })
+        else { return nil }
+        return (trimmed.hasPrefix("+") ? "+" : "") + digits
+    }
+
+    /// Generates a code, stores its hash and sends it. Nothing is left behind when the sender fails.
+    func send(to phone: String, user: User, practice: Practice, purpose: SMSCode.Purpose, factorID: UUID?) async throws {
+        let now = request.now
+        try await enforceLimits(userID: user.id!, phone: phone, practiceID: practice.id!, now: now)
+        let digits = max(6, practice.otpDigits)
+        let code = SecureRandom.digits(digits)
+        let record = SMSCode(userID: user.id!, factorID: factorID, phone: phone, purpose: purpose, codeHash: "", now: now)
+        record.codeHash = Self.hash(code: code, id: record.id!)
+        try await record.create(on: request.db)
+        let body = "\(code) is your \(practice.name) sign-in code. It expires in 10 minutes. Never share it; \(practice.name) staff will never ask for it."
+        do {
+            try await request.application.smsSender.send(to: phone, body: body, database: request.db, client: request.client, now: now)
+        } catch {
+            try await record.delete(on: request.db)
+            request.logger.warning("SMS delivery failed", metadata: ["sender": .string(request.application.smsSender.name), "problem": .string(String(describing: error))])
+            try await request.audit(.smsFailed, practiceID: practice.id, actorID: user.id, details: ["to": Self.maskedPhone(phone), "purpose": purpose.rawValue, "sender": request.application.smsSender.name])
+            throw SMSError.deliveryFailed
+        }
+        record.delivered = true
+        try await record.save(on: request.db)
+        try await request.audit(.smsSent, practiceID: practice.id, actorID: user.id, details: ["to": Self.maskedPhone(phone), "purpose": purpose.rawValue])
+    }
+
+    private func enforceLimits(userID: UUID, phone: String, practiceID: UUID, now: Date) async throws {
+        let store = ThrottleStore(database: request.db)
+        let keys: [(String, FixedWindowLimit)] = [
+            ("sms:burst:user:\(userID)", ThrottleLimits.smsBurst), ("sms:hour:user:\(userID)", ThrottleLimits.smsHourly),
+            ("sms:burst:phone:\(phone)", ThrottleLimits.smsBurst), ("sms:hour:phone:\(phone)", ThrottleLimits.smsHourly),
+        ]
+        for (key, limit) in keys {
+            if let until = try await store.blockedUntil(key, limit: limit, now: now) {
+                let seconds = max(1, Int(until.timeIntervalSince(now).rounded(.up)))
+                try await request.audit(.smsRateLimited, practiceID: practiceID, actorID: userID, details: ["retry_after": String(seconds)])
+                throw SMSError.rateLimited(retryAfter: seconds)
+            }
+        }
+        for (key, limit) in keys { try await store.record(key, limit: limit, now: now) }
+    }
+
+    /// Finds an unexpired, unused code matching `input` and marks it used in the same statement,
+    /// so two requests can never both spend one code.
+    func redeem(_ input: String, userID: UUID, purpose: SMSCode.Purpose, factorID: UUID? = nil) async throws -> SMSCode? {
+        let now = request.now
+        var query = SMSCode.query(on: request.db)
+            .filter(\.$user.$id == userID).filter(\.$purpose == purpose)
+            .filter(\.$usedAt == nil).filter(\.$expiresAt > now).filter(\.$delivered == true)
+        if let factorID { query = query.filter(\.$factor.$id == factorID) }
+        let candidates = try await query.all()
+        var match: SMSCode?
+        for candidate in candidates where ConstantTime.equals(Self.hash(code: input, id: candidate.id!), candidate.codeHash) {
+            match = candidate
+        }
+        guard let match else { return nil }
+        let claimed = try await request.db.sql.raw("""
+            UPDATE \(ident: SMSCode.schema) SET used_at = \(bind: now) WHERE id = \(bind: match.id!) AND used_at IS NULL RETURNING id
+            """).all()
+        return claimed.isEmpty ? nil : match
+    }
+
+    static func hash(code: String, id: UUID) -> String {
+        TwofoldCore.Digest.sha256Hex("sms-code|\(id.uuidString)|\(code)")
+    }
+}

@@ -1,0 +1,90 @@
+import Fluent
+import Foundation
+
+/// One second factor of a user: an authenticator app, a phone for SMS codes, and later push devices and passkeys.
+final class Factor: Model, @unchecked Sendable {
+    static let schema = "factors"
+
+    enum Kind: String, Codable, CaseIterable, Sendable {
+        case totp, sms
+
+        var displayName: String {
+            switch self {
+            case .totp: "Authenticator app"
+            case .sms: "Text message"
+            }
+        }
+    }
+
+    enum Status: String, Codable, Sendable {
+        case pending, active
+    }
+
+    @ID(key: .id) var id: UUID?
+
+    // reference fields
+    @Parent(key: "user_id") var user: User
+
+    // data fields
+    @Field(key: "kind") var kind: Kind
+    @Field(key: "status") var status: Status
+    @Field(key: "nickname") var nickname: String
+    @Field(key: "is_primary") var isPrimary: Bool
+    /// The TOTP key, sealed with the server's key (AES-256-GCM) and bound to this factor's id.
+    @OptionalField(key: "sealed_secret") var sealedSecret: Data?
+    @Field(key: "digits") var digits: Int
+    @Field(key: "algorithm") var algorithm: String
+    @Field(key: "period") var period: Int
+    @OptionalField(key: "phone") var phone: String?
+    /// The last TOTP time step accepted; a step at or below it is a replay.
+    @OptionalField(key: "last_used_step") var lastUsedStep: Int64?
+    @Timestamp(key: "created_at", on: .create) var createdAt: Date?
+    @OptionalField(key: "activated_at") var activatedAt: Date?
+    @OptionalField(key: "last_used_at") var lastUsedAt: Date?
+
+    init() {}
+
+    init(id: UUID = UUID(), userID: UUID, kind: Kind, nickname: String, digits: Int = 6, algorithm: String = "SHA1", period: Int = 30) {
+        self.id = id
+        self.$user.id = userID
+        self.kind = kind
+        self.status = .pending
+        self.nickname = nickname
+        self.isPrimary = false
+        self.digits = digits
+        self.algorithm = algorithm
+        self.period = period
+    }
+
+    /// A short public id shown in lists ("Active — TOTP 3F9A2C1B"), never a secret.
+    var shortID: String {
+        String((id?.uuidString ?? "").replacingOccurrences(of: "-", with: "").prefix(8))
+    }
+}
+
+struct CreateFactor: AsyncMigration {
+    func prepare(on database: any Database) async throws {
+        try await database.schema(Factor.schema)
+            .id()
+            .field("user_id", .uuid, .required, .references(User.schema, .id, onDelete: .cascade))
+            .field("kind", .string, .required)
+            .field("status", .string, .required)
+            .field("nickname", .string, .required)
+            .field("is_primary", .bool, .required)
+            .field("sealed_secret", .data)
+            .field("digits", .int, .required)
+            .field("algorithm", .string, .required)
+            .field("period", .int, .required)
+            .field("phone", .string)
+            .field("last_used_step", .int64)
+            .field("created_at", .datetime)
+            .field("activated_at", .datetime)
+            .field("last_used_at", .datetime)
+            .create()
+        try await database.sqlIndex(name: "factors_user_idx", on: Factor.schema, columns: ["user_id"])
+    }
+
+    func revert(on database: any Database) async throws {
+        try await database.schema(Factor.schema).delete()
+    }
+}

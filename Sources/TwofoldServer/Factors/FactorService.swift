@@ -1,0 +1,242 @@
+import Fluent
+import QRCode
+import SQLKit
+import TwofoldCore
+import Vapor
+
+enum FactorError: AbortError, Equatable {
+    case notFound
+    case notPending
+    case wrongCode
+    case tooManyAttempts
+    case required(String)
+    case methodNotAllowed(String)
+    case noCellPhone
+    case invalidNickname
+
+    var status: HTTPResponseStatus {
+        switch self {
+        case .notFound: .notFound
+        case .notPending: .conflict
+        case .wrongCode: .unprocessableEntity
+        case .tooManyAttempts: .tooManyRequests
+        case .required, .methodNotAllowed, .noCellPhone: .forbidden
+        case .invalidNickname: .badRequest
+        }
+    }
+
+    var reason: String {
+        switch self {
+        case .notFound: "That sign-in method does not exist on your account."
+        case .notPending: "That sign-in method is already active."
+        case .wrongCode: "That code is not correct. Check the time on your phone and enter the code your app shows now."
+        case .tooManyAttempts: "Too many wrong codes for this set-up. Start the set-up again."
+        case .required(let why): why
+        case .methodNotAllowed(let method): "Your practice does not allow \(method). Choose another method."
+        case .noCellPhone: "There is no cell phone number on your profile. Add one in your profile first (Account › Profile), then set up text messages."
+        case .invalidNickname: "Give the method a name of 1 to 60 characters."
+        }
+    }
+}
+
+/// Adding, activating, renaming, promoting and removing a user's second factors.
+struct FactorService {
+    let request: Request
+
+    struct TOTPEnrollment {
+        var factor: Factor
+        var secret: OTPSecret
+        var uri: OTPAuthURI
+        var qrSVG: String
+    }
+
+    static func cleanNickname(_ input: String?, default fallback: String) throws -> String {
+        guard let input else { return fallback }
+        let trimmed = input.trimmingCharacters(in: .whitespacesAndNewlines)
+        if trimmed.isEmpty { return fallback }
+        guard trimmed.count <= 60, !trimmed.contains(where: { $0.isNewline }) else { throw FactorError.invalidNickname }
+        return trimmed
+    }
+
+    private func defaultNickname(kind: Factor.Kind, userID: UUID) async throws -> String {
+        let count = try await Factor.query(on: request.db).filter(\.$user.$id == userID).filter(\.$kind == kind).filter(\.$status == .active).count()
+        return count == 0 ? kind.displayName : "\(kind.displayName) \(count + 1)"
+    }
+
+    /// Starts an authenticator-app enrollment: a new key, sealed, in a pending factor.
+    func beginTOTP(session: CurrentSession, nickname: String?) async throws -> TOTPEnrollment {
+        guard session.practice.allowTOTP else { throw FactorError.methodNotAllowed("authenticator apps") }
+        try await Factor.query(on: request.db).filter(\.$user.$id == session.userID).filter(\.$status == .pending).filter(\.$kind == .totp).delete()
+        let name = try Self.cleanNickname(nickname, default: try await defaultNickname(kind: .totp, userID: session.userID))
+        let parameters = try OTPParameters(algorithm: .sha1, digits: session.practice.otpDigits, period: 30)
+        let secret = OTPSecret.generate(for: parameters.algorithm)
+        let factor = Factor(userID: session.userID, kind: .totp, nickname: name, digits: parameters.digits, algorithm: parameters.algorithm.rawValue, period: parameters.period)
+        factor.sealedSecret = Data(try request.twofold.sealer.seal(secret.bytes, context: TOTPVerifier.sealingContext(for: factor.id!)))
+        try await factor.create(on: request.db)
+        return try enrollment(for: factor, session: session, secret: secret)
+    }
+
+    /// Rebuilds the QR code and key text of a pending enrollment (for a page reload).
+    func pendingTOTP(id: UUID, session: CurrentSession) async throws -> TOTPEnrollment {
+        let factor = try await ownFactor(id, session: session)
+        guard factor.status == .pending, factor.kind == .totp else { throw FactorError.notPending }
+        let secret = try TOTPVerifier(database: request.db, sealer: request.twofold.sealer, now: request.now).secret(of: factor)
+        return try enrollment(for: factor, session: session, secret: secret)
+    }
+
+    private func enrollment(for factor: Factor, session: CurrentSession, secret: OTPSecret) throws -> TOTPEnrollment {
+        let parameters = try OTPParameters(algorithm: OTPAlgorithm(rawValue: factor.algorithm) ?? .sha1, digits: factor.digits, period: factor.period)
+        let uri = OTPAuthURI(issuer: session.practice.name, account: session.user.username, secret: secret, parameters: parameters)
+        let svg = try QRCode(text: uri.uri).svg(moduleSize: 5, quietZone: 4, title: "QR code for your authenticator app")
+        return TOTPEnrollment(factor: factor, secret: secret, uri: uri, qrSVG: svg)
+    }
+
+    /// Starts a text-message enrollment to the profile's cell phone and sends the first code.
+    func beginSMS(session: CurrentSession, nickname: String?) async throws -> Factor {
+        guard session.practice.allowSMS else { throw FactorError.methodNotAllowed("text-message codes") }
+        guard let phone = session.user.cellPhone, !phone.isEmpty else { throw FactorError.noCellPhone }
+        try await Factor.query(on: request.db).filter(\.$user.$id == session.userID).filter(\.$status == .pending).filter(\.$kind == .sms).delete()
+        let name = try Self.cleanNickname(nickname, default: try await defaultNickname(kind: .sms, userID: session.userID))
+        let factor = Factor(userID: session.userID, kind: .sms, nickname: name, digits: max(6, session.practice.otpDigits))
+        factor.phone = phone
+        try await factor.create(on: request.db)
+        do {
+            try await SMSCodeService(request: request).send(to: phone, user: session.user, practice: session.practice, purpose: .enrollment, factorID: factor.id)
+        } catch {
+            try await factor.delete(on: request.db)
+            throw error
+        }
+        return factor
+    }
+
+    func resendSMS(id: UUID, session: CurrentSession) async throws -> Factor {
+        let factor = try await ownFactor(id, session: session)
+        guard factor.status == .pending, factor.kind == .sms, let phone = factor.phone else { throw FactorError.notPending }
+        try await SMSCodeService(request: request).send(to: phone, user: session.user, practice: session.practice, purpose: .enrollment, factorID: factor.id)
+        return factor
+    }
+
+    struct Activation {
+        var factor: Factor
+        /// New recovery codes when this was the user's first factor; shown once.
+        var recoveryCodes: [RecoveryCode]?
+    }
+
+    /// Proves a pending factor works with a code from it and turns it on. The first factor becomes primary and brings recovery codes.
+    func activate(id: UUID, code rawCode: String, session: CurrentSession) async throws -> Activation {
+        let factor = try await ownFactor(id, session: session)
+        guard factor.status == .pending else { throw FactorError.notPending }
+        let code = rawCode.filter { !$0.isWhitespace && $0 != "-" }
+        let throttle = ThrottleStore(database: request.db)
+        let attemptsKey = "enroll:\(id.uuidString)"
+        let attemptLimit = FixedWindowLimit(limit: 10, window: 3600)
+        if try await throttle.blockedUntil(attemptsKey, limit: attemptLimit, now: request.now) != nil {
+            try await factor.delete(on: request.db)
+            throw FactorError.tooManyAttempts
+        }
+        let accepted: Bool
+        switch factor.kind {
+        case .totp:
+            accepted = try await TOTPVerifier(database: request.db, sealer: request.twofold.sealer, now: request.now).verify(code, factor: factor) == .accepted
+        case .sms:
+            accepted = try await SMSCodeService(request: request).redeem(code, userID: session.userID, purpose: .enrollment, factorID: factor.id) != nil
+        }
+        guard accepted else {
+            try await throttle.record(attemptsKey, limit: attemptLimit, now: request.now)
+            throw FactorError.wrongCode
+        }
+        let userID = session.userID
+        let now = request.now
+        return try await request.db.transaction { db in
+            let hadActive = try await Factor.query(on: db).filter(\.$user.$id == userID).filter(\.$status == .active).count() > 0
+            factor.status = .active
+            factor.activatedAt = now
+            factor.lastUsedAt = now
+            factor.isPrimary = !hadActive
+            try await factor.save(on: db)
+            let codes = hadActive ? nil : try await RecoveryCodeService(request: request).regenerate(userID: userID, on: db)
+            try await request.audit(.factorAdded, practiceID: session.practiceID, actorID: userID,
+                                    details: ["factor": factor.shortID, "kind": factor.kind.rawValue, "nickname": factor.nickname], on: db)
+            if session.record.stage == .enrollment {
+                session.record.stage = .signedIn
+                try await session.record.save(on: db)
+                try await request.audit(.signInSucceeded, practiceID: session.practiceID, actorID: userID, details: ["method": "enrollment", "factor": factor.shortID], on: db)
+            }
+            return Activation(factor: factor, recoveryCodes: codes)
+        }
+    }
+
+    func ownFactor(_ id: UUID, session: CurrentSession) async throws -> Factor {
+        guard let factor = try await Factor.query(on: request.db).filter(\.$id == id).filter(\.$user.$id == session.userID).first() else {
+            throw FactorError.notFound
+        }
+        return factor
+    }
+
+    func rename(id: UUID, nickname: String, session: CurrentSession) async throws -> Factor {
+        let factor = try await ownFactor(id, session: session)
+        let old = factor.nickname
+        factor.nickname = try Self.cleanNickname(nickname, default: "")
+        guard !factor.nickname.isEmpty else { throw FactorError.invalidNickname }
+        try await factor.save(on: request.db)
+        try await request.audit(.factorRenamed, practiceID: session.practiceID, actorID: session.userID, details: ["factor": factor.shortID, "from": old, "to": factor.nickname])
+        return factor
+    }
+
+    func makePrimary(id: UUID, session: CurrentSession) async throws -> Factor {
+        let factor = try await ownFactor(id, session: session)
+        guard factor.status == .active else { throw FactorError.notFound }
+        try await request.db.transaction { db in
+            try await Factor.query(on: db).filter(\.$user.$id == session.userID).set(\.$isPrimary, to: false).update()
+            factor.isPrimary = true
+            try await factor.save(on: db)
+        }
+        try await request.audit(.factorMadePrimary, practiceID: session.practiceID, actorID: session.userID, details: ["factor": factor.shortID])
+        return factor
+    }
+
+    /// Removes one factor. The primary passes to the most recently used other factor; removing the last
+    /// one turns 2FA off, which is refused while 2FA is required.
+    func remove(id: UUID, session: CurrentSession) async throws {
+        let factor = try await ownFactor(id, session: session)
+        let others = try await Factor.query(on: request.db).filter(\.$user.$id == session.userID).filter(\.$status == .active)
+            .filter(\.$id != id).all()
+        if factor.status == .active, others.isEmpty, session.twoFactorRequired {
+            throw FactorError.required("This is your only sign-in method and \(session.practice.mandatoryTwoFactor ? "your practice" : "your administrator") requires two-factor authentication. Add another method first, then remove this one.")
+        }
+        try await request.db.transaction { db in
+            try await factor.delete(on: db)
+            if factor.isPrimary, let successor = others.max(by: { ($0.lastUsedAt ?? .distantPast) < ($1.lastUsedAt ?? .distantPast) }) {
+                successor.isPrimary = true
+                try await successor.save(on: db)
+            }
+            if factor.status == .active, others.isEmpty {
+                try await TwoFactorReset.clearSecondaryState(userID: session.userID, on: db)
+            }
+            try await request.audit(.factorRemoved, practiceID: session.practiceID, actorID: session.userID,
+                                    details: ["factor": factor.shortID, "kind": factor.kind.rawValue, "nickname": factor.nickname], on: db)
+        }
+    }
+
+    /// Turns two-factor authentication off for the signed-in user, after a current code proves they hold a factor.
+    func disableTwoFactor(code: String, session: CurrentSession) async throws {
+        if session.twoFactorRequired {
+            throw FactorError.required("Your \(session.practice.mandatoryTwoFactor ? "practice requires" : "administrator requires") two-factor authentication, so it cannot be turned off. You can add or replace methods instead.")
+        }
+        let factor = try await SignInService(request: request).verifyCode(code, factorID: nil, session: session)
+        try await request.db.transaction { db in
+            try await Factor.query(on: db).filter(\.$user.$id == session.userID).delete()
+            try await TwoFactorReset.clearSecondaryState(userID: session.userID, on: db)
+            try await request.audit(.twoFactorDisabled, practiceID: session.practiceID, actorID: session.userID, details: ["confirmed_with": factor.kind.rawValue], on: db)
+        }
+    }
+}
+
+/// What goes with a user's factors when 2FA is turned off or reset.
+enum TwoFactorReset {
+    static func clearSecondaryState(userID: UUID, on db: any Database) async throws {
+        try await RecoveryCodeRecord.query(on: db).filter(\.$user.$id == userID).delete()
+        try await RememberedBrowser.query(on: db).filter(\.$user.$id == userID).delete()
+        try await SMSCode.query(on: db).filter(\.$user.$id == userID).delete()
+    }
+}

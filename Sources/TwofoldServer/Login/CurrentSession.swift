@@ -1,0 +1,49 @@
+import Fluent
+import Vapor
+
+/// The session a request carries, with its user and practice, loaded once by ``SessionLoader``.
+struct CurrentSession: Sendable {
+    let record: SessionRecord
+    let user: User
+    let practice: Practice
+    let hasActiveFactor: Bool
+    /// True when the token came in an `Authorization: Bearer` header rather than a cookie.
+    let viaBearer: Bool
+
+    var userID: UUID { user.id! }
+    var practiceID: UUID { practice.id! }
+
+    /// The practice or an administrator requires 2FA of this user.
+    var twoFactorRequired: Bool { practice.mandatoryTwoFactor || user.twoFactorRequired }
+    var mustEnroll: Bool { twoFactorRequired && !hasActiveFactor }
+}
+
+extension Request {
+    private struct CurrentSessionKey: StorageKey { typealias Value = CurrentSession }
+    private struct SessionExpiredKey: StorageKey { typealias Value = Bool }
+
+    var currentSession: CurrentSession? {
+        get { storage[CurrentSessionKey.self] }
+        set { storage[CurrentSessionKey.self] = newValue }
+    }
+
+    /// Set when this request arrived with a session that had been idle too long.
+    var sessionExpired: Bool {
+        get { storage[SessionExpiredKey.self] ?? false }
+        set { storage[SessionExpiredKey.self] = newValue }
+    }
+}
+
+enum SessionCookie {
+    static let name = "twofold_session"
+    static let rememberName = "twofold_remember"
+    static let csrfName = "twofold_csrf"
+
+    static func value(_ token: String, secure: Bool, maxAge: Int? = nil) -> HTTPCookies.Value {
+        HTTPCookies.Value(string: token, maxAge: maxAge, path: "/", isSecure: secure, isHTTPOnly: true, sameSite: .lax)
+    }
+
+    static func expired(secure: Bool) -> HTTPCookies.Value {
+        HTTPCookies.Value(string: "", expires: Date(timeIntervalSince1970: 0), maxAge: 0, path: "/", isSecure: secure, isHTTPOnly: true, sameSite: .lax)
+    }
+}

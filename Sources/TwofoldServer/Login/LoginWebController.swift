@@ -1,0 +1,234 @@
+import Fluent
+import Vapor
+
+/// The sign-in pages: password, second factor, recovery code, sign-out.
+struct LoginWebController: RouteCollection {
+    func boot(routes: any RoutesBuilder) throws {
+        routes.get("login", use: showLogin)
+        routes.post("login", use: submitLogin)
+        routes.post("logout", use: logout)
+        let pending = routes.grouped(SessionGuard(requirement: .secondFactor, style: .web))
+        pending.get("login", "two-factor", use: showTwoFactor)
+        pending.post("login", "two-factor", use: submitTwoFactor)
+        pending.post("login", "two-factor", "sms", use: sendSMS)
+        pending.get("login", "recovery", use: showRecovery)
+        pending.post("login", "recovery", use: submitRecovery)
+        routes.grouped(SessionGuard(requirement: .signedIn, style: .web)).get(use: home)
+    }
+
+    // MARK: password
+
+    struct LoginPage: Encodable {
+        var layout: Layout
+        var username: String
+    }
+
+    struct LoginForm: Content {
+        var username: String?
+        var password: String?
+    }
+
+    @Sendable func showLogin(req: Request) async throws -> Response {
+        if let session = req.currentSession { return req.redirect(to: Self.destination(for: session.record.stage)) }
+        let error = req.sessionExpired || (try? req.query.get(String.self, at: "expired")) != nil ? Notice.expired.message : nil
+        return try await req.render("login", LoginPage(layout: req.layout("Sign in", practice: try await Self.brandName(req), error: error), username: ""))
+    }
+
+    @Sendable func submitLogin(req: Request) async throws -> Response {
+        let form = try req.content.decode(LoginForm.self)
+        let username = (form.username ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+        do {
+            let started = try await SignInService(request: req).passwordStep(
+                username: username, password: form.password ?? "", channel: .web,
+                rememberToken: req.cookies[SessionCookie.rememberName]?.string)
+            let response = req.redirect(to: Self.destination(for: started.session.stage))
+            response.cookies[SessionCookie.name] = SessionCookie.value(started.token, secure: req.twofold.configuration.secureCookies)
+            return response
+        } catch let error as SignInError {
+            let page = LoginPage(layout: req.layout("Sign in", practice: try await Self.brandName(req), error: error.reason), username: String(username.prefix(100)))
+            let response = try await req.render("login", page, status: error.status)
+            response.headers.add(contentsOf: error.headers)
+            return response
+        }
+    }
+
+    static func destination(for stage: SessionRecord.Stage) -> String {
+        switch stage {
+        case .secondFactor: WebPath.twoFactor.string
+        case .enrollment: WebPath.setup.string
+        case .signedIn: WebPath.home.string
+        }
+    }
+
+    /// The practice's name on the sign-in page when this server hosts a single practice.
+    static func brandName(_ req: Request) async throws -> String? {
+        let practices = try await Practice.query(on: req.db).limit(2).all()
+        return practices.count == 1 ? practices[0].name : nil
+    }
+
+    @Sendable func logout(req: Request) async throws -> Response {
+        if let session = req.currentSession {
+            try await session.record.delete(on: req.db)
+            try await req.audit(.signOut, practiceID: session.practiceID, actorID: session.userID)
+        }
+        let response = req.redirect(to: WebPath.login.string + "?notice=\(Notice.signedOut.rawValue)")
+        response.cookies[SessionCookie.name] = SessionCookie.expired(secure: req.twofold.configuration.secureCookies)
+        return response
+    }
+
+    // MARK: second factor
+
+    struct MethodView: Encodable {
+        var id: String
+        var nickname: String
+        var kind: String
+        var kindName: String
+        var primary: Bool
+        var link: String
+    }
+
+    struct TwoFactorPage: Encodable {
+        var layout: Layout
+        var current: MethodView?
+        var others: [MethodView]
+        var smsAvailable: Bool
+        var smsSentTo: String?
+        var usingSMS: Bool
+        var rememberDays: Int
+        var recoveryLink = WebPath.recovery.string
+        var digits: Int
+    }
+
+    struct TwoFactorForm: Content {
+        var code: String?
+        var factorId: UUID?
+        var method: String?
+        var remember: String?
+    }
+
+    @Sendable func showTwoFactor(req: Request) async throws -> Response {
+        try await renderTwoFactor(req, method: try? req.query.get(String.self, at: "method"), error: nil, status: .ok, smsSentTo: nil)
+    }
+
+    func renderTwoFactor(_ req: Request, method: String?, error: String?, status: HTTPResponseStatus, smsSentTo: String?) async throws -> Response {
+        let session = try req.requireSession()
+        let factors = try await SignInService(request: req).activeFactors(of: session.user)
+        let views = factors.map { factor in
+            MethodView(id: factor.id!.uuidString, nickname: factor.nickname, kind: factor.kind.rawValue, kindName: factor.kind.displayName,
+                       primary: factor.isPrimary, link: WebPath.twoFactor.string + "?method=\(factor.id!.uuidString)")
+        }
+        let usingSMS = method == "sms" || smsSentTo != nil
+        let current = usingSMS ? nil : (views.first { $0.id == method } ?? views.first)
+        let hasPhone = factors.contains { $0.kind == .sms } || !(session.user.cellPhone ?? "").isEmpty
+        let page = TwoFactorPage(
+            layout: req.layout("Two-factor authentication", error: error),
+            current: current, others: views.filter { $0.id != current?.id },
+            smsAvailable: session.practice.allowSMS && hasPhone, smsSentTo: smsSentTo,
+            usingSMS: usingSMS || current?.kind == "sms", rememberDays: session.practice.rememberBrowserDays,
+            digits: current?.kind == "totp" ? (factors.first { $0.id?.uuidString == current?.id }?.digits ?? 6) : max(6, session.practice.otpDigits))
+        return try await req.render("two-factor", page, status: status)
+    }
+
+    @Sendable func submitTwoFactor(req: Request) async throws -> Response {
+        let session = try req.requireSession()
+        let form = try req.content.decode(TwoFactorForm.self)
+        let service = SignInService(request: req)
+        do {
+            let factor = try await service.verifyCode(form.code ?? "", factorID: form.method == "sms" ? nil : form.factorId, session: session)
+            return try await finishSignIn(req, session: session, method: factor.kind.rawValue, factor: factor, remember: form.remember != nil)
+        } catch let error as SignInError where error == .pendingSignInCancelled {
+            return try await LoginWebController.loginPage(req, error: error.reason, status: error.status, clearingSession: true)
+        } catch let error as any AbortError {
+            let method = form.method ?? form.factorId?.uuidString
+            let response = try await renderTwoFactor(req, method: method, error: error.reason, status: error.status, smsSentTo: nil)
+            response.headers.add(contentsOf: error.headers)
+            return response
+        }
+    }
+
+    static func loginPage(_ req: Request, error: String, status: HTTPResponseStatus, clearingSession: Bool) async throws -> Response {
+        let page = LoginPage(layout: Layout(title: "Sign in", practiceName: try await brandName(req), csrf: req.anonymousCSRFToken, error: error), username: "")
+        let response = try await req.render("login", page, status: status)
+        if clearingSession { response.cookies[SessionCookie.name] = SessionCookie.expired(secure: req.twofold.configuration.secureCookies) }
+        return response
+    }
+
+    func finishSignIn(_ req: Request, session: CurrentSession, method: String, factor: Factor?, remember: Bool) async throws -> Response {
+        let service = SignInService(request: req)
+        let newToken = try await service.complete(session: session, method: method, factor: factor)
+        let response = req.redirect(to: WebPath.home.string)
+        let secure = req.twofold.configuration.secureCookies
+        if let newToken { response.cookies[SessionCookie.name] = SessionCookie.value(newToken, secure: secure) }
+        let days = session.practice.rememberBrowserDays
+        if remember, days > 0, method != "recovery_code" {
+            let token = try await service.rememberBrowser(user: session.user, days: days)
+            response.cookies[SessionCookie.rememberName] = SessionCookie.value(token, secure: secure, maxAge: days * 86_400)
+        }
+        return response
+    }
+
+    @Sendable func sendSMS(req: Request) async throws -> Response {
+        let session = try req.requireSession()
+        do {
+            let masked = try await SignInService(request: req).sendSignInSMS(session: session)
+            return try await renderTwoFactor(req, method: "sms", error: nil, status: .ok, smsSentTo: masked)
+        } catch let error as any AbortError {
+            return try await renderTwoFactor(req, method: "sms", error: error.reason, status: error.status, smsSentTo: nil)
+        }
+    }
+
+    // MARK: recovery codes
+
+    struct RecoveryPage: Encodable {
+        var layout: Layout
+        var backLink = WebPath.twoFactor.string
+    }
+
+    struct RecoveryForm: Content {
+        var code: String?
+    }
+
+    @Sendable func showRecovery(req: Request) async throws -> Response {
+        try await req.render("recovery", RecoveryPage(layout: req.layout("Use a recovery code")))
+    }
+
+    @Sendable func submitRecovery(req: Request) async throws -> Response {
+        let session = try req.requireSession()
+        let form = try req.content.decode(RecoveryForm.self)
+        do {
+            _ = try await SignInService(request: req).verifyRecoveryCode(form.code ?? "", session: session)
+            return try await finishSignIn(req, session: session, method: "recovery_code", factor: nil, remember: false)
+        } catch let error as SignInError where error == .pendingSignInCancelled {
+            return try await LoginWebController.loginPage(req, error: error.reason, status: error.status, clearingSession: true)
+        } catch let error as any AbortError {
+            return try await req.render("recovery", RecoveryPage(layout: req.layout("Use a recovery code", error: error.reason)), status: error.status)
+        }
+    }
+
+    // MARK: home
+
+    struct HomePage: Encodable {
+        var layout: Layout
+        var firstName: String
+        var twoFactorOn: Bool
+        var securityLink = WebPath.security.string
+        var recoveryCodesLeft: Int
+    }
+
+    @Sendable func home(req: Request) async throws -> Response {
+        let session = try req.requireSession()
+        let left = try await RecoveryCodeService(request: req).remaining(userID: session.userID)
+        return try await req.render("home", HomePage(layout: req.layout("Home"), firstName: session.user.firstName,
+                                                     twoFactorOn: session.hasActiveFactor, recoveryCodesLeft: left))
+    }
+}
+
+extension Request {
+    /// The session a guarded route is guaranteed to have.
+    func requireSession() throws -> CurrentSession {
+        guard let session = currentSession else { throw Abort(.unauthorized, reason: "Sign in first.") }
+        return session
+    }
+}
+
+

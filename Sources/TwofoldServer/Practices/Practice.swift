@@ -1,0 +1,58 @@
+import Fluent
+import Foundation
+
+/// A medical practice: its users, its 2FA policy and its settings.
+final class Practice: Model, @unchecked Sendable {
+    static let schema = "practices"
+
+    @ID(key: .id) var id: UUID?
+
+    // data fields
+    @Field(key: "name") var name: String
+    @Field(key: "mandatory_two_factor") var mandatoryTwoFactor: Bool
+    @Field(key: "remember_browser_days") var rememberBrowserDays: Int
+    @Field(key: "inactivity_minutes") var inactivityMinutes: Int
+    @Field(key: "otp_digits") var otpDigits: Int
+    @Field(key: "allow_sms") var allowSMS: Bool
+    @Field(key: "allow_totp") var allowTOTP: Bool
+    @Timestamp(key: "created_at", on: .create) var createdAt: Date?
+
+    init() {}
+
+    init(id: UUID? = nil, name: String, mandatoryTwoFactor: Bool = false) {
+        self.id = id
+        self.name = name
+        self.mandatoryTwoFactor = mandatoryTwoFactor
+        self.rememberBrowserDays = PracticeDefaults.rememberBrowserDays
+        self.inactivityMinutes = PracticeDefaults.inactivityMinutes
+        self.otpDigits = PracticeDefaults.otpDigits
+        self.allowSMS = true
+        self.allowTOTP = true
+    }
+}
+
+enum PracticeDefaults {
+    static let rememberBrowserDays = 30
+    static let inactivityMinutes = 30
+    static let otpDigits = 6
+}
+
+struct CreatePractice: AsyncMigration {
+    func prepare(on database: any Database) async throws {
+        try await database.schema(Practice.schema)
+            .id()
+            .field("name", .string, .required)
+            .field("mandatory_two_factor", .bool, .required)
+            .field("remember_browser_days", .int, .required)
+            .field("inactivity_minutes", .int, .required)
+            .field("otp_digits", .int, .required)
+            .field("allow_sms", .bool, .required)
+            .field("allow_totp", .bool, .required)
+            .field("created_at", .datetime)
+            .create()
+    }
+
+    func revert(on database: any Database) async throws {
+        try await database.schema(Practice.schema).delete()
+    }
+}

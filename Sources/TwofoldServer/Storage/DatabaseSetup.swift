@@ -1,0 +1,35 @@
+import Fluent
+import FluentPostgresDriver
+import FluentSQLiteDriver
+import Vapor
+
+/// Chooses SQLite or PostgreSQL from the configuration and registers every migration in order.
+enum DatabaseSetup {
+    /// Append only: a shipped migration is never edited.
+    static let migrations: [any AsyncMigration] = [
+        CreatePractice(), CreateUser(), CreateFactor(), CreateRecoveryCode(), CreateRememberedBrowser(),
+        CreateSession(), CreateSMSCode(), CreateOutboxMessage(), CreateAuditEvent(), CreateThrottleBucket(),
+        AddPrimaryProviderToUser(),
+    ]
+
+    static func configure(_ app: Application, storage: TwofoldConfiguration.Storage) throws {
+        switch storage {
+        case .sqliteMemory:
+            app.databases.use(.sqlite(.memory), as: .sqlite)
+        case .sqliteFile(let path):
+            app.databases.use(.sqlite(.file(path)), as: .sqlite)
+        case .postgres(let url, let searchPath):
+            var configuration = try SQLPostgresConfiguration(url: url)
+            if let searchPath { configuration.searchPath = [searchPath] }
+            app.databases.use(.postgres(configuration: configuration, maxConnectionsPerEventLoop: 8), as: .psql)
+        }
+        for migration in migrations { app.migrations.add(migration) }
+    }
+
+    /// WAL lets readers work while one request writes; the setting is stored in the database file.
+    static func tuneSQLite(_ app: Application) async throws {
+        guard let sql = app.db as? any SQLDatabase, sql.dialect.name == "sqlite" else { return }
+        try await sql.raw("PRAGMA journal_mode=WAL").run()
+        try await sql.raw("PRAGMA synchronous=NORMAL").run()
+    }
+}

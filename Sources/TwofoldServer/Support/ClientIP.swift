@@ -1,0 +1,30 @@
+import Vapor
+
+extension Request {
+    /// The client's address as Twofold records and throttles it.
+    var clientIP: String {
+        remoteAddress?.ipAddress ?? "unknown"
+    }
+
+    var userAgentSummary: String {
+        UserAgentSummary.describe(headers.first(name: .userAgent) ?? "")
+    }
+}
+
+/// Turns a User-Agent header into "Chrome on Windows" for lists of remembered browsers.
+enum UserAgentSummary {
+    static func describe(_ agent: String) -> String {
+        let browsers: [(String, String)] = [("Edg/", "Edge"), ("OPR/", "Opera"), ("Firefox/", "Firefox"), ("Chromium/", "Chromium"),
+                                            ("HeadlessChrome/", "Chrome"), ("Chrome/", "Chrome"), ("Safari/", "Safari")]
+        let systems: [(String, String)] = [("iPhone", "iPhone"), ("iPad", "iPad"), ("Android", "Android"), ("Windows", "Windows"),
+                                           ("Mac OS X", "macOS"), ("CrOS", "ChromeOS"), ("Linux", "Linux")]
+        let browser = browsers.first { agent.contains($0.0) }?.1
+        let system = systems.first { agent.contains($0.0) }?.1
+        switch (browser, system) {
+        case let (b?, s?): return "\(b) on \(s)"
+        case let (b?, nil): return b
+        case let (nil, s?): return "Browser on \(s)"
+        default: return agent.isEmpty ? "Unknown browser" : String(agent.prefix(60))
+        }
+    }
+}

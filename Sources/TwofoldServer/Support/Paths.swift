@@ -1,0 +1,58 @@
+import Foundation
+
+/// Every page address of the web interface, used both to register routes and to build links and redirects.
+enum WebPath {
+    case home
+    case login
+    case logout
+    case twoFactor
+    case twoFactorSMS
+    case recovery
+    case setup
+    case setupApp
+    case setupAppFactor(UUID)
+    case setupSMS
+    case setupSMSFactor(UUID)
+    case setupSMSResend(UUID)
+    case recoveryCodesSaved
+    case security
+    case securityRecoveryCodes
+    case securityDisable
+    case securityBrowserRevoke(UUID)
+    case securityFactorRemove(UUID)
+    case securityFactorPrimary(UUID)
+    case securityFactorRename(UUID)
+    case profile
+    case password
+    case styles
+    case script
+
+    var string: String {
+        switch self {
+        case .home: "/"
+        case .login: "/login"
+        case .logout: "/logout"
+        case .twoFactor: "/login/two-factor"
+        case .twoFactorSMS: "/login/two-factor/sms"
+        case .recovery: "/login/recovery"
+        case .setup: "/account/security/setup"
+        case .setupApp: "/account/security/setup/app"
+        case .setupAppFactor(let id): "/account/security/setup/app/\(id.uuidString)"
+        case .setupSMS: "/account/security/setup/sms"
+        case .setupSMSFactor(let id): "/account/security/setup/sms/\(id.uuidString)"
+        case .setupSMSResend(let id): "/account/security/setup/sms/\(id.uuidString)/resend"
+        case .recoveryCodesSaved: "/account/security/recovery-codes/saved"
+        case .security: "/account/security"
+        case .securityRecoveryCodes: "/account/security/recovery-codes"
+        case .securityDisable: "/account/security/disable"
+        case .securityBrowserRevoke(let id): "/account/security/browsers/\(id.uuidString)/revoke"
+        case .securityFactorRemove(let id): "/account/security/factors/\(id.uuidString)/remove"
+        case .securityFactorPrimary(let id): "/account/security/factors/\(id.uuidString)/primary"
+        case .securityFactorRename(let id): "/account/security/factors/\(id.uuidString)/rename"
+        case .profile: "/account/profile"
+        case .password: "/account/password"
+        case .styles: "/assets/twofold.css"
+        case .script: "/assets/twofold.js"
+        }
+    }
+}

@@ -1,0 +1,103 @@
+import TwofoldCore
+import Vapor
+
+/// What every page's layout needs.
+struct Layout: Encodable {
+    var title: String
+    var practiceName: String?
+    var csrf: String
+    var signedInName: String?
+    var isAdmin = false
+    var notice: String?
+    var error: String?
+    var styles = WebPath.styles.string
+    var script = WebPath.script.string
+}
+
+/// One-line confirmations shown after a redirect; a fixed list, so a link cannot put arbitrary words on a page.
+enum Notice: String {
+    case signedOut = "signed-out"
+    case expired
+    case enabled
+    case factorAdded = "factor-added"
+    case factorRemoved = "factor-removed"
+    case factorRenamed = "factor-renamed"
+    case primaryChanged = "primary-changed"
+    case browserRevoked = "browser-revoked"
+    case codesRegenerated = "codes-regenerated"
+    case disabled
+    case profileUpdated = "profile-updated"
+    case passwordChanged = "password-changed"
+    case smsSent = "sms-sent"
+    case staffCreated = "staff-created"
+    case staffUpdated = "staff-updated"
+    case staffDeleted = "staff-deleted"
+    case twoFactorSetUp = "two-factor-set-up"
+    case twoFactorDisabledByAdmin = "two-factor-disabled"
+    case settingsSaved = "settings-saved"
+
+    var message: String {
+        switch self {
+        case .signedOut: "You have signed out."
+        case .expired: "You were signed out after a period of inactivity. Sign in again."
+        case .enabled: "Two-factor authentication is on."
+        case .factorAdded: "The sign-in method was added."
+        case .factorRemoved: "The sign-in method was removed."
+        case .factorRenamed: "The sign-in method was renamed."
+        case .primaryChanged: "Your primary sign-in method was changed."
+        case .browserRevoked: "The browser will be asked for a code again."
+        case .codesRegenerated: "New recovery codes were created; the old ones no longer work."
+        case .disabled: "Two-factor authentication is off."
+        case .profileUpdated: "Your profile was updated."
+        case .passwordChanged: "Your password was changed. Other sessions and remembered browsers were signed out."
+        case .smsSent: "A code was sent by text message."
+        case .staffCreated: "The staff account was created. Give the temporary password to the staff member; they must change it at first sign-in."
+        case .staffUpdated: "The staff account was saved."
+        case .staffDeleted: "The staff account was deleted. Its audit history is kept."
+        case .twoFactorSetUp: "Two-factor authentication is successfully set for the selected staff member. They will set it up at their next sign-in."
+        case .twoFactorDisabledByAdmin: "Two-factor authentication was disabled: their methods, recovery codes and remembered browsers were removed and they were signed out everywhere."
+        case .settingsSaved: "The practice settings were saved."
+        }
+    }
+}
+
+extension Request {
+    func layout(_ title: String, practice: String? = nil, error: String? = nil) -> Layout {
+        let session = currentSession
+        let notice = (try? query.get(String.self, at: "notice")).flatMap(Notice.init(rawValue:))?.message
+        return Layout(
+            title: title,
+            practiceName: practice ?? session?.practice.name,
+            csrf: session?.record.csrfToken ?? anonymousCSRFToken,
+            signedInName: session?.record.stage == .signedIn ? session?.user.fullName : nil,
+            isAdmin: session?.record.stage == .signedIn && session?.user.has(.manageAccounts) == true,
+            notice: notice, error: error)
+    }
+
+    /// The double-submit token for forms shown before sign-in; ``AnonymousCSRFCookie`` sets the cookie.
+    var anonymousCSRFToken: String {
+        if let existing = storage[AnonymousCSRFKey.self] { return existing }
+        let token = cookies[SessionCookie.csrfName]?.string ?? SecureRandom.token()
+        storage[AnonymousCSRFKey.self] = token
+        return token
+    }
+
+    func render(_ template: String, _ context: some Encodable, status: HTTPResponseStatus = .ok) async throws -> Response {
+        let view = try await self.view.render(template, context)
+        let response = try await view.encodeResponse(status: status, for: self)
+        return response
+    }
+}
+
+struct AnonymousCSRFKey: StorageKey { typealias Value = String }
+
+/// Sets the double-submit CSRF cookie when a page used a fresh anonymous token.
+struct AnonymousCSRFCookie: AsyncMiddleware {
+    func respond(to request: Request, chainingTo next: any AsyncResponder) async throws -> Response {
+        let response = try await next.respond(to: request)
+        if let token = request.storage[AnonymousCSRFKey.self], request.cookies[SessionCookie.csrfName]?.string != token {
+            response.cookies[SessionCookie.csrfName] = SessionCookie.value(token, secure: request.twofold.configuration.secureCookies)
+        }
+        return response
+    }
+}

@@ -1,0 +1,67 @@
+import AsyncHTTPClient
+import Fluent
+import Leaf
+import LeafKit
+import TwofoldCore
+import Vapor
+
+/// Builds the Twofold application: storage, services, middleware and routes.
+/// `twofold serve`, the admin commands and every server test go through here.
+public func configure(_ app: Application, _ config: TwofoldConfiguration, clock: TwofoldClock = .system) async throws {
+    let key = try config.sealingKey ?? SealingKeyFile.loadOrCreate(in: config.dataDirectory)
+    app.passwords.use(.bcrypt(cost: config.bcryptCost))
+    app.twofold = TwofoldServices(
+        configuration: config,
+        sealer: SecretSealer(current: key, previous: config.previousSealingKeys),
+        clock: clock,
+        decoyPasswordHash: try app.password.hash(SecureRandom.token()))
+
+    try DatabaseSetup.configure(app, storage: config.storage)
+
+    switch config.smsSender {
+    case .outbox: app.smsSender = OutboxSender()
+    case .twilio(let settings): app.smsSender = TwilioSender(settings: settings)
+    case .webhook(let settings): app.smsSender = WebhookSender(settings: settings)
+    }
+    app.http.client.configuration.timeout = HTTPClient.Configuration.Timeout(connect: .seconds(5), read: .seconds(10))
+
+    app.views.use(.leaf)
+    let views = ServerResources.directory.appendingPathComponent("Views").path + "/"
+    app.leaf.configuration.rootDirectory = views
+    // The views ship inside the build folder (`.build/…`), which Leaf's default limits refuse as a hidden path.
+    app.leaf.sources = .singleSource(NIOLeafFiles(fileio: app.fileio, limits: [.toSandbox, .requireExtensions], sandboxDirectory: views, viewDirectory: views))
+    app.leaf.cache.isEnabled = app.environment.isRelease
+
+    app.middleware = Middlewares()
+    app.middleware.use(SecurityHeaders())
+    app.middleware.use(TwofoldErrorMiddleware())
+    app.middleware.use(SessionLoader())
+    app.middleware.use(AnonymousCSRFCookie())
+
+    try routes(app)
+    app.asyncCommands.use(MigrateNowCommand(), as: "migrate")
+    app.asyncCommands.use(PracticeCommands(), as: "practice")
+    app.asyncCommands.use(UserCommands(), as: "user")
+    app.asyncCommands.use(OutboxCommands(), as: "outbox")
+    app.asyncCommands.use(AuditCommands(), as: "audit")
+}
+
+func routes(_ app: Application) throws {
+    try app.register(collection: AssetsController())
+    try app.register(collection: OperationsController())
+    let web = app.grouped(CSRFGuard(protectsAnonymousRequests: true))
+    try web.register(collection: LoginWebController())
+    try web.register(collection: SetupWebController())
+    try web.register(collection: SecurityWebController())
+    try web.register(collection: AdminWebController())
+    let api = app.grouped("api", "v1").grouped(CSRFGuard(protectsAnonymousRequests: false))
+    try api.register(collection: LoginAPIController())
+    try api.register(collection: MeAPIController())
+    try api.register(collection: PracticeAPIController())
+}
+
+/// Brings the schema up to date; `serve` and every command call this before doing anything else.
+public func prepareDatabase(_ app: Application) async throws {
+    try await app.autoMigrate()
+    try await DatabaseSetup.tuneSQLite(app)
+}

@@ -1,0 +1,238 @@
+#!/usr/bin/env python3
+"""Writes Twofold's OpenAPI 3.1 document to docs/openapi.json and the copy the server serves
+(Sources/TwofoldServer/Resources/openapi.json). Edit this file when the API changes, then run it:
+
+    python3 scripts/make-openapi.py
+
+A server test checks that every registered API route is documented and that both copies are identical."""
+import json
+import pathlib
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def ref(name):
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def obj(properties, required=()):
+    return {"type": "object", "properties": properties, "required": list(required), "additionalProperties": False}
+
+
+STR = {"type": "string"}
+UUID = {"type": "string", "format": "uuid"}
+DATE = {"type": "string", "format": "date-time"}
+BOOL = {"type": "boolean"}
+INT = {"type": "integer"}
+NULLABLE_STR = {"type": ["string", "null"]}
+
+ERRORS = {
+    400: "The request is malformed: a field is missing, has the wrong type, or is out of range. `reason` says which.",
+    401: "Not signed in, at the wrong sign-in stage, a wrong code, or the current password is needed.",
+    403: "Forbidden: wrong current password, missing permission, `enrollment_required: …` or `password_change_required: …`.",
+    404: "No such resource for this user or practice.",
+    409: "The request conflicts with the current state (for example an already active factor).",
+    422: "The code does not match the factor being set up.",
+    429: "Too many attempts; wait for the number of seconds in `Retry-After`.",
+    503: "A text message could not be sent; try again later or use another method.",
+}
+
+
+def error(status):
+    response = {"description": ERRORS[status], "content": {"application/json": {"schema": ref("Error")}}}
+    if status == 429:
+        response["headers"] = {"Retry-After": {"description": "Seconds to wait.", "schema": INT}}
+    return response
+
+
+def op(operation_id, summary, description, *, body=None, ok=None, ok_status=200, errors=(), auth=True, tags=(), parameters=None):
+    operation = {"operationId": operation_id, "summary": summary, "description": description, "tags": list(tags)}
+    if parameters:
+        operation["parameters"] = parameters
+    if body is not None:
+        operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+    responses = {}
+    if ok_status == 204:
+        responses["204"] = {"description": "Done."}
+    else:
+        responses[str(ok_status)] = {"description": "Success.", "content": {"application/json": {"schema": ok}}}
+    for status in errors:
+        responses[str(status)] = error(status)
+    operation["responses"] = responses
+    operation["security"] = [{"bearerAuth": []}, {"cookieAuth": []}] if auth else []
+    return operation
+
+
+ID_PARAM = [{"name": "id", "in": "path", "required": True, "schema": UUID}]
+PAGE_PARAMS = [{"name": "q", "in": "query", "required": False, "schema": STR, "description": "Search login, name or email (case-insensitive)."},
+               {"name": "page", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1}}]
+AUDIT_PARAMS = [
+    {"name": "from", "in": "query", "required": False, "schema": STR, "description": "A day (2026-11-25) or ISO 8601 time."},
+    {"name": "to", "in": "query", "required": False, "schema": STR, "description": "A day (inclusive) or ISO 8601 time."},
+    {"name": "user", "in": "query", "required": False, "schema": STR, "description": "A login; matches events where the user is actor or subject."},
+    {"name": "type", "in": "query", "required": False, "schema": STR, "description": "An event type such as sign_in.failed."},
+    {"name": "page", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1}},
+]
+
+SIGNED_IN = "Needs a signed-in session."
+PASSWORD = "Needs the current `password`, unless it was confirmed in the last 5 minutes (`401` asks for it, `403` means it was wrong)."
+ADMIN = "For users with the Manage Accounts permission, within their own practice; another practice's ids answer 404."
+ADMIN_PASSWORD = "Confirmed with the administrator's own `adminPassword` every time."
+LOCKOUT = ("Guessing limits: after 5 wrong codes each attempt waits 1, 2, 4 … 60 s (429); after 10 in one pending sign-in the "
+           "sign-in is cancelled (401, enter the password again); every 20 consecutive failures lock the account's second factor "
+           "for 15 minutes; at 100 it stays locked (403) until an administrator resets it.")
+
+paths = {
+    "/api/v1/login": {"post": op(
+        "login", "Password step",
+        "Checks the username and password and opens a session. `status` says what comes next: `authenticated`, "
+        "`second_factor_required` (send a code to /login/verify) or `enrollment_required` (set up a factor first). "
+        "Wrong username and wrong password get the same answer. Wrong passwords are limited to 10 per 15 minutes per "
+        "username and 100 per 15 minutes per client address. A `rememberToken` from an earlier verification skips the second factor.",
+        body=obj({"username": STR, "password": STR, "rememberToken": STR}, ["username", "password"]),
+        ok=ref("LoginResponse"), errors=(400, 401, 429), auth=False, tags=["Sign-in"])},
+    "/api/v1/login/verify": {"post": op(
+        "verifyCode", "Second factor: authenticator or SMS code",
+        "For a half-signed-in session (`second_factor_required`). Accepts a current authenticator code (±1 time step, each step once) "
+        "or an unexpired SMS code; `factorId` picks one method. `rememberBrowser: true` returns a `rememberToken` valid for the "
+        "practice's remember-browser days. " + LOCKOUT,
+        body=obj({"code": STR, "factorId": UUID, "rememberBrowser": BOOL}, ["code"]),
+        ok=ref("AuthenticatedResponse"), errors=(400, 401, 403, 429), tags=["Sign-in"])},
+    "/api/v1/login/sms": {"post": op(
+        "sendSignInSMS", "Send a sign-in code by text message",
+        "For a half-signed-in session. Sends a random code (expires in 10 minutes, single use) to the SMS factor's phone or the "
+        "profile's cell phone. At most one message per 30 seconds and five per hour, per user and per number.",
+        ok=ref("SMSSent"), errors=(400, 401, 429, 503), tags=["Sign-in"])},
+    "/api/v1/login/recovery": {"post": op(
+        "useRecoveryCode", "Sign in with a recovery code",
+        "For a half-signed-in session. Each code works once; the answer says how many remain. Counts toward the guessing limits.",
+        body=obj({"code": STR}, ["code"]), ok=ref("AuthenticatedResponse"), errors=(400, 401, 403, 429), tags=["Sign-in"])},
+    "/api/v1/logout": {"post": op("logout", "End the session", "Ends the session the token belongs to.", ok_status=204, errors=(401,), tags=["Sign-in"])},
+    "/api/v1/me": {"get": op(
+        "me", "The signed-in user", "Also allowed while enrollment is required.", ok=ref("Me"), errors=(401,), tags=["Account"])},
+    "/api/v1/me/factors": {"get": op(
+        "listFactors", "Active second factors", SIGNED_IN + " Primary first.", ok={"type": "array", "items": ref("Factor")}, errors=(401, 403), tags=["Account"])},
+    "/api/v1/me/factors/totp": {"post": op(
+        "startTOTP", "Start setting up an authenticator app",
+        "Creates a pending factor with a new key and returns the key URI, the key and the QR code as SVG. " + PASSWORD,
+        body=obj({"password": STR, "nickname": STR}), ok=ref("TOTPEnrollment"), errors=(400, 401, 403, 429), tags=["Account"])},
+    "/api/v1/me/factors/sms": {"post": op(
+        "startSMS", "Start setting up text messages",
+        "Creates a pending SMS factor for the profile's cell phone and texts it a code. " + PASSWORD,
+        body=obj({"password": STR, "nickname": STR}), ok=ref("SMSEnrollment"), errors=(400, 401, 403, 429, 503), tags=["Account"])},
+    "/api/v1/me/factors/{id}/activate": {"post": op(
+        "activateFactor", "Prove a pending factor works",
+        "Activates the factor with a code from it. The first factor becomes primary and returns ten recovery codes, shown only here. "
+        "After 10 wrong codes the pending factor is discarded.",
+        body=obj({"code": STR}, ["code"]), ok=ref("Activation"), errors=(400, 401, 403, 404, 409, 422, 429), tags=["Account"], parameters=ID_PARAM)},
+    "/api/v1/me/factors/{id}": {
+        "patch": op("updateFactor", "Rename a factor or make it primary", SIGNED_IN + " " + PASSWORD,
+                    body=obj({"nickname": STR, "primary": {"const": True}, "password": STR}), ok=ref("Factor"),
+                    errors=(400, 401, 403, 404), tags=["Account"], parameters=ID_PARAM),
+        "delete": op("deleteFactor", "Remove a factor",
+                     SIGNED_IN + " " + PASSWORD + " The primary passes to the most recently used other factor; removing the last one turns "
+                     "2FA off, which is refused (403) while the practice or an administrator requires 2FA.",
+                     body=obj({"password": STR}), ok_status=204, errors=(401, 403, 404), tags=["Account"], parameters=ID_PARAM)},
+    "/api/v1/me/recovery-codes": {"post": op(
+        "regenerateRecoveryCodes", "New recovery codes", SIGNED_IN + " " + PASSWORD + " The old codes stop working.",
+        body=obj({"password": STR}), ok=ref("RecoveryCodes"), errors=(401, 403, 409), tags=["Account"])},
+    "/api/v1/me/two-factor": {"delete": op(
+        "disableTwoFactor", "Turn two-factor authentication off",
+        SIGNED_IN + " Needs the password and a current code; refused (403) when 2FA is required. Removes every factor, recovery code and remembered browser.",
+        body=obj({"password": STR, "code": STR}, ["code"]), ok_status=204, errors=(400, 401, 403, 429), tags=["Account"])},
+    "/api/v1/me/browsers": {"get": op(
+        "listBrowsers", "Remembered browsers", SIGNED_IN, ok={"type": "array", "items": ref("Browser")}, errors=(401, 403), tags=["Account"])},
+    "/api/v1/me/browsers/{id}": {"delete": op(
+        "revokeBrowser", "Forget a remembered browser", SIGNED_IN + " " + PASSWORD,
+        body=obj({"password": STR}), ok_status=204, errors=(401, 403, 404), tags=["Account"], parameters=ID_PARAM)},
+    "/api/v1/practice": {
+        "get": op("getPractice", "The practice's settings", ADMIN, ok=ref("Practice"), errors=(401, 403), tags=["Administration"]),
+        "patch": op("updatePractice", "Change practice settings",
+                    ADMIN + " " + ADMIN_PASSWORD + " Turning mandatory 2FA on sends users without a factor to enrollment at their next request; turning it off keeps everyone's factors.",
+                    body=obj({"adminPassword": STR, "name": STR, "mandatoryTwoFactor": BOOL, "rememberBrowserDays": {"type": "integer", "minimum": 0, "maximum": 90},
+                              "inactivityMinutes": {"type": "integer", "minimum": 5, "maximum": 720}, "otpDigits": {"enum": [6, 7, 8]},
+                              "allowSMS": BOOL, "allowTOTP": BOOL}, ["adminPassword"]),
+                    ok=ref("Practice"), errors=(400, 401, 403, 429), tags=["Administration"])},
+    "/api/v1/practice/users": {"get": op(
+        "listUsers", "Staff members with their 2FA state", ADMIN + " 50 per page.", ok=ref("UsersPage"), errors=(401, 403), tags=["Administration"], parameters=PAGE_PARAMS)},
+    "/api/v1/practice/users/{id}/two-factor/setup": {"post": op(
+        "requireTwoFactorForUser", "Require 2FA of a staff member",
+        ADMIN + " " + ADMIN_PASSWORD + " The user must have a cell phone on file (409 otherwise). At their next sign-in they must enroll before anything else.",
+        body=obj({"adminPassword": STR}, ["adminPassword"]), ok_status=204, errors=(401, 403, 404, 409, 429), tags=["Administration"], parameters=ID_PARAM)},
+    "/api/v1/practice/users/{id}/two-factor/disable": {"post": op(
+        "disableTwoFactorForUser", "Reset a staff member's 2FA (lost phone)",
+        ADMIN + " " + ADMIN_PASSWORD + " Removes their factors, recovery codes and remembered browsers and ends their sessions. Not for one's own account (409).",
+        body=obj({"adminPassword": STR}, ["adminPassword"]), ok_status=204, errors=(401, 403, 404, 409, 429), tags=["Administration"], parameters=ID_PARAM)},
+    "/api/v1/practice/audit": {"get": op(
+        "auditLog", "The practice's audit log", ADMIN + " Newest first, 100 per page.", ok=ref("AuditPage"), errors=(400, 401, 403), tags=["Administration"], parameters=AUDIT_PARAMS)},
+    "/health": {"get": op("health", "Liveness", "200 while the process answers.", ok=obj({"status": STR}, ["status"]), auth=False, tags=["Operations"])},
+    "/ready": {"get": {**op("ready", "Readiness", "200 when the database answers and is migrated; 503 otherwise.", ok=ref("Readiness"), auth=False, tags=["Operations"]),
+                       }},
+    "/openapi.json": {"get": op("openapi", "This document", "The OpenAPI 3.1 description of the API.", ok={"type": "object"}, auth=False, tags=["Operations"])},
+}
+paths["/ready"]["get"]["responses"]["503"] = {"description": "Not ready.", "content": {"application/json": {"schema": ref("Readiness")}}}
+
+factor = obj({"id": UUID, "shortId": STR, "kind": {"enum": ["totp", "sms"]}, "nickname": STR, "primary": BOOL, "status": {"enum": ["pending", "active"]},
+              "createdAt": DATE, "lastUsedAt": DATE, "phone": {"type": "string", "description": "Masked, e.g. •••4567."}},
+             ["id", "shortId", "kind", "nickname", "primary", "status"])
+
+schemas = {
+    "Error": obj({"error": {"const": True}, "reason": STR}, ["error", "reason"]),
+    "Factor": factor,
+    "LoginResponse": obj({"status": {"enum": ["authenticated", "second_factor_required", "enrollment_required"]}, "token": STR,
+                          "factors": {"type": "array", "items": ref("Factor")}, "smsAvailable": BOOL, "rememberBrowserDays": INT},
+                         ["status", "token", "factors", "smsAvailable", "rememberBrowserDays"]),
+    "AuthenticatedResponse": obj({"status": {"const": "authenticated"}, "rememberToken": STR, "recoveryCodesLeft": INT}, ["status"]),
+    "SMSSent": obj({"sentTo": STR, "expiresInSeconds": INT}, ["sentTo", "expiresInSeconds"]),
+    "Me": obj({"id": UUID, "username": STR, "firstName": STR, "lastName": STR, "email": STR, "cellPhone": STR, "role": {"enum": ["provider", "staff"]},
+               "permissions": {"type": "array", "items": STR}, "practice": obj({"id": UUID, "name": STR}, ["id", "name"]),
+               "stage": {"enum": ["second_factor", "enrollment", "signed_in"]}, "twoFactorEnabled": BOOL, "twoFactorRequired": BOOL, "recoveryCodesLeft": INT},
+              ["id", "username", "firstName", "lastName", "email", "role", "permissions", "practice", "stage", "twoFactorEnabled", "twoFactorRequired", "recoveryCodesLeft"]),
+    "TOTPEnrollment": obj({"factorId": UUID, "otpauthURI": STR, "secret": {"type": "string", "description": "Base32, for manual entry."}, "qrSVG": STR},
+                          ["factorId", "otpauthURI", "secret", "qrSVG"]),
+    "SMSEnrollment": obj({"factorId": UUID, "sentTo": STR}, ["factorId", "sentTo"]),
+    "Activation": obj({"factor": ref("Factor"), "recoveryCodes": {"type": "array", "items": STR}}, ["factor"]),
+    "RecoveryCodes": obj({"recoveryCodes": {"type": "array", "items": STR}}, ["recoveryCodes"]),
+    "Browser": obj({"id": UUID, "browser": STR, "createdAt": DATE, "lastUsedAt": DATE, "lastIP": STR, "expiresAt": DATE}, ["id", "browser", "lastIP", "expiresAt"]),
+    "Practice": obj({"id": UUID, "name": STR, "mandatoryTwoFactor": BOOL, "rememberBrowserDays": INT, "inactivityMinutes": INT, "otpDigits": INT,
+                     "allowSMS": BOOL, "allowTOTP": BOOL},
+                    ["id", "name", "mandatoryTwoFactor", "rememberBrowserDays", "inactivityMinutes", "otpDigits", "allowSMS", "allowTOTP"]),
+    "UsersPage": obj({"users": {"type": "array", "items": obj({
+        "id": UUID, "username": STR, "firstName": STR, "lastName": STR, "email": STR, "cellPhone": STR, "role": STR, "manageAccounts": BOOL,
+        "primaryProviderId": UUID, "twoFactor": obj({"status": {"enum": ["active", "required", "inactive"]}, "factorKind": STR, "factorShortId": STR}, ["status"])},
+        ["id", "username", "firstName", "lastName", "email", "role", "manageAccounts", "twoFactor"])}, "total": INT, "page": INT, "pageCount": INT},
+        ["users", "total", "page", "pageCount"]),
+    "AuditPage": obj({"events": {"type": "array", "items": obj({
+        "seq": INT, "time": DATE, "event": STR, "actor": STR, "subject": STR, "ip": STR, "userAgent": STR,
+        "details": {"type": "object", "additionalProperties": STR}}, ["seq", "time", "event", "ip", "userAgent", "details"])},
+        "total": INT, "page": INT, "pageCount": INT}, ["events", "total", "page", "pageCount"]),
+    "Readiness": obj({"status": {"enum": ["ready", "unavailable"]}, "reason": STR}, ["status"]),
+}
+
+document = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "Twofold",
+        "version": "0.1.0",
+        "description": "Twofold is a self-hosted two-factor authentication server for medical practices. Sign-in is a state machine: "
+                       "POST /api/v1/login checks the password and returns a bearer token whose session is at one of three stages — "
+                       "`second_factor_required` (only /api/v1/login/verify, /sms and /recovery are open), `enrollment_required` "
+                       "(only /api/v1/me and factor set-up are open) or `authenticated`. Errors are `{\"error\": true, \"reason\": \"…\"}`.",
+    },
+    "servers": [{"url": "/"}],
+    "tags": [{"name": n} for n in ["Sign-in", "Account", "Administration", "Operations"]],
+    "paths": paths,
+    "components": {
+        "schemas": schemas,
+        "securitySchemes": {
+            "bearerAuth": {"type": "http", "scheme": "bearer", "description": "The token from POST /api/v1/login."},
+            "cookieAuth": {"type": "apiKey", "in": "cookie", "name": "twofold_session",
+                           "description": "The browser session; unsafe methods must also send X-CSRF-Token."},
+        },
+    },
+}
+
+text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+for target in [ROOT / "docs" / "openapi.json", ROOT / "Sources" / "TwofoldServer" / "Resources" / "openapi.json"]:
+    target.write_text(text)
+    print(f"wrote {target.relative_to(ROOT)}")
