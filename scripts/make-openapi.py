@@ -165,6 +165,15 @@ paths = {
         body=obj({"adminPassword": STR}, ["adminPassword"]), ok_status=204, errors=(401, 403, 404, 409, 429), tags=["Administration"], parameters=ID_PARAM)},
     "/api/v1/practice/audit": {"get": op(
         "auditLog", "The practice's audit log", ADMIN + " Newest first, 100 per page.", ok=ref("AuditPage"), errors=(400, 401, 403), tags=["Administration"], parameters=AUDIT_PARAMS)},
+    "/api/v1/validate": {"post": {**op(
+        "validate", "Check a user's code (VPN, remote desktop, PAM)",
+        "Authenticated with a practice API key (`Authorization: Bearer tfk_…`). Accepts a current code of any active authenticator "
+        "app of that user in the key's practice, under the sign-in rules: each time step once (across instances), failures count "
+        "toward the account's guessing limits, every outcome is audited. An unknown user, a user of another practice, a locked "
+        "account, a replayed and a wrong code all get the same `reject`.",
+        body=obj({"username": {"type": "string", "minLength": 1, "maxLength": 128}, "code": {"type": "string", "pattern": "^[0-9]{6,8}$"}}, ["username", "code"]),
+        ok=obj({"result": {"enum": ["accept", "reject"]}}, ["result"]), errors=(400, 401), tags=["Integration"]),
+        "security": [{"apiKeyAuth": []}]}},
     "/health": {"get": op("health", "Liveness", "200 while the process answers.", ok=obj({"status": STR}, ["status"]), auth=False, tags=["Operations"])},
     "/ready": {"get": {**op("ready", "Readiness", "200 when the database answers and is migrated; 503 otherwise.", ok=ref("Readiness"), auth=False, tags=["Operations"]),
                        }},
@@ -220,12 +229,13 @@ document = {
                        "(only /api/v1/me and factor set-up are open) or `authenticated`. Errors are `{\"error\": true, \"reason\": \"…\"}`.",
     },
     "servers": [{"url": "/"}],
-    "tags": [{"name": n} for n in ["Sign-in", "Account", "Administration", "Operations"]],
+    "tags": [{"name": n} for n in ["Sign-in", "Account", "Administration", "Integration", "Operations"]],
     "paths": paths,
     "components": {
         "schemas": schemas,
         "securitySchemes": {
             "bearerAuth": {"type": "http", "scheme": "bearer", "description": "The token from POST /api/v1/login."},
+            "apiKeyAuth": {"type": "http", "scheme": "bearer", "description": "A practice API key, tfk_…, from `twofold api-key create`."},
             "cookieAuth": {"type": "apiKey", "in": "cookie", "name": "twofold_session",
                            "description": "The browser session; unsafe methods must also send X-CSRF-Token."},
         },

@@ -44,6 +44,8 @@ public func configure(_ app: Application, _ config: TwofoldConfiguration, clock:
     app.asyncCommands.use(UserCommands(), as: "user")
     app.asyncCommands.use(OutboxCommands(), as: "outbox")
     app.asyncCommands.use(AuditCommands(), as: "audit")
+    app.asyncCommands.use(APIKeyCommands(), as: "api-key")
+    app.asyncCommands.use(ImportCommands(), as: "import")
 }
 
 func routes(_ app: Application) throws {
@@ -58,6 +60,7 @@ func routes(_ app: Application) throws {
     try api.register(collection: LoginAPIController())
     try api.register(collection: MeAPIController())
     try api.register(collection: PracticeAPIController())
+    try api.register(collection: ValidateController())
 }
 
 /// Brings the schema up to date; `serve` and every command call this before doing anything else.

@@ -9,7 +9,13 @@ enum Entrypoint {
         var environment: Environment
         do {
             environment = try Environment.detect()
-            try LoggingSystem.bootstrap(from: &environment)
+            if ProcessInfo.processInfo.environment["TWOFOLD_LOG_FORMAT"]?.lowercased() == "json" {
+                let level = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0.lowercased()) } ?? .info
+                let stream = (environment.arguments.dropFirst().first ?? "serve") == "serve" ? FileHandle.standardOutput : FileHandle.standardError
+                LoggingSystem.bootstrap { label in JSONLogHandler(label: label, logLevel: level, stream: stream) }
+            } else {
+                try LoggingSystem.bootstrap(from: &environment)
+            }
         } catch {
             fail("\(error)", status: 2)
         }

@@ -6,17 +6,16 @@ import time
 
 from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 from conftest import PASSWORD, decode_qr_png, oathtool_code
 
 
 def click_through(driver, element):
-    """Clicks something that loads a new page and waits until the new page is there."""
+    """Clicks something that loads a new page and waits until the new page has loaded."""
     for attempt in range(5):
         try:
-            page = driver.find_element(By.TAG_NAME, "html")
+            driver.execute_script("window.__twofoldOldPage = true")
             target = driver.find_element(By.ID, element) if isinstance(element, str) else element
             target.click()
             break
@@ -25,8 +24,14 @@ def click_through(driver, element):
             if attempt == 4 or not isinstance(element, str):
                 raise
             time.sleep(0.2)
-    WebDriverWait(driver, 15).until(expected_conditions.staleness_of(page))
-    WebDriverWait(driver, 15).until(lambda d: d.execute_script("return document.readyState") == "complete")
+
+    def new_page_loaded(d):
+        try:
+            return d.execute_script("return window.__twofoldOldPage === undefined && document.readyState === 'complete'")
+        except WebDriverException:
+            return False
+
+    WebDriverWait(driver, 15, poll_frequency=0.05).until(new_page_loaded)
 
 
 def text(driver):

@@ -55,3 +55,46 @@ def test_bad_configuration_lists_every_problem(twofold):
     result = twofold.cli("migrate", check=False)
     assert result.returncode == 2
     assert "DATABASE_URL" in result.stderr and "TWOFOLD_SECRET_KEY" in result.stderr
+
+
+def _audit_db(twofold):
+    import sqlite3
+    return sqlite3.connect(twofold.data_dir / "twofold.sqlite")
+
+
+def _seed_events(twofold):
+    practice = twofold.create_practice()
+    for name in ("amy", "ben", "cal"):
+        twofold.create_user(practice, username=name)
+    assert "intact: 4 events" in twofold.cli("audit", "verify").stdout
+
+
+def test_audit_verify_names_a_changed_event(twofold):
+    _seed_events(twofold)
+    with _audit_db(twofold) as db:
+        db.execute("UPDATE audit_events SET details = '{\"username\":\"mallory\"}' WHERE seq = 3")
+    result = twofold.cli("audit", "verify", check=False)
+    assert result.returncode != 0
+    assert "event #3" in result.stderr and "changed" in result.stderr
+
+
+def test_audit_verify_names_a_removed_event(twofold):
+    _seed_events(twofold)
+    with _audit_db(twofold) as db:
+        db.execute("DELETE FROM audit_events WHERE seq = 2")
+    result = twofold.cli("audit", "verify", check=False)
+    assert result.returncode != 0 and "event #2 is missing" in result.stderr
+
+
+def test_audit_verify_names_an_inserted_event(twofold):
+    _seed_events(twofold)
+    with _audit_db(twofold) as db:
+        row = db.execute("SELECT id, practice_id, actor_id, subject_id, event, ip, user_agent, details, occurred_ms, occurred_at, prev_hash, hash "
+                         "FROM audit_events WHERE seq = 4").fetchone()
+        db.execute("UPDATE audit_events SET seq = 5 WHERE seq = 4")
+        import uuid
+        forged = (str(uuid.uuid4()).upper(),) + row[1:]
+        db.execute("INSERT INTO audit_events (id, practice_id, actor_id, subject_id, event, ip, user_agent, details, occurred_ms, occurred_at, prev_hash, hash, seq) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 4)", forged)
+    result = twofold.cli("audit", "verify", check=False)
+    assert result.returncode != 0 and "NOT intact" in result.stderr

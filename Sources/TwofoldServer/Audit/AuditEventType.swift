@@ -36,4 +36,10 @@ enum AuditEventType: String, CaseIterable, Sendable {
     case adminTwoFactorDisabled = "admin.two_factor_disabled"
     case practiceSettingsChanged = "practice.settings_changed"
     case adminAccessDenied = "admin.access_denied"
+    case apiKeyCreated = "api_key.created"
+    case apiKeyRevoked = "api_key.revoked"
+    case validateAccepted = "validate.accepted"
+    case validateRejected = "validate.rejected"
+    case usersImported = "import.users"
+    case factorsImported = "import.factors"
 }

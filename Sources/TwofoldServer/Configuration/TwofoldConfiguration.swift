@@ -40,6 +40,8 @@ public struct TwofoldConfiguration: Sendable {
     /// Bcrypt cost for new password hashes; tests lower it to keep the suite quick.
     public var bcryptCost: Int
     public var issuerFallback: String
+    /// Reverse proxies whose `X-Forwarded-For` is believed for the client address (throttling and audit depend on it).
+    public var trustedProxies: TrustedProxies = TrustedProxies([])
 
     public init(
         storage: Storage = .sqliteMemory,
@@ -137,6 +139,11 @@ extension TwofoldConfiguration {
         if let cost = env["TWOFOLD_BCRYPT_COST"], !cost.isEmpty {
             if let value = Int(cost), (4...31).contains(value) { config.bcryptCost = value } else {
                 problems.append("TWOFOLD_BCRYPT_COST must be a whole number from 4 to 31 (default 12)")
+            }
+        }
+        if let proxies = env["TWOFOLD_TRUSTED_PROXIES"], !proxies.isEmpty {
+            if let parsed = TrustedProxies(list: proxies) { config.trustedProxies = parsed } else {
+                problems.append("TWOFOLD_TRUSTED_PROXIES must be comma-separated addresses or CIDR blocks, e.g. 127.0.0.1/32,10.0.0.0/8")
             }
         }
         guard problems.isEmpty else { throw ConfigurationError(problems: problems) }

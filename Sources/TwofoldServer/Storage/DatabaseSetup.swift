@@ -9,19 +9,20 @@ enum DatabaseSetup {
     static let migrations: [any AsyncMigration] = [
         CreatePractice(), CreateUser(), CreateFactor(), CreateRecoveryCode(), CreateRememberedBrowser(),
         CreateSession(), CreateSMSCode(), CreateOutboxMessage(), CreateAuditEvent(), CreateThrottleBucket(),
-        AddPrimaryProviderToUser(),
+        AddPrimaryProviderToUser(), CreateAPIKey(),
     ]
 
     static func configure(_ app: Application, storage: TwofoldConfiguration.Storage) throws {
         switch storage {
+        // SQL statements are logged only at trace level: their values can include message text.
         case .sqliteMemory:
-            app.databases.use(.sqlite(.memory), as: .sqlite)
+            app.databases.use(.sqlite(.memory, dataEncoder: .init(), dataDecoder: .init(), sqlLogLevel: .trace), as: .sqlite)
         case .sqliteFile(let path):
-            app.databases.use(.sqlite(.file(path)), as: .sqlite)
+            app.databases.use(.sqlite(.file(path), dataEncoder: .init(), dataDecoder: .init(), sqlLogLevel: .trace), as: .sqlite)
         case .postgres(let url, let searchPath):
             var configuration = try SQLPostgresConfiguration(url: url)
             if let searchPath { configuration.searchPath = [searchPath] }
-            app.databases.use(.postgres(configuration: configuration, maxConnectionsPerEventLoop: 8), as: .psql)
+            app.databases.use(.postgres(configuration: configuration, maxConnectionsPerEventLoop: 8, sqlLogLevel: .trace), as: .psql)
         }
         for migration in migrations { app.migrations.add(migration) }
     }

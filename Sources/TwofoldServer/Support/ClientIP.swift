@@ -1,9 +1,13 @@
+import TwofoldCore
 import Vapor
 
 extension Request {
-    /// The client's address as Twofold records and throttles it.
+    /// The client's address as Twofold records and throttles it: the peer, or what a trusted proxy forwarded.
     var clientIP: String {
-        remoteAddress?.ipAddress ?? "unknown"
+        let peer = remoteAddress?.ipAddress ?? "unknown"
+        let proxies = application.twofold.configuration.trustedProxies
+        guard !proxies.blocks.isEmpty else { return peer }
+        return proxies.clientAddress(peer: peer, forwardedFor: headers[.xForwardedFor])
     }
 
     var userAgentSummary: String {

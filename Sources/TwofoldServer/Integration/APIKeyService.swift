@@ -1,0 +1,67 @@
+import Fluent
+import TwofoldCore
+import Vapor
+
+/// Creating, revoking and checking API keys.
+struct APIKeyService {
+    let database: any Database
+    let now: Date
+
+    struct Created {
+        var record: APIKey
+        /// The full key; shown once and never stored.
+        var key: String
+    }
+
+    func create(practiceID: UUID, name rawName: String) async throws -> Created {
+        let name = rawName.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard (1...100).contains(name.count) else { throw Abort(.badRequest, reason: "Give the key a name of 1 to 100 characters, e.g. \"EHR production\".") }
+        guard try await Practice.find(practiceID, on: database) != nil else { throw Abort(.notFound, reason: "There is no practice with id \(practiceID).") }
+        let key = APIKey.prefix + SecureRandom.token()
+        let record = APIKey(practiceID: practiceID, name: name, hint: String(key.prefix(APIKey.prefix.count + 6)), keyHash: Digest.sha256Hex(key))
+        try await record.create(on: database)
+        try await AuditLog.append(AuditEntry(type: .apiKeyCreated, practiceID: practiceID, details: ["name": name, "key": record.hint + "…"]), on: database, now: now)
+        return Created(record: record, key: key)
+    }
+
+    func revoke(id: UUID) async throws -> APIKey {
+        guard let record = try await APIKey.find(id, on: database) else { throw Abort(.notFound, reason: "There is no API key with id \(id).") }
+        guard record.revokedAt == nil else { return record }
+        record.revokedAt = now
+        try await record.save(on: database)
+        try await AuditLog.append(AuditEntry(type: .apiKeyRevoked, practiceID: record.$practice.id, details: ["name": record.name, "key": record.hint + "…"]), on: database, now: now)
+        return record
+    }
+
+    /// The active key a bearer value names, or nil for a missing, malformed, unknown or revoked key.
+    func active(bearer: String) async throws -> APIKey? {
+        guard bearer.hasPrefix(APIKey.prefix), bearer.utf8.count <= 100 else { return nil }
+        guard let record = try await APIKey.query(on: database).filter(\.$keyHash == Digest.sha256Hex(bearer)).first(),
+              record.revokedAt == nil
+        else { return nil }
+        return record
+    }
+}
+
+/// Lets a request through only with an active API key, which it makes available as `request.apiKey`.
+struct APIKeyGuard: AsyncMiddleware {
+    func respond(to request: Request, chainingTo next: any AsyncResponder) async throws -> Response {
+        guard let bearer = request.headers.bearerAuthorization?.token else {
+            return APIError.response(.unauthorized, "Send the practice's API key as Authorization: Bearer tfk_… (create one with `twofold api-key create`).")
+        }
+        guard let key = try await APIKeyService(database: request.db, now: request.now).active(bearer: bearer) else {
+            return APIError.response(.unauthorized, "The API key is not valid or has been revoked.")
+        }
+        request.apiKey = key
+        return try await next.respond(to: request)
+    }
+}
+
+extension Request {
+    private struct APIKeyStorage: StorageKey { typealias Value = APIKey }
+
+    var apiKey: APIKey? {
+        get { storage[APIKeyStorage.self] }
+        set { storage[APIKeyStorage.self] = newValue }
+    }
+}

@@ -1,0 +1,180 @@
+import Fluent
+import Foundation
+import TwofoldCore
+import Vapor
+
+/// Moves a practice from another system: staff (optionally with bcrypt hashes) and authenticator keys from CSV.
+/// Every row is checked first; on any problem nothing is written and each problem names its line and column.
+struct Importer {
+    let database: any Database
+    let sealer: SecretSealer
+    let now: Date
+    let practiceID: UUID
+
+    static let batchSize = 1000
+    static let maximumReportedProblems = 25
+
+    struct Problems: Error, CustomStringConvertible {
+        var lines: [String]
+        var description: String {
+            "nothing was imported; fix these rows and run the import again:\n" + lines.map { "  \($0)" }.joined(separator: "\n")
+        }
+    }
+
+    /// A row's fields by column name, with the line number for messages.
+    struct Record {
+        var line: Int
+        var values: [String: String]
+        subscript(_ column: String) -> String { (values[column] ?? "").trimmingCharacters(in: .whitespaces) }
+    }
+
+    static func records(_ text: String, required: [String], optional: [String]) throws -> [Record] {
+        let rows: [CSVReader.Row]
+        do { rows = try CSVReader.parse(text) } catch { throw Problems(lines: ["\(error)"]) }
+        guard let header = rows.first else { throw Problems(lines: ["the file is empty; the first line must name the columns: \(required.joined(separator: ","))"]) }
+        let columns = header.fields.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+        let missing = required.filter { !columns.contains($0) }
+        let unknown = columns.filter { !required.contains($0) && !optional.contains($0) }
+        guard missing.isEmpty, unknown.isEmpty else {
+            var lines: [String] = []
+            if !missing.isEmpty { lines.append("line 1: missing column(s) \(missing.joined(separator: ", "))") }
+            if !unknown.isEmpty { lines.append("line 1: unknown column(s) \(unknown.joined(separator: ", ")); allowed: \((required + optional).joined(separator: ", "))") }
+            throw Problems(lines: lines)
+        }
+        var records: [Record] = []
+        var problems: [String] = []
+        for row in rows.dropFirst() {
+            guard row.fields.count == columns.count else {
+                problems.append("line \(row.line): \(row.fields.count) fields, expected \(columns.count)")
+                continue
+            }
+            records.append(Record(line: row.line, values: Dictionary(zip(columns, row.fields), uniquingKeysWith: { first, _ in first })))
+        }
+        guard problems.isEmpty else { throw Problems(lines: Array(problems.prefix(maximumReportedProblems))) }
+        return records
+    }
+
+    // MARK: users
+
+    static let bcryptPattern = #"^\$2[aby]\$[0-9]{2}\$[./A-Za-z0-9]{53}$"#
+    /// Stored for imported users without a hash: no password ever verifies against it.
+    static let unusablePasswordHash = "!imported-without-password"
+
+    func importUsers(csv: String) async throws -> Int {
+        let records = try Self.records(csv, required: ["username", "first_name", "last_name", "email", "cell", "role"], optional: ["password_hash"])
+        var problems: [String] = []
+        func problem(_ record: Record, _ column: String, _ text: String) {
+            if problems.count < Self.maximumReportedProblems { problems.append("line \(record.line), column \(column): \(text)") }
+        }
+        var seen: [String: Int] = [:]
+        var users: [User] = []
+        users.reserveCapacity(records.count)
+        for record in records {
+            let username = record["username"]
+            if !AccountProvisioning.isValidUsername(username) { problem(record, "username", "use \(AccountProvisioning.usernamePattern)") }
+            if let earlier = seen[User.key(for: username)] { problem(record, "username", "\(username) also appears on line \(earlier)") }
+            seen[User.key(for: username)] = record.line
+            if record["first_name"].isEmpty { problem(record, "first_name", "required") }
+            if record["last_name"].isEmpty { problem(record, "last_name", "required") }
+            let email = ProfileService.validEmail(record["email"])
+            if email == nil { problem(record, "email", "not a valid email address") }
+            var cell: String?
+            if !record["cell"].isEmpty {
+                cell = SMSCodeService.normalizedPhone(record["cell"])
+                if cell == nil { problem(record, "cell", "needs 7 to 15 digits") }
+            }
+            let role = User.Role(rawValue: record["role"].lowercased())
+            if role == nil { problem(record, "role", "must be provider or staff") }
+            let hash = record["password_hash"]
+            if !hash.isEmpty && hash.range(of: Self.bcryptPattern, options: .regularExpression) == nil {
+                problem(record, "password_hash", "must be a bcrypt hash ($2a$, $2b$ or $2y$)")
+            }
+            guard problems.isEmpty, let email, let role else { continue }
+            let user = User(id: UUID(), practiceID: practiceID, username: username, firstName: record["first_name"], lastName: record["last_name"],
+                            email: email, cellPhone: cell, role: role, permissions: [], passwordHash: hash.isEmpty ? Self.unusablePasswordHash : hash)
+            user.mustChangePassword = hash.isEmpty
+            users.append(user)
+        }
+        guard try await Practice.find(practiceID, on: database) != nil else { throw Problems(lines: ["there is no practice with id \(practiceID)"]) }
+        if problems.isEmpty {
+            let keys = Array(seen.keys)
+            for start in stride(from: 0, to: keys.count, by: Self.batchSize) {
+                let chunk = Array(keys[start..<min(start + Self.batchSize, keys.count)])
+                for existing in try await User.query(on: database).filter(\.$usernameKey ~~ chunk).all() where problems.count < Self.maximumReportedProblems {
+                    problems.append("line \(seen[existing.usernameKey] ?? 0), column username: \(existing.username) already exists")
+                }
+            }
+        }
+        guard problems.isEmpty else { throw Problems(lines: problems) }
+        try await insertAll(users, audit: AuditEntry(type: .usersImported, practiceID: practiceID, details: ["count": String(users.count)]))
+        return users.count
+    }
+
+    // MARK: factors
+
+    func importFactors(csv: String) async throws -> Int {
+        let records = try Self.records(csv, required: ["username", "secret", "digits", "algorithm", "period", "nickname"], optional: [])
+        var problems: [String] = []
+        func problem(_ record: Record, _ column: String, _ text: String) {
+            if problems.count < Self.maximumReportedProblems { problems.append("line \(record.line), column \(column): \(text)") }
+        }
+        var usersByKey: [String: (id: UUID, hasFactor: Bool)] = [:]
+        let keys = Array(Set(records.map { User.key(for: $0["username"]) }))
+        for start in stride(from: 0, to: keys.count, by: Self.batchSize) {
+            let chunk = Array(keys[start..<min(start + Self.batchSize, keys.count)])
+            for user in try await User.query(on: database).filter(\.$practice.$id == practiceID).filter(\.$usernameKey ~~ chunk).all() {
+                usersByKey[user.usernameKey] = (user.id!, false)
+            }
+        }
+        let keysByID = Dictionary(uniqueKeysWithValues: usersByKey.map { ($0.value.id, $0.key) })
+        let ids = Array(keysByID.keys)
+        for start in stride(from: 0, to: ids.count, by: Self.batchSize) {
+            let chunk = Array(ids[start..<min(start + Self.batchSize, ids.count)])
+            for factor in try await Factor.query(on: database).filter(\.$user.$id ~~ chunk).filter(\.$status == .active).all() {
+                if let key = keysByID[factor.$user.id] { usersByKey[key]?.hasFactor = true }
+            }
+        }
+        var factors: [Factor] = []
+        factors.reserveCapacity(records.count)
+        for record in records {
+            guard let user = usersByKey[User.key(for: record["username"])] else {
+                problem(record, "username", "no user \(record["username"]) in this practice (import users first)")
+                continue
+            }
+            let secret = try? OTPSecret(base32: record["secret"])
+            if secret == nil { problem(record, "secret", "must be base32 of at least 80 bits") }
+            let digits = Int(record["digits"].isEmpty ? "6" : record["digits"])
+            let algorithm = OTPAlgorithm(rawValue: (record["algorithm"].isEmpty ? "SHA1" : record["algorithm"]).uppercased().replacingOccurrences(of: "-", with: ""))
+            let period = Int(record["period"].isEmpty ? "30" : record["period"])
+            let parameters = algorithm.flatMap { algorithm in digits.flatMap { digits in period.flatMap { try? OTPParameters(algorithm: algorithm, digits: digits, period: $0) } } }
+            if algorithm == nil { problem(record, "algorithm", "must be SHA1, SHA256 or SHA512") }
+            if digits == nil || !(6...8).contains(digits ?? 0) { problem(record, "digits", "must be 6, 7 or 8") }
+            if period == nil || !(15...300).contains(period ?? 0) { problem(record, "period", "must be 15 to 300 seconds") }
+            let nickname = record["nickname"].isEmpty ? "Authenticator app" : record["nickname"]
+            if nickname.count > 60 { problem(record, "nickname", "at most 60 characters") }
+            guard problems.isEmpty, let secret, let parameters else { continue }
+            let factor = Factor(userID: user.id, kind: .totp, nickname: nickname, digits: parameters.digits,
+                                algorithm: parameters.algorithm.rawValue, period: parameters.period)
+            factor.status = .active
+            factor.activatedAt = now
+            factor.isPrimary = !user.hasFactor
+            usersByKey[User.key(for: record["username"])]?.hasFactor = true
+            factor.sealedSecret = Data(try sealer.seal(secret.bytes, context: TOTPVerifier.sealingContext(for: factor.id!)))
+            factors.append(factor)
+        }
+        guard problems.isEmpty else { throw Problems(lines: problems) }
+        try await insertAll(factors, audit: AuditEntry(type: .factorsImported, practiceID: practiceID, details: ["count": String(factors.count)]))
+        return factors.count
+    }
+
+    /// Inserts every row in batches inside one transaction, with one audit event: all rows or none.
+    private func insertAll<M: Model>(_ models: [M], audit: AuditEntry) async throws {
+        let now = self.now
+        try await database.transaction { tx in
+            for start in stride(from: 0, to: models.count, by: Self.batchSize) {
+                try await Array(models[start..<min(start + Self.batchSize, models.count)]).create(on: tx)
+            }
+            try await AuditLog.append(audit, on: tx, now: now)
+        }
+    }
+}

@@ -1,0 +1,80 @@
+import Fluent
+import TwofoldCore
+import Vapor
+
+/// `POST /api/v1/validate`: one call for a VPN, remote-desktop gateway or PAM module to check a user's code,
+/// under the sign-in rules (single-use steps, guessing limits, audit) and without revealing whether a user exists.
+struct ValidateController: RouteCollection {
+    func boot(routes: any RoutesBuilder) throws {
+        routes.grouped(APIKeyGuard()).on(.POST, "validate", body: .collect(maxSize: "4kb"), use: validate)
+    }
+
+    struct ValidateRequest: Content {
+        var username: String
+        var code: String
+    }
+
+    struct ValidateResponse: Content {
+        var result: String
+    }
+
+    @Sendable func validate(req: Request) async throws -> ValidateResponse {
+        guard let key = req.apiKey else { throw Abort(.unauthorized) }
+        let body = try req.content.decode(ValidateRequest.self)
+        let code = body.code.trimmingCharacters(in: .whitespaces)
+        guard !body.username.isEmpty, body.username.count <= 128 else { throw Abort(.badRequest, reason: "username must be 1 to 128 characters.") }
+        guard (6...8).contains(code.count), code.allSatisfy({ $0.isASCII && $0.isNumber }) else {
+            throw Abort(.badRequest, reason: "code must be 6 to 8 digits.")
+        }
+        let accepted = try await DirectVerification(request: req, key: key).check(username: body.username, code: code)
+        return ValidateResponse(result: accepted ? "accept" : "reject")
+    }
+}
+
+/// The decision behind `/api/v1/validate`.
+struct DirectVerification {
+    let request: Request
+    let key: APIKey
+
+    func check(username: String, code: String) async throws -> Bool {
+        let practiceID = key.$practice.id
+        let user = try await User.query(on: request.db).filter(\.$usernameKey == User.key(for: username)).filter(\.$practice.$id == practiceID).first()
+        guard let user else {
+            try await audit(.validateRejected, userID: nil, details: ["reason": "unknown_user", "username": String(User.key(for: username).prefix(64))])
+            return false
+        }
+        let guardRail = SecondFactorGuard(request: request)
+        do {
+            try await guardRail.ensureAllowed(user: user)
+        } catch {
+            try await audit(.validateRejected, userID: user.id, details: ["reason": "locked"])
+            return false
+        }
+        let factors = try await Factor.query(on: request.db).filter(\.$user.$id == user.id!).filter(\.$status == .active).filter(\.$kind == .totp).all()
+        let verifier = TOTPVerifier(database: request.db, sealer: request.twofold.sealer, now: request.now)
+        var replayed = false
+        for factor in factors {
+            switch try await verifier.verify(code, factor: factor) {
+            case .accepted:
+                try await guardRail.recordSuccess(user: user)
+                try await audit(.validateAccepted, userID: user.id, details: ["factor": factor.shortID])
+                return true
+            case .replayed: replayed = true
+            case .wrong: continue
+            }
+        }
+        if replayed {
+            try await audit(.validateRejected, userID: user.id, details: ["reason": "replayed"])
+        } else {
+            try await guardRail.recordFailure(user: user, method: "validate")
+            try await audit(.validateRejected, userID: user.id, details: ["reason": factors.isEmpty ? "no_authenticator" : "wrong_code"])
+        }
+        return false
+    }
+
+    private func audit(_ type: AuditEventType, userID: UUID?, details: [String: String]) async throws {
+        var details = details
+        details["api_key"] = key.name
+        try await request.audit(type, practiceID: key.$practice.id, actorID: nil, subjectID: userID, details: details)
+    }
+}
