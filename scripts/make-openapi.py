@@ -177,8 +177,14 @@ paths = {
     "/health": {"get": op("health", "Liveness", "200 while the process answers.", ok=obj({"status": STR}, ["status"]), auth=False, tags=["Operations"])},
     "/ready": {"get": {**op("ready", "Readiness", "200 when the database answers and is migrated; 503 otherwise.", ok=ref("Readiness"), auth=False, tags=["Operations"]),
                        }},
+    "/metrics": {"get": {**op("metrics", "Prometheus metrics",
+        "Requests and latency per route, verification outcomes per factor kind, SMS sent/failed, lockouts, database errors, in the "
+        "Prometheus text format. With TWOFOLD_METRICS_TOKEN set, send it as a bearer token.",
+        ok={"type": "string"}, errors=(401,), auth=False, tags=["Operations"]),
+        "security": [{}, {"metricsToken": []}]}},
     "/openapi.json": {"get": op("openapi", "This document", "The OpenAPI 3.1 description of the API.", ok={"type": "object"}, auth=False, tags=["Operations"])},
 }
+paths["/metrics"]["get"]["responses"]["200"] = {"description": "Prometheus text exposition format.", "content": {"text/plain": {"schema": STR}}}
 paths["/ready"]["get"]["responses"]["503"] = {"description": "Not ready.", "content": {"application/json": {"schema": ref("Readiness")}}}
 
 factor = obj({"id": UUID, "shortId": STR, "kind": {"enum": ["totp", "sms"]}, "nickname": STR, "primary": BOOL, "status": {"enum": ["pending", "active"]},
@@ -235,6 +241,7 @@ document = {
         "schemas": schemas,
         "securitySchemes": {
             "bearerAuth": {"type": "http", "scheme": "bearer", "description": "The token from POST /api/v1/login."},
+            "metricsToken": {"type": "http", "scheme": "bearer", "description": "TWOFOLD_METRICS_TOKEN, when it is set."},
             "apiKeyAuth": {"type": "http", "scheme": "bearer", "description": "A practice API key, tfk_…, from `twofold api-key create`."},
             "cookieAuth": {"type": "apiKey", "in": "cookie", "name": "twofold_session",
                            "description": "The browser session; unsafe methods must also send X-CSRF-Token."},

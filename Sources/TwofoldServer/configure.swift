@@ -33,6 +33,7 @@ public func configure(_ app: Application, _ config: TwofoldConfiguration, clock:
     app.leaf.cache.isEnabled = app.environment.isRelease
 
     app.middleware = Middlewares()
+    app.middleware.use(MetricsMiddleware(metrics: app.metrics))
     app.middleware.use(SecurityHeaders())
     app.middleware.use(TwofoldErrorMiddleware())
     app.middleware.use(SessionLoader())
@@ -51,6 +52,7 @@ public func configure(_ app: Application, _ config: TwofoldConfiguration, clock:
 func routes(_ app: Application) throws {
     try app.register(collection: AssetsController())
     try app.register(collection: OperationsController())
+    try app.register(collection: MetricsController(token: app.twofold.configuration.metricsToken))
     let web = app.grouped(CSRFGuard(protectsAnonymousRequests: true))
     try web.register(collection: LoginWebController())
     try web.register(collection: SetupWebController())

@@ -42,6 +42,8 @@ public struct TwofoldConfiguration: Sendable {
     public var issuerFallback: String
     /// Reverse proxies whose `X-Forwarded-For` is believed for the client address (throttling and audit depend on it).
     public var trustedProxies: TrustedProxies = TrustedProxies([])
+    /// When set, `/metrics` answers only requests bearing this token.
+    public var metricsToken: String?
 
     public init(
         storage: Storage = .sqliteMemory,
@@ -140,6 +142,9 @@ extension TwofoldConfiguration {
             if let value = Int(cost), (4...31).contains(value) { config.bcryptCost = value } else {
                 problems.append("TWOFOLD_BCRYPT_COST must be a whole number from 4 to 31 (default 12)")
             }
+        }
+        if let token = env["TWOFOLD_METRICS_TOKEN"], !token.isEmpty {
+            if token.count < 16 { problems.append("TWOFOLD_METRICS_TOKEN must be at least 16 characters") } else { config.metricsToken = token }
         }
         if let proxies = env["TWOFOLD_TRUSTED_PROXIES"], !proxies.isEmpty {
             if let parsed = TrustedProxies(list: proxies) { config.trustedProxies = parsed } else {

@@ -65,10 +65,12 @@ struct SMSCodeService {
             try await request.application.smsSender.send(to: phone, body: body, database: request.db, client: request.client, now: now)
         } catch {
             try await record.delete(on: request.db)
+            request.metrics.sms(sent: false)
             request.logger.warning("SMS delivery failed", metadata: ["sender": .string(request.application.smsSender.name), "problem": .string(String(describing: error))])
             try await request.audit(.smsFailed, practiceID: practice.id, actorID: user.id, details: ["to": Self.maskedPhone(phone), "purpose": purpose.rawValue, "sender": request.application.smsSender.name])
             throw SMSError.deliveryFailed
         }
+        request.metrics.sms(sent: true)
         record.delivered = true
         try await record.save(on: request.db)
         try await request.audit(.smsSent, practiceID: practice.id, actorID: user.id, details: ["to": Self.maskedPhone(phone), "purpose": purpose.rawValue])

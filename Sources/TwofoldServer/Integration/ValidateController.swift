@@ -56,7 +56,7 @@ struct DirectVerification {
         for factor in factors {
             switch try await verifier.verify(code, factor: factor) {
             case .accepted:
-                try await guardRail.recordSuccess(user: user)
+                try await guardRail.recordSuccess(user: user, kind: "totp")
                 try await audit(.validateAccepted, userID: user.id, details: ["factor": factor.shortID])
                 return true
             case .replayed: replayed = true
@@ -66,7 +66,7 @@ struct DirectVerification {
         if replayed {
             try await audit(.validateRejected, userID: user.id, details: ["reason": "replayed"])
         } else {
-            try await guardRail.recordFailure(user: user, method: "validate")
+            try await guardRail.recordFailure(user: user, method: "totp")
             try await audit(.validateRejected, userID: user.id, details: ["reason": factors.isEmpty ? "no_authenticator" : "wrong_code"])
         }
         return false

@@ -15,12 +15,15 @@ struct SecondFactorGuard {
         case .allowed:
             return
         case .wait(let until):
+            request.metrics.verification(kind: "any", outcome: .locked)
             try await request.audit(.secondFactorThrottled, practiceID: user.$practice.id, actorID: user.id, details: ["failures": String(user.secondFactorFailures)])
             throw SignInError.wait(seconds: max(1, Int(until.timeIntervalSince(now).rounded(.up))))
         case .locked(let until):
+            request.metrics.verification(kind: "any", outcome: .locked)
             try await request.audit(.secondFactorThrottled, practiceID: user.$practice.id, actorID: user.id, details: ["failures": String(user.secondFactorFailures), "locked": "true"])
             throw SignInError.locked(minutes: max(1, Int((until.timeIntervalSince(now) / 60).rounded(.up))))
         case .lockedUntilReset:
+            request.metrics.verification(kind: "any", outcome: .locked)
             throw SignInError.lockedUntilReset
         }
     }
@@ -40,7 +43,9 @@ struct SecondFactorGuard {
         user.secondFactorFailures = failures
         user.secondFactorLastFailureAt = now
         try await request.audit(.secondFactorFailed, practiceID: user.$practice.id, actorID: user.id, details: ["method": method, "consecutive_failures": String(failures)])
+        request.metrics.verification(kind: method, outcome: .reject)
         if policy.startsLock(atFailures: failures) {
+            request.metrics.lockout()
             let permanent = failures >= policy.permanentLockAt
             try await request.audit(permanent ? .secondFactorLockedPermanently : .secondFactorLocked, practiceID: user.$practice.id, actorID: user.id,
                                     details: ["consecutive_failures": String(failures), "minutes": permanent ? "until reset" : String(Int(policy.lockDuration / 60))])
@@ -48,7 +53,8 @@ struct SecondFactorGuard {
         return failures
     }
 
-    func recordSuccess(user: User) async throws {
+    func recordSuccess(user: User, kind: String) async throws {
+        request.metrics.verification(kind: kind, outcome: .accept)
         guard user.secondFactorFailures != 0 else { return }
         try await request.db.sql.update(User.schema).set("second_factor_failures", to: 0).where("id", .equal, user.id!).run()
         user.secondFactorFailures = 0

@@ -129,7 +129,7 @@ struct SignInService {
         for factor in factors where factor.kind == .totp {
             switch try await verifier.verify(code, factor: factor) {
             case .accepted:
-                try await guardRail.recordSuccess(user: session.user)
+                try await guardRail.recordSuccess(user: session.user, kind: "totp")
                 return factor
             case .replayed:
                 replayed = true
@@ -140,7 +140,7 @@ struct SignInService {
         let smsFactor = factors.first { $0.kind == .sms }
         if factorID == nil || smsFactor != nil,
            try await SMSCodeService(request: request).redeem(code, userID: session.userID, purpose: .signIn) != nil {
-            try await guardRail.recordSuccess(user: session.user)
+            try await guardRail.recordSuccess(user: session.user, kind: "sms")
             let factor = smsFactor ?? factors.first { $0.kind == .sms }
             if let factor {
                 factor.lastUsedAt = request.now
@@ -167,7 +167,7 @@ struct SignInService {
             try await recordPendingFailure(session: session, method: "recovery_code")
             throw SignInError.wrongRecoveryCode
         }
-        try await guardRail.recordSuccess(user: session.user)
+        try await guardRail.recordSuccess(user: session.user, kind: "recovery_code")
         try await request.audit(.recoveryCodeUsed, practiceID: session.practiceID, actorID: session.userID, details: ["remaining": String(remaining)])
         return remaining
     }

@@ -1,3 +1,4 @@
+import Fluent
 import Vapor
 
 /// Turns every error into a clear answer: JSON `{"error": true, "reason": …}` for the API, an HTML page for people.
@@ -24,6 +25,7 @@ struct TwofoldErrorMiddleware: AsyncMiddleware {
             status = .internalServerError
             reason = "Something went wrong on our side. Try again; if it keeps happening, tell your practice's IT contact."
         }
+        if error is any DatabaseError { request.metrics.databaseError() }
         if status.code >= 500 {
             request.logger.error("Request failed", metadata: ["path": .string(request.url.path), "error": .string(String(reflecting: type(of: error)))])
         } else {

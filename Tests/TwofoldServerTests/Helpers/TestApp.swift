@@ -35,6 +35,7 @@ enum TestDatabase {
 /// runs `body`, then tears everything down.
 func withTestApp(
     smsSender: TwofoldConfiguration.SMSSenderChoice = .outbox,
+    metricsToken: String? = nil,
     _ body: (TestContext) async throws -> Void
 ) async throws {
     let clock = TestClock()
@@ -47,6 +48,7 @@ func withTestApp(
     config.sealingKey = SealingKey.generate()
     config.bcryptCost = 4
     config.smsSender = smsSender
+    config.metricsToken = metricsToken
     do {
         try await configure(app, config, clock: clock.twofoldClock)
         if TestDatabase.postgresURL != nil {

@@ -22,7 +22,7 @@ struct OpenAPIDocumentTests {
                     if case .parameter(let name) = component { return "{\(name)}" }
                     return component.description
                 }.joined(separator: "/")
-                guard path.hasPrefix("/api/") || ["/health", "/ready", "/openapi.json"].contains(path) else { continue }
+                guard path.hasPrefix("/api/") || ["/health", "/ready", "/metrics", "/openapi.json"].contains(path) else { continue }
                 let documented = paths.first { Self.normalise($0.key) == Self.normalise(path) }?.value
                 if documented?[route.method.rawValue.lowercased()] == nil { missing.append("\(route.method.rawValue) \(path)") }
             }
