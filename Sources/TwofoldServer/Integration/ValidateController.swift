@@ -66,8 +66,10 @@ struct DirectVerification {
         if replayed {
             try await audit(.validateRejected, userID: user.id, details: ["reason": "replayed"])
         } else {
-            try await guardRail.recordFailure(user: user, method: "totp")
-            try await audit(.validateRejected, userID: user.id, details: ["reason": factors.isEmpty ? "no_authenticator" : "wrong_code"])
+            // One audit event per request: the rejection carries the failure count.
+            let failures = try await guardRail.recordFailure(user: user, method: "totp", auditing: false)
+            try await audit(.validateRejected, userID: user.id, details: ["reason": factors.isEmpty ? "no_authenticator" : "wrong_code",
+                                                                          "consecutive_failures": String(failures)])
         }
         return false
     }

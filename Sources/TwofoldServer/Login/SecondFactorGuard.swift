@@ -33,7 +33,7 @@ struct SecondFactorGuard {
     /// Counts a wrong code against the account (atomically) and audits any lock it starts.
     /// - Returns: the new number of consecutive failures.
     @discardableResult
-    func recordFailure(user: User, method: String) async throws -> Int {
+    func recordFailure(user: User, method: String, auditing: Bool = true) async throws -> Int {
         let now = request.now
         let row = try await request.db.sql.raw("""
             UPDATE \(ident: User.schema) SET second_factor_failures = second_factor_failures + 1, second_factor_last_failure_at = \(bind: now)
@@ -42,7 +42,9 @@ struct SecondFactorGuard {
         let failures = row?.second_factor_failures ?? user.secondFactorFailures + 1
         user.secondFactorFailures = failures
         user.secondFactorLastFailureAt = now
-        try await request.audit(.secondFactorFailed, practiceID: user.$practice.id, actorID: user.id, details: ["method": method, "consecutive_failures": String(failures)])
+        if auditing {
+            try await request.audit(.secondFactorFailed, practiceID: user.$practice.id, actorID: user.id, details: ["method": method, "consecutive_failures": String(failures)])
+        }
         request.metrics.verification(kind: method, outcome: .reject)
         if policy.startsLock(atFailures: failures) {
             request.metrics.lockout()

@@ -27,10 +27,15 @@ enum DatabaseSetup {
         for migration in migrations { app.migrations.add(migration) }
     }
 
-    /// WAL lets readers work while one request writes; the setting is stored in the database file.
+    /// WAL lets readers work while one request writes (the mode is stored in the database file). `synchronous=NORMAL`
+    /// keeps every commit durable against a crash of the process and is a per-connection setting, so it is applied
+    /// to the connection of every event loop (each keeps one open).
     static func tuneSQLite(_ app: Application) async throws {
         guard let sql = app.db as? any SQLDatabase, sql.dialect.name == "sqlite" else { return }
         try await sql.raw("PRAGMA journal_mode=WAL").run()
-        try await sql.raw("PRAGMA synchronous=NORMAL").run()
+        for eventLoop in app.eventLoopGroup.makeIterator() {
+            guard let database = app.databases.database(logger: app.logger, on: eventLoop) as? any SQLDatabase else { continue }
+            try await database.raw("PRAGMA synchronous=NORMAL").run()
+        }
     }
 }

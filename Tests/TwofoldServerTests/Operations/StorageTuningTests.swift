@@ -1,0 +1,33 @@
+import Foundation
+import SQLKit
+import Testing
+@testable import TwofoldServer
+import VaporTesting
+
+@Suite("Storage tuning")
+struct StorageTuningTests {
+    private struct Row: Decodable {
+        var journal_mode: String?
+        var synchronous: Int?
+    }
+
+    /// SQLite runs in WAL mode with synchronous=NORMAL on every event loop's connection (PostgreSQL needs no tuning).
+    @Test func sqliteUsesWALAndNormalSyncOnEveryConnection() async throws {
+        try await withTestApp { ctx in
+            guard TestDatabase.postgresURL == nil else {
+                #expect(ctx.app.db.isPostgres)
+                return
+            }
+            let mode = try await ctx.app.db.sql.raw("PRAGMA journal_mode").first(decoding: Row.self)
+            #expect(mode?.journal_mode == "wal")
+            var checked = 0
+            for eventLoop in ctx.app.eventLoopGroup.makeIterator() {
+                let database = try #require(ctx.app.databases.database(logger: ctx.app.logger, on: eventLoop) as? any SQLDatabase)
+                let row = try await database.raw("PRAGMA synchronous").first(decoding: Row.self)
+                #expect(row?.synchronous == 1, "synchronous should be NORMAL (1)")
+                checked += 1
+            }
+            #expect(checked == System.coreCount)
+        }
+    }
+}
