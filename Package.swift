@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "twofold", targets: ["twofold"]),
+        .executable(name: "twofold-authenticator", targets: ["twofold-authenticator"]),
         .library(name: "TwofoldCore", targets: ["TwofoldCore"]),
         .library(name: "QRCode", targets: ["QRCode"]),
     ],
@@ -18,6 +19,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.0.0"),
         .package(url: "https://github.com/swift-extras/swift-extras-base64.git", from: "1.2.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.0"),
     ],
     targets: [
         .target(
@@ -43,6 +46,16 @@ let package = Package(
             resources: [.copy("Resources")]
         ),
         .executableTarget(name: "twofold", dependencies: ["TwofoldServer"]),
+        .executableTarget(
+            name: "twofold-authenticator",
+            dependencies: [
+                "TwofoldCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
         .testTarget(name: "TwofoldCoreTests", dependencies: ["TwofoldCore"]),
         .testTarget(name: "QRCodeTests", dependencies: ["QRCode"], exclude: ["decode_qr.py"], resources: [.copy("Fixtures")]),
         .testTarget(

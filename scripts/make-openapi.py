@@ -32,7 +32,8 @@ ERRORS = {
     403: "Forbidden: wrong current password, missing permission, `enrollment_required: …` or `password_change_required: …`.",
     404: "No such resource for this user or practice.",
     409: "The request conflicts with the current state (for example an already active factor).",
-    422: "The code does not match the factor being set up.",
+    410: "The request has expired; start a new one.",
+    422: "The code does not match the factor being set up, or a push approval carried the wrong number.",
     429: "Too many attempts; wait for the number of seconds in `Retry-After`.",
     503: "A text message could not be sent; try again later or use another method.",
 }
@@ -151,7 +152,7 @@ paths = {
                     ADMIN + " " + ADMIN_PASSWORD + " Turning mandatory 2FA on sends users without a factor to enrollment at their next request; turning it off keeps everyone's factors.",
                     body=obj({"adminPassword": STR, "name": STR, "mandatoryTwoFactor": BOOL, "rememberBrowserDays": {"type": "integer", "minimum": 0, "maximum": 90},
                               "inactivityMinutes": {"type": "integer", "minimum": 5, "maximum": 720}, "otpDigits": {"enum": [6, 7, 8]},
-                              "allowSMS": BOOL, "allowTOTP": BOOL}, ["adminPassword"]),
+                              "allowSMS": BOOL, "allowTOTP": BOOL, "allowPush": BOOL}, ["adminPassword"]),
                     ok=ref("Practice"), errors=(400, 401, 403, 429), tags=["Administration"])},
     "/api/v1/practice/users": {"get": op(
         "listUsers", "Staff members with their 2FA state", ADMIN + " 50 per page.", ok=ref("UsersPage"), errors=(401, 403), tags=["Administration"], parameters=PAGE_PARAMS)},
@@ -174,6 +175,73 @@ paths = {
         body=obj({"username": {"type": "string", "minLength": 1, "maxLength": 128}, "code": {"type": "string", "pattern": "^[0-9]{6,8}$"}}, ["username", "code"]),
         ok=obj({"result": {"enum": ["accept", "reject"]}}, ["result"]), errors=(400, 401), tags=["Integration"]),
         "security": [{"apiKeyAuth": []}]}},
+    "/api/v1/login/push": {"post": op(
+        "startPushSignIn", "Second factor: send a push request",
+        "For a half-signed-in session. Sends a request to the user's push device (`factorId`, else the primary or most recent one) "
+        "and returns the two-digit `number` to show; the user enters it on the device to approve. Expires in 2 minutes; at most 10 "
+        "requests per user per 10 minutes.",
+        body=obj({"factorId": UUID}), ok=ref("PushStarted"), errors=(400, 401, 403, 404, 429), tags=["Sign-in"])},
+    "/api/v1/login/push/{challengeID}": {"get": op(
+        "pushSignInStatus", "Second factor: poll a push request",
+        "`pending`, `denied` or `expired`; once approved, the first poll signs the session in and answers `authenticated` "
+        "(with `rememberToken` when `?rememberBrowser=true` and the practice allows it).",
+        parameters=[{"name": "challengeID", "in": "path", "required": True, "schema": UUID},
+                    {"name": "rememberBrowser", "in": "query", "required": False, "schema": BOOL}],
+        ok=obj({"status": {"enum": ["pending", "denied", "expired", "authenticated"]}, "rememberToken": STR}, ["status"]),
+        errors=(401, 404, 409), tags=["Sign-in"])},
+    "/api/v1/me/factors/push": {"post": op(
+        "startPushEnrollment", "Add a push device",
+        SIGNED_IN + " " + PASSWORD + " Returns a one-time `enrollmentURI` (and its QR code) valid 10 minutes. The device enrolls "
+        "with it (POST /api/v1/push/enroll); its first signed request activates the factor; then POST /api/v1/me/factors/{id}/activate "
+        "(no body) finishes, returning recovery codes when this is the first method.",
+        body=obj({"password": STR, "nickname": STR}), ok=ref("PushEnrollment"), errors=(400, 401, 403), tags=["Account"])},
+    "/api/v1/push/enroll": {"post": op(
+        "enrollPushDevice", "Device: enroll",
+        "Called by the device with the token from the enrollment URI, its P-256 public key (x9.63 uncompressed, base64url) and "
+        "`proof`: its signature (raw r‖s, base64url) over `twofold-enroll-v1\\n<token>`. The token works once. See docs/push-protocol.md.",
+        body=obj({"token": STR, "publicKey": STR, "proof": STR, "deviceName": STR}, ["token", "publicKey", "proof"]),
+        ok=obj({"deviceId": UUID, "nickname": STR, "status": {"enum": ["pending", "active"]}}, ["deviceId", "nickname", "status"]),
+        errors=(400, 401, 429), auth=False, tags=["Push device"])},
+    "/api/v1/push/challenges": {"get": {**op(
+        "pendingPushChallenges", "Device: pending requests (long poll)",
+        "Signed device request (headers X-Twofold-Device, -Timestamp, -Nonce, -Signature). Waits up to `wait` seconds (0–30) "
+        "for a request to arrive. The first signed request of a new device activates it.",
+        parameters=[{"name": "wait", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 0, "maximum": 30}}],
+        ok=ref("PushChallenges"), errors=(401,), auth=False, tags=["Push device"]), "security": [{"deviceSignature": []}]}},
+    "/api/v1/push/challenges/{id}": {"post": {**op(
+        "answerPushChallenge", "Device: approve or deny",
+        "Signed device request. `approve` needs the `number` shown in the browser (a wrong number refuses the request, 422); "
+        "`deny` with `fraud: true` records that the user did not start it. A request is answered once (409 afterwards or when expired).",
+        parameters=ID_PARAM, body=obj({"decision": {"enum": ["approve", "deny"]}, "number": INT, "fraud": BOOL}, ["decision"]),
+        ok=obj({"id": UUID, "status": {"enum": ["approved", "denied"]}}, ["id", "status"]), errors=(400, 401, 404, 409, 422),
+        auth=False, tags=["Push device"]), "security": [{"deviceSignature": []}]}},
+    "/api/v1/step-up": {"post": {**op(
+        "createStepUp", "Step-up: ask for a fresh second factor",
+        "Authenticated with a practice API key. Names the user (`userId` or `username`, in the key's practice) and the action "
+        "(`type` such as `epcs`, a one-line `summary` the user sees, and `hash` of the action's content). Returns the methods the "
+        "user can use (`totp`, `push`) and a browser `url`. Text messages, recovery codes and remembered browsers never count. Expires in 5 minutes.",
+        body=obj({"userId": UUID, "username": STR, "action": obj({"type": STR, "summary": STR, "hash": STR}, ["type", "summary", "hash"])}, ["action"]),
+        ok=ref("StepUpCreated"), ok_status=201, errors=(400, 401, 404, 409), tags=["Step-up"]), "security": [{"apiKeyAuth": []}]}},
+    "/api/v1/step-up/{id}": {"get": {**op(
+        "stepUpStatus", "Step-up: poll",
+        "`pending`, `expired`, `cancelled` or `completed`. After a push approval or the browser page, the first poll returns "
+        "`completed` with the `assertion`; later polls return `completed` without it (one assertion per step-up).",
+        parameters=ID_PARAM, ok=ref("StepUpAssertion"), errors=(401, 404), tags=["Step-up"]), "security": [{"apiKeyAuth": []}]}},
+    "/api/v1/step-up/{id}/verify": {"post": {**op(
+        "verifyStepUp", "Step-up: verify an authenticator code",
+        "A current code from one of the user's authenticator apps, never used before. Returns the signed `assertion` (compact JWS, "
+        "ES256; keys at /.well-known/jwks.json). 5 wrong codes cancel the step-up; failures count toward the account's guessing limits.",
+        parameters=ID_PARAM, body=obj({"code": STR}, ["code"]), ok=ref("StepUpAssertion"), errors=(400, 401, 404, 409, 410, 429),
+        tags=["Step-up"]), "security": [{"apiKeyAuth": []}]}},
+    "/api/v1/step-up/{id}/push": {"post": {**op(
+        "pushStepUp", "Step-up: send to the push device",
+        "Sends the action summary to the user's push device. Show the returned `number` to the user, then poll GET /api/v1/step-up/{id}.",
+        parameters=ID_PARAM, body=obj({"factorId": UUID}), ok=obj({"pushChallengeId": UUID, "number": INT, "expiresAt": DATE}, ["pushChallengeId", "number", "expiresAt"]),
+        errors=(401, 403, 404, 409, 410, 429), tags=["Step-up"]), "security": [{"apiKeyAuth": []}]}},
+    "/.well-known/jwks.json": {"get": op(
+        "jwks", "Step-up signing keys",
+        "The public keys (JWK Set, EC P-256) that verify step-up assertions: the current key and the previous one.",
+        ok=obj({"keys": {"type": "array", "items": {"type": "object"}}}, ["keys"]), auth=False, tags=["Step-up"])},
     "/health": {"get": op("health", "Liveness", "200 while the process answers.", ok=obj({"status": STR}, ["status"]), auth=False, tags=["Operations"])},
     "/ready": {"get": {**op("ready", "Readiness", "200 when the database answers and is migrated; 503 otherwise.", ok=ref("Readiness"), auth=False, tags=["Operations"]),
                        }},
@@ -187,7 +255,7 @@ paths = {
 paths["/metrics"]["get"]["responses"]["200"] = {"description": "Prometheus text exposition format.", "content": {"text/plain": {"schema": STR}}}
 paths["/ready"]["get"]["responses"]["503"] = {"description": "Not ready.", "content": {"application/json": {"schema": ref("Readiness")}}}
 
-factor = obj({"id": UUID, "shortId": STR, "kind": {"enum": ["totp", "sms"]}, "nickname": STR, "primary": BOOL, "status": {"enum": ["pending", "active"]},
+factor = obj({"id": UUID, "shortId": STR, "kind": {"enum": ["totp", "sms", "push"]}, "nickname": STR, "primary": BOOL, "status": {"enum": ["pending", "active"]},
               "createdAt": DATE, "lastUsedAt": DATE, "phone": {"type": "string", "description": "Masked, e.g. •••4567."}},
              ["id", "shortId", "kind", "nickname", "primary", "status"])
 
@@ -205,13 +273,21 @@ schemas = {
               ["id", "username", "firstName", "lastName", "email", "role", "permissions", "practice", "stage", "twoFactorEnabled", "twoFactorRequired", "recoveryCodesLeft"]),
     "TOTPEnrollment": obj({"factorId": UUID, "otpauthURI": STR, "secret": {"type": "string", "description": "Base32, for manual entry."}, "qrSVG": STR},
                           ["factorId", "otpauthURI", "secret", "qrSVG"]),
+    "PushStarted": obj({"challengeId": UUID, "number": INT, "expiresAt": DATE}, ["challengeId", "number", "expiresAt"]),
+    "PushEnrollment": obj({"factorId": UUID, "enrollmentURI": STR, "qrSVG": STR, "expiresAt": DATE}, ["factorId", "enrollmentURI", "qrSVG", "expiresAt"]),
+    "PushChallenges": obj({"deviceId": UUID, "challenges": {"type": "array", "items": obj(
+        {"id": UUID, "purpose": {"enum": ["sign_in", "step_up"]}, "summary": STR, "ip": STR, "browser": STR, "createdAt": DATE, "expiresAt": DATE},
+        ["id", "purpose", "summary", "ip", "browser", "createdAt", "expiresAt"])}}, ["deviceId", "challenges"]),
+    "StepUpCreated": obj({"challengeId": UUID, "methods": {"type": "array", "items": {"enum": ["totp", "push"]}}, "expiresAt": DATE, "url": STR},
+                         ["challengeId", "methods", "expiresAt", "url"]),
+    "StepUpAssertion": obj({"status": {"enum": ["pending", "expired", "cancelled", "completed"]}, "assertion": STR}, ["status"]),
     "SMSEnrollment": obj({"factorId": UUID, "sentTo": STR}, ["factorId", "sentTo"]),
     "Activation": obj({"factor": ref("Factor"), "recoveryCodes": {"type": "array", "items": STR}}, ["factor"]),
     "RecoveryCodes": obj({"recoveryCodes": {"type": "array", "items": STR}}, ["recoveryCodes"]),
     "Browser": obj({"id": UUID, "browser": STR, "createdAt": DATE, "lastUsedAt": DATE, "lastIP": STR, "expiresAt": DATE}, ["id", "browser", "lastIP", "expiresAt"]),
     "Practice": obj({"id": UUID, "name": STR, "mandatoryTwoFactor": BOOL, "rememberBrowserDays": INT, "inactivityMinutes": INT, "otpDigits": INT,
-                     "allowSMS": BOOL, "allowTOTP": BOOL},
-                    ["id", "name", "mandatoryTwoFactor", "rememberBrowserDays", "inactivityMinutes", "otpDigits", "allowSMS", "allowTOTP"]),
+                     "allowSMS": BOOL, "allowTOTP": BOOL, "allowPush": BOOL},
+                    ["id", "name", "mandatoryTwoFactor", "rememberBrowserDays", "inactivityMinutes", "otpDigits", "allowSMS", "allowTOTP", "allowPush"]),
     "UsersPage": obj({"users": {"type": "array", "items": obj({
         "id": UUID, "username": STR, "firstName": STR, "lastName": STR, "email": STR, "cellPhone": STR, "role": STR, "manageAccounts": BOOL,
         "primaryProviderId": UUID, "twoFactor": obj({"status": {"enum": ["active", "required", "inactive"]}, "factorKind": STR, "factorShortId": STR}, ["status"])},
@@ -242,6 +318,8 @@ document = {
         "securitySchemes": {
             "bearerAuth": {"type": "http", "scheme": "bearer", "description": "The token from POST /api/v1/login."},
             "metricsToken": {"type": "http", "scheme": "bearer", "description": "TWOFOLD_METRICS_TOKEN, when it is set."},
+            "deviceSignature": {"type": "apiKey", "in": "header", "name": "X-Twofold-Signature",
+                                "description": "A push device's signature of the request; see docs/push-protocol.md."},
             "apiKeyAuth": {"type": "http", "scheme": "bearer", "description": "A practice API key, tfk_…, from `twofold api-key create`."},
             "cookieAuth": {"type": "apiKey", "in": "cookie", "name": "twofold_session",
                            "description": "The browser session; unsafe methods must also send X-CSRF-Token."},

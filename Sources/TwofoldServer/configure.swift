@@ -10,6 +10,7 @@ import Vapor
 public func configure(_ app: Application, _ config: TwofoldConfiguration, clock: TwofoldClock = .system) async throws {
     let key = try config.sealingKey ?? SealingKeyFile.loadOrCreate(in: config.dataDirectory)
     app.passwords.use(.bcrypt(cost: config.bcryptCost))
+    PasswordHashingPool.install(on: app)
     app.twofold = TwofoldServices(
         configuration: config,
         sealer: SecretSealer(current: key, previous: config.previousSealingKeys),
@@ -47,6 +48,7 @@ public func configure(_ app: Application, _ config: TwofoldConfiguration, clock:
     app.asyncCommands.use(AuditCommands(), as: "audit")
     app.asyncCommands.use(APIKeyCommands(), as: "api-key")
     app.asyncCommands.use(ImportCommands(), as: "import")
+    app.asyncCommands.use(KeysCommands(), as: "keys")
 }
 
 func routes(_ app: Application) throws {
@@ -58,11 +60,15 @@ func routes(_ app: Application) throws {
     try web.register(collection: SetupWebController())
     try web.register(collection: SecurityWebController())
     try web.register(collection: AdminWebController())
+    try web.register(collection: PushWebController())
+    try web.register(collection: StepUpWebController())
     let api = app.grouped("api", "v1").grouped(CSRFGuard(protectsAnonymousRequests: false))
     try api.register(collection: LoginAPIController())
     try api.register(collection: MeAPIController())
     try api.register(collection: PracticeAPIController())
     try api.register(collection: ValidateController())
+    try api.register(collection: PushDeviceController())
+    try app.register(collection: StepUpController())
 }
 
 /// Brings the schema up to date; `serve` and every command call this before doing anything else.

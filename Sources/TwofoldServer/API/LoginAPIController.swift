@@ -10,6 +10,8 @@ struct LoginAPIController: RouteCollection {
         pending.post("verify", use: verify)
         pending.post("sms", use: sms)
         pending.post("recovery", use: recovery)
+        pending.post("push", use: startPush)
+        pending.get("push", ":challengeID", use: pushStatus)
         routes.post("logout", use: logout)
     }
 
@@ -56,6 +58,45 @@ struct LoginAPIController: RouteCollection {
         let left = try await service.verifyRecoveryCode(body.code, session: session)
         _ = try await service.complete(session: session, method: "recovery_code", factor: nil)
         return AuthenticatedResponse(recoveryCodesLeft: left)
+    }
+
+    struct PushStartRequest: Content {
+        var factorId: UUID?
+    }
+
+    struct PushStartResponse: Content {
+        var challengeId: UUID
+        var number: Int
+        var expiresAt: Date
+    }
+
+    struct PushStatusResponse: Content {
+        var status: String
+        var rememberToken: String?
+    }
+
+    @Sendable func startPush(req: Request) async throws -> PushStartResponse {
+        let session = try req.requireSession()
+        let body = (try? req.content.decode(PushStartRequest.self)) ?? PushStartRequest()
+        let challenge = try await PushService(request: req).startChallenge(
+            user: session.user, practice: session.practice, factorID: body.factorId, purpose: .signIn, sessionID: session.record.id)
+        return PushStartResponse(challengeId: challenge.id!, number: challenge.number, expiresAt: challenge.expiresAt)
+    }
+
+    /// Polled by the client; the first poll that sees the approval signs the session in.
+    @Sendable func pushStatus(req: Request) async throws -> PushStatusResponse {
+        let session = try req.requireSession()
+        let service = PushService(request: req)
+        let challenge = try await service.signInChallenge(try req.parameters.require("challengeID", as: UUID.self), session: session)
+        let status = challenge.visibleStatus(now: req.now)
+        guard status == "approved" else { return PushStatusResponse(status: status) }
+        guard try await service.claimSignIn(challenge, session: session) else { throw PushError.challengeClosed }
+        _ = try await SignInService(request: req).complete(session: session, method: "push", factor: try await challenge.$factor.get(on: req.db))
+        var response = PushStatusResponse(status: "authenticated")
+        if (try? req.query.get(Bool.self, at: "rememberBrowser")) == true, session.practice.rememberBrowserDays > 0 {
+            response.rememberToken = try await SignInService(request: req).rememberBrowser(user: session.user, days: session.practice.rememberBrowserDays)
+        }
+        return response
     }
 
     @Sendable func logout(req: Request) async throws -> HTTPStatus {

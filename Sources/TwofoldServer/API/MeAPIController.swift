@@ -9,6 +9,7 @@ struct MeAPIController: RouteCollection {
         enrolling.get(use: show)
         enrolling.post("factors", "totp", use: startTOTP)
         enrolling.post("factors", "sms", use: startSMS)
+        enrolling.post("factors", "push", use: startPush)
         enrolling.post("factors", ":id", "activate", use: activate)
         let signedIn = me.grouped(SessionGuard(requirement: .signedIn, style: .api))
         signedIn.get("factors", use: factors)
@@ -52,10 +53,34 @@ struct MeAPIController: RouteCollection {
         return SMSEnrollmentResponse(factorId: factor.id!, sentTo: SMSCodeService.maskedPhone(factor.phone ?? ""))
     }
 
+    struct PushEnrollmentResponse: Content {
+        var factorId: UUID
+        var enrollmentURI: String
+        var qrSVG: String
+        var expiresAt: Date
+    }
+
+    @Sendable func startPush(req: Request) async throws -> PushEnrollmentResponse {
+        let session = try req.requireSession()
+        let body = try req.content.decode(NewFactorRequest.self)
+        try await Reauthentication(request: req).confirm(password: body.password, session: session)
+        let enrollment = try await PushService(request: req).beginEnrollment(session: session, nickname: body.nickname)
+        return PushEnrollmentResponse(factorId: enrollment.factor.id!, enrollmentURI: enrollment.uri, qrSVG: enrollment.qrSVG,
+                                      expiresAt: enrollment.factor.enrollmentExpiresAt ?? req.now)
+    }
+
+    /// Activates a pending factor: with a code for apps and text messages; for a push device, once the device has enrolled.
     @Sendable func activate(req: Request) async throws -> ActivationResponse {
         let session = try req.requireSession()
+        let id = try req.parameters.require("id", as: UUID.self)
+        if try await FactorService(request: req).ownFactor(id, session: session).kind == .push {
+            guard let activation = try await PushService(request: req).finishEnrollment(id: id, session: session) else {
+                throw Abort(.conflict, reason: "The device has not finished enrolling yet: scan the code with it, then try again.")
+            }
+            return ActivationResponse(factor: FactorDTO(activation.factor), recoveryCodes: activation.recoveryCodes?.map(\.value))
+        }
         let body = try req.content.decode(CodeRequest.self)
-        let activation = try await FactorService(request: req).activate(id: try req.parameters.require("id", as: UUID.self), code: body.code, session: session)
+        let activation = try await FactorService(request: req).activate(id: id, code: body.code, session: session)
         return ActivationResponse(factor: FactorDTO(activation.factor), recoveryCodes: activation.recoveryCodes?.map(\.value))
     }
 

@@ -22,6 +22,7 @@ struct PracticeAPIController: RouteCollection {
         var otpDigits: Int
         var allowSMS: Bool
         var allowTOTP: Bool
+        var allowPush: Bool
 
         init(_ practice: Practice) {
             id = practice.id!
@@ -32,6 +33,7 @@ struct PracticeAPIController: RouteCollection {
             otpDigits = practice.otpDigits
             allowSMS = practice.allowSMS
             allowTOTP = practice.allowTOTP
+            allowPush = practice.allowPush
         }
     }
 
@@ -44,6 +46,7 @@ struct PracticeAPIController: RouteCollection {
         var otpDigits: Int?
         var allowSMS: Bool?
         var allowTOTP: Bool?
+        var allowPush: Bool?
     }
 
     struct AdminPasswordRequest: Content {
@@ -88,7 +91,7 @@ struct PracticeAPIController: RouteCollection {
         let body = try req.content.decode(PracticePatch.self)
         let change = AdminService.SettingsChange(
             name: body.name, mandatoryTwoFactor: body.mandatoryTwoFactor, rememberBrowserDays: body.rememberBrowserDays,
-            inactivityMinutes: body.inactivityMinutes, otpDigits: body.otpDigits, allowSMS: body.allowSMS, allowTOTP: body.allowTOTP)
+            inactivityMinutes: body.inactivityMinutes, otpDigits: body.otpDigits, allowSMS: body.allowSMS, allowTOTP: body.allowTOTP, allowPush: body.allowPush)
         return PracticeDTO(try await Self.service(req).updateSettings(change, adminPassword: body.adminPassword))
     }
 

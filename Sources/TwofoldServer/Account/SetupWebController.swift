@@ -23,9 +23,11 @@ struct SetupWebController: RouteCollection {
         var needsPassword: Bool
         var allowTOTP: Bool
         var allowSMS: Bool
+        var allowPush: Bool
         var cellPhone: String?
         var appAction = WebPath.setupApp.string
         var smsAction = WebPath.setupSMS.string
+        var pushAction = WebPath.setupPushStart.string
         var profileLink = WebPath.profile.string
         var cancelLink = WebPath.security.string
     }
@@ -45,7 +47,7 @@ struct SetupWebController: RouteCollection {
             layout: req.layout("Set up two-factor authentication", error: error),
             mustEnroll: session.record.stage == .enrollment || session.mustEnroll,
             needsPassword: !Reauthentication.isFresh(session, now: req.now),
-            allowTOTP: session.practice.allowTOTP, allowSMS: session.practice.allowSMS,
+            allowTOTP: session.practice.allowTOTP, allowSMS: session.practice.allowSMS, allowPush: session.practice.allowPush,
             cellPhone: session.user.cellPhone.map(SMSCodeService.maskedPhone))
         return try await req.render("setup-choose", page, status: status)
     }

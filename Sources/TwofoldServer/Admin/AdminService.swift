@@ -69,7 +69,7 @@ struct AdminService {
     func createStaff(_ input: StaffInput, temporaryPassword: String, adminPassword: String?) async throws -> User {
         try await confirmAdminPassword(adminPassword)
         let provider = try await validProvider(input.primaryProviderID)
-        let user = try await AccountProvisioning(database: request.db, passwords: request.password.async, now: request.now).createUser(.init(
+        let user = try await AccountProvisioning(database: request.db, passwords: request.passwordHasher, now: request.now).createUser(.init(
             practiceID: admin.practiceID, username: input.username, firstName: input.firstName, lastName: input.lastName, email: input.email,
             cellPhone: input.cellPhone, role: input.role, permissions: input.manageAccounts ? [.manageAccounts] : [], password: temporaryPassword),
             actorID: admin.userID)
@@ -137,6 +137,7 @@ struct AdminService {
         var otpDigits: Int?
         var allowSMS: Bool?
         var allowTOTP: Bool?
+        var allowPush: Bool? = nil
     }
 
     func updateSettings(_ change: SettingsChange, adminPassword: String?) async throws -> Practice {
@@ -146,9 +147,10 @@ struct AdminService {
         if let minutes = change.inactivityMinutes, !(5...720).contains(minutes) { problems.append("the inactivity timeout must be 5 to 720 minutes") }
         if let digits = change.otpDigits, ![6, 7, 8].contains(digits) { problems.append("codes must have 6, 7 or 8 digits") }
         let practice = admin.practice
-        if (change.allowSMS ?? practice.allowSMS) == false && (change.allowTOTP ?? practice.allowTOTP) == false {
-            problems.append("allow at least one method (authenticator app or text message)")
+        if (change.allowSMS ?? practice.allowSMS) == false && (change.allowTOTP ?? practice.allowTOTP) == false && (change.allowPush ?? practice.allowPush) == false {
+            problems.append("allow at least one method (authenticator app, text message or push device)")
         }
+
         guard problems.isEmpty else { throw AdminError.invalid("Settings not saved: " + problems.joined(separator: "; ") + ".") }
         try await confirmAdminPassword(adminPassword)
         var changed: [String: String] = [:]
@@ -164,6 +166,7 @@ struct AdminService {
         apply("otp_digits", change.otpDigits, \.otpDigits)
         apply("allow_sms", change.allowSMS, \.allowSMS)
         apply("allow_totp", change.allowTOTP, \.allowTOTP)
+        apply("allow_push", change.allowPush, \.allowPush)
         guard !changed.isEmpty else { return practice }
         try await practice.save(on: request.db)
         try await request.audit(.practiceSettingsChanged, practiceID: admin.practiceID, actorID: admin.userID, details: changed)

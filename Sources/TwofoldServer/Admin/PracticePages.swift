@@ -11,13 +11,15 @@ enum PracticePages {
         var otpDigits: Int?
         var allowSMS: String?
         var allowTOTP: String?
+        var allowPush: String?
         var adminPassword: String?
 
         /// Checkboxes send nothing when unticked, so a submitted form states every switch.
         var change: AdminService.SettingsChange {
             AdminService.SettingsChange(
                 name: name, mandatoryTwoFactor: mandatoryTwoFactor != nil, rememberBrowserDays: rememberBrowserDays,
-                inactivityMinutes: inactivityMinutes, otpDigits: otpDigits, allowSMS: allowSMS != nil, allowTOTP: allowTOTP != nil)
+                inactivityMinutes: inactivityMinutes, otpDigits: otpDigits, allowSMS: allowSMS != nil, allowTOTP: allowTOTP != nil,
+                allowPush: allowPush != nil)
         }
     }
 
@@ -30,6 +32,7 @@ enum PracticePages {
         var otpDigits: Int
         var allowSMS: Bool
         var allowTOTP: Bool
+        var allowPush: Bool
     }
 
     static func settings(_ req: Request, error: String?, status: HTTPResponseStatus) async throws -> Response {
@@ -38,7 +41,7 @@ enum PracticePages {
         let context = SettingsPage(
             layout: req.layout("Practice settings", error: error), name: practice.name, mandatoryTwoFactor: practice.mandatoryTwoFactor,
             rememberBrowserDays: practice.rememberBrowserDays, inactivityMinutes: practice.inactivityMinutes, otpDigits: practice.otpDigits,
-            allowSMS: practice.allowSMS, allowTOTP: practice.allowTOTP)
+            allowSMS: practice.allowSMS, allowTOTP: practice.allowTOTP, allowPush: practice.allowPush)
         return try await req.render("admin-practice", context, status: status)
     }
 

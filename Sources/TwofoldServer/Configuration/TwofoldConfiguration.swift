@@ -44,6 +44,9 @@ public struct TwofoldConfiguration: Sendable {
     public var trustedProxies: TrustedProxies = TrustedProxies([])
     /// When set, `/metrics` answers only requests bearing this token.
     public var metricsToken: String?
+    /// The address users and devices reach Twofold at (e.g. `https://2fa.example-clinic.org`): put in push
+    /// enrollment codes and as the issuer of step-up assertions. Without it, the address of each request is used.
+    public var publicURL: String?
 
     public init(
         storage: Storage = .sqliteMemory,
@@ -145,6 +148,13 @@ extension TwofoldConfiguration {
         }
         if let token = env["TWOFOLD_METRICS_TOKEN"], !token.isEmpty {
             if token.count < 16 { problems.append("TWOFOLD_METRICS_TOKEN must be at least 16 characters") } else { config.metricsToken = token }
+        }
+        if let url = env["TWOFOLD_PUBLIC_URL"], !url.isEmpty {
+            if let parsed = URL(string: url), ["http", "https"].contains(parsed.scheme?.lowercased() ?? ""), parsed.host != nil {
+                config.publicURL = url.hasSuffix("/") ? String(url.dropLast()) : url
+            } else {
+                problems.append("TWOFOLD_PUBLIC_URL must be an http(s) address such as https://2fa.example-clinic.org")
+            }
         }
         if let proxies = env["TWOFOLD_TRUSTED_PROXIES"], !proxies.isEmpty {
             if let parsed = TrustedProxies(list: proxies) { config.trustedProxies = parsed } else {

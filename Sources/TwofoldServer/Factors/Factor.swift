@@ -1,17 +1,18 @@
 import Fluent
 import Foundation
 
-/// One second factor of a user: an authenticator app, a phone for SMS codes, and later push devices and passkeys.
+/// One second factor of a user: an authenticator app, a phone for SMS codes, a push device, and later passkeys.
 final class Factor: Model, @unchecked Sendable {
     static let schema = "factors"
 
     enum Kind: String, Codable, CaseIterable, Sendable {
-        case totp, sms
+        case totp, sms, push
 
         var displayName: String {
             switch self {
             case .totp: "Authenticator app"
             case .sms: "Text message"
+            case .push: "Push notification device"
             }
         }
     }
@@ -38,6 +39,11 @@ final class Factor: Model, @unchecked Sendable {
     @OptionalField(key: "phone") var phone: String?
     /// The last TOTP time step accepted; a step at or below it is a replay.
     @OptionalField(key: "last_used_step") var lastUsedStep: Int64?
+    /// A push device's P-256 public key (x9.63 form), set when the device enrolls.
+    @OptionalField(key: "public_key") var publicKey: Data?
+    /// SHA-256 of a push device's one-time enrollment token; cleared once used.
+    @OptionalField(key: "enrollment_token_hash") var enrollmentTokenHash: String?
+    @OptionalField(key: "enrollment_expires_at") var enrollmentExpiresAt: Date?
     @Timestamp(key: "created_at", on: .create) var createdAt: Date?
     @OptionalField(key: "activated_at") var activatedAt: Date?
     @OptionalField(key: "last_used_at") var lastUsedAt: Date?
@@ -86,5 +92,20 @@ struct CreateFactor: AsyncMigration {
 
     func revert(on database: any Database) async throws {
         try await database.schema(Factor.schema).delete()
+    }
+}
+
+struct AddPushDeviceToFactor: AsyncMigration {
+    func prepare(on database: any Database) async throws {
+        try await database.schema(Factor.schema).field("public_key", .data).update()
+        try await database.schema(Factor.schema).field("enrollment_token_hash", .string).update()
+        try await database.schema(Factor.schema).field("enrollment_expires_at", .datetime).update()
+        try await database.sqlIndex(name: "factors_enrollment_idx", on: Factor.schema, columns: ["enrollment_token_hash"])
+    }
+
+    func revert(on database: any Database) async throws {
+        for field in ["public_key", "enrollment_token_hash", "enrollment_expires_at"] {
+            try await database.schema(Factor.schema).deleteField(.key(.init(stringLiteral: field))).update()
+        }
     }
 }

@@ -140,6 +140,9 @@ struct FactorService {
             accepted = try await TOTPVerifier(database: request.db, sealer: request.twofold.sealer, now: request.now).verify(code, factor: factor) == .accepted
         case .sms:
             accepted = try await SMSCodeService(request: request).redeem(code, userID: session.userID, purpose: .enrollment, factorID: factor.id) != nil
+        case .push:
+            // A push device activates itself with its first signed request (PushService).
+            throw FactorError.notPending
         }
         guard accepted else {
             try await throttle.record(attemptsKey, limit: attemptLimit, now: request.now)

@@ -94,6 +94,7 @@ struct LoginWebController: RouteCollection {
         var smsAvailable: Bool
         var smsSentTo: String?
         var usingSMS: Bool
+        var usingPush: Bool
         var rememberDays: Int
         var recoveryLink = WebPath.recovery.string
         var digits: Int
@@ -124,7 +125,7 @@ struct LoginWebController: RouteCollection {
             layout: req.layout("Two-factor authentication", error: error),
             current: current, others: views.filter { $0.id != current?.id },
             smsAvailable: session.practice.allowSMS && hasPhone, smsSentTo: smsSentTo,
-            usingSMS: usingSMS || current?.kind == "sms", rememberDays: session.practice.rememberBrowserDays,
+            usingSMS: usingSMS || current?.kind == "sms", usingPush: !usingSMS && current?.kind == "push", rememberDays: session.practice.rememberBrowserDays,
             digits: current?.kind == "totp" ? (factors.first { $0.id?.uuidString == current?.id }?.digits ?? 6) : max(6, session.practice.otpDigits))
         return try await req.render("two-factor", page, status: status)
     }

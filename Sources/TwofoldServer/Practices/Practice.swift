@@ -1,4 +1,5 @@
 import Fluent
+import FluentSQL
 import Foundation
 
 /// A medical practice: its users, its 2FA policy and its settings.
@@ -15,6 +16,7 @@ final class Practice: Model, @unchecked Sendable {
     @Field(key: "otp_digits") var otpDigits: Int
     @Field(key: "allow_sms") var allowSMS: Bool
     @Field(key: "allow_totp") var allowTOTP: Bool
+    @Field(key: "allow_push") var allowPush: Bool
     @Timestamp(key: "created_at", on: .create) var createdAt: Date?
 
     init() {}
@@ -28,6 +30,7 @@ final class Practice: Model, @unchecked Sendable {
         self.otpDigits = PracticeDefaults.otpDigits
         self.allowSMS = true
         self.allowTOTP = true
+        self.allowPush = true
     }
 }
 
@@ -54,5 +57,15 @@ struct CreatePractice: AsyncMigration {
 
     func revert(on database: any Database) async throws {
         try await database.schema(Practice.schema).delete()
+    }
+}
+
+struct AddAllowPushToPractice: AsyncMigration {
+    func prepare(on database: any Database) async throws {
+        try await database.schema(Practice.schema).field("allow_push", .bool, .required, .sql(.default(true))).update()
+    }
+
+    func revert(on database: any Database) async throws {
+        try await database.schema(Practice.schema).deleteField("allow_push").update()
     }
 }

@@ -9,16 +9,17 @@ enum DatabaseSetup {
     static let migrations: [any AsyncMigration] = [
         CreatePractice(), CreateUser(), CreateFactor(), CreateRecoveryCode(), CreateRememberedBrowser(),
         CreateSession(), CreateSMSCode(), CreateOutboxMessage(), CreateAuditEvent(), CreateThrottleBucket(),
-        AddPrimaryProviderToUser(), CreateAPIKey(),
+        AddPrimaryProviderToUser(), CreateAPIKey(), AddPushDeviceToFactor(), AddAllowPushToPractice(),
+        CreatePushChallenge(), CreateDeviceNonce(), CreateSigningKey(), CreateStepUpChallenge(),
     ]
 
     static func configure(_ app: Application, storage: TwofoldConfiguration.Storage) throws {
         switch storage {
         // SQL statements are logged only at trace level: their values can include message text.
         case .sqliteMemory:
-            app.databases.use(.sqlite(.memory, dataEncoder: .init(), dataDecoder: .init(), sqlLogLevel: .trace), as: .sqlite)
+            app.databases.use(singleConnection(.sqlite(.memory, connectionPoolTimeout: .seconds(30), dataEncoder: .init(), dataDecoder: .init(), sqlLogLevel: .trace)), as: .sqlite)
         case .sqliteFile(let path):
-            app.databases.use(.sqlite(.file(path), dataEncoder: .init(), dataDecoder: .init(), sqlLogLevel: .trace), as: .sqlite)
+            app.databases.use(singleConnection(.sqlite(.file(path), connectionPoolTimeout: .seconds(30), dataEncoder: .init(), dataDecoder: .init(), sqlLogLevel: .trace)), as: .sqlite)
         case .postgres(let url, let searchPath):
             var configuration = try SQLPostgresConfiguration(url: url)
             if let searchPath { configuration.searchPath = [searchPath] }
@@ -27,9 +28,13 @@ enum DatabaseSetup {
         for migration in migrations { app.migrations.add(migration) }
     }
 
+    private static func singleConnection(_ factory: DatabaseConfigurationFactory) -> DatabaseConfigurationFactory {
+        DatabaseConfigurationFactory { SingleConnectionSQLite(inner: factory.make()) }
+    }
+
     /// WAL lets readers work while one request writes (the mode is stored in the database file). `synchronous=NORMAL`
     /// keeps every commit durable against a crash of the process and is a per-connection setting, so it is applied
-    /// to the connection of every event loop (each keeps one open). Some filesystems (network mounts, a few
+    /// through every event loop (all of which share one SQLite connection, see ``SingleConnectionSQLite``). Some filesystems (network mounts, a few
     /// container overlays) cannot hold WAL's shared-memory index: SQLite then stays in its rollback journal, which is
     /// slower under concurrent load but just as safe, and Twofold says so in its log. Returns the journal mode in use.
     @discardableResult

@@ -14,6 +14,12 @@ enum WebPath {
     case setupSMS
     case setupSMSFactor(UUID)
     case setupSMSResend(UUID)
+    case setupPushStart
+    case setupPush(UUID)
+    case setupPushStatus(UUID)
+    case twoFactorPushStart
+    case twoFactorPush(UUID)
+    case stepUp(UUID)
     case recoveryCodesSaved
     case security
     case securityRecoveryCodes
@@ -41,6 +47,12 @@ enum WebPath {
         case .setupSMS: "/account/security/setup/sms"
         case .setupSMSFactor(let id): "/account/security/setup/sms/\(id.uuidString)"
         case .setupSMSResend(let id): "/account/security/setup/sms/\(id.uuidString)/resend"
+        case .setupPushStart: "/account/security/setup/push"
+        case .setupPush(let id): "/account/security/setup/push/\(id.uuidString)"
+        case .setupPushStatus(let id): "/account/security/setup/push/\(id.uuidString)/status"
+        case .twoFactorPushStart: "/login/two-factor/push"
+        case .twoFactorPush(let id): "/login/two-factor/push/\(id.uuidString)"
+        case .stepUp(let id): "/step-up/\(id.uuidString)"
         case .recoveryCodesSaved: "/account/security/recovery-codes/saved"
         case .security: "/account/security"
         case .securityRecoveryCodes: "/account/security/recovery-codes"

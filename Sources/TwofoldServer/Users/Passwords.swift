@@ -19,7 +19,7 @@ extension Request {
     func verifyPassword(_ password: String, against hash: String?) async -> Bool {
         guard password.utf8.count <= PasswordRules.maximumBytes else { return false }
         do {
-            return try await self.password.async.verify(password, created: hash ?? twofold.decoyPasswordHash)
+            return try await passwordHasher.verify(password, created: hash ?? twofold.decoyPasswordHash)
         } catch {
             return false
         }
@@ -27,6 +27,6 @@ extension Request {
 
     func hashPassword(_ password: String) async throws -> String {
         if let problem = PasswordRules.problem(with: password) { throw Abort(.badRequest, reason: problem) }
-        return try await self.password.async.hash(password)
+        return try await passwordHasher.hash(password)
     }
 }

@@ -1,0 +1,110 @@
+import Fluent
+import Foundation
+
+/// A request to approve a sign-in or a step-up on a push device, with a two-digit number to match.
+final class PushChallenge: Model, @unchecked Sendable {
+    static let schema = "push_challenges"
+    /// How long a device has to answer.
+    static let lifetime: TimeInterval = 120
+
+    enum Purpose: String, Codable, Sendable {
+        case signIn = "sign_in"
+        case stepUp = "step_up"
+    }
+
+    enum Status: String, Codable, Sendable {
+        case pending, approved, denied
+    }
+
+    @ID(key: .id) var id: UUID?
+    @Parent(key: "user_id") var user: User
+    @Parent(key: "factor_id") var factor: Factor
+    @Field(key: "practice_id") var practiceID: UUID
+    @Field(key: "purpose") var purpose: Purpose
+    /// The half-signed-in session this challenge may complete (sign-in only).
+    @OptionalField(key: "session_id") var sessionID: UUID?
+    /// The step-up this challenge confirms (step-up only).
+    @OptionalField(key: "step_up_id") var stepUpID: UUID?
+    @Field(key: "number") var number: Int
+    @Field(key: "status") var status: Status
+    @Field(key: "ip") var ip: String
+    @Field(key: "user_agent") var userAgent: String
+    /// What is being approved, shown on the device: the practice, and for step-up the action summary.
+    @Field(key: "summary") var summary: String
+    @Field(key: "fraud_reported") var fraudReported: Bool
+    @Field(key: "created_at") var createdAt: Date
+    @Field(key: "expires_at") var expiresAt: Date
+    @OptionalField(key: "answered_at") var answeredAt: Date?
+    @OptionalField(key: "consumed_at") var consumedAt: Date?
+
+    init() {}
+
+    init(user: User, factor: Factor, practiceID: UUID, purpose: Purpose, summary: String, ip: String, userAgent: String, now: Date) {
+        id = UUID()
+        $user.id = user.id!
+        $factor.id = factor.id!
+        self.practiceID = practiceID
+        self.purpose = purpose
+        number = Int.random(in: 10...99)
+        status = .pending
+        self.ip = ip
+        self.userAgent = userAgent
+        self.summary = summary
+        fraudReported = false
+        createdAt = now
+        expiresAt = now.addingTimeInterval(Self.lifetime)
+    }
+
+    /// The state as clients see it: a pending challenge past its time is expired.
+    func visibleStatus(now: Date) -> String {
+        status == .pending && now >= expiresAt ? "expired" : status.rawValue
+    }
+}
+
+struct CreatePushChallenge: AsyncMigration {
+    func prepare(on database: any Database) async throws {
+        try await database.schema(PushChallenge.schema)
+            .id()
+            .field("user_id", .uuid, .required, .references(User.schema, .id, onDelete: .cascade))
+            .field("factor_id", .uuid, .required, .references(Factor.schema, .id, onDelete: .cascade))
+            .field("practice_id", .uuid, .required)
+            .field("purpose", .string, .required)
+            .field("session_id", .uuid)
+            .field("step_up_id", .uuid)
+            .field("number", .int, .required)
+            .field("status", .string, .required)
+            .field("ip", .string, .required)
+            .field("user_agent", .string, .required)
+            .field("summary", .string, .required)
+            .field("fraud_reported", .bool, .required)
+            .field("created_at", .datetime, .required)
+            .field("expires_at", .datetime, .required)
+            .field("answered_at", .datetime)
+            .field("consumed_at", .datetime)
+            .create()
+        try await database.sqlIndex(name: "push_challenges_factor_idx", on: PushChallenge.schema, columns: ["factor_id", "status"])
+    }
+
+    func revert(on database: any Database) async throws {
+        try await database.schema(PushChallenge.schema).delete()
+    }
+}
+
+/// Nonces of signed device requests, kept for the timestamp window so a captured request cannot be replayed.
+struct CreateDeviceNonce: AsyncMigration {
+    static let schema = "device_nonces"
+
+    func prepare(on database: any Database) async throws {
+        try await database.schema(Self.schema)
+            .field("factor_id", .uuid, .required, .references(Factor.schema, .id, onDelete: .cascade))
+            .field("nonce", .string, .required)
+            .field("seen_at", .datetime, .required)
+            .unique(on: "factor_id", "nonce")
+            .create()
+        try await database.sqlIndex(name: "device_nonces_seen_idx", on: Self.schema, columns: ["seen_at"])
+    }
+
+    func revert(on database: any Database) async throws {
+        try await database.schema(Self.schema).delete()
+    }
+}

@@ -1,0 +1,211 @@
+import Crypto
+import Fluent
+import QRCode
+import SQLKit
+import TwofoldCore
+import Vapor
+
+/// Push devices: enrollment, signed device requests, challenges and their answers.
+struct PushService {
+    let request: Request
+    static let enrollmentLifetime: TimeInterval = 600
+    static let challengeLimit = FixedWindowLimit(limit: 10, window: 600)
+
+    struct Enrollment {
+        var factor: Factor
+        var uri: String
+        var qrSVG: String
+    }
+
+    // MARK: enrollment
+
+    /// Starts enrolling a push device: a pending factor and a one-time URI (valid 10 minutes) for the device to scan.
+    func beginEnrollment(session: CurrentSession, nickname: String?) async throws -> Enrollment {
+        guard session.practice.allowPush else { throw PushError.notAllowed }
+        try await Factor.query(on: request.db).filter(\.$user.$id == session.userID).filter(\.$status == .pending).filter(\.$kind == .push).delete()
+        let active = try await Factor.query(on: request.db).filter(\.$user.$id == session.userID).filter(\.$kind == .push).filter(\.$status == .active).count()
+        let fallback = active == 0 ? Factor.Kind.push.displayName : "\(Factor.Kind.push.displayName) \(active + 1)"
+        let factor = Factor(userID: session.userID, kind: .push, nickname: try FactorService.cleanNickname(nickname, default: fallback))
+        let token = SecureRandom.token()
+        factor.enrollmentTokenHash = Digest.sha256Hex(token)
+        factor.enrollmentExpiresAt = request.now.addingTimeInterval(Self.enrollmentLifetime)
+        try await factor.create(on: request.db)
+        let uri = PushEnrollmentURI(server: request.publicBaseURL, token: token).uri
+        let svg = try QRCode(text: uri).svg(moduleSize: 4, quietZone: 4, title: "QR code for your push device")
+        return Enrollment(factor: factor, uri: uri, qrSVG: svg)
+    }
+
+    /// The enrollment proof a device signs with its new key: it shows the device holds the private key.
+    static func enrollmentProofMessage(token: String) -> [UInt8] {
+        Array("twofold-enroll-v1\n\(token)".utf8)
+    }
+
+    /// A device presents the enrollment token, its public key and a proof; the token works once.
+    func enrollDevice(token: String, publicKey: String, deviceName: String?, proof: String) async throws -> Factor {
+        guard let keyBytes = try? Base64URL.decode(publicKey), keyBytes.count == 65,
+              let key = try? P256.Signing.PublicKey(x963Representation: keyBytes)
+        else { throw PushError.malformedKey }
+        guard let proofBytes = try? Base64URL.decode(proof), let signature = try? P256.Signing.ECDSASignature(rawRepresentation: proofBytes),
+              key.isValidSignature(signature, for: Self.enrollmentProofMessage(token: token))
+        else { throw PushError.badProof }
+        let now = request.now
+        // Claiming the token and storing the key is one statement, so a token cannot enroll two devices.
+        let claimed = try await request.db.sql.raw("""
+            UPDATE \(ident: Factor.schema) SET public_key = \(bind: Data(keyBytes)), enrollment_token_hash = NULL
+            WHERE enrollment_token_hash = \(bind: Digest.sha256Hex(token)) AND kind = 'push' AND status = 'pending'
+              AND public_key IS NULL AND enrollment_expires_at > \(bind: now) RETURNING id
+            """).first(decoding: IDRow.self)
+        guard let id = claimed?.id, let factor = try await Factor.find(id, on: request.db) else { throw PushError.enrollmentInvalid }
+        if let name = deviceName?.trimmingCharacters(in: .whitespacesAndNewlines), !name.isEmpty, name.count <= 60 {
+            factor.nickname = name
+            try await factor.save(on: request.db)
+        }
+        return factor
+    }
+
+    // MARK: signed device requests
+
+    /// Checks a device's signed request (key, clock, nonce) and returns its factor; the first such request activates it.
+    func authenticateDevice() async throws -> Factor {
+        let envelope: DeviceRequestSignature.Envelope
+        do {
+            envelope = try DeviceRequestSignature.Envelope { request.headers.first(name: $0) }
+        } catch let failure as DeviceRequestSignature.Failure {
+            throw PushError.deviceRejected(failure.description)
+        }
+        guard let id = UUID(uuidString: envelope.deviceID),
+              let factor = try await Factor.find(id, on: request.db), factor.kind == .push,
+              let keyData = factor.publicKey, let key = try? P256.Signing.PublicKey(x963Representation: keyData)
+        else { throw PushError.deviceUnknown }
+        let body = request.body.data.map { Array($0.readableBytesView) } ?? []
+        do {
+            try envelope.verify(method: request.method.rawValue, pathAndQuery: request.url.string, body: body, publicKey: key, now: request.now)
+        } catch let failure as DeviceRequestSignature.Failure {
+            try await request.audit(.pushDeviceRejected, practiceID: nil, subjectID: factor.$user.id, details: ["factor": factor.shortID, "reason": failure.description])
+            throw PushError.deviceRejected(failure.description)
+        }
+        try await spendNonce(envelope.nonce, factorID: id)
+        if factor.status == .pending { try await activate(factor) }
+        return factor
+    }
+
+    private func spendNonce(_ nonce: String, factorID: UUID) async throws {
+        let now = request.now
+        let window = now.addingTimeInterval(-2 * DeviceRequestSignature.allowedSkew)
+        try await request.db.sql.raw("DELETE FROM \(ident: CreateDeviceNonce.schema) WHERE factor_id = \(bind: factorID) AND seen_at < \(bind: window)").run()
+        let inserted = try await request.db.sql.raw("""
+            INSERT INTO \(ident: CreateDeviceNonce.schema) (factor_id, nonce, seen_at) VALUES (\(bind: factorID), \(bind: nonce), \(bind: now))
+            ON CONFLICT DO NOTHING RETURNING nonce
+            """).all()
+        guard !inserted.isEmpty else { throw PushError.replayedRequest }
+    }
+
+    private func activate(_ factor: Factor) async throws {
+        let now = request.now
+        let user = try await factor.$user.get(on: request.db)
+        try await request.db.transaction { db in
+            let hadActive = try await Factor.query(on: db).filter(\.$user.$id == user.id!).filter(\.$status == .active).count() > 0
+            factor.status = .active
+            factor.activatedAt = now
+            factor.isPrimary = !hadActive
+            try await factor.save(on: db)
+            try await request.audit(.factorAdded, practiceID: user.$practice.id, actorID: user.id,
+                                    details: ["factor": factor.shortID, "kind": "push", "nickname": factor.nickname], on: db)
+        }
+    }
+
+    // MARK: challenges
+
+    /// Sends a challenge to one of the user's active push devices (the one named, else the primary or most recent).
+    func startChallenge(user: User, practice: Practice, factorID: UUID?, purpose: PushChallenge.Purpose,
+                        sessionID: UUID? = nil, stepUpID: UUID? = nil, action: String? = nil) async throws -> PushChallenge {
+        guard practice.allowPush else { throw PushError.notAllowed }
+        var query = Factor.query(on: request.db).filter(\.$user.$id == user.id!).filter(\.$kind == .push).filter(\.$status == .active)
+        if let factorID { query = query.filter(\.$id == factorID) }
+        let devices = try await query.sort(\.$isPrimary, .descending).sort(\.$lastUsedAt, .descending).all()
+        guard let device = devices.first else { throw PushError.noDevice }
+        let throttle = ThrottleStore(database: request.db)
+        let key = "push:user:\(user.id!.uuidString)"
+        if try await throttle.blockedUntil(key, limit: Self.challengeLimit, now: request.now) != nil { throw PushError.tooManyChallenges }
+        try await throttle.record(key, limit: Self.challengeLimit, now: request.now)
+        let summary = action.map { "\(practice.name): \($0)" } ?? "Sign in to \(practice.name)"
+        let challenge = PushChallenge(user: user, factor: device, practiceID: practice.id!, purpose: purpose, summary: summary,
+                                      ip: request.clientIP, userAgent: String((request.headers.first(name: .userAgent) ?? "").prefix(256)), now: request.now)
+        challenge.sessionID = sessionID
+        challenge.stepUpID = stepUpID
+        try await challenge.create(on: request.db)
+        try await request.audit(.pushSent, practiceID: practice.id, actorID: user.id, details: ["factor": device.shortID, "purpose": purpose.rawValue])
+        return challenge
+    }
+
+    /// The device's unanswered, unexpired challenges, oldest first.
+    func pending(for factor: Factor) async throws -> [PushChallenge] {
+        try await PushChallenge.query(on: request.db).filter(\.$factor.$id == factor.id!).filter(\.$status == .pending)
+            .filter(\.$expiresAt > request.now).sort(\.$createdAt).all()
+    }
+
+    enum Decision: Equatable {
+        case approve(number: Int)
+        case deny(fraud: Bool)
+    }
+
+    /// Records the device's answer. Exactly one answer counts: the status changes only from pending, before expiry.
+    func answer(challengeID: UUID, device: Factor, decision: Decision) async throws -> PushChallenge {
+        guard let challenge = try await PushChallenge.query(on: request.db).filter(\.$id == challengeID).filter(\.$factor.$id == device.id!).first()
+        else { throw PushError.challengeNotFound }
+        var newStatus = PushChallenge.Status.denied
+        var fraud = false
+        var wrongNumber = false
+        switch decision {
+        case .approve(let number):
+            if ConstantTime.equals(Array(String(number).utf8), Array(String(challenge.number).utf8)) { newStatus = .approved } else { wrongNumber = true }
+        case .deny(let reported):
+            fraud = reported
+        }
+        let now = request.now
+        let changed = try await request.db.sql.raw("""
+            UPDATE \(ident: PushChallenge.schema) SET status = \(bind: newStatus.rawValue), answered_at = \(bind: now), fraud_reported = \(bind: fraud)
+            WHERE id = \(bind: challengeID) AND status = 'pending' AND expires_at > \(bind: now) RETURNING id
+            """).all()
+        guard !changed.isEmpty else { throw PushError.challengeClosed }
+        challenge.status = newStatus
+        challenge.answeredAt = now
+        challenge.fraudReported = fraud
+        let details = ["factor": device.shortID, "challenge": String(challengeID.uuidString.prefix(8)), "purpose": challenge.purpose.rawValue,
+                       "browser_ip": challenge.ip]
+        let userID = challenge.$user.id
+        if newStatus == .approved {
+            device.lastUsedAt = now
+            try await device.save(on: request.db)
+            try await request.audit(.pushApproved, practiceID: challenge.practiceID, actorID: userID, details: details)
+        } else if wrongNumber {
+            try await request.audit(.pushWrongNumber, practiceID: challenge.practiceID, actorID: userID, details: details)
+            throw PushError.wrongNumber
+        } else {
+            // A "this wasn't me" answer is the administrators' signal that someone else has the user's password.
+            try await request.audit(fraud ? .pushFraudReported : .pushDenied, practiceID: challenge.practiceID, actorID: userID, details: details)
+        }
+        return challenge
+    }
+
+    /// Marks an approved challenge as used by its sign-in or step-up; true for exactly one caller.
+    func consume(_ challenge: PushChallenge) async throws -> Bool {
+        let rows = try await request.db.sql.raw("""
+            UPDATE \(ident: PushChallenge.schema) SET consumed_at = \(bind: request.now)
+            WHERE id = \(bind: challenge.id!) AND status = 'approved' AND consumed_at IS NULL RETURNING id
+            """).all()
+        return !rows.isEmpty
+    }
+}
+
+struct IDRow: Decodable { var id: UUID }
+
+extension Request {
+    /// Where users and devices reach this server: `TWOFOLD_PUBLIC_URL`, else the scheme and host of this request.
+    var publicBaseURL: String {
+        if let configured = twofold.configuration.publicURL { return configured }
+        let scheme = twofold.configuration.secureCookies ? "https" : "http"
+        let host = headers.first(name: .host) ?? "127.0.0.1:8080"
+        return "\(scheme)://\(host)"
+    }
+}

@@ -1,0 +1,39 @@
+import Fluent
+import Vapor
+
+/// Finishing what a push approval starts: a pending enrollment, or a half-signed-in session.
+extension PushService {
+    /// Once the device has made its first signed request, the browser (or API client) finishes the enrollment:
+    /// a half-signed-in user is signed in, and a user's first method brings recovery codes.
+    func finishEnrollment(id: UUID, session: CurrentSession) async throws -> FactorService.Activation? {
+        let factor = try await FactorService(request: request).ownFactor(id, session: session)
+        guard factor.kind == .push else { throw FactorError.notFound }
+        guard factor.status == .active else { return nil }
+        let userID = session.userID
+        let hasCodes = try await RecoveryCodeRecord.query(on: request.db).filter(\.$user.$id == userID).count() > 0
+        return try await request.db.transaction { db in
+            let codes = hasCodes ? nil : try await RecoveryCodeService(request: request).regenerate(userID: userID, on: db)
+            if session.record.stage == .enrollment {
+                session.record.stage = .signedIn
+                try await session.record.save(on: db)
+                try await request.audit(.signInSucceeded, practiceID: session.practiceID, actorID: userID, details: ["method": "enrollment", "factor": factor.shortID], on: db)
+            }
+            return FactorService.Activation(factor: factor, recoveryCodes: codes)
+        }
+    }
+
+    /// The sign-in challenge `id` of this half-signed-in session.
+    func signInChallenge(_ id: UUID, session: CurrentSession) async throws -> PushChallenge {
+        guard let challenge = try await PushChallenge.query(on: request.db).filter(\.$id == id).filter(\.$purpose == .signIn)
+            .filter(\.$sessionID == session.record.id!).first()
+        else { throw PushError.challengeNotFound }
+        return challenge
+    }
+
+    /// Spends an approved sign-in challenge; true for exactly one caller, which then completes the sign-in.
+    func claimSignIn(_ challenge: PushChallenge, session: CurrentSession) async throws -> Bool {
+        guard challenge.status == .approved, try await consume(challenge) else { return false }
+        try await SecondFactorGuard(request: request).recordSuccess(user: session.user, kind: "push")
+        return true
+    }
+}

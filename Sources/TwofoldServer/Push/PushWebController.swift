@@ -1,0 +1,144 @@
+import Fluent
+import Vapor
+
+/// The browser side of push: approving a sign-in from the device, and enrolling a device.
+struct PushWebController: RouteCollection {
+    func boot(routes: any RoutesBuilder) throws {
+        let pending = routes.grouped(SessionGuard(requirement: .secondFactor, style: .web))
+        pending.post("login", "two-factor", "push", use: startSignIn)
+        pending.get("login", "two-factor", "push", ":challengeID", use: signInStatus)
+        pending.post("login", "two-factor", "push", ":challengeID", use: finishSignIn)
+        let setup = routes.grouped(SessionGuard(requirement: .enrollmentOrSignedIn, style: .web)).grouped("account", "security", "setup", "push")
+        setup.post(use: startEnrollment)
+        setup.get(":factorID", "status", use: enrollmentStatus)
+        setup.post(":factorID", use: finishEnrollment)
+    }
+
+    // MARK: sign-in
+
+    struct StartForm: Content {
+        var factorId: UUID?
+        var remember: String?
+    }
+
+    struct WaitPage: Encodable {
+        var layout: Layout
+        var number: Int
+        var device: String
+        var statusURL: String
+        var finishAction: String
+        var remember: Bool
+        var rememberDays: Int
+        var backLink: String
+    }
+
+    struct StatusBody: Content {
+        var status: String
+    }
+
+    @Sendable func startSignIn(req: Request) async throws -> Response {
+        let session = try req.requireSession()
+        let form = try req.content.decode(StartForm.self)
+        do {
+            let challenge = try await PushService(request: req).startChallenge(
+                user: session.user, practice: session.practice, factorID: form.factorId, purpose: .signIn, sessionID: session.record.id)
+            return try await renderWait(req, challenge: challenge, remember: form.remember != nil, error: nil)
+        } catch let error as any AbortError {
+            return try await LoginWebController().renderTwoFactor(req, method: form.factorId?.uuidString, error: error.reason, status: error.status, smsSentTo: nil)
+        }
+    }
+
+    func renderWait(_ req: Request, challenge: PushChallenge, remember: Bool, error: String?) async throws -> Response {
+        let session = try req.requireSession()
+        let device = try await challenge.$factor.get(on: req.db)
+        let path = WebPath.twoFactorPush(challenge.id!).string
+        let page = WaitPage(layout: req.layout("Approve on your device", error: error), number: challenge.number, device: device.nickname,
+                            statusURL: path, finishAction: path, remember: remember, rememberDays: session.practice.rememberBrowserDays,
+                            backLink: WebPath.twoFactor.string + "?method=\(device.id!.uuidString)")
+        return try await req.render("push-wait", page)
+    }
+
+    @Sendable func signInStatus(req: Request) async throws -> StatusBody {
+        let session = try req.requireSession()
+        let challenge = try await PushService(request: req).signInChallenge(try req.parameters.require("challengeID", as: UUID.self), session: session)
+        return StatusBody(status: challenge.visibleStatus(now: req.now))
+    }
+
+    @Sendable func finishSignIn(req: Request) async throws -> Response {
+        let session = try req.requireSession()
+        let form = try req.content.decode(StartForm.self)
+        let service = PushService(request: req)
+        let challenge = try await service.signInChallenge(try req.parameters.require("challengeID", as: UUID.self), session: session)
+        switch challenge.visibleStatus(now: req.now) {
+        case "pending":
+            return try await renderWait(req, challenge: challenge, remember: form.remember != nil,
+                                        error: "Not approved yet. Open the request on your device and enter the number shown here.")
+        case "approved":
+            guard try await service.claimSignIn(challenge, session: session) else { throw PushError.challengeClosed }
+            return try await LoginWebController().finishSignIn(req, session: session, method: "push", factor: try await challenge.$factor.get(on: req.db),
+                                                               remember: form.remember != nil)
+        case "denied":
+            return try await LoginWebController().renderTwoFactor(req, method: challenge.$factor.id.uuidString,
+                                                                  error: "The request was denied on your device.", status: .forbidden, smsSentTo: nil)
+        default:
+            return try await LoginWebController().renderTwoFactor(req, method: challenge.$factor.id.uuidString,
+                                                                  error: "The request expired. Send a new one.", status: .gone, smsSentTo: nil)
+        }
+    }
+
+    // MARK: enrollment
+
+    struct EnrollForm: Content {
+        var password: String?
+        var nickname: String?
+    }
+
+    struct EnrollPage: Encodable {
+        var layout: Layout
+        var qrSVG: String?
+        var uri: String?
+        var nickname: String
+        var statusURL: String
+        var finishAction: String
+        var restartAction = WebPath.setup.string
+    }
+
+    @Sendable func startEnrollment(req: Request) async throws -> Response {
+        let session = try req.requireSession()
+        let form = try req.content.decode(EnrollForm.self)
+        do {
+            try await Reauthentication(request: req).confirm(password: form.password, session: session)
+            let enrollment = try await PushService(request: req).beginEnrollment(session: session, nickname: form.nickname)
+            return try await renderEnrollment(req, factor: enrollment.factor, qrSVG: enrollment.qrSVG, uri: enrollment.uri, error: nil)
+        } catch let error as any AbortError {
+            return try await SetupWebController().renderChoose(req, error: error.reason, status: error.status)
+        }
+    }
+
+    func renderEnrollment(_ req: Request, factor: Factor, qrSVG: String?, uri: String?, error: String?) async throws -> Response {
+        let page = EnrollPage(layout: req.layout("Set up a push device", error: error), qrSVG: qrSVG, uri: uri, nickname: factor.nickname,
+                              statusURL: WebPath.setupPushStatus(factor.id!).string, finishAction: WebPath.setupPush(factor.id!).string)
+        return try await req.render("setup-push", page)
+    }
+
+    @Sendable func enrollmentStatus(req: Request) async throws -> StatusBody {
+        let session = try req.requireSession()
+        let factor = try await FactorService(request: req).ownFactor(try req.parameters.require("factorID", as: UUID.self), session: session)
+        guard factor.kind == .push else { throw FactorError.notFound }
+        return StatusBody(status: factor.status == .active ? "active" : (factor.publicKey == nil ? "waiting" : "enrolled"))
+    }
+
+    @Sendable func finishEnrollment(req: Request) async throws -> Response {
+        let session = try req.requireSession()
+        let id = try req.parameters.require("factorID", as: UUID.self)
+        guard let activation = try await PushService(request: req).finishEnrollment(id: id, session: session) else {
+            let factor = try await FactorService(request: req).ownFactor(id, session: session)
+            return try await renderEnrollment(req, factor: factor, qrSVG: nil, uri: nil,
+                                              error: "The device has not finished enrolling yet. Scan the code with it (or start again), then continue.")
+        }
+        if let codes = activation.recoveryCodes {
+            return try await RecoveryCodesPage.render(req, codes: codes, firstTime: true)
+        }
+        return req.redirect(to: WebPath.security.string + "?notice=\(Notice.factorAdded.rawValue)")
+    }
+}

@@ -1,0 +1,102 @@
+import Fluent
+import TwofoldCore
+import Vapor
+
+/// `/api/v1/step-up…` for integrating software (API key), and the public keys at `/.well-known/jwks.json`.
+struct StepUpController: RouteCollection {
+    func boot(routes: any RoutesBuilder) throws {
+        let stepUp = routes.grouped("api", "v1", "step-up").grouped(APIKeyGuard())
+        stepUp.on(.POST, body: .collect(maxSize: "8kb"), use: create)
+        stepUp.get(":id", use: status)
+        stepUp.on(.POST, ":id", "verify", body: .collect(maxSize: "4kb"), use: verify)
+        stepUp.on(.POST, ":id", "push", body: .collect(maxSize: "4kb"), use: push)
+        routes.get(".well-known", "jwks.json", use: jwks)
+    }
+
+    struct CreateRequest: Content {
+        var userId: UUID?
+        var username: String?
+        var action: StepUpService.Action
+    }
+
+    struct CreateResponse: Content {
+        var challengeId: UUID
+        var methods: [String]
+        var expiresAt: Date
+        /// A page where the user can complete the step-up in their browser.
+        var url: String
+    }
+
+    struct VerifyRequest: Content {
+        var code: String
+    }
+
+    struct AssertionResponse: Content {
+        var status: String
+        var assertion: String?
+    }
+
+    struct PushRequest: Content {
+        var factorId: UUID?
+    }
+
+    struct PushResponse: Content {
+        var pushChallengeId: UUID
+        /// Show this number to the user; they enter it on the device.
+        var number: Int
+        var expiresAt: Date
+    }
+
+    @Sendable func create(req: Request) async throws -> Response {
+        guard let key = req.apiKey else { throw Abort(.unauthorized) }
+        let body = try req.content.decode(CreateRequest.self)
+        let (challenge, methods) = try await StepUpService(request: req).create(key: key, userID: body.userId, username: body.username, action: body.action)
+        let response = CreateResponse(challengeId: challenge.id!, methods: methods, expiresAt: challenge.expiresAt,
+                                      url: req.publicBaseURL + WebPath.stepUp(challenge.id!).string)
+        return try await response.encodeResponse(status: .created, for: req)
+    }
+
+    @Sendable func verify(req: Request) async throws -> AssertionResponse {
+        guard let key = req.apiKey else { throw Abort(.unauthorized) }
+        let body = try req.content.decode(VerifyRequest.self)
+        let service = StepUpService(request: req)
+        let challenge = try await service.load(try req.parameters.require("id", as: UUID.self), practiceID: key.$practice.id)
+        try await service.verifyCode(challenge, code: body.code)
+        guard let assertion = try await service.issueAssertion(challenge) else { throw StepUpError.closed("completed") }
+        return AssertionResponse(status: "completed", assertion: assertion)
+    }
+
+    @Sendable func push(req: Request) async throws -> PushResponse {
+        guard let key = req.apiKey else { throw Abort(.unauthorized) }
+        let body = (try? req.content.decode(PushRequest.self)) ?? PushRequest()
+        let service = StepUpService(request: req)
+        let challenge = try await service.load(try req.parameters.require("id", as: UUID.self), practiceID: key.$practice.id)
+        let push = try await service.startPush(challenge, factorID: body.factorId)
+        return PushResponse(pushChallengeId: push.id!, number: push.number, expiresAt: push.expiresAt)
+    }
+
+    /// Polled by the integrator: once the user has proven a factor (push, or the browser page), the first poll gets the assertion.
+    @Sendable func status(req: Request) async throws -> AssertionResponse {
+        guard let key = req.apiKey else { throw Abort(.unauthorized) }
+        let service = StepUpService(request: req)
+        let challenge = try await service.load(try req.parameters.require("id", as: UUID.self), practiceID: key.$practice.id)
+        try await service.collectPush(challenge)
+        if challenge.visibleStatus(now: req.now) == "verified", let assertion = try await service.issueAssertion(challenge) {
+            return AssertionResponse(status: "completed", assertion: assertion)
+        }
+        return AssertionResponse(status: challenge.visibleStatus(now: req.now))
+    }
+
+    struct KeySet: Content {
+        var keys: [JSONWebKey]
+    }
+
+    @Sendable func jwks(req: Request) async throws -> Response {
+        let store = SigningKeyStore(database: req.db, sealer: req.twofold.sealer, now: req.now)
+        _ = try await store.current()
+        let response = try await KeySet(keys: try await store.published()).encodeResponse(for: req)
+        response.headers.replaceOrAdd(name: .cacheControl, value: "public, max-age=300")
+        return response
+    }
+}
+

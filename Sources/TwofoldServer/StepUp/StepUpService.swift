@@ -1,0 +1,222 @@
+import Fluent
+import SQLKit
+import TwofoldCore
+import Vapor
+
+enum StepUpError: AbortError, Equatable {
+    case invalid(String)
+    case userNotFound
+    case noHardFactor
+    case notFound
+    case expired
+    case closed(String)
+
+    var status: HTTPResponseStatus {
+        switch self {
+        case .invalid: .badRequest
+        case .userNotFound, .notFound: .notFound
+        case .noHardFactor, .closed: .conflict
+        case .expired: .gone
+        }
+    }
+
+    var reason: String {
+        switch self {
+        case .invalid(let why): why
+        case .userNotFound: "There is no such user in this API key's practice."
+        case .noHardFactor: "This user has no authenticator app or push device. Step-up accepts only those (never a text message, a recovery code or a remembered browser); ask the user to add one under Account › Security."
+        case .notFound: "There is no such step-up request for this practice."
+        case .expired: "This step-up request has expired (they last 5 minutes). Start a new one."
+        case .closed(let status): "This step-up request is already \(status)."
+        }
+    }
+}
+
+/// Step-up verification: a fresh second factor bound to one sensitive action, proven to the integrating software
+/// with a signed assertion (compact JWS, ES256) that can be collected once.
+struct StepUpService {
+    let request: Request
+
+    struct Action: Content {
+        var type: String
+        var summary: String
+        var hash: String
+    }
+
+    struct Claims: Codable, Equatable {
+        var iss: String
+        var sub: String
+        var practice: String
+        var amr: [String]
+        var auth_time: Int64
+        var action_type: String
+        var action_hash: String
+        var jti: String
+        var iat: Int64
+        var exp: Int64
+    }
+
+    static let assertionLifetime: TimeInterval = 300
+
+    // MARK: starting
+
+    func create(key: APIKey, userID: UUID?, username: String?, action: Action) async throws -> (StepUpChallenge, [String]) {
+        try Self.validate(action)
+        let practiceID = key.$practice.id
+        var query = User.query(on: request.db).filter(\.$practice.$id == practiceID)
+        switch (userID, username) {
+        case (let id?, nil): query = query.filter(\.$id == id)
+        case (nil, let name?): query = query.filter(\.$usernameKey == User.key(for: name))
+        default: throw StepUpError.invalid("Name the user with exactly one of userId or username.")
+        }
+        guard let user = try await query.first(), let practice = try await Practice.find(practiceID, on: request.db) else { throw StepUpError.userNotFound }
+        let methods = try await methods(for: user, practice: practice)
+        guard !methods.isEmpty else { throw StepUpError.noHardFactor }
+        let challenge = StepUpChallenge(practiceID: practiceID, userID: user.id!, apiKeyID: key.id!, actionType: action.type.lowercased(),
+                                        summary: action.summary, actionHash: action.hash, now: request.now)
+        try await challenge.create(on: request.db)
+        try await request.audit(.stepUpRequested, practiceID: practiceID, subjectID: user.id,
+                                details: ["api_key": key.name, "step_up": challenge.shortID, "action_type": challenge.actionType, "summary": String(action.summary.prefix(200))])
+        return (challenge, methods)
+    }
+
+    static func validate(_ action: Action) throws {
+        guard (1...64).contains(action.type.count), action.type.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) })
+        else { throw StepUpError.invalid("action.type must be 1 to 64 letters, digits, '.', '_' or '-', e.g. \"epcs\".") }
+        let summary = action.summary.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard (1...200).contains(summary.count), !summary.contains(where: \.isNewline)
+        else { throw StepUpError.invalid("action.summary must be one line of 1 to 200 characters; the user sees it before approving.") }
+        guard (16...128).contains(action.hash.count), action.hash.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_=+/".contains($0)) })
+        else { throw StepUpError.invalid("action.hash must be 16 to 128 characters of hex or base64, e.g. the SHA-256 of the prescription.") }
+    }
+
+    /// The fresh factors step-up accepts for this user: authenticator apps and push devices.
+    func methods(for user: User, practice: Practice) async throws -> [String] {
+        let kinds = Set(try await Factor.query(on: request.db).filter(\.$user.$id == user.id!).filter(\.$status == .active).all().map(\.kind))
+        var methods: [String] = []
+        if kinds.contains(.totp) { methods.append("totp") }
+        if kinds.contains(.push), practice.allowPush { methods.append("push") }
+        return methods
+    }
+
+    func load(_ id: UUID, practiceID: UUID) async throws -> StepUpChallenge {
+        guard let challenge = try await StepUpChallenge.query(on: request.db).filter(\.$id == id).filter(\.$practiceID == practiceID).first()
+        else { throw StepUpError.notFound }
+        return challenge
+    }
+
+    private func ensureOpen(_ challenge: StepUpChallenge) throws {
+        switch challenge.visibleStatus(now: request.now) {
+        case "pending": return
+        case "expired": throw StepUpError.expired
+        case let other: throw StepUpError.closed(other)
+        }
+    }
+
+    // MARK: proving a factor
+
+    /// Checks a fresh authenticator code (a time step already used is refused) and marks the step-up verified.
+    func verifyCode(_ challenge: StepUpChallenge, code rawCode: String) async throws {
+        try ensureOpen(challenge)
+        let code = rawCode.filter { !$0.isWhitespace }
+        guard (6...8).contains(code.count), code.allSatisfy({ $0.isASCII && $0.isNumber }) else { throw StepUpError.invalid("code must be 6 to 8 digits.") }
+        let user = try await challenge.$user.get(on: request.db)
+        let guardRail = SecondFactorGuard(request: request)
+        try await guardRail.ensureAllowed(user: user)
+        let factors = try await Factor.query(on: request.db).filter(\.$user.$id == user.id!).filter(\.$status == .active).filter(\.$kind == .totp).all()
+        let verifier = TOTPVerifier(database: request.db, sealer: request.twofold.sealer, now: request.now)
+        var replayed = false
+        for factor in factors {
+            switch try await verifier.verify(code, factor: factor) {
+            case .accepted:
+                try await guardRail.recordSuccess(user: user, kind: "totp")
+                try await markVerified(challenge, amr: "otp", factor: factor)
+                return
+            case .replayed: replayed = true
+            case .wrong: continue
+            }
+        }
+        if replayed {
+            try await request.audit(.stepUpFailed, practiceID: challenge.practiceID, subjectID: user.id, details: ["step_up": challenge.shortID, "reason": "replayed"])
+            throw SignInError.codeAlreadyUsed
+        }
+        try await guardRail.recordFailure(user: user, method: "totp", auditing: false)
+        let row = try await request.db.sql.raw("""
+            UPDATE \(ident: StepUpChallenge.schema) SET failed_attempts = failed_attempts + 1 WHERE id = \(bind: challenge.id!) RETURNING failed_attempts
+            """).first(decoding: AttemptsRow.self)
+        let attempts = row?.failed_attempts ?? StepUpChallenge.attemptLimit
+        try await request.audit(.stepUpFailed, practiceID: challenge.practiceID, subjectID: user.id,
+                                details: ["step_up": challenge.shortID, "reason": "wrong_code", "attempts": String(attempts)])
+        if attempts >= StepUpChallenge.attemptLimit {
+            try await cancel(challenge)
+            throw StepUpError.closed("cancelled after \(attempts) wrong codes")
+        }
+        throw SignInError.wrongCode
+    }
+
+    private struct AttemptsRow: Decodable { var failed_attempts: Int }
+
+    /// Sends the action to the user's push device; the device shows the summary, the user matches the number.
+    func startPush(_ challenge: StepUpChallenge, factorID: UUID?) async throws -> PushChallenge {
+        try ensureOpen(challenge)
+        let user = try await challenge.$user.get(on: request.db)
+        guard let practice = try await Practice.find(challenge.practiceID, on: request.db) else { throw StepUpError.notFound }
+        return try await PushService(request: request).startChallenge(user: user, practice: practice, factorID: factorID, purpose: .stepUp,
+                                                                     stepUpID: challenge.id, action: challenge.summary)
+    }
+
+    /// Takes in the answer of a push request for this step-up, if one came.
+    func collectPush(_ challenge: StepUpChallenge) async throws {
+        guard challenge.visibleStatus(now: request.now) == "pending" else { return }
+        let pushes = try await PushChallenge.query(on: request.db).filter(\.$stepUpID == challenge.id!).filter(\.$status != .pending).all()
+        let push = PushService(request: request)
+        if let approved = pushes.first(where: { $0.status == .approved && $0.consumedAt == nil }), try await push.consume(approved) {
+            try await markVerified(challenge, amr: "push", factor: try await approved.$factor.get(on: request.db))
+        } else if pushes.contains(where: { $0.status == .denied && $0.answeredAt ?? .distantPast > challenge.createdAt }) {
+            try await cancel(challenge)
+        }
+    }
+
+    private func markVerified(_ challenge: StepUpChallenge, amr: String, factor: Factor) async throws {
+        let now = request.now
+        let rows = try await request.db.sql.raw("""
+            UPDATE \(ident: StepUpChallenge.schema) SET status = 'verified', amr = \(bind: amr), auth_time = \(bind: now)
+            WHERE id = \(bind: challenge.id!) AND status = 'pending' AND expires_at > \(bind: now) RETURNING id
+            """).all()
+        guard !rows.isEmpty else { throw StepUpError.closed("verified or closed") }
+        challenge.status = .verified
+        challenge.amr = amr
+        challenge.authTime = now
+        try await request.audit(.stepUpVerified, practiceID: challenge.practiceID, subjectID: challenge.$user.id,
+                                details: ["step_up": challenge.shortID, "amr": amr, "factor": factor.shortID, "action_type": challenge.actionType])
+    }
+
+    private func cancel(_ challenge: StepUpChallenge) async throws {
+        try await request.db.sql.raw("UPDATE \(ident: StepUpChallenge.schema) SET status = 'cancelled' WHERE id = \(bind: challenge.id!) AND status = 'pending'").run()
+        challenge.status = .cancelled
+    }
+
+    // MARK: the assertion
+
+    /// Signs the assertion of a verified step-up; only the first caller gets one.
+    func issueAssertion(_ challenge: StepUpChallenge) async throws -> String? {
+        let now = request.now
+        let rows = try await request.db.sql.raw("""
+            UPDATE \(ident: StepUpChallenge.schema) SET status = 'completed'
+            WHERE id = \(bind: challenge.id!) AND status = 'verified' AND expires_at > \(bind: now) RETURNING id
+            """).all()
+        guard !rows.isEmpty else { return nil }
+        challenge.status = .completed
+        let signing = try await SigningKeyStore(database: request.db, sealer: request.twofold.sealer, now: now).current()
+        let claims = Claims(
+            iss: request.publicBaseURL, sub: challenge.$user.id.uuidString, practice: challenge.practiceID.uuidString,
+            amr: [challenge.amr ?? "otp"], auth_time: Int64((challenge.authTime ?? now).timeIntervalSince1970),
+            action_type: challenge.actionType, action_hash: challenge.actionHash, jti: challenge.id!.uuidString,
+            iat: Int64(now.timeIntervalSince1970), exp: Int64(now.addingTimeInterval(Self.assertionLifetime).timeIntervalSince1970))
+        return try CompactJWS.sign(claims, key: signing.key, kid: signing.kid)
+    }
+}
+
+extension StepUpChallenge {
+    var shortID: String { String((id?.uuidString ?? "").prefix(8)) }
+}

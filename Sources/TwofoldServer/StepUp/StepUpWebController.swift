@@ -1,0 +1,92 @@
+import Fluent
+import Vapor
+
+/// `/step-up/{id}`: where a signed-in provider completes a step-up in the browser, for integrators that redirect.
+struct StepUpWebController: RouteCollection {
+    func boot(routes: any RoutesBuilder) throws {
+        let page = routes.grouped(SessionGuard(requirement: .signedIn, style: .web)).grouped("step-up", ":id")
+        page.get(use: show)
+        page.post(use: submitCode)
+        page.post("push", use: startPush)
+        page.get("status", use: status)
+        page.post("push", "finish", use: finishPush)
+    }
+
+    struct Page: Encodable {
+        var layout: Layout
+        var summary: String
+        var actionType: String
+        var state: String
+        var hasTOTP: Bool
+        var hasPush: Bool
+        var action: String
+        var pushAction: String
+        var number: Int?
+        var statusURL: String
+        var finishAction: String
+    }
+
+    struct CodeForm: Content {
+        var code: String?
+    }
+
+    /// The step-up, if it belongs to the signed-in user (anyone else gets a 404).
+    private func own(_ req: Request) async throws -> StepUpChallenge {
+        let session = try req.requireSession()
+        let challenge = try await StepUpService(request: req).load(try req.parameters.require("id", as: UUID.self), practiceID: session.practiceID)
+        guard challenge.$user.id == session.userID else { throw StepUpError.notFound }
+        return challenge
+    }
+
+    func render(_ req: Request, _ challenge: StepUpChallenge, error: String? = nil, number: Int? = nil, status: HTTPResponseStatus = .ok) async throws -> Response {
+        let session = try req.requireSession()
+        let methods = try await StepUpService(request: req).methods(for: session.user, practice: session.practice)
+        let base = WebPath.stepUp(challenge.id!).string
+        let page = Page(layout: req.layout("Confirm a sensitive action", error: error), summary: challenge.summary, actionType: challenge.actionType,
+                        state: challenge.visibleStatus(now: req.now), hasTOTP: methods.contains("totp"), hasPush: methods.contains("push"),
+                        action: base, pushAction: base + "/push", number: number, statusURL: base + "/status", finishAction: base + "/push/finish")
+        return try await req.render("step-up", page, status: status)
+    }
+
+    @Sendable func show(req: Request) async throws -> Response {
+        try await render(req, try await own(req))
+    }
+
+    @Sendable func submitCode(req: Request) async throws -> Response {
+        let challenge = try await own(req)
+        let form = try req.content.decode(CodeForm.self)
+        do {
+            try await StepUpService(request: req).verifyCode(challenge, code: form.code ?? "")
+            return try await render(req, challenge)
+        } catch let error as any AbortError {
+            return try await render(req, challenge, error: error.reason, status: error.status)
+        }
+    }
+
+    @Sendable func startPush(req: Request) async throws -> Response {
+        let challenge = try await own(req)
+        do {
+            let push = try await StepUpService(request: req).startPush(challenge, factorID: nil)
+            return try await render(req, challenge, number: push.number)
+        } catch let error as any AbortError {
+            return try await render(req, challenge, error: error.reason, status: error.status)
+        }
+    }
+
+    struct StatusBody: Content {
+        var status: String
+    }
+
+    @Sendable func status(req: Request) async throws -> StatusBody {
+        let challenge = try await own(req)
+        let answered = try await PushChallenge.query(on: req.db).filter(\.$stepUpID == challenge.id!).filter(\.$status != .pending).count() > 0
+        return StatusBody(status: answered ? "answered" : challenge.visibleStatus(now: req.now))
+    }
+
+    @Sendable func finishPush(req: Request) async throws -> Response {
+        let challenge = try await own(req)
+        try await StepUpService(request: req).collectPush(challenge)
+        let error = challenge.visibleStatus(now: req.now) == "pending" ? "Not approved yet. Approve the request on your device, then continue." : nil
+        return try await render(req, challenge, error: error)
+    }
+}
