@@ -1,4 +1,5 @@
 // swift-tools-version:6.1
+import Foundation
 import PackageDescription
 
 let package = Package(
@@ -68,3 +69,18 @@ let package = Package(
         ),
     ]
 )
+
+// Micro-benchmarks of the core (ordo-one/benchmark), built only when asked for so that the test build stays lean:
+//   TWOFOLD_BENCHMARKS=1 swift package --disable-sandbox benchmark
+if ProcessInfo.processInfo.environment["TWOFOLD_BENCHMARKS"] != nil {
+    package.dependencies.append(.package(url: "https://github.com/ordo-one/benchmark.git", from: "1.38.0", traits: ["MallocInterposer"]))
+    package.targets.append(.executableTarget(
+        name: "CoreBenchmarks",
+        dependencies: [
+            "TwofoldCore", "QRCode",
+            .product(name: "Benchmark", package: "benchmark"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ],
+        path: "Benchmarks/CoreBenchmarks",
+        plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]))
+}

@@ -11,6 +11,7 @@ public func configure(_ app: Application, _ config: TwofoldConfiguration, clock:
     let key = try config.sealingKey ?? SealingKeyFile.loadOrCreate(in: config.dataDirectory)
     app.passwords.use(.bcrypt(cost: config.bcryptCost))
     PasswordHashingPool.install(on: app)
+    app.apiKeyCache = APIKeyCache()
     app.twofold = TwofoldServices(
         configuration: config,
         sealer: SecretSealer(current: key, previous: config.previousSealingKeys),

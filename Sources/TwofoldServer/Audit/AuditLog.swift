@@ -30,21 +30,16 @@ enum AuditLog {
                 seq: head.seq, occurredMS: occurredMS, practiceID: entry.practiceID, actorID: entry.actorID,
                 subjectID: entry.subjectID, event: entry.type.rawValue, ip: entry.ip,
                 userAgent: String(entry.userAgent.prefix(256)), details: AuditChain.detailsJSON(entry.details))
-            let event = AuditEvent()
-            event.seq = content.seq
-            event.practiceID = content.practiceID
-            event.actorID = content.actorID
-            event.subjectID = content.subjectID
-            event.event = content.event
-            event.ip = content.ip
-            event.userAgent = content.userAgent
-            event.details = content.details
-            event.occurredMS = occurredMS
-            event.occurredAt = Date(timeIntervalSince1970: Double(occurredMS) / 1000)
-            event.prevHash = head.hash
-            event.hash = AuditChain.hash(previous: head.hash, content: content)
-            try await event.create(on: db)
-            try await db.sql.update(AuditChainHead.table).set("hash", to: event.hash).where("id", .equal, 1).run()
+            let hash = AuditChain.hash(previous: head.hash, content: content)
+            // A plain INSERT: this runs for every security event, and building a Fluent model costs reflection.
+            try await db.sql.insert(into: AuditEvent.schema)
+                .columns("id", "seq", "practice_id", "actor_id", "subject_id", "event", "ip", "user_agent", "details",
+                         "occurred_ms", "occurred_at", "prev_hash", "hash")
+                .values(SQLBind(UUID()), SQLBind(content.seq), SQLBind(content.practiceID), SQLBind(content.actorID), SQLBind(content.subjectID),
+                        SQLBind(content.event), SQLBind(content.ip), SQLBind(content.userAgent), SQLBind(content.details),
+                        SQLBind(occurredMS), SQLBind(Date(timeIntervalSince1970: Double(occurredMS) / 1000)), SQLBind(head.hash), SQLBind(hash))
+                .run()
+            try await db.sql.update(AuditChainHead.table).set("hash", to: hash).where("id", .equal, 1).run()
         }
     }
 

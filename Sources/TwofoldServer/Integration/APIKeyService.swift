@@ -1,4 +1,5 @@
 import Fluent
+import NIOConcurrencyHelpers
 import TwofoldCore
 import Vapor
 
@@ -49,7 +50,7 @@ struct APIKeyGuard: AsyncMiddleware {
         guard let bearer = request.headers.bearerAuthorization?.token else {
             return APIError.response(.unauthorized, "Send the practice's API key as Authorization: Bearer tfk_… (create one with `twofold api-key create`).")
         }
-        guard let key = try await APIKeyService(database: request.db, now: request.now).active(bearer: bearer) else {
+        guard let key = try await request.application.apiKeyCache.active(bearer: bearer, database: request.db, now: request.now) else {
             return APIError.response(.unauthorized, "The API key is not valid or has been revoked.")
         }
         request.apiKey = key
@@ -63,5 +64,51 @@ extension Request {
     var apiKey: APIKey? {
         get { storage[APIKeyStorage.self] }
         set { storage[APIKeyStorage.self] = newValue }
+    }
+}
+
+/// Active API keys by hash, remembered for a few seconds so a busy integration does not look its key up on every
+/// call. A key revoked on another instance (or with the CLI) stops working here within `lifetime`.
+final class APIKeyCache: Sendable {
+    static let lifetime: TimeInterval = 5
+
+    private struct Entry: Sendable {
+        var id: UUID
+        var practiceID: UUID
+        var name: String
+        var hint: String
+        var expires: Date
+    }
+
+    private let entries = NIOLockedValueBox<[String: Entry]>([:])
+
+    func active(bearer: String, database: any Database, now: Date) async throws -> APIKey? {
+        guard bearer.hasPrefix(APIKey.prefix), bearer.utf8.count <= 100 else { return nil }
+        let hash = Digest.sha256Hex(bearer)
+        if let entry = entries.withLockedValue({ $0[hash] }), entry.expires > now {
+            let key = APIKey(practiceID: entry.practiceID, name: entry.name, hint: entry.hint, keyHash: hash)
+            key.id = entry.id
+            return key
+        }
+        guard let key = try await APIKeyService(database: database, now: now).active(bearer: bearer) else {
+            entries.withLockedValue { _ = $0.removeValue(forKey: hash) }
+            return nil
+        }
+        let entry = Entry(id: key.id!, practiceID: key.$practice.id, name: key.name, hint: key.hint, expires: now.addingTimeInterval(Self.lifetime))
+        entries.withLockedValue { cache in
+            if cache.count > 10_000 { cache.removeAll() }
+            cache[hash] = entry
+        }
+        return key
+    }
+}
+
+extension Application {
+    private struct APIKeyCacheKey: StorageKey { typealias Value = APIKeyCache }
+
+    /// Installed by `configure`, before the server starts.
+    var apiKeyCache: APIKeyCache {
+        get { storage[APIKeyCacheKey.self] ?? APIKeyCache() }
+        set { storage[APIKeyCacheKey.self] = newValue }
     }
 }

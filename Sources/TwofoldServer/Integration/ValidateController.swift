@@ -38,8 +38,7 @@ struct DirectVerification {
 
     func check(username: String, code: String) async throws -> Bool {
         let practiceID = key.$practice.id
-        let user = try await User.query(on: request.db).filter(\.$usernameKey == User.key(for: username)).filter(\.$practice.$id == practiceID).first()
-        guard let user else {
+        guard let user = try await HotPath.user(usernameKey: User.key(for: username), practiceID: practiceID, on: request.db) else {
             try await audit(.validateRejected, userID: nil, details: ["reason": "unknown_user", "username": String(User.key(for: username).prefix(64))])
             return false
         }
@@ -50,7 +49,7 @@ struct DirectVerification {
             try await audit(.validateRejected, userID: user.id, details: ["reason": "locked"])
             return false
         }
-        let factors = try await Factor.query(on: request.db).filter(\.$user.$id == user.id!).filter(\.$status == .active).filter(\.$kind == .totp).all()
+        let factors = try await HotPath.activeAuthenticators(userID: user.id!, on: request.db)
         let verifier = TOTPVerifier(database: request.db, sealer: request.twofold.sealer, now: request.now)
         var replayed = false
         for factor in factors {
@@ -78,5 +77,53 @@ struct DirectVerification {
         var details = details
         details["api_key"] = key.name
         try await request.audit(type, practiceID: key.$practice.id, actorID: nil, subjectID: userID, details: details)
+    }
+}
+
+/// The lookups `/api/v1/validate` makes on every call, as plain SQL decoded into small rows: building Fluent
+/// models from query results costs reflection, which was most of a verification's CPU time.
+enum HotPath {
+    private struct UserRow: Decodable {
+        var id: UUID
+        var practice_id: UUID
+        var second_factor_failures: Int
+        var second_factor_last_failure_at: Date?
+    }
+
+    private struct FactorRow: Decodable {
+        var id: UUID
+        var nickname: String
+        var sealed_secret: Data?
+        var digits: Int
+        var algorithm: String
+        var period: Int
+        var last_used_step: Int64?
+    }
+
+    static func user(usernameKey: String, practiceID: UUID, on database: any Database) async throws -> User? {
+        guard let row = try await database.sql.raw("""
+            SELECT id, practice_id, second_factor_failures, second_factor_last_failure_at FROM \(ident: User.schema)
+            WHERE username_key = \(bind: usernameKey) AND practice_id = \(bind: practiceID)
+            """).first(decoding: UserRow.self)
+        else { return nil }
+        let user = User()
+        user.id = row.id
+        user.$practice.id = row.practice_id
+        user.secondFactorFailures = row.second_factor_failures
+        user.secondFactorLastFailureAt = row.second_factor_last_failure_at
+        return user
+    }
+
+    static func activeAuthenticators(userID: UUID, on database: any Database) async throws -> [Factor] {
+        try await database.sql.raw("""
+            SELECT id, nickname, sealed_secret, digits, algorithm, period, last_used_step FROM \(ident: Factor.schema)
+            WHERE user_id = \(bind: userID) AND status = 'active' AND kind = 'totp'
+            """).all(decoding: FactorRow.self).map { row in
+            let factor = Factor(id: row.id, userID: userID, kind: .totp, nickname: row.nickname, digits: row.digits, algorithm: row.algorithm, period: row.period)
+            factor.status = .active
+            factor.sealedSecret = row.sealed_secret
+            factor.lastUsedStep = row.last_used_step
+            return factor
+        }
     }
 }

@@ -80,6 +80,9 @@ struct ValidateTests {
             #expect((400..<500).contains(huge.status.code))
             let record = try #require(try await APIKey.query(on: ctx.app.db).first())
             _ = try await APIKeyService(database: ctx.app.db, now: ctx.clock.now).revoke(id: record.id!)
+            // Instances remember a key for a few seconds; after that a revoked key is refused everywhere.
+            #expect(try await Self.validate(ctx, key: key, ["username": "a", "code": "123456"]).status == .ok)
+            ctx.clock.advance(APIKeyCache.lifetime)
             let revoked = try await Self.validate(ctx, key: key, ["username": "a", "code": "123456"])
             #expect(revoked.status == .unauthorized)
             #expect(revoked.reason.contains("revoked"))
