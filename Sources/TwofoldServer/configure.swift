@@ -61,6 +61,7 @@ func routes(_ app: Application) throws {
     try web.register(collection: SetupWebController())
     try web.register(collection: SecurityWebController())
     try web.register(collection: AdminWebController())
+    try web.register(collection: APIKeyPages())
     try web.register(collection: PushWebController())
     try web.register(collection: StepUpWebController())
     let api = app.grouped("api", "v1").grouped(CSRFGuard(protectsAnonymousRequests: false))

@@ -86,14 +86,14 @@ def test_browser_sign_in_approved_from_the_reference_authenticator(twofold, brow
     refused = phone.run("push", "approve", challenge, "--number", wrong_number, check=False)
     assert "does not match" in refused + phone.run("push", "pending")  # refused, and no longer pending
     # The waiting page notices by itself and goes back to the choice of methods.
-    WebDriverWait(browser, 15).until(lambda d: "denied" in text(d))
+    WebDriverWait(browser, 30).until(lambda d: "denied" in text(d))
 
     click_through(browser, "send-push")
     number = browser.find_element(By.ID, "match-number").text.strip()
     challenge = re.search(r"^([0-9A-F-]{36})", phone.run("push", "pending"), re.M).group(1)
     assert "Approved." in phone.run("push", "approve", challenge, "--number", number)
     # The page polls and continues by itself.
-    WebDriverWait(browser, 15).until(lambda d: d.current_url.rstrip("/") == twofold.base)
+    WebDriverWait(browser, 30).until(lambda d: d.current_url.rstrip("/") == twofold.base)
     shot(browser, artifacts, "push-signed-in")
     assert "intact" in twofold.cli("audit", "verify").stdout
 

@@ -215,3 +215,31 @@ struct AdminFlowTests {
         }
     }
 }
+
+@Suite("Administration: API keys")
+struct AdminAPIKeyTests {
+    @Test func administratorCreatesAKeyShownOnceAndRevokesIt() async throws {
+        try await withTestApp { ctx in
+            let (web, practice) = try await AdminFlowTests.adminWeb(ctx)
+            _ = try await web.get("/admin/api-keys")
+            let wrong = try await web.post("/admin/api-keys", ["name": "EHR production", "adminPassword": "not my password"])
+            #expect(wrong.status == .forbidden)
+            let created = try await web.post("/admin/api-keys", ["name": "EHR production", "adminPassword": Fixtures.password])
+            #expect(created.status == .ok)
+            #expect(created.headers.first(name: .cacheControl) == "no-store")
+            let key = try #require(PushWebTests.capture(#"id="new-key">(tfk_[A-Za-z0-9_-]+)<"#, in: created.text))
+            let stored = try #require(try await APIKey.query(on: ctx.app.db).first())
+            #expect(stored.$practice.id == practice.id)
+            #expect(stored.keyHash != key)
+            #expect(!(try await web.get("/admin/api-keys").text.contains(key)), "the key is shown only once")
+
+            let step = try await APIClient(ctx, token: key).send(.POST, "/api/v1/validate", json: ["username": "nobody", "code": "123456"])
+            #expect(step.status == .ok)
+            let revoked = try await web.post("/admin/api-keys/\(stored.id!.uuidString)/revoke", ["adminPassword": Fixtures.password])
+            #expect(revoked.text.contains("was revoked"))
+            ctx.clock.advance(APIKeyCache.lifetime)
+            #expect(try await APIClient(ctx, token: key).send(.POST, "/api/v1/validate", json: ["username": "nobody", "code": "123456"]).status == .unauthorized)
+            #expect(try await AuditEvent.query(on: ctx.app.db).filter(\.$event ~~ ["api_key.created", "api_key.revoked"]).count() == 2)
+        }
+    }
+}
