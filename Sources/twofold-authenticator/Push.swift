@@ -83,7 +83,7 @@ struct Push: AsyncParsableCommand {
             let enrollment: PushEnrollmentURI
             do { enrollment = try PushEnrollmentURI(parsing: uri) } catch let error as PushEnrollmentURI.ParseError { throw ValidationError(error.description) }
             let key = P256.Signing.PrivateKey()
-            let proof = try key.signature(for: Array("twofold-enroll-v1\n\(enrollment.token)".utf8))
+            let proof = try key.signature(for: PushEnrollmentURI.proofMessage(token: enrollment.token))
             let body = Body(token: enrollment.token, publicKey: Base64URL.encode(Array(key.publicKey.x963Representation)),
                             proof: Base64URL.encode(Array(proof.rawRepresentation)), deviceName: name)
             let client = DeviceClient(server: enrollment.server)

@@ -10,6 +10,11 @@ public struct PushEnrollmentURI: Equatable, Sendable {
         self.token = token
     }
 
+    /// What a device signs with its new key when it enrolls, to show it holds the private key.
+    public static func proofMessage(token: String) -> [UInt8] {
+        Array("twofold-enroll-v1\n\(token)".utf8)
+    }
+
     public var uri: String {
         var components = URLComponents()
         components.scheme = "twofold-push"

@@ -73,8 +73,9 @@ struct MeAPIController: RouteCollection {
     @Sendable func activate(req: Request) async throws -> ActivationResponse {
         let session = try req.requireSession()
         let id = try req.parameters.require("id", as: UUID.self)
-        if try await FactorService(request: req).ownFactor(id, session: session).kind == .push {
-            guard let activation = try await PushService(request: req).finishEnrollment(id: id, session: session) else {
+        let factor = try await FactorService(request: req).ownFactor(id, session: session)
+        if factor.kind == .push {
+            guard let activation = try await PushService(request: req).finishEnrollment(factor, session: session) else {
                 throw Abort(.conflict, reason: "The device has not finished enrolling yet: scan the code with it, then try again.")
             }
             return ActivationResponse(factor: FactorDTO(activation.factor), recoveryCodes: activation.recoveryCodes?.map(\.value))

@@ -58,7 +58,8 @@ struct FactorService {
         return trimmed
     }
 
-    private func defaultNickname(kind: Factor.Kind, userID: UUID) async throws -> String {
+    /// "Authenticator app", then "Authenticator app 2" and so on, counting the user's active factors of that kind.
+    func defaultNickname(kind: Factor.Kind, userID: UUID) async throws -> String {
         let count = try await Factor.query(on: request.db).filter(\.$user.$id == userID).filter(\.$kind == kind).filter(\.$status == .active).count()
         return count == 0 ? kind.displayName : "\(kind.displayName) \(count + 1)"
     }
@@ -160,13 +161,18 @@ struct FactorService {
             let codes = hadActive ? nil : try await RecoveryCodeService(request: request).regenerate(userID: userID, on: db)
             try await request.audit(.factorAdded, practiceID: session.practiceID, actorID: userID,
                                     details: ["factor": factor.shortID, "kind": factor.kind.rawValue, "nickname": factor.nickname], on: db)
-            if session.record.stage == .enrollment {
-                session.record.stage = .signedIn
-                try await session.record.save(on: db)
-                try await request.audit(.signInSucceeded, practiceID: session.practiceID, actorID: userID, details: ["method": "enrollment", "factor": factor.shortID], on: db)
-            }
+            try await signInAfterEnrollment(session: session, factor: factor, on: db)
             return Activation(factor: factor, recoveryCodes: codes)
         }
+    }
+
+    /// A user who had to enroll before anything else is signed in once their first method works.
+    func signInAfterEnrollment(session: CurrentSession, factor: Factor, on db: any Database) async throws {
+        guard session.record.stage == .enrollment else { return }
+        session.record.stage = .signedIn
+        try await session.record.save(on: db)
+        try await request.audit(.signInSucceeded, practiceID: session.practiceID, actorID: session.userID,
+                                details: ["method": "enrollment", "factor": factor.shortID], on: db)
     }
 
     func ownFactor(_ id: UUID, session: CurrentSession) async throws -> Factor {

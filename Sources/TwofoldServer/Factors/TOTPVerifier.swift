@@ -39,4 +39,25 @@ struct TOTPVerifier {
             """).all()
         return claimed.isEmpty ? .replayed : .accepted
     }
+
+    /// What a code did against several authenticators: the first that accepted it, else whether any had already
+    /// accepted it (a replay), else wrong.
+    enum Match {
+        case accepted(Factor)
+        case replayed
+        case wrong
+    }
+
+    /// Tries `code` on each factor in turn, stopping at the first that accepts it (sign-in, validation, step-up).
+    func firstMatch(_ code: String, among factors: [Factor]) async throws -> Match {
+        var replayed = false
+        for factor in factors {
+            switch try await verify(code, factor: factor) {
+            case .accepted: return .accepted(factor)
+            case .replayed: replayed = true
+            case .wrong: continue
+            }
+        }
+        return replayed ? .replayed : .wrong
+    }
 }

@@ -34,10 +34,15 @@ struct APIKeyService {
         return record
     }
 
-    /// The active key a bearer value names, or nil for a missing, malformed, unknown or revoked key.
-    func active(bearer: String) async throws -> APIKey? {
+    /// The stored hash of a bearer value, or nil when it cannot be a Twofold key.
+    static func keyHash(of bearer: String) -> String? {
         guard bearer.hasPrefix(APIKey.prefix), bearer.utf8.count <= 100 else { return nil }
-        guard let record = try await APIKey.query(on: database).filter(\.$keyHash == Digest.sha256Hex(bearer)).first(),
+        return Digest.sha256Hex(bearer)
+    }
+
+    /// The active key with this hash, or nil for an unknown or revoked key (``APIKeyCache`` is the way in).
+    func active(keyHash: String) async throws -> APIKey? {
+        guard let record = try await APIKey.query(on: database).filter(\.$keyHash == keyHash).first(),
               record.revokedAt == nil
         else { return nil }
         return record
@@ -83,14 +88,13 @@ final class APIKeyCache: Sendable {
     private let entries = NIOLockedValueBox<[String: Entry]>([:])
 
     func active(bearer: String, database: any Database, now: Date) async throws -> APIKey? {
-        guard bearer.hasPrefix(APIKey.prefix), bearer.utf8.count <= 100 else { return nil }
-        let hash = Digest.sha256Hex(bearer)
+        guard let hash = APIKeyService.keyHash(of: bearer) else { return nil }
         if let entry = entries.withLockedValue({ $0[hash] }), entry.expires > now {
             let key = APIKey(practiceID: entry.practiceID, name: entry.name, hint: entry.hint, keyHash: hash)
             key.id = entry.id
             return key
         }
-        guard let key = try await APIKeyService(database: database, now: now).active(bearer: bearer) else {
+        guard let key = try await APIKeyService(database: database, now: now).active(keyHash: hash) else {
             entries.withLockedValue { _ = $0.removeValue(forKey: hash) }
             return nil
         }

@@ -50,21 +50,14 @@ struct DirectVerification {
             return false
         }
         let factors = try await HotPath.activeAuthenticators(userID: user.id!, on: request.db)
-        let verifier = TOTPVerifier(database: request.db, sealer: request.twofold.sealer, now: request.now)
-        var replayed = false
-        for factor in factors {
-            switch try await verifier.verify(code, factor: factor) {
-            case .accepted:
-                try await guardRail.recordSuccess(user: user, kind: "totp")
-                try await audit(.validateAccepted, userID: user.id, details: ["factor": factor.shortID])
-                return true
-            case .replayed: replayed = true
-            case .wrong: continue
-            }
-        }
-        if replayed {
+        switch try await TOTPVerifier(database: request.db, sealer: request.twofold.sealer, now: request.now).firstMatch(code, among: factors) {
+        case .accepted(let factor):
+            try await guardRail.recordSuccess(user: user, kind: "totp")
+            try await audit(.validateAccepted, userID: user.id, details: ["factor": factor.shortID])
+            return true
+        case .replayed:
             try await audit(.validateRejected, userID: user.id, details: ["reason": "replayed"])
-        } else {
+        case .wrong:
             // One audit event per request: the rejection carries the failure count.
             let failures = try await guardRail.recordFailure(user: user, method: "totp", auditing: false)
             try await audit(.validateRejected, userID: user.id, details: ["reason": factors.isEmpty ? "no_authenticator" : "wrong_code",

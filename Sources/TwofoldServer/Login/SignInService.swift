@@ -73,7 +73,7 @@ struct SignInService {
         let token = SecureRandom.token()
         let session = SessionRecord(
             userID: user.id!, tokenHash: TwofoldCore.Digest.sha256Hex(token), stage: stage, channel: channel, csrfToken: SecureRandom.token(),
-            ip: request.clientIP, userAgent: String((request.headers.first(name: .userAgent) ?? "").prefix(256)), now: request.now)
+            ip: request.clientIP, userAgent: request.userAgent, now: request.now)
         try await session.create(on: request.db)
         return (session, token)
     }
@@ -124,18 +124,11 @@ struct SignInService {
             factors = factors.filter { $0.id == factorID }
             guard !factors.isEmpty else { throw SignInError.unknownFactor }
         }
-        let verifier = TOTPVerifier(database: request.db, sealer: request.twofold.sealer, now: request.now)
-        var replayed = false
-        for factor in factors where factor.kind == .totp {
-            switch try await verifier.verify(code, factor: factor) {
-            case .accepted:
-                try await guardRail.recordSuccess(user: session.user, kind: "totp")
-                return factor
-            case .replayed:
-                replayed = true
-            case .wrong:
-                continue
-            }
+        let match = try await TOTPVerifier(database: request.db, sealer: request.twofold.sealer, now: request.now)
+            .firstMatch(code, among: factors.filter { $0.kind == .totp })
+        if case .accepted(let factor) = match {
+            try await guardRail.recordSuccess(user: session.user, kind: "totp")
+            return factor
         }
         let smsFactor = factors.first { $0.kind == .sms }
         if factorID == nil || smsFactor != nil,
@@ -148,7 +141,7 @@ struct SignInService {
             }
             return factor ?? Factor(userID: session.userID, kind: .sms, nickname: "Text message")
         }
-        if replayed {
+        if case .replayed = match {
             try await request.audit(.secondFactorReplayRejected, practiceID: session.practiceID, actorID: session.userID)
             throw SignInError.codeAlreadyUsed
         }

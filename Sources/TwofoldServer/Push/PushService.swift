@@ -23,8 +23,7 @@ struct PushService {
     func beginEnrollment(session: CurrentSession, nickname: String?) async throws -> Enrollment {
         guard session.practice.allowPush else { throw PushError.notAllowed }
         try await Factor.query(on: request.db).filter(\.$user.$id == session.userID).filter(\.$status == .pending).filter(\.$kind == .push).delete()
-        let active = try await Factor.query(on: request.db).filter(\.$user.$id == session.userID).filter(\.$kind == .push).filter(\.$status == .active).count()
-        let fallback = active == 0 ? Factor.Kind.push.displayName : "\(Factor.Kind.push.displayName) \(active + 1)"
+        let fallback = try await FactorService(request: request).defaultNickname(kind: .push, userID: session.userID)
         let factor = Factor(userID: session.userID, kind: .push, nickname: try FactorService.cleanNickname(nickname, default: fallback))
         let token = SecureRandom.token()
         factor.enrollmentTokenHash = Digest.sha256Hex(token)
@@ -35,18 +34,13 @@ struct PushService {
         return Enrollment(factor: factor, uri: uri, qrSVG: svg)
     }
 
-    /// The enrollment proof a device signs with its new key: it shows the device holds the private key.
-    static func enrollmentProofMessage(token: String) -> [UInt8] {
-        Array("twofold-enroll-v1\n\(token)".utf8)
-    }
-
     /// A device presents the enrollment token, its public key and a proof; the token works once.
     func enrollDevice(token: String, publicKey: String, deviceName: String?, proof: String) async throws -> Factor {
         guard let keyBytes = try? Base64URL.decode(publicKey), keyBytes.count == 65,
               let key = try? P256.Signing.PublicKey(x963Representation: keyBytes)
         else { throw PushError.malformedKey }
         guard let proofBytes = try? Base64URL.decode(proof), let signature = try? P256.Signing.ECDSASignature(rawRepresentation: proofBytes),
-              key.isValidSignature(signature, for: Self.enrollmentProofMessage(token: token))
+              key.isValidSignature(signature, for: PushEnrollmentURI.proofMessage(token: token))
         else { throw PushError.badProof }
         let now = request.now
         // Claiming the token and storing the key is one statement, so a token cannot enroll two devices.
@@ -122,15 +116,14 @@ struct PushService {
         guard practice.allowPush else { throw PushError.notAllowed }
         var query = Factor.query(on: request.db).filter(\.$user.$id == user.id!).filter(\.$kind == .push).filter(\.$status == .active)
         if let factorID { query = query.filter(\.$id == factorID) }
-        let devices = try await query.sort(\.$isPrimary, .descending).sort(\.$lastUsedAt, .descending).all()
-        guard let device = devices.first else { throw PushError.noDevice }
+        guard let device = try await query.sort(\.$isPrimary, .descending).sort(\.$lastUsedAt, .descending).first() else { throw PushError.noDevice }
         let throttle = ThrottleStore(database: request.db)
         let key = "push:user:\(user.id!.uuidString)"
         if try await throttle.blockedUntil(key, limit: Self.challengeLimit, now: request.now) != nil { throw PushError.tooManyChallenges }
         try await throttle.record(key, limit: Self.challengeLimit, now: request.now)
         let summary = action.map { "\(practice.name): \($0)" } ?? "Sign in to \(practice.name)"
         let challenge = PushChallenge(user: user, factor: device, practiceID: practice.id!, purpose: purpose, summary: summary,
-                                      ip: request.clientIP, userAgent: String((request.headers.first(name: .userAgent) ?? "").prefix(256)), now: request.now)
+                                      ip: request.clientIP, userAgent: request.userAgent, now: request.now)
         challenge.sessionID = sessionID
         challenge.stepUpID = stepUpID
         try await challenge.create(on: request.db)

@@ -5,19 +5,15 @@ import Vapor
 extension PushService {
     /// Once the device has made its first signed request, the browser (or API client) finishes the enrollment:
     /// a half-signed-in user is signed in, and a user's first method brings recovery codes.
-    func finishEnrollment(id: UUID, session: CurrentSession) async throws -> FactorService.Activation? {
-        let factor = try await FactorService(request: request).ownFactor(id, session: session)
+    /// - Returns: nil while the device has not made its first signed request.
+    func finishEnrollment(_ factor: Factor, session: CurrentSession) async throws -> FactorService.Activation? {
         guard factor.kind == .push else { throw FactorError.notFound }
         guard factor.status == .active else { return nil }
         let userID = session.userID
         let hasCodes = try await RecoveryCodeRecord.query(on: request.db).filter(\.$user.$id == userID).count() > 0
         return try await request.db.transaction { db in
             let codes = hasCodes ? nil : try await RecoveryCodeService(request: request).regenerate(userID: userID, on: db)
-            if session.record.stage == .enrollment {
-                session.record.stage = .signedIn
-                try await session.record.save(on: db)
-                try await request.audit(.signInSucceeded, practiceID: session.practiceID, actorID: userID, details: ["method": "enrollment", "factor": factor.shortID], on: db)
-            }
+            try await FactorService(request: request).signInAfterEnrollment(session: session, factor: factor, on: db)
             return FactorService.Activation(factor: factor, recoveryCodes: codes)
         }
     }

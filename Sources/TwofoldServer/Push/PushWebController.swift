@@ -32,10 +32,6 @@ struct PushWebController: RouteCollection {
         var backLink: String
     }
 
-    struct StatusBody: Content {
-        var status: String
-    }
-
     @Sendable func startSignIn(req: Request) async throws -> Response {
         let session = try req.requireSession()
         let form = try req.content.decode(StartForm.self)
@@ -58,10 +54,10 @@ struct PushWebController: RouteCollection {
         return try await req.render("push-wait", page)
     }
 
-    @Sendable func signInStatus(req: Request) async throws -> StatusBody {
+    @Sendable func signInStatus(req: Request) async throws -> PollStatus {
         let session = try req.requireSession()
         let challenge = try await PushService(request: req).signInChallenge(try req.parameters.require("challengeID", as: UUID.self), session: session)
-        return StatusBody(status: challenge.visibleStatus(now: req.now))
+        return PollStatus(status: challenge.visibleStatus(now: req.now))
     }
 
     @Sendable func finishSignIn(req: Request) async throws -> Response {
@@ -121,18 +117,18 @@ struct PushWebController: RouteCollection {
         return try await req.render("setup-push", page)
     }
 
-    @Sendable func enrollmentStatus(req: Request) async throws -> StatusBody {
+    @Sendable func enrollmentStatus(req: Request) async throws -> PollStatus {
         let session = try req.requireSession()
         let factor = try await FactorService(request: req).ownFactor(try req.parameters.require("factorID", as: UUID.self), session: session)
         guard factor.kind == .push else { throw FactorError.notFound }
-        return StatusBody(status: factor.status == .active ? "active" : (factor.publicKey == nil ? "waiting" : "enrolled"))
+        return PollStatus(status: factor.status == .active ? "active" : (factor.publicKey == nil ? "waiting" : "enrolled"))
     }
 
     @Sendable func finishEnrollment(req: Request) async throws -> Response {
         let session = try req.requireSession()
         let id = try req.parameters.require("factorID", as: UUID.self)
-        guard let activation = try await PushService(request: req).finishEnrollment(id: id, session: session) else {
-            let factor = try await FactorService(request: req).ownFactor(id, session: session)
+        let factor = try await FactorService(request: req).ownFactor(id, session: session)
+        guard let activation = try await PushService(request: req).finishEnrollment(factor, session: session) else {
             return try await renderEnrollment(req, factor: factor, qrSVG: nil, uri: nil,
                                               error: "The device has not finished enrolling yet. Scan the code with it (or start again), then continue.")
         }

@@ -124,21 +124,16 @@ struct StepUpService {
         let guardRail = SecondFactorGuard(request: request)
         try await guardRail.ensureAllowed(user: user)
         let factors = try await Factor.query(on: request.db).filter(\.$user.$id == user.id!).filter(\.$status == .active).filter(\.$kind == .totp).all()
-        let verifier = TOTPVerifier(database: request.db, sealer: request.twofold.sealer, now: request.now)
-        var replayed = false
-        for factor in factors {
-            switch try await verifier.verify(code, factor: factor) {
-            case .accepted:
-                try await guardRail.recordSuccess(user: user, kind: "totp")
-                try await markVerified(challenge, amr: "otp", factor: factor)
-                return
-            case .replayed: replayed = true
-            case .wrong: continue
-            }
-        }
-        if replayed {
+        switch try await TOTPVerifier(database: request.db, sealer: request.twofold.sealer, now: request.now).firstMatch(code, among: factors) {
+        case .accepted(let factor):
+            try await guardRail.recordSuccess(user: user, kind: "totp")
+            try await markVerified(challenge, amr: "otp", factor: factor)
+            return
+        case .replayed:
             try await request.audit(.stepUpFailed, practiceID: challenge.practiceID, subjectID: user.id, details: ["step_up": challenge.shortID, "reason": "replayed"])
             throw SignInError.codeAlreadyUsed
+        case .wrong:
+            break
         }
         try await guardRail.recordFailure(user: user, method: "totp", auditing: false)
         let row = try await request.db.sql.raw("""
@@ -172,7 +167,7 @@ struct StepUpService {
         let push = PushService(request: request)
         if let approved = pushes.first(where: { $0.status == .approved && $0.consumedAt == nil }), try await push.consume(approved) {
             try await markVerified(challenge, amr: "push", factor: try await approved.$factor.get(on: request.db))
-        } else if pushes.contains(where: { $0.status == .denied && $0.answeredAt ?? .distantPast > challenge.createdAt }) {
+        } else if pushes.contains(where: { $0.status == .denied }) {
             try await cancel(challenge)
         }
     }

@@ -73,14 +73,10 @@ struct StepUpWebController: RouteCollection {
         }
     }
 
-    struct StatusBody: Content {
-        var status: String
-    }
-
-    @Sendable func status(req: Request) async throws -> StatusBody {
+    @Sendable func status(req: Request) async throws -> PollStatus {
         let challenge = try await own(req)
         let answered = try await PushChallenge.query(on: req.db).filter(\.$stepUpID == challenge.id!).filter(\.$status != .pending).count() > 0
-        return StatusBody(status: answered ? "answered" : challenge.visibleStatus(now: req.now))
+        return PollStatus(status: answered ? "answered" : challenge.visibleStatus(now: req.now))
     }
 
     @Sendable func finishPush(req: Request) async throws -> Response {

@@ -33,22 +33,17 @@ enum DatabaseSetup {
     }
 
     /// WAL lets readers work while one request writes (the mode is stored in the database file). `synchronous=NORMAL`
-    /// keeps every commit durable against a crash of the process and is a per-connection setting, so it is applied
-    /// through every event loop (all of which share one SQLite connection, see ``SingleConnectionSQLite``). Some filesystems (network mounts, a few
-    /// container overlays) cannot hold WAL's shared-memory index: SQLite then stays in its rollback journal, which is
-    /// slower under concurrent load but just as safe, and Twofold says so in its log. Returns the journal mode in use.
-    @discardableResult
-    static func tuneSQLite(_ app: Application) async throws -> String? {
-        guard let sql = app.db as? any SQLDatabase, sql.dialect.name == "sqlite" else { return nil }
+    /// keeps every commit durable against a crash of the process; it is a per-connection setting, and every event
+    /// loop shares the one SQLite connection (see ``SingleConnectionSQLite``), so setting it once covers them all.
+    /// Some filesystems (network mounts, a few container overlays) cannot hold WAL's shared-memory index: SQLite then
+    /// stays in its rollback journal, which is slower under concurrent load but just as safe, and Twofold says so.
+    static func tuneSQLite(_ app: Application) async throws {
+        guard let sql = app.db as? any SQLDatabase, sql.dialect.name == "sqlite" else { return }
         let mode = try await sql.raw("PRAGMA journal_mode=WAL").first(decoding: JournalMode.self)?.journal_mode ?? ""
         if mode != "wal", mode != "memory" {
             app.logger.warning("SQLite could not switch to WAL mode (journal mode is \(mode)); the database works but concurrent sign-ins will wait on each other. Keep the data directory on a local disk.")
         }
-        for eventLoop in app.eventLoopGroup.makeIterator() {
-            guard let database = app.databases.database(logger: app.logger, on: eventLoop) as? any SQLDatabase else { continue }
-            try await database.raw("PRAGMA synchronous=NORMAL").run()
-        }
-        return mode
+        try await sql.raw("PRAGMA synchronous=NORMAL").run()
     }
 
     private struct JournalMode: Decodable { var journal_mode: String? }

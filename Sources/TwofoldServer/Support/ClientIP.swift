@@ -10,6 +10,11 @@ extension Request {
         return proxies.clientAddress(peer: peer, forwardedFor: headers[.xForwardedFor])
     }
 
+    /// The User-Agent header, cut to the 256 characters Twofold stores with sessions and push requests.
+    var userAgent: String {
+        String((headers.first(name: .userAgent) ?? "").prefix(256))
+    }
+
     var userAgentSummary: String {
         UserAgentSummary.describe(headers.first(name: .userAgent) ?? "")
     }

@@ -17,7 +17,6 @@ enum WebPath {
     case setupPushStart
     case setupPush(UUID)
     case setupPushStatus(UUID)
-    case twoFactorPushStart
     case twoFactorPush(UUID)
     case stepUp(UUID)
     case recoveryCodesSaved
@@ -50,7 +49,6 @@ enum WebPath {
         case .setupPushStart: "/account/security/setup/push"
         case .setupPush(let id): "/account/security/setup/push/\(id.uuidString)"
         case .setupPushStatus(let id): "/account/security/setup/push/\(id.uuidString)/status"
-        case .twoFactorPushStart: "/login/two-factor/push"
         case .twoFactorPush(let id): "/login/two-factor/push/\(id.uuidString)"
         case .stepUp(let id): "/step-up/\(id.uuidString)"
         case .recoveryCodesSaved: "/account/security/recovery-codes/saved"

@@ -101,3 +101,8 @@ struct AnonymousCSRFCookie: AsyncMiddleware {
         return response
     }
 }
+
+/// What a waiting page's script polls for (`data-poll-url` in twofold.js): one status word.
+struct PollStatus: Content {
+    var status: String
+}

@@ -14,7 +14,7 @@ final class TestDevice: @unchecked Sendable {
     static func enroll(_ ctx: TestContext, uri: String, name: String = "Test phone") async throws -> (TestDevice, TestingHTTPResponse) {
         let device = TestDevice()
         let token = try PushEnrollmentURI(parsing: uri).token
-        let proof = try device.key.signature(for: PushService.enrollmentProofMessage(token: token))
+        let proof = try device.key.signature(for: PushEnrollmentURI.proofMessage(token: token))
         let response = try await APIClient(ctx).send(.POST, "/api/v1/push/enroll", json: [
             "token": token, "publicKey": Base64URL.encode(Array(device.key.publicKey.x963Representation)),
             "proof": Base64URL.encode(Array(proof.rawRepresentation)), "deviceName": name,

@@ -118,6 +118,22 @@ struct StepUpTests {
         }
     }
 
+    @Test func aDenialOnTheDeviceCancelsTheStepUp() async throws {
+        try await withTestApp { ctx in
+            let practice = try await Fixtures.practice(ctx)
+            _ = try await Fixtures.user(ctx, practice: practice)
+            let enrolled = try await Flows.enrollPush(ctx)
+            let key = try await Self.key(ctx, practice: practice)
+            let id = try #require(try await Self.start(ctx, key: key).json["challengeId"] as? String)
+            #expect(try await APIClient(ctx, token: key).send(.POST, "/api/v1/step-up/\(id)/push", json: [:]).status == .ok)
+            let push = try #require(try await enrolled.device.pending(ctx).first?["id"] as? String)
+            #expect(try await enrolled.device.send(ctx, .POST, "/api/v1/push/challenges/\(push)", json: ["decision": "deny"]).status == .ok)
+            let status = try await APIClient(ctx, token: key).send(.GET, "/api/v1/step-up/\(id)")
+            #expect(status.json["status"] as? String == "cancelled")
+            #expect(status.json["assertion"] == nil)
+        }
+    }
+
     @Test func practicesUsersActionsAndMethodsAreChecked() async throws {
         try await withTestApp { ctx in
             let practice = try await Fixtures.practice(ctx)
