@@ -25,6 +25,7 @@ DATE = {"type": "string", "format": "date-time"}
 BOOL = {"type": "boolean"}
 INT = {"type": "integer"}
 NULLABLE_STR = {"type": ["string", "null"]}
+B64U = {"type": "string", "pattern": "^[A-Za-z0-9_-]*$", "description": "base64url without padding"}
 
 ERRORS = {
     400: "The request is malformed: a field is missing, has the wrong type, or is out of range. `reason` says which.",
@@ -219,7 +220,7 @@ paths = {
         "createStepUp", "Step-up: ask for a fresh second factor",
         "Authenticated with a practice API key. Names the user (`userId` or `username`, in the key's practice) and the action "
         "(`type` such as `epcs`, a one-line `summary` the user sees, and `hash` of the action's content). Returns the methods the "
-        "user can use (`totp`, `push`) and a browser `url`. Text messages, recovery codes and remembered browsers never count. Expires in 5 minutes.",
+        "user can use (`totp`, `push`, `webauthn`) and a browser `url`. Text messages, recovery codes and remembered browsers never count. Expires in 5 minutes.",
         body=obj({"userId": UUID, "username": STR, "action": obj({"type": STR, "summary": STR, "hash": STR}, ["type", "summary", "hash"])}, ["action"]),
         ok=ref("StepUpCreated"), ok_status=201, errors=(400, 401, 404, 409), tags=["Step-up"]), "security": [{"apiKeyAuth": []}]}},
     "/api/v1/step-up/{id}": {"get": {**op(
@@ -238,6 +239,46 @@ paths = {
         "Sends the action summary to the user's push device. Show the returned `number` to the user, then poll GET /api/v1/step-up/{id}.",
         parameters=ID_PARAM, body=obj({"factorId": UUID}), ok=obj({"pushChallengeId": UUID, "number": INT, "expiresAt": DATE}, ["pushChallengeId", "number", "expiresAt"]),
         errors=(401, 403, 404, 409, 410, 429), tags=["Step-up"]), "security": [{"apiKeyAuth": []}]}},
+    "/api/v1/step-up/{id}/webauthn/options": {"post": {**op(
+        "passkeyStepUpOptions", "Step-up: passkey request options",
+        "WebAuthn request options (JSON form, for `PublicKeyCredential.parseRequestOptionsFromJSON`) listing the user's passkeys, "
+        "with `userVerification: required`. Run `navigator.credentials.get()` on a page whose origin is in TWOFOLD_ORIGINS and whose "
+        "domain is the relying-party id or below it, then POST the credential to /api/v1/step-up/{id}/webauthn.",
+        parameters=ID_PARAM, ok=ref("RequestOptions"), errors=(401, 404, 409, 410), tags=["Step-up"]), "security": [{"apiKeyAuth": []}]}},
+    "/api/v1/step-up/{id}/webauthn": {"post": {**op(
+        "passkeyStepUp", "Step-up: verify a passkey",
+        "The `credential` from `navigator.credentials.get()` (`PublicKeyCredential.toJSON()`). The authenticator must have verified "
+        "the user (PIN or biometric); the assertion then carries `amr: [\"hwk\", \"user\"]`. Failures count toward the account's guessing limits.",
+        parameters=ID_PARAM, body=obj({"credential": ref("AuthenticationCredential")}, ["credential"]), ok=ref("StepUpAssertion"),
+        errors=(400, 401, 404, 409, 410, 429), tags=["Step-up"]), "security": [{"apiKeyAuth": []}]}},
+    "/api/v1/me/factors/webauthn/options": {"post": op(
+        "passkeyRegistrationOptions", "Add a passkey: creation options",
+        SIGNED_IN + " Also open while enrolling. " + PASSWORD + " Returns WebAuthn creation options in the Level 3 JSON form "
+        "(`PublicKeyCredential.parseCreationOptionsFromJSON`): ES256, EdDSA and RS256; a discoverable credential preferred; the user's "
+        "existing passkeys excluded. The challenge (32 random bytes) works once, for this session, for 5 minutes.",
+        body=obj({"password": STR}), ok=ref("CreationOptions"), errors=(401, 403, 429), tags=["Account"])},
+    "/api/v1/me/factors/webauthn": {"post": op(
+        "addPasskey", "Add a passkey: verify the new credential",
+        SIGNED_IN + " The `credential` from `navigator.credentials.create()` (`PublicKeyCredential.toJSON()`). Attestation formats "
+        "`none`, `packed` and `fido-u2f` are verified (and must chain to TWOFOLD_WEBAUTHN_TRUST_ANCHORS when that is set). The passkey "
+        "becomes active at once; the first method becomes primary and returns recovery codes.",
+        body=obj({"credential": ref("RegistrationCredential"), "nickname": STR}, ["credential"]), ok=ref("Activation"), ok_status=201,
+        errors=(400, 401, 403, 409), tags=["Account"])},
+    "/api/v1/login/webauthn/options": {"post": op(
+        "passkeySignInOptions", "Sign in with a passkey: request options",
+        "For a half-signed-in session: request options listing the user's passkeys (second factor). With no session: a passwordless "
+        "ceremony (no credentials listed, `userVerification: required`), only when some practice allows passwordless sign-in (403 "
+        "otherwise; rate-limited per address). The challenge works once, for 5 minutes.",
+        ok=ref("RequestOptions"), errors=(401, 403, 409, 429), auth=False, tags=["Sign-in"])},
+    "/api/v1/login/webauthn": {"post": op(
+        "passkeySignIn", "Sign in with a passkey",
+        "The `credential` from `navigator.credentials.get()`. With a half-signed-in session it is the second factor (failures count "
+        "toward the guessing limits; `rememberBrowser` as for codes). Without a session it is a passwordless sign-in: the passkey's "
+        "user handle names the user, user verification is required, the user's practice must allow it, and the reply carries the new "
+        "session's `token`. A signature counter that went backwards is audited and, when the practice says so, refused.",
+        body=obj({"credential": ref("AuthenticationCredential"), "rememberBrowser": BOOL}, ["credential"]),
+        ok=obj({"status": {"const": "authenticated"}, "token": STR, "rememberToken": STR}, ["status"]),
+        errors=(400, 401, 403, 409, 429), auth=False, tags=["Sign-in"])},
     "/.well-known/jwks.json": {"get": op(
         "jwks", "Step-up signing keys",
         "The public keys (JWK Set, EC P-256) that verify step-up assertions: the current key and the previous one.",
@@ -255,8 +296,10 @@ paths = {
 paths["/metrics"]["get"]["responses"]["200"] = {"description": "Prometheus text exposition format.", "content": {"text/plain": {"schema": STR}}}
 paths["/ready"]["get"]["responses"]["503"] = {"description": "Not ready.", "content": {"application/json": {"schema": ref("Readiness")}}}
 
-factor = obj({"id": UUID, "shortId": STR, "kind": {"enum": ["totp", "sms", "push"]}, "nickname": STR, "primary": BOOL, "status": {"enum": ["pending", "active"]},
-              "createdAt": DATE, "lastUsedAt": DATE, "phone": {"type": "string", "description": "Masked, e.g. •••4567."}},
+factor = obj({"id": UUID, "shortId": STR, "kind": {"enum": ["totp", "sms", "push", "webauthn"]}, "nickname": STR, "primary": BOOL, "status": {"enum": ["pending", "active"]},
+              "createdAt": DATE, "lastUsedAt": DATE, "phone": {"type": "string", "description": "Masked, e.g. •••4567."},
+              "synced": {"type": "boolean", "description": "Passkeys: whether it may be synced to other devices (backup eligible)."},
+              "aaguid": {"type": "string", "description": "Passkeys: the authenticator model's AAGUID."}},
              ["id", "shortId", "kind", "nickname", "primary", "status"])
 
 schemas = {
@@ -278,7 +321,7 @@ schemas = {
     "PushChallenges": obj({"deviceId": UUID, "challenges": {"type": "array", "items": obj(
         {"id": UUID, "purpose": {"enum": ["sign_in", "step_up"]}, "summary": STR, "ip": STR, "browser": STR, "createdAt": DATE, "expiresAt": DATE},
         ["id", "purpose", "summary", "ip", "browser", "createdAt", "expiresAt"])}}, ["deviceId", "challenges"]),
-    "StepUpCreated": obj({"challengeId": UUID, "methods": {"type": "array", "items": {"enum": ["totp", "push"]}}, "expiresAt": DATE, "url": STR},
+    "StepUpCreated": obj({"challengeId": UUID, "methods": {"type": "array", "items": {"enum": ["totp", "push", "webauthn"]}}, "expiresAt": DATE, "url": STR},
                          ["challengeId", "methods", "expiresAt", "url"]),
     "StepUpAssertion": obj({"status": {"enum": ["pending", "expired", "cancelled", "completed"]}, "assertion": STR}, ["status"]),
     "SMSEnrollment": obj({"factorId": UUID, "sentTo": STR}, ["factorId", "sentTo"]),
@@ -286,8 +329,11 @@ schemas = {
     "RecoveryCodes": obj({"recoveryCodes": {"type": "array", "items": STR}}, ["recoveryCodes"]),
     "Browser": obj({"id": UUID, "browser": STR, "createdAt": DATE, "lastUsedAt": DATE, "lastIP": STR, "expiresAt": DATE}, ["id", "browser", "lastIP", "expiresAt"]),
     "Practice": obj({"id": UUID, "name": STR, "mandatoryTwoFactor": BOOL, "rememberBrowserDays": INT, "inactivityMinutes": INT, "otpDigits": INT,
-                     "allowSMS": BOOL, "allowTOTP": BOOL, "allowPush": BOOL},
-                    ["id", "name", "mandatoryTwoFactor", "rememberBrowserDays", "inactivityMinutes", "otpDigits", "allowSMS", "allowTOTP", "allowPush"]),
+                     "allowSMS": BOOL, "allowTOTP": BOOL, "allowPush": BOOL, "allowPasskeys": BOOL,
+                     "allowPasswordless": {"type": "boolean", "description": "Passkeys may sign in from the sign-in page without a password."},
+                     "refuseClonedPasskeys": {"type": "boolean", "description": "Refuse a passkey whose signature counter went backwards (always audited)."}},
+                    ["id", "name", "mandatoryTwoFactor", "rememberBrowserDays", "inactivityMinutes", "otpDigits", "allowSMS", "allowTOTP", "allowPush",
+                     "allowPasskeys", "allowPasswordless", "refuseClonedPasskeys"]),
     "UsersPage": obj({"users": {"type": "array", "items": obj({
         "id": UUID, "username": STR, "firstName": STR, "lastName": STR, "email": STR, "cellPhone": STR, "role": STR, "manageAccounts": BOOL,
         "primaryProviderId": UUID, "twoFactor": obj({"status": {"enum": ["active", "required", "inactive"]}, "factorKind": STR, "factorShortId": STR}, ["status"])},
@@ -297,6 +343,28 @@ schemas = {
         "seq": INT, "time": DATE, "event": STR, "actor": STR, "subject": STR, "ip": STR, "userAgent": STR,
         "details": {"type": "object", "additionalProperties": STR}}, ["seq", "time", "event", "ip", "userAgent", "details"])},
         "total": INT, "page": INT, "pageCount": INT}, ["events", "total", "page", "pageCount"]),
+    "CreationOptions": obj({
+        "rp": obj({"id": STR, "name": STR}, ["id", "name"]), "user": obj({"id": B64U, "name": STR, "displayName": STR}, ["id", "name", "displayName"]),
+        "challenge": B64U, "pubKeyCredParams": {"type": "array", "items": obj({"type": {"const": "public-key"}, "alg": INT}, ["type", "alg"])},
+        "timeout": INT, "excludeCredentials": {"type": "array", "items": ref("CredentialDescriptor")},
+        "authenticatorSelection": obj({"residentKey": STR, "requireResidentKey": BOOL, "userVerification": STR}, ["residentKey", "requireResidentKey", "userVerification"]),
+        "attestation": {"enum": ["none", "direct"]}, "extensions": {"type": "object"}},
+        ["rp", "user", "challenge", "pubKeyCredParams", "timeout", "excludeCredentials", "authenticatorSelection", "attestation"]),
+    "RequestOptions": obj({"challenge": B64U, "timeout": INT, "rpId": STR, "allowCredentials": {"type": "array", "items": ref("CredentialDescriptor")},
+                           "userVerification": {"enum": ["required", "preferred"]}}, ["challenge", "timeout", "rpId", "allowCredentials", "userVerification"]),
+    "CredentialDescriptor": obj({"type": {"const": "public-key"}, "id": B64U, "transports": {"type": "array", "items": STR}}, ["type", "id"]),
+    "RegistrationCredential": {**obj({"id": B64U, "rawId": B64U, "type": {"const": "public-key"}, "authenticatorAttachment": NULLABLE_STR,
+        "clientExtensionResults": {"type": "object"},
+        "response": {**obj({"clientDataJSON": B64U, "attestationObject": B64U, "transports": {"type": "array", "items": STR}},
+                           ["clientDataJSON", "attestationObject"]), "additionalProperties": True}},
+        ["id", "rawId", "type", "response"]), "additionalProperties": True,
+        "description": "RegistrationResponseJSON, as PublicKeyCredential.toJSON() produces it."},
+    "AuthenticationCredential": {**obj({"id": B64U, "rawId": B64U, "type": {"const": "public-key"}, "authenticatorAttachment": NULLABLE_STR,
+        "clientExtensionResults": {"type": "object"},
+        "response": obj({"clientDataJSON": B64U, "authenticatorData": B64U, "signature": B64U, "userHandle": NULLABLE_STR},
+                        ["clientDataJSON", "authenticatorData", "signature"])},
+        ["id", "rawId", "type", "response"]), "additionalProperties": True,
+        "description": "AuthenticationResponseJSON, as PublicKeyCredential.toJSON() produces it."},
     "Readiness": obj({"status": {"enum": ["ready", "unavailable"]}, "reason": STR}, ["status"]),
 }
 
@@ -311,7 +379,7 @@ document = {
                        "(only /api/v1/me and factor set-up are open) or `authenticated`. Errors are `{\"error\": true, \"reason\": \"…\"}`.",
     },
     "servers": [{"url": "/"}],
-    "tags": [{"name": n} for n in ["Sign-in", "Account", "Administration", "Integration", "Operations"]],
+    "tags": [{"name": n} for n in ["Sign-in", "Account", "Administration", "Integration", "Step-up", "Push device", "Operations"]],
     "paths": paths,
     "components": {
         "schemas": schemas,

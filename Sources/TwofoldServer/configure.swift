@@ -64,12 +64,14 @@ func routes(_ app: Application) throws {
     try web.register(collection: APIKeyPages())
     try web.register(collection: PushWebController())
     try web.register(collection: StepUpWebController())
+    try web.register(collection: PasskeyWebController())
     let api = app.grouped("api", "v1").grouped(CSRFGuard(protectsAnonymousRequests: false))
     try api.register(collection: LoginAPIController())
     try api.register(collection: MeAPIController())
     try api.register(collection: PracticeAPIController())
     try api.register(collection: ValidateController())
     try api.register(collection: PushDeviceController())
+    try api.register(collection: PasskeyAPIController())
     try app.register(collection: StepUpController())
 }
 

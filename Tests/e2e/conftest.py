@@ -35,7 +35,7 @@ class Twofold:
         self.base = f"http://localhost:{self.port}"
         self.env = dict(os.environ)
         self.env.pop("DATABASE_URL", None)
-        self.env.update({"TWOFOLD_DATA_DIR": str(data_dir), "TWOFOLD_BCRYPT_COST": "6"})
+        self.env.update({"TWOFOLD_DATA_DIR": str(data_dir), "TWOFOLD_BCRYPT_COST": "6", "TWOFOLD_ORIGINS": self.base})
         self.env.update(extra_env or {})
         self.log_path = data_dir / "server.log"
         self.process = None

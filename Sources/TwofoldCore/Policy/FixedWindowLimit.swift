@@ -35,4 +35,8 @@ public enum ThrottleLimits {
     /// Text messages to one user: one per 30 seconds and five per hour; the same for one phone number.
     public static let smsBurst = FixedWindowLimit(limit: 1, window: 30)
     public static let smsHourly = FixedWindowLimit(limit: 5, window: 60 * 60)
+    /// Passwordless passkey ceremonies started from one client address in 5 minutes.
+    public static let passkeyOptionsPerAddress = FixedWindowLimit(limit: 60, window: 5 * 60)
+    /// Failed passwordless passkey sign-ins from one client address in 15 minutes.
+    public static let passkeyFailuresPerAddress = FixedWindowLimit(limit: 30, window: 15 * 60)
 }

@@ -12,6 +12,9 @@ struct FactorDTO: Content {
     var createdAt: Date?
     var lastUsedAt: Date?
     var phone: String?
+    /// Passkeys: whether the passkey can be synced to other devices, and its authenticator model (AAGUID).
+    var synced: Bool?
+    var aaguid: String?
 
     init(_ factor: Factor) {
         id = factor.id!
@@ -23,6 +26,8 @@ struct FactorDTO: Content {
         createdAt = factor.createdAt
         lastUsedAt = factor.lastUsedAt
         phone = factor.phone.map(SMSCodeService.maskedPhone)
+        synced = factor.kind == .webauthn ? (factor.backupEligible ?? false) : nil
+        aaguid = factor.kind == .webauthn ? factor.aaguid : nil
     }
 }
 

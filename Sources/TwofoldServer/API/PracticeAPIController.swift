@@ -23,6 +23,9 @@ struct PracticeAPIController: RouteCollection {
         var allowSMS: Bool
         var allowTOTP: Bool
         var allowPush: Bool
+        var allowPasskeys: Bool
+        var allowPasswordless: Bool
+        var refuseClonedPasskeys: Bool
 
         init(_ practice: Practice) {
             id = practice.id!
@@ -34,6 +37,9 @@ struct PracticeAPIController: RouteCollection {
             allowSMS = practice.allowSMS
             allowTOTP = practice.allowTOTP
             allowPush = practice.allowPush
+            allowPasskeys = practice.allowPasskeys
+            allowPasswordless = practice.allowPasswordless
+            refuseClonedPasskeys = practice.refuseClonedPasskeys
         }
     }
 
@@ -47,6 +53,9 @@ struct PracticeAPIController: RouteCollection {
         var allowSMS: Bool?
         var allowTOTP: Bool?
         var allowPush: Bool?
+        var allowPasskeys: Bool?
+        var allowPasswordless: Bool?
+        var refuseClonedPasskeys: Bool?
     }
 
     struct AdminPasswordRequest: Content {
@@ -91,7 +100,8 @@ struct PracticeAPIController: RouteCollection {
         let body = try req.content.decode(PracticePatch.self)
         let change = AdminService.SettingsChange(
             name: body.name, mandatoryTwoFactor: body.mandatoryTwoFactor, rememberBrowserDays: body.rememberBrowserDays,
-            inactivityMinutes: body.inactivityMinutes, otpDigits: body.otpDigits, allowSMS: body.allowSMS, allowTOTP: body.allowTOTP, allowPush: body.allowPush)
+            inactivityMinutes: body.inactivityMinutes, otpDigits: body.otpDigits, allowSMS: body.allowSMS, allowTOTP: body.allowTOTP, allowPush: body.allowPush,
+            allowPasskeys: body.allowPasskeys, allowPasswordless: body.allowPasswordless, refuseClonedPasskeys: body.refuseClonedPasskeys)
         return PracticeDTO(try await Self.service(req).updateSettings(change, adminPassword: body.adminPassword))
     }
 

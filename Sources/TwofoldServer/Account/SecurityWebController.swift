@@ -53,11 +53,19 @@ struct SecurityWebController: RouteCollection {
         var browsers: [BrowserRow]
         var recoveryCodesLeft: Int
         var needsPassword: Bool
+        var allowPasskeys: Bool
         var addLink = WebPath.setup.string
+        var addPasskeyLink = WebPath.setup.string + "#passkey"
         var profileLink = WebPath.profile.string
         var passwordLink = WebPath.password.string
         var regenerateAction = WebPath.securityRecoveryCodes.string
         var disableAction = WebPath.securityDisable.string
+    }
+
+    /// The masked phone of a text-message method; whether a passkey is synced or bound to one device.
+    static func detail(of factor: Factor) -> String? {
+        if factor.kind == .webauthn { return factor.backupEligible == true ? "synced passkey" : "device-bound" }
+        return factor.phone.map(SMSCodeService.maskedPhone)
     }
 
     static func format(_ date: Date?) -> String {
@@ -81,7 +89,7 @@ struct SecurityWebController: RouteCollection {
             email: session.user.email, cellPhone: session.user.cellPhone,
             factors: factors.map { factor in
                 FactorRow(nickname: factor.nickname, kindName: factor.kind.displayName, shortID: factor.shortID, added: Self.format(factor.createdAt),
-                          lastUsed: Self.format(factor.lastUsedAt), primary: factor.isPrimary, detail: factor.phone.map(SMSCodeService.maskedPhone),
+                          lastUsed: Self.format(factor.lastUsedAt), primary: factor.isPrimary, detail: Self.detail(of: factor),
                           removeAction: WebPath.securityFactorRemove(factor.id!).string, primaryAction: WebPath.securityFactorPrimary(factor.id!).string,
                           renameAction: WebPath.securityFactorRename(factor.id!).string)
             },
@@ -90,7 +98,7 @@ struct SecurityWebController: RouteCollection {
                            lastIP: browser.lastIP, expires: Self.format(browser.expiresAt), revokeAction: WebPath.securityBrowserRevoke(browser.id!).string)
             },
             recoveryCodesLeft: try await RecoveryCodeService(request: req).remaining(userID: session.userID),
-            needsPassword: !Reauthentication.isFresh(session, now: req.now))
+            needsPassword: !Reauthentication.isFresh(session, now: req.now), allowPasskeys: session.practice.allowPasskeys)
         return try await req.render("security", page, status: status)
     }
 

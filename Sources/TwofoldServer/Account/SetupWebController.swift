@@ -24,10 +24,13 @@ struct SetupWebController: RouteCollection {
         var allowTOTP: Bool
         var allowSMS: Bool
         var allowPush: Bool
+        var allowPasskeys: Bool
         var cellPhone: String?
         var appAction = WebPath.setupApp.string
         var smsAction = WebPath.setupSMS.string
         var pushAction = WebPath.setupPushStart.string
+        var passkeyAction = WebPath.setupPasskey.string
+        var passkeyOptions = WebPath.apiPasskeyRegistrationOptions.string
         var profileLink = WebPath.profile.string
         var cancelLink = WebPath.security.string
     }
@@ -48,7 +51,7 @@ struct SetupWebController: RouteCollection {
             mustEnroll: session.record.stage == .enrollment || session.mustEnroll,
             needsPassword: !Reauthentication.isFresh(session, now: req.now),
             allowTOTP: session.practice.allowTOTP, allowSMS: session.practice.allowSMS, allowPush: session.practice.allowPush,
-            cellPhone: session.user.cellPhone.map(SMSCodeService.maskedPhone))
+            allowPasskeys: session.practice.allowPasskeys, cellPhone: session.user.cellPhone.map(SMSCodeService.maskedPhone))
         return try await req.render("setup-choose", page, status: status)
     }
 

@@ -138,6 +138,9 @@ struct AdminService {
         var allowSMS: Bool?
         var allowTOTP: Bool?
         var allowPush: Bool? = nil
+        var allowPasskeys: Bool? = nil
+        var allowPasswordless: Bool? = nil
+        var refuseClonedPasskeys: Bool? = nil
     }
 
     func updateSettings(_ change: SettingsChange, adminPassword: String?) async throws -> Practice {
@@ -147,8 +150,9 @@ struct AdminService {
         if let minutes = change.inactivityMinutes, !(5...720).contains(minutes) { problems.append("the inactivity timeout must be 5 to 720 minutes") }
         if let digits = change.otpDigits, ![6, 7, 8].contains(digits) { problems.append("codes must have 6, 7 or 8 digits") }
         let practice = admin.practice
-        if (change.allowSMS ?? practice.allowSMS) == false && (change.allowTOTP ?? practice.allowTOTP) == false && (change.allowPush ?? practice.allowPush) == false {
-            problems.append("allow at least one method (authenticator app, text message or push device)")
+        if (change.allowSMS ?? practice.allowSMS) == false && (change.allowTOTP ?? practice.allowTOTP) == false && (change.allowPush ?? practice.allowPush) == false
+            && (change.allowPasskeys ?? practice.allowPasskeys) == false {
+            problems.append("allow at least one method (authenticator app, text message, push device or passkey)")
         }
 
         guard problems.isEmpty else { throw AdminError.invalid("Settings not saved: " + problems.joined(separator: "; ") + ".") }
@@ -167,6 +171,9 @@ struct AdminService {
         apply("allow_sms", change.allowSMS, \.allowSMS)
         apply("allow_totp", change.allowTOTP, \.allowTOTP)
         apply("allow_push", change.allowPush, \.allowPush)
+        apply("allow_passkeys", change.allowPasskeys, \.allowPasskeys)
+        apply("allow_passwordless", change.allowPasswordless, \.allowPasswordless)
+        apply("refuse_cloned_passkeys", change.refuseClonedPasskeys, \.refuseClonedPasskeys)
         guard !changed.isEmpty else { return practice }
         try await practice.save(on: request.db)
         try await request.audit(.practiceSettingsChanged, practiceID: admin.practiceID, actorID: admin.userID, details: changed)

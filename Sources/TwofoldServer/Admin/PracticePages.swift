@@ -12,6 +12,9 @@ enum PracticePages {
         var allowSMS: String?
         var allowTOTP: String?
         var allowPush: String?
+        var allowPasskeys: String?
+        var allowPasswordless: String?
+        var refuseClonedPasskeys: String?
         var adminPassword: String?
 
         /// Checkboxes send nothing when unticked, so a submitted form states every switch.
@@ -19,7 +22,8 @@ enum PracticePages {
             AdminService.SettingsChange(
                 name: name, mandatoryTwoFactor: mandatoryTwoFactor != nil, rememberBrowserDays: rememberBrowserDays,
                 inactivityMinutes: inactivityMinutes, otpDigits: otpDigits, allowSMS: allowSMS != nil, allowTOTP: allowTOTP != nil,
-                allowPush: allowPush != nil)
+                allowPush: allowPush != nil, allowPasskeys: allowPasskeys != nil, allowPasswordless: allowPasswordless != nil,
+                refuseClonedPasskeys: refuseClonedPasskeys != nil)
         }
     }
 
@@ -33,6 +37,9 @@ enum PracticePages {
         var allowSMS: Bool
         var allowTOTP: Bool
         var allowPush: Bool
+        var allowPasskeys: Bool
+        var allowPasswordless: Bool
+        var refuseClonedPasskeys: Bool
     }
 
     static func settings(_ req: Request, error: String?, status: HTTPResponseStatus) async throws -> Response {
@@ -41,7 +48,8 @@ enum PracticePages {
         let context = SettingsPage(
             layout: req.layout("Practice settings", error: error), name: practice.name, mandatoryTwoFactor: practice.mandatoryTwoFactor,
             rememberBrowserDays: practice.rememberBrowserDays, inactivityMinutes: practice.inactivityMinutes, otpDigits: practice.otpDigits,
-            allowSMS: practice.allowSMS, allowTOTP: practice.allowTOTP, allowPush: practice.allowPush)
+            allowSMS: practice.allowSMS, allowTOTP: practice.allowTOTP, allowPush: practice.allowPush,
+            allowPasskeys: practice.allowPasskeys, allowPasswordless: practice.allowPasswordless, refuseClonedPasskeys: practice.refuseClonedPasskeys)
         return try await req.render("admin-practice", context, status: status)
     }
 

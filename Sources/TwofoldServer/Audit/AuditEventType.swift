@@ -52,4 +52,9 @@ enum AuditEventType: String, CaseIterable, Sendable {
     case stepUpVerified = "step_up.verified"
     case stepUpFailed = "step_up.failed"
     case signingKeyRotated = "signing_key.rotated"
+    case passkeyAdded = "passkey.added"
+    case passkeyRemoved = "passkey.removed"
+    case passkeyUsed = "passkey.used"
+    case passkeyRejected = "passkey.rejected"
+    case passkeySignCountAnomaly = "passkey.sign_count_anomaly"
 }

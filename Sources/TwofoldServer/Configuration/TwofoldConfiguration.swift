@@ -47,6 +47,8 @@ public struct TwofoldConfiguration: Sendable {
     /// The address users and devices reach Twofold at (e.g. `https://2fa.example-clinic.org`): put in push
     /// enrollment codes and as the issuer of step-up assertions. Without it, the address of each request is used.
     public var publicURL: String?
+    /// Passkeys: the relying-party id (a domain), the page origins browsers may use, optional attestation roots.
+    public var relyingParty = RelyingParty(id: "localhost", name: "Twofold", origins: ["http://localhost:8080"])
 
     public init(
         storage: Storage = .sqliteMemory,
@@ -156,6 +158,9 @@ extension TwofoldConfiguration {
                 problems.append("TWOFOLD_PUBLIC_URL must be an http(s) address such as https://2fa.example-clinic.org")
             }
         }
+        do { config.relyingParty = try relyingParty(from: env, publicURL: config.publicURL) } catch let problem as RelyingParty.ConfigurationProblem {
+            problems.append(problem.description)
+        }
         if let proxies = env["TWOFOLD_TRUSTED_PROXIES"], !proxies.isEmpty {
             if let parsed = TrustedProxies(list: proxies) { config.trustedProxies = parsed } else {
                 problems.append("TWOFOLD_TRUSTED_PROXIES must be comma-separated addresses or CIDR blocks, e.g. 127.0.0.1/32,10.0.0.0/8")
@@ -163,6 +168,23 @@ extension TwofoldConfiguration {
         }
         guard problems.isEmpty else { throw ConfigurationError(problems: problems) }
         return config
+    }
+
+    /// TWOFOLD_RP_ID and TWOFOLD_ORIGINS, else the host and origin of TWOFOLD_PUBLIC_URL, else localhost and
+    /// http://localhost:8080 (the run command's address).
+    static func relyingParty(from env: [String: String], publicURL: String?) throws -> RelyingParty {
+        let publicAddress = publicURL.flatMap { URL(string: $0) }
+        let publicHost = publicAddress?.host
+        let publicOrigin = publicAddress.flatMap { url in url.scheme.map { "\($0)://\(url.host ?? "")" + (url.port.map { ":\($0)" } ?? "") } }
+        let id = env["TWOFOLD_RP_ID"].flatMap { $0.isEmpty ? nil : $0 } ?? publicHost ?? "localhost"
+        let origins = env["TWOFOLD_ORIGINS"].flatMap { $0.isEmpty ? nil : $0 }?.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            ?? [publicOrigin ?? "http://localhost:8080"]
+        var party = try RelyingParty.validated(id: id, origins: origins, name: "Twofold")
+        if let path = env["TWOFOLD_WEBAUTHN_TRUST_ANCHORS"], !path.isEmpty {
+            guard let pem = try? String(contentsOfFile: path, encoding: .utf8) else { throw RelyingParty.ConfigurationProblem.trustAnchors("cannot read \(path)") }
+            party.trustAnchors = try RelyingParty.certificates(pem: pem)
+        }
+        return party
     }
 
     static func isAcceptableOutboundURL(_ string: String) -> Bool {

@@ -1,18 +1,19 @@
 import Fluent
 import Foundation
 
-/// One second factor of a user: an authenticator app, a phone for SMS codes, a push device, and later passkeys.
+/// One second factor of a user: an authenticator app, a phone for SMS codes, a push device, or a passkey / security key.
 final class Factor: Model, @unchecked Sendable {
     static let schema = "factors"
 
     enum Kind: String, Codable, CaseIterable, Sendable {
-        case totp, sms, push
+        case totp, sms, push, webauthn
 
         var displayName: String {
             switch self {
             case .totp: "Authenticator app"
             case .sms: "Text message"
             case .push: "Push notification device"
+            case .webauthn: "Passkey or security key"
             }
         }
     }
@@ -39,11 +40,23 @@ final class Factor: Model, @unchecked Sendable {
     @OptionalField(key: "phone") var phone: String?
     /// The last TOTP time step accepted; a step at or below it is a replay.
     @OptionalField(key: "last_used_step") var lastUsedStep: Int64?
-    /// A push device's P-256 public key (x9.63 form), set when the device enrolls.
+    /// A push device's P-256 public key (x9.63 form), set when the device enrolls; a passkey's COSE public key.
     @OptionalField(key: "public_key") var publicKey: Data?
     /// SHA-256 of a push device's one-time enrollment token; cleared once used.
     @OptionalField(key: "enrollment_token_hash") var enrollmentTokenHash: String?
     @OptionalField(key: "enrollment_expires_at") var enrollmentExpiresAt: Date?
+    /// A passkey's credential id (base64url), unique across the server.
+    @OptionalField(key: "credential_id") var credentialID: String?
+    /// A passkey's signature counter as last seen; 0 for authenticators that do not count.
+    @OptionalField(key: "sign_count") var signCount: Int64?
+    /// How the browser can reach the passkey ("internal,hybrid"), passed back as a hint at sign-in.
+    @OptionalField(key: "transports") var transports: String?
+    @OptionalField(key: "aaguid") var aaguid: String?
+    /// The passkey may be synced to other devices (backup eligible) and currently is (backed up).
+    @OptionalField(key: "backup_eligible") var backupEligible: Bool?
+    @OptionalField(key: "backed_up") var backedUp: Bool?
+    /// "packed/basic", "none/none"…: the attestation the authenticator gave at registration.
+    @OptionalField(key: "attestation") var attestation: String?
     @Timestamp(key: "created_at", on: .create) var createdAt: Date?
     @OptionalField(key: "activated_at") var activatedAt: Date?
     @OptionalField(key: "last_used_at") var lastUsedAt: Date?
@@ -105,6 +118,25 @@ struct AddPushDeviceToFactor: AsyncMigration {
 
     func revert(on database: any Database) async throws {
         for field in ["public_key", "enrollment_token_hash", "enrollment_expires_at"] {
+            try await database.schema(Factor.schema).deleteField(.key(.init(stringLiteral: field))).update()
+        }
+    }
+}
+
+struct AddPasskeyToFactor: AsyncMigration {
+    func prepare(on database: any Database) async throws {
+        try await database.schema(Factor.schema).field("credential_id", .string).update()
+        try await database.schema(Factor.schema).field("sign_count", .int64).update()
+        try await database.schema(Factor.schema).field("transports", .string).update()
+        try await database.schema(Factor.schema).field("aaguid", .string).update()
+        try await database.schema(Factor.schema).field("backup_eligible", .bool).update()
+        try await database.schema(Factor.schema).field("backed_up", .bool).update()
+        try await database.schema(Factor.schema).field("attestation", .string).update()
+        try await database.sqlIndex(name: "factors_credential_idx", on: Factor.schema, columns: ["credential_id"], unique: true)
+    }
+
+    func revert(on database: any Database) async throws {
+        for field in ["credential_id", "sign_count", "transports", "aaguid", "backup_eligible", "backed_up", "attestation"] {
             try await database.schema(Factor.schema).deleteField(.key(.init(stringLiteral: field))).update()
         }
     }

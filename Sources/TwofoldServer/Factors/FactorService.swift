@@ -141,14 +141,20 @@ struct FactorService {
             accepted = try await TOTPVerifier(database: request.db, sealer: request.twofold.sealer, now: request.now).verify(code, factor: factor) == .accepted
         case .sms:
             accepted = try await SMSCodeService(request: request).redeem(code, userID: session.userID, purpose: .enrollment, factorID: factor.id) != nil
-        case .push:
-            // A push device activates itself with its first signed request (PushService).
+        case .push, .webauthn:
+            // A push device activates itself with its first signed request (PushService); a passkey is verified when created.
             throw FactorError.notPending
         }
         guard accepted else {
             try await throttle.record(attemptsKey, limit: attemptLimit, now: request.now)
             throw FactorError.wrongCode
         }
+        return try await turnOn(factor, session: session)
+    }
+
+    /// Makes a verified pending factor active. The first factor becomes primary and brings recovery codes,
+    /// and a user who had to enroll is signed in.
+    func turnOn(_ factor: Factor, session: CurrentSession) async throws -> Activation {
         let userID = session.userID
         let now = request.now
         return try await request.db.transaction { db in
@@ -222,7 +228,7 @@ struct FactorService {
             if factor.status == .active, others.isEmpty {
                 try await TwoFactorReset.clearSecondaryState(userID: session.userID, on: db)
             }
-            try await request.audit(.factorRemoved, practiceID: session.practiceID, actorID: session.userID,
+            try await request.audit(factor.kind == .webauthn ? .passkeyRemoved : .factorRemoved, practiceID: session.practiceID, actorID: session.userID,
                                     details: ["factor": factor.shortID, "kind": factor.kind.rawValue, "nickname": factor.nickname], on: db)
         }
     }

@@ -21,6 +21,16 @@ struct LoginWebController: RouteCollection {
     struct LoginPage: Encodable {
         var layout: Layout
         var username: String
+        /// Some practice on this server allows passwordless sign-in with passkeys.
+        var passwordless: Bool
+        var passkeyAction = WebPath.loginPasskey.string
+        var passkeyOptions = WebPath.apiPasskeySignInOptions.string
+
+        init(layout: Layout, username: String, request: Request) async throws {
+            self.layout = layout
+            self.username = username
+            self.passwordless = try await Practice.query(on: request.db).filter(\.$allowPasswordless == true).first() != nil
+        }
     }
 
     struct LoginForm: Content {
@@ -31,7 +41,7 @@ struct LoginWebController: RouteCollection {
     @Sendable func showLogin(req: Request) async throws -> Response {
         if let session = req.currentSession { return req.redirect(to: Self.destination(for: session.record.stage)) }
         let error = req.sessionExpired || (try? req.query.get(String.self, at: "expired")) != nil ? Notice.expired.message : nil
-        return try await req.render("login", LoginPage(layout: req.layout("Sign in", practice: try await Self.brandName(req), error: error), username: ""))
+        return try await req.render("login", try await LoginPage(layout: req.layout("Sign in", practice: try await Self.brandName(req), error: error), username: "", request: req))
     }
 
     @Sendable func submitLogin(req: Request) async throws -> Response {
@@ -45,7 +55,7 @@ struct LoginWebController: RouteCollection {
             response.cookies[SessionCookie.name] = SessionCookie.value(started.token, secure: req.twofold.configuration.secureCookies)
             return response
         } catch let error as SignInError {
-            let page = LoginPage(layout: req.layout("Sign in", practice: try await Self.brandName(req), error: error.reason), username: String(username.prefix(100)))
+            let page = try await LoginPage(layout: req.layout("Sign in", practice: try await Self.brandName(req), error: error.reason), username: String(username.prefix(100)), request: req)
             let response = try await req.render("login", page, status: error.status)
             response.headers.add(contentsOf: error.headers)
             return response
@@ -95,6 +105,10 @@ struct LoginWebController: RouteCollection {
         var smsSentTo: String?
         var usingSMS: Bool
         var usingPush: Bool
+        var usingPasskey: Bool
+        var hasPasskey: Bool
+        var passkeyAction = WebPath.twoFactorPasskey.string
+        var passkeyOptions = WebPath.apiPasskeySignInOptions.string
         var rememberDays: Int
         var recoveryLink = WebPath.recovery.string
         var digits: Int
@@ -119,13 +133,14 @@ struct LoginWebController: RouteCollection {
                        primary: factor.isPrimary, link: WebPath.twoFactor.string + "?method=\(factor.id!.uuidString)")
         }
         let usingSMS = method == "sms" || smsSentTo != nil
-        let current = usingSMS ? nil : (views.first { $0.id == method } ?? views.first)
+        let current = usingSMS ? nil : (views.first { $0.id == method } ?? (method == "passkey" ? views.first { $0.kind == "webauthn" } : nil) ?? views.first)
         let hasPhone = factors.contains { $0.kind == .sms } || !(session.user.cellPhone ?? "").isEmpty
         let page = TwoFactorPage(
             layout: req.layout("Two-factor authentication", error: error),
             current: current, others: views.filter { $0.id != current?.id },
             smsAvailable: session.practice.allowSMS && hasPhone, smsSentTo: smsSentTo,
-            usingSMS: usingSMS || current?.kind == "sms", usingPush: !usingSMS && current?.kind == "push", rememberDays: session.practice.rememberBrowserDays,
+            usingSMS: usingSMS || current?.kind == "sms", usingPush: !usingSMS && current?.kind == "push",
+            usingPasskey: !usingSMS && current?.kind == "webauthn", hasPasskey: factors.contains { $0.kind == .webauthn }, rememberDays: session.practice.rememberBrowserDays,
             digits: current?.kind == "totp" ? (factors.first { $0.id?.uuidString == current?.id }?.digits ?? 6) : max(6, session.practice.otpDigits))
         return try await req.render("two-factor", page, status: status)
     }
@@ -148,7 +163,7 @@ struct LoginWebController: RouteCollection {
     }
 
     static func loginPage(_ req: Request, error: String, status: HTTPResponseStatus, clearingSession: Bool) async throws -> Response {
-        let page = LoginPage(layout: Layout(title: "Sign in", practiceName: try await brandName(req), csrf: req.anonymousCSRFToken, error: error), username: "")
+        let page = try await LoginPage(layout: Layout(title: "Sign in", practiceName: try await brandName(req), csrf: req.anonymousCSRFToken, error: error), username: "", request: req)
         let response = try await req.render("login", page, status: status)
         if clearingSession { response.cookies[SessionCookie.name] = SessionCookie.expired(secure: req.twofold.configuration.secureCookies) }
         return response

@@ -64,6 +64,15 @@ struct SignInService {
         return Started(session: session, token: token, user: user, practice: practice, factors: factors)
     }
 
+    /// Opens a fully signed-in session for a passwordless passkey sign-in (the passkey's user verification is the
+    /// second factor); any session the request already had is ended.
+    func passwordlessSignIn(user: User, practice: Practice, factor: Factor, channel: SessionRecord.Channel) async throws -> Started {
+        try await endCurrentSession()
+        let (session, token) = try await openSession(user: user, stage: .signedIn, channel: channel)
+        try await request.audit(.signInSucceeded, practiceID: practice.id, actorID: user.id, details: ["method": "passkey_passwordless", "factor": factor.shortID])
+        return Started(session: session, token: token, user: user, practice: practice, factors: [factor])
+    }
+
     func activeFactors(of user: User) async throws -> [Factor] {
         try await Factor.query(on: request.db).filter(\.$user.$id == user.id!).filter(\.$status == .active)
             .sort(\.$isPrimary, .descending).sort(\.$createdAt).all()
@@ -167,7 +176,7 @@ struct SignInService {
 
     private struct AttemptRow: Decodable { var failed_attempts: Int }
 
-    private func recordPendingFailure(session: CurrentSession, method: String) async throws {
+    func recordPendingFailure(session: CurrentSession, method: String) async throws {
         try await SecondFactorGuard(request: request).recordFailure(user: session.user, method: method)
         let row = try await request.db.sql.raw("""
             UPDATE \(ident: SessionRecord.schema) SET failed_attempts = failed_attempts + 1 WHERE id = \(bind: session.record.id!) RETURNING failed_attempts

@@ -17,6 +17,11 @@ final class Practice: Model, @unchecked Sendable {
     @Field(key: "allow_sms") var allowSMS: Bool
     @Field(key: "allow_totp") var allowTOTP: Bool
     @Field(key: "allow_push") var allowPush: Bool
+    @Field(key: "allow_passkeys") var allowPasskeys: Bool
+    /// Passkeys (discoverable, user-verified) may sign in without a password from the sign-in page.
+    @Field(key: "allow_passwordless") var allowPasswordless: Bool
+    /// Refuse a passkey whose signature counter went backwards (a possible clone) instead of only flagging it.
+    @Field(key: "refuse_cloned_passkeys") var refuseClonedPasskeys: Bool
     @Timestamp(key: "created_at", on: .create) var createdAt: Date?
 
     init() {}
@@ -31,6 +36,9 @@ final class Practice: Model, @unchecked Sendable {
         self.allowSMS = true
         self.allowTOTP = true
         self.allowPush = true
+        self.allowPasskeys = true
+        self.allowPasswordless = false
+        self.refuseClonedPasskeys = true
     }
 }
 
@@ -67,5 +75,19 @@ struct AddAllowPushToPractice: AsyncMigration {
 
     func revert(on database: any Database) async throws {
         try await database.schema(Practice.schema).deleteField("allow_push").update()
+    }
+}
+
+struct AddPasskeySettingsToPractice: AsyncMigration {
+    func prepare(on database: any Database) async throws {
+        try await database.schema(Practice.schema).field("allow_passkeys", .bool, .required, .sql(.default(true))).update()
+        try await database.schema(Practice.schema).field("allow_passwordless", .bool, .required, .sql(.default(false))).update()
+        try await database.schema(Practice.schema).field("refuse_cloned_passkeys", .bool, .required, .sql(.default(true))).update()
+    }
+
+    func revert(on database: any Database) async throws {
+        for field in ["allow_passkeys", "allow_passwordless", "refuse_cloned_passkeys"] {
+            try await database.schema(Practice.schema).deleteField(.key(.init(stringLiteral: field))).update()
+        }
     }
 }

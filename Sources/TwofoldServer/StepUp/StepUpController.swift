@@ -10,6 +10,8 @@ struct StepUpController: RouteCollection {
         stepUp.get(":id", use: status)
         stepUp.on(.POST, ":id", "verify", body: .collect(maxSize: "4kb"), use: verify)
         stepUp.on(.POST, ":id", "push", body: .collect(maxSize: "4kb"), use: push)
+        stepUp.on(.POST, ":id", "webauthn", "options", body: .collect(maxSize: "4kb"), use: passkeyOptions)
+        stepUp.on(.POST, ":id", "webauthn", body: .collect(maxSize: "64kb"), use: passkey)
         routes.get(".well-known", "jwks.json", use: jwks)
     }
 
@@ -73,6 +75,22 @@ struct StepUpController: RouteCollection {
         let challenge = try await service.load(try req.parameters.require("id", as: UUID.self), practiceID: key.$practice.id)
         let push = try await service.startPush(challenge, factorID: body.factorId)
         return PushResponse(pushChallengeId: push.id!, number: push.number, expiresAt: push.expiresAt)
+    }
+
+    @Sendable func passkeyOptions(req: Request) async throws -> RequestOptionsJSON {
+        guard let key = req.apiKey else { throw Abort(.unauthorized) }
+        let service = StepUpService(request: req)
+        return try await service.passkeyOptions(try await service.load(try req.parameters.require("id", as: UUID.self), practiceID: key.$practice.id))
+    }
+
+    @Sendable func passkey(req: Request) async throws -> AssertionResponse {
+        guard let key = req.apiKey else { throw Abort(.unauthorized) }
+        let body = try PasskeyAPIController.decode(PasskeyAPIController.SignInRequest.self, from: req)
+        let service = StepUpService(request: req)
+        let challenge = try await service.load(try req.parameters.require("id", as: UUID.self), practiceID: key.$practice.id)
+        try await service.verifyPasskey(challenge, assertion: body.credential)
+        guard let assertion = try await service.issueAssertion(challenge) else { throw StepUpError.closed("completed") }
+        return AssertionResponse(status: "completed", assertion: assertion)
     }
 
     /// Polled by the integrator: once the user has proven a factor (push, or the browser page), the first poll gets the assertion.

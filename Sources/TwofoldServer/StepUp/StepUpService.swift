@@ -24,7 +24,7 @@ enum StepUpError: AbortError, Equatable {
         switch self {
         case .invalid(let why): why
         case .userNotFound: "There is no such user in this API key's practice."
-        case .noHardFactor: "This user has no authenticator app or push device. Step-up accepts only those (never a text message, a recovery code or a remembered browser); ask the user to add one under Account › Security."
+        case .noHardFactor: "This user has no authenticator app, push device or passkey. Step-up accepts only those (never a text message, a recovery code or a remembered browser); ask the user to add one under Account › Security."
         case .notFound: "There is no such step-up request for this practice."
         case .expired: "This step-up request has expired (they last 5 minutes). Start a new one."
         case .closed(let status): "This step-up request is already \(status)."
@@ -90,12 +90,13 @@ struct StepUpService {
         else { throw StepUpError.invalid("action.hash must be 16 to 128 characters of hex or base64, e.g. the SHA-256 of the prescription.") }
     }
 
-    /// The fresh factors step-up accepts for this user: authenticator apps and push devices.
+    /// The fresh factors step-up accepts for this user: authenticator apps, push devices and passkeys (with user verification).
     func methods(for user: User, practice: Practice) async throws -> [String] {
         let kinds = Set(try await Factor.query(on: request.db).filter(\.$user.$id == user.id!).filter(\.$status == .active).all().map(\.kind))
         var methods: [String] = []
         if kinds.contains(.totp) { methods.append("totp") }
         if kinds.contains(.push), practice.allowPush { methods.append("push") }
+        if kinds.contains(.webauthn), practice.allowPasskeys { methods.append("webauthn") }
         return methods
     }
 
@@ -172,6 +173,28 @@ struct StepUpService {
         }
     }
 
+    /// Request options for proving the step-up with a passkey (user verification required).
+    func passkeyOptions(_ challenge: StepUpChallenge) async throws -> RequestOptionsJSON {
+        try ensureOpen(challenge)
+        return try await PasskeyService(request: request).stepUpOptions(for: challenge)
+    }
+
+    /// Checks a passkey assertion for this step-up: a hardware-bound key plus the user's PIN or biometric (amr hwk, user).
+    func verifyPasskey(_ challenge: StepUpChallenge, assertion: AuthenticationResponseJSON) async throws {
+        try ensureOpen(challenge)
+        do {
+            let factor = try await PasskeyService(request: request).verifyStepUp(assertion, for: challenge)
+            try await markVerified(challenge, amr: Self.passkeyAMR.joined(separator: " "), factor: factor)
+        } catch let error as PasskeyError {
+            try await request.audit(.stepUpFailed, practiceID: challenge.practiceID, subjectID: challenge.$user.id,
+                                    details: ["step_up": challenge.shortID, "reason": "passkey", "detail": error.reason])
+            throw error
+        }
+    }
+
+    /// RFC 8176 method references for a user-verified passkey.
+    static let passkeyAMR = ["hwk", "user"]
+
     private func markVerified(_ challenge: StepUpChallenge, amr: String, factor: Factor) async throws {
         let now = request.now
         let rows = try await request.db.sql.raw("""
@@ -205,7 +228,7 @@ struct StepUpService {
         let signing = try await SigningKeyStore(database: request.db, sealer: request.twofold.sealer, now: now).current()
         let claims = Claims(
             iss: request.publicBaseURL, sub: challenge.$user.id.uuidString, practice: challenge.practiceID.uuidString,
-            amr: [challenge.amr ?? "otp"], auth_time: Int64((challenge.authTime ?? now).timeIntervalSince1970),
+            amr: (challenge.amr ?? "otp").split(separator: " ").map(String.init), auth_time: Int64((challenge.authTime ?? now).timeIntervalSince1970),
             action_type: challenge.actionType, action_hash: challenge.actionHash, jti: challenge.id!.uuidString,
             iat: Int64(now.timeIntervalSince1970), exp: Int64(now.addingTimeInterval(Self.assertionLifetime).timeIntervalSince1970))
         return try CompactJWS.sign(claims, key: signing.key, kid: signing.kid)

@@ -1,4 +1,5 @@
 import Fluent
+import TwofoldCore
 import Vapor
 
 /// `/step-up/{id}`: where a signed-in provider completes a step-up in the browser, for integrators that redirect.
@@ -10,6 +11,8 @@ struct StepUpWebController: RouteCollection {
         page.post("push", use: startPush)
         page.get("status", use: status)
         page.post("push", "finish", use: finishPush)
+        page.post("passkey", "options", use: passkeyOptions)
+        page.post("passkey", use: submitPasskey)
     }
 
     struct Page: Encodable {
@@ -19,6 +22,9 @@ struct StepUpWebController: RouteCollection {
         var state: String
         var hasTOTP: Bool
         var hasPush: Bool
+        var hasPasskey: Bool
+        var passkeyAction: String
+        var passkeyOptions: String
         var action: String
         var pushAction: String
         var number: Int?
@@ -44,6 +50,8 @@ struct StepUpWebController: RouteCollection {
         let base = WebPath.stepUp(challenge.id!).string
         let page = Page(layout: req.layout("Confirm a sensitive action", error: error), summary: challenge.summary, actionType: challenge.actionType,
                         state: challenge.visibleStatus(now: req.now), hasTOTP: methods.contains("totp"), hasPush: methods.contains("push"),
+                        hasPasskey: methods.contains("webauthn"), passkeyAction: WebPath.stepUpPasskey(challenge.id!).string,
+                        passkeyOptions: WebPath.stepUpPasskeyOptions(challenge.id!).string,
                         action: base, pushAction: base + "/push", number: number, statusURL: base + "/status", finishAction: base + "/push/finish")
         return try await req.render("step-up", page, status: status)
     }
@@ -57,6 +65,22 @@ struct StepUpWebController: RouteCollection {
         let form = try req.content.decode(CodeForm.self)
         do {
             try await StepUpService(request: req).verifyCode(challenge, code: form.code ?? "")
+            return try await render(req, challenge)
+        } catch let error as any AbortError {
+            return try await render(req, challenge, error: error.reason, status: error.status)
+        }
+    }
+
+    @Sendable func passkeyOptions(req: Request) async throws -> RequestOptionsJSON {
+        try await StepUpService(request: req).passkeyOptions(try await own(req))
+    }
+
+    @Sendable func submitPasskey(req: Request) async throws -> Response {
+        let challenge = try await own(req)
+        let form = try req.content.decode(PasskeyWebController.CredentialForm.self)
+        do {
+            let assertion = try PasskeyWebController.credential(AuthenticationResponseJSON.self, in: form)
+            try await StepUpService(request: req).verifyPasskey(challenge, assertion: assertion)
             return try await render(req, challenge)
         } catch let error as any AbortError {
             return try await render(req, challenge, error: error.reason, status: error.status)

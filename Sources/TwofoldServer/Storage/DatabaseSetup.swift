@@ -11,6 +11,7 @@ enum DatabaseSetup {
         CreateSession(), CreateSMSCode(), CreateOutboxMessage(), CreateAuditEvent(), CreateThrottleBucket(),
         AddPrimaryProviderToUser(), CreateAPIKey(), AddPushDeviceToFactor(), AddAllowPushToPractice(),
         CreatePushChallenge(), CreateDeviceNonce(), CreateSigningKey(), CreateStepUpChallenge(),
+        AddPasskeyToFactor(), AddPasskeySettingsToPractice(), CreateWebAuthnChallenge(),
     ]
 
     static func configure(_ app: Application, storage: TwofoldConfiguration.Storage) throws {

@@ -15,6 +15,13 @@ enum WebPath {
     case setupSMSFactor(UUID)
     case setupSMSResend(UUID)
     case setupPushStart
+    case setupPasskey
+    case twoFactorPasskey
+    case loginPasskey
+    case stepUpPasskey(UUID)
+    case stepUpPasskeyOptions(UUID)
+    case apiPasskeyRegistrationOptions
+    case apiPasskeySignInOptions
     case setupPush(UUID)
     case setupPushStatus(UUID)
     case twoFactorPush(UUID)
@@ -47,6 +54,13 @@ enum WebPath {
         case .setupSMSFactor(let id): "/account/security/setup/sms/\(id.uuidString)"
         case .setupSMSResend(let id): "/account/security/setup/sms/\(id.uuidString)/resend"
         case .setupPushStart: "/account/security/setup/push"
+        case .setupPasskey: "/account/security/setup/passkey"
+        case .twoFactorPasskey: "/login/two-factor/passkey"
+        case .loginPasskey: "/login/passkey"
+        case .stepUpPasskey(let id): "/step-up/\(id.uuidString)/passkey"
+        case .stepUpPasskeyOptions(let id): "/step-up/\(id.uuidString)/passkey/options"
+        case .apiPasskeyRegistrationOptions: "/api/v1/me/factors/webauthn/options"
+        case .apiPasskeySignInOptions: "/api/v1/login/webauthn/options"
         case .setupPush(let id): "/account/security/setup/push/\(id.uuidString)"
         case .setupPushStatus(let id): "/account/security/setup/push/\(id.uuidString)/status"
         case .twoFactorPush(let id): "/login/two-factor/push/\(id.uuidString)"

@@ -25,6 +25,15 @@ struct APIClient {
         return try await app.testing().sendRequest(method, path, headers: headers, body: body)
     }
 
+    /// Sends a JSON document built with JSONSerialization (nested objects, such as a WebAuthn credential).
+    @discardableResult
+    func send(_ method: HTTPMethod, _ path: String, document: Any) async throws -> TestingHTTPResponse {
+        var headers = HTTPHeaders()
+        if let token { headers.bearerAuthorization = BearerAuthorization(token: token) }
+        headers.contentType = .json
+        return try await app.testing().sendRequest(method, path, headers: headers, body: ByteBuffer(data: try JSONSerialization.data(withJSONObject: document)))
+    }
+
     /// Signs in with the password and returns a client holding the new token and the decoded reply.
     static func login(_ ctx: TestContext, username: String = "dr.smith", password: String = Fixtures.password, rememberToken: String? = nil) async throws -> (APIClient, [String: Any], HTTPResponseStatus) {
         var json: [String: any Sendable] = ["username": username, "password": password]

@@ -25,6 +25,16 @@ final class WebClient: @unchecked Sendable {
 
     private(set) var lastCSRF: String?
 
+    /// What the page's script does: a JSON POST with the session cookie and the page's CSRF token in X-CSRF-Token.
+    func postJSON(_ path: String, _ document: Any = [String: Any](), sendCSRF: Bool = true) async throws -> TestingHTTPResponse {
+        var headers = HTTPHeaders()
+        headers.replaceOrAdd(name: .userAgent, value: userAgent)
+        if !cookies.isEmpty { headers.replaceOrAdd(name: .cookie, value: cookies.map { "\($0.key)=\($0.value)" }.joined(separator: "; ")) }
+        if sendCSRF, let lastCSRF { headers.replaceOrAdd(name: "X-CSRF-Token", value: lastCSRF) }
+        headers.contentType = .json
+        return try await app.testing().sendRequest(.POST, path, headers: headers, body: ByteBuffer(data: try JSONSerialization.data(withJSONObject: document)))
+    }
+
     private func send(_ method: HTTPMethod, _ path: String, form: [String: String]?) async throws -> TestingHTTPResponse {
         var headers = HTTPHeaders()
         headers.replaceOrAdd(name: .userAgent, value: userAgent)
