@@ -54,6 +54,9 @@ struct SecurityWebController: RouteCollection {
         var recoveryCodesLeft: Int
         var needsPassword: Bool
         var allowPasskeys: Bool
+        /// An authenticator app or text message can confirm turning 2FA off; push devices and passkeys show no code.
+        var hasCodeMethod: Bool
+        var methodsWithoutCodes: String
         var addLink = WebPath.setup.string
         var addPasskeyLink = WebPath.setup.string + "#passkey"
         var profileLink = WebPath.profile.string
@@ -98,7 +101,9 @@ struct SecurityWebController: RouteCollection {
                            lastIP: browser.lastIP, expires: Self.format(browser.expiresAt), revokeAction: WebPath.securityBrowserRevoke(browser.id!).string)
             },
             recoveryCodesLeft: try await RecoveryCodeService(request: req).remaining(userID: session.userID),
-            needsPassword: !Reauthentication.isFresh(session, now: req.now), allowPasskeys: session.practice.allowPasskeys)
+            needsPassword: !Reauthentication.isFresh(session, now: req.now), allowPasskeys: session.practice.allowPasskeys,
+            hasCodeMethod: factors.contains { $0.kind == .totp || $0.kind == .sms },
+            methodsWithoutCodes: Set(factors.map(\.kind.displayName)).sorted().joined(separator: ", ").lowercased())
         return try await req.render("security", page, status: status)
     }
 

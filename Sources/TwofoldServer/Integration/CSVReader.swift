@@ -18,7 +18,7 @@ enum CSVReader {
         var line = 1
         var rowStart = 1
         var justClosedQuote = false
-        var iterator = Array(text.unicodeScalars).makeIterator()
+        var iterator = text.unicodeScalars.makeIterator()
         var pending: Unicode.Scalar? = iterator.next()
         func endRow() {
             fields.append(field)

@@ -1,5 +1,6 @@
 import Fluent
 import Foundation
+import SQLKit
 import TwofoldCore
 import Vapor
 
@@ -21,11 +22,12 @@ struct Importer {
         }
     }
 
-    /// A row's fields by column name, with the line number for messages.
+    /// A row's fields by column name, with the line number for messages. Every record shares one column index.
     struct Record {
         var line: Int
-        var values: [String: String]
-        subscript(_ column: String) -> String { (values[column] ?? "").trimmingCharacters(in: .whitespaces) }
+        var fields: [String]
+        let columns: [String: Int]
+        subscript(_ column: String) -> String { columns[column].map { fields[$0].trimmingCharacters(in: .whitespaces) } ?? "" }
     }
 
     static func records(_ text: String, required: [String], optional: [String]) throws -> [Record] {
@@ -42,13 +44,16 @@ struct Importer {
             throw Problems(lines: lines)
         }
         var records: [Record] = []
+        records.reserveCapacity(rows.count - 1)
+        var index: [String: Int] = [:]
+        for (position, column) in columns.enumerated() where index[column] == nil { index[column] = position }
         var problems: [String] = []
         for row in rows.dropFirst() {
             guard row.fields.count == columns.count else {
                 problems.append("line \(row.line): \(row.fields.count) fields, expected \(columns.count)")
                 continue
             }
-            records.append(Record(line: row.line, values: Dictionary(zip(columns, row.fields), uniquingKeysWith: { first, _ in first })))
+            records.append(Record(line: row.line, fields: row.fields, columns: index))
         }
         guard problems.isEmpty else { throw Problems(lines: Array(problems.prefix(maximumReportedProblems))) }
         return records
@@ -67,7 +72,7 @@ struct Importer {
             if problems.count < Self.maximumReportedProblems { problems.append("line \(record.line), column \(column): \(text)") }
         }
         var seen: [String: Int] = [:]
-        var users: [User] = []
+        var users: [ImportedUser] = []
         users.reserveCapacity(records.count)
         for record in records {
             let username = record["username"]
@@ -90,10 +95,8 @@ struct Importer {
                 problem(record, "password_hash", "must be a bcrypt hash ($2a$, $2b$ or $2y$)")
             }
             guard problems.isEmpty, let email, let role else { continue }
-            let user = User(id: UUID(), practiceID: practiceID, username: username, firstName: record["first_name"], lastName: record["last_name"],
-                            email: email, cellPhone: cell, role: role, permissions: [], passwordHash: hash.isEmpty ? Self.unusablePasswordHash : hash)
-            user.mustChangePassword = hash.isEmpty
-            users.append(user)
+            users.append(ImportedUser(username: username, firstName: record["first_name"], lastName: record["last_name"], email: email,
+                                      cellPhone: cell, role: role, passwordHash: hash))
         }
         guard try await Practice.find(practiceID, on: database) != nil else { throw Problems(lines: ["there is no practice with id \(practiceID)"]) }
         if problems.isEmpty {
@@ -106,8 +109,16 @@ struct Importer {
             }
         }
         guard problems.isEmpty else { throw Problems(lines: problems) }
-        try await insertAll(users, audit: AuditEntry(type: .usersImported, practiceID: practiceID, details: ["count": String(users.count)]))
-        return users.count
+        let rows = users
+        let (practiceID, now) = (self.practiceID, self.now)
+        let audit = AuditEntry(type: .usersImported, practiceID: practiceID, details: ["count": String(rows.count)])
+        try await database.transaction { tx in
+            for start in stride(from: 0, to: rows.count, by: Self.batchSize) {
+                try await rows[start..<min(start + Self.batchSize, rows.count)].map { $0.model(practiceID: practiceID) }.create(on: tx)
+            }
+            try await AuditLog.append(audit, on: tx, now: now)
+        }
+        return rows.count
     }
 
     // MARK: factors
@@ -122,19 +133,21 @@ struct Importer {
         let keys = Array(Set(records.map { User.key(for: $0["username"]) }))
         for start in stride(from: 0, to: keys.count, by: Self.batchSize) {
             let chunk = Array(keys[start..<min(start + Self.batchSize, keys.count)])
-            for user in try await User.query(on: database).filter(\.$practice.$id == practiceID).filter(\.$usernameKey ~~ chunk).all() {
-                usersByKey[user.usernameKey] = (user.id!, false)
+            for user in try await database.sql.select().columns("id", "username_key").from(User.schema)
+                .where("practice_id", .equal, practiceID).where("username_key", .in, chunk).all(decoding: UserKeyRow.self) {
+                usersByKey[user.username_key] = (user.id, false)
             }
         }
         let keysByID = Dictionary(uniqueKeysWithValues: usersByKey.map { ($0.value.id, $0.key) })
         let ids = Array(keysByID.keys)
         for start in stride(from: 0, to: ids.count, by: Self.batchSize) {
             let chunk = Array(ids[start..<min(start + Self.batchSize, ids.count)])
-            for factor in try await Factor.query(on: database).filter(\.$user.$id ~~ chunk).filter(\.$status == .active).all() {
-                if let key = keysByID[factor.$user.id] { usersByKey[key]?.hasFactor = true }
+            for row in try await database.sql.select().distinct().column("user_id").from(Factor.schema)
+                .where("user_id", .in, chunk).where("status", .equal, Factor.Status.active.rawValue).all(decoding: FactorOwnerRow.self) {
+                if let key = keysByID[row.user_id] { usersByKey[key]?.hasFactor = true }
             }
         }
-        var factors: [Factor] = []
+        var factors: [ImportedFactor] = []
         factors.reserveCapacity(records.count)
         for record in records {
             guard let user = usersByKey[User.key(for: record["username"])] else {
@@ -153,28 +166,63 @@ struct Importer {
             let nickname = record["nickname"].isEmpty ? "Authenticator app" : record["nickname"]
             if nickname.count > 60 { problem(record, "nickname", "at most 60 characters") }
             guard problems.isEmpty, let secret, let parameters else { continue }
-            let factor = Factor(userID: user.id, kind: .totp, nickname: nickname, digits: parameters.digits,
-                                algorithm: parameters.algorithm.rawValue, period: parameters.period)
-            factor.status = .active
-            factor.activatedAt = now
-            factor.isPrimary = !user.hasFactor
+            let id = UUID()
+            factors.append(ImportedFactor(
+                id: id, userID: user.id, nickname: nickname, parameters: parameters, isPrimary: !user.hasFactor,
+                sealedSecret: Data(try sealer.seal(secret.bytes, context: TOTPVerifier.sealingContext(for: id)))))
             usersByKey[User.key(for: record["username"])]?.hasFactor = true
-            factor.sealedSecret = Data(try sealer.seal(secret.bytes, context: TOTPVerifier.sealingContext(for: factor.id!)))
-            factors.append(factor)
         }
         guard problems.isEmpty else { throw Problems(lines: problems) }
-        try await insertAll(factors, audit: AuditEntry(type: .factorsImported, practiceID: practiceID, details: ["count": String(factors.count)]))
-        return factors.count
-    }
-
-    /// Inserts every row in batches inside one transaction, with one audit event: all rows or none.
-    private func insertAll<M: Model>(_ models: [M], audit: AuditEntry) async throws {
         let now = self.now
+        let rows = factors
+        let audit = AuditEntry(type: .factorsImported, practiceID: practiceID, details: ["count": String(factors.count)])
         try await database.transaction { tx in
-            for start in stride(from: 0, to: models.count, by: Self.batchSize) {
-                try await Array(models[start..<min(start + Self.batchSize, models.count)]).create(on: tx)
+            for start in stride(from: 0, to: rows.count, by: Self.batchSize) {
+                var insert = tx.sql.insert(into: Factor.schema).columns(ImportedFactor.columns)
+                for factor in rows[start..<min(start + Self.batchSize, rows.count)] { insert = insert.values(factor.values(now: now)) }
+                try await insert.run()
             }
             try await AuditLog.append(audit, on: tx, now: now)
+        }
+        return rows.count
+    }
+
+    /// A staff member checked and ready to insert; the Fluent model is built only for its batch.
+    struct ImportedUser: Sendable {
+        var username, firstName, lastName, email: String
+        var cellPhone: String?
+        var role: User.Role
+        /// A bcrypt hash, or empty: the user gets a password that never verifies and must be given one.
+        var passwordHash: String
+
+        func model(practiceID: UUID) -> User {
+            let user = User(id: UUID(), practiceID: practiceID, username: username, firstName: firstName, lastName: lastName, email: email,
+                            cellPhone: cellPhone, role: role, permissions: [], passwordHash: passwordHash.isEmpty ? Importer.unusablePasswordHash : passwordHash)
+            user.mustChangePassword = passwordHash.isEmpty
+            return user
+        }
+    }
+
+    private struct UserKeyRow: Decodable { var id: UUID; var username_key: String }
+    private struct FactorOwnerRow: Decodable { var user_id: UUID }
+
+    /// An authenticator key checked and sealed, ready to insert: a plain row rather than a Fluent model, so a million
+    /// of them fit in memory and go in as multi-row inserts.
+    struct ImportedFactor: Sendable {
+        var id: UUID
+        var userID: UUID
+        var nickname: String
+        var parameters: OTPParameters
+        var isPrimary: Bool
+        var sealedSecret: Data
+
+        static let columns = ["id", "user_id", "kind", "status", "nickname", "is_primary", "sealed_secret", "digits", "algorithm", "period",
+                              "created_at", "activated_at"]
+
+        func values(now: Date) -> [any SQLExpression] {
+            [SQLBind(id), SQLBind(userID), SQLBind(Factor.Kind.totp.rawValue), SQLBind(Factor.Status.active.rawValue), SQLBind(nickname),
+             SQLBind(isPrimary), SQLBind(sealedSecret), SQLBind(parameters.digits), SQLBind(parameters.algorithm.rawValue),
+             SQLBind(parameters.period), SQLBind(now), SQLBind(now)]
         }
     }
 }

@@ -9,9 +9,10 @@ struct StorageTuningTests {
     private struct Row: Decodable {
         var journal_mode: String?
         var synchronous: Int?
+        var cache_size: Int?
     }
 
-    /// SQLite runs in WAL mode with synchronous=NORMAL on every event loop's connection (PostgreSQL needs no tuning).
+    /// SQLite runs in WAL mode with synchronous=NORMAL and a 64 MiB page cache on every event loop's connection (PostgreSQL needs no tuning).
     @Test func sqliteUsesWALAndNormalSyncOnEveryConnection() async throws {
         try await withTestApp { ctx in
             guard TestDatabase.postgresURL == nil else {
@@ -27,6 +28,7 @@ struct StorageTuningTests {
                 let mode = try await database.raw("PRAGMA journal_mode").first(decoding: Row.self)
                 #expect(mode?.journal_mode == "wal")
                 #expect(row?.synchronous == 1, "synchronous should be NORMAL (1)")
+                #expect(try await database.raw("PRAGMA cache_size").first(decoding: Row.self)?.cache_size == DatabaseSetup.cachePages)
                 checked += 1
             }
             #expect(checked == System.coreCount)

@@ -34,6 +34,7 @@ struct PasskeyWebTests {
             let listed = try await web.get("/account/security")
             #expect(listed.text.contains("Exam room key"))
             #expect(listed.text.contains("Passkey or security key"))
+            #expect(listed.text.contains(#"id="disable-by-removing""#), "a passkey shows no code to confirm turning 2FA off with")
             _ = try await web.post("/logout")
 
             let next = WebClient(ctx)
@@ -103,6 +104,41 @@ struct PasskeyWebTests {
             #expect(reloaded.allowPasswordless)
             #expect(!reloaded.refuseClonedPasskeys)
             #expect(try await AuditEvent.query(on: ctx.app.db).filter(\.$event == "practice.settings_changed").first()?.details.contains("allow_passwordless") == true)
+        }
+    }
+}
+
+@Suite("Passkey on the step-up page")
+struct PasskeyStepUpPageTests {
+    @Test func theStepUpPageConfirmsWithAPasskey() async throws {
+        try await withTestApp { ctx in
+            let practice = try await Fixtures.practice(ctx)
+            _ = try await Fixtures.user(ctx, practice: practice)
+            let enrolled = try await Flows.enrollPasskey(ctx)
+            let key = try await StepUpTests.key(ctx, practice: practice)
+            let id = try #require(try await StepUpTests.start(ctx, key: key).json["challengeId"] as? String)
+
+            let web = WebClient(ctx)
+            _ = try await WebSignInTests.signInWithPassword(web)
+            let twoFactor = try await web.get("/login/two-factor")
+            #expect(twoFactor.status == .ok)
+            let signInOptions = try await web.postJSON("/api/v1/login/webauthn/options")
+            #expect(try await web.post("/login/two-factor/passkey", ["credential": try PasskeyWebTests.json(enrolled.authenticator.get(signInOptions.json))]).location == "/")
+
+            let page = try await web.get("/step-up/\(id)")
+            #expect(page.text.contains(#"id="step-up-passkey""#))
+            #expect(try await web.postJSON("/step-up/\(id)/passkey/options", sendCSRF: false).status == .forbidden)
+            let options = try await web.postJSON("/step-up/\(id)/passkey/options")
+            #expect(options.status == .ok, "\(options.text)")
+            #expect(options.json["userVerification"] as? String == "required")
+            let done = try await web.post("/step-up/\(id)/passkey", ["credential": try PasskeyWebTests.json(enrolled.authenticator.get(options.json))])
+            #expect(done.status == .ok, "\(done.text)")
+            #expect(done.text.contains(#"id="step-up-done""#))
+
+            let collected = try await APIClient(ctx, token: key).send(.GET, "/api/v1/step-up/\(id)")
+            #expect(collected.json["status"] as? String == "completed")
+            let claims = try await StepUpTests.verify(ctx, try #require(collected.json["assertion"] as? String))
+            #expect(claims.amr == ["hwk", "user"])
         }
     }
 }
