@@ -35,8 +35,8 @@ struct Reauthentication {
         }
         let throttle = ThrottleStore(database: request.db)
         let key = "password:user:\(session.user.usernameKey)"
-        if let until = try await throttle.blockedUntil(key, limit: ThrottleLimits.passwordPerAccount, now: now) {
-            throw SignInError.passwordThrottled(retryAfter: max(1, Int(until.timeIntervalSince(now).rounded(.up))))
+        if let seconds = try await throttle.secondsBlocked(key, limit: ThrottleLimits.passwordPerAccount, now: now) {
+            throw SignInError.passwordThrottled(retryAfter: seconds)
         }
         guard await request.verifyPassword(password, against: session.user.passwordHash) else {
             try await throttle.record(key, limit: ThrottleLimits.passwordPerAccount, now: now)

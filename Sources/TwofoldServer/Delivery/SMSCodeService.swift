@@ -83,8 +83,7 @@ struct SMSCodeService {
             ("sms:burst:phone:\(phone)", ThrottleLimits.smsBurst), ("sms:hour:phone:\(phone)", ThrottleLimits.smsHourly),
         ]
         for (key, limit) in keys {
-            if let until = try await store.blockedUntil(key, limit: limit, now: now) {
-                let seconds = max(1, Int(until.timeIntervalSince(now).rounded(.up)))
+            if let seconds = try await store.secondsBlocked(key, limit: limit, now: now) {
                 try await request.audit(.smsRateLimited, practiceID: practiceID, actorID: userID, details: ["retry_after": String(seconds)])
                 throw SMSError.rateLimited(retryAfter: seconds)
             }

@@ -27,9 +27,9 @@ struct SignInService {
         let accountKey = "password:user:\(key)"
         let addressKey = "password:ip:\(request.clientIP)"
         for (bucket, limit) in [(accountKey, ThrottleLimits.passwordPerAccount), (addressKey, ThrottleLimits.passwordPerAddress)] {
-            if let until = try await throttle.blockedUntil(bucket, limit: limit, now: now) {
+            if let seconds = try await throttle.secondsBlocked(bucket, limit: limit, now: now) {
                 try await request.audit(.signInThrottled, practiceID: nil, details: ["username": String(key.prefix(64))])
-                throw SignInError.passwordThrottled(retryAfter: max(1, Int(until.timeIntervalSince(now).rounded(.up))))
+                throw SignInError.passwordThrottled(retryAfter: seconds)
             }
         }
         let user = key.isEmpty ? nil : try await User.query(on: request.db).filter(\.$usernameKey == key).first()

@@ -21,6 +21,11 @@ struct ThrottleStore {
         return limit.blockedUntil(count: row.count, windowStart: row.window_started_at, now: now)
     }
 
+    /// Whole seconds (at least 1) until the limit lifts, for `Retry-After`; nil when another event is allowed.
+    func secondsBlocked(_ key: String, limit: FixedWindowLimit, now: Date) async throws -> Int? {
+        try await blockedUntil(key, limit: limit, now: now).map { max(1, Int($0.timeIntervalSince(now).rounded(.up))) }
+    }
+
     /// Counts one event, starting a new window when the old one has ended; returns the new count.
     @discardableResult
     func record(_ key: String, limit: FixedWindowLimit, now: Date) async throws -> Int {

@@ -108,8 +108,8 @@ struct PasskeyService {
         guard try await Practice.query(on: request.db).filter(\.$allowPasswordless == true).first() != nil else { throw PasskeyError.passwordlessOff }
         let throttle = ThrottleStore(database: request.db)
         let key = "passkey:options:ip:\(request.clientIP)"
-        if let until = try await throttle.blockedUntil(key, limit: ThrottleLimits.passkeyOptionsPerAddress, now: request.now) {
-            throw SignInError.passwordThrottled(retryAfter: max(1, Int(until.timeIntervalSince(request.now).rounded(.up))))
+        if let seconds = try await throttle.secondsBlocked(key, limit: ThrottleLimits.passkeyOptionsPerAddress, now: request.now) {
+            throw SignInError.passwordThrottled(retryAfter: seconds)
         }
         _ = try await throttle.record(key, limit: ThrottleLimits.passkeyOptionsPerAddress, now: request.now)
         let challenge = try await issue(.passwordless, userID: nil, contextID: nil, userVerification: true)
@@ -118,20 +118,9 @@ struct PasskeyService {
 
     /// Checks a passkey assertion as the second step of sign-in. Failures count against the account like wrong codes.
     func verifySecondFactor(_ assertion: AuthenticationResponseJSON, session: CurrentSession) async throws -> Factor {
-        let guardRail = SecondFactorGuard(request: request)
-        try await guardRail.ensureAllowed(user: session.user)
-        let (challenge, bytes) = try await consume(answeredBy: assertion.response.clientDataJSON, purpose: .secondFactor)
-        guard challenge.contextID == session.record.id else { throw PasskeyError.challengeUnknown }
-        let signIn = SignInService(request: request)
-        do {
-            guard let factor = try await storedPasskey(for: assertion, userID: session.userID) else { throw PasskeyError.unknownCredential }
-            try await verify(assertion, challenge: bytes, factor: factor, practice: session.practice, user: session.user,
-                             requireUserVerification: challenge.userVerificationRequired, purpose: "sign_in")
-            try await guardRail.recordSuccess(user: session.user, kind: "webauthn")
-            return factor
-        } catch let error as PasskeyError {
-            try await signIn.recordPendingFailure(session: session, method: "webauthn")
-            throw error
+        try await verifyOwnPasskey(assertion, purpose: .secondFactor, contextID: session.record.id, user: session.user, practice: session.practice,
+                                   requireUserVerification: false, ceremony: "sign_in") {
+            try await SignInService(request: request).recordPendingFailure(session: session, method: "webauthn")
         }
     }
 
@@ -139,8 +128,8 @@ struct PasskeyService {
     func passwordless(_ assertion: AuthenticationResponseJSON, channel: SessionRecord.Channel) async throws -> SignInService.Started {
         let throttle = ThrottleStore(database: request.db)
         let key = "passkey:failures:ip:\(request.clientIP)"
-        if let until = try await throttle.blockedUntil(key, limit: ThrottleLimits.passkeyFailuresPerAddress, now: request.now) {
-            throw SignInError.passwordThrottled(retryAfter: max(1, Int(until.timeIntervalSince(request.now).rounded(.up))))
+        if let seconds = try await throttle.secondsBlocked(key, limit: ThrottleLimits.passkeyFailuresPerAddress, now: request.now) {
+            throw SignInError.passwordThrottled(retryAfter: seconds)
         }
         let (_, bytes) = try await consume(answeredBy: assertion.response.clientDataJSON, purpose: .passwordless)
         do {
@@ -177,22 +166,34 @@ struct PasskeyService {
     func verifyStepUp(_ assertion: AuthenticationResponseJSON, for stepUp: StepUpChallenge) async throws -> Factor {
         guard let user = try await User.find(stepUp.$user.id, on: request.db),
               let practice = try await Practice.find(user.$practice.id, on: request.db) else { throw PasskeyError.unknownCredential }
-        let guardRail = SecondFactorGuard(request: request)
-        try await guardRail.ensureAllowed(user: user)
-        let (challenge, bytes) = try await consume(answeredBy: assertion.response.clientDataJSON, purpose: .stepUp)
-        guard challenge.contextID == stepUp.id else { throw PasskeyError.challengeUnknown }
-        do {
-            guard let factor = try await storedPasskey(for: assertion, userID: user.id) else { throw PasskeyError.unknownCredential }
-            try await verify(assertion, challenge: bytes, factor: factor, practice: practice, user: user, requireUserVerification: true, purpose: "step_up")
-            try await guardRail.recordSuccess(user: user, kind: "webauthn")
-            return factor
-        } catch let error as PasskeyError {
-            try await guardRail.recordFailure(user: user, method: "webauthn")
-            throw error
+        return try await verifyOwnPasskey(assertion, purpose: .stepUp, contextID: stepUp.id, user: user, practice: practice,
+                                          requireUserVerification: true, ceremony: "step_up") {
+            try await SecondFactorGuard(request: request).recordFailure(user: user, method: "webauthn")
         }
     }
 
     // MARK: shared
+
+    /// An assertion by a known user: the account's guessing limits, the challenge issued for this purpose and
+    /// session or step-up, one of the user's own passkeys, the signature. `onFailure` counts a refused passkey.
+    private func verifyOwnPasskey(_ assertion: AuthenticationResponseJSON, purpose: WebAuthnChallenge.Purpose, contextID: UUID?, user: User,
+                                  practice: Practice, requireUserVerification: Bool, ceremony: String,
+                                  onFailure: () async throws -> Void) async throws -> Factor {
+        let guardRail = SecondFactorGuard(request: request)
+        try await guardRail.ensureAllowed(user: user)
+        let (challenge, bytes) = try await consume(answeredBy: assertion.response.clientDataJSON, purpose: purpose)
+        guard challenge.contextID == contextID else { throw PasskeyError.challengeUnknown }
+        do {
+            guard let factor = try await storedPasskey(for: assertion, userID: user.id) else { throw PasskeyError.unknownCredential }
+            try await verify(assertion, challenge: bytes, factor: factor, practice: practice, user: user,
+                             requireUserVerification: requireUserVerification || challenge.userVerificationRequired, purpose: ceremony)
+            try await guardRail.recordSuccess(user: user, kind: "webauthn")
+            return factor
+        } catch let error as PasskeyError {
+            try await onFailure()
+            throw error
+        }
+    }
 
     private func storedPasskey(for assertion: AuthenticationResponseJSON, userID: UUID?) async throws -> Factor? {
         guard let rawID = try? RelyingParty.credentialID(of: assertion) else { throw PasskeyError.rejected(.malformed("rawId is not base64url")) }
