@@ -36,7 +36,7 @@ ERRORS = {
     410: "The request has expired; start a new one.",
     422: "The code does not match the factor being set up, or a push approval carried the wrong number.",
     429: "Too many attempts; wait for the number of seconds in `Retry-After`.",
-    503: "A text message could not be sent; try again later or use another method.",
+    503: "A text message could not be sent (try again later or use another method), or step-up is unavailable because the server has no TWOFOLD_PUBLIC_URL.",
 }
 
 
@@ -133,14 +133,15 @@ paths = {
                     errors=(400, 401, 403, 404), tags=["Account"], parameters=ID_PARAM),
         "delete": op("deleteFactor", "Remove a factor",
                      SIGNED_IN + " " + PASSWORD + " The primary passes to the most recently used other factor; removing the last one turns "
-                     "2FA off, which is refused (403) while the practice or an administrator requires 2FA.",
-                     body=obj({"password": STR}), ok_status=204, errors=(401, 403, 404), tags=["Account"], parameters=ID_PARAM)},
+                     "2FA off, which is refused (403) while the practice or an administrator requires 2FA, and otherwise needs the same proof as "
+                     "turning 2FA off: `code`, a current code or a recovery code (400 without it).",
+                     body=obj({"password": STR, "code": STR}), ok_status=204, errors=(400, 401, 403, 404, 429), tags=["Account"], parameters=ID_PARAM)},
     "/api/v1/me/recovery-codes": {"post": op(
         "regenerateRecoveryCodes", "New recovery codes", SIGNED_IN + " " + PASSWORD + " The old codes stop working.",
         body=obj({"password": STR}), ok=ref("RecoveryCodes"), errors=(401, 403, 409), tags=["Account"])},
     "/api/v1/me/two-factor": {"delete": op(
         "disableTwoFactor", "Turn two-factor authentication off",
-        SIGNED_IN + " Needs the password and a current code; refused (403) when 2FA is required. Removes every factor, recovery code and remembered browser.",
+        SIGNED_IN + " Needs the password and a current code (from an app or a confirmed phone) or a recovery code; refused (403) when 2FA is required. Removes every factor, recovery code and remembered browser.",
         body=obj({"password": STR, "code": STR}, ["code"]), ok_status=204, errors=(400, 401, 403, 429), tags=["Account"])},
     "/api/v1/me/browsers": {"get": op(
         "listBrowsers", "Remembered browsers", SIGNED_IN, ok={"type": "array", "items": ref("Browser")}, errors=(401, 403), tags=["Account"])},
@@ -153,7 +154,8 @@ paths = {
                     ADMIN + " " + ADMIN_PASSWORD + " Turning mandatory 2FA on sends users without a factor to enrollment at their next request; turning it off keeps everyone's factors.",
                     body=obj({"adminPassword": STR, "name": STR, "mandatoryTwoFactor": BOOL, "rememberBrowserDays": {"type": "integer", "minimum": 0, "maximum": 90},
                               "inactivityMinutes": {"type": "integer", "minimum": 5, "maximum": 720}, "otpDigits": {"enum": [6, 7, 8]},
-                              "allowSMS": BOOL, "allowTOTP": BOOL, "allowPush": BOOL}, ["adminPassword"]),
+                              "allowSMS": BOOL, "allowTOTP": BOOL, "allowPush": BOOL, "allowPasskeys": BOOL, "allowPasswordless": BOOL, "refuseClonedPasskeys": BOOL,
+                              "sessionLifetimeHours": {"type": "integer", "minimum": 1, "maximum": 24}}, ["adminPassword"]),
                     ok=ref("Practice"), errors=(400, 401, 403, 429), tags=["Administration"])},
     "/api/v1/practice/users": {"get": op(
         "listUsers", "Staff members with their 2FA state", ADMIN + " 50 per page.", ok=ref("UsersPage"), errors=(401, 403), tags=["Administration"], parameters=PAGE_PARAMS)},
@@ -188,7 +190,8 @@ paths = {
         "(with `rememberToken` when `?rememberBrowser=true` and the practice allows it).",
         parameters=[{"name": "challengeID", "in": "path", "required": True, "schema": UUID},
                     {"name": "rememberBrowser", "in": "query", "required": False, "schema": BOOL}],
-        ok=obj({"status": {"enum": ["pending", "denied", "expired", "authenticated"]}, "rememberToken": STR}, ["status"]),
+        ok=obj({"status": {"enum": ["pending", "denied", "expired", "authenticated"]}, "rememberToken": STR,
+                "token": {"type": "string", "description": "Once authenticated: the session's new bearer token; the one from the password step stops working."}}, ["status"]),
         errors=(401, 404, 409), tags=["Sign-in"])},
     "/api/v1/me/factors/push": {"post": op(
         "startPushEnrollment", "Add a push device",
@@ -220,19 +223,21 @@ paths = {
         "createStepUp", "Step-up: ask for a fresh second factor",
         "Authenticated with a practice API key. Names the user (`userId` or `username`, in the key's practice) and the action "
         "(`type` such as `epcs`, a one-line `summary` the user sees, and `hash` of the action's content). Returns the methods the "
-        "user can use (`totp`, `push`, `webauthn`) and a browser `url`. Text messages, recovery codes and remembered browsers never count. Expires in 5 minutes.",
+        "user can use (`totp`, `push`, `webauthn`), a browser `url` and the `audience` (this API key's id) the assertion's `aud` will carry. "
+        "The step-up belongs to this key: every other key, even of the same practice, gets 404 for it. Text messages, recovery codes and "
+        "remembered browsers never count. Expires in 5 minutes. 503 when the server has no TWOFOLD_PUBLIC_URL (the assertion's issuer).",
         body=obj({"userId": UUID, "username": STR, "action": obj({"type": STR, "summary": STR, "hash": STR}, ["type", "summary", "hash"])}, ["action"]),
-        ok=ref("StepUpCreated"), ok_status=201, errors=(400, 401, 404, 409), tags=["Step-up"]), "security": [{"apiKeyAuth": []}]}},
+        ok=ref("StepUpCreated"), ok_status=201, errors=(400, 401, 404, 409, 503), tags=["Step-up"]), "security": [{"apiKeyAuth": []}]}},
     "/api/v1/step-up/{id}": {"get": {**op(
         "stepUpStatus", "Step-up: poll",
         "`pending`, `expired`, `cancelled` or `completed`. After a push approval or the browser page, the first poll returns "
         "`completed` with the `assertion`; later polls return `completed` without it (one assertion per step-up).",
-        parameters=ID_PARAM, ok=ref("StepUpAssertion"), errors=(401, 404), tags=["Step-up"]), "security": [{"apiKeyAuth": []}]}},
+        parameters=ID_PARAM, ok=ref("StepUpAssertion"), errors=(401, 404, 503), tags=["Step-up"]), "security": [{"apiKeyAuth": []}]}},
     "/api/v1/step-up/{id}/verify": {"post": {**op(
         "verifyStepUp", "Step-up: verify an authenticator code",
         "A current code from one of the user's authenticator apps, never used before. Returns the signed `assertion` (compact JWS, "
         "ES256; keys at /.well-known/jwks.json). 5 wrong codes cancel the step-up; failures count toward the account's guessing limits.",
-        parameters=ID_PARAM, body=obj({"code": STR}, ["code"]), ok=ref("StepUpAssertion"), errors=(400, 401, 404, 409, 410, 429),
+        parameters=ID_PARAM, body=obj({"code": STR}, ["code"]), ok=ref("StepUpAssertion"), errors=(400, 401, 404, 409, 410, 429, 503),
         tags=["Step-up"]), "security": [{"apiKeyAuth": []}]}},
     "/api/v1/step-up/{id}/push": {"post": {**op(
         "pushStepUp", "Step-up: send to the push device",
@@ -248,9 +253,10 @@ paths = {
     "/api/v1/step-up/{id}/webauthn": {"post": {**op(
         "passkeyStepUp", "Step-up: verify a passkey",
         "The `credential` from `navigator.credentials.get()` (`PublicKeyCredential.toJSON()`). The authenticator must have verified "
-        "the user (PIN or biometric); the assertion then carries `amr: [\"hwk\", \"user\"]`. Failures count toward the account's guessing limits.",
+        "the user (PIN or biometric); the assertion then carries `amr: [\"hwk\", \"user\"]` for a device-bound passkey (backup-eligible "
+        "flag clear at registration) and `[\"swk\", \"user\"]` for a synced one. Failures count toward the account's guessing limits.",
         parameters=ID_PARAM, body=obj({"credential": ref("AuthenticationCredential")}, ["credential"]), ok=ref("StepUpAssertion"),
-        errors=(400, 401, 404, 409, 410, 429), tags=["Step-up"]), "security": [{"apiKeyAuth": []}]}},
+        errors=(400, 401, 404, 409, 410, 429, 503), tags=["Step-up"]), "security": [{"apiKeyAuth": []}]}},
     "/api/v1/me/factors/webauthn/options": {"post": op(
         "passkeyRegistrationOptions", "Add a passkey: creation options",
         SIGNED_IN + " Also open while enrolling. " + PASSWORD + " Returns WebAuthn creation options in the Level 3 JSON form "
@@ -303,12 +309,16 @@ factor = obj({"id": UUID, "shortId": STR, "kind": {"enum": ["totp", "sms", "push
              ["id", "shortId", "kind", "nickname", "primary", "status"])
 
 schemas = {
-    "Error": obj({"error": {"const": True}, "reason": STR}, ["error", "reason"]),
+    "Error": obj({"error": {"const": True}, "reason": STR,
+                  "status": {"enum": ["enrollment_required", "second_factor_required", "password_change_required"],
+                             "description": "What the client must do first, when a session may not reach this operation yet."}}, ["error", "reason"]),
     "Factor": factor,
     "LoginResponse": obj({"status": {"enum": ["authenticated", "second_factor_required", "enrollment_required"]}, "token": STR,
                           "factors": {"type": "array", "items": ref("Factor")}, "smsAvailable": BOOL, "rememberBrowserDays": INT},
                          ["status", "token", "factors", "smsAvailable", "rememberBrowserDays"]),
-    "AuthenticatedResponse": obj({"status": {"const": "authenticated"}, "rememberToken": STR, "recoveryCodesLeft": INT}, ["status"]),
+    "AuthenticatedResponse": obj({"status": {"const": "authenticated"},
+                                  "token": {"type": "string", "description": "The session's new bearer token: the token of the password step stops working once the second factor passes."},
+                                  "rememberToken": STR, "recoveryCodesLeft": INT}, ["status"]),
     "SMSSent": obj({"sentTo": STR, "expiresInSeconds": INT}, ["sentTo", "expiresInSeconds"]),
     "Me": obj({"id": UUID, "username": STR, "firstName": STR, "lastName": STR, "email": STR, "cellPhone": STR, "role": {"enum": ["provider", "staff"]},
                "permissions": {"type": "array", "items": STR}, "practice": obj({"id": UUID, "name": STR}, ["id", "name"]),
@@ -321,19 +331,22 @@ schemas = {
     "PushChallenges": obj({"deviceId": UUID, "challenges": {"type": "array", "items": obj(
         {"id": UUID, "purpose": {"enum": ["sign_in", "step_up"]}, "summary": STR, "ip": STR, "browser": STR, "createdAt": DATE, "expiresAt": DATE},
         ["id", "purpose", "summary", "ip", "browser", "createdAt", "expiresAt"])}}, ["deviceId", "challenges"]),
-    "StepUpCreated": obj({"challengeId": UUID, "methods": {"type": "array", "items": {"enum": ["totp", "push", "webauthn"]}}, "expiresAt": DATE, "url": STR},
-                         ["challengeId", "methods", "expiresAt", "url"]),
+    "StepUpCreated": obj({"challengeId": UUID, "methods": {"type": "array", "items": {"enum": ["totp", "push", "webauthn"]}}, "expiresAt": DATE, "url": STR,
+                          "audience": {"type": "string", "description": "The `aud` of the assertion: the id of the API key that created the step-up."}},
+                         ["challengeId", "methods", "expiresAt", "url", "audience"]),
     "StepUpAssertion": obj({"status": {"enum": ["pending", "expired", "cancelled", "completed"]}, "assertion": STR}, ["status"]),
     "SMSEnrollment": obj({"factorId": UUID, "sentTo": STR}, ["factorId", "sentTo"]),
-    "Activation": obj({"factor": ref("Factor"), "recoveryCodes": {"type": "array", "items": STR}}, ["factor"]),
+    "Activation": obj({"factor": ref("Factor"), "recoveryCodes": {"type": "array", "items": STR},
+                       "token": {"type": "string", "description": "Set when this enrollment finished a sign-in (enrollment stage): the session's new bearer token."}}, ["factor"]),
     "RecoveryCodes": obj({"recoveryCodes": {"type": "array", "items": STR}}, ["recoveryCodes"]),
     "Browser": obj({"id": UUID, "browser": STR, "createdAt": DATE, "lastUsedAt": DATE, "lastIP": STR, "expiresAt": DATE}, ["id", "browser", "lastIP", "expiresAt"]),
     "Practice": obj({"id": UUID, "name": STR, "mandatoryTwoFactor": BOOL, "rememberBrowserDays": INT, "inactivityMinutes": INT, "otpDigits": INT,
                      "allowSMS": BOOL, "allowTOTP": BOOL, "allowPush": BOOL, "allowPasskeys": BOOL,
                      "allowPasswordless": {"type": "boolean", "description": "Passkeys may sign in from the sign-in page without a password."},
-                     "refuseClonedPasskeys": {"type": "boolean", "description": "Refuse a passkey whose signature counter went backwards (always audited)."}},
+                     "refuseClonedPasskeys": {"type": "boolean", "description": "Refuse a passkey whose signature counter went backwards (always audited)."},
+                     "sessionLifetimeHours": {"type": "integer", "description": "Hours after sign-in at which every session ends, however busy (1 to 24)."}},
                     ["id", "name", "mandatoryTwoFactor", "rememberBrowserDays", "inactivityMinutes", "otpDigits", "allowSMS", "allowTOTP", "allowPush",
-                     "allowPasskeys", "allowPasswordless", "refuseClonedPasskeys"]),
+                     "allowPasskeys", "allowPasswordless", "refuseClonedPasskeys", "sessionLifetimeHours"]),
     "UsersPage": obj({"users": {"type": "array", "items": obj({
         "id": UUID, "username": STR, "firstName": STR, "lastName": STR, "email": STR, "cellPhone": STR, "role": STR, "manageAccounts": BOOL,
         "primaryProviderId": UUID, "twoFactor": obj({"status": {"enum": ["active", "required", "inactive"]}, "factorKind": STR, "factorShortId": STR}, ["status"])},

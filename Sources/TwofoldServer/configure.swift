@@ -11,6 +11,7 @@ public func configure(_ app: Application, _ config: TwofoldConfiguration, clock:
     let key = try config.sealingKey ?? SealingKeyFile.loadOrCreate(in: config.dataDirectory)
     app.passwords.use(.bcrypt(cost: config.bcryptCost))
     PasswordHashingPool.install(on: app)
+    MaintenanceTask.install(on: app)
     app.apiKeyCache = APIKeyCache()
     app.twofold = TwofoldServices(
         configuration: config,
@@ -18,7 +19,7 @@ public func configure(_ app: Application, _ config: TwofoldConfiguration, clock:
         clock: clock,
         decoyPasswordHash: try app.password.hash(SecureRandom.token()))
 
-    try DatabaseSetup.configure(app, storage: config.storage)
+    try DatabaseSetup.configure(app, storage: config.storage, postgresConnectionsPerEventLoop: config.postgresConnectionsPerEventLoop)
 
     switch config.smsSender {
     case .outbox: app.smsSender = OutboxSender()
@@ -79,4 +80,5 @@ func routes(_ app: Application) throws {
 public func prepareDatabase(_ app: Application) async throws {
     try await app.autoMigrate()
     try await DatabaseSetup.tuneSQLite(app)
+    try await SealingKeyCheck.verify(database: app.db, sealer: app.twofold.sealer, now: app.twofold.clock.now(), logger: app.logger)
 }

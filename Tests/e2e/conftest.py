@@ -35,7 +35,7 @@ class Twofold:
         self.base = f"http://localhost:{self.port}"
         self.env = dict(os.environ)
         self.env.pop("DATABASE_URL", None)
-        self.env.update({"TWOFOLD_DATA_DIR": str(data_dir), "TWOFOLD_BCRYPT_COST": "6", "TWOFOLD_ORIGINS": self.base})
+        self.env.update({"TWOFOLD_DATA_DIR": str(data_dir), "TWOFOLD_BCRYPT_COST": "6", "TWOFOLD_ALLOW_WEAK_BCRYPT": "1", "TWOFOLD_ORIGINS": self.base})
         self.env.update(extra_env or {})
         self.log_path = data_dir / "server.log"
         self.process = None
@@ -100,12 +100,56 @@ def twofold(tmp_path):
     server.stop()
 
 
+TOTP_PERIOD = 30
+
+
 def oathtool_code(secret, offset=0, digits=6):
-    """The code an authenticator app shows `offset` seconds from now, from the independent oathtool."""
+    """The code an authenticator app shows `offset` seconds from now, from the independent oathtool.
+    Tests that submit a code use `fresh_code`, which does not depend on where in a time step they run."""
     assert shutil.which("oathtool"), "oathtool is missing: apt-get install oathtool, or run scripts/test"
     when = int(time.time()) + offset
     result = subprocess.run(["oathtool", "--totp", "-b", "-d", str(digits), "-N", f"@{when}", secret], capture_output=True, text=True, check=True)
     return result.stdout.strip()
+
+
+class TOTPCode(str):
+    """A code (use it as the string it is) that knows its time step, to pass as `after_step` to the next `fresh_code`."""
+
+    def __new__(cls, code, step):
+        value = super().__new__(cls, code)
+        value.step = step
+        return value
+
+
+def fresh_code(secret, after_step=None, step_offset=0, digits=6, min_remaining=6.0):
+    """The code to submit right now, for a time step that no earlier code for `secret` used.
+
+    Waits while fewer than `min_remaining` seconds are left in the current 30-second step, so the submission cannot
+    cross into a step where the server's ±1-step window no longer holds the code, and until the code's step lies after
+    `after_step` (the step of the code the server last accepted for this secret: it refuses replays). `step_offset`
+    -1 (the previous step) or 1 (the next one) stays inside the window and leaves the current step for a later code,
+    where a test would otherwise wait up to 30 seconds for a new step. Call it immediately before submitting."""
+    assert step_offset in (-1, 0, 1)
+    while True:
+        now = time.time()
+        remaining = TOTP_PERIOD - now % TOTP_PERIOD
+        step = int(now // TOTP_PERIOD) + step_offset
+        if remaining >= min_remaining and (after_step is None or step > after_step):
+            when = step * TOTP_PERIOD
+            result = subprocess.run(["oathtool", "--totp", "-b", "-d", str(digits), "-N", f"@{when}", secret], capture_output=True, text=True, check=True)
+            return TOTPCode(result.stdout.strip(), step)
+        time.sleep(remaining + 0.05)
+
+
+def wait_for_fresh_step(after_step, min_remaining=6.0):
+    """Sleeps until a step after `after_step` has begun with at least `min_remaining` seconds left, for codes that
+    another program (the reference authenticator) computes; returns that step."""
+    while True:
+        now = time.time()
+        remaining = TOTP_PERIOD - now % TOTP_PERIOD
+        if remaining >= min_remaining and int(now // TOTP_PERIOD) > after_step:
+            return int(now // TOTP_PERIOD)
+        time.sleep(remaining + 0.05)
 
 
 def decode_qr_png(path):

@@ -3,7 +3,7 @@ import io
 
 import requests
 
-from conftest import PASSWORD, oathtool_code
+from conftest import PASSWORD, fresh_code
 
 
 def svg_to_text(svg):
@@ -30,7 +30,8 @@ def test_api_enrollment_and_sign_in_with_oathtool(twofold):
     body = started.json()
     assert svg_to_text(body["qrSVG"]) == body["otpauthURI"]
     assert "Cl%C3%ADnica%20M%C3%BCller%20%26%20S%C3%B6hne%3A%20Nord" in body["otpauthURI"]
-    activated = requests.post(f"{api}/me/factors/{body['factorId']}/activate", json={"code": oathtool_code(body["secret"], -30)}, headers=auth)
+    enrolled = fresh_code(body["secret"], step_offset=-1)
+    activated = requests.post(f"{api}/me/factors/{body['factorId']}/activate", json={"code": enrolled}, headers=auth)
     assert activated.status_code == 200, activated.text
     assert len(activated.json()["recoveryCodes"]) == 10
 
@@ -41,8 +42,11 @@ def test_api_enrollment_and_sign_in_with_oathtool(twofold):
     assert requests.get(f"{api}/me/factors", headers=auth2).status_code == 401
     wrong = requests.post(f"{api}/login/verify", json={"code": "000000"}, headers=auth2)
     assert wrong.status_code == 401 and wrong.json() == {"error": True, "reason": "That code is not correct. Check the code and try again."}
-    verified = requests.post(f"{api}/login/verify", json={"code": oathtool_code(body["secret"])}, headers=auth2)
+    verified = requests.post(f"{api}/login/verify", json={"code": fresh_code(body["secret"], after_step=enrolled.step)}, headers=auth2)
     assert verified.status_code == 200 and verified.json()["status"] == "authenticated"
+    # The second factor rotates the bearer token: the password step's token no longer works.
+    assert requests.get(f"{api}/me", headers=auth2).status_code == 401
+    auth2 = {"Authorization": f"Bearer {verified.json()['token']}"}
     me = requests.get(f"{api}/me", headers=auth2).json()
     assert me["twoFactorEnabled"] is True and me["recoveryCodesLeft"] == 10
 

@@ -5,18 +5,20 @@ import re
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
-from conftest import PASSWORD, oathtool_code
+from conftest import PASSWORD, fresh_code
 from test_browser_signin import click_through, shot, sign_in_with_password, sign_out, text
 
 
-def enroll_with_app(browser, offset=-30):
+def enroll_with_app(browser):
+    """Enrolls with the previous step's code, which leaves the current step for the next sign-in; returns the secret and that code."""
     click_through(browser, "choose-app")
     secret = browser.find_element(By.ID, "manual-key").text.replace(" ", "")
-    browser.find_element(By.ID, "code").send_keys(oathtool_code(secret, offset=offset))
+    code = fresh_code(secret, step_offset=-1)
+    browser.find_element(By.ID, "code").send_keys(code)
     click_through(browser, "enable")
     browser.find_element(By.ID, "saved").click()
     click_through(browser, "continue")
-    return secret
+    return secret, code
 
 
 def enroll_with_sms(browser, twofold, phone):
@@ -77,7 +79,7 @@ def test_administrator_runs_two_factor_for_the_practice(twofold, browser, artifa
     shot(browser, artifacts, "04-settings-saved")
     browser.get(f"{base}/admin/staff")
     assert "/account/security/setup" in browser.current_url
-    admin_secret = enroll_with_app(browser)
+    admin_secret, admin_enrolled = enroll_with_app(browser)
     sign_out(browser)
 
     # Maria, who never set up 2FA, is forced through enrollment.
@@ -89,7 +91,7 @@ def test_administrator_runs_two_factor_for_the_practice(twofold, browser, artifa
 
     # Jason lost his phone: the administrator disables his 2FA.
     sign_in_with_password(browser, base, "office.admin")
-    browser.find_element(By.ID, "code").send_keys(oathtool_code(admin_secret))
+    browser.find_element(By.ID, "code").send_keys(fresh_code(admin_secret, after_step=admin_enrolled.step))
     click_through(browser, "verify")
     shot(browser, artifacts, "05-admin-signed-in-by-sms")
     browser.get(f"{base}/admin/staff?q=jason")
@@ -115,7 +117,7 @@ def test_administrator_runs_two_factor_for_the_practice(twofold, browser, artifa
     # Jason must enroll again.
     sign_in_with_password(browser, base, "jason")
     assert "/account/security/setup" in browser.current_url
-    enroll_with_app(browser, offset=0)
+    enroll_with_app(browser)
     assert "Two-factor authentication is on" in text(browser)
 
     assert "intact" in twofold.cli("audit", "verify").stdout

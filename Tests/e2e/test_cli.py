@@ -31,7 +31,12 @@ def test_bad_arguments_give_a_message_and_non_zero_exit(twofold):
 
     result = twofold.cli("user", "create", "--practice", practice, "--username", "amy", "--first-name", "A", "--last-name", "B",
                          "--email", "a@example.org", "--password-stdin", stdin="short\n", check=False)
-    assert result.returncode != 0 and "at least 8 characters" in result.stderr
+    assert result.returncode != 0 and "at least 15 characters" in result.stderr
+
+    # A common password is refused whatever its case (NIST SP 800-63B rev. 4 blocklist).
+    result = twofold.cli("user", "create", "--practice", practice, "--username", "amy", "--first-name", "A", "--last-name", "B",
+                         "--email", "a@example.org", "--password-stdin", stdin="1QAZ2WSX3EDC4RFV\n", check=False)
+    assert result.returncode != 0 and "common or breached" in result.stderr
 
 
 def test_duplicate_username_is_refused(twofold):

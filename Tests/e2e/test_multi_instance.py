@@ -10,7 +10,7 @@ import urllib.parse
 import pytest
 import requests
 
-from conftest import PASSWORD, Twofold, oathtool_code
+from conftest import BINARY, PASSWORD, Twofold, fresh_code
 
 
 @pytest.fixture
@@ -51,7 +51,10 @@ def login(server):
 
 def failures(url):
     parts = urllib.parse.urlsplit(url)
-    result = subprocess.run(["psql", url.split("?")[0], "-At", "-c", "SELECT second_factor_failures FROM users WHERE username_key = 'dr.smith'"],
+    # /api/v1/validate counts failures on the API key's own channel (docs/security.md, "Lockout model").
+    query = ("SELECT COALESCE(SUM(c.failures), 0) FROM second_factor_counters c JOIN users u ON u.id = c.user_id "
+             "WHERE u.username_key = 'dr.smith' AND c.channel LIKE 'validate:%'")
+    result = subprocess.run(["psql", url.split("?")[0], "-At", "-c", query],
                             capture_output=True, text=True, check=True, env=dict(os.environ, PGPASSWORD=parts.password or ""))
     return int(result.stdout.strip())
 
@@ -70,18 +73,23 @@ def test_two_instances_share_everything(pair, postgres_url):
     auth = {"Authorization": f"Bearer {token}"}
     started = requests.post(f"{api(a)}/me/factors/totp", json={"password": PASSWORD}, headers=auth).json()
     secret = started["secret"]
-    activated = requests.post(f"{api(b)}/me/factors/{started['factorId']}/activate", json={"code": oathtool_code(secret, -30)}, headers=auth)
+    enrolled = fresh_code(secret, step_offset=-1)
+    activated = requests.post(f"{api(b)}/me/factors/{started['factorId']}/activate", json={"code": enrolled}, headers=auth)
     assert activated.status_code == 200, activated.text
 
     # Password on A, code on B.
     half = login(a)
     assert half["status"] == "second_factor_required"
-    done = requests.post(f"{api(b)}/login/verify", json={"code": oathtool_code(secret)}, headers={"Authorization": f"Bearer {half['token']}"})
+    signed_in = fresh_code(secret, after_step=enrolled.step)
+    done = requests.post(f"{api(b)}/login/verify", json={"code": signed_in}, headers={"Authorization": f"Bearer {half['token']}"})
     assert done.status_code == 200 and done.json()["status"] == "authenticated"
+    # The token of the password step stops working; the new one works on either instance.
+    assert requests.get(f"{api(a)}/me", headers={"Authorization": f"Bearer {half['token']}"}).status_code == 401
+    assert requests.get(f"{api(a)}/me", headers={"Authorization": f"Bearer {done.json()['token']}"}).json()["stage"] == "signed_in"
 
     # Twenty parallel submissions of one fresh code, spread over both instances: exactly one wins.
     tokens = [login(a if i % 2 else b)["token"] for i in range(20)]
-    code = oathtool_code(secret, 30)
+    code = fresh_code(secret, after_step=signed_in.step, step_offset=1)
 
     def submit(index):
         server = a if index % 2 else b
@@ -89,8 +97,9 @@ def test_two_instances_share_everything(pair, postgres_url):
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=20) as pool:
         statuses = list(pool.map(submit, range(20)))
+    # The others are replays (401) or, once the account's free attempts are reserved, told to wait (429).
     assert statuses.count(200) == 1, statuses
-    assert statuses.count(401) == 19, statuses
+    assert statuses.count(401) + statuses.count(429) == 19, statuses
 
     # Wrong codes on both instances add up in one counter, and the wait after five applies on both.
     vpn = {"Authorization": f"Bearer {key}"}
@@ -107,3 +116,73 @@ def test_two_instances_share_everything(pair, postgres_url):
     a.stop()
     b.stop()
     assert "intact" in a.cli("audit", "verify").stdout
+
+
+def sealing_key_id(base64_key):
+    import hashlib
+    return hashlib.sha256(b"twofold-sealing-key-check\x00" + base64.b64decode(base64_key)).hexdigest()[:16]
+
+
+def test_a_second_instance_with_its_own_key_refuses_to_start(tmp_path, postgres_url):
+    # Neither sets TWOFOLD_SECRET_KEY: each would generate its own twofold.key.
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = Twofold(tmp_path / "a", {"DATABASE_URL": postgres_url})
+    b = Twofold(tmp_path / "b", {"DATABASE_URL": postgres_url})
+    b.env.pop("TWOFOLD_SECRET_KEY", None)
+    a.env.pop("TWOFOLD_SECRET_KEY", None)
+    try:
+        a.start()
+        refused = subprocess.run([str(BINARY), "serve", "--hostname", "127.0.0.1", "--port", str(b.port)], capture_output=True, text=True, env=b.env, timeout=120)
+        assert refused.returncode != 0
+        expected = sealing_key_id((tmp_path / "a" / "twofold.key").read_text().strip())
+        own = sealing_key_id((tmp_path / "b" / "twofold.key").read_text().strip())
+        assert f"key with id {expected}" in refused.stderr, refused.stderr
+        assert f"has id {own}" in refused.stderr, refused.stderr
+        assert "TWOFOLD_SECRET_KEY" in refused.stderr
+        # With the first instance's key it starts.
+        b.env["TWOFOLD_SECRET_KEY"] = (tmp_path / "a" / "twofold.key").read_text().strip()
+        b.start()
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_parallel_guesses_across_two_instances_stay_within_the_limits(pair):
+    """Every limit is reserved in the database before the check it guards, so a burst spread over two instances
+    evaluates no more attempts than one instance would."""
+    a, b = pair
+    practice = a.create_practice()
+    a.create_user(practice)
+    a.start()
+    b.start()
+
+    def wrong_password(index):
+        server = a if index % 2 else b
+        return requests.post(f"{api(server)}/login", json={"username": "dr.smith", "password": f"guess number {index}"}).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=25) as pool:
+        statuses = list(pool.map(wrong_password, range(50)))
+    assert statuses.count(401) == 10, statuses
+    assert statuses.count(429) == 40, statuses
+
+    # Thirty parallel wrong codes for one pending sign-in, over both instances: only the five free attempts are checked.
+    other = a.create_user(practice, username="dr.jones")
+    token = requests.post(f"{api(a)}/login", json={"username": "dr.jones", "password": PASSWORD}).json()["token"]
+    auth = {"Authorization": f"Bearer {token}"}
+    started = requests.post(f"{api(a)}/me/factors/totp", json={"password": PASSWORD}, headers=auth).json()
+    code = fresh_code(started["secret"])
+    assert requests.post(f"{api(b)}/me/factors/{started['factorId']}/activate", json={"code": code}, headers=auth).status_code == 200
+    half = requests.post(f"{api(b)}/login", json={"username": "dr.jones", "password": PASSWORD}).json()
+    assert half["status"] == "second_factor_required"
+    pending = {"Authorization": f"Bearer {half['token']}"}
+
+    def wrong_code(index):
+        server = a if index % 2 else b
+        return requests.post(f"{api(server)}/login/verify", json={"code": "000000"}, headers=pending).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=15) as pool:
+        codes = list(pool.map(wrong_code, range(30)))
+    assert codes.count(401) == 5, codes
+    assert codes.count(429) == 25, codes
+    assert other

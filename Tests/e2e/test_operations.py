@@ -3,7 +3,7 @@ import json
 
 import requests
 
-from conftest import PASSWORD, Twofold, oathtool_code
+from conftest import PASSWORD, Twofold, fresh_code
 
 
 def test_json_logs_never_contain_secrets_codes_passwords_or_tokens(tmp_path):
@@ -19,17 +19,23 @@ def test_json_logs_never_contain_secrets_codes_passwords_or_tokens(tmp_path):
         secrets_seen.append(login["token"])
         started = requests.post(f"{api}/me/factors/totp", json={"password": PASSWORD}, headers=auth).json()
         secrets_seen.append(started["secret"])
-        code = oathtool_code(started["secret"], -30)
+        code = fresh_code(started["secret"], step_offset=-1)
         activated = requests.post(f"{api}/me/factors/{started['factorId']}/activate", json={"code": code}, headers=auth).json()
         secrets_seen += [code] + activated["recoveryCodes"]
+        # A confirmed phone as a second method (only a confirmed number gets sign-in codes).
+        sms_started = requests.post(f"{api}/me/factors/sms", json={"password": PASSWORD}, headers=auth).json()
+        enrollment_sms = server.latest_sms_code()
+        secrets_seen.append(enrollment_sms)
+        assert requests.post(f"{api}/me/factors/{sms_started['factorId']}/activate", json={"code": enrollment_sms}, headers=auth).status_code == 200
         second = requests.post(f"{api}/login", json={"username": "dr.smith", "password": PASSWORD}).json()
         secrets_seen.append(second["token"])
         auth2 = {"Authorization": f"Bearer {second['token']}"}
         requests.post(f"{api}/login/verify", json={"code": "000000"}, headers=auth2)
-        assert requests.post(f"{api}/login/sms", headers=auth2).status_code == 200
-        sms = server.latest_sms_code()
-        secrets_seen.append(sms)
-        assert requests.post(f"{api}/login/verify", json={"code": sms, "rememberBrowser": True}, headers=auth2).status_code == 200
+        signed_in_code = fresh_code(started["secret"], after_step=code.step)
+        secrets_seen.append(signed_in_code)
+        verified = requests.post(f"{api}/login/verify", json={"code": signed_in_code, "rememberBrowser": True}, headers=auth2)
+        assert verified.status_code == 200
+        secrets_seen += [verified.json()["token"], verified.json()["rememberToken"]]
     finally:
         server.stop()
     lines = [line for line in server.log_path.read_text().splitlines() if line.strip()]

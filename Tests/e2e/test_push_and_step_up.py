@@ -8,11 +8,12 @@ import subprocess
 import time
 
 import jwt
+import pytest
 import requests
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from conftest import PASSWORD, ROOT, oathtool_code
+from conftest import PASSWORD, ROOT, fresh_code, wait_for_fresh_step
 from test_api_interop import svg_to_text
 from test_browser_signin import click_through, shot, sign_in_with_password, text
 
@@ -39,9 +40,10 @@ def enroll_app_and_phone(twofold, phone):
     login = requests.post(f"{api}/login", json={"username": "dr.smith", "password": PASSWORD}).json()
     auth = {"Authorization": f"Bearer {login['token']}"}
     app = requests.post(f"{api}/me/factors/totp", json={"password": PASSWORD}, headers=auth).json()
-    activated = requests.post(f"{api}/me/factors/{app['factorId']}/activate", json={"code": oathtool_code(app["secret"])}, headers=auth)
+    enrolled = fresh_code(app["secret"])
+    activated = requests.post(f"{api}/me/factors/{app['factorId']}/activate", json={"code": enrolled}, headers=auth)
     assert activated.status_code == 200, activated.text
-    enrolled_at = time.time()
+    enrolled_at = enrolled.step * 30
     phone.run("add", app["otpauthURI"], "--name", "clinic")
 
     push = requests.post(f"{api}/me/factors/push", json={"password": PASSWORD, "nickname": "Work phone"}, headers=auth)
@@ -113,10 +115,12 @@ def test_step_up_with_a_fresh_code_and_an_assertion_checked_by_pyjwt(twofold, tm
     assert started.status_code == 201, started.text
     body = started.json()
     assert set(body["methods"]) == {"totp", "push"}
+    # The assertion is for this key only: its id is the audience.
+    key_id = body["audience"]
+    assert key_id in twofold.cli("api-key", "list", "--practice", practice).stdout
 
     # The enrollment spent the current time step; a step-up needs a fresh one.
-    while int(time.time() // 30) == int(enrolled_at // 30):
-        time.sleep(0.5)
+    wait_for_fresh_step(after_step=int(enrolled_at // 30))
     output = phone.run("code", "clinic")
     code, seconds = re.fullmatch(r"(\d{6}) \((\d+) s left\)\n", output).groups()
     assert 1 <= int(seconds) <= 30
@@ -126,13 +130,23 @@ def test_step_up_with_a_fresh_code_and_an_assertion_checked_by_pyjwt(twofold, tm
 
     jwks = jwt.PyJWKClient(f"{base}/.well-known/jwks.json")
     signing_key = jwks.get_signing_key_from_jwt(assertion)
-    claims = jwt.decode(assertion, signing_key.key, algorithms=["ES256"], options={"require": ["exp", "iat", "sub", "jti"]})
+    claims = jwt.decode(assertion, signing_key.key, algorithms=["ES256"], audience=key_id, issuer=base,
+                        options={"require": ["exp", "iat", "sub", "jti", "aud", "iss"]})
     assert claims["sub"] == user_id
     assert claims["practice"] == practice
     assert claims["amr"] == ["otp"]
     assert claims["action_hash"] == action["hash"]
     assert claims["exp"] - claims["iat"] == 300
     assert claims["iss"] == base
+    assert claims["aud"] == key_id
+    with pytest.raises(jwt.InvalidAudienceError):
+        jwt.decode(assertion, signing_key.key, algorithms=["ES256"], audience="another-integrator")
+
+    # Another key of the same practice cannot see, answer or collect this integrator's step-ups.
+    other_key = twofold.cli("api-key", "create", "--practice", practice, "--name", "Billing").stdout.strip().splitlines()[-1]
+    other = {"Authorization": f"Bearer {other_key}"}
+    assert requests.get(f"{base}/api/v1/step-up/{body['challengeId']}", headers=other).status_code == 404
+    assert requests.post(f"{base}/api/v1/step-up/{body['challengeId']}/verify", json={"code": code}, headers=other).status_code == 404
 
     again = requests.post(f"{base}/api/v1/step-up/{body['challengeId']}/verify", json={"code": code}, headers=ehr)
     assert again.status_code == 409, "one step-up, one assertion"
@@ -146,12 +160,13 @@ def test_step_up_with_a_fresh_code_and_an_assertion_checked_by_pyjwt(twofold, tm
     phone.run("push", "approve", challenge, "--number", str(push["number"]))
     collected = requests.get(f"{base}/api/v1/step-up/{second['challengeId']}", headers=ehr).json()
     assert collected["status"] == "completed"
-    assert jwt.decode(collected["assertion"], jwks.get_signing_key_from_jwt(collected["assertion"]).key, algorithms=["ES256"])["amr"] == ["push"]
+    assert jwt.decode(collected["assertion"], jwks.get_signing_key_from_jwt(collected["assertion"]).key, algorithms=["ES256"],
+                      audience=key_id)["amr"] == ["push"]
 
     # Rotation: a new key signs, the previous one stays published, so the earlier assertion still verifies.
     new_kid = twofold.cli("keys", "rotate").stdout.strip().splitlines()[-1]
     published = requests.get(f"{base}/.well-known/jwks.json").json()["keys"]
     assert [k["kid"] for k in published][0] == new_kid and len(published) == 2
     fresh = jwt.PyJWKClient(f"{base}/.well-known/jwks.json", cache_jwk_set=False)
-    jwt.decode(assertion, fresh.get_signing_key_from_jwt(assertion).key, algorithms=["ES256"], options={"verify_exp": False})
+    jwt.decode(assertion, fresh.get_signing_key_from_jwt(assertion).key, algorithms=["ES256"], audience=key_id, options={"verify_exp": False})
     assert jwt.get_unverified_header(assertion)["kid"] != new_kid

@@ -10,18 +10,24 @@ public struct CIDRBlock: Sendable, Hashable, CustomStringConvertible {
     /// - Returns: nil when the text is not a CIDR block.
     public init?(_ text: String) {
         let parts = text.trimmingCharacters(in: .whitespaces).split(separator: "/", omittingEmptySubsequences: false)
-        guard (1...2).contains(parts.count), let address = IPAddressBytes.parse(String(parts[0])) else { return nil }
+        guard (1...2).contains(parts.count), var address = IPAddressBytes.parse(String(parts[0])) else { return nil }
         let bits = address.count * 8
-        let prefix = parts.count == 2 ? Int(parts[1]) : bits
-        guard let prefix, (0...bits).contains(prefix) else { return nil }
+        guard let parsedPrefix = parts.count == 2 ? Int(parts[1]) : bits, (0...bits).contains(parsedPrefix) else { return nil }
+        var prefix = parsedPrefix
+        // `::ffff:10.0.0.0/104` is the IPv4 block 10.0.0.0/8 written the IPv6 way.
+        if let v4 = IPAddressBytes.mappedIPv4(address), prefix >= 96 {
+            address = v4
+            prefix -= 96
+        }
         network = IPAddressBytes.masked(address, prefixLength: prefix)
         prefixLength = prefix
         description = text.trimmingCharacters(in: .whitespaces)
     }
 
     /// Whether `address` (textual IPv4 or IPv6) lies in this block.
+    /// An IPv4-mapped IPv6 address (`::ffff:10.1.2.3`) is the IPv4 address it maps.
     public func contains(_ address: String) -> Bool {
-        guard let bytes = IPAddressBytes.parse(address), bytes.count == network.count else { return false }
+        guard let bytes = IPAddressBytes.parse(address).map(IPAddressBytes.unmapped), bytes.count == network.count else { return false }
         return IPAddressBytes.masked(bytes, prefixLength: prefixLength) == network
     }
 }
@@ -55,9 +61,11 @@ public struct TrustedProxies: Sendable, Hashable {
     /// - Parameters:
     ///   - peer: the address the connection came from.
     ///   - forwardedFor: the `X-Forwarded-For` header values, in order.
-    public func clientAddress(peer: String, forwardedFor: [String]) -> String {
+    ///   IPv4-mapped IPv6 addresses come back as plain IPv4 (see ``ClientAddress/canonical(_:)``).
+    public func clientAddress(peer rawPeer: String, forwardedFor: [String]) -> String {
+        let peer = ClientAddress.canonical(rawPeer)
         guard isTrusted(peer) else { return peer }
-        let hops = forwardedFor.flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        let hops = forwardedFor.flatMap { $0.split(separator: ",") }.map { ClientAddress.canonical($0.trimmingCharacters(in: .whitespaces)) }.filter { !$0.isEmpty }
         for hop in hops.reversed() where !isTrusted(hop) {
             return IPAddressBytes.parse(hop) != nil ? hop : peer
         }
@@ -79,9 +87,26 @@ enum IPAddressBytes {
         return bytes
     }
 
+    /// The four IPv4 bytes of an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`), else nil.
+    static func mappedIPv4(_ bytes: [UInt8]) -> [UInt8]? {
+        guard bytes.count == 16, bytes[0..<10].allSatisfy({ $0 == 0 }), bytes[10] == 0xFF, bytes[11] == 0xFF else { return nil }
+        return Array(bytes[12..<16])
+    }
+
+    /// The address with IPv4-mapped IPv6 replaced by its IPv4 bytes.
+    static func unmapped(_ bytes: [UInt8]) -> [UInt8] {
+        mappedIPv4(bytes) ?? bytes
+    }
+
     static func parseIPv6(_ text: String) -> [UInt8]? {
         var address = text
         if address.hasPrefix("["), address.hasSuffix("]") { address = String(address.dropFirst().dropLast()) }
+        // A trailing dotted quad (`::ffff:192.0.2.1`) stands for the last two groups.
+        if let lastColon = address.lastIndex(of: ":"), address[lastColon...].contains(".") {
+            guard let v4 = parse(String(address[address.index(after: lastColon)...])), v4.count == 4 else { return nil }
+            let hex = String(Int(v4[0]) << 8 | Int(v4[1]), radix: 16) + ":" + String(Int(v4[2]) << 8 | Int(v4[3]), radix: 16)
+            address = String(address[...lastColon]) + hex
+        }
         let halves = address.components(separatedBy: "::")
         guard halves.count <= 2 else { return nil }
         func groups(_ part: String) -> [UInt16]? {

@@ -54,6 +54,8 @@ struct VerifyRequest: Content {
 
 struct AuthenticatedResponse: Content {
     var status = "authenticated"
+    /// The session's new bearer token: the token from `POST /api/v1/login` stops working once the second factor passes.
+    var token: String?
     var rememberToken: String?
     var recoveryCodesLeft: Int?
 }
@@ -112,6 +114,14 @@ struct SMSEnrollmentResponse: Content {
 struct ActivationResponse: Content {
     var factor: FactorDTO
     var recoveryCodes: [String]?
+    /// Set when this enrollment finished a sign-in: the session's new bearer token (the old one no longer works).
+    var token: String?
+
+    init(_ activation: FactorService.Activation) {
+        factor = FactorDTO(activation.factor)
+        recoveryCodes = activation.recoveryCodes?.map(\.value)
+        token = activation.sessionToken
+    }
 }
 
 struct FactorPatchRequest: Content {
@@ -122,6 +132,12 @@ struct FactorPatchRequest: Content {
 
 struct RecoveryCodesResponse: Content {
     var recoveryCodes: [String]
+}
+
+struct RemoveFactorRequest: Content {
+    var password: String?
+    /// Needed only to remove the last method (which turns 2FA off): a current code or a recovery code.
+    var code: String?
 }
 
 struct DisableRequest: Content {

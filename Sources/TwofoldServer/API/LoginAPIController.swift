@@ -24,7 +24,7 @@ struct LoginAPIController: RouteCollection {
         case .secondFactor: "second_factor_required"
         case .enrollment: "enrollment_required"
         }
-        let hasPhone = started.factors.contains { $0.kind == .sms } || !(started.user.cellPhone ?? "").isEmpty
+        let hasPhone = started.factors.contains { $0.kind == .sms }
         return LoginResponse(
             status: status, token: started.token,
             factors: started.session.stage == .secondFactor ? started.factors.map(FactorDTO.init) : [],
@@ -37,8 +37,8 @@ struct LoginAPIController: RouteCollection {
         let body = try req.content.decode(VerifyRequest.self)
         let service = SignInService(request: req)
         let factor = try await service.verifyCode(body.code, factorID: body.factorId, session: session)
-        _ = try await service.complete(session: session, method: factor.kind.rawValue, factor: factor)
         var response = AuthenticatedResponse()
+        response.token = try await service.complete(session: session, method: factor.kind.rawValue, factor: factor)
         if body.rememberBrowser == true, session.practice.rememberBrowserDays > 0 {
             response.rememberToken = try await service.rememberBrowser(user: session.user, days: session.practice.rememberBrowserDays)
         }
@@ -56,8 +56,8 @@ struct LoginAPIController: RouteCollection {
         let body = try req.content.decode(CodeRequest.self)
         let service = SignInService(request: req)
         let left = try await service.verifyRecoveryCode(body.code, session: session)
-        _ = try await service.complete(session: session, method: "recovery_code", factor: nil)
-        return AuthenticatedResponse(recoveryCodesLeft: left)
+        let token = try await service.complete(session: session, method: "recovery_code", factor: nil)
+        return AuthenticatedResponse(token: token, recoveryCodesLeft: left)
     }
 
     struct PushStartRequest: Content {
@@ -73,6 +73,8 @@ struct LoginAPIController: RouteCollection {
     struct PushStatusResponse: Content {
         var status: String
         var rememberToken: String?
+        /// Once authenticated: the session's new bearer token.
+        var token: String?
     }
 
     @Sendable func startPush(req: Request) async throws -> PushStartResponse {
@@ -91,8 +93,8 @@ struct LoginAPIController: RouteCollection {
         let status = challenge.visibleStatus(now: req.now)
         guard status == "approved" else { return PushStatusResponse(status: status) }
         guard try await service.claimSignIn(challenge, session: session) else { throw PushError.challengeClosed }
-        _ = try await SignInService(request: req).complete(session: session, method: "push", factor: try await challenge.$factor.get(on: req.db))
-        var response = PushStatusResponse(status: "authenticated")
+        let token = try await SignInService(request: req).complete(session: session, method: "push", factor: try await challenge.$factor.get(on: req.db))
+        var response = PushStatusResponse(status: "authenticated", token: token)
         if (try? req.query.get(Bool.self, at: "rememberBrowser")) == true, session.practice.rememberBrowserDays > 0 {
             response.rememberToken = try await SignInService(request: req).rememberBrowser(user: session.user, days: session.practice.rememberBrowserDays)
         }

@@ -78,11 +78,11 @@ struct MeAPIController: RouteCollection {
             guard let activation = try await PushService(request: req).finishEnrollment(factor, session: session) else {
                 throw Abort(.conflict, reason: "The device has not finished enrolling yet: scan the code with it, then try again.")
             }
-            return ActivationResponse(factor: FactorDTO(activation.factor), recoveryCodes: activation.recoveryCodes?.map(\.value))
+            return ActivationResponse(activation)
         }
         let body = try req.content.decode(CodeRequest.self)
         let activation = try await FactorService(request: req).activate(id: id, code: body.code, session: session)
-        return ActivationResponse(factor: FactorDTO(activation.factor), recoveryCodes: activation.recoveryCodes?.map(\.value))
+        return ActivationResponse(activation)
     }
 
     @Sendable func patchFactor(req: Request) async throws -> FactorDTO {
@@ -101,9 +101,9 @@ struct MeAPIController: RouteCollection {
 
     @Sendable func deleteFactor(req: Request) async throws -> HTTPStatus {
         let session = try req.requireSession()
-        let body = try? req.content.decode(PasswordRequest.self)
+        let body = try? req.content.decode(RemoveFactorRequest.self)
         try await Reauthentication(request: req).confirm(password: body?.password, session: session)
-        try await FactorService(request: req).remove(id: try req.parameters.require("id", as: UUID.self), session: session)
+        try await FactorService(request: req).remove(id: try req.parameters.require("id", as: UUID.self), code: body?.code, session: session)
         return .noContent
     }
 

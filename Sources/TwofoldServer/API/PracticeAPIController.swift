@@ -26,6 +26,7 @@ struct PracticeAPIController: RouteCollection {
         var allowPasskeys: Bool
         var allowPasswordless: Bool
         var refuseClonedPasskeys: Bool
+        var sessionLifetimeHours: Int
 
         init(_ practice: Practice) {
             id = practice.id!
@@ -40,6 +41,7 @@ struct PracticeAPIController: RouteCollection {
             allowPasskeys = practice.allowPasskeys
             allowPasswordless = practice.allowPasswordless
             refuseClonedPasskeys = practice.refuseClonedPasskeys
+            sessionLifetimeHours = practice.sessionLifetimeHours
         }
     }
 
@@ -56,6 +58,7 @@ struct PracticeAPIController: RouteCollection {
         var allowPasskeys: Bool?
         var allowPasswordless: Bool?
         var refuseClonedPasskeys: Bool?
+        var sessionLifetimeHours: Int?
     }
 
     struct AdminPasswordRequest: Content {
@@ -101,12 +104,13 @@ struct PracticeAPIController: RouteCollection {
         let change = AdminService.SettingsChange(
             name: body.name, mandatoryTwoFactor: body.mandatoryTwoFactor, rememberBrowserDays: body.rememberBrowserDays,
             inactivityMinutes: body.inactivityMinutes, otpDigits: body.otpDigits, allowSMS: body.allowSMS, allowTOTP: body.allowTOTP, allowPush: body.allowPush,
-            allowPasskeys: body.allowPasskeys, allowPasswordless: body.allowPasswordless, refuseClonedPasskeys: body.refuseClonedPasskeys)
+            allowPasskeys: body.allowPasskeys, allowPasswordless: body.allowPasswordless, refuseClonedPasskeys: body.refuseClonedPasskeys,
+            sessionLifetimeHours: body.sessionLifetimeHours)
         return PracticeDTO(try await Self.service(req).updateSettings(change, adminPassword: body.adminPassword))
     }
 
     @Sendable func users(req: Request) async throws -> UsersPage {
-        let page = try await Self.service(req).directory.page(search: try? req.query.get(String.self, at: "q"), page: (try? req.query.get(Int.self, at: "page")) ?? 1)
+        let page = try await Self.service(req).directory.page(search: try? req.query.get(String.self, at: "q"), page: try req.boundedQuery("page", in: QueryBounds.page) ?? 1)
         let users = page.rows.map { row -> UserDTO in
             let status: TwoFactorStatus = switch row.twoFactor {
             case .active(let kind, let shortID): TwoFactorStatus(status: "active", factorKind: kind.rawValue, factorShortId: shortID)

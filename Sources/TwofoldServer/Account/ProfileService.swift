@@ -35,19 +35,35 @@ struct ProfileService {
         }
     }
 
+    /// Wrong current passwords on the change-password form: the same budget as sign-in's per account (10 per 15 minutes).
+    static func passwordChangeBucket(userID: UUID) -> String { "password-change:user:\(userID.uuidString.lowercased())" }
+
     /// Sets a new password, ends every other session and forgets every remembered browser.
+    /// The current password is checked only after an attempt was reserved (so parallel guesses from a stolen session
+    /// can never test more than the limit); the right one gives its reservation back.
     /// - Returns: a fresh token for the current session.
     func changePassword(session: CurrentSession, current: String, new: String, confirmation: String) async throws -> String {
+        let throttle = ThrottleStore(database: request.db)
+        let bucket = Self.passwordChangeBucket(userID: session.userID)
+        let limit = ThrottleLimits.passwordPerAccount
+        if case .blocked(let seconds) = try await throttle.reserve(bucket, limit: limit, now: request.now) {
+            try await request.audit(.passwordChangeThrottled, practiceID: session.practiceID, actorID: session.userID, details: ["retry_after": String(seconds)])
+            throw PasswordChangeError.throttled(retryAfter: seconds)
+        }
         guard await request.verifyPassword(current, against: session.user.passwordHash) else {
-            try await request.audit(.reauthenticationFailed, practiceID: session.practiceID, actorID: session.userID)
+            try await request.audit(.passwordChangeFailed, practiceID: session.practiceID, actorID: session.userID, details: ["reason": "wrong_current_password"])
             throw Reauthentication.Failure.wrongPassword
         }
+        try await throttle.release(bucket, limit: limit, now: request.now)
         guard new == confirmation else { throw Abort(.badRequest, reason: "The two new passwords do not match.") }
-        let hash = try await request.hashPassword(new)
+        let rules = try await PasswordRules.context(for: session.user, on: request.db)
+        let hash = try await request.hashPassword(new, context: rules)
+        let meetsSingleFactorMinimum = PasswordRules.meetsSingleFactorMinimum(new, username: rules.username, practiceName: rules.practiceName)
         let token = SecureRandom.token()
         let userID = session.userID
         try await request.db.transaction { db in
             session.user.passwordHash = hash
+            session.user.passwordMeetsSingleFactorMinimum = meetsSingleFactorMinimum
             session.user.mustChangePassword = false
             try await session.user.save(on: db)
             try await SessionRecord.query(on: db).filter(\.$user.$id == userID).filter(\.$id != session.record.id!).delete()
@@ -67,5 +83,23 @@ struct ProfileService {
         }
         try await browser.delete(on: request.db)
         try await request.audit(.rememberedBrowserRevoked, practiceID: session.practiceID, actorID: session.userID, details: ["browser": browser.userAgent])
+    }
+}
+
+enum PasswordChangeError: AbortError, Equatable {
+    case throttled(retryAfter: Int)
+
+    var status: HTTPResponseStatus { .tooManyRequests }
+
+    var reason: String {
+        switch self {
+        case .throttled(let seconds): "Too many wrong current passwords. For your security, password changes are paused; try again in \(SignInError.duration(seconds))."
+        }
+    }
+
+    var headers: HTTPHeaders {
+        switch self {
+        case .throttled(let seconds): ["Retry-After": String(seconds)]
+        }
     }
 }

@@ -33,16 +33,19 @@ struct Reauthentication {
             if Self.isFresh(session, now: now) { return }
             throw Failure.passwordRequired
         }
+        // Guesses from a signed-in session have their own allowance per user (a hijacked session cannot lock the
+        // owner's sign-in), reserved before bcrypt runs and given back when the password is right.
         let throttle = ThrottleStore(database: request.db)
-        let key = "password:user:\(session.user.usernameKey)"
-        if let seconds = try await throttle.secondsBlocked(key, limit: ThrottleLimits.passwordPerAccount, now: now) {
+        let key = "reauth:user:\(try session.user.requireID().uuidString.lowercased())"
+        if let seconds = try await throttle.reserve(key, limit: ThrottleLimits.passwordPerAccount, now: now).retryAfter {
+            try await request.audit(.signInThrottled, practiceID: session.practiceID, actorID: session.userID, details: ["reason": "reauthentication"])
             throw SignInError.passwordThrottled(retryAfter: seconds)
         }
         guard await request.verifyPassword(password, against: session.user.passwordHash) else {
-            try await throttle.record(key, limit: ThrottleLimits.passwordPerAccount, now: now)
             try await request.audit(.reauthenticationFailed, practiceID: session.practiceID, actorID: session.userID)
             throw Failure.wrongPassword
         }
+        try await throttle.release(key, limit: ThrottleLimits.passwordPerAccount, now: now)
         session.record.reauthenticatedAt = now
         try await session.record.save(on: request.db)
     }

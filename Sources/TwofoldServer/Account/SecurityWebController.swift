@@ -31,6 +31,8 @@ struct SecurityWebController: RouteCollection {
         var removeAction: String
         var primaryAction: String
         var renameAction: String
+        /// Removing the only method turns 2FA off, so its form also asks for a code.
+        var isLast: Bool
     }
 
     struct BrowserRow: Encodable {
@@ -94,7 +96,7 @@ struct SecurityWebController: RouteCollection {
                 FactorRow(nickname: factor.nickname, kindName: factor.kind.displayName, shortID: factor.shortID, added: Self.format(factor.createdAt),
                           lastUsed: Self.format(factor.lastUsedAt), primary: factor.isPrimary, detail: Self.detail(of: factor),
                           removeAction: WebPath.securityFactorRemove(factor.id!).string, primaryAction: WebPath.securityFactorPrimary(factor.id!).string,
-                          renameAction: WebPath.securityFactorRename(factor.id!).string)
+                          renameAction: WebPath.securityFactorRename(factor.id!).string, isLast: factors.count == 1)
             },
             browsers: browsers.map { browser in
                 BrowserRow(summary: browser.userAgent, created: Self.format(browser.createdAt), lastUsed: Self.format(browser.lastUsedAt ?? browser.createdAt),
@@ -151,8 +153,8 @@ struct SecurityWebController: RouteCollection {
     }
 
     @Sendable func removeFactor(req: Request) async throws -> Response {
-        try await change(req, notice: .factorRemoved) { session, _ in
-            try await FactorService(request: req).remove(id: try req.parameters.require("id", as: UUID.self), session: session)
+        try await change(req, notice: .factorRemoved) { session, form in
+            try await FactorService(request: req).remove(id: try req.parameters.require("id", as: UUID.self), code: form.code, session: session)
         }
     }
 
@@ -224,7 +226,9 @@ struct SecurityWebController: RouteCollection {
     }
 
     @Sendable func showPassword(req: Request) async throws -> Response {
-        try await req.render("password", PasswordPage(layout: req.layout("Change password"), mustChange: try req.requireSession().user.mustChangePassword))
+        let user = try req.requireSession().user
+        return try await req.render("password", PasswordPage(layout: req.layout("Change password"), mustChange: user.mustChangePassword,
+                                                             minimumLength: try await PasswordRules.context(for: user, on: req.db).minimumLength))
     }
 
     @Sendable func changePassword(req: Request) async throws -> Response {
@@ -234,11 +238,15 @@ struct SecurityWebController: RouteCollection {
             let token = try await ProfileService(request: req).changePassword(
                 session: session, current: form.currentPassword ?? "", new: form.newPassword ?? "", confirmation: form.confirmPassword ?? "")
             let response = req.redirect(to: WebPath.security.string + "?notice=\(Notice.passwordChanged.rawValue)")
-            response.cookies[SessionCookie.name] = SessionCookie.value(token, secure: req.twofold.configuration.secureCookies)
-            response.cookies[SessionCookie.rememberName] = SessionCookie.expired(secure: req.twofold.configuration.secureCookies)
+            response.cookies[req.sessionCookieName] = SessionCookie.value(token, secure: req.twofold.configuration.secureCookies)
+            response.cookies[req.rememberCookieName] = SessionCookie.expired(secure: req.twofold.configuration.secureCookies)
             return response
         } catch let error as any AbortError {
-            return try await req.render("password", PasswordPage(layout: req.layout("Change password", error: error.reason)), status: error.status)
+            let page = PasswordPage(layout: req.layout("Change password", error: error.reason),
+                                    minimumLength: try await PasswordRules.context(for: session.user, on: req.db).minimumLength)
+            let response = try await req.render("password", page, status: error.status)
+            response.headers.add(contentsOf: error.headers)
+            return response
         }
     }
 }

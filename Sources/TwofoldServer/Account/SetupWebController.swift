@@ -109,10 +109,7 @@ struct SetupWebController: RouteCollection {
         let form = try req.content.decode(CodeForm.self)
         do {
             let activation = try await FactorService(request: req).activate(id: id, code: form.code ?? "", session: session)
-            if let codes = activation.recoveryCodes {
-                return try await RecoveryCodesPage.render(req, codes: codes, firstTime: true)
-            }
-            return req.redirect(to: WebPath.security.string + "?notice=\(Notice.factorAdded.rawValue)")
+            return try await activation.page(req)
         } catch let error as FactorError where error == .wrongCode {
             return req.url.path.contains("/sms/")
                 ? try await renderSMS(req, error: error.reason, status: error.status)

@@ -59,7 +59,7 @@ struct APIKeyPages: RouteCollection {
         let form = try req.content.decode(CreateForm.self)
         do {
             try await AdminService(request: req, admin: session).confirmAdminPassword(form.adminPassword)
-            let created = try await APIKeyService(database: req.db, now: req.now).create(practiceID: session.practiceID, name: form.name ?? "")
+            let created = try await APIKeyService(request: req, actorID: session.userID).create(practiceID: session.practiceID, name: form.name ?? "")
             return try await render(req, newKey: created.key, newKeyName: created.record.name)
         } catch let error as any AbortError {
             return try await render(req, error: error.reason, status: error.status)
@@ -74,8 +74,8 @@ struct APIKeyPages: RouteCollection {
         else { throw Abort(.notFound, reason: "There is no such API key in your practice.") }
         do {
             try await AdminService(request: req, admin: session).confirmAdminPassword(form.adminPassword)
-            _ = try await APIKeyService(database: req.db, now: req.now).revoke(id: key.id!)
-            return try await render(req, notice: "The key \(key.name) was revoked; requests with it are refused within a few seconds.")
+            _ = try await APIKeyService(request: req, actorID: session.userID).revoke(id: key.id!)
+            return try await render(req, notice: "The key \(key.name) was revoked; requests with it are refused from now on (on other instances within a few seconds).")
         } catch let error as any AbortError {
             return try await render(req, error: error.reason, status: error.status)
         }

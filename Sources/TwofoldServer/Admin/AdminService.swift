@@ -46,7 +46,7 @@ struct AdminService {
             try await Factor.query(on: db).filter(\.$user.$id == userID).delete()
             try await TwoFactorReset.clearSecondaryState(userID: userID, on: db)
             try await SessionRecord.query(on: db).filter(\.$user.$id == userID).delete()
-            try await db.sql.update(User.schema).set("second_factor_failures", to: 0).where("id", .equal, userID).run()
+            try await SecondFactorGuard.clearAll(userID: userID, on: db)
             try await request.audit(.adminTwoFactorDisabled, practiceID: admin.practiceID, actorID: admin.userID, subjectID: userID,
                                     details: ["username": user.username, "factors_removed": String(removed)], on: db)
         }
@@ -141,6 +141,7 @@ struct AdminService {
         var allowPasskeys: Bool? = nil
         var allowPasswordless: Bool? = nil
         var refuseClonedPasskeys: Bool? = nil
+        var sessionLifetimeHours: Int? = nil
     }
 
     func updateSettings(_ change: SettingsChange, adminPassword: String?) async throws -> Practice {
@@ -148,6 +149,9 @@ struct AdminService {
         if let name = change.name, !(1...120).contains(name.trimmingCharacters(in: .whitespaces).count) { problems.append("the name must be 1 to 120 characters") }
         if let days = change.rememberBrowserDays, !(0...90).contains(days) { problems.append("remember-browser days must be 0 to 90 (0 turns it off)") }
         if let minutes = change.inactivityMinutes, !(5...720).contains(minutes) { problems.append("the inactivity timeout must be 5 to 720 minutes") }
+        if let hours = change.sessionLifetimeHours, !PracticeDefaults.sessionLifetimeRange.contains(hours) {
+            problems.append("the session lifetime must be \(PracticeDefaults.sessionLifetimeRange.lowerBound) to \(PracticeDefaults.sessionLifetimeRange.upperBound) hours")
+        }
         if let digits = change.otpDigits, ![6, 7, 8].contains(digits) { problems.append("codes must have 6, 7 or 8 digits") }
         let practice = admin.practice
         if (change.allowSMS ?? practice.allowSMS) == false && (change.allowTOTP ?? practice.allowTOTP) == false && (change.allowPush ?? practice.allowPush) == false
@@ -174,8 +178,15 @@ struct AdminService {
         apply("allow_passkeys", change.allowPasskeys, \.allowPasskeys)
         apply("allow_passwordless", change.allowPasswordless, \.allowPasswordless)
         apply("refuse_cloned_passkeys", change.refuseClonedPasskeys, \.refuseClonedPasskeys)
+        apply("session_lifetime_hours", change.sessionLifetimeHours, \.sessionLifetimeHours)
         guard !changed.isEmpty else { return practice }
         try await practice.save(on: request.db)
+        if change.allowSMS == false, changed["allow_sms"] != nil {
+            // Codes already sent stop working the moment text messages are switched off.
+            try await request.db.sql.raw("""
+                DELETE FROM \(ident: SMSCode.schema) WHERE user_id IN (SELECT id FROM \(ident: User.schema) WHERE practice_id = \(bind: try practice.requireID()))
+                """).run()
+        }
         try await request.audit(.practiceSettingsChanged, practiceID: admin.practiceID, actorID: admin.userID, details: changed)
         return practice
     }

@@ -15,6 +15,7 @@ enum PracticePages {
         var allowPasskeys: String?
         var allowPasswordless: String?
         var refuseClonedPasskeys: String?
+        var sessionLifetimeHours: Int?
         var adminPassword: String?
 
         /// Checkboxes send nothing when unticked, so a submitted form states every switch.
@@ -23,7 +24,7 @@ enum PracticePages {
                 name: name, mandatoryTwoFactor: mandatoryTwoFactor != nil, rememberBrowserDays: rememberBrowserDays,
                 inactivityMinutes: inactivityMinutes, otpDigits: otpDigits, allowSMS: allowSMS != nil, allowTOTP: allowTOTP != nil,
                 allowPush: allowPush != nil, allowPasskeys: allowPasskeys != nil, allowPasswordless: allowPasswordless != nil,
-                refuseClonedPasskeys: refuseClonedPasskeys != nil)
+                refuseClonedPasskeys: refuseClonedPasskeys != nil, sessionLifetimeHours: sessionLifetimeHours)
         }
     }
 
@@ -40,6 +41,7 @@ enum PracticePages {
         var allowPasskeys: Bool
         var allowPasswordless: Bool
         var refuseClonedPasskeys: Bool
+        var sessionLifetimeHours: Int
     }
 
     static func settings(_ req: Request, error: String?, status: HTTPResponseStatus) async throws -> Response {
@@ -49,7 +51,8 @@ enum PracticePages {
             layout: req.layout("Practice settings", error: error), name: practice.name, mandatoryTwoFactor: practice.mandatoryTwoFactor,
             rememberBrowserDays: practice.rememberBrowserDays, inactivityMinutes: practice.inactivityMinutes, otpDigits: practice.otpDigits,
             allowSMS: practice.allowSMS, allowTOTP: practice.allowTOTP, allowPush: practice.allowPush,
-            allowPasskeys: practice.allowPasskeys, allowPasswordless: practice.allowPasswordless, refuseClonedPasskeys: practice.refuseClonedPasskeys)
+            allowPasskeys: practice.allowPasskeys, allowPasswordless: practice.allowPasswordless, refuseClonedPasskeys: practice.refuseClonedPasskeys,
+            sessionLifetimeHours: practice.sessionLifetimeHours)
         return try await req.render("admin-practice", context, status: status)
     }
 

@@ -29,7 +29,7 @@ struct StaffDirectory {
 
     /// Users whose login, name or email contains `search` (case-insensitive), sorted by name.
     func page(search: String?, page requested: Int) async throws -> Page {
-        let page = max(1, requested)
+        let page = min(max(1, requested), QueryBounds.page.upperBound)
         let term = (search ?? "").trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
         func matching(_ query: SQLSelectBuilder) -> SQLSelectBuilder {
             var query = query.where("practice_id", .equal, practice.id!)

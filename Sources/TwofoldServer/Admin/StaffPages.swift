@@ -34,7 +34,7 @@ enum StaffPages {
     static func list(_ req: Request, error: String?, status: HTTPResponseStatus) async throws -> Response {
         let service = try AdminWebController.service(req)
         let search = (try? req.query.get(String.self, at: "q")) ?? ""
-        let requested = (try? req.query.get(Int.self, at: "page")) ?? 1
+        let requested = try req.boundedQuery("page", in: QueryBounds.page) ?? 1
         let page = try await service.directory.page(search: search, page: requested)
         let rows = page.rows.map { row -> StaffRow in
             let id = row.user.id!

@@ -36,20 +36,31 @@ struct AuditQuery {
     let database: any Database
     let practiceID: UUID
 
+    /// The dates a filter may name: every database Twofold supports stores them, and no audit event lies outside.
+    static let dateBounds = Date(timeIntervalSince1970: 0)...Date(timeIntervalSince1970: 253_402_300_799)
+
     /// Reads `from`, `to` (a day like 2026-11-25, or an ISO 8601 time), `user`, `type` and `page` from the query string.
+    /// - Throws: a 400 for a date that is not one, lies outside 1970–9999 or has `from` after `to`, and for a page
+    ///   that is not a whole number from 1 to 1,000,000.
     static func filter(from req: Request) throws -> Filter {
         func date(_ name: String, endOfDay: Bool) throws -> Date? {
             guard let text = try? req.query.get(String.self, at: name), !text.isEmpty else { return nil }
             let day = DateFormatter()
             day.dateFormat = "yyyy-MM-dd"
             day.timeZone = TimeZone(identifier: "UTC")
-            if let date = day.date(from: text) { return endOfDay ? date.addingTimeInterval(86_399.999) : date }
-            if let date = try? Date(text, strategy: .iso8601) { return date }
-            throw Abort(.badRequest, reason: "\(name) must be a day like 2026-11-25 or a time like 2026-11-25T14:00:00Z.")
+            day.isLenient = false
+            var parsed: Date?
+            if text.count == 10, let date = day.date(from: text) { parsed = endOfDay ? date.addingTimeInterval(86_399.999) : date }
+            else if text.count <= 40, let date = try? Date(text, strategy: .iso8601) { parsed = date }
+            guard let parsed, dateBounds.contains(parsed) else {
+                throw Abort(.badRequest, reason: "\(name) must be a day like 2026-11-25 or a time like 2026-11-25T14:00:00Z, from 1970 to 9999.")
+            }
+            return parsed
         }
-        let page = try? req.query.get(Int.self, at: "page")
-        if let page, page < 1 { throw Abort(.badRequest, reason: "page starts at 1.") }
-        return Filter(from: try date("from", endOfDay: false), to: try date("to", endOfDay: true),
+        let page = try req.boundedQuery("page", in: QueryBounds.page)
+        let from = try date("from", endOfDay: false), to = try date("to", endOfDay: true)
+        if let from, let to, from > to { throw Abort(.badRequest, reason: "from must not be later than to.") }
+        return Filter(from: from, to: to,
                       user: try? req.query.get(String.self, at: "user"), type: try? req.query.get(String.self, at: "type"), page: page)
     }
 
@@ -64,7 +75,7 @@ struct AuditQuery {
             query = query.group(.or) { $0.filter(\.$actorID == id).filter(\.$subjectID == id) }
         }
         let total = try await query.copy().count()
-        let page = max(1, filter.page ?? 1)
+        let page = min(max(1, filter.page ?? 1), QueryBounds.page.upperBound)
         let events = try await query.sort(\.$seq, .descending).range(((page - 1) * limit)..<(page * limit)).all()
         let ids = Set(events.flatMap { [$0.actorID, $0.subjectID].compactMap { $0 } })
         let names = ids.isEmpty ? [:] : Dictionary(uniqueKeysWithValues: try await User.query(on: database).filter(\.$id ~~ Array(ids)).all().map { ($0.id!, $0.username) })
@@ -96,10 +107,22 @@ struct AuditQuery {
         return lines.joined(separator: "\r\n") + "\r\n"
     }
 
+    /// One quoted CSV cell. Spreadsheets split cells on `,`, on `;` (in locales with a decimal comma), on tabs and
+    /// `|`, and run a cell that starts with `=`, `+`, `-` or `@`; so a `'` goes before such a character at the start
+    /// of the value and after any of those separators (and line breaks), and the value stays text.
     static func csvCell(_ value: String) -> String {
-        var cell = value
-        if let first = cell.first, "=+-@\t\r".contains(first) { cell = "'" + cell }
-        if cell.contains(where: { ",\"\r\n".contains($0) }) { cell = "\"" + cell.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
-        return cell
+        let formulaStarts: Set<Unicode.Scalar> = ["=", "+", "-", "@"]
+        let separators: Set<Unicode.Scalar> = [",", ";", "\t", "|", "\r", "\n"]
+        var cell = String.UnicodeScalarView()
+        var startOfCell = true
+        for scalar in value.unicodeScalars {
+            if startOfCell, formulaStarts.contains(scalar) || (cell.isEmpty && separators.contains(scalar)) {
+                cell.append("'")
+            }
+            cell.append(scalar)
+            // spaces and quotes may stand between a separator and the formula
+            if separators.contains(scalar) { startOfCell = true } else if scalar != " " && scalar != "\"" { startOfCell = false }
+        }
+        return "\"" + String(cell).replacingOccurrences(of: "\"", with: "\"\"") + "\""
     }
 }

@@ -23,7 +23,7 @@ struct CreateAPIKeyCommand: AsyncCommand {
         guard let practiceID = UUID(uuidString: practiceText) else { throw CLIError("--practice must be a practice id") }
         let app = context.application
         try await prepareDatabase(app)
-        let created = try await APIKeyService(database: app.db, now: app.twofold.clock.now()).create(practiceID: practiceID, name: name)
+        let created = try await APIKeyService(database: app.db, now: app.twofold.clock.now(), address: "cli").create(practiceID: practiceID, name: name)
         context.console.print(created.key)
         FileHandle.standardError.write(Data("API key \(created.record.id!.uuidString) created; it is shown only once. Revoke it with: twofold api-key revoke \(created.record.id!.uuidString)\n".utf8))
     }
@@ -40,7 +40,7 @@ struct RevokeAPIKeyCommand: AsyncCommand {
         guard let id = UUID(uuidString: signature.id) else { throw CLIError("give the key's id (a UUID), as printed by `twofold api-key list`") }
         let app = context.application
         try await prepareDatabase(app)
-        let key = try await APIKeyService(database: app.db, now: app.twofold.clock.now()).revoke(id: id)
+        let key = try await APIKeyService(database: app.db, now: app.twofold.clock.now(), address: "cli").revoke(id: id)
         context.console.print("Revoked API key \(key.name) (\(key.hint)…).")
     }
 }

@@ -31,6 +31,8 @@ public struct TwofoldConfiguration: Sendable {
     }
 
     public var storage: Storage
+    /// PostgreSQL connections each event loop may open (the pool is this times the number of cores).
+    public var postgresConnectionsPerEventLoop = 8
     public var dataDirectory: String
     public var sealingKey: SealingKey?
     public var previousSealingKeys: [SealingKey]
@@ -80,6 +82,9 @@ public struct ConfigurationError: Error, CustomStringConvertible {
 }
 
 extension TwofoldConfiguration {
+    /// The lowest bcrypt cost `TWOFOLD_BCRYPT_COST` accepts unless `TWOFOLD_ALLOW_WEAK_BCRYPT=1` (tests and development only).
+    public static let minimumBcryptCost = 10
+
     /// Reads the configuration from environment variables (see README, "Configuration").
     /// - Throws: ``ConfigurationError`` naming every variable that is set but unusable.
     public static func fromEnvironment(_ env: [String: String] = ProcessInfo.processInfo.environment) throws -> TwofoldConfiguration {
@@ -144,8 +149,13 @@ extension TwofoldConfiguration {
             }
         }
         if let cost = env["TWOFOLD_BCRYPT_COST"], !cost.isEmpty {
-            if let value = Int(cost), (4...31).contains(value) { config.bcryptCost = value } else {
-                problems.append("TWOFOLD_BCRYPT_COST must be a whole number from 4 to 31 (default 12)")
+            let allowWeak = ["1", "true", "yes", "on"].contains(env["TWOFOLD_ALLOW_WEAK_BCRYPT"]?.lowercased() ?? "")
+            if let value = Int(cost), (4...31).contains(value), value >= minimumBcryptCost || allowWeak {
+                config.bcryptCost = value
+            } else if let value = Int(cost), (4..<minimumBcryptCost).contains(value) {
+                problems.append("TWOFOLD_BCRYPT_COST \(value) is too weak for stored passwords; use \(minimumBcryptCost) to 31 (default 12). Only test and development set-ups may go lower, with TWOFOLD_ALLOW_WEAK_BCRYPT=1")
+            } else {
+                problems.append("TWOFOLD_BCRYPT_COST must be a whole number from \(minimumBcryptCost) to 31 (default 12)")
             }
         }
         if let token = env["TWOFOLD_METRICS_TOKEN"], !token.isEmpty {

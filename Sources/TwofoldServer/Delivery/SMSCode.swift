@@ -2,9 +2,11 @@ import Fluent
 import Foundation
 
 /// A one-time code sent by text message: random, stored hashed, single use, expires after ten minutes.
+/// A user has at most one live code per purpose (a new one voids the old) and each code takes five guesses.
 final class SMSCode: Model, @unchecked Sendable {
     static let schema = "sms_codes"
     static let lifetime: TimeInterval = 10 * 60
+    static let attemptLimit = 5
 
     enum Purpose: String, Codable, Sendable {
         case signIn = "sign_in"
@@ -21,6 +23,8 @@ final class SMSCode: Model, @unchecked Sendable {
     @Field(key: "expires_at") var expiresAt: Date
     @OptionalField(key: "used_at") var usedAt: Date?
     @Field(key: "delivered") var delivered: Bool
+    /// Codes checked against this one so far (reserved before each check).
+    @Field(key: "attempts") var attempts: Int
 
     init() {}
 
@@ -34,6 +38,7 @@ final class SMSCode: Model, @unchecked Sendable {
         self.createdAt = now
         self.expiresAt = now.addingTimeInterval(SMSCode.lifetime)
         self.delivered = false
+        self.attempts = 0
     }
 }
 
@@ -57,5 +62,15 @@ struct CreateSMSCode: AsyncMigration {
 
     func revert(on database: any Database) async throws {
         try await database.schema(SMSCode.schema).delete()
+    }
+}
+
+struct AddAttemptsToSMSCode: AsyncMigration {
+    func prepare(on database: any Database) async throws {
+        try await database.schema(SMSCode.schema).field("attempts", .int, .required, .sql(.default(0))).update()
+    }
+
+    func revert(on database: any Database) async throws {
+        try await database.schema(SMSCode.schema).deleteField("attempts").update()
     }
 }

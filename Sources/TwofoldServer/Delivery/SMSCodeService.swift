@@ -7,12 +7,13 @@ import Vapor
 enum SMSError: AbortError {
     case notAllowed
     case noPhone
+    case noConfirmedPhone
     case rateLimited(retryAfter: Int)
     case deliveryFailed
 
     var status: HTTPResponseStatus {
         switch self {
-        case .notAllowed, .noPhone: .badRequest
+        case .notAllowed, .noPhone, .noConfirmedPhone: .badRequest
         case .rateLimited: .tooManyRequests
         case .deliveryFailed: .serviceUnavailable
         }
@@ -22,6 +23,7 @@ enum SMSError: AbortError {
         switch self {
         case .notAllowed: "Your practice does not allow codes by text message. Use your authenticator app or a recovery code."
         case .noPhone: "There is no cell phone number on your profile. Add one in your profile, or ask your practice administrator."
+        case .noConfirmedPhone: "You have not set up text messages as a sign-in method. Use your authenticator app, another method or a recovery code."
         case .rateLimited(let seconds): "A code was sent recently. Wait \(seconds) seconds before asking for another one, or use the code you already received."
         case .deliveryFailed: "We could not send the text message. Try again in a few minutes, or use another method."
         }
@@ -55,6 +57,10 @@ struct SMSCodeService {
     func send(to phone: String, user: User, practice: Practice, purpose: SMSCode.Purpose, factorID: UUID?) async throws {
         let now = request.now
         try await enforceLimits(userID: user.id!, phone: phone, practiceID: practice.id!, now: now)
+        // One live code per user and purpose: a new code voids every earlier one.
+        var earlier = SMSCode.query(on: request.db).filter(\.$user.$id == user.id!).filter(\.$purpose == purpose).filter(\.$usedAt == nil)
+        if let factorID { earlier = earlier.filter(\.$factor.$id == factorID) }
+        try await earlier.delete()
         let digits = max(6, practice.otpDigits)
         let code = SecureRandom.digits(digits)
         let record = SMSCode(userID: user.id!, factorID: factorID, phone: phone, purpose: purpose, codeHash: "", now: now)
@@ -82,13 +88,17 @@ struct SMSCodeService {
             ("sms:burst:user:\(userID)", ThrottleLimits.smsBurst), ("sms:hour:user:\(userID)", ThrottleLimits.smsHourly),
             ("sms:burst:phone:\(phone)", ThrottleLimits.smsBurst), ("sms:hour:phone:\(phone)", ThrottleLimits.smsHourly),
         ]
+        // Each send is reserved in every window before anything is sent, so parallel requests cannot exceed them;
+        // when one window is full the reservations already made are given back.
+        var reserved: [(String, FixedWindowLimit)] = []
         for (key, limit) in keys {
-            if let seconds = try await store.secondsBlocked(key, limit: limit, now: now) {
+            if let seconds = try await store.reserve(key, limit: limit, now: now).retryAfter {
+                for (done, doneLimit) in reserved { try await store.release(done, limit: doneLimit, now: now) }
                 try await request.audit(.smsRateLimited, practiceID: practiceID, actorID: userID, details: ["retry_after": String(seconds)])
                 throw SMSError.rateLimited(retryAfter: seconds)
             }
+            reserved.append((key, limit))
         }
-        for (key, limit) in keys { try await store.record(key, limit: limit, now: now) }
     }
 
     /// Finds an unexpired, unused code matching `input` and marks it used in the same statement,
@@ -101,8 +111,14 @@ struct SMSCodeService {
         if let factorID { query = query.filter(\.$factor.$id == factorID) }
         let candidates = try await query.all()
         var match: SMSCode?
-        for candidate in candidates where ConstantTime.equals(Self.hash(code: input, id: candidate.id!), candidate.codeHash) {
-            match = candidate
+        for candidate in candidates {
+            // Each guess at a code is reserved first: after five, the code is spent whatever comes next.
+            let reserved = try await request.db.sql.raw("""
+                UPDATE \(ident: SMSCode.schema) SET attempts = attempts + 1
+                WHERE id = \(bind: try candidate.requireID()) AND used_at IS NULL AND attempts < \(bind: SMSCode.attemptLimit) RETURNING id
+                """).all()
+            guard !reserved.isEmpty else { continue }
+            if ConstantTime.equals(Self.hash(code: input, id: try candidate.requireID()), candidate.codeHash) { match = candidate }
         }
         guard let match else { return nil }
         let claimed = try await request.db.sql.raw("""

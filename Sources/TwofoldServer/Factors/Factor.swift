@@ -57,6 +57,9 @@ final class Factor: Model, @unchecked Sendable {
     @OptionalField(key: "backed_up") var backedUp: Bool?
     /// "packed/basic", "none/none"…: the attestation the authenticator gave at registration.
     @OptionalField(key: "attestation") var attestation: String?
+    /// The session that started this enrollment. Only that session, if it is at the enrollment stage, is signed in
+    /// when the factor becomes active; every other enrollment-stage session of the user ends then.
+    @OptionalField(key: "enrollment_session_id") var enrollmentSessionID: UUID?
     @Timestamp(key: "created_at", on: .create) var createdAt: Date?
     @OptionalField(key: "activated_at") var activatedAt: Date?
     @OptionalField(key: "last_used_at") var lastUsedAt: Date?
@@ -139,5 +142,15 @@ struct AddPasskeyToFactor: AsyncMigration {
         for field in ["credential_id", "sign_count", "transports", "aaguid", "backup_eligible", "backed_up", "attestation"] {
             try await database.schema(Factor.schema).deleteField(.key(.init(stringLiteral: field))).update()
         }
+    }
+}
+
+struct AddEnrollmentSessionToFactor: AsyncMigration {
+    func prepare(on database: any Database) async throws {
+        try await database.schema(Factor.schema).field("enrollment_session_id", .uuid).update()
+    }
+
+    func revert(on database: any Database) async throws {
+        try await database.schema(Factor.schema).deleteField("enrollment_session_id").update()
     }
 }

@@ -13,6 +13,8 @@ enum FactorError: AbortError, Equatable {
     case methodNotAllowed(String)
     case noCellPhone
     case invalidNickname
+    case proofRequired
+    case passwordTooShortForOneFactor
 
     var status: HTTPResponseStatus {
         switch self {
@@ -20,8 +22,8 @@ enum FactorError: AbortError, Equatable {
         case .notPending: .conflict
         case .wrongCode: .unprocessableEntity
         case .tooManyAttempts: .tooManyRequests
-        case .required, .methodNotAllowed, .noCellPhone: .forbidden
-        case .invalidNickname: .badRequest
+        case .required, .methodNotAllowed, .noCellPhone, .passwordTooShortForOneFactor: .forbidden
+        case .invalidNickname, .proofRequired: .badRequest
         }
     }
 
@@ -35,6 +37,9 @@ enum FactorError: AbortError, Equatable {
         case .methodNotAllowed(let method): "Your practice does not allow \(method). Choose another method."
         case .noCellPhone: "There is no cell phone number on your profile. Add one in your profile first (Account › Profile), then set up text messages."
         case .invalidNickname: "Give the method a name of 1 to 60 characters."
+        case .passwordTooShortForOneFactor:
+            "Your password is too short to protect your account on its own. Choose a password of at least \(PasswordRules.singleFactorMinimumLength) characters first (Account › Change password), then turn two-factor authentication off."
+        case .proofRequired: "Turning off two-factor authentication (or removing your last sign-in method) needs a current code from your app or phone, or one of your recovery codes."
         }
     }
 }
@@ -72,6 +77,7 @@ struct FactorService {
         let parameters = try OTPParameters(algorithm: .sha1, digits: session.practice.otpDigits, period: 30)
         let secret = OTPSecret.generate(for: parameters.algorithm)
         let factor = Factor(userID: session.userID, kind: .totp, nickname: name, digits: parameters.digits, algorithm: parameters.algorithm.rawValue, period: parameters.period)
+        factor.enrollmentSessionID = session.record.id
         factor.sealedSecret = Data(try request.twofold.sealer.seal(secret.bytes, context: TOTPVerifier.sealingContext(for: factor.id!)))
         try await factor.create(on: request.db)
         return try enrollment(for: factor, session: session, secret: secret)
@@ -100,6 +106,7 @@ struct FactorService {
         let name = try Self.cleanNickname(nickname, default: try await defaultNickname(kind: .sms, userID: session.userID))
         let factor = Factor(userID: session.userID, kind: .sms, nickname: name, digits: max(6, session.practice.otpDigits))
         factor.phone = phone
+        factor.enrollmentSessionID = session.record.id
         try await factor.create(on: request.db)
         do {
             try await SMSCodeService(request: request).send(to: phone, user: session.user, practice: session.practice, purpose: .enrollment, factorID: factor.id)
@@ -121,6 +128,8 @@ struct FactorService {
         var factor: Factor
         /// New recovery codes when this was the user's first factor; shown once.
         var recoveryCodes: [RecoveryCode]?
+        /// The session's new token when this enrollment signed it in (the enrollment-stage token stops working).
+        var sessionToken: String? = nil
     }
 
     /// Proves a pending factor works with a code from it and turns it on. The first factor becomes primary and brings recovery codes.
@@ -131,7 +140,8 @@ struct FactorService {
         let throttle = ThrottleStore(database: request.db)
         let attemptsKey = "enroll:\(id.uuidString)"
         let attemptLimit = FixedWindowLimit(limit: 10, window: 3600)
-        if try await throttle.blockedUntil(attemptsKey, limit: attemptLimit, now: request.now) != nil {
+        // Reserved before the check: parallel guesses at a pending set-up get ten evaluations in all.
+        if case .blocked = try await throttle.reserve(attemptsKey, limit: attemptLimit, now: request.now) {
             try await factor.delete(on: request.db)
             throw FactorError.tooManyAttempts
         }
@@ -140,15 +150,13 @@ struct FactorService {
         case .totp:
             accepted = try await TOTPVerifier(database: request.db, sealer: request.twofold.sealer, now: request.now).verify(code, factor: factor) == .accepted
         case .sms:
+            guard session.practice.allowSMS else { throw FactorError.methodNotAllowed("text-message codes") }
             accepted = try await SMSCodeService(request: request).redeem(code, userID: session.userID, purpose: .enrollment, factorID: factor.id) != nil
         case .push, .webauthn:
             // A push device activates itself with its first signed request (PushService); a passkey is verified when created.
             throw FactorError.notPending
         }
-        guard accepted else {
-            try await throttle.record(attemptsKey, limit: attemptLimit, now: request.now)
-            throw FactorError.wrongCode
-        }
+        guard accepted else { throw FactorError.wrongCode }
         return try await turnOn(factor, session: session)
     }
 
@@ -167,18 +175,30 @@ struct FactorService {
             let codes = hadActive ? nil : try await RecoveryCodeService(request: request).regenerate(userID: userID, on: db)
             try await request.audit(.factorAdded, practiceID: session.practiceID, actorID: userID,
                                     details: ["factor": factor.shortID, "kind": factor.kind.rawValue, "nickname": factor.nickname], on: db)
-            try await signInAfterEnrollment(session: session, factor: factor, on: db)
-            return Activation(factor: factor, recoveryCodes: codes)
+            try await EnrollmentSessions.factorActivated(factor, on: db)
+            let token = try await signInAfterEnrollment(session: session, factor: factor, on: db)
+            return Activation(factor: factor, recoveryCodes: codes, sessionToken: token)
         }
     }
 
-    /// A user who had to enroll before anything else is signed in once their first method works.
-    func signInAfterEnrollment(session: CurrentSession, factor: Factor, on db: any Database) async throws {
-        guard session.record.stage == .enrollment else { return }
+    /// A user who had to enroll before anything else is signed in once the method *this session* enrolled works.
+    /// A session at the enrollment stage is never promoted by a factor that another session (or a device) enrolled:
+    /// a phished password's session must not ride on the victim's own enrollment.
+    /// - Returns: the session's new token when it was signed in.
+    func signInAfterEnrollment(session: CurrentSession, factor: Factor, on db: any Database) async throws -> String? {
+        guard session.record.stage == .enrollment else { return nil }
+        guard let sessionID = session.record.id, factor.enrollmentSessionID == sessionID, factor.status == .active else {
+            throw FactorError.notFound
+        }
+        let token = SecureRandom.token()
         session.record.stage = .signedIn
+        session.record.failedAttempts = 0
+        session.record.tokenHash = TwofoldCore.Digest.sha256Hex(token)
         try await session.record.save(on: db)
+        try await KnownSignInAddress.record(userID: session.userID, address: request.clientThrottleKey, now: request.now, on: db)
         try await request.audit(.signInSucceeded, practiceID: session.practiceID, actorID: session.userID,
                                 details: ["method": "enrollment", "factor": factor.shortID], on: db)
+        return token
     }
 
     func ownFactor(_ id: UUID, session: CurrentSession) async throws -> Factor {
@@ -211,13 +231,17 @@ struct FactorService {
     }
 
     /// Removes one factor. The primary passes to the most recently used other factor; removing the last
-    /// one turns 2FA off, which is refused while 2FA is required.
-    func remove(id: UUID, session: CurrentSession) async throws {
+    /// one turns 2FA off, which is refused while 2FA is required and otherwise asks the same proof as turning
+    /// 2FA off (`code`: a current code or a recovery code).
+    func remove(id: UUID, code: String?, session: CurrentSession) async throws {
         let factor = try await ownFactor(id, session: session)
         let others = try await Factor.query(on: request.db).filter(\.$user.$id == session.userID).filter(\.$status == .active)
             .filter(\.$id != id).all()
-        if factor.status == .active, others.isEmpty, session.twoFactorRequired {
-            throw FactorError.required("This is your only sign-in method and \(session.practice.mandatoryTwoFactor ? "your practice" : "your administrator") requires two-factor authentication. Add another method first, then remove this one.")
+        if factor.status == .active, others.isEmpty {
+            if session.twoFactorRequired {
+                throw FactorError.required("This is your only sign-in method and \(session.practice.mandatoryTwoFactor ? "your practice" : "your administrator") requires two-factor authentication. Add another method first, then remove this one.")
+            }
+            try await confirmTurningOff(code: code, session: session)
         }
         try await request.db.transaction { db in
             try await factor.delete(on: db)
@@ -238,12 +262,30 @@ struct FactorService {
         if session.twoFactorRequired {
             throw FactorError.required("Your \(session.practice.mandatoryTwoFactor ? "practice requires" : "administrator requires") two-factor authentication, so it cannot be turned off. You can add or replace methods instead.")
         }
-        let factor = try await SignInService(request: request).verifyCode(code, factorID: nil, session: session)
+        let confirmedWith = try await confirmTurningOff(code: code, session: session)
         try await request.db.transaction { db in
             try await Factor.query(on: db).filter(\.$user.$id == session.userID).delete()
             try await TwoFactorReset.clearSecondaryState(userID: session.userID, on: db)
-            try await request.audit(.twoFactorDisabled, practiceID: session.practiceID, actorID: session.userID, details: ["confirmed_with": factor.kind.rawValue], on: db)
+            try await request.audit(.twoFactorDisabled, practiceID: session.practiceID, actorID: session.userID, details: ["confirmed_with": confirmedWith], on: db)
         }
+    }
+
+    /// The proof that turning 2FA off (or removing the last method) asks for: a current code from an app or a
+    /// confirmed phone, or one of the user's recovery codes (for methods that show no code). Wrong proofs count
+    /// against the account like wrong codes at sign-in.
+    /// - Returns: what confirmed it, for the audit log.
+    @discardableResult
+    func confirmTurningOff(code: String?, session: CurrentSession) async throws -> String {
+        // Without a second factor the password stands alone, and must be long enough to (NIST SP 800-63B §3.1.1.2).
+        guard session.user.passwordMeetsSingleFactorMinimum else { throw FactorError.passwordTooShortForOneFactor }
+        let input = (code ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !input.isEmpty else { throw FactorError.proofRequired }
+        let signIn = SignInService(request: request)
+        if input.contains(where: \.isLetter) {
+            _ = try await signIn.verifyRecoveryCode(input, session: session, countsTowardPendingSignIn: false)
+            return "recovery_code"
+        }
+        return try await signIn.verifyCode(input, factorID: nil, session: session, countsTowardPendingSignIn: false).kind.rawValue
     }
 }
 
@@ -253,5 +295,31 @@ enum TwoFactorReset {
         try await RecoveryCodeRecord.query(on: db).filter(\.$user.$id == userID).delete()
         try await RememberedBrowser.query(on: db).filter(\.$user.$id == userID).delete()
         try await SMSCode.query(on: db).filter(\.$user.$id == userID).delete()
+    }
+}
+
+/// Enrollment-stage sessions are the half-signed-in state of users who must set up 2FA. Once the user has an
+/// active factor, only the session that enrolled it may go on; every other one ends.
+enum EnrollmentSessions {
+    static func factorActivated(_ factor: Factor, on db: any Database) async throws {
+        var query = SessionRecord.query(on: db).filter(\.$user.$id == factor.$user.id).filter(\.$stage == .enrollment)
+        if let keep = factor.enrollmentSessionID { query = query.filter(\.$id != keep) }
+        try await query.delete()
+    }
+}
+
+extension FactorService.Activation {
+    /// The page after a method is added on the web: the recovery codes of a first method, else Security; a sign-in
+    /// that this enrollment finished gets its new session cookie.
+    func page(_ req: Request) async throws -> Response {
+        let response = if let recoveryCodes {
+            try await RecoveryCodesPage.render(req, codes: recoveryCodes, firstTime: true)
+        } else {
+            req.redirect(to: WebPath.security.string + "?notice=\(Notice.factorAdded.rawValue)")
+        }
+        if let sessionToken {
+            response.cookies[req.sessionCookieName] = SessionCookie.value(sessionToken, secure: req.twofold.configuration.secureCookies)
+        }
+        return response
     }
 }

@@ -7,6 +7,28 @@ import Vapor
 struct APIKeyService {
     let database: any Database
     let now: Date
+    /// Who creates or revokes keys, for the audit log: the signed-in administrator, or nobody for the CLI.
+    var actorID: UUID? = nil
+    /// The administrator's address, or "cli" for `twofold api-key`.
+    var address = "cli"
+    var userAgent = ""
+    /// This process's cache of active keys, which forgets a key the moment it is revoked.
+    var cache: APIKeyCache? = nil
+
+    /// The service as an administrator's request uses it.
+    init(request: Request, actorID: UUID) {
+        self.init(database: request.db, now: request.now, actorID: actorID, address: request.clientIP, userAgent: request.userAgent,
+                  cache: request.application.apiKeyCache)
+    }
+
+    init(database: any Database, now: Date, actorID: UUID? = nil, address: String = "cli", userAgent: String = "", cache: APIKeyCache? = nil) {
+        self.database = database
+        self.now = now
+        self.actorID = actorID
+        self.address = address
+        self.userAgent = userAgent
+        self.cache = cache
+    }
 
     struct Created {
         var record: APIKey
@@ -21,16 +43,22 @@ struct APIKeyService {
         let key = APIKey.prefix + SecureRandom.token()
         let record = APIKey(practiceID: practiceID, name: name, hint: String(key.prefix(APIKey.prefix.count + 6)), keyHash: Digest.sha256Hex(key))
         try await record.create(on: database)
-        try await AuditLog.append(AuditEntry(type: .apiKeyCreated, practiceID: practiceID, details: ["name": name, "key": record.hint + "…"]), on: database, now: now)
+        try await AuditLog.append(AuditEntry(type: .apiKeyCreated, practiceID: practiceID, actorID: actorID, subjectID: actorID, ip: address, userAgent: userAgent,
+                                             details: ["name": name, "key": record.hint + "…"]), on: database, now: now)
         return Created(record: record, key: key)
     }
 
     func revoke(id: UUID) async throws -> APIKey {
         guard let record = try await APIKey.find(id, on: database) else { throw Abort(.notFound, reason: "There is no API key with id \(id).") }
-        guard record.revokedAt == nil else { return record }
+        guard record.revokedAt == nil else {
+            cache?.forget(keyHash: record.keyHash)
+            return record
+        }
         record.revokedAt = now
         try await record.save(on: database)
-        try await AuditLog.append(AuditEntry(type: .apiKeyRevoked, practiceID: record.$practice.id, details: ["name": record.name, "key": record.hint + "…"]), on: database, now: now)
+        cache?.forget(keyHash: record.keyHash)
+        try await AuditLog.append(AuditEntry(type: .apiKeyRevoked, practiceID: record.$practice.id, actorID: actorID, subjectID: actorID, ip: address, userAgent: userAgent,
+                                             details: ["name": record.name, "key": record.hint + "…"]), on: database, now: now)
         return record
     }
 
@@ -73,9 +101,10 @@ extension Request {
 }
 
 /// Active API keys by hash, remembered for a few seconds so a busy integration does not look its key up on every
-/// call. A key revoked on another instance (or with the CLI) stops working here within `lifetime`.
+/// call. A key revoked through this process stops working at once; one revoked on another instance (or with the
+/// CLI) stops working here within `lifetime`.
 final class APIKeyCache: Sendable {
-    static let lifetime: TimeInterval = 5
+    static let lifetime: TimeInterval = 2
 
     private struct Entry: Sendable {
         var id: UUID
@@ -86,9 +115,18 @@ final class APIKeyCache: Sendable {
     }
 
     private let entries = NIOLockedValueBox<[String: Entry]>([:])
+    /// Keys revoked through this process: never cached again, even by a lookup that was already under way.
+    private let revoked = NIOLockedValueBox<Set<String>>([])
+
+    /// Drops a revoked key at once.
+    func forget(keyHash: String) {
+        revoked.withLockedValue { _ = $0.insert(keyHash) }
+        entries.withLockedValue { _ = $0.removeValue(forKey: keyHash) }
+    }
 
     func active(bearer: String, database: any Database, now: Date) async throws -> APIKey? {
         guard let hash = APIKeyService.keyHash(of: bearer) else { return nil }
+        if revoked.withLockedValue({ $0.contains(hash) }) { return nil }
         if let entry = entries.withLockedValue({ $0[hash] }), entry.expires > now {
             let key = APIKey(practiceID: entry.practiceID, name: entry.name, hint: entry.hint, keyHash: hash)
             key.id = entry.id
@@ -99,6 +137,7 @@ final class APIKeyCache: Sendable {
             return nil
         }
         let entry = Entry(id: key.id!, practiceID: key.$practice.id, name: key.name, hint: key.hint, expires: now.addingTimeInterval(Self.lifetime))
+        guard !revoked.withLockedValue({ $0.contains(hash) }) else { return nil }
         entries.withLockedValue { cache in
             if cache.count > 10_000 { cache.removeAll() }
             cache[hash] = entry

@@ -62,7 +62,11 @@ struct Importer {
     // MARK: users
 
     static let bcryptPattern = #"^\$2[aby]\$[0-9]{2}\$[./A-Za-z0-9]{53}$"#
-    /// Stored for imported users without a hash: no password ever verifies against it.
+    /// Imported hashes cheaper than the configured cost are rehashed at the user's next sign-in; costlier ones than
+    /// this would tie up a bcrypt thread for minutes at every attempt.
+    static let maximumImportedCost = 16
+    /// Stored for imported users without a hash: no password ever verifies against it (the decoy hash is checked
+    /// instead, so refusing them takes as long as refusing an unknown username).
     static let unusablePasswordHash = "!imported-without-password"
 
     func importUsers(csv: String) async throws -> Int {
@@ -93,6 +97,8 @@ struct Importer {
             let hash = record["password_hash"]
             if !hash.isEmpty && hash.range(of: Self.bcryptPattern, options: .regularExpression) == nil {
                 problem(record, "password_hash", "must be a bcrypt hash ($2a$, $2b$ or $2y$)")
+            } else if !hash.isEmpty, !(4...Self.maximumImportedCost).contains(PasswordRules.bcryptCost(of: hash) ?? 0) {
+                problem(record, "password_hash", "bcrypt cost must be 4 to \(Self.maximumImportedCost) (each sign-in would check it)")
             }
             guard problems.isEmpty, let email, let role else { continue }
             users.append(ImportedUser(username: username, firstName: record["first_name"], lastName: record["last_name"], email: email,
@@ -192,7 +198,8 @@ struct Importer {
         var username, firstName, lastName, email: String
         var cellPhone: String?
         var role: User.Role
-        /// A bcrypt hash, or empty: the user gets a password that never verifies and must be given one.
+        /// A bcrypt hash, or empty: the user gets a password that never verifies and must be given one. Either way it is
+        /// not known to meet the single-factor minimum (`passwordMeetsSingleFactorMinimum` stays false until a sign-in).
         var passwordHash: String
 
         func model(practiceID: UUID) -> User {

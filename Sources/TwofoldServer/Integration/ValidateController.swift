@@ -42,26 +42,30 @@ struct DirectVerification {
             try await audit(.validateRejected, userID: nil, details: ["reason": "unknown_user", "username": String(User.key(for: username).prefix(64))])
             return false
         }
+        // Failures through this API key count on a channel of their own: a VPN user typing a colleague's name
+        // cannot lock that colleague out of the web sign-in (docs/security.md, "Lockout model").
         let guardRail = SecondFactorGuard(request: request)
+        let attempt: SecondFactorGuard.Attempt
         do {
-            try await guardRail.ensureAllowed(user: user)
-        } catch {
+            attempt = try await guardRail.reserve(user: user, channel: .validate(apiKeyID: try key.requireID()))
+        } catch is SignInError {
             try await audit(.validateRejected, userID: user.id, details: ["reason": "locked"])
             return false
         }
         let factors = try await HotPath.activeAuthenticators(userID: user.id!, on: request.db)
         switch try await TOTPVerifier(database: request.db, sealer: request.twofold.sealer, now: request.now).firstMatch(code, among: factors) {
         case .accepted(let factor):
-            try await guardRail.recordSuccess(user: user, kind: "totp")
+            try await guardRail.recordSuccess(attempt, user: user, kind: "totp")
             try await audit(.validateAccepted, userID: user.id, details: ["factor": factor.shortID])
             return true
         case .replayed:
+            try await guardRail.recordFailure(attempt, user: user, method: "totp", auditing: false)
             try await audit(.validateRejected, userID: user.id, details: ["reason": "replayed"])
         case .wrong:
             // One audit event per request: the rejection carries the failure count.
-            let failures = try await guardRail.recordFailure(user: user, method: "totp", auditing: false)
+            try await guardRail.recordFailure(attempt, user: user, method: "totp", auditing: false)
             try await audit(.validateRejected, userID: user.id, details: ["reason": factors.isEmpty ? "no_authenticator" : "wrong_code",
-                                                                          "consecutive_failures": String(failures)])
+                                                                          "consecutive_failures": String(attempt.failures)])
         }
         return false
     }

@@ -35,9 +35,15 @@ extension Request {
 }
 
 enum SessionCookie {
+    /// The names on plain HTTP. Over HTTPS (`TWOFOLD_SECURE_COOKIES=true`) each carries the `__Host-` prefix, which
+    /// browsers accept only with Secure, Path=/ and no Domain: no subdomain or plain-HTTP page can plant or shadow them.
     static let name = "twofold_session"
     static let rememberName = "twofold_remember"
     static let csrfName = "twofold_csrf"
+
+    static func name(secure: Bool) -> String { secure ? "__Host-" + name : name }
+    static func rememberName(secure: Bool) -> String { secure ? "__Host-" + rememberName : rememberName }
+    static func csrfName(secure: Bool) -> String { secure ? "__Host-" + csrfName : csrfName }
 
     static func value(_ token: String, secure: Bool, maxAge: Int? = nil) -> HTTPCookies.Value {
         HTTPCookies.Value(string: token, maxAge: maxAge, path: "/", isSecure: secure, isHTTPOnly: true, sameSite: .lax)
@@ -46,4 +52,11 @@ enum SessionCookie {
     static func expired(secure: Bool) -> HTTPCookies.Value {
         HTTPCookies.Value(string: "", expires: Date(timeIntervalSince1970: 0), maxAge: 0, path: "/", isSecure: secure, isHTTPOnly: true, sameSite: .lax)
     }
+}
+
+extension Request {
+    /// The session cookie's name for this server (with `__Host-` over HTTPS).
+    var sessionCookieName: String { SessionCookie.name(secure: twofold.configuration.secureCookies) }
+    var rememberCookieName: String { SessionCookie.rememberName(secure: twofold.configuration.secureCookies) }
+    var csrfCookieName: String { SessionCookie.csrfName(secure: twofold.configuration.secureCookies) }
 }

@@ -50,9 +50,9 @@ struct LoginWebController: RouteCollection {
         do {
             let started = try await SignInService(request: req).passwordStep(
                 username: username, password: form.password ?? "", channel: .web,
-                rememberToken: req.cookies[SessionCookie.rememberName]?.string)
+                rememberToken: req.cookies[req.rememberCookieName]?.string)
             let response = req.redirect(to: Self.destination(for: started.session.stage))
-            response.cookies[SessionCookie.name] = SessionCookie.value(started.token, secure: req.twofold.configuration.secureCookies)
+            response.cookies[req.sessionCookieName] = SessionCookie.value(started.token, secure: req.twofold.configuration.secureCookies)
             return response
         } catch let error as SignInError {
             let page = try await LoginPage(layout: req.layout("Sign in", practice: try await Self.brandName(req), error: error.reason), username: String(username.prefix(100)), request: req)
@@ -82,7 +82,7 @@ struct LoginWebController: RouteCollection {
             try await req.audit(.signOut, practiceID: session.practiceID, actorID: session.userID)
         }
         let response = req.redirect(to: WebPath.login.string + "?notice=\(Notice.signedOut.rawValue)")
-        response.cookies[SessionCookie.name] = SessionCookie.expired(secure: req.twofold.configuration.secureCookies)
+        response.cookies[req.sessionCookieName] = SessionCookie.expired(secure: req.twofold.configuration.secureCookies)
         return response
     }
 
@@ -134,7 +134,7 @@ struct LoginWebController: RouteCollection {
         }
         let usingSMS = method == "sms" || smsSentTo != nil
         let current = usingSMS ? nil : (views.first { $0.id == method } ?? (method == "passkey" ? views.first { $0.kind == "webauthn" } : nil) ?? views.first)
-        let hasPhone = factors.contains { $0.kind == .sms } || !(session.user.cellPhone ?? "").isEmpty
+        let hasPhone = factors.contains { $0.kind == .sms }
         let page = TwoFactorPage(
             layout: req.layout("Two-factor authentication", error: error),
             current: current, others: views.filter { $0.id != current?.id },
@@ -165,7 +165,7 @@ struct LoginWebController: RouteCollection {
     static func loginPage(_ req: Request, error: String, status: HTTPResponseStatus, clearingSession: Bool) async throws -> Response {
         let page = try await LoginPage(layout: Layout(title: "Sign in", practiceName: try await brandName(req), csrf: req.anonymousCSRFToken, error: error), username: "", request: req)
         let response = try await req.render("login", page, status: status)
-        if clearingSession { response.cookies[SessionCookie.name] = SessionCookie.expired(secure: req.twofold.configuration.secureCookies) }
+        if clearingSession { response.cookies[req.sessionCookieName] = SessionCookie.expired(secure: req.twofold.configuration.secureCookies) }
         return response
     }
 
@@ -174,11 +174,11 @@ struct LoginWebController: RouteCollection {
         let newToken = try await service.complete(session: session, method: method, factor: factor)
         let response = req.redirect(to: WebPath.home.string)
         let secure = req.twofold.configuration.secureCookies
-        if let newToken { response.cookies[SessionCookie.name] = SessionCookie.value(newToken, secure: secure) }
+        response.cookies[req.sessionCookieName] = SessionCookie.value(newToken, secure: secure)
         let days = session.practice.rememberBrowserDays
         if remember, days > 0, method != "recovery_code" {
             let token = try await service.rememberBrowser(user: session.user, days: days)
-            response.cookies[SessionCookie.rememberName] = SessionCookie.value(token, secure: secure, maxAge: days * 86_400)
+            response.cookies[req.rememberCookieName] = SessionCookie.value(token, secure: secure, maxAge: days * 86_400)
         }
         return response
     }

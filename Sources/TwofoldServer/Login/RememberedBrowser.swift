@@ -10,13 +10,15 @@ final class RememberedBrowser: Model, @unchecked Sendable {
     @Field(key: "token_hash") var tokenHash: String
     @Field(key: "user_agent") var userAgent: String
     @Field(key: "last_ip") var lastIP: String
-    @Timestamp(key: "created_at", on: .create) var createdAt: Date?
+    /// When the browser was remembered (Twofold's clock): the practice's current number of days counts from here.
+    @OptionalField(key: "created_at") var createdAt: Date?
     @Field(key: "expires_at") var expiresAt: Date
     @OptionalField(key: "last_used_at") var lastUsedAt: Date?
 
     init() {}
 
-    init(userID: UUID, tokenHash: String, userAgent: String, lastIP: String, expiresAt: Date) {
+    init(userID: UUID, tokenHash: String, userAgent: String, lastIP: String, createdAt: Date, expiresAt: Date) {
+        self.createdAt = createdAt
         self.$user.id = userID
         self.tokenHash = tokenHash
         self.userAgent = userAgent

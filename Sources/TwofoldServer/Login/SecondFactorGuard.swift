@@ -3,62 +3,215 @@ import SQLKit
 import TwofoldCore
 import Vapor
 
-/// Applies the account's guessing limits around every second-factor check (sign-in, recovery codes, turning 2FA off).
+/// Where a second-factor attempt comes from. Each channel keeps its own count of consecutive failures, so
+/// guesses through one channel cannot lock a user out of another (docs/security.md, "Lockout model").
+enum SecondFactorChannel: Sendable, Hashable {
+    /// The second step of a sign-in, after the right password. Only this channel reaches the account-wide lock
+    /// (including the lock that needs an administrator) that every other channel also respects.
+    case signIn
+    /// `/api/v1/validate` through one API key (a VPN, a gateway): its failures lock only that key's checks of the user.
+    case validate(apiKeyID: UUID)
+    /// Step-up verifications requested by the practice's integrations.
+    case stepUp
+
+    /// The counter's name in `second_factor_counters`; nil for the sign-in counter kept on the user's row.
+    var counterName: String? {
+        switch self {
+        case .signIn: nil
+        case .validate(let id): "validate:\(id.uuidString.lowercased())"
+        case .stepUp: "step_up"
+        }
+    }
+}
+
+/// Applies the account's guessing limits around every second-factor check (sign-in, validation, step-up,
+/// recovery codes, turning 2FA off).
+///
+/// An attempt is *reserved* before the code is checked: the failure counter is raised with a compare-and-set on
+/// exactly the value the lockout decision was made on, so N parallel requests evaluate at most as many codes as
+/// the policy allows one after another. A correct code then clears the counter; a wrong one is already counted.
 struct SecondFactorGuard {
     let request: Request
     let policy = SecondFactorLockoutPolicy.standard
 
-    /// Throws when the account must wait or is locked.
-    func ensureAllowed(user: User) async throws {
+    /// A reserved attempt: the number of consecutive failures it will stand for if the code is wrong.
+    struct Attempt {
+        var channel: SecondFactorChannel
+        var failures: Int
+    }
+
+    private struct CounterRow: Decodable {
+        var failures: Int
+        var last_failure_at: Date?
+    }
+
+    private struct CountRow: Decodable { var failures: Int }
+
+    /// Reserves one attempt for `user` on `channel`, or throws the wait, lock or reset-lock that stands in the way.
+    /// Every channel also respects the account-wide lock of the sign-in channel.
+    func reserve(user: User, channel: SecondFactorChannel) async throws -> Attempt {
         let now = request.now
-        switch policy.decision(consecutiveFailures: user.secondFactorFailures, lastFailureAt: user.secondFactorLastFailureAt, now: now) {
+        let userID = try user.requireID()
+        if channel != .signIn {
+            // The sign-in channel's locks hold everywhere; its short waits between guesses do not (a guesser at the
+            // web sign-in must not slow down the user's VPN).
+            let account = try await readCounter(userID: userID, channel: .signIn)
+            let decision = policy.decision(consecutiveFailures: account.failures, lastFailureAt: account.last_failure_at, now: now)
+            if case .wait = decision {} else {
+                try await refuseIfBlocked(decision, user: user, channel: .signIn, failures: account.failures)
+            }
+        }
+        for _ in 0..<50 {
+            let seen = try await readCounter(userID: userID, channel: channel)
+            try await refuseIfBlocked(policy.decision(consecutiveFailures: seen.failures, lastFailureAt: seen.last_failure_at, now: now), user: user, channel: channel, failures: seen.failures)
+            if let failures = try await compareAndIncrement(userID: userID, channel: channel, seen: seen.failures, now: now) {
+                if channel == .signIn {
+                    user.secondFactorFailures = failures
+                    user.secondFactorLastFailureAt = now
+                }
+                return Attempt(channel: channel, failures: failures)
+            }
+            await Task.yield()
+        }
+        // Fifty lost races in a row: a burst is under way; it is told to wait like any fast guesser.
+        throw SignInError.wait(seconds: 1)
+    }
+
+    /// Audits and measures a wrong code whose attempt was reserved (the counter already holds it), and any lock it starts.
+    func recordFailure(_ attempt: Attempt, user: User, method: String, auditing: Bool = true) async throws {
+        if auditing {
+            try await request.audit(.secondFactorFailed, practiceID: user.$practice.id, actorID: user.id,
+                                    details: ["method": method, "consecutive_failures": String(attempt.failures), "channel": attempt.channel.auditName])
+        }
+        request.metrics.verification(kind: method, outcome: .reject)
+        if policy.startsLock(atFailures: attempt.failures) {
+            request.metrics.lockout()
+            let permanent = attempt.failures >= policy.permanentLockAt
+            try await request.audit(permanent ? .secondFactorLockedPermanently : .secondFactorLocked, practiceID: user.$practice.id, actorID: user.id,
+                                    details: ["consecutive_failures": String(attempt.failures), "channel": attempt.channel.auditName,
+                                              "minutes": permanent ? "until reset" : String(Int(policy.lockDuration / 60))])
+        }
+    }
+
+    /// Clears the channel's failures after a correct proof (the reservation counted it as a failure).
+    func recordSuccess(_ attempt: Attempt, user: User, kind: String) async throws {
+        request.metrics.verification(kind: kind, outcome: .accept)
+        try await clear(userID: try user.requireID(), channel: attempt.channel)
+        if attempt.channel == .signIn { user.secondFactorFailures = 0 }
+    }
+
+    /// Clears the sign-in counter after a proof that was not reserved through this guard (an approved push,
+    /// already bounded by its own limits).
+    func recordSuccess(user: User, kind: String) async throws {
+        request.metrics.verification(kind: kind, outcome: .accept)
+        guard user.secondFactorFailures != 0 else { return }
+        try await clear(userID: try user.requireID(), channel: .signIn)
+        user.secondFactorFailures = 0
+    }
+
+    /// Throws when the account-wide lock stands in the way, without counting an attempt (passwordless sign-in,
+    /// whose failures are counted per address because they name no user).
+    func ensureNotLocked(user: User) async throws {
+        let account = try await readCounter(userID: try user.requireID(), channel: .signIn)
+        try await refuseIfBlocked(policy.decision(consecutiveFailures: account.failures, lastFailureAt: account.last_failure_at, now: request.now), user: user, channel: .signIn, failures: account.failures)
+    }
+
+    /// An administrator's reset: every channel starts again from zero.
+    static func clearAll(userID: UUID, on db: any Database) async throws {
+        try await db.sql.update(User.schema).set("second_factor_failures", to: 0).where("id", .equal, userID).run()
+        try await db.sql.delete(from: CreateSecondFactorCounter.schema).where("user_id", .equal, userID).run()
+    }
+
+    // MARK: storage
+
+    private func readCounter(userID: UUID, channel: SecondFactorChannel) async throws -> CounterRow {
+        let sql = request.db.sql
+        guard let name = channel.counterName else {
+            return try await sql.raw("""
+                SELECT second_factor_failures AS failures, second_factor_last_failure_at AS last_failure_at FROM \(ident: User.schema) WHERE id = \(bind: userID)
+                """).first(decoding: CounterRow.self) ?? CounterRow(failures: 0, last_failure_at: nil)
+        }
+        return try await sql.raw("""
+            SELECT failures, last_failure_at FROM \(ident: CreateSecondFactorCounter.schema) WHERE user_id = \(bind: userID) AND channel = \(bind: name)
+            """).first(decoding: CounterRow.self) ?? CounterRow(failures: 0, last_failure_at: nil)
+    }
+
+    /// Raises the counter from `seen` to `seen + 1`; nil when another request changed it first.
+    private func compareAndIncrement(userID: UUID, channel: SecondFactorChannel, seen: Int, now: Date) async throws -> Int? {
+        let sql = request.db.sql
+        guard let name = channel.counterName else {
+            return try await sql.raw("""
+                UPDATE \(ident: User.schema) SET second_factor_failures = second_factor_failures + 1, second_factor_last_failure_at = \(bind: now)
+                WHERE id = \(bind: userID) AND second_factor_failures = \(bind: seen) RETURNING second_factor_failures AS failures
+                """).first(decoding: CountRow.self)?.failures
+        }
+        if seen == 0 {
+            let inserted = try await sql.raw("""
+                INSERT INTO \(ident: CreateSecondFactorCounter.schema) (user_id, channel, failures, last_failure_at)
+                VALUES (\(bind: userID), \(bind: name), 1, \(bind: now)) ON CONFLICT (user_id, channel) DO NOTHING RETURNING failures
+                """).first(decoding: CountRow.self)
+            if let inserted { return inserted.failures }
+        }
+        return try await sql.raw("""
+            UPDATE \(ident: CreateSecondFactorCounter.schema) SET failures = failures + 1, last_failure_at = \(bind: now)
+            WHERE user_id = \(bind: userID) AND channel = \(bind: name) AND failures = \(bind: seen) RETURNING failures
+            """).first(decoding: CountRow.self)?.failures
+    }
+
+    private func clear(userID: UUID, channel: SecondFactorChannel) async throws {
+        let sql = request.db.sql
+        guard let name = channel.counterName else {
+            try await sql.raw("UPDATE \(ident: User.schema) SET second_factor_failures = 0 WHERE id = \(bind: userID) AND second_factor_failures <> 0").run()
+            return
+        }
+        try await sql.raw("DELETE FROM \(ident: CreateSecondFactorCounter.schema) WHERE user_id = \(bind: userID) AND channel = \(bind: name)").run()
+    }
+
+    private func refuseIfBlocked(_ decision: SecondFactorLockoutPolicy.Decision, user: User, channel: SecondFactorChannel, failures: Int) async throws {
+        let now = request.now
+        switch decision {
         case .allowed:
             return
         case .wait(let until):
             request.metrics.verification(kind: "any", outcome: .locked)
-            try await request.audit(.secondFactorThrottled, practiceID: user.$practice.id, actorID: user.id, details: ["failures": String(user.secondFactorFailures)])
+            try await request.audit(.secondFactorThrottled, practiceID: user.$practice.id, actorID: user.id, details: ["failures": String(failures), "channel": channel.auditName])
             throw SignInError.wait(seconds: max(1, Int(until.timeIntervalSince(now).rounded(.up))))
         case .locked(let until):
             request.metrics.verification(kind: "any", outcome: .locked)
-            try await request.audit(.secondFactorThrottled, practiceID: user.$practice.id, actorID: user.id, details: ["failures": String(user.secondFactorFailures), "locked": "true"])
+            try await request.audit(.secondFactorThrottled, practiceID: user.$practice.id, actorID: user.id, details: ["failures": String(failures), "locked": "true", "channel": channel.auditName])
             throw SignInError.locked(minutes: max(1, Int((until.timeIntervalSince(now) / 60).rounded(.up))))
         case .lockedUntilReset:
             request.metrics.verification(kind: "any", outcome: .locked)
             throw SignInError.lockedUntilReset
         }
     }
+}
 
-    private struct CountRow: Decodable { var second_factor_failures: Int }
+extension SecondFactorChannel {
+    var auditName: String {
+        switch self {
+        case .signIn: "sign_in"
+        case .validate: "validate"
+        case .stepUp: "step_up"
+        }
+    }
+}
 
-    /// Counts a wrong code against the account (atomically) and audits any lock it starts.
-    /// - Returns: the new number of consecutive failures.
-    @discardableResult
-    func recordFailure(user: User, method: String, auditing: Bool = true) async throws -> Int {
-        let now = request.now
-        let row = try await request.db.sql.raw("""
-            UPDATE \(ident: User.schema) SET second_factor_failures = second_factor_failures + 1, second_factor_last_failure_at = \(bind: now)
-            WHERE id = \(bind: user.id!) RETURNING second_factor_failures
-            """).first(decoding: CountRow.self)
-        let failures = row?.second_factor_failures ?? user.secondFactorFailures + 1
-        user.secondFactorFailures = failures
-        user.secondFactorLastFailureAt = now
-        if auditing {
-            try await request.audit(.secondFactorFailed, practiceID: user.$practice.id, actorID: user.id, details: ["method": method, "consecutive_failures": String(failures)])
-        }
-        request.metrics.verification(kind: method, outcome: .reject)
-        if policy.startsLock(atFailures: failures) {
-            request.metrics.lockout()
-            let permanent = failures >= policy.permanentLockAt
-            try await request.audit(permanent ? .secondFactorLockedPermanently : .secondFactorLocked, practiceID: user.$practice.id, actorID: user.id,
-                                    details: ["consecutive_failures": String(failures), "minutes": permanent ? "until reset" : String(Int(policy.lockDuration / 60))])
-        }
-        return failures
+/// Consecutive second-factor failures per user and channel (every channel but sign-in, which lives on the user row).
+struct CreateSecondFactorCounter: AsyncMigration {
+    static let schema = "second_factor_counters"
+
+    func prepare(on database: any Database) async throws {
+        try await database.schema(Self.schema)
+            .field("user_id", .uuid, .required, .references(User.schema, .id, onDelete: .cascade))
+            .field("channel", .string, .required)
+            .field("failures", .int, .required)
+            .field("last_failure_at", .datetime)
+            .unique(on: "user_id", "channel")
+            .create()
     }
 
-    func recordSuccess(user: User, kind: String) async throws {
-        request.metrics.verification(kind: kind, outcome: .accept)
-        guard user.secondFactorFailures != 0 else { return }
-        try await request.db.sql.update(User.schema).set("second_factor_failures", to: 0).where("id", .equal, user.id!).run()
-        user.secondFactorFailures = 0
+    func revert(on database: any Database) async throws {
+        try await database.schema(Self.schema).delete()
     }
 }

@@ -28,7 +28,7 @@ struct SessionGuard: AsyncMiddleware {
         guard let session = request.currentSession else {
             return style == .web
                 ? request.redirect(to: WebPath.login.string + (request.sessionExpired ? "?expired=1" : ""))
-                : APIError.response(.unauthorized, request.sessionExpired ? "Your session ended after a period of inactivity. Sign in again." : "Sign in first: send Authorization: Bearer <token> from POST /api/v1/login.")
+                : APIError.response(.unauthorized, request.sessionExpired ? "Your session has ended (after a period of inactivity, or at the practice's session lifetime). Sign in again." : "Sign in first: send Authorization: Bearer <token> from POST /api/v1/login.")
         }
         let stage = session.record.stage
         switch requirement {
@@ -51,14 +51,14 @@ struct SessionGuard: AsyncMiddleware {
             }
         case .api:
             switch stage {
-            case .secondFactor: return APIError.response(.unauthorized, "Complete the second factor first (POST /api/v1/login/verify).")
-            case .enrollment: return APIError.response(.forbidden, "enrollment_required: set up two-factor authentication first (POST /api/v1/me/factors/totp).")
+            case .secondFactor: return APIError.response(.unauthorized, "Complete the second factor first (POST /api/v1/login/verify).", state: "second_factor_required")
+            case .enrollment: return APIError.response(.forbidden, "enrollment_required: set up two-factor authentication first (POST /api/v1/me/factors/totp).", state: "enrollment_required")
             case .signedIn:
                 if session.mustEnroll {
-                    return APIError.response(.forbidden, "enrollment_required: your practice requires two-factor authentication; set it up first (POST /api/v1/me/factors/totp).")
+                    return APIError.response(.forbidden, "enrollment_required: your practice requires two-factor authentication; set it up first (POST /api/v1/me/factors/totp).", state: "enrollment_required")
                 }
                 if session.user.mustChangePassword {
-                    return APIError.response(.forbidden, "password_change_required: choose a new password first (Account › Change password).")
+                    return APIError.response(.forbidden, "password_change_required: choose a new password first (Account › Change password).", state: "password_change_required")
                 }
                 return APIError.response(.conflict, "You are already signed in.")
             }
@@ -83,7 +83,7 @@ struct CSRFGuard: AsyncMiddleware {
         if request.currentSession == nil && !protectsAnonymousRequests {
             return try await next.respond(to: request)
         }
-        let expected = request.currentSession?.record.csrfToken ?? request.cookies[SessionCookie.csrfName]?.string
+        let expected = request.currentSession?.record.csrfToken ?? request.cookies[request.csrfCookieName]?.string
         var provided = request.headers.first(name: Self.headerName)
         if provided == nil, request.headers.contentType == .urlEncodedForm {
             _ = try await request.body.collect(max: request.application.routes.defaultMaxBodySize.value).get()

@@ -2,7 +2,10 @@ import Fluent
 import TwofoldCore
 import Vapor
 
-/// Finds the request's session (cookie or bearer token), ends it when idle too long, and keeps it fresh.
+/// Finds the request's session (cookie or bearer token), ends it when idle too long or past its absolute
+/// lifetime, keeps it fresh, and applies policy changes to sessions already open: a signed-in user whom the practice
+/// or an administrator now requires to use 2FA is moved back to enrollment, and an enrollment-stage session ends
+/// once the user has a factor it did not enroll.
 struct SessionLoader: AsyncMiddleware {
     /// `last_seen_at` is written at most this often, so busy pages do not write on every request.
     static let touchInterval: TimeInterval = 60
@@ -18,7 +21,7 @@ struct SessionLoader: AsyncMiddleware {
         if let bearer = request.headers.bearerAuthorization?.token, !bearer.hasPrefix("tfk_") {
             return (bearer, true)
         }
-        if let cookie = request.cookies[SessionCookie.name]?.string, !cookie.isEmpty {
+        if let cookie = request.cookies[request.sessionCookieName]?.string, !cookie.isEmpty {
             return (cookie, false)
         }
         return nil
@@ -33,18 +36,38 @@ struct SessionLoader: AsyncMiddleware {
         guard let practice = try await Practice.find(user.$practice.id, on: request.db) else { return }
         let now = request.now
         let idleLimit = TimeInterval(max(practice.inactivityMinutes, 1) * 60)
+        let lifetime = TimeInterval(min(max(practice.sessionLifetimeHours, 1), 24) * 3600)
         if now.timeIntervalSince(record.lastSeenAt) > idleLimit {
             try await record.delete(on: request.db)
             request.sessionExpired = true
             try await request.audit(.sessionExpired, practiceID: practice.id, actorID: user.id, details: ["idle_minutes": String(practice.inactivityMinutes)])
             return
         }
+        if now.timeIntervalSince(record.createdAt) > lifetime {
+            try await record.delete(on: request.db)
+            request.sessionExpired = true
+            try await request.audit(.sessionExpired, practiceID: practice.id, actorID: user.id,
+                                    details: ["reason": "lifetime", "lifetime_hours": String(practice.sessionLifetimeHours)])
+            return
+        }
         if now.timeIntervalSince(record.lastSeenAt) > Self.touchInterval {
             record.lastSeenAt = now
             try await record.save(on: request.db)
         }
-        let hasActiveFactor = try await Factor.query(on: request.db)
-            .filter(\.$user.$id == user.id!).filter(\.$status == .active).first() != nil
+        let activeFactors = try await Factor.query(on: request.db).filter(\.$user.$id == user.id!).filter(\.$status == .active).all()
+        let hasActiveFactor = !activeFactors.isEmpty
+        if record.stage == .enrollment, hasActiveFactor, !activeFactors.contains(where: { $0.enrollmentSessionID == record.id }) {
+            // The user set up a method elsewhere: this half-signed-in session has nothing left to enroll.
+            try await record.delete(on: request.db)
+            try await request.audit(.sessionEnded, practiceID: practice.id, actorID: user.id, details: ["reason": "enrolled_elsewhere"])
+            return
+        }
+        if record.stage == .signedIn, !hasActiveFactor, practice.mandatoryTwoFactor || user.twoFactorRequired {
+            // 2FA became required while this session was open: it goes back to enrollment, like a new sign-in.
+            record.stage = .enrollment
+            try await record.save(on: request.db)
+            try await request.audit(.sessionEnrollmentRequired, practiceID: practice.id, actorID: user.id)
+        }
         request.currentSession = CurrentSession(record: record, user: user, practice: practice, hasActiveFactor: hasActiveFactor, viaBearer: viaBearer)
     }
 }

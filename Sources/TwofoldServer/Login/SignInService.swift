@@ -20,35 +20,43 @@ struct SignInService {
 
     /// Checks the password (throttled per username and per address) and opens a session at the right stage.
     /// Any session the request already had is ended, so a token set before sign-in never survives it.
+    ///
+    /// Both limits are reserved before bcrypt runs, so a parallel burst evaluates at most the limit. A browser that
+    /// holds a valid remembered-browser token of the user, or an address the user signed in from before, has an
+    /// allowance of its own once the account's is spent: strangers guessing a known username cannot lock its
+    /// owner out (docs/security.md, "Lockout model").
     func passwordStep(username: String, password: String, channel: SessionRecord.Channel, rememberToken: String?) async throws -> Started {
         let now = request.now
         let key = User.key(for: username)
         let throttle = ThrottleStore(database: request.db)
+        let user = key.isEmpty ? nil : try await User.query(on: request.db).filter(\.$usernameKey == key).first()
         let accountKey = "password:user:\(key)"
-        let addressKey = "password:ip:\(request.clientIP)"
-        for (bucket, limit) in [(accountKey, ThrottleLimits.passwordPerAccount), (addressKey, ThrottleLimits.passwordPerAddress)] {
-            if let seconds = try await throttle.secondsBlocked(bucket, limit: limit, now: now) {
-                try await request.audit(.signInThrottled, practiceID: nil, details: ["username": String(key.prefix(64))])
-                throw SignInError.passwordThrottled(retryAfter: seconds)
+        var reserved = try await throttle.reserve("password:ip:\(request.clientThrottleKey)", limit: ThrottleLimits.passwordPerAddress, now: now)
+        if reserved.retryAfter == nil {
+            reserved = try await throttle.reserve(accountKey, limit: ThrottleLimits.passwordPerAccount, now: now)
+            if reserved.retryAfter != nil, let user, let trusted = try await trustedAllowance(for: user, rememberToken: rememberToken) {
+                reserved = try await throttle.reserve("\(accountKey):\(trusted)", limit: ThrottleLimits.passwordPerAccount, now: now)
             }
         }
-        let user = key.isEmpty ? nil : try await User.query(on: request.db).filter(\.$usernameKey == key).first()
+        if let seconds = reserved.retryAfter {
+            try await request.audit(.signInThrottled, practiceID: user?.$practice.id, subjectID: user?.id, details: ["username": String(key.prefix(64))])
+            throw SignInError.passwordThrottled(retryAfter: seconds)
+        }
         let passwordMatches = await request.verifyPassword(password, against: user?.passwordHash)
         guard let user, passwordMatches, let practice = try await Practice.find(user.$practice.id, on: request.db) else {
-            try await throttle.record(accountKey, limit: ThrottleLimits.passwordPerAccount, now: now)
-            try await throttle.record(addressKey, limit: ThrottleLimits.passwordPerAddress, now: now)
             try await request.audit(.signInFailed, practiceID: user?.$practice.id, subjectID: user?.id,
                                     details: ["username": String(key.prefix(64)), "reason": user == nil ? "unknown_user" : "wrong_password"])
             throw SignInError.invalidCredentials
         }
         try await throttle.reset(accountKey)
+        try await request.upgradePasswordHashIfNeeded(user: user, password: password)
         try await endCurrentSession()
 
         let factors = try await activeFactors(of: user)
         let stage: SessionRecord.Stage
         var method = "password"
         if !factors.isEmpty {
-            if let rememberToken, try await consumeRememberedBrowser(token: rememberToken, user: user) {
+            if let rememberToken, try await consumeRememberedBrowser(token: rememberToken, user: user, practice: practice) {
                 stage = .signedIn
                 method = "remembered_browser"
             } else {
@@ -59,9 +67,25 @@ struct SignInService {
         }
         let (session, token) = try await openSession(user: user, stage: stage, channel: channel)
         if stage == .signedIn {
+            try await KnownSignInAddress.record(userID: try user.requireID(), address: request.clientThrottleKey, now: now, on: request.db)
             try await request.audit(method == "password" ? .signInSucceeded : .signInRememberedBrowser, practiceID: practice.id, actorID: user.id, details: ["method": method])
         }
         return Started(session: session, token: token, user: user, practice: practice, factors: factors)
+    }
+
+    /// The allowance of the user's own browser or address, when the request comes from one: a valid remembered
+    /// browser of this user, or an address this user completed a sign-in from before.
+    private func trustedAllowance(for user: User, rememberToken: String?) async throws -> String? {
+        let userID = try user.requireID()
+        if let rememberToken, rememberToken.utf8.count <= 128,
+           let browser = try await RememberedBrowser.query(on: request.db).filter(\.$tokenHash == TwofoldCore.Digest.sha256Hex(rememberToken)).first(),
+           browser.$user.id == userID, browser.expiresAt > request.now, let id = browser.id {
+            return "browser:\(id.uuidString.lowercased())"
+        }
+        if try await KnownSignInAddress.contains(userID: userID, address: request.clientThrottleKey, on: request.db) {
+            return "address:\(request.clientThrottleKey)"
+        }
+        return nil
     }
 
     /// Opens a fully signed-in session for a passwordless passkey sign-in (the passkey's user verification is the
@@ -69,6 +93,7 @@ struct SignInService {
     func passwordlessSignIn(user: User, practice: Practice, factor: Factor, channel: SessionRecord.Channel) async throws -> Started {
         try await endCurrentSession()
         let (session, token) = try await openSession(user: user, stage: .signedIn, channel: channel)
+        try await KnownSignInAddress.record(userID: try user.requireID(), address: request.clientThrottleKey, now: request.now, on: request.db)
         try await request.audit(.signInSucceeded, practiceID: practice.id, actorID: user.id, details: ["method": "passkey_passwordless", "factor": factor.shortID])
         return Started(session: session, token: token, user: user, practice: practice, factors: [factor])
     }
@@ -95,10 +120,15 @@ struct SignInService {
 
     // MARK: remembered browsers
 
-    private func consumeRememberedBrowser(token: String, user: User) async throws -> Bool {
-        guard token.utf8.count <= 128,
+    /// A remembered browser counts only while the practice allows remembering, and only for the practice's
+    /// *current* number of days since it was remembered: shortening the setting (or setting it to 0) takes effect
+    /// for browsers remembered before the change too.
+    private func consumeRememberedBrowser(token: String, user: User, practice: Practice) async throws -> Bool {
+        guard practice.rememberBrowserDays > 0, token.utf8.count <= 128,
               let browser = try await RememberedBrowser.query(on: request.db).filter(\.$tokenHash == TwofoldCore.Digest.sha256Hex(token)).first(),
-              browser.$user.id == user.id, browser.expiresAt > request.now
+              browser.$user.id == user.id, browser.expiresAt > request.now,
+              let remembered = browser.createdAt,
+              request.now < remembered.addingTimeInterval(TimeInterval(practice.rememberBrowserDays) * 86_400)
         else { return false }
         browser.lastUsedAt = request.now
         browser.lastIP = request.clientIP
@@ -111,7 +141,7 @@ struct SignInService {
         let token = SecureRandom.token()
         let browser = RememberedBrowser(
             userID: user.id!, tokenHash: TwofoldCore.Digest.sha256Hex(token), userAgent: request.userAgentSummary,
-            lastIP: request.clientIP, expiresAt: request.now.addingTimeInterval(TimeInterval(days) * 86_400))
+            lastIP: request.clientIP, createdAt: request.now, expiresAt: request.now.addingTimeInterval(TimeInterval(days) * 86_400))
         try await browser.create(on: request.db)
         try await request.audit(.rememberedBrowserCreated, practiceID: user.$practice.id, actorID: user.id, details: ["browser": browser.userAgent, "days": String(days)])
         return token
@@ -119,89 +149,107 @@ struct SignInService {
 
     // MARK: second factor
 
-    /// Checks a code from an authenticator app or a text message for a half-signed-in session.
+    /// Checks a code from an authenticator app or a confirmed phone (text message).
+    /// Used for the second step of sign-in and, with `countsTowardPendingSignIn: false`, to confirm turning 2FA off.
     /// - Parameter factorID: the method the user picked; nil tries every active method.
     /// - Returns: the factor that matched.
-    func verifyCode(_ rawCode: String, factorID: UUID?, session: CurrentSession) async throws -> Factor {
+    func verifyCode(_ rawCode: String, factorID: UUID?, session: CurrentSession, countsTowardPendingSignIn: Bool = true) async throws -> Factor {
         let code = rawCode.filter { !$0.isWhitespace && $0 != "-" }
         guard !code.isEmpty, code.count <= 10, code.allSatisfy(\.isASCII), code.allSatisfy(\.isNumber) else { throw SignInError.malformedCode }
-        let guardRail = SecondFactorGuard(request: request)
-        try await guardRail.ensureAllowed(user: session.user)
-
         var factors = try await activeFactors(of: session.user)
         if let factorID {
             factors = factors.filter { $0.id == factorID }
             guard !factors.isEmpty else { throw SignInError.unknownFactor }
         }
+        let guardRail = SecondFactorGuard(request: request)
+        // The account's attempt first: a request told to wait does not use up one of the pending sign-in's attempts.
+        let attempt = try await guardRail.reserve(user: session.user, channel: .signIn)
+        if countsTowardPendingSignIn { try await reservePendingAttempt(session: session) }
+
         let match = try await TOTPVerifier(database: request.db, sealer: request.twofold.sealer, now: request.now)
             .firstMatch(code, among: factors.filter { $0.kind == .totp })
         if case .accepted(let factor) = match {
-            try await guardRail.recordSuccess(user: session.user, kind: "totp")
+            try await guardRail.recordSuccess(attempt, user: session.user, kind: "totp")
             return factor
         }
-        let smsFactor = factors.first { $0.kind == .sms }
-        if factorID == nil || smsFactor != nil,
+        // A text-message code counts only for a phone the user confirmed (an active SMS method), and only while
+        // the practice allows text messages.
+        if session.practice.allowSMS, let smsFactor = factors.first(where: { $0.kind == .sms }),
            try await SMSCodeService(request: request).redeem(code, userID: session.userID, purpose: .signIn) != nil {
-            try await guardRail.recordSuccess(user: session.user, kind: "sms")
-            let factor = smsFactor ?? factors.first { $0.kind == .sms }
-            if let factor {
-                factor.lastUsedAt = request.now
-                try await factor.save(on: request.db)
-            }
-            return factor ?? Factor(userID: session.userID, kind: .sms, nickname: "Text message")
+            try await guardRail.recordSuccess(attempt, user: session.user, kind: "sms")
+            smsFactor.lastUsedAt = request.now
+            try await smsFactor.save(on: request.db)
+            return smsFactor
         }
         if case .replayed = match {
+            try await guardRail.recordFailure(attempt, user: session.user, method: "totp", auditing: false)
             try await request.audit(.secondFactorReplayRejected, practiceID: session.practiceID, actorID: session.userID)
             throw SignInError.codeAlreadyUsed
         }
-        try await recordPendingFailure(session: session, method: factors.count == 1 ? factors[0].kind.rawValue : "code")
+        try await guardRail.recordFailure(attempt, user: session.user, method: factors.count == 1 ? factors[0].kind.rawValue : "code")
+        if countsTowardPendingSignIn { try await cancelIfPendingLimitReached(session: session) }
         throw SignInError.wrongCode
     }
 
     /// Signs in with a single-use recovery code (never accepted for step-up).
     /// - Returns: how many unused codes remain.
-    func verifyRecoveryCode(_ input: String, session: CurrentSession) async throws -> Int {
+    func verifyRecoveryCode(_ input: String, session: CurrentSession, countsTowardPendingSignIn: Bool = true) async throws -> Int {
+        guard RecoveryCode.normalize(input) != nil else { throw SignInError.wrongRecoveryCode }
         let guardRail = SecondFactorGuard(request: request)
-        try await guardRail.ensureAllowed(user: session.user)
-        guard RecoveryCode.normalize(input) != nil,
-              let remaining = try await RecoveryCodeService(request: request).redeem(input, userID: session.userID)
-        else {
-            try await recordPendingFailure(session: session, method: "recovery_code")
+        // The account's attempt first: a request told to wait does not use up one of the pending sign-in's attempts.
+        let attempt = try await guardRail.reserve(user: session.user, channel: .signIn)
+        if countsTowardPendingSignIn { try await reservePendingAttempt(session: session) }
+        guard let remaining = try await RecoveryCodeService(request: request).redeem(input, userID: session.userID) else {
+            try await guardRail.recordFailure(attempt, user: session.user, method: "recovery_code")
+            if countsTowardPendingSignIn { try await cancelIfPendingLimitReached(session: session) }
             throw SignInError.wrongRecoveryCode
         }
-        try await guardRail.recordSuccess(user: session.user, kind: "recovery_code")
+        try await guardRail.recordSuccess(attempt, user: session.user, kind: "recovery_code")
         try await request.audit(.recoveryCodeUsed, practiceID: session.practiceID, actorID: session.userID, details: ["remaining": String(remaining)])
         return remaining
     }
 
     private struct AttemptRow: Decodable { var failed_attempts: Int }
 
-    func recordPendingFailure(session: CurrentSession, method: String) async throws {
-        try await SecondFactorGuard(request: request).recordFailure(user: session.user, method: method)
+    /// Reserves one of the pending sign-in's attempts before a proof is checked; a sign-in that has used them all ends.
+    func reservePendingAttempt(session: CurrentSession) async throws {
+        let limit = SecondFactorLockoutPolicy.standard.pendingSignInLimit
         let row = try await request.db.sql.raw("""
-            UPDATE \(ident: SessionRecord.schema) SET failed_attempts = failed_attempts + 1 WHERE id = \(bind: session.record.id!) RETURNING failed_attempts
+            UPDATE \(ident: SessionRecord.schema) SET failed_attempts = failed_attempts + 1
+            WHERE id = \(bind: try session.record.requireID()) AND failed_attempts < \(bind: limit) RETURNING failed_attempts
             """).first(decoding: AttemptRow.self)
-        if (row?.failed_attempts ?? 0) >= SecondFactorLockoutPolicy.standard.pendingSignInLimit {
-            try await session.record.delete(on: request.db)
-            try await request.audit(.pendingSignInCancelled, practiceID: session.practiceID, actorID: session.userID)
-            throw SignInError.pendingSignInCancelled
+        guard row != nil else { try await cancelPendingSignIn(session: session) }
+    }
+
+    /// After a refused proof: the sign-in ends once it has used every attempt.
+    func cancelIfPendingLimitReached(session: CurrentSession) async throws {
+        let row = try await request.db.sql.raw("""
+            SELECT failed_attempts FROM \(ident: SessionRecord.schema) WHERE id = \(bind: try session.record.requireID())
+            """).first(decoding: AttemptRow.self)
+        if (row?.failed_attempts ?? Int.max) >= SecondFactorLockoutPolicy.standard.pendingSignInLimit {
+            try await cancelPendingSignIn(session: session)
         }
     }
 
-    /// Moves a half-signed-in session to signed in, with a fresh token for browsers.
-    /// - Returns: the new token when it was rotated.
-    func complete(session: CurrentSession, method: String, factor: Factor?) async throws -> String? {
+    private func cancelPendingSignIn(session: CurrentSession) async throws -> Never {
+        try await session.record.delete(on: request.db)
+        try await request.audit(.pendingSignInCancelled, practiceID: session.practiceID, actorID: session.userID)
+        throw SignInError.pendingSignInCancelled
+    }
+
+    /// Moves a half-signed-in session to signed in, with a fresh token (cookie or bearer): a token seen before
+    /// the second factor is never a signed-in one.
+    /// - Returns: the new token.
+    @discardableResult
+    func complete(session: CurrentSession, method: String, factor: Factor?) async throws -> String {
         let record = session.record
         record.stage = .signedIn
         record.failedAttempts = 0
         record.reauthenticatedAt = request.now
-        var newToken: String?
-        if record.channel == .web {
-            let token = SecureRandom.token()
-            record.tokenHash = TwofoldCore.Digest.sha256Hex(token)
-            newToken = token
-        }
+        let newToken = SecureRandom.token()
+        record.tokenHash = TwofoldCore.Digest.sha256Hex(newToken)
         try await record.save(on: request.db)
+        try await KnownSignInAddress.record(userID: session.userID, address: request.clientThrottleKey, now: request.now, on: request.db)
         var details = ["method": method]
         if let factor, factor.id != nil { details["factor"] = factor.shortID }
         try await request.audit(.secondFactorPassed, practiceID: session.practiceID, actorID: session.userID, details: details)
@@ -209,11 +257,12 @@ struct SignInService {
         return newToken
     }
 
-    /// Requests a text-message code for a half-signed-in user: to their SMS factor's phone, else the profile's cell phone.
+    /// Requests a text-message code for a half-signed-in user, to the phone of their text-message method: a number
+    /// the user confirmed with a code. The profile's cell phone (typed by an administrator or imported) is never used.
     func sendSignInSMS(session: CurrentSession) async throws -> String {
         guard session.practice.allowSMS else { throw SMSError.notAllowed }
         let factors = try await activeFactors(of: session.user)
-        guard let phone = factors.first(where: { $0.kind == .sms })?.phone ?? session.user.cellPhone, !phone.isEmpty else { throw SMSError.noPhone }
+        guard let phone = factors.first(where: { $0.kind == .sms })?.phone, !phone.isEmpty else { throw SMSError.noConfirmedPhone }
         try await SMSCodeService(request: request).send(to: phone, user: session.user, practice: session.practice, purpose: .signIn, factorID: nil)
         return SMSCodeService.maskedPhone(phone)
     }

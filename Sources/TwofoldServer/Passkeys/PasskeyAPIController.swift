@@ -53,7 +53,7 @@ struct PasskeyAPIController: RouteCollection {
         let body = try Self.decode(RegistrationRequest.self, from: req)
         let activation = try await PasskeyService(request: req).register(body.credential, nickname: body.nickname, session: session)
         let response = Response(status: .created)
-        try response.content.encode(ActivationResponse(factor: FactorDTO(activation.factor), recoveryCodes: activation.recoveryCodes?.map(\.value)))
+        try response.content.encode(ActivationResponse(activation))
         return response
     }
 
@@ -71,8 +71,8 @@ struct PasskeyAPIController: RouteCollection {
         guard session.record.stage == .secondFactor else { throw PasskeyError.alreadySignedIn }
         let factor = try await service.verifySecondFactor(body.credential, session: session)
         let signIn = SignInService(request: req)
-        _ = try await signIn.complete(session: session, method: "webauthn", factor: factor)
         var response = SignInResponse()
+        response.token = try await signIn.complete(session: session, method: "webauthn", factor: factor)
         if body.rememberBrowser == true, session.practice.rememberBrowserDays > 0 {
             response.rememberToken = try await signIn.rememberBrowser(user: session.user, days: session.practice.rememberBrowserDays)
         }

@@ -84,6 +84,7 @@ struct PasskeyService {
         factor.backupEligible = registered.backupEligible
         factor.backedUp = registered.backedUp
         factor.attestation = "\(registered.attestationFormat)/\(registered.attestationType.rawValue)"
+        factor.enrollmentSessionID = session.record.id
         try await factor.create(on: request.db)
         let activation = try await FactorService(request: request).turnOn(factor, session: session)
         try await request.audit(.passkeyAdded, practiceID: session.practiceID, actorID: session.userID, details: [
@@ -107,11 +108,10 @@ struct PasskeyService {
         }
         guard try await Practice.query(on: request.db).filter(\.$allowPasswordless == true).first() != nil else { throw PasskeyError.passwordlessOff }
         let throttle = ThrottleStore(database: request.db)
-        let key = "passkey:options:ip:\(request.clientIP)"
-        if let seconds = try await throttle.secondsBlocked(key, limit: ThrottleLimits.passkeyOptionsPerAddress, now: request.now) {
+        let key = "passkey:options:ip:\(request.clientThrottleKey)"
+        if let seconds = try await throttle.reserve(key, limit: ThrottleLimits.passkeyOptionsPerAddress, now: request.now).retryAfter {
             throw SignInError.passwordThrottled(retryAfter: seconds)
         }
-        _ = try await throttle.record(key, limit: ThrottleLimits.passkeyOptionsPerAddress, now: request.now)
         let challenge = try await issue(.passwordless, userID: nil, contextID: nil, userVerification: true)
         return party.requestOptions(challenge: challenge, allowing: [], userVerification: "required")
     }
@@ -119,16 +119,16 @@ struct PasskeyService {
     /// Checks a passkey assertion as the second step of sign-in. Failures count against the account like wrong codes.
     func verifySecondFactor(_ assertion: AuthenticationResponseJSON, session: CurrentSession) async throws -> Factor {
         try await verifyOwnPasskey(assertion, purpose: .secondFactor, contextID: session.record.id, user: session.user, practice: session.practice,
-                                   requireUserVerification: false, ceremony: "sign_in") {
-            try await SignInService(request: request).recordPendingFailure(session: session, method: "webauthn")
-        }
+                                   requireUserVerification: false, ceremony: "sign_in", channel: .signIn, pendingSession: session)
     }
 
     /// Passwordless sign-in: the credential names its user (user handle); user verification stands in for the password.
     func passwordless(_ assertion: AuthenticationResponseJSON, channel: SessionRecord.Channel) async throws -> SignInService.Started {
+        // Passwordless assertions name no user until they are checked, so their failures count per address; the
+        // attempt is reserved first and given back when the passkey signs in.
         let throttle = ThrottleStore(database: request.db)
-        let key = "passkey:failures:ip:\(request.clientIP)"
-        if let seconds = try await throttle.secondsBlocked(key, limit: ThrottleLimits.passkeyFailuresPerAddress, now: request.now) {
+        let key = "passkey:failures:ip:\(request.clientThrottleKey)"
+        if let seconds = try await throttle.reserve(key, limit: ThrottleLimits.passkeyFailuresPerAddress, now: request.now).retryAfter {
             throw SignInError.passwordThrottled(retryAfter: seconds)
         }
         let (_, bytes) = try await consume(answeredBy: assertion.response.clientDataJSON, purpose: .passwordless)
@@ -141,12 +141,12 @@ struct PasskeyService {
             guard let handle = assertion.response.userHandle, (try? Base64URL.decode(handle)) == Self.userHandle(user.id!) else {
                 throw PasskeyError.rejected(.malformed("a passwordless sign-in needs the passkey's user handle, and it must match"))
             }
-            try await SecondFactorGuard(request: request).ensureAllowed(user: user)
+            try await SecondFactorGuard(request: request).ensureNotLocked(user: user)
             try await verify(assertion, challenge: bytes, factor: factor, practice: practice, user: user, requireUserVerification: true, purpose: "passwordless")
             try await SecondFactorGuard(request: request).recordSuccess(user: user, kind: "webauthn")
+            try await throttle.release(key, limit: ThrottleLimits.passkeyFailuresPerAddress, now: request.now)
             return try await SignInService(request: request).passwordlessSignIn(user: user, practice: practice, factor: factor, channel: channel)
         } catch let error as PasskeyError {
-            _ = try await throttle.record(key, limit: ThrottleLimits.passkeyFailuresPerAddress, now: request.now)
             try await request.audit(.signInFailed, practiceID: nil, details: ["method": "passkey_passwordless", "reason": error.reason])
             throw error
         }
@@ -167,30 +167,32 @@ struct PasskeyService {
         guard let user = try await User.find(stepUp.$user.id, on: request.db),
               let practice = try await Practice.find(user.$practice.id, on: request.db) else { throw PasskeyError.unknownCredential }
         return try await verifyOwnPasskey(assertion, purpose: .stepUp, contextID: stepUp.id, user: user, practice: practice,
-                                          requireUserVerification: true, ceremony: "step_up") {
-            try await SecondFactorGuard(request: request).recordFailure(user: user, method: "webauthn")
-        }
+                                          requireUserVerification: true, ceremony: "step_up", channel: .stepUp, pendingSession: nil)
     }
 
     // MARK: shared
 
     /// An assertion by a known user: the account's guessing limits, the challenge issued for this purpose and
-    /// session or step-up, one of the user's own passkeys, the signature. `onFailure` counts a refused passkey.
+    /// session or step-up, one of the user's own passkeys, the signature. The attempt is reserved on `channel`
+    /// (and on the pending sign-in, if any) before the assertion is checked; a refused passkey stays counted.
     private func verifyOwnPasskey(_ assertion: AuthenticationResponseJSON, purpose: WebAuthnChallenge.Purpose, contextID: UUID?, user: User,
                                   practice: Practice, requireUserVerification: Bool, ceremony: String,
-                                  onFailure: () async throws -> Void) async throws -> Factor {
+                                  channel: SecondFactorChannel, pendingSession: CurrentSession?) async throws -> Factor {
         let guardRail = SecondFactorGuard(request: request)
-        try await guardRail.ensureAllowed(user: user)
         let (challenge, bytes) = try await consume(answeredBy: assertion.response.clientDataJSON, purpose: purpose)
         guard challenge.contextID == contextID else { throw PasskeyError.challengeUnknown }
+        let signIn = SignInService(request: request)
+        let attempt = try await guardRail.reserve(user: user, channel: channel)
+        if let pendingSession { try await signIn.reservePendingAttempt(session: pendingSession) }
         do {
             guard let factor = try await storedPasskey(for: assertion, userID: user.id) else { throw PasskeyError.unknownCredential }
             try await verify(assertion, challenge: bytes, factor: factor, practice: practice, user: user,
                              requireUserVerification: requireUserVerification || challenge.userVerificationRequired, purpose: ceremony)
-            try await guardRail.recordSuccess(user: user, kind: "webauthn")
+            try await guardRail.recordSuccess(attempt, user: user, kind: "webauthn")
             return factor
         } catch let error as PasskeyError {
-            try await onFailure()
+            try await guardRail.recordFailure(attempt, user: user, method: "webauthn")
+            if let pendingSession { try await signIn.cancelIfPendingLimitReached(session: pendingSession) }
             throw error
         }
     }

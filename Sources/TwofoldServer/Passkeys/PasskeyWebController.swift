@@ -31,10 +31,7 @@ struct PasskeyWebController: RouteCollection {
         do {
             let credential = try Self.credential(RegistrationResponseJSON.self, in: form)
             let activation = try await PasskeyService(request: req).register(credential, nickname: form.nickname, session: session)
-            if let codes = activation.recoveryCodes {
-                return try await RecoveryCodesPage.render(req, codes: codes, firstTime: true)
-            }
-            return req.redirect(to: WebPath.security.string + "?notice=\(Notice.factorAdded.rawValue)")
+            return try await activation.page(req)
         } catch let error as any AbortError {
             return try await SetupWebController().renderChoose(req, error: error.reason, status: error.status)
         }
@@ -63,7 +60,7 @@ struct PasskeyWebController: RouteCollection {
             let assertion = try Self.credential(AuthenticationResponseJSON.self, in: form)
             let started = try await PasskeyService(request: req).passwordless(assertion, channel: .web)
             let response = req.redirect(to: LoginWebController.destination(for: started.session.stage))
-            response.cookies[SessionCookie.name] = SessionCookie.value(started.token, secure: req.twofold.configuration.secureCookies)
+            response.cookies[req.sessionCookieName] = SessionCookie.value(started.token, secure: req.twofold.configuration.secureCookies)
             return response
         } catch let error as any AbortError {
             let response = try await LoginWebController.loginPage(req, error: error.reason, status: error.status, clearingSession: false)

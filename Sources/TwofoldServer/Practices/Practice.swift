@@ -22,6 +22,8 @@ final class Practice: Model, @unchecked Sendable {
     @Field(key: "allow_passwordless") var allowPasswordless: Bool
     /// Refuse a passkey whose signature counter went backwards (a possible clone) instead of only flagging it.
     @Field(key: "refuse_cloned_passkeys") var refuseClonedPasskeys: Bool
+    /// A session ends this many hours after sign-in however busy it is (NIST SP 800-63B AAL2 reauthentication).
+    @Field(key: "session_lifetime_hours") var sessionLifetimeHours: Int
     @Timestamp(key: "created_at", on: .create) var createdAt: Date?
 
     init() {}
@@ -39,6 +41,7 @@ final class Practice: Model, @unchecked Sendable {
         self.allowPasskeys = true
         self.allowPasswordless = false
         self.refuseClonedPasskeys = true
+        self.sessionLifetimeHours = PracticeDefaults.sessionLifetimeHours
     }
 }
 
@@ -46,6 +49,8 @@ enum PracticeDefaults {
     static let rememberBrowserDays = 30
     static let inactivityMinutes = 30
     static let otpDigits = 6
+    static let sessionLifetimeHours = 12
+    static let sessionLifetimeRange = 1...24
 }
 
 struct CreatePractice: AsyncMigration {
@@ -89,5 +94,16 @@ struct AddPasskeySettingsToPractice: AsyncMigration {
         for field in ["allow_passkeys", "allow_passwordless", "refuse_cloned_passkeys"] {
             try await database.schema(Practice.schema).deleteField(.key(.init(stringLiteral: field))).update()
         }
+    }
+}
+
+struct AddSessionLifetimeToPractice: AsyncMigration {
+    func prepare(on database: any Database) async throws {
+        try await database.schema(Practice.schema)
+            .field("session_lifetime_hours", .int, .required, .sql(.default(PracticeDefaults.sessionLifetimeHours))).update()
+    }
+
+    func revert(on database: any Database) async throws {
+        try await database.schema(Practice.schema).deleteField("session_lifetime_hours").update()
     }
 }

@@ -29,19 +29,16 @@ struct PushDeviceController: RouteCollection {
 
     @Sendable func enroll(req: Request) async throws -> EnrollResponse {
         let throttle = ThrottleStore(database: req.db)
-        let key = "push-enroll:ip:\(req.clientIP)"
-        if let until = try await throttle.blockedUntil(key, limit: Self.enrollLimit, now: req.now) {
-            throw Abort(.tooManyRequests, headers: ["Retry-After": String(Int(until.timeIntervalSince(req.now).rounded(.up)))],
+        let key = "push-enroll:ip:\(req.clientThrottleKey)"
+        // Failed enrollments count per address; each attempt is reserved first and given back when it enrolls.
+        if let seconds = try await throttle.reserve(key, limit: Self.enrollLimit, now: req.now).retryAfter {
+            throw Abort(.tooManyRequests, headers: ["Retry-After": String(seconds)],
                         reason: "Too many enrollment attempts from this address. Try again later.")
         }
         let body = try req.content.decode(EnrollRequest.self)
-        do {
-            let factor = try await PushService(request: req).enrollDevice(token: body.token, publicKey: body.publicKey, deviceName: body.deviceName, proof: body.proof)
-            return EnrollResponse(deviceId: factor.id!, nickname: factor.nickname, status: factor.status.rawValue)
-        } catch {
-            try await throttle.record(key, limit: Self.enrollLimit, now: req.now)
-            throw error
-        }
+        let factor = try await PushService(request: req).enrollDevice(token: body.token, publicKey: body.publicKey, deviceName: body.deviceName, proof: body.proof)
+        try await throttle.release(key, limit: Self.enrollLimit, now: req.now)
+        return EnrollResponse(deviceId: factor.id!, nickname: factor.nickname, status: factor.status.rawValue)
     }
 
     /// Long poll: waits up to `wait` seconds (0 to 30, default 0) for a challenge to arrive.

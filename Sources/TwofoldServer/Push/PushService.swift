@@ -25,6 +25,7 @@ struct PushService {
         try await Factor.query(on: request.db).filter(\.$user.$id == session.userID).filter(\.$status == .pending).filter(\.$kind == .push).delete()
         let fallback = try await FactorService(request: request).defaultNickname(kind: .push, userID: session.userID)
         let factor = Factor(userID: session.userID, kind: .push, nickname: try FactorService.cleanNickname(nickname, default: fallback))
+        factor.enrollmentSessionID = session.record.id
         let token = SecureRandom.token()
         factor.enrollmentTokenHash = Digest.sha256Hex(token)
         factor.enrollmentExpiresAt = request.now.addingTimeInterval(Self.enrollmentLifetime)
@@ -103,6 +104,7 @@ struct PushService {
             factor.activatedAt = now
             factor.isPrimary = !hadActive
             try await factor.save(on: db)
+            try await EnrollmentSessions.factorActivated(factor, on: db)
             try await request.audit(.factorAdded, practiceID: user.$practice.id, actorID: user.id,
                                     details: ["factor": factor.shortID, "kind": "push", "nickname": factor.nickname], on: db)
         }
@@ -119,8 +121,8 @@ struct PushService {
         guard let device = try await query.sort(\.$isPrimary, .descending).sort(\.$lastUsedAt, .descending).first() else { throw PushError.noDevice }
         let throttle = ThrottleStore(database: request.db)
         let key = "push:user:\(user.id!.uuidString)"
-        if try await throttle.blockedUntil(key, limit: Self.challengeLimit, now: request.now) != nil { throw PushError.tooManyChallenges }
-        try await throttle.record(key, limit: Self.challengeLimit, now: request.now)
+        // Reserved before the challenge exists: a burst of requests sends at most the limit to the device.
+        if case .blocked = try await throttle.reserve(key, limit: Self.challengeLimit, now: request.now) { throw PushError.tooManyChallenges }
         let summary = action.map { "\(practice.name): \($0)" } ?? "Sign in to \(practice.name)"
         let challenge = PushChallenge(user: user, factor: device, practiceID: practice.id!, purpose: purpose, summary: summary,
                                       ip: request.clientIP, userAgent: request.userAgent, now: request.now)

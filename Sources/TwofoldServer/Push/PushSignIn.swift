@@ -13,8 +13,8 @@ extension PushService {
         let hasCodes = try await RecoveryCodeRecord.query(on: request.db).filter(\.$user.$id == userID).count() > 0
         return try await request.db.transaction { db in
             let codes = hasCodes ? nil : try await RecoveryCodeService(request: request).regenerate(userID: userID, on: db)
-            try await FactorService(request: request).signInAfterEnrollment(session: session, factor: factor, on: db)
-            return FactorService.Activation(factor: factor, recoveryCodes: codes)
+            let token = try await FactorService(request: request).signInAfterEnrollment(session: session, factor: factor, on: db)
+            return FactorService.Activation(factor: factor, recoveryCodes: codes, sessionToken: token)
         }
     }
 

@@ -132,9 +132,6 @@ struct PushWebController: RouteCollection {
             return try await renderEnrollment(req, factor: factor, qrSVG: nil, uri: nil,
                                               error: "The device has not finished enrolling yet. Scan the code with it (or start again), then continue.")
         }
-        if let codes = activation.recoveryCodes {
-            return try await RecoveryCodesPage.render(req, codes: codes, firstTime: true)
-        }
-        return req.redirect(to: WebPath.security.string + "?notice=\(Notice.factorAdded.rawValue)")
+        return try await activation.page(req)
     }
 }

@@ -13,6 +13,10 @@ struct StepUpController: RouteCollection {
         stepUp.on(.POST, ":id", "webauthn", "options", body: .collect(maxSize: "4kb"), use: passkeyOptions)
         stepUp.on(.POST, ":id", "webauthn", body: .collect(maxSize: "64kb"), use: passkey)
         routes.get(".well-known", "jwks.json", use: jwks)
+        if let app = routes as? Application, app.twofold.configuration.publicURL == nil, app.environment != .testing,
+           (app.environment.arguments.dropFirst().first ?? "serve") == "serve" {
+            app.logger.warning("TWOFOLD_PUBLIC_URL is not set: step-up answers 503 except on this machine's loopback address (http://localhost…), because an assertion's issuer must not come from the Host header. Set TWOFOLD_PUBLIC_URL to the address users reach Twofold at.")
+        }
     }
 
     struct CreateRequest: Content {
@@ -27,6 +31,8 @@ struct StepUpController: RouteCollection {
         var expiresAt: Date
         /// A page where the user can complete the step-up in their browser.
         var url: String
+        /// The `aud` of the assertion: this API key's id. Only this key can read, verify or poll the step-up.
+        var audience: String
     }
 
     struct VerifyRequest: Content {
@@ -54,7 +60,8 @@ struct StepUpController: RouteCollection {
         let body = try req.content.decode(CreateRequest.self)
         let (challenge, methods) = try await StepUpService(request: req).create(key: key, userID: body.userId, username: body.username, action: body.action)
         let response = CreateResponse(challengeId: challenge.id!, methods: methods, expiresAt: challenge.expiresAt,
-                                      url: req.publicBaseURL + WebPath.stepUp(challenge.id!).string)
+                                      url: try StepUpService(request: req).issuer() + WebPath.stepUp(challenge.id!).string,
+                                      audience: challenge.apiKeyID.uuidString)
         return try await response.encodeResponse(status: .created, for: req)
     }
 
@@ -62,7 +69,7 @@ struct StepUpController: RouteCollection {
         guard let key = req.apiKey else { throw Abort(.unauthorized) }
         let body = try req.content.decode(VerifyRequest.self)
         let service = StepUpService(request: req)
-        let challenge = try await service.load(try req.parameters.require("id", as: UUID.self), practiceID: key.$practice.id)
+        let challenge = try await service.load(try req.parameters.require("id", as: UUID.self), for: key)
         try await service.verifyCode(challenge, code: body.code)
         guard let assertion = try await service.issueAssertion(challenge) else { throw StepUpError.closed("completed") }
         return AssertionResponse(status: "completed", assertion: assertion)
@@ -72,7 +79,7 @@ struct StepUpController: RouteCollection {
         guard let key = req.apiKey else { throw Abort(.unauthorized) }
         let body = (try? req.content.decode(PushRequest.self)) ?? PushRequest()
         let service = StepUpService(request: req)
-        let challenge = try await service.load(try req.parameters.require("id", as: UUID.self), practiceID: key.$practice.id)
+        let challenge = try await service.load(try req.parameters.require("id", as: UUID.self), for: key)
         let push = try await service.startPush(challenge, factorID: body.factorId)
         return PushResponse(pushChallengeId: push.id!, number: push.number, expiresAt: push.expiresAt)
     }
@@ -80,14 +87,14 @@ struct StepUpController: RouteCollection {
     @Sendable func passkeyOptions(req: Request) async throws -> RequestOptionsJSON {
         guard let key = req.apiKey else { throw Abort(.unauthorized) }
         let service = StepUpService(request: req)
-        return try await service.passkeyOptions(try await service.load(try req.parameters.require("id", as: UUID.self), practiceID: key.$practice.id))
+        return try await service.passkeyOptions(try await service.load(try req.parameters.require("id", as: UUID.self), for: key))
     }
 
     @Sendable func passkey(req: Request) async throws -> AssertionResponse {
         guard let key = req.apiKey else { throw Abort(.unauthorized) }
         let body = try PasskeyAPIController.decode(PasskeyAPIController.SignInRequest.self, from: req)
         let service = StepUpService(request: req)
-        let challenge = try await service.load(try req.parameters.require("id", as: UUID.self), practiceID: key.$practice.id)
+        let challenge = try await service.load(try req.parameters.require("id", as: UUID.self), for: key)
         try await service.verifyPasskey(challenge, assertion: body.credential)
         guard let assertion = try await service.issueAssertion(challenge) else { throw StepUpError.closed("completed") }
         return AssertionResponse(status: "completed", assertion: assertion)
@@ -97,7 +104,7 @@ struct StepUpController: RouteCollection {
     @Sendable func status(req: Request) async throws -> AssertionResponse {
         guard let key = req.apiKey else { throw Abort(.unauthorized) }
         let service = StepUpService(request: req)
-        let challenge = try await service.load(try req.parameters.require("id", as: UUID.self), practiceID: key.$practice.id)
+        let challenge = try await service.load(try req.parameters.require("id", as: UUID.self), for: key)
         try await service.collectPush(challenge)
         if challenge.visibleStatus(now: req.now) == "verified", let assertion = try await service.issueAssertion(challenge) {
             return AssertionResponse(status: "completed", assertion: assertion)

@@ -1,4 +1,5 @@
 import Fluent
+import NIOCore
 import SQLKit
 import TwofoldCore
 import Vapor
@@ -10,6 +11,7 @@ enum StepUpError: AbortError, Equatable {
     case notFound
     case expired
     case closed(String)
+    case noPublicURL
 
     var status: HTTPResponseStatus {
         switch self {
@@ -17,6 +19,7 @@ enum StepUpError: AbortError, Equatable {
         case .userNotFound, .notFound: .notFound
         case .noHardFactor, .closed: .conflict
         case .expired: .gone
+        case .noPublicURL: .serviceUnavailable
         }
     }
 
@@ -28,6 +31,7 @@ enum StepUpError: AbortError, Equatable {
         case .notFound: "There is no such step-up request for this practice."
         case .expired: "This step-up request has expired (they last 5 minutes). Start a new one."
         case .closed(let status): "This step-up request is already \(status)."
+        case .noPublicURL: "Step-up is unavailable: the server has no public address, so its assertions would have no trustworthy issuer. The operator must set TWOFOLD_PUBLIC_URL (e.g. https://2fa.example-clinic.org) and restart Twofold."
         }
     }
 }
@@ -45,6 +49,8 @@ struct StepUpService {
 
     struct Claims: Codable, Equatable {
         var iss: String
+        /// The id of the API key that started the step-up: only that integrator should accept the assertion.
+        var aud: String
         var sub: String
         var practice: String
         var amr: [String]
@@ -61,6 +67,7 @@ struct StepUpService {
     // MARK: starting
 
     func create(key: APIKey, userID: UUID?, username: String?, action: Action) async throws -> (StepUpChallenge, [String]) {
+        _ = try issuer()
         try Self.validate(action)
         let practiceID = key.$practice.id
         var query = User.query(on: request.db).filter(\.$practice.$id == practiceID)
@@ -100,10 +107,52 @@ struct StepUpService {
         return methods
     }
 
-    func load(_ id: UUID, practiceID: UUID) async throws -> StepUpChallenge {
-        guard let challenge = try await StepUpChallenge.query(on: request.db).filter(\.$id == id).filter(\.$practiceID == practiceID).first()
-        else { throw StepUpError.notFound }
+    /// A step-up of the practice; with `apiKeyID`, only one that key started (any other key gets the same 404 as for
+    /// a step-up that does not exist).
+    func load(_ id: UUID, practiceID: UUID, apiKeyID: UUID? = nil) async throws -> StepUpChallenge {
+        var query = StepUpChallenge.query(on: request.db).filter(\.$id == id).filter(\.$practiceID == practiceID)
+        if let apiKeyID { query = query.filter(\.$apiKeyID == apiKeyID) }
+        guard let challenge = try await query.first() else { throw StepUpError.notFound }
         return challenge
+    }
+
+    /// Loads a step-up for the API key of this request: the practice's, and started by this very key.
+    func load(_ id: UUID, for key: APIKey) async throws -> StepUpChallenge {
+        try await load(id, practiceID: key.$practice.id, apiKeyID: try key.requireID())
+    }
+
+    /// The `iss` of assertions: `TWOFOLD_PUBLIC_URL`. Without it only a server under test or one reached on its own
+    /// loopback address (development on one machine) uses the request's address; anywhere else the Host header is the
+    /// caller's to choose, so step-up is refused until the operator sets the public address.
+    func issuer() throws -> String {
+        guard let issuer = Self.issuer(publicURL: request.twofold.configuration.publicURL, isTesting: request.application.environment == .testing,
+                                       host: request.headers.first(name: .host), peerIsLoopback: Self.isLoopback(request.remoteAddress),
+                                       requestBaseURL: request.publicBaseURL)
+        else { throw StepUpError.noPublicURL }
+        return issuer
+    }
+
+    static func issuer(publicURL: String?, isTesting: Bool, host: String?, peerIsLoopback: Bool, requestBaseURL: String) -> String? {
+        if let publicURL { return publicURL }
+        if isTesting { return requestBaseURL }
+        guard peerIsLoopback, let host, isLoopbackHost(host) else { return nil }
+        return requestBaseURL
+    }
+
+    static func isLoopbackHost(_ hostHeader: String) -> Bool {
+        var host = hostHeader.lowercased()
+        if host.hasPrefix("["), let end = host.firstIndex(of: "]") {
+            host = String(host[host.index(after: host.startIndex)..<end])
+        } else if let colon = host.lastIndex(of: ":"), host.filter({ $0 == ":" }).count == 1 {
+            host = String(host[..<colon])
+        }
+        let octets = host.split(separator: ".", omittingEmptySubsequences: false)
+        return host == "localhost" || host == "::1" || (octets.count == 4 && octets[0] == "127" && octets.allSatisfy { UInt8($0) != nil })
+    }
+
+    static func isLoopback(_ address: SocketAddress?) -> Bool {
+        guard let ip = address?.ipAddress?.lowercased() else { return false }
+        return ip.hasPrefix("127.") || ip == "::1" || ip.hasPrefix("::ffff:127.")
     }
 
     private func ensureOpen(_ challenge: StepUpChallenge) throws {
@@ -122,25 +171,29 @@ struct StepUpService {
         let code = rawCode.filter { !$0.isWhitespace }
         guard (6...8).contains(code.count), code.allSatisfy({ $0.isASCII && $0.isNumber }) else { throw StepUpError.invalid("code must be 6 to 8 digits.") }
         let user = try await challenge.$user.get(on: request.db)
+        // The step-up's own attempts and the user's step-up counter are both reserved before the code is checked.
+        let reserved = try await request.db.sql.raw("""
+            UPDATE \(ident: StepUpChallenge.schema) SET failed_attempts = failed_attempts + 1
+            WHERE id = \(bind: try challenge.requireID()) AND failed_attempts < \(bind: StepUpChallenge.attemptLimit) RETURNING failed_attempts
+            """).first(decoding: AttemptsRow.self)
+        // Every attempt is taken by checks still running: the last of them cancels the step-up if all were wrong.
+        guard let attempts = reserved?.failed_attempts else { throw SignInError.wait(seconds: 1) }
         let guardRail = SecondFactorGuard(request: request)
-        try await guardRail.ensureAllowed(user: user)
+        let attempt = try await guardRail.reserve(user: user, channel: .stepUp)
         let factors = try await Factor.query(on: request.db).filter(\.$user.$id == user.id!).filter(\.$status == .active).filter(\.$kind == .totp).all()
         switch try await TOTPVerifier(database: request.db, sealer: request.twofold.sealer, now: request.now).firstMatch(code, among: factors) {
         case .accepted(let factor):
-            try await guardRail.recordSuccess(user: user, kind: "totp")
+            try await guardRail.recordSuccess(attempt, user: user, kind: "totp")
             try await markVerified(challenge, amr: "otp", factor: factor)
             return
         case .replayed:
+            try await guardRail.recordFailure(attempt, user: user, method: "totp", auditing: false)
             try await request.audit(.stepUpFailed, practiceID: challenge.practiceID, subjectID: user.id, details: ["step_up": challenge.shortID, "reason": "replayed"])
             throw SignInError.codeAlreadyUsed
         case .wrong:
             break
         }
-        try await guardRail.recordFailure(user: user, method: "totp", auditing: false)
-        let row = try await request.db.sql.raw("""
-            UPDATE \(ident: StepUpChallenge.schema) SET failed_attempts = failed_attempts + 1 WHERE id = \(bind: challenge.id!) RETURNING failed_attempts
-            """).first(decoding: AttemptsRow.self)
-        let attempts = row?.failed_attempts ?? StepUpChallenge.attemptLimit
+        try await guardRail.recordFailure(attempt, user: user, method: "totp", auditing: false)
         try await request.audit(.stepUpFailed, practiceID: challenge.practiceID, subjectID: user.id,
                                 details: ["step_up": challenge.shortID, "reason": "wrong_code", "attempts": String(attempts)])
         if attempts >= StepUpChallenge.attemptLimit {
@@ -179,12 +232,12 @@ struct StepUpService {
         return try await PasskeyService(request: request).stepUpOptions(for: challenge)
     }
 
-    /// Checks a passkey assertion for this step-up: a hardware-bound key plus the user's PIN or biometric (amr hwk, user).
+    /// Checks a passkey assertion for this step-up: the key plus the user's PIN or biometric (amr `hwk`/`swk` and `user`).
     func verifyPasskey(_ challenge: StepUpChallenge, assertion: AuthenticationResponseJSON) async throws {
         try ensureOpen(challenge)
         do {
             let factor = try await PasskeyService(request: request).verifyStepUp(assertion, for: challenge)
-            try await markVerified(challenge, amr: Self.passkeyAMR.joined(separator: " "), factor: factor)
+            try await markVerified(challenge, amr: Self.passkeyAMR(for: factor).joined(separator: " "), factor: factor)
         } catch let error as PasskeyError {
             try await request.audit(.stepUpFailed, practiceID: challenge.practiceID, subjectID: challenge.$user.id,
                                     details: ["step_up": challenge.shortID, "reason": "passkey", "detail": error.reason])
@@ -192,8 +245,13 @@ struct StepUpService {
         }
     }
 
-    /// RFC 8176 method references for a user-verified passkey.
-    static let passkeyAMR = ["hwk", "user"]
+    /// RFC 8176 method references for a user-verified passkey: `hwk` (proof of possession of a hardware-secured key)
+    /// only for a device-bound credential, whose authenticator said at registration it cannot be backed up (the
+    /// backup-eligible flag clear); a synced passkey, or one registered before the flag was kept, is a software-secured
+    /// key (`swk`) as far as Twofold can tell.
+    static func passkeyAMR(for factor: Factor) -> [String] {
+        [factor.backupEligible == false ? "hwk" : "swk", "user"]
+    }
 
     private func markVerified(_ challenge: StepUpChallenge, amr: String, factor: Factor) async throws {
         let now = request.now
@@ -218,6 +276,7 @@ struct StepUpService {
 
     /// Signs the assertion of a verified step-up; only the first caller gets one.
     func issueAssertion(_ challenge: StepUpChallenge) async throws -> String? {
+        let issuerURL = try issuer()
         let now = request.now
         let rows = try await request.db.sql.raw("""
             UPDATE \(ident: StepUpChallenge.schema) SET status = 'completed'
@@ -227,7 +286,7 @@ struct StepUpService {
         challenge.status = .completed
         let signing = try await SigningKeyStore(database: request.db, sealer: request.twofold.sealer, now: now).current()
         let claims = Claims(
-            iss: request.publicBaseURL, sub: challenge.$user.id.uuidString, practice: challenge.practiceID.uuidString,
+            iss: issuerURL, aud: challenge.apiKeyID.uuidString, sub: challenge.$user.id.uuidString, practice: challenge.practiceID.uuidString,
             amr: (challenge.amr ?? "otp").split(separator: " ").map(String.init), auth_time: Int64((challenge.authTime ?? now).timeIntervalSince1970),
             action_type: challenge.actionType, action_hash: challenge.actionHash, jti: challenge.id!.uuidString,
             iat: Int64(now.timeIntervalSince1970), exp: Int64(now.addingTimeInterval(Self.assertionLifetime).timeIntervalSince1970))

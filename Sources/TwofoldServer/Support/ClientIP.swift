@@ -3,11 +3,17 @@ import Vapor
 
 extension Request {
     /// The client's address as Twofold records and throttles it: the peer, or what a trusted proxy forwarded.
+    /// An IPv4 client that reaches a dual-stack socket (`::ffff:192.0.2.1`) is recorded as plain IPv4.
     var clientIP: String {
-        let peer = remoteAddress?.ipAddress ?? "unknown"
+        let peer = ClientAddress.canonical(remoteAddress?.ipAddress ?? "unknown")
         let proxies = application.twofold.configuration.trustedProxies
         guard !proxies.blocks.isEmpty else { return peer }
         return proxies.clientAddress(peer: peer, forwardedFor: headers[.xForwardedFor])
+    }
+
+    /// What throttling buckets count this client under: the IPv4 address, or the /64 of an IPv6 address.
+    var clientThrottleKey: String {
+        ClientAddress.throttleKey(clientIP)
     }
 
     /// The User-Agent header, cut to the 256 characters Twofold stores with sessions and push requests.

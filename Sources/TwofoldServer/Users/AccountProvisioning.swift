@@ -48,8 +48,10 @@ struct AccountProvisioning {
             cell = SMSCodeService.normalizedPhone(raw)
             if cell == nil { problems.append("the cell phone needs 7 to 15 digits, e.g. +1 555 123 4567") }
         }
-        if let problem = PasswordRules.problem(with: input.password) { problems.append(problem.prefix(1).lowercased() + problem.dropFirst().dropLast()) }
-        guard try await Practice.find(input.practiceID, on: database) != nil else { throw Abort(.notFound, reason: "There is no practice with id \(input.practiceID).") }
+        guard let practice = try await Practice.find(input.practiceID, on: database) else { throw Abort(.notFound, reason: "There is no practice with id \(input.practiceID).") }
+        // A new user has no factor yet: the password is their only one unless the practice requires 2FA.
+        let rules = PasswordRules.Context(hasSecondFactor: practice.mandatoryTwoFactor, username: username, practiceName: practice.name)
+        if let problem = PasswordRules.problem(with: input.password, context: rules) { problems.append(problem.prefix(1).lowercased() + problem.dropFirst().dropLast()) }
         if try await User.query(on: database).filter(\.$usernameKey == User.key(for: username)).first() != nil {
             problems.append("the username \(username) is already taken")
         }
@@ -58,6 +60,7 @@ struct AccountProvisioning {
         let user = User(practiceID: input.practiceID, username: username, firstName: input.firstName.trimmingCharacters(in: .whitespaces),
                         lastName: input.lastName.trimmingCharacters(in: .whitespaces), email: email!, cellPhone: cell,
                         role: input.role, permissions: input.permissions, passwordHash: hash)
+        user.passwordMeetsSingleFactorMinimum = PasswordRules.meetsSingleFactorMinimum(input.password, username: username, practiceName: practice.name)
         try await user.create(on: database)
         try await AuditLog.append(AuditEntry(type: .userCreated, practiceID: input.practiceID, actorID: actorID, subjectID: user.id,
                                              details: ["username": username, "role": input.role.rawValue, "permissions": input.permissions.map(\.rawValue).joined(separator: ",")]),

@@ -10,6 +10,9 @@ struct PasswordHashingPool: LifecycleHandler {
         let pool = NIOThreadPool(numberOfThreads: System.coreCount)
         pool.start()
         app.storage[Key.self] = pool
+        app.storage[PasswordCheckCounter.Key.self] = PasswordCheckCounter()
+        // Read the password blocklist now: a build without it stops at start-up, not at someone's password change.
+        _ = PasswordRules.blocklist.count
         app.lifecycle.use(PasswordHashingPool(pool: pool))
     }
 

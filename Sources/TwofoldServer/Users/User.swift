@@ -32,6 +32,10 @@ final class User: Model, @unchecked Sendable {
     /// Set by an administrator: this user must use 2FA even when the practice does not require it.
     @Field(key: "two_factor_required") var twoFactorRequired: Bool
     @Field(key: "must_change_password") var mustChangePassword: Bool
+    /// Recorded when the password is set (or at a sign-in that checked it): it is long enough to be the only factor
+    /// (15 characters, not common). False for imported hashes and passwords set before the rule; turning 2FA off
+    /// needs it, or the user would be left with a short password as their only factor.
+    @Field(key: "password_single_factor_ok") var passwordMeetsSingleFactorMinimum: Bool
     /// For staff: the provider they mainly work for (shown in the staff list).
     @OptionalField(key: "primary_provider_id") var primaryProviderID: UUID?
 
@@ -61,6 +65,7 @@ final class User: Model, @unchecked Sendable {
         self.passwordHash = passwordHash
         self.twoFactorRequired = false
         self.mustChangePassword = false
+        self.passwordMeetsSingleFactorMinimum = false
         self.secondFactorFailures = 0
     }
 
@@ -71,6 +76,17 @@ final class User: Model, @unchecked Sendable {
     var fullName: String { "\(firstName) \(lastName)" }
 
     func has(_ permission: Permission) -> Bool { permissions.contains(permission.rawValue) }
+}
+
+/// Whether each password meets the single-factor minimum; unknown (false) for every password set before.
+struct AddPasswordSingleFactorFlagToUser: AsyncMigration {
+    func prepare(on database: any Database) async throws {
+        try await database.schema(User.schema).field("password_single_factor_ok", .bool, .required, .sql(.default(false))).update()
+    }
+
+    func revert(on database: any Database) async throws {
+        try await database.schema(User.schema).deleteField("password_single_factor_ok").update()
+    }
 }
 
 struct AddPrimaryProviderToUser: AsyncMigration {

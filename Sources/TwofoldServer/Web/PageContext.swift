@@ -77,7 +77,7 @@ extension Request {
     /// The double-submit token for forms shown before sign-in; ``AnonymousCSRFCookie`` sets the cookie.
     var anonymousCSRFToken: String {
         if let existing = storage[AnonymousCSRFKey.self] { return existing }
-        let token = cookies[SessionCookie.csrfName]?.string ?? SecureRandom.token()
+        let token = cookies[csrfCookieName]?.string ?? SecureRandom.token()
         storage[AnonymousCSRFKey.self] = token
         return token
     }
@@ -95,8 +95,8 @@ struct AnonymousCSRFKey: StorageKey { typealias Value = String }
 struct AnonymousCSRFCookie: AsyncMiddleware {
     func respond(to request: Request, chainingTo next: any AsyncResponder) async throws -> Response {
         let response = try await next.respond(to: request)
-        if let token = request.storage[AnonymousCSRFKey.self], request.cookies[SessionCookie.csrfName]?.string != token {
-            response.cookies[SessionCookie.csrfName] = SessionCookie.value(token, secure: request.twofold.configuration.secureCookies)
+        if let token = request.storage[AnonymousCSRFKey.self], request.cookies[request.csrfCookieName]?.string != token {
+            response.cookies[request.csrfCookieName] = SessionCookie.value(token, secure: request.twofold.configuration.secureCookies)
         }
         return response
     }

@@ -14,9 +14,10 @@ struct SMSSenderTests {
             try await withTestApp(smsSender: .twilio(settings)) { ctx in
                 let practice = try await Fixtures.practice(ctx)
                 _ = try await Fixtures.user(ctx, practice: practice)
-                _ = try await Flows.enrollTOTP(ctx)
-                let client = try await Flows.halfSignedIn(ctx)
-                #expect(try await client.send(.POST, "/api/v1/login/sms").status == .ok)
+                let (client, _, _) = try await APIClient.login(ctx)
+                let start = try await client.send(.POST, "/api/v1/me/factors/sms", json: ["password": Fixtures.password])
+                #expect(start.status == .ok)
+                let factorID = try #require(start.json["factorId"] as? String)
                 let request = try #require(fake.requests.first)
                 #expect(request.method == .POST)
                 #expect(request.path == "/2010-04-01/Accounts/AC0123456789abcdef/Messages.json")
@@ -29,7 +30,7 @@ struct SMSSenderTests {
                 let body = try #require(form["Body"])
                 #expect(body.contains("Riverside Family Medicine"))
                 let code = String(body.prefix(6))
-                #expect(try await client.send(.POST, "/api/v1/login/verify", json: ["code": code]).status == .ok)
+                #expect(try await client.send(.POST, "/api/v1/me/factors/\(factorID)/activate", json: ["code": code]).status == .ok)
                 #expect(try await OutboxMessage.query(on: ctx.app.db).count() == 0)
             }
         } catch {
@@ -46,9 +47,8 @@ struct SMSSenderTests {
             try await withTestApp(smsSender: .webhook(settings)) { ctx in
                 let practice = try await Fixtures.practice(ctx)
                 _ = try await Fixtures.user(ctx, practice: practice)
-                _ = try await Flows.enrollTOTP(ctx)
-                let client = try await Flows.halfSignedIn(ctx)
-                #expect(try await client.send(.POST, "/api/v1/login/sms").status == .ok)
+                let (client, _, _) = try await APIClient.login(ctx)
+                #expect(try await client.send(.POST, "/api/v1/me/factors/sms", json: ["password": Fixtures.password]).status == .ok)
                 let request = try #require(fake.requests.first)
                 #expect(request.path == "/sms")
                 #expect(request.headers.contentType == .json)
@@ -94,9 +94,8 @@ struct SMSSenderTests {
         try await withTestApp(smsSender: .webhook(settings)) { ctx in
             let practice = try await Fixtures.practice(ctx)
             _ = try await Fixtures.user(ctx, practice: practice)
-            _ = try await Flows.enrollTOTP(ctx)
-            let client = try await Flows.halfSignedIn(ctx)
-            let response = try await client.send(.POST, "/api/v1/login/sms")
+            let (client, _, _) = try await APIClient.login(ctx)
+            let response = try await client.send(.POST, "/api/v1/me/factors/sms", json: ["password": Fixtures.password])
             #expect(response.status == .serviceUnavailable)
         }
     }

@@ -81,15 +81,18 @@ struct SMSTests {
         }
     }
 
-    @Test func totpUserWithCellPhoneCanAskForSMS() async throws {
+    /// The profile's cell phone (typed by an administrator, or imported) was never confirmed: it is not a factor.
+    @Test func profilePhoneIsNoFactorForAnAuthenticatorAppUser() async throws {
         try await withTestApp { ctx in
             let practice = try await Fixtures.practice(ctx)
             _ = try await Fixtures.user(ctx, practice: practice)
             _ = try await Flows.enrollTOTP(ctx)
-            let client = try await Flows.halfSignedIn(ctx)
-            #expect(try await client.send(.POST, "/api/v1/login/sms").status == .ok)
-            let code = try #require(try await Fixtures.latestOutboxCode(ctx))
-            #expect(try await client.send(.POST, "/api/v1/login/verify", json: ["code": code]).status == .ok)
+            let (half, body, _) = try await APIClient.login(ctx)
+            #expect(body["smsAvailable"] as? Bool == false)
+            let refused = try await half.send(.POST, "/api/v1/login/sms")
+            #expect(refused.status == .badRequest)
+            #expect(refused.reason.contains("not set up text messages"))
+            #expect(try await OutboxMessage.query(on: ctx.app.db).count() == 0)
         }
     }
 
@@ -101,7 +104,7 @@ struct SMSTests {
             let client = try await Flows.halfSignedIn(ctx)
             let response = try await client.send(.POST, "/api/v1/login/sms")
             #expect(response.status == .badRequest)
-            #expect(response.reason.contains("no cell phone"))
+            #expect(response.reason.contains("not set up text messages"))
         }
     }
 }

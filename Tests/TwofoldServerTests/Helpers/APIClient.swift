@@ -3,14 +3,35 @@ import Testing
 @testable import TwofoldServer
 import VaporTesting
 
-/// Speaks the JSON API the way an integrating client does: bearer token, JSON bodies.
+/// Speaks the JSON API the way an integrating client does: bearer token, JSON bodies. Like a real client it
+/// switches to the new token Twofold hands out when a sign-in completes (the token of the password step stops working).
 struct APIClient {
     let app: Application
-    var token: String?
+    private let box: TokenBox
+    var token: String? { box.value }
+
+    final class TokenBox: @unchecked Sendable {
+        private let lock = NSLock()
+        private var stored: String?
+        init(_ value: String?) { stored = value }
+        var value: String? {
+            get { lock.withLock { stored } }
+            set { lock.withLock { stored = newValue } }
+        }
+    }
 
     init(_ ctx: TestContext, token: String? = nil) {
         app = ctx.app
-        self.token = token
+        box = TokenBox(token)
+    }
+
+    /// Completing a sign-in rotates the session's token: these answers carry the new one.
+    private static let rotatingPaths = ["/api/v1/login/verify", "/api/v1/login/recovery", "/api/v1/login/push/", "/api/v1/login/webauthn", "/activate"]
+
+    private func adoptRotatedToken(_ response: TestingHTTPResponse, path: String) {
+        guard token != nil, response.status.code < 300, Self.rotatingPaths.contains(where: { path.contains($0) }),
+              let rotated = response.json["token"] as? String else { return }
+        box.value = rotated
     }
 
     @discardableResult
@@ -22,7 +43,9 @@ struct APIClient {
             headers.contentType = .json
             body = ByteBuffer(data: try JSONSerialization.data(withJSONObject: json))
         }
-        return try await app.testing().sendRequest(method, path, headers: headers, body: body)
+        let response = try await app.testing().sendRequest(method, path, headers: headers, body: body)
+        adoptRotatedToken(response, path: path)
+        return response
     }
 
     /// Sends a JSON document built with JSONSerialization (nested objects, such as a WebAuthn credential).
@@ -31,7 +54,9 @@ struct APIClient {
         var headers = HTTPHeaders()
         if let token { headers.bearerAuthorization = BearerAuthorization(token: token) }
         headers.contentType = .json
-        return try await app.testing().sendRequest(method, path, headers: headers, body: ByteBuffer(data: try JSONSerialization.data(withJSONObject: document)))
+        let response = try await app.testing().sendRequest(method, path, headers: headers, body: ByteBuffer(data: try JSONSerialization.data(withJSONObject: document)))
+        adoptRotatedToken(response, path: path)
+        return response
     }
 
     /// Signs in with the password and returns a client holding the new token and the decoded reply.

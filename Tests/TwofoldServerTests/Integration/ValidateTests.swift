@@ -1,3 +1,4 @@
+import SQLKit
 import Fluent
 import Foundation
 import Testing
@@ -7,6 +8,8 @@ import VaporTesting
 
 @Suite("Direct verification API")
 struct ValidateTests {
+    struct ChannelRow: Decodable { var failures: Int }
+
     static func key(_ ctx: TestContext, practice: Practice, name: String = "VPN") async throws -> String {
         try await APIKeyService(database: ctx.app.db, now: ctx.clock.now).create(practiceID: practice.id!, name: name).key
     }
@@ -54,7 +57,10 @@ struct ValidateTests {
                 ctx.clock.advance(61)
                 _ = try await Self.validate(ctx, key: key, ["username": "dr.smith", "code": "000000"])
             }
-            #expect(try await User.find(user.id, on: ctx.app.db)?.secondFactorFailures == 20)
+            // counted on this API key's channel, not on the web sign-in's
+            #expect(try await User.find(user.id, on: ctx.app.db)?.secondFactorFailures == 0)
+            let channel = try await ctx.app.db.sql.raw("SELECT failures FROM second_factor_counters WHERE user_id = \(bind: user.id!)").first(decoding: ChannelRow.self)
+            #expect(channel?.failures == 20)
             ctx.clock.advance(30)
             let locked = try await Self.validate(ctx, key: key, ["username": "dr.smith", "code": try Fixtures.code(enrolled.secret, at: ctx.clock.now)])
             #expect(locked.json["result"] as? String == "reject")

@@ -1,6 +1,7 @@
 import Fluent
 import Foundation
 import Testing
+import TwofoldCore
 @testable import TwofoldServer
 import VaporTesting
 
@@ -46,8 +47,10 @@ struct SecondFactorTests {
                 }
                 return try await group.reduce(into: [HTTPResponseStatus]()) { $0.append($1) }
             }
+            // One sign-in gets through; the others are replays (401) or told to wait (429), because every
+            // attempt is reserved against the account before its code is checked.
             #expect(statuses.filter { $0 == .ok }.count == 1)
-            #expect(statuses.filter { $0 == .unauthorized }.count == 19)
+            #expect(statuses.allSatisfy { [.ok, .unauthorized, .tooManyRequests].contains($0) })
         }
     }
 

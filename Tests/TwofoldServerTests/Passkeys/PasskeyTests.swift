@@ -239,7 +239,12 @@ struct PasskeyTests {
             let factors = try await enrolled.client.send(.GET, "/api/v1/me/factors").jsonArray
             #expect(factors.first?["kind"] as? String == "webauthn")
             #expect(factors.first?["synced"] as? Bool == false)
-            let removed = try await enrolled.client.send(.DELETE, "/api/v1/me/factors/\(enrolled.factorID)", json: ["password": Fixtures.password])
+            // the only method: removing it turns 2FA off, so it needs a recovery code besides the password
+            let withoutProof = try await enrolled.client.send(.DELETE, "/api/v1/me/factors/\(enrolled.factorID)", json: ["password": Fixtures.password])
+            #expect(withoutProof.status == .badRequest)
+            #expect(withoutProof.reason.contains("recovery codes"))
+            let recoveryCode = try #require(enrolled.recoveryCodes.first)
+            let removed = try await enrolled.client.send(.DELETE, "/api/v1/me/factors/\(enrolled.factorID)", json: ["password": Fixtures.password, "code": recoveryCode])
             #expect(removed.status == .noContent, "\(removed.text)")
             #expect(try await Self.events(ctx, "passkey.removed").count == 1)
 

@@ -61,7 +61,8 @@ struct WebSignInTests {
             let page = try await web.get("/login/two-factor")
             #expect(page.text.contains("Authenticator app"))
             #expect(page.text.contains("Don't ask again on this browser for 30 days"))
-            #expect(page.text.contains("Send code by SMS"))
+            // the profile's cell phone was never confirmed as a method, so no text message is offered
+            #expect(!page.text.contains("Send code by SMS"))
             #expect(page.text.contains("Use a recovery code"))
 
             let done = try await web.post("/login/two-factor", ["code": try Fixtures.code(enrolled.secret, at: ctx.clock.now), "factorId": enrolled.factorID])
@@ -84,8 +85,12 @@ struct WebSignInTests {
             _ = try await Fixtures.user(ctx, practice: practice)
             let web = WebClient(ctx)
             _ = try await Self.signInWithPassword(web)
-            let cookieHeader = try #require(web.lastSetCookieHeaders.first { $0.hasPrefix(SessionCookie.name) })
+            // over HTTPS the cookies carry the __Host- prefix (Secure, Path=/, no Domain)
+            let cookieHeader = try #require(web.lastSetCookieHeaders.first { $0.hasPrefix("__Host-" + SessionCookie.name + "=") })
             #expect(cookieHeader.contains("Secure"))
+            #expect(cookieHeader.contains("Path=/"))
+            #expect(!cookieHeader.lowercased().contains("domain="))
+            #expect(!web.lastSetCookieHeaders.contains { $0.hasPrefix(SessionCookie.name + "=") })
         }
     }
 
