@@ -12,6 +12,7 @@ public func configure(_ app: Application, _ config: TwofoldConfiguration, clock:
     app.passwords.use(.bcrypt(cost: config.bcryptCost))
     PasswordHashingPool.install(on: app)
     MaintenanceTask.install(on: app)
+    RADIUSServer.install(on: app, addresses: config.radiusListen)
     app.apiKeyCache = APIKeyCache()
     app.twofold = TwofoldServices(
         configuration: config,
@@ -19,7 +20,8 @@ public func configure(_ app: Application, _ config: TwofoldConfiguration, clock:
         clock: clock,
         decoyPasswordHash: try app.password.hash(SecureRandom.token()))
 
-    try DatabaseSetup.configure(app, storage: config.storage, postgresConnectionsPerEventLoop: config.postgresConnectionsPerEventLoop)
+    try DatabaseSetup.configure(app, storage: config.storage, postgresConnectionsPerEventLoop: config.postgresConnectionsPerEventLoop,
+                                connectionWaitSeconds: config.databaseConnectionWaitSeconds)
 
     switch config.smsSender {
     case .outbox: app.smsSender = OutboxSender()
@@ -51,6 +53,7 @@ public func configure(_ app: Application, _ config: TwofoldConfiguration, clock:
     app.asyncCommands.use(APIKeyCommands(), as: "api-key")
     app.asyncCommands.use(ImportCommands(), as: "import")
     app.asyncCommands.use(KeysCommands(), as: "keys")
+    app.asyncCommands.use(RADIUSClientCommands(), as: "radius-client")
 }
 
 func routes(_ app: Application) throws {
@@ -63,6 +66,7 @@ func routes(_ app: Application) throws {
     try web.register(collection: SecurityWebController())
     try web.register(collection: AdminWebController())
     try web.register(collection: APIKeyPages())
+    try web.register(collection: RADIUSPages())
     try web.register(collection: PushWebController())
     try web.register(collection: StepUpWebController())
     try web.register(collection: PasskeyWebController())

@@ -3,7 +3,8 @@ import Foundation
 /// A block of IPv4 or IPv6 addresses in CIDR notation (`10.0.0.0/8`, `::1/128`).
 public struct CIDRBlock: Sendable, Hashable, CustomStringConvertible {
     let network: [UInt8]
-    let prefixLength: Int
+    /// The number of leading bits that are fixed (32 or 128 for a single address).
+    public let prefixLength: Int
     public let description: String
 
     /// Reads `address/prefix`, or a single address (a /32 or /128).

@@ -7,12 +7,11 @@ extension RADIUSPacket {
     func computeMessageAuthenticator(authenticatorField: [UInt8], secret: RADIUSSharedSecret) throws -> [UInt8] {
         var zeroed = self
         zeroed.authenticator = authenticatorField
-        zeroed.attributes = attributes.map { attribute in
-            attribute.type == .messageAuthenticator ? RADIUSAttribute(.messageAuthenticator, Array(repeating: 0, count: 16))
-                                                    : attribute
+        for index in zeroed.attributes.indices where zeroed.attributes[index].type == .messageAuthenticator {
+            zeroed.attributes[index].value = Array(repeating: 0, count: 16)
         }
-        let mac = HMAC<Insecure.MD5>.authenticationCode(for: try zeroed.encoded(), using: SymmetricKey(data: secret.bytes))
-        return Array(mac)
+        let key = SymmetricKey(data: secret.bytes)
+        return Array(HMAC<Insecure.MD5>.authenticationCode(for: try zeroed.encoded(), using: key))
     }
 
     /// MD5(Code + ID + Length + RequestAuth + Attributes + Secret), the Response Authenticator (RFC 2865 §3).
@@ -29,7 +28,8 @@ extension RADIUSPacket {
     ///   `.unsupportedCode` for a packet that is not an Access-Request or Status-Server.
     public func verifyRequest(secret: RADIUSSharedSecret) throws {
         guard code == .accessRequest || code == .statusServer else {
-            throw RADIUSError(.unsupportedCode(code.rawValue), "Only Access-Request and Status-Server are verified here.")
+            throw RADIUSError(.unsupportedCode(code.rawValue),
+                              "Only Access-Request and Status-Server are verified as requests.")
         }
         guard let received = messageAuthenticator else {
             throw RADIUSError(.missingMessageAuthenticator, "The request carries no Message-Authenticator.")
@@ -56,7 +56,8 @@ extension RADIUSPacket {
     public static func response(to request: RADIUSPacket, code: RADIUSCode, attributes: [RADIUSAttribute],
                                 secret: RADIUSSharedSecret) throws -> RADIUSPacket {
         guard [.accessAccept, .accessReject, .accessChallenge].contains(code) else {
-            throw RADIUSError(.unsupportedCode(code.rawValue), "A response must be Access-Accept, -Reject or -Challenge.")
+            throw RADIUSError(.unsupportedCode(code.rawValue),
+                              "A response must be Access-Accept, Access-Reject or Access-Challenge.")
         }
         var replies = attributes.filter { $0.type != .messageAuthenticator }
         if !replies.contains(where: { $0.type == .proxyState }) {
@@ -82,7 +83,8 @@ extension RADIUSPacket {
     ///   `.badResponseAuthenticator` or `.badMessageAuthenticator`.
     public func verifyResponse(to request: RADIUSPacket, secret: RADIUSSharedSecret) throws {
         guard identifier == request.identifier else {
-            throw RADIUSError(.identifierMismatch, "Response \(identifier) does not answer request \(request.identifier).")
+            throw RADIUSError(.identifierMismatch,
+                              "Response \(identifier) does not answer request \(request.identifier).")
         }
         guard let received = messageAuthenticator else {
             throw RADIUSError(.missingMessageAuthenticator, "The response carries no Message-Authenticator.")
@@ -126,8 +128,8 @@ extension RADIUSPacket {
         let requestAuthenticator = randomBytes(16)
         var list = [RADIUSAttribute.text(.userName, userName)]
         if let password {
-            let hidden = try RADIUSUserPassword.hide(password, secret: secret, requestAuthenticator: requestAuthenticator)
-            list.append(RADIUSAttribute(.userPassword, hidden))
+            list.append(RADIUSAttribute(.userPassword, try RADIUSUserPassword.hide(
+                password, secret: secret, requestAuthenticator: requestAuthenticator)))
         }
         if let state { list.append(.state(state)) }
         return try signedRequest(code: .accessRequest, identifier: identifier, authenticator: requestAuthenticator,

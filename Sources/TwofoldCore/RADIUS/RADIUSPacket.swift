@@ -20,8 +20,9 @@ public enum RADIUSCode: UInt8, Hashable, Sendable, CaseIterable {
     public var isRequest: Bool { self == .accessRequest || self == .accountingRequest || self == .statusServer }
 }
 
-/// The shared secret between Twofold and one RADIUS client (RFC 2865 §3). Its description is redacted.
-public struct RADIUSSharedSecret: Sendable, Hashable, CustomStringConvertible {
+/// The shared secret between Twofold and one RADIUS client (RFC 2865 §3). Its description is redacted, and it is
+/// deliberately not `Equatable`: compare secrets with `ConstantTime.equals` on ``bytes``.
+public struct RADIUSSharedSecret: Sendable, CustomStringConvertible {
     /// The secret octets.
     public let bytes: [UInt8]
 
@@ -98,12 +99,14 @@ public struct RADIUSPacket: Hashable, Sendable {
             }
             let attributeLength = Int(bytes[offset + 1])
             guard attributeLength >= 2 else {
-                throw RADIUSError(.badAttribute(type), "Attribute \(type) has length \(attributeLength); the minimum is 2.")
+                throw RADIUSError(.badAttribute(type),
+                                  "Attribute \(type) has length \(attributeLength); the minimum is 2.")
             }
             guard offset + attributeLength <= length else {
                 throw RADIUSError(.badAttribute(type), "Attribute \(type) runs past the end of the packet.")
             }
-            let attribute = RADIUSAttribute(RADIUSAttributeType(type), Array(bytes[(offset + 2)..<(offset + attributeLength)]))
+            let value = Array(bytes[(offset + 2)..<(offset + attributeLength)])
+            let attribute = RADIUSAttribute(RADIUSAttributeType(type), value)
             try Self.checkBounds(attribute)
             if Self.singletons.contains(attribute.type), attributes.contains(where: { $0.type == attribute.type }) {
                 throw RADIUSError(.duplicateAttribute(type), "Attribute \(type) may appear only once.")
@@ -148,7 +151,8 @@ public struct RADIUSPacket: Hashable, Sendable {
         for attribute in attributes {
             guard attribute.value.count <= RADIUSAttribute.maximumValueLength else {
                 throw RADIUSError(.badAttribute(attribute.type.rawValue),
-                                  "Attribute \(attribute.type.rawValue) holds \(attribute.value.count) octets; at most 253 fit.")
+                                  "Attribute \(attribute.type.rawValue) holds \(attribute.value.count) octets; "
+                                      + "at most 253 fit.")
             }
             bytes.append(attribute.type.rawValue)
             bytes.append(UInt8(attribute.value.count + 2))

@@ -44,10 +44,7 @@ struct APIKeyPages: RouteCollection {
             Row(id: key.id!.uuidString, name: key.name, hint: key.hint + "…", created: key.createdAt.map { $0.formatted(format) } ?? "",
                 revoked: key.revokedAt.map { $0.formatted(format) }, revokeAction: "/admin/api-keys/\(key.id!.uuidString)/revoke")
         }, newKey: newKey, newKeyName: newKeyName)
-        let response = try await req.render("admin-api-keys", page, status: status)
-        // A page that shows a key once must not be cached anywhere.
-        response.headers.replaceOrAdd(name: .cacheControl, value: "no-store")
-        return response
+        return try await req.renderUncached("admin-api-keys", page, status: status)
     }
 
     @Sendable func list(req: Request) async throws -> Response {

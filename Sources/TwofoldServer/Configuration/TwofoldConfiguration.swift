@@ -33,6 +33,8 @@ public struct TwofoldConfiguration: Sendable {
     public var storage: Storage
     /// PostgreSQL connections each event loop may open (the pool is this times the number of cores).
     public var postgresConnectionsPerEventLoop = 8
+    /// How long a query waits for a free database connection before the request fails.
+    public var databaseConnectionWaitSeconds = 30
     public var dataDirectory: String
     public var sealingKey: SealingKey?
     public var previousSealingKeys: [SealingKey]
@@ -44,6 +46,8 @@ public struct TwofoldConfiguration: Sendable {
     public var issuerFallback: String
     /// Reverse proxies whose `X-Forwarded-For` is believed for the client address (throttling and audit depend on it).
     public var trustedProxies: TrustedProxies = TrustedProxies([])
+    /// Where `serve` listens for RADIUS (`TWOFOLD_RADIUS_LISTEN`); empty: no RADIUS listener.
+    public var radiusListen: [RADIUSListenAddress] = []
     /// When set, `/metrics` answers only requests bearing this token.
     public var metricsToken: String?
     /// The address users and devices reach Twofold at (e.g. `https://2fa.example-clinic.org`): put in push
@@ -176,6 +180,13 @@ extension TwofoldConfiguration {
                 problems.append("TWOFOLD_TRUSTED_PROXIES must be comma-separated addresses or CIDR blocks, e.g. 127.0.0.1/32,10.0.0.0/8")
             }
         }
+        if let listen = env["TWOFOLD_RADIUS_LISTEN"], !listen.isEmpty {
+            for part in listen.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) {
+                if let address = RADIUSListenAddress(part) { config.radiusListen.append(address) } else {
+                    problems.append("TWOFOLD_RADIUS_LISTEN entry \(part) must be address:port, e.g. 127.0.0.1:1812 or [::1]:1812")
+                }
+            }
+        }
         guard problems.isEmpty else { throw ConfigurationError(problems: problems) }
         return config
     }
@@ -202,4 +213,30 @@ extension TwofoldConfiguration {
         if scheme == "https" { return true }
         return scheme == "http" && (host == "127.0.0.1" || host == "localhost" || host == "::1")
     }
+}
+
+/// One `address:port` of `TWOFOLD_RADIUS_LISTEN` (`127.0.0.1:1812`, `0.0.0.0:1812`, `[::1]:1812`).
+public struct RADIUSListenAddress: Sendable, Equatable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+
+    public init?(_ text: String) {
+        let hostPart: Substring
+        let portPart: Substring
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]"), text[text.index(after: close)...].hasPrefix(":") else { return nil }
+            hostPart = text[text.index(after: text.startIndex)..<close]
+            portPart = text[text.index(close, offsetBy: 2)...]
+        } else {
+            let pieces = text.split(separator: ":", omittingEmptySubsequences: false)
+            guard pieces.count == 2 else { return nil }
+            hostPart = pieces[0]
+            portPart = pieces[1]
+        }
+        guard !hostPart.isEmpty, CIDRBlock(String(hostPart)) != nil, let port = Int(portPart), (1...65_535).contains(port) else { return nil }
+        host = String(hostPart)
+        self.port = port
+    }
+
+    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
 }

@@ -13,6 +13,8 @@ enum SecondFactorChannel: Sendable, Hashable {
     case validate(apiKeyID: UUID)
     /// Step-up verifications requested by the practice's integrations.
     case stepUp
+    /// Codes a RADIUS client in `code-only` mode sends (it checked the password itself): that client's checks of the user.
+    case radius(clientID: UUID)
 
     /// The counter's name in `second_factor_counters`; nil for the sign-in counter kept on the user's row.
     var counterName: String? {
@@ -20,6 +22,7 @@ enum SecondFactorChannel: Sendable, Hashable {
         case .signIn: nil
         case .validate(let id): "validate:\(id.uuidString.lowercased())"
         case .stepUp: "step_up"
+        case .radius(let id): "radius:\(id.uuidString.lowercased())"
         }
     }
 }
@@ -193,6 +196,7 @@ extension SecondFactorChannel {
         case .signIn: "sign_in"
         case .validate: "validate"
         case .stepUp: "step_up"
+        case .radius: "radius"
         }
     }
 }

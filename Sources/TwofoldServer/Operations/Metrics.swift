@@ -46,6 +46,23 @@ struct TwofoldMetrics: Sendable {
     func databaseError() {
         registry.makeCounter(descriptor: Self.databaseErrors).increment()
     }
+
+    static var radiusRequests: MetricNameDescriptor { name("radius", "requests", unit: "total", help: "RADIUS Access-Requests answered, by outcome (accept, reject, challenge).") }
+    static var radiusDrops: MetricNameDescriptor { name("radius", "dropped", unit: "total", help: "RADIUS datagrams dropped without an answer, by reason.") }
+    static var radiusLatency: MetricNameDescriptor { name("radius", "request_duration", unit: "seconds", help: "Time to answer a RADIUS Access-Request.") }
+
+    func radius(outcome: String) {
+        registry.makeCounter(descriptor: Self.radiusRequests, labels: [("outcome", outcome)]).increment()
+    }
+
+    /// `reason`: malformed, unknown_client, bad_authenticator, missing_authenticator, unsupported, duplicate_in_flight, rate_limited.
+    func radiusDropped(reason: String) {
+        registry.makeCounter(descriptor: Self.radiusDrops, labels: [("reason", reason)]).increment()
+    }
+
+    func radiusAnswered(after duration: Duration) {
+        registry.makeDurationHistogram(descriptor: Self.radiusLatency, buckets: Self.latencyBuckets).record(duration)
+    }
 }
 
 extension Application {

@@ -15,19 +15,20 @@ enum DatabaseSetup {
         CreateSecondFactorCounter(), AddEnrollmentSessionToFactor(), AddSessionLifetimeToPractice(), AddAttemptsToSMSCode(), CreateKnownSignInAddress(),
         CreateSealingKeyCheck(),
         AddPasswordSingleFactorFlagToUser(),
+        CreateRADIUSClient(), CreateRADIUSChallenge(),
     ]
 
-    static func configure(_ app: Application, storage: TwofoldConfiguration.Storage, postgresConnectionsPerEventLoop: Int = 8) throws {
+    static func configure(_ app: Application, storage: TwofoldConfiguration.Storage, postgresConnectionsPerEventLoop: Int = 8, connectionWaitSeconds: Int = 30) throws {
         switch storage {
         // SQL statements and query values are logged only at trace level: their values include code and token hashes.
         case .sqliteMemory:
-            app.databases.use(singleConnection(.sqlite(.memory, connectionPoolTimeout: .seconds(30), dataEncoder: .init(), dataDecoder: .init(), sqlLogLevel: .trace)).queryValuesOnlyAtTrace, as: .sqlite)
+            app.databases.use(singleConnection(.sqlite(.memory, connectionPoolTimeout: .seconds(Int64(connectionWaitSeconds)), dataEncoder: .init(), dataDecoder: .init(), sqlLogLevel: .trace)).queryValuesOnlyAtTrace, as: .sqlite)
         case .sqliteFile(let path):
-            app.databases.use(singleConnection(.sqlite(.file(path), connectionPoolTimeout: .seconds(30), dataEncoder: .init(), dataDecoder: .init(), sqlLogLevel: .trace)).queryValuesOnlyAtTrace, as: .sqlite)
+            app.databases.use(singleConnection(.sqlite(.file(path), connectionPoolTimeout: .seconds(Int64(connectionWaitSeconds)), dataEncoder: .init(), dataDecoder: .init(), sqlLogLevel: .trace)).queryValuesOnlyAtTrace, as: .sqlite)
         case .postgres(let url, let searchPath):
             var configuration = try SQLPostgresConfiguration(url: url)
             if let searchPath { configuration.searchPath = [searchPath] }
-            app.databases.use(.postgres(configuration: configuration, maxConnectionsPerEventLoop: postgresConnectionsPerEventLoop, connectionPoolTimeout: .seconds(30), sqlLogLevel: .trace).queryValuesOnlyAtTrace, as: .psql)
+            app.databases.use(.postgres(configuration: configuration, maxConnectionsPerEventLoop: postgresConnectionsPerEventLoop, connectionPoolTimeout: .seconds(Int64(connectionWaitSeconds)), sqlLogLevel: .trace).queryValuesOnlyAtTrace, as: .psql)
         }
         for migration in migrations { app.migrations.add(migration) }
     }

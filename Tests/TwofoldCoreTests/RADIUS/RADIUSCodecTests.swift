@@ -126,8 +126,9 @@ struct RADIUSRFCExampleTests {
     }
 
     @Test func section71PasswordHidesToTheRFCOctets() throws {
+        let requestAuthenticator = RADIUSFixtures.hex("0f403f9473978057bd83d5cb98f4227a")
         let hidden = try RADIUSUserPassword.hide(Array("arctangent".utf8), secret: RADIUSFixtures.rfcSecret,
-                                                 requestAuthenticator: RADIUSFixtures.hex("0f403f9473978057bd83d5cb98f4227a"))
+                                                 requestAuthenticator: requestAuthenticator)
         #expect(hidden == RADIUSFixtures.hex("0dbe708d93d413ce3196e43f782a0aee"))
     }
 
@@ -368,7 +369,8 @@ struct RADIUSAuthenticatorTests {
         // act
         let response = try RADIUSPacket.response(
             to: request, code: .accessReject,
-            attributes: [RADIUSAttribute(.replyMessage, [65]), RADIUSAttribute(.messageAuthenticator, [UInt8](repeating: 7, count: 16))],
+            attributes: [RADIUSAttribute(.replyMessage, [65]),
+                         RADIUSAttribute(.messageAuthenticator, [UInt8](repeating: 7, count: 16))],
             secret: Self.secret)
         // verify
         #expect(response.attributes.map(\.type) == [.messageAuthenticator, .replyMessage, .proxyState, .proxyState])
@@ -631,7 +633,8 @@ struct RADIUSEncodingTests {
     }
 
     @Test func userNameThatIsNotUTF8ReadsAsNil() throws {
-        let packet = try RADIUSPacket(decoding: RADIUSFixtures.datagram(attributes: RADIUSFixtures.attribute(1, [0xC3, 0x28])))
+        let bytes = RADIUSFixtures.datagram(attributes: RADIUSFixtures.attribute(1, [0xC3, 0x28]))
+        let packet = try RADIUSPacket(decoding: bytes)
         #expect(packet.userName == nil)
         #expect(packet.value(of: .userName) == [0xC3, 0x28])
     }
@@ -672,10 +675,12 @@ struct RADIUSUserPasswordTests {
         for length in 1...128 {
             // NUL is the padding octet, so the password itself holds none (RFC 2865 §5.2).
             let password = (0..<length).map { _ in UInt8.random(in: 1...255, using: &rng) }
-            let hidden = try RADIUSUserPassword.hide(password, secret: Self.secret, requestAuthenticator: Self.authenticator)
+            let hidden = try RADIUSUserPassword.hide(password, secret: Self.secret,
+                                                     requestAuthenticator: Self.authenticator)
             #expect(hidden.count == (length + 15) / 16 * 16)
             #expect(hidden.prefix(length) != password[...])
-            let clear = try RADIUSUserPassword.unhide(hidden, secret: Self.secret, requestAuthenticator: Self.authenticator)
+            let clear = try RADIUSUserPassword.unhide(hidden, secret: Self.secret,
+                                                      requestAuthenticator: Self.authenticator)
             #expect(clear == password, "length \(length)")
         }
     }
@@ -686,7 +691,8 @@ struct RADIUSUserPasswordTests {
                                             requestAuthenticator: Self.authenticator)
         }
         expectRADIUSError(.passwordTooLong) {
-            _ = try RADIUSPacket.accessRequest(identifier: 1, userName: "u", password: Array(repeating: 0x61, count: 129),
+            _ = try RADIUSPacket.accessRequest(identifier: 1, userName: "u",
+                                               password: Array(repeating: 0x61, count: 129),
                                                secret: Self.secret, randomBytes: RADIUSFixtures.fixedRandom)
         }
     }
@@ -694,7 +700,8 @@ struct RADIUSUserPasswordTests {
     @Test func emptyPasswordIsOneBlockOfPadding() throws {
         let hidden = try RADIUSUserPassword.hide([], secret: Self.secret, requestAuthenticator: Self.authenticator)
         #expect(hidden.count == 16)
-        #expect(try RADIUSUserPassword.unhide(hidden, secret: Self.secret, requestAuthenticator: Self.authenticator) == [])
+        let clear = try RADIUSUserPassword.unhide(hidden, secret: Self.secret, requestAuthenticator: Self.authenticator)
+        #expect(clear == [])
     }
 
     @Test func secondBlockIsChainedOnTheFirstCiphertext() throws {

@@ -47,6 +47,8 @@ func withTestApp(
     config.storage = TestDatabase.postgresURL.map { .postgres(url: $0, searchPath: schema) } ?? .sqliteFile(path: sqlitePath)
     config.sealingKey = SealingKey.generate()
     config.bcryptCost = 4
+    // The suites run in parallel on two cores, and some tests fire fifty requests at once at one connection.
+    config.databaseConnectionWaitSeconds = 180
     config.smsSender = smsSender
     config.metricsToken = metricsToken
     do {

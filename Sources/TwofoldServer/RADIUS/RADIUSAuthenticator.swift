@@ -1,0 +1,273 @@
+import Fluent
+import Foundation
+import NIOCore
+import SQLKit
+import TwofoldCore
+import Vapor
+
+/// A pending Access-Challenge: the `State` a device sends back with the user's answer. Stored as a hash, single use,
+/// valid five minutes, bound to the client and the user; in the database, so any instance can take the answer.
+enum RADIUSChallengeRecord {
+    static let schema = "radius_challenges"
+    static let lifetime: TimeInterval = 5 * 60
+
+    struct Claimed: Decodable {
+        var user_id: UUID
+        var password_verified: Bool
+    }
+
+    static func issue(clientID: UUID, userID: UUID, passwordVerified: Bool, now: Date, on db: any Database) async throws -> [UInt8] {
+        let state = SecureRandom.bytes(16)
+        try await db.sql.raw("""
+            INSERT INTO \(ident: schema) (state_hash, client_id, user_id, password_verified, created_at, expires_at)
+            VALUES (\(bind: TwofoldCore.Digest.sha256Hex(Base64URL.encode(state))), \(bind: clientID), \(bind: userID), \(bind: passwordVerified),
+                    \(bind: now), \(bind: now.addingTimeInterval(lifetime)))
+            """).run()
+        return state
+    }
+
+    /// Spends a challenge: true for exactly one answer, before it expires.
+    static func claim(state: [UInt8], clientID: UUID, now: Date, on db: any Database) async throws -> Claimed? {
+        try await db.sql.raw("""
+            UPDATE \(ident: schema) SET used_at = \(bind: now)
+            WHERE state_hash = \(bind: TwofoldCore.Digest.sha256Hex(Base64URL.encode(state))) AND client_id = \(bind: clientID)
+              AND used_at IS NULL AND expires_at > \(bind: now)
+            RETURNING user_id, password_verified
+            """).first(decoding: Claimed.self)
+    }
+}
+
+struct CreateRADIUSChallenge: AsyncMigration {
+    func prepare(on database: any Database) async throws {
+        try await database.schema(RADIUSChallengeRecord.schema)
+            .field("state_hash", .string, .required)
+            .field("client_id", .uuid, .required, .references(RADIUSClient.schema, .id, onDelete: .cascade))
+            .field("user_id", .uuid, .required, .references(User.schema, .id, onDelete: .cascade))
+            .field("password_verified", .bool, .required)
+            .field("created_at", .datetime, .required)
+            .field("expires_at", .datetime, .required)
+            .field("used_at", .datetime)
+            .unique(on: "state_hash")
+            .create()
+    }
+
+    func revert(on database: any Database) async throws {
+        try await database.schema(RADIUSChallengeRecord.schema).delete()
+    }
+}
+
+/// The answer to one Access-Request: the code and the reply attributes (Message-Authenticator and the Response
+/// Authenticator are added when the packet is built).
+struct RADIUSDecision: Sendable {
+    var code: RADIUSCode
+    var attributes: [RADIUSAttribute]
+    /// For the audit log and metrics: `accept`, `reject`, `challenge`.
+    var outcome: String { code == .accessAccept ? "accept" : code == .accessChallenge ? "challenge" : "reject" }
+}
+
+/// Decides an Access-Request under the same rules as every other channel: the password allowance shared with the web
+/// sign-in, the second-factor check with its reservation and single-use time steps, mandatory 2FA, the audit log.
+/// Unknown users, wrong passwords, wrong codes and locked users all get the same Access-Reject.
+struct RADIUSAuthenticator {
+    let app: Application
+    let client: RADIUSClientRegistry.Entry
+    let packet: RADIUSPacket
+    let source: SocketAddress
+
+    static let deniedMessage = "Access denied."
+
+    /// The services of the web channel take a request for its clock, database, audit context and metrics; the
+    /// RADIUS channel hands them one that stands for the device (its address, its name as the user agent).
+    private func channelRequest() -> Request {
+        var headers = HTTPHeaders()
+        headers.add(name: .userAgent, value: "RADIUS \(client.name)")
+        return Request(application: app, method: .POST, url: URI(path: "/radius"), headers: headers, remoteAddress: source,
+                       logger: app.logger, on: app.eventLoopGroup.next())
+    }
+
+    func decide() async throws -> RADIUSDecision {
+        let request = channelRequest()
+        guard let username = packet.userName?.trimmingCharacters(in: .whitespaces), !username.isEmpty, username.utf8.count <= 128 else {
+            return try await reject(request, user: nil, reason: "no_user_name")
+        }
+        if packet.hasEAPMessage || packet.hasCHAPPassword || packet.hiddenUserPassword == nil {
+            return try await reject(request, user: nil, reason: "not_pap", message: "Twofold accepts PAP (User-Password) only.")
+        }
+        guard let bytes = try? packet.userPassword(secret: RADIUSSharedSecret(client.secret)), let input = String(bytes: bytes ?? [], encoding: .utf8)
+        else { return try await reject(request, user: nil, reason: "unreadable_password") }
+        let user = try await User.query(on: request.db).filter(\.$usernameKey == User.key(for: username))
+            .filter(\.$practice.$id == client.practiceID).first()
+        if let state = packet.state {
+            return try await answerChallenge(request, state: state, input: input, user: user)
+        }
+        switch client.mode {
+        case .codeOnly:
+            guard let user else { return try await reject(request, user: nil, reason: "unknown_user", username: username) }
+            if let refusal = try await enrollmentRefusal(request, user: user) { return refusal }
+            return try await checkCode(request, input, user: user, channel: .radius(clientID: client.id))
+        case .passwordAndCode:
+            return try await passwordStep(request, input: input, user: user, username: username)
+        }
+    }
+
+    // MARK: password
+
+    private func passwordStep(_ request: Request, input: String, user: User?, username: String) async throws -> RADIUSDecision {
+        let throttle = ThrottleStore(database: request.db)
+        let accountKey = "password:user:\(User.key(for: username))"
+        // One request is one guess, however its User-Password is read.
+        if case .blocked = try await throttle.reserve(accountKey, limit: ThrottleLimits.passwordPerAccount, now: request.now) {
+            try await request.audit(.signInThrottled, practiceID: client.practiceID, subjectID: user?.id,
+                                    details: ["username": String(User.key(for: username).prefix(64)), "channel": "radius", "radius_client": client.name])
+            return try await reject(request, user: user, reason: "password_throttled", username: username)
+        }
+        // The whole input as the password, then — for devices that cannot do challenges — the password followed by a
+        // code of the length the user's methods produce (at most two more bcrypt checks).
+        var candidates: [(password: String, code: String?)] = [(input, nil)]
+        if let user {
+            let lengths = Set(try await SignInService(request: request).activeFactors(of: user).filter { $0.kind == .totp || $0.kind == .sms }.map(\.digits))
+            for digits in lengths.sorted(by: >) where input.count > digits {
+                let suffix = String(input.suffix(digits))
+                if suffix.allSatisfy({ $0.isASCII && $0.isNumber }) { candidates.append((String(input.dropLast(digits)), suffix)) }
+            }
+        }
+        for candidate in candidates {
+            guard await request.verifyPassword(candidate.password, against: user?.passwordHash), let user else { continue }
+            try await throttle.reset(accountKey)
+            if let refusal = try await enrollmentRefusal(request, user: user) { return refusal }
+            let factors = try await SignInService(request: request).activeFactors(of: user)
+            if factors.isEmpty {
+                return try await accept(request, user: user, method: "password")
+            }
+            if let code = candidate.code {
+                return try await checkCode(request, code, user: user, channel: .signIn)
+            }
+            guard factors.contains(where: { $0.kind == .totp || $0.kind == .sms }) else {
+                return try await reject(request, user: user, reason: "no_code_method",
+                                        message: "Your sign-in methods show no code. Add an authenticator app in Twofold (Account › Security) to sign in here.")
+            }
+            return try await challenge(request, user: user, factors: factors)
+        }
+        try await request.audit(.signInFailed, practiceID: client.practiceID, subjectID: user?.id,
+                                details: ["username": String(User.key(for: username).prefix(64)), "reason": user == nil ? "unknown_user" : "wrong_password",
+                                          "channel": "radius", "radius_client": client.name])
+        return try await reject(request, user: user, reason: user == nil ? "unknown_user" : "wrong_password", username: username)
+    }
+
+    /// A user who must set up 2FA and has no method yet is told to sign in on the web first.
+    private func enrollmentRefusal(_ request: Request, user: User) async throws -> RADIUSDecision? {
+        guard let practice = try await Practice.find(user.$practice.id, on: request.db), practice.mandatoryTwoFactor || user.twoFactorRequired,
+              try await SignInService(request: request).activeFactors(of: user).isEmpty
+        else { return nil }
+        return try await reject(request, user: user, reason: "enrollment_required",
+                                message: "Your practice requires two-factor authentication. Sign in to Twofold in a web browser first to set it up.")
+    }
+
+    private func challenge(_ request: Request, user: User, factors: [Factor]) async throws -> RADIUSDecision {
+        let state = try await RADIUSChallengeRecord.issue(clientID: client.id, userID: try user.requireID(), passwordVerified: true, now: request.now, on: request.db)
+        let kinds = Set(factors.map(\.kind))
+        var options: [String] = []
+        if kinds.contains(.totp) { options.append("the code from your authenticator app") }
+        if kinds.contains(.sms) { options.append("a text-message code (type sms to get one)") }
+        let prompt = options.isEmpty ? "This sign-in needs an authenticator-app or text-message code; none is set up for you." : "Enter " + options.joined(separator: ", or ") + "."
+        try await request.audit(.radiusChallenged, practiceID: client.practiceID, subjectID: user.id, details: deviceDetails())
+        app.metrics.radius(outcome: "challenge")
+        return RADIUSDecision(code: .accessChallenge, attributes: RADIUSAttribute.replyMessages(prompt) + [.state(state)])
+    }
+
+    // MARK: challenge answers
+
+    private func answerChallenge(_ request: Request, state: [UInt8], input: String, user: User?) async throws -> RADIUSDecision {
+        guard let claimed = try await RADIUSChallengeRecord.claim(state: state, clientID: client.id, now: request.now, on: request.db),
+              let user, user.id == claimed.user_id
+        else { return try await reject(request, user: user, reason: "unknown_state") }
+        let answer = input.trimmingCharacters(in: .whitespaces).lowercased()
+        if answer == "sms" {
+            return try await sendSMS(request, user: user)
+        }
+        return try await checkCode(request, input, user: user, channel: claimed.password_verified ? .signIn : .radius(clientID: client.id))
+    }
+
+    private func sendSMS(_ request: Request, user: User) async throws -> RADIUSDecision {
+        guard let practice = try await Practice.find(user.$practice.id, on: request.db), practice.allowSMS,
+              let phone = try await SignInService(request: request).activeFactors(of: user).first(where: { $0.kind == .sms })?.phone
+        else { return try await reject(request, user: user, reason: "no_confirmed_phone") }
+        do {
+            try await SMSCodeService(request: request).send(to: phone, user: user, practice: practice, purpose: .signIn, factorID: nil)
+        } catch let error as SMSError {
+            return try await reject(request, user: user, reason: "sms_refused", message: error.reason)
+        }
+        let state = try await RADIUSChallengeRecord.issue(clientID: client.id, userID: try user.requireID(), passwordVerified: true, now: request.now, on: request.db)
+        try await request.audit(.radiusChallenged, practiceID: client.practiceID, subjectID: user.id, details: deviceDetails().merging(["sms": "sent"]) { $1 })
+        app.metrics.radius(outcome: "challenge")
+        return RADIUSDecision(code: .accessChallenge,
+                              attributes: RADIUSAttribute.replyMessages("A code was sent to \(SMSCodeService.maskedPhone(phone)). Enter it.") + [.state(state)])
+    }
+
+    // MARK: the second factor
+
+    /// One code, through the same reservation, lockout and single-use time steps as every other channel.
+    private func checkCode(_ request: Request, _ raw: String, user: User, channel: SecondFactorChannel) async throws -> RADIUSDecision {
+        let code = raw.filter { !$0.isWhitespace && $0 != "-" }
+        guard (6...8).contains(code.count), code.allSatisfy({ $0.isASCII && $0.isNumber }) else {
+            return try await reject(request, user: user, reason: "malformed_code")
+        }
+        let guardRail = SecondFactorGuard(request: request)
+        let attempt: SecondFactorGuard.Attempt
+        do {
+            attempt = try await guardRail.reserve(user: user, channel: channel)
+        } catch is SignInError {
+            return try await reject(request, user: user, reason: "locked")
+        }
+        let factors = try await SignInService(request: request).activeFactors(of: user)
+        let match = try await TOTPVerifier(database: request.db, sealer: app.twofold.sealer, now: request.now)
+            .firstMatch(code, among: factors.filter { $0.kind == .totp })
+        if case .accepted = match {
+            try await guardRail.recordSuccess(attempt, user: user, kind: "totp")
+            return try await accept(request, user: user, method: "totp")
+        }
+        if let practice = try await Practice.find(user.$practice.id, on: request.db), practice.allowSMS, factors.contains(where: { $0.kind == .sms }),
+           try await SMSCodeService(request: request).redeem(code, userID: try user.requireID(), purpose: .signIn) != nil {
+            try await guardRail.recordSuccess(attempt, user: user, kind: "sms")
+            return try await accept(request, user: user, method: "sms")
+        }
+        try await guardRail.recordFailure(attempt, user: user, method: "totp", auditing: false)
+        if case .replayed = match { return try await reject(request, user: user, reason: "replayed") }
+        return try await reject(request, user: user, reason: "wrong_code", failures: attempt.failures)
+    }
+
+    // MARK: answers
+
+    private func accept(_ request: Request, user: User, method: String) async throws -> RADIUSDecision {
+        var attributes = RADIUSAttribute.replyMessages("Welcome, \(user.firstName).")
+        attributes.append(.text(.class, "twofold:\(try user.requireID().uuidString.lowercased())"))
+        if let name = client.roleAttribute, name.lowercased() == "filter-id" {
+            attributes.append(.text(.filterID, user.has(.manageAccounts) ? "administrator" : user.role.rawValue))
+        }
+        var details = deviceDetails()
+        details["method"] = method
+        try await request.audit(.radiusAccepted, practiceID: client.practiceID, actorID: user.id, details: details)
+        app.metrics.radius(outcome: "accept")
+        return RADIUSDecision(code: .accessAccept, attributes: attributes)
+    }
+
+    private func reject(_ request: Request, user: User?, reason: String, message: String = deniedMessage, username: String? = nil,
+                        failures: Int? = nil) async throws -> RADIUSDecision {
+        var details = deviceDetails()
+        details["reason"] = reason
+        if let username, user == nil { details["username"] = String(User.key(for: username).prefix(64)) }
+        if let failures { details["consecutive_failures"] = String(failures) }
+        try await request.audit(.radiusRejected, practiceID: client.practiceID, subjectID: user?.id, details: details)
+        app.metrics.radius(outcome: "reject")
+        return RADIUSDecision(code: .accessReject, attributes: RADIUSAttribute.replyMessages(message))
+    }
+
+    /// What the audit log records of the device and the connecting user's machine.
+    private func deviceDetails() -> [String: String] {
+        var details = ["radius_client": client.name]
+        if let nas = packet.nasIPAddress { details["nas_ip"] = nas }
+        if let nas = packet.nasIdentifier { details["nas_identifier"] = String(nas.prefix(64)) }
+        if let calling = packet.callingStationID { details["calling_station"] = String(calling.prefix(64)) }
+        return details
+    }
+}
