@@ -37,6 +37,7 @@ struct RADIUSPages: RouteCollection {
         var address: String?
         var mode: String?
         var secret: String?
+        var roleFilterID: String?
         var adminPassword: String?
     }
 
@@ -73,7 +74,7 @@ struct RADIUSPages: RouteCollection {
             let given = form.secret.flatMap { $0.isEmpty ? nil : $0 }
             let created = try await RADIUSClientService(database: req.db, sealer: req.twofold.sealer, now: req.now)
                 .create(practiceID: session.practiceID, name: form.name ?? "", address: form.address ?? "", mode: mode, secret: given,
-                        actorID: session.userID, origin: req.clientIP)
+                        roleAsFilterID: form.roleFilterID != nil, actorID: session.userID, origin: req.clientIP)
             req.application.radiusClients.invalidate()
             if given != nil {
                 return try await render(req, notice: "\(created.client.name) was added with the shared secret you gave.")

@@ -105,8 +105,10 @@ struct RADIUSClientService {
     }
 
     /// Registers a device. `secret` nil generates one (40 characters from a CSPRNG).
+    /// - Parameter roleAsFilterID: send the user's role (`provider`, `staff` or `administrator`) as `Filter-Id` on
+    ///   Access-Accept, for VPN group policies.
     func create(practiceID: UUID, name rawName: String, address rawAddress: String, mode: RADIUSClient.Mode, secret given: String?,
-                actorID: UUID? = nil, origin: String = "cli") async throws -> Created {
+                roleAsFilterID: Bool = false, actorID: UUID? = nil, origin: String = "cli") async throws -> Created {
         var problems: [String] = []
         let name = rawName.trimmingCharacters(in: .whitespacesAndNewlines)
         if !(1...80).contains(name.count) { problems.append("the name must be 1 to 80 characters") }
@@ -120,6 +122,7 @@ struct RADIUSClientService {
         guard problems.isEmpty else { throw RADIUSClientError.invalid("Cannot add the RADIUS client: " + problems.joined(separator: "; ") + ".") }
         let secret = given ?? Self.generateSecret()
         let client = RADIUSClient(practiceID: practiceID, name: name, address: address, mode: mode)
+        client.roleAttribute = roleAsFilterID ? "Filter-Id" : nil
         client.sealedSecret = Data(try sealer.seal(Array(secret.utf8), context: RADIUSClient.sealingContext(for: try client.requireID())))
         try await client.create(on: database)
         try await AuditLog.append(AuditEntry(type: .radiusClientCreated, practiceID: practiceID, actorID: actorID, ip: origin,

@@ -17,6 +17,7 @@ struct CreateRADIUSClientCommand: AsyncCommand {
         @Option(name: "address", help: "The device's source address or CIDR block, e.g. 10.0.0.1/32.") var address: String?
         @Option(name: "mode", help: "password+code (default) or code-only.") var mode: String?
         @Flag(name: "secret-stdin", help: "Read the shared secret from standard input instead of generating one.") var secretStdin: Bool
+        @Flag(name: "role-filter-id", help: "Send the user's role (provider, staff, administrator) as Filter-Id on Access-Accept.") var roleFilterID: Bool
     }
 
     var help: String { "Registers a RADIUS client and prints its shared secret once (`secret: …`)." }
@@ -38,7 +39,7 @@ struct CreateRADIUSClientCommand: AsyncCommand {
         try await prepareDatabase(app)
         do {
             let created = try await RADIUSClientService(database: app.db, sealer: app.twofold.sealer, now: app.twofold.clock.now())
-                .create(practiceID: practiceID, name: name, address: address, mode: mode, secret: secret)
+                .create(practiceID: practiceID, name: name, address: address, mode: mode, secret: secret, roleAsFilterID: signature.roleFilterID)
             app.radiusClients.invalidate()
             context.console.print("client_id: \(try created.client.requireID().uuidString)")
             if secret == nil { context.console.print("secret: \(created.secret)") }

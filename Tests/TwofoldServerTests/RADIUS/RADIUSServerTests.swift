@@ -49,11 +49,7 @@ struct RADIUSServerTests {
     static func client(_ ctx: TestContext, practice: Practice, mode: RADIUSClient.Mode = .passwordAndCode, address: String = "127.0.0.1/32",
                        roleAttribute: String? = nil) async throws -> RADIUSClient {
         let created = try await RADIUSClientService(database: ctx.app.db, sealer: ctx.app.twofold.sealer, now: ctx.clock.now)
-            .create(practiceID: practice.id!, name: "Clinic VPN", address: address, mode: mode, secret: secret)
-        if let roleAttribute {
-            created.client.roleAttribute = roleAttribute
-            try await created.client.save(on: ctx.app.db)
-        }
+            .create(practiceID: practice.id!, name: "Clinic VPN", address: address, mode: mode, secret: secret, roleAsFilterID: roleAttribute != nil)
         ctx.app.radiusClients.invalidate()
         return created.client
     }
