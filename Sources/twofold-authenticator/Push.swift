@@ -48,12 +48,17 @@ struct Push: AsyncParsableCommand {
 
     /// Asks for the number on the terminal and answers; an empty line skips, "deny" denies, "fraud" reports it.
     static func prompt(_ device: Keyring.Device, _ challenge: PushMessages.Challenge) async throws {
-        print("Number shown in the browser (Enter to skip, \"deny\", or \"fraud\" if you did not start this): ", terminator: "")
+        let numberless = challenge.numberRequired == false
+        print(numberless
+              ? "A sign-in from a device that cannot show a number: type \"approve\" if it is yours (Enter to skip, \"deny\", or \"fraud\" if you did not start this): "
+              : "Number shown in the browser (Enter to skip, \"deny\", or \"fraud\" if you did not start this): ", terminator: "")
         guard let line = readLine()?.trimmingCharacters(in: .whitespaces), !line.isEmpty else { return }
         let status: String
         switch line.lowercased() {
         case "deny": status = try await answer(device, challenge: challenge.id.uuidString, PushMessages.Answer(decision: "deny"))
         case "fraud": status = try await answer(device, challenge: challenge.id.uuidString, PushMessages.Answer(decision: "deny", fraud: true))
+        case "approve" where numberless:
+            status = try await answer(device, challenge: challenge.id.uuidString, PushMessages.Answer(decision: "approve"))
         default:
             guard let number = Int(line) else { print("Not a number; skipped."); return }
             status = try await answer(device, challenge: challenge.id.uuidString, PushMessages.Answer(decision: "approve", number: number))
@@ -122,7 +127,7 @@ struct Push: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Approves a request with the number shown in the browser.")
 
         @Argument(help: "The request's id (see `push pending`).") var id: String
-        @Option(help: "The two-digit number shown in the browser.") var number: Int
+        @Option(help: "The two-digit number shown in the browser (not needed for a sign-in from a terminal, e.g. a VPN).") var number: Int?
         @OptionGroup var selection: DeviceOption
 
         func run() async throws {

@@ -552,3 +552,35 @@ def test_radclient_a_mistyped_password_with_a_code_appended_counts_as_one_guess(
         assert denied.code == "Access-Reject", denied
     accepted = radclient(radius, secret, *user_lines("nurse.kim", PASSWORD), SIGNED)
     assert accepted.code == "Access-Accept", f"3 wrong passwords (of 10 allowed) locked the account: {accepted}"
+
+
+def test_pyrad_push_approved_by_the_reference_authenticator(radius, tmp_path):
+    """`push` at the challenge: twofold-authenticator (the phone, in its own processes) sees which client and address
+    ask, approves without a number (a VPN cannot show one), and the held Access-Request is accepted."""
+    import concurrent.futures
+    from pyrad import packet
+    from test_push_and_step_up import Phone, enroll_app_and_phone
+    practice = radius.create_practice()
+    radius.create_user(practice)
+    _, secret = create_client(radius, practice, "Clinic VPN", "127.0.0.1/32")
+    radius.start()
+    phone = Phone(tmp_path)
+    enroll_app_and_phone(radius, phone)
+    vpn = pyrad_client(tmp_path, radius, secret)
+    reply, message = pyrad_ask(vpn, "dr.smith", PASSWORD)
+    assert reply.code == packet.AccessChallenge and "type push" in message, message
+    waiting = pyrad_client(tmp_path, radius, secret)
+    waiting.timeout = 30
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        answer = pool.submit(pyrad_ask, waiting, "dr.smith", "push", reply["State"][0])
+        pending = ""
+        deadline = time.time() + 20
+        while "Clinic VPN" not in pending and time.time() < deadline:
+            time.sleep(0.3)
+            pending = phone.run("push", "pending")
+        assert "Clinic VPN" in pending and "02-00-00-00-00-01" in pending, pending
+        challenge = re.search(r"^([0-9A-F-]{36})", pending, re.M).group(1)
+        assert "Approved." in phone.run("push", "approve", challenge)
+        accepted, message = answer.result(timeout=30)
+    assert accepted.code == packet.AccessAccept and message == "Welcome, Sam.", message
+    assert_audit_intact(radius)

@@ -11,8 +11,11 @@ public enum PushMessages {
         public var browser: String
         public var createdAt: Date
         public var expiresAt: Date
+        /// False when the sign-in comes from a terminal that cannot show a number (RADIUS): approve without one, after
+        /// checking the summary (device, client and address). Absent from older servers: a number is needed.
+        public var numberRequired: Bool?
 
-        public init(id: UUID, purpose: String, summary: String, ip: String, browser: String, createdAt: Date, expiresAt: Date) {
+        public init(id: UUID, purpose: String, summary: String, ip: String, browser: String, createdAt: Date, expiresAt: Date, numberRequired: Bool? = nil) {
             self.id = id
             self.purpose = purpose
             self.summary = summary
@@ -20,6 +23,7 @@ public enum PushMessages {
             self.browser = browser
             self.createdAt = createdAt
             self.expiresAt = expiresAt
+            self.numberRequired = numberRequired
         }
     }
 

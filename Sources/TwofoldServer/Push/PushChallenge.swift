@@ -26,6 +26,9 @@ final class PushChallenge: Model, @unchecked Sendable {
     /// The step-up this challenge confirms (step-up only).
     @OptionalField(key: "step_up_id") var stepUpID: UUID?
     @Field(key: "number") var number: Int
+    /// False for a sign-in from a terminal that cannot show the number (a VPN asking over RADIUS): the device shows
+    /// the device, client and address instead, and approving needs no number.
+    @Field(key: "number_required") var numberRequired: Bool
     @Field(key: "status") var status: Status
     @Field(key: "ip") var ip: String
     @Field(key: "user_agent") var userAgent: String
@@ -46,6 +49,7 @@ final class PushChallenge: Model, @unchecked Sendable {
         self.practiceID = practiceID
         self.purpose = purpose
         number = Int.random(in: 10...99)
+        numberRequired = true
         status = .pending
         self.ip = ip
         self.userAgent = userAgent
@@ -106,5 +110,15 @@ struct CreateDeviceNonce: AsyncMigration {
 
     func revert(on database: any Database) async throws {
         try await database.schema(Self.schema).delete()
+    }
+}
+
+struct AddNumberRequiredToPushChallenge: AsyncMigration {
+    func prepare(on database: any Database) async throws {
+        try await database.schema(PushChallenge.schema).field("number_required", .bool, .required, .sql(.default(true))).update()
+    }
+
+    func revert(on database: any Database) async throws {
+        try await database.schema(PushChallenge.schema).deleteField("number_required").update()
     }
 }

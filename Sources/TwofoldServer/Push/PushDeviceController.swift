@@ -54,7 +54,7 @@ struct PushDeviceController: RouteCollection {
         }
         return PushMessages.ChallengeList(deviceId: device.id!, challenges: pending.map {
             PushMessages.Challenge(id: $0.id!, purpose: $0.purpose.rawValue, summary: $0.summary, ip: $0.ip, browser: $0.userAgent,
-                         createdAt: $0.createdAt, expiresAt: $0.expiresAt)
+                         createdAt: $0.createdAt, expiresAt: $0.expiresAt, numberRequired: $0.numberRequired)
         })
     }
 
@@ -66,8 +66,7 @@ struct PushDeviceController: RouteCollection {
         let decision: PushService.Decision
         switch body.decision {
         case "approve":
-            guard let number = body.number else { throw Abort(.badRequest, reason: "Approving needs the number shown in the browser: {\"decision\": \"approve\", \"number\": 42}.") }
-            decision = .approve(number: number)
+            decision = .approve(number: body.number)
         case "deny":
             decision = .deny(fraud: body.fraud ?? false)
         default:

@@ -114,7 +114,8 @@ struct PushService {
 
     /// Sends a challenge to one of the user's active push devices (the one named, else the primary or most recent).
     func startChallenge(user: User, practice: Practice, factorID: UUID?, purpose: PushChallenge.Purpose,
-                        sessionID: UUID? = nil, stepUpID: UUID? = nil, action: String? = nil) async throws -> PushChallenge {
+                        sessionID: UUID? = nil, stepUpID: UUID? = nil, action: String? = nil,
+                        terminalSummary: String? = nil) async throws -> PushChallenge {
         guard practice.allowPush else { throw PushError.notAllowed }
         var query = Factor.query(on: request.db).filter(\.$user.$id == user.id!).filter(\.$kind == .push).filter(\.$status == .active)
         if let factorID { query = query.filter(\.$id == factorID) }
@@ -123,11 +124,12 @@ struct PushService {
         let key = "push:user:\(user.id!.uuidString)"
         // Reserved before the challenge exists: a burst of requests sends at most the limit to the device.
         if case .blocked = try await throttle.reserve(key, limit: Self.challengeLimit, now: request.now) { throw PushError.tooManyChallenges }
-        let summary = action.map { "\(practice.name): \($0)" } ?? "Sign in to \(practice.name)"
+        let summary = terminalSummary ?? action.map { "\(practice.name): \($0)" } ?? "Sign in to \(practice.name)"
         let challenge = PushChallenge(user: user, factor: device, practiceID: practice.id!, purpose: purpose, summary: summary,
                                       ip: request.clientIP, userAgent: request.userAgent, now: request.now)
         challenge.sessionID = sessionID
         challenge.stepUpID = stepUpID
+        challenge.numberRequired = terminalSummary == nil
         try await challenge.create(on: request.db)
         try await request.audit(.pushSent, practiceID: practice.id, actorID: user.id, details: ["factor": device.shortID, "purpose": purpose.rawValue])
         return challenge
@@ -140,7 +142,8 @@ struct PushService {
     }
 
     enum Decision: Equatable {
-        case approve(number: Int)
+        /// `number` may be nil only for a challenge that needs none (``PushChallenge/numberRequired``).
+        case approve(number: Int?)
         case deny(fraud: Bool)
     }
 
@@ -153,7 +156,13 @@ struct PushService {
         var wrongNumber = false
         switch decision {
         case .approve(let number):
-            if ConstantTime.equals(Array(String(number).utf8), Array(String(challenge.number).utf8)) { newStatus = .approved } else { wrongNumber = true }
+            if !challenge.numberRequired {
+                newStatus = .approved
+            } else if let number, ConstantTime.equals(Array(String(number).utf8), Array(String(challenge.number).utf8)) {
+                newStatus = .approved
+            } else {
+                wrongNumber = true
+            }
         case .deny(let reported):
             fraud = reported
         }

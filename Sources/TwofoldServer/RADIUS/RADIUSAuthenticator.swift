@@ -142,7 +142,7 @@ struct RADIUSAuthenticator {
             if let code = candidate.code {
                 return try await checkCode(request, code, user: user, channel: .signIn)
             }
-            guard factors.contains(where: { $0.kind == .totp || $0.kind == .sms }) else {
+            guard factors.contains(where: { $0.kind == .totp || $0.kind == .sms || $0.kind == .push }) else {
                 return try await reject(request, user: user, reason: "no_code_method",
                                         message: "Your sign-in methods show no code. Add an authenticator app in Twofold (Account › Security) to sign in here.")
             }
@@ -169,6 +169,7 @@ struct RADIUSAuthenticator {
         var options: [String] = []
         if kinds.contains(.totp) { options.append("the code from your authenticator app") }
         if kinds.contains(.sms) { options.append("a text-message code (type sms to get one)") }
+        if kinds.contains(.push) { options.append("type push to approve on your phone") }
         let prompt = options.isEmpty ? "This sign-in needs an authenticator-app or text-message code; none is set up for you." : "Enter " + options.joined(separator: ", or ") + "."
         try await request.audit(.radiusChallenged, practiceID: client.practiceID, subjectID: user.id, details: deviceDetails())
         app.metrics.radius(outcome: "challenge")
@@ -184,6 +185,9 @@ struct RADIUSAuthenticator {
         let answer = input.trimmingCharacters(in: .whitespaces).lowercased()
         if answer == "sms" {
             return try await sendSMS(request, user: user)
+        }
+        if answer == "push" {
+            return try await waitForPush(request, user: user)
         }
         return try await checkCode(request, input, user: user, channel: claimed.password_verified ? .signIn : .radius(clientID: client.id))
     }
@@ -202,6 +206,37 @@ struct RADIUSAuthenticator {
         app.metrics.radius(outcome: "challenge")
         return RADIUSDecision(code: .accessChallenge,
                               attributes: RADIUSAttribute.replyMessages("A code was sent to \(SMSCodeService.maskedPhone(phone)). Enter it.") + [.state(state)])
+    }
+
+    /// Sends a push request and holds the answer until the device approves or denies it, or the client's timeout
+    /// passes. The terminal cannot show a number, so the device shows the client, the address and the device asking
+    /// instead, and approving needs no number. Retransmissions meanwhile are in-flight duplicates and get no second push.
+    private func waitForPush(_ request: Request, user: User) async throws -> RADIUSDecision {
+        guard let practice = try await Practice.find(user.$practice.id, on: request.db) else { return try await reject(request, user: user, reason: "no_push_device") }
+        let from = packet.callingStationID ?? packet.nasIPAddress ?? source.ipAddress ?? "an unknown address"
+        let summary = "Sign in to \(practice.name) through \(client.name) from \(from)"
+        let push = PushService(request: request)
+        let challenge: PushChallenge
+        do {
+            challenge = try await push.startChallenge(user: user, practice: practice, factorID: nil, purpose: .signIn, terminalSummary: summary)
+        } catch let error as PushError {
+            return try await reject(request, user: user, reason: "push_refused", message: error.reason)
+        }
+        let deadline = ContinuousClock.now + .seconds(min(client.pushTimeout, Int(PushChallenge.lifetime)))
+        while ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(250))
+            guard let current = try await PushChallenge.find(challenge.id, on: request.db) else { break }
+            switch current.status {
+            case .pending: continue
+            case .approved:
+                guard try await push.consume(current) else { return try await reject(request, user: user, reason: "push_already_used") }
+                try await SecondFactorGuard(request: request).recordSuccess(user: user, kind: "push")
+                return try await accept(request, user: user, method: "push")
+            case .denied:
+                return try await reject(request, user: user, reason: current.fraudReported ? "push_fraud_reported" : "push_denied")
+            }
+        }
+        return try await reject(request, user: user, reason: "push_timeout", message: "The request on your phone was not answered in time.")
     }
 
     // MARK: the second factor

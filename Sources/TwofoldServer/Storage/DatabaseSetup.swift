@@ -15,7 +15,7 @@ enum DatabaseSetup {
         CreateSecondFactorCounter(), AddEnrollmentSessionToFactor(), AddSessionLifetimeToPractice(), AddAttemptsToSMSCode(), CreateKnownSignInAddress(),
         CreateSealingKeyCheck(),
         AddPasswordSingleFactorFlagToUser(),
-        CreateRADIUSClient(), CreateRADIUSChallenge(),
+        CreateRADIUSClient(), CreateRADIUSChallenge(), AddNumberRequiredToPushChallenge(),
     ]
 
     static func configure(_ app: Application, storage: TwofoldConfiguration.Storage, postgresConnectionsPerEventLoop: Int = 8, connectionWaitSeconds: Int = 30) throws {

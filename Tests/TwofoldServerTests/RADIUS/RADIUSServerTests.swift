@@ -228,6 +228,62 @@ struct RADIUSServerTests {
         }
     }
 
+    @Test func typingPushWaitsForTheDeviceWhichApprovesWithoutANumber() async throws {
+        try await withTestApp { ctx in
+            let practice = try await Fixtures.practice(ctx)
+            _ = try await Fixtures.user(ctx, practice: practice)
+            let enrolled = try await Flows.enrollPush(ctx)
+            _ = try await Self.client(ctx, practice: practice)
+            let nas = TestNAS(ctx, secret: Self.secret)
+            let challenge = try #require(try await nas.send(try nas.request("dr.smith", Fixtures.password)))
+            #expect(challenge.replyMessages.joined().contains("type push"))
+            let pushRequest = try nas.request("dr.smith", "push", state: challenge.state, id: 2)
+            async let answer = nas.send(pushRequest)
+            var pending: [[String: Any]] = []
+            for _ in 0..<40 where pending.isEmpty {
+                try await Task.sleep(for: .milliseconds(100))
+                pending = try await enrolled.device.pending(ctx)
+            }
+            let request = try #require(pending.first)
+            #expect(request["numberRequired"] as? Bool == false)
+            let summary = try #require(request["summary"] as? String)
+            #expect(summary.contains("Clinic VPN") && summary.contains("198.51.100.7"))
+            // a retransmission while the device is asked is not a second push
+            #expect(try await nas.send(pushRequest) == nil)
+            let approved = try await enrolled.device.send(ctx, .POST, "/api/v1/push/challenges/\(try #require(request["id"] as? String))", json: ["decision": "approve"])
+            #expect(approved.status == .ok, "\(approved.text)")
+            #expect(try await answer?.code == .accessAccept)
+            #expect(try await PushChallenge.query(on: ctx.app.db).count() == 1)
+            // a browser sign-in's push still needs the number
+            let half = try await Flows.halfSignedIn(ctx)
+            let web = try await half.send(.POST, "/api/v1/login/push", json: [:])
+            let webID = try #require(web.json["challengeId"] as? String)
+            let numberless = try await enrolled.device.send(ctx, .POST, "/api/v1/push/challenges/\(webID)", json: ["decision": "approve"])
+            #expect(numberless.status == .unprocessableEntity)
+        }
+    }
+
+    @Test func aDeniedPushIsAReject() async throws {
+        try await withTestApp { ctx in
+            let practice = try await Fixtures.practice(ctx)
+            _ = try await Fixtures.user(ctx, practice: practice)
+            let enrolled = try await Flows.enrollPush(ctx)
+            _ = try await Self.client(ctx, practice: practice)
+            let nas = TestNAS(ctx, secret: Self.secret)
+            let challenge = try #require(try await nas.send(try nas.request("dr.smith", Fixtures.password)))
+            async let answer = nas.send(try nas.request("dr.smith", "push", state: challenge.state, id: 2))
+            var pending: [[String: Any]] = []
+            for _ in 0..<40 where pending.isEmpty {
+                try await Task.sleep(for: .milliseconds(100))
+                pending = try await enrolled.device.pending(ctx)
+            }
+            let id = try #require(pending.first?["id"] as? String)
+            _ = try await enrolled.device.send(ctx, .POST, "/api/v1/push/challenges/\(id)", json: ["decision": "deny", "fraud": true])
+            #expect(try await answer?.code == .accessReject)
+            #expect(try await Self.events(ctx, "push.fraud_reported").count == 1)
+        }
+    }
+
     @Test func statusServerIsAnsweredForAVerifiedClient() async throws {
         try await withTestApp { ctx in
             let practice = try await Fixtures.practice(ctx)
