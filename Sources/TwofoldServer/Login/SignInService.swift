@@ -164,7 +164,7 @@ struct SignInService {
         let guardRail = SecondFactorGuard(request: request)
         // The account's attempt first: a request told to wait does not use up one of the pending sign-in's attempts.
         let attempt = try await guardRail.reserve(user: session.user, channel: .signIn)
-        if countsTowardPendingSignIn { try await reservePendingAttempt(session: session) }
+        let pendingAttempts = countsTowardPendingSignIn ? try await reservePendingAttempt(session: session) : nil
 
         let match = try await TOTPVerifier(database: request.db, sealer: request.twofold.sealer, now: request.now)
             .firstMatch(code, among: factors.filter { $0.kind == .totp })
@@ -187,7 +187,7 @@ struct SignInService {
             throw SignInError.codeAlreadyUsed
         }
         try await guardRail.recordFailure(attempt, user: session.user, method: factors.count == 1 ? factors[0].kind.rawValue : "code")
-        if countsTowardPendingSignIn { try await cancelIfPendingLimitReached(session: session) }
+        if let pendingAttempts { try await cancelIfPendingLimitReached(attempts: pendingAttempts, session: session) }
         throw SignInError.wrongCode
     }
 
@@ -198,10 +198,10 @@ struct SignInService {
         let guardRail = SecondFactorGuard(request: request)
         // The account's attempt first: a request told to wait does not use up one of the pending sign-in's attempts.
         let attempt = try await guardRail.reserve(user: session.user, channel: .signIn)
-        if countsTowardPendingSignIn { try await reservePendingAttempt(session: session) }
+        let pendingAttempts = countsTowardPendingSignIn ? try await reservePendingAttempt(session: session) : nil
         guard let remaining = try await RecoveryCodeService(request: request).redeem(input, userID: session.userID) else {
             try await guardRail.recordFailure(attempt, user: session.user, method: "recovery_code")
-            if countsTowardPendingSignIn { try await cancelIfPendingLimitReached(session: session) }
+            if let pendingAttempts { try await cancelIfPendingLimitReached(attempts: pendingAttempts, session: session) }
             throw SignInError.wrongRecoveryCode
         }
         try await guardRail.recordSuccess(attempt, user: session.user, kind: "recovery_code")
@@ -212,21 +212,21 @@ struct SignInService {
     private struct AttemptRow: Decodable { var failed_attempts: Int }
 
     /// Reserves one of the pending sign-in's attempts before a proof is checked; a sign-in that has used them all ends.
-    func reservePendingAttempt(session: CurrentSession) async throws {
+    /// - Returns: the attempts used so far, this one included.
+    @discardableResult
+    func reservePendingAttempt(session: CurrentSession) async throws -> Int {
         let limit = SecondFactorLockoutPolicy.standard.pendingSignInLimit
         let row = try await request.db.sql.raw("""
             UPDATE \(ident: SessionRecord.schema) SET failed_attempts = failed_attempts + 1
             WHERE id = \(bind: try session.record.requireID()) AND failed_attempts < \(bind: limit) RETURNING failed_attempts
             """).first(decoding: AttemptRow.self)
-        guard row != nil else { try await cancelPendingSignIn(session: session) }
+        guard let row else { try await cancelPendingSignIn(session: session) }
+        return row.failed_attempts
     }
 
-    /// After a refused proof: the sign-in ends once it has used every attempt.
-    func cancelIfPendingLimitReached(session: CurrentSession) async throws {
-        let row = try await request.db.sql.raw("""
-            SELECT failed_attempts FROM \(ident: SessionRecord.schema) WHERE id = \(bind: try session.record.requireID())
-            """).first(decoding: AttemptRow.self)
-        if (row?.failed_attempts ?? Int.max) >= SecondFactorLockoutPolicy.standard.pendingSignInLimit {
+    /// After a refused proof: the sign-in ends once its reservation was the last attempt.
+    func cancelIfPendingLimitReached(attempts: Int, session: CurrentSession) async throws {
+        if attempts >= SecondFactorLockoutPolicy.standard.pendingSignInLimit {
             try await cancelPendingSignIn(session: session)
         }
     }

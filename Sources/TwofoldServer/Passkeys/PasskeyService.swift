@@ -183,7 +183,8 @@ struct PasskeyService {
         guard challenge.contextID == contextID else { throw PasskeyError.challengeUnknown }
         let signIn = SignInService(request: request)
         let attempt = try await guardRail.reserve(user: user, channel: channel)
-        if let pendingSession { try await signIn.reservePendingAttempt(session: pendingSession) }
+        var pendingAttempts: Int?
+        if let pendingSession { pendingAttempts = try await signIn.reservePendingAttempt(session: pendingSession) }
         do {
             guard let factor = try await storedPasskey(for: assertion, userID: user.id) else { throw PasskeyError.unknownCredential }
             try await verify(assertion, challenge: bytes, factor: factor, practice: practice, user: user,
@@ -192,7 +193,7 @@ struct PasskeyService {
             return factor
         } catch let error as PasskeyError {
             try await guardRail.recordFailure(attempt, user: user, method: "webauthn")
-            if let pendingSession { try await signIn.cancelIfPendingLimitReached(session: pendingSession) }
+            if let pendingSession, let pendingAttempts { try await signIn.cancelIfPendingLimitReached(attempts: pendingAttempts, session: pendingSession) }
             throw error
         }
     }

@@ -103,7 +103,9 @@ struct RADIUSAuthenticator {
         switch client.mode {
         case .codeOnly:
             guard let user else { return try await reject(request, user: nil, reason: "unknown_user", username: username) }
-            if let refusal = try await enrollmentRefusal(request, user: user) { return refusal }
+            if let refusal = try await enrollmentRefusal(request, user: user, factors: try await SignInService(request: request).activeFactors(of: user)) {
+                return refusal
+            }
             return try await checkCode(request, input, user: user, channel: .radius(clientID: client.id))
         case .passwordAndCode:
             return try await passwordStep(request, input: input, user: user, username: username)
@@ -124,8 +126,10 @@ struct RADIUSAuthenticator {
         // The whole input as the password, then — for devices that cannot do challenges — the password followed by a
         // code of the length the user's methods produce (at most two more bcrypt checks).
         var candidates: [(password: String, code: String?)] = [(input, nil)]
+        var factors: [Factor] = []
         if let user {
-            let lengths = Set(try await SignInService(request: request).activeFactors(of: user).filter { $0.kind == .totp || $0.kind == .sms }.map(\.digits))
+            factors = try await SignInService(request: request).activeFactors(of: user)
+            let lengths = Set(factors.filter { $0.kind == .totp || $0.kind == .sms }.map(\.digits))
             for digits in lengths.sorted(by: >) where input.count > digits {
                 let suffix = String(input.suffix(digits))
                 if suffix.allSatisfy({ $0.isASCII && $0.isNumber }) { candidates.append((String(input.dropLast(digits)), suffix)) }
@@ -134,8 +138,7 @@ struct RADIUSAuthenticator {
         for candidate in candidates {
             guard await request.verifyPassword(candidate.password, against: user?.passwordHash), let user else { continue }
             try await throttle.reset(accountKey)
-            if let refusal = try await enrollmentRefusal(request, user: user) { return refusal }
-            let factors = try await SignInService(request: request).activeFactors(of: user)
+            if let refusal = try await enrollmentRefusal(request, user: user, factors: factors) { return refusal }
             if factors.isEmpty {
                 return try await accept(request, user: user, method: "password")
             }
@@ -155,9 +158,8 @@ struct RADIUSAuthenticator {
     }
 
     /// A user who must set up 2FA and has no method yet is told to sign in on the web first.
-    private func enrollmentRefusal(_ request: Request, user: User) async throws -> RADIUSDecision? {
-        guard let practice = try await Practice.find(user.$practice.id, on: request.db), practice.mandatoryTwoFactor || user.twoFactorRequired,
-              try await SignInService(request: request).activeFactors(of: user).isEmpty
+    private func enrollmentRefusal(_ request: Request, user: User, factors: [Factor]) async throws -> RADIUSDecision? {
+        guard factors.isEmpty, let practice = try await Practice.find(user.$practice.id, on: request.db), practice.mandatoryTwoFactor || user.twoFactorRequired
         else { return nil }
         return try await reject(request, user: user, reason: "enrollment_required",
                                 message: "Your practice requires two-factor authentication. Sign in to Twofold in a web browser first to set it up.")
