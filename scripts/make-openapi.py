@@ -155,7 +155,9 @@ paths = {
                     body=obj({"adminPassword": STR, "name": STR, "mandatoryTwoFactor": BOOL, "rememberBrowserDays": {"type": "integer", "minimum": 0, "maximum": 90},
                               "inactivityMinutes": {"type": "integer", "minimum": 5, "maximum": 720}, "otpDigits": {"enum": [6, 7, 8]},
                               "allowSMS": BOOL, "allowTOTP": BOOL, "allowPush": BOOL, "allowPasskeys": BOOL, "allowPasswordless": BOOL, "refuseClonedPasskeys": BOOL,
-                              "sessionLifetimeHours": {"type": "integer", "minimum": 1, "maximum": 24}}, ["adminPassword"]),
+                              "sessionLifetimeHours": {"type": "integer", "minimum": 1, "maximum": 24},
+                              "accessTokenMinutes": {"type": "integer", "minimum": 5, "maximum": 15},
+                              "refreshTokenDays": {"type": "integer", "minimum": 1, "maximum": 30}}, ["adminPassword"]),
                     ok=ref("Practice"), errors=(400, 401, 403, 429), tags=["Administration"])},
     "/api/v1/practice/users": {"get": op(
         "listUsers", "Staff members with their 2FA state", ADMIN + " 50 per page.", ok=ref("UsersPage"), errors=(401, 403), tags=["Administration"], parameters=PAGE_PARAMS)},
@@ -287,7 +289,7 @@ paths = {
         errors=(400, 401, 403, 409, 429), auth=False, tags=["Sign-in"])},
     "/.well-known/jwks.json": {"get": op(
         "jwks", "Step-up signing keys",
-        "The public keys (JWK Set, EC P-256) that verify step-up assertions: the current key and the previous one.",
+        "The public keys (JWK Set) that verify step-up assertions and OpenID Connect tokens: an ES256 (P-256) and an RS256 (RSA) key, and keys retired in the last 24 hours.",
         ok=obj({"keys": {"type": "array", "items": {"type": "object"}}}, ["keys"]), auth=False, tags=["Step-up"])},
     "/health": {"get": op("health", "Liveness", "200 while the process answers.", ok=obj({"status": STR}, ["status"]), auth=False, tags=["Operations"])},
     "/ready": {"get": {**op("ready", "Readiness", "200 when the database answers and is migrated; 503 otherwise.", ok=ref("Readiness"), auth=False, tags=["Operations"]),
@@ -301,6 +303,53 @@ paths = {
 }
 paths["/metrics"]["get"]["responses"]["200"] = {"description": "Prometheus text exposition format.", "content": {"text/plain": {"schema": STR}}}
 paths["/ready"]["get"]["responses"]["503"] = {"description": "Not ready.", "content": {"application/json": {"schema": ref("Readiness")}}}
+
+# The practice's OpenID Connect applications (clients).
+CLIENT_ID_PARAM = [{"name": "clientId", "in": "path", "required": True, "schema": STR, "description": "The application's client_id."}]
+ADMIN_PASSWORD_BODY = obj({"adminPassword": STR}, ["adminPassword"])
+REDIRECT_URIS = ("Redirect URIs are matched exactly; each is absolute, without a fragment, at most 2000 characters, and uses https, "
+                 "http only on a loopback host (localhost, 127.0.0.0/8, [::1]), or — for public clients only — a private-use "
+                 "scheme in reverse-domain form such as com.example.app:/callback (RFC 8252).")
+URI_LIST = {"type": "array", "items": {"type": "string", "maxLength": 2000}, "maxItems": 10}
+ID_TOKEN_ALG = {"enum": ["RS256", "ES256"]}
+paths.update({
+    "/api/v1/practice/applications": {
+        "get": op("listApplications", "The practice's applications (OpenID Connect clients)", ADMIN + " Oldest first; never the secrets.",
+                  ok={"type": "array", "items": ref("Application")}, errors=(401, 403), tags=["Administration"]),
+        "post": op("createApplication", "Register an application",
+                   ADMIN + " " + ADMIN_PASSWORD + " " + REDIRECT_URIS + " The answer carries `clientSecret` once (absent for a public "
+                   "client, which must use PKCE); only its hash is stored.",
+                   body=obj({"adminPassword": STR, "name": {"type": "string", "minLength": 1, "maxLength": 100},
+                             "redirectUris": {**URI_LIST, "minItems": 1}, "postLogoutRedirectUris": URI_LIST, "backchannelLogoutUri": STR,
+                             "startUrl": STR, "public": BOOL, "idTokenAlg": ID_TOKEN_ALG, "allowOfflineAccess": BOOL},
+                            ["adminPassword", "name", "redirectUris"]),
+                   ok=ref("Application"), ok_status=201, errors=(400, 401, 403, 429), tags=["Administration"])},
+    "/api/v1/practice/applications/{clientId}": {
+        "get": op("getApplication", "One application", ADMIN, ok=ref("Application"), errors=(401, 403, 404), tags=["Administration"],
+                  parameters=CLIENT_ID_PARAM),
+        "patch": op("updateApplication", "Change an application",
+                    ADMIN + " " + ADMIN_PASSWORD + " Only the fields sent change; an empty `backchannelLogoutUri` or `startUrl` removes it. "
+                    + REDIRECT_URIS,
+                    body=obj({"adminPassword": STR, "name": {"type": "string", "minLength": 1, "maxLength": 100},
+                              "redirectUris": {**URI_LIST, "minItems": 1}, "postLogoutRedirectUris": URI_LIST, "backchannelLogoutUri": STR,
+                              "startUrl": STR, "idTokenAlg": ID_TOKEN_ALG, "allowOfflineAccess": BOOL}, ["adminPassword"]),
+                    ok=ref("Application"), errors=(400, 401, 403, 404, 429), tags=["Administration"], parameters=CLIENT_ID_PARAM),
+        "delete": op("deleteApplication", "Delete an application",
+                     ADMIN + " " + ADMIN_PASSWORD + " Removes it with its codes and tokens; the audit log keeps its history.",
+                     body=ADMIN_PASSWORD_BODY, ok_status=204, errors=(401, 403, 404, 429), tags=["Administration"], parameters=CLIENT_ID_PARAM)},
+    "/api/v1/practice/applications/{clientId}/secret": {"post": op(
+        "rotateApplicationSecret", "Give a confidential application a new secret",
+        ADMIN + " " + ADMIN_PASSWORD + " The old secret stops working at once; the new one is in this answer only. A public client has no secret (409).",
+        body=ADMIN_PASSWORD_BODY, ok=obj({"clientId": STR, "clientSecret": STR}, ["clientId", "clientSecret"]),
+        errors=(401, 403, 404, 409, 429), tags=["Administration"], parameters=CLIENT_ID_PARAM)},
+    "/api/v1/practice/applications/{clientId}/disable": {"post": op(
+        "disableApplication", "Disable an application",
+        ADMIN + " " + ADMIN_PASSWORD + " Nobody signs in to it through Twofold any more and its outstanding tokens are revoked.",
+        body=ADMIN_PASSWORD_BODY, ok=ref("Application"), errors=(401, 403, 404, 429), tags=["Administration"], parameters=CLIENT_ID_PARAM)},
+    "/api/v1/practice/applications/{clientId}/enable": {"post": op(
+        "enableApplication", "Enable an application again", ADMIN + " " + ADMIN_PASSWORD,
+        body=ADMIN_PASSWORD_BODY, ok=ref("Application"), errors=(401, 403, 404, 429), tags=["Administration"], parameters=CLIENT_ID_PARAM)},
+})
 
 factor = obj({"id": UUID, "shortId": STR, "kind": {"enum": ["totp", "sms", "push", "webauthn"]}, "nickname": STR, "primary": BOOL, "status": {"enum": ["pending", "active"]},
               "createdAt": DATE, "lastUsedAt": DATE, "phone": {"type": "string", "description": "Masked, e.g. •••4567."},
@@ -344,9 +393,11 @@ schemas = {
                      "allowSMS": BOOL, "allowTOTP": BOOL, "allowPush": BOOL, "allowPasskeys": BOOL,
                      "allowPasswordless": {"type": "boolean", "description": "Passkeys may sign in from the sign-in page without a password."},
                      "refuseClonedPasskeys": {"type": "boolean", "description": "Refuse a passkey whose signature counter went backwards (always audited)."},
-                     "sessionLifetimeHours": {"type": "integer", "description": "Hours after sign-in at which every session ends, however busy (1 to 24)."}},
+                     "sessionLifetimeHours": {"type": "integer", "description": "Hours after sign-in at which every session ends, however busy (1 to 24)."},
+                     "accessTokenMinutes": {"type": "integer", "description": "Lifetime of access tokens issued to the practice's applications (5 to 15 minutes)."},
+                     "refreshTokenDays": {"type": "integer", "description": "Lifetime of refresh tokens (1 to 30 days); each use replaces the token."}},
                     ["id", "name", "mandatoryTwoFactor", "rememberBrowserDays", "inactivityMinutes", "otpDigits", "allowSMS", "allowTOTP", "allowPush",
-                     "allowPasskeys", "allowPasswordless", "refuseClonedPasskeys", "sessionLifetimeHours"]),
+                     "allowPasskeys", "allowPasswordless", "refuseClonedPasskeys", "sessionLifetimeHours", "accessTokenMinutes", "refreshTokenDays"]),
     "UsersPage": obj({"users": {"type": "array", "items": obj({
         "id": UUID, "username": STR, "firstName": STR, "lastName": STR, "email": STR, "cellPhone": STR, "role": STR, "manageAccounts": BOOL,
         "primaryProviderId": UUID, "twoFactor": obj({"status": {"enum": ["active", "required", "inactive"]}, "factorKind": STR, "factorShortId": STR}, ["status"])},
@@ -379,6 +430,14 @@ schemas = {
         ["id", "rawId", "type", "response"]), "additionalProperties": True,
         "description": "AuthenticationResponseJSON, as PublicKeyCredential.toJSON() produces it."},
     "Readiness": obj({"status": {"enum": ["ready", "unavailable"]}, "reason": STR}, ["status"]),
+    "Application": obj({
+        "clientId": STR, "name": STR, "type": {"enum": ["confidential", "public"]}, "enabled": BOOL,
+        "redirectUris": {"type": "array", "items": STR}, "postLogoutRedirectUris": {"type": "array", "items": STR},
+        "backchannelLogoutUri": STR, "startUrl": {"type": "string", "description": "The link on users' home page."},
+        "idTokenAlg": ID_TOKEN_ALG, "allowOfflineAccess": {"type": "boolean", "description": "May receive refresh tokens (scope offline_access)."},
+        "createdAt": DATE, "updatedAt": DATE,
+        "clientSecret": {"type": "string", "description": "Only in the answer to a create, for a confidential client: shown this once."}},
+        ["clientId", "name", "type", "enabled", "redirectUris", "postLogoutRedirectUris", "idTokenAlg", "allowOfflineAccess", "createdAt", "updatedAt"]),
 }
 
 document = {

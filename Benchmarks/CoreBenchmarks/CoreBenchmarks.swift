@@ -36,13 +36,6 @@ let benchmarks: @Sendable () -> Void = {
         for _ in benchmark.scaledIterations { blackHole(try QRCode(text: uri).png()) }
     }
 
-    struct Claims: Codable { var sub: String; var action_hash: String; var exp: Int }
-    let signingKey = P256.Signing.PrivateKey()
-    let claims = Claims(sub: UUID().uuidString, action_hash: String(repeating: "3f", count: 32), exp: 1_800_000_300)
-    Benchmark("Sign a step-up assertion (ES256 JWS)") { benchmark in
-        for _ in benchmark.scaledIterations { blackHole(try CompactJWS.sign(claims, key: signingKey, kid: "k1")) }
-    }
-
     let deviceKey = P256.Signing.PrivateKey()
     let body = Array(#"{"decision":"approve","number":42}"#.utf8)
     let headers = Dictionary(uniqueKeysWithValues: try! DeviceRequestSignature.sign(

@@ -54,6 +54,7 @@ public func configure(_ app: Application, _ config: TwofoldConfiguration, clock:
     app.asyncCommands.use(ImportCommands(), as: "import")
     app.asyncCommands.use(KeysCommands(), as: "keys")
     app.asyncCommands.use(RADIUSClientCommands(), as: "radius-client")
+    app.asyncCommands.use(OIDCClientCommands(), as: "oidc-client")
 }
 
 func routes(_ app: Application) throws {
@@ -78,6 +79,7 @@ func routes(_ app: Application) throws {
     try api.register(collection: PushDeviceController())
     try api.register(collection: PasskeyAPIController())
     try app.register(collection: StepUpController())
+    try app.register(collection: OIDCController())
 }
 
 /// Brings the schema up to date; `serve` and every command call this before doing anything else.
@@ -85,4 +87,5 @@ public func prepareDatabase(_ app: Application) async throws {
     try await app.autoMigrate()
     try await DatabaseSetup.tuneSQLite(app)
     try await SealingKeyCheck.verify(database: app.db, sealer: app.twofold.sealer, now: app.twofold.clock.now(), logger: app.logger)
+    try await OIDCController.checkIssuer(app)
 }

@@ -3,42 +3,8 @@ import Foundation
 import Testing
 @testable import TwofoldCore
 
-@Suite("ES256 JWS, JWKs and signed device requests")
+@Suite("Signed device requests and push enrollment URIs")
 struct SigningTests {
-    struct Claims: Codable, Equatable {
-        var sub: String
-        var exp: Int
-    }
-
-    @Test func jwsRoundTripsAndRefusesTampering() throws {
-        let key = P256.Signing.PrivateKey()
-        let token = try CompactJWS.sign(Claims(sub: "user-1", exp: 1_800_000_000), key: key, kid: "k1")
-        let parts = token.split(separator: ".")
-        #expect(parts.count == 3)
-        #expect(try Base64URL.decode(String(parts[2])).count == 64, "ES256 signatures are raw r‖s")
-        let (header, payload) = try CompactJWS.verify(token, keys: ["k1": key.publicKey])
-        #expect(header == CompactJWS.Header(kid: "k1"))
-        #expect(try JSONDecoder().decode(Claims.self, from: Data(payload)) == Claims(sub: "user-1", exp: 1_800_000_000))
-
-        let forged = Base64URL.encode(Array(#"{"exp":1800000000,"sub":"admin"}"#.utf8))
-        #expect(throws: JWSError.badSignature) { try CompactJWS.verify("\(parts[0]).\(forged).\(parts[2])", keys: ["k1": key.publicKey]) }
-        #expect(throws: JWSError.badSignature) { try CompactJWS.verify(token, keys: ["k1": P256.Signing.PrivateKey().publicKey]) }
-        #expect(throws: JWSError.unknownKey("k1")) { try CompactJWS.verify(token, keys: [:]) }
-        let none = Base64URL.encode(Array(#"{"alg":"none","kid":"k1"}"#.utf8))
-        #expect(throws: JWSError.unsupportedAlgorithm("none")) { try CompactJWS.verify("\(none).\(parts[1]).", keys: ["k1": key.publicKey]) }
-        #expect(throws: JWSError.self) { try CompactJWS.verify("only.two", keys: ["k1": key.publicKey]) }
-    }
-
-    @Test func jwkCarriesTheCoordinatesAndRoundTrips() throws {
-        let key = P256.Signing.PrivateKey()
-        let jwk = JSONWebKey(publicKey: key.publicKey, kid: "k9")
-        #expect(jwk.kty == "EC" && jwk.crv == "P-256" && jwk.alg == "ES256")
-        #expect(try Base64URL.decode(jwk.x).count == 32)
-        #expect(try jwk.publicKey().rawRepresentation == key.publicKey.rawRepresentation)
-        let json = try JSONEncoder().encode(JSONWebKeySet(keys: [jwk]))
-        #expect(try JSONDecoder().decode(JSONWebKeySet.self, from: json).keys == [jwk])
-    }
-
     @Test func deviceSignaturesCoverMethodPathBodyTimeAndNonce() throws {
         let key = P256.Signing.PrivateKey()
         let now = Date(timeIntervalSince1970: 1_800_000_000)

@@ -163,10 +163,14 @@ def test_step_up_with_a_fresh_code_and_an_assertion_checked_by_pyjwt(twofold, tm
     assert jwt.decode(collected["assertion"], jwks.get_signing_key_from_jwt(collected["assertion"]).key, algorithms=["ES256"],
                       audience=key_id)["amr"] == ["push"]
 
-    # Rotation: a new key signs, the previous one stays published, so the earlier assertion still verifies.
-    new_kid = twofold.cli("keys", "rotate").stdout.strip().splitlines()[-1]
+    # Rotation: a new key of each algorithm signs (one kid a line, ES256 last); the previous ones stay published,
+    # so the earlier assertion still verifies.
+    new_kids = twofold.cli("keys", "rotate").stdout.strip().splitlines()[-2:]
+    new_kid = new_kids[-1]
     published = requests.get(f"{base}/.well-known/jwks.json").json()["keys"]
-    assert [k["kid"] for k in published][0] == new_kid and len(published) == 2
+    for alg, kid in zip(["RS256", "ES256"], new_kids):
+        of_alg = [k["kid"] for k in published if k["alg"] == alg]
+        assert of_alg[0] == kid and len(of_alg) == 2, published
     fresh = jwt.PyJWKClient(f"{base}/.well-known/jwks.json", cache_jwk_set=False)
     jwt.decode(assertion, fresh.get_signing_key_from_jwt(assertion).key, algorithms=["ES256"], audience=key_id, options={"verify_exp": False})
     assert jwt.get_unverified_header(assertion)["kid"] != new_kid

@@ -11,6 +11,7 @@ struct PracticeAPIController: RouteCollection {
         practice.post("users", ":id", "two-factor", "setup", use: setUp)
         practice.post("users", ":id", "two-factor", "disable", use: disable)
         practice.get("audit", use: audit)
+        try practice.register(collection: ApplicationsAPIController())
     }
 
     struct PracticeDTO: Content {
@@ -27,6 +28,8 @@ struct PracticeAPIController: RouteCollection {
         var allowPasswordless: Bool
         var refuseClonedPasskeys: Bool
         var sessionLifetimeHours: Int
+        var accessTokenMinutes: Int
+        var refreshTokenDays: Int
 
         init(_ practice: Practice) {
             id = practice.id!
@@ -42,6 +45,8 @@ struct PracticeAPIController: RouteCollection {
             allowPasswordless = practice.allowPasswordless
             refuseClonedPasskeys = practice.refuseClonedPasskeys
             sessionLifetimeHours = practice.sessionLifetimeHours
+            accessTokenMinutes = practice.accessTokenMinutes
+            refreshTokenDays = practice.refreshTokenDays
         }
     }
 
@@ -59,6 +64,8 @@ struct PracticeAPIController: RouteCollection {
         var allowPasswordless: Bool?
         var refuseClonedPasskeys: Bool?
         var sessionLifetimeHours: Int?
+        var accessTokenMinutes: Int?
+        var refreshTokenDays: Int?
     }
 
     struct AdminPasswordRequest: Content {
@@ -105,7 +112,7 @@ struct PracticeAPIController: RouteCollection {
             name: body.name, mandatoryTwoFactor: body.mandatoryTwoFactor, rememberBrowserDays: body.rememberBrowserDays,
             inactivityMinutes: body.inactivityMinutes, otpDigits: body.otpDigits, allowSMS: body.allowSMS, allowTOTP: body.allowTOTP, allowPush: body.allowPush,
             allowPasskeys: body.allowPasskeys, allowPasswordless: body.allowPasswordless, refuseClonedPasskeys: body.refuseClonedPasskeys,
-            sessionLifetimeHours: body.sessionLifetimeHours)
+            sessionLifetimeHours: body.sessionLifetimeHours, accessTokenMinutes: body.accessTokenMinutes, refreshTokenDays: body.refreshTokenDays)
         return PracticeDTO(try await Self.service(req).updateSettings(change, adminPassword: body.adminPassword))
     }
 

@@ -142,6 +142,8 @@ struct AdminService {
         var allowPasswordless: Bool? = nil
         var refuseClonedPasskeys: Bool? = nil
         var sessionLifetimeHours: Int? = nil
+        var accessTokenMinutes: Int? = nil
+        var refreshTokenDays: Int? = nil
     }
 
     func updateSettings(_ change: SettingsChange, adminPassword: String?) async throws -> Practice {
@@ -151,6 +153,14 @@ struct AdminService {
         if let minutes = change.inactivityMinutes, !(5...720).contains(minutes) { problems.append("the inactivity timeout must be 5 to 720 minutes") }
         if let hours = change.sessionLifetimeHours, !PracticeDefaults.sessionLifetimeRange.contains(hours) {
             problems.append("the session lifetime must be \(PracticeDefaults.sessionLifetimeRange.lowerBound) to \(PracticeDefaults.sessionLifetimeRange.upperBound) hours")
+        }
+        if let minutes = change.accessTokenMinutes, !PracticeDefaults.accessTokenMinutesRange.contains(minutes) {
+            let range = PracticeDefaults.accessTokenMinutesRange
+            problems.append("the access token lifetime must be \(range.lowerBound) to \(range.upperBound) minutes")
+        }
+        if let days = change.refreshTokenDays, !PracticeDefaults.refreshTokenDaysRange.contains(days) {
+            let range = PracticeDefaults.refreshTokenDaysRange
+            problems.append("the refresh token lifetime must be \(range.lowerBound) to \(range.upperBound) days")
         }
         if let digits = change.otpDigits, ![6, 7, 8].contains(digits) { problems.append("codes must have 6, 7 or 8 digits") }
         let practice = admin.practice
@@ -179,6 +189,8 @@ struct AdminService {
         apply("allow_passwordless", change.allowPasswordless, \.allowPasswordless)
         apply("refuse_cloned_passkeys", change.refuseClonedPasskeys, \.refuseClonedPasskeys)
         apply("session_lifetime_hours", change.sessionLifetimeHours, \.sessionLifetimeHours)
+        apply("oidc_access_token_minutes", change.accessTokenMinutes, \.accessTokenMinutes)
+        apply("oidc_refresh_token_days", change.refreshTokenDays, \.refreshTokenDays)
         guard !changed.isEmpty else { return practice }
         try await practice.save(on: request.db)
         if change.allowSMS == false, changed["allow_sms"] != nil {

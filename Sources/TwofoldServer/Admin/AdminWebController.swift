@@ -20,6 +20,7 @@ struct AdminWebController: RouteCollection {
         admin.post("practice", use: updatePractice)
         admin.get("audit", use: audit)
         admin.get("audit.csv", use: auditCSV)
+        try routes.register(collection: ApplicationPages())
     }
 
     static func service(_ req: Request) throws -> AdminService {
@@ -168,6 +169,13 @@ enum AdminPath {
     case practice
     case audit
     case auditCSV
+    case applications
+    case newApplication
+    case editApplication(String)
+    case applicationSecret(String)
+    case disableApplication(String)
+    case enableApplication(String)
+    case deleteApplication(String)
 
     var string: String {
         switch self {
@@ -181,6 +189,13 @@ enum AdminPath {
         case .practice: "/admin/practice"
         case .audit: "/admin/audit"
         case .auditCSV: "/admin/audit.csv"
+        case .applications: "/admin/applications"
+        case .newApplication: "/admin/applications/new"
+        case .editApplication(let clientID): "/admin/applications/\(clientID)/edit"
+        case .applicationSecret(let clientID): "/admin/applications/\(clientID)/secret"
+        case .disableApplication(let clientID): "/admin/applications/\(clientID)/disable"
+        case .enableApplication(let clientID): "/admin/applications/\(clientID)/enable"
+        case .deleteApplication(let clientID): "/admin/applications/\(clientID)/delete"
         }
     }
 }

@@ -16,6 +16,8 @@ enum PracticePages {
         var allowPasswordless: String?
         var refuseClonedPasskeys: String?
         var sessionLifetimeHours: Int?
+        var accessTokenMinutes: Int?
+        var refreshTokenDays: Int?
         var adminPassword: String?
 
         /// Checkboxes send nothing when unticked, so a submitted form states every switch.
@@ -24,7 +26,8 @@ enum PracticePages {
                 name: name, mandatoryTwoFactor: mandatoryTwoFactor != nil, rememberBrowserDays: rememberBrowserDays,
                 inactivityMinutes: inactivityMinutes, otpDigits: otpDigits, allowSMS: allowSMS != nil, allowTOTP: allowTOTP != nil,
                 allowPush: allowPush != nil, allowPasskeys: allowPasskeys != nil, allowPasswordless: allowPasswordless != nil,
-                refuseClonedPasskeys: refuseClonedPasskeys != nil, sessionLifetimeHours: sessionLifetimeHours)
+                refuseClonedPasskeys: refuseClonedPasskeys != nil, sessionLifetimeHours: sessionLifetimeHours,
+                accessTokenMinutes: accessTokenMinutes, refreshTokenDays: refreshTokenDays)
         }
     }
 
@@ -42,6 +45,12 @@ enum PracticePages {
         var allowPasswordless: Bool
         var refuseClonedPasskeys: Bool
         var sessionLifetimeHours: Int
+        var accessTokenMinutes: Int
+        var refreshTokenDays: Int
+        var accessTokenMinutesMin = PracticeDefaults.accessTokenMinutesRange.lowerBound
+        var accessTokenMinutesMax = PracticeDefaults.accessTokenMinutesRange.upperBound
+        var refreshTokenDaysMin = PracticeDefaults.refreshTokenDaysRange.lowerBound
+        var refreshTokenDaysMax = PracticeDefaults.refreshTokenDaysRange.upperBound
     }
 
     static func settings(_ req: Request, error: String?, status: HTTPResponseStatus) async throws -> Response {
@@ -52,7 +61,8 @@ enum PracticePages {
             rememberBrowserDays: practice.rememberBrowserDays, inactivityMinutes: practice.inactivityMinutes, otpDigits: practice.otpDigits,
             allowSMS: practice.allowSMS, allowTOTP: practice.allowTOTP, allowPush: practice.allowPush,
             allowPasskeys: practice.allowPasskeys, allowPasswordless: practice.allowPasswordless, refuseClonedPasskeys: practice.refuseClonedPasskeys,
-            sessionLifetimeHours: practice.sessionLifetimeHours)
+            sessionLifetimeHours: practice.sessionLifetimeHours, accessTokenMinutes: practice.accessTokenMinutes,
+            refreshTokenDays: practice.refreshTokenDays)
         return try await req.render("admin-practice", context, status: status)
     }
 

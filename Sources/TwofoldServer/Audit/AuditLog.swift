@@ -100,3 +100,24 @@ extension Request {
         try await AuditLog.append(entry, on: database ?? db, now: now)
     }
 }
+
+/// Records audit events for one caller (its client address and browser), for services that take their
+/// dependencies explicitly instead of a `Request`.
+struct AuditRecorder: Sendable {
+    var database: any Database
+    var now: Date
+    var ip: String
+    var userAgent: String
+
+    func callAsFunction(_ type: AuditEventType, practiceID: UUID?, actorID: UUID? = nil, subjectID: UUID? = nil, details: [String: String] = [:]) async throws {
+        let entry = AuditEntry(type: type, practiceID: practiceID, actorID: actorID, subjectID: subjectID ?? actorID,
+                               ip: ip, userAgent: userAgent, details: details)
+        try await AuditLog.append(entry, on: database, now: now)
+    }
+}
+
+extension Request {
+    var auditRecorder: AuditRecorder {
+        AuditRecorder(database: db, now: now, ip: clientIP, userAgent: headers.first(name: .userAgent) ?? "")
+    }
+}

@@ -194,6 +194,8 @@ struct FactorService {
         session.record.stage = .signedIn
         session.record.failedAttempts = 0
         session.record.tokenHash = TwofoldCore.Digest.sha256Hex(token)
+        session.record.recordAuthentication(AuthenticationContext(password: true, secondFactor: AuthenticationContext.SecondFactor(rawValue: factor.kind.rawValue),
+                                                                  deviceBoundKey: factor.backupEligible == false), at: request.now)
         try await session.record.save(on: db)
         try await KnownSignInAddress.record(userID: session.userID, address: request.clientThrottleKey, now: request.now, on: db)
         try await request.audit(.signInSucceeded, practiceID: session.practiceID, actorID: session.userID,

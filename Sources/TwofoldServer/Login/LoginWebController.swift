@@ -39,9 +39,13 @@ struct LoginWebController: RouteCollection {
     }
 
     @Sendable func showLogin(req: Request) async throws -> Response {
-        if let session = req.currentSession { return req.redirect(to: Self.destination(for: session.record.stage)) }
+        // An application asked for a fresh sign-in (OpenID Connect prompt=login or max_age): the form is shown even
+        // to a signed-in browser; signing in replaces the session.
+        let forApplication = (try? req.query.get(String.self, at: "continue")) == "oidc" && req.cookies[OIDCController.pendingCookie] != nil
+        if let session = req.currentSession, !forApplication { return req.redirect(to: Self.destination(for: session.record.stage)) }
         let error = req.sessionExpired || (try? req.query.get(String.self, at: "expired")) != nil ? Notice.expired.message : nil
-        return try await req.render("login", try await LoginPage(layout: req.layout("Sign in", practice: try await Self.brandName(req), error: error), username: "", request: req))
+        let username = String(((try? req.query.get(String.self, at: "username")) ?? "").prefix(100))
+        return try await req.render("login", try await LoginPage(layout: req.layout("Sign in", practice: try await Self.brandName(req), error: error), username: username, request: req))
     }
 
     @Sendable func submitLogin(req: Request) async throws -> Response {
@@ -78,8 +82,7 @@ struct LoginWebController: RouteCollection {
 
     @Sendable func logout(req: Request) async throws -> Response {
         if let session = req.currentSession {
-            try await session.record.delete(on: req.db)
-            try await req.audit(.signOut, practiceID: session.practiceID, actorID: session.userID)
+            try await Self.endSession(req, session: session, via: nil)
         }
         let response = req.redirect(to: WebPath.login.string + "?notice=\(Notice.signedOut.rawValue)")
         response.cookies[req.sessionCookieName] = SessionCookie.expired(secure: req.twofold.configuration.secureCookies)
@@ -162,6 +165,18 @@ struct LoginWebController: RouteCollection {
         }
     }
 
+    /// Signs the session out: it ends here, and every application that received tokens in it is told over the
+    /// back channel (a clinic's workstations are shared: signing out of one place signs out of all).
+    /// - Parameter client: the application that asked for the sign-out (OpenID Connect RP-initiated logout), if any.
+    static func endSession(_ req: Request, session: CurrentSession, via client: OIDCClient?) async throws {
+        let sessionID = try session.record.requireID()
+        try await session.record.delete(on: req.db)
+        var details: [String: String] = [:]
+        if let client { details = ["client_id": client.clientID, "application": client.name] }
+        try await req.audit(client == nil ? .signOut : .oidcLogout, practiceID: session.practiceID, actorID: session.userID, details: details)
+        try await OIDCService.sessionEnded(req, sessionID: sessionID, userID: session.userID, practiceID: session.practiceID)
+    }
+
     static func loginPage(_ req: Request, error: String, status: HTTPResponseStatus, clearingSession: Bool) async throws -> Response {
         let page = try await LoginPage(layout: Layout(title: "Sign in", practiceName: try await brandName(req), csrf: req.anonymousCSRFToken, error: error), username: "", request: req)
         let response = try await req.render("login", page, status: status)
@@ -224,18 +239,31 @@ struct LoginWebController: RouteCollection {
     // MARK: home
 
     struct HomePage: Encodable {
+        struct Application: Encodable {
+            var name: String
+            var startURL: String
+        }
+
         var layout: Layout
         var firstName: String
         var twoFactorOn: Bool
         var securityLink = WebPath.security.string
         var recoveryCodesLeft: Int
+        /// The practice's enabled applications that registered a start URL: Twofold as the practice's front door.
+        var applications: [Application] = []
     }
 
     @Sendable func home(req: Request) async throws -> Response {
         let session = try req.requireSession()
+        // Every sign-in path ends here; an application waiting for this sign-in gets its answer now.
+        if let waiting = OIDCController.waitingAuthorization(req) { return waiting }
         let left = try await RecoveryCodeService(request: req).remaining(userID: session.userID)
+        let applications = try await OIDCClient.query(on: req.db).filter(\.$practice.$id == session.practiceID).filter(\.$enabled == true)
+            .filter(\.$startURL != nil).sort(\.$name).all()
+            .compactMap { client in client.startURL.map { HomePage.Application(name: client.name, startURL: $0) } }
         return try await req.render("home", HomePage(layout: req.layout("Home"), firstName: session.user.firstName,
-                                                     twoFactorOn: session.hasActiveFactor, recoveryCodesLeft: left))
+                                                     twoFactorOn: session.hasActiveFactor, recoveryCodesLeft: left,
+                                                     applications: applications))
     }
 }
 

@@ -1,5 +1,6 @@
 import Fluent
 import Foundation
+import TwofoldCore
 
 /// A sign-in session. The cookie or bearer token is random; only its SHA-256 is stored.
 final class SessionRecord: Model, @unchecked Sendable {
@@ -27,6 +28,11 @@ final class SessionRecord: Model, @unchecked Sendable {
     @OptionalField(key: "reauthenticated_at") var reauthenticatedAt: Date?
     @Field(key: "ip") var ip: String
     @Field(key: "user_agent") var userAgent: String
+    /// When the user last proved who they are in this session (OpenID Connect `auth_time`).
+    @OptionalField(key: "auth_time") var authTime: Date?
+    /// How they did (RFC 8176 values, space-separated) and the resulting assurance (``AuthenticationContext``).
+    @OptionalField(key: "amr") var amr: String?
+    @OptionalField(key: "acr") var acr: String?
     @Field(key: "created_at") var createdAt: Date
     @Field(key: "last_seen_at") var lastSeenAt: Date
 
@@ -45,6 +51,18 @@ final class SessionRecord: Model, @unchecked Sendable {
         self.createdAt = now
         self.lastSeenAt = now
     }
+}
+
+extension SessionRecord {
+    /// Records how the user just proved who they are (OpenID Connect `auth_time`, `amr`, `acr`).
+    func recordAuthentication(_ context: AuthenticationContext, at time: Date) {
+        authTime = time
+        amr = context.amr.joined(separator: " ")
+        acr = context.level.acr
+    }
+
+    /// The assurance of this session's last authentication; a session from before it was recorded counts as password only.
+    var assurance: AssuranceLevel { acr.flatMap(AssuranceLevel.init(acr:)) ?? .password }
 }
 
 struct CreateSession: AsyncMigration {

@@ -65,7 +65,8 @@ struct SignInService {
         } else {
             stage = (practice.mandatoryTwoFactor || user.twoFactorRequired) ? .enrollment : .signedIn
         }
-        let (session, token) = try await openSession(user: user, stage: stage, channel: channel)
+        let (session, token) = try await openSession(user: user, stage: stage, channel: channel,
+                                                     authentication: stage == .signedIn ? AuthenticationContext(password: true, secondFactor: nil) : nil)
         if stage == .signedIn {
             try await KnownSignInAddress.record(userID: try user.requireID(), address: request.clientThrottleKey, now: now, on: request.db)
             try await request.audit(method == "password" ? .signInSucceeded : .signInRememberedBrowser, practiceID: practice.id, actorID: user.id, details: ["method": method])
@@ -92,7 +93,8 @@ struct SignInService {
     /// second factor); any session the request already had is ended.
     func passwordlessSignIn(user: User, practice: Practice, factor: Factor, channel: SessionRecord.Channel) async throws -> Started {
         try await endCurrentSession()
-        let (session, token) = try await openSession(user: user, stage: .signedIn, channel: channel)
+        let (session, token) = try await openSession(user: user, stage: .signedIn, channel: channel,
+                                                     authentication: AuthenticationContext(password: false, secondFactor: .webauthn, deviceBoundKey: factor.backupEligible == false))
         try await KnownSignInAddress.record(userID: try user.requireID(), address: request.clientThrottleKey, now: request.now, on: request.db)
         try await request.audit(.signInSucceeded, practiceID: practice.id, actorID: user.id, details: ["method": "passkey_passwordless", "factor": factor.shortID])
         return Started(session: session, token: token, user: user, practice: practice, factors: [factor])
@@ -103,19 +105,25 @@ struct SignInService {
             .sort(\.$isPrimary, .descending).sort(\.$createdAt).all()
     }
 
-    private func openSession(user: User, stage: SessionRecord.Stage, channel: SessionRecord.Channel) async throws -> (SessionRecord, String) {
+    private func openSession(user: User, stage: SessionRecord.Stage, channel: SessionRecord.Channel, authentication: AuthenticationContext?) async throws -> (SessionRecord, String) {
         let token = SecureRandom.token()
         let session = SessionRecord(
             userID: user.id!, tokenHash: TwofoldCore.Digest.sha256Hex(token), stage: stage, channel: channel, csrfToken: SecureRandom.token(),
             ip: request.clientIP, userAgent: request.userAgent, now: request.now)
+        if let authentication { session.recordAuthentication(authentication, at: request.now) }
         try await session.create(on: request.db)
         return (session, token)
     }
 
     /// Ends the request's session, if any (sign-out, and before a new sign-in).
     func endCurrentSession() async throws {
-        guard let (token, _) = SessionLoader.token(in: request) else { return }
-        try await SessionRecord.query(on: request.db).filter(\.$tokenHash == TwofoldCore.Digest.sha256Hex(token)).delete()
+        guard let (token, _) = SessionLoader.token(in: request),
+              let record = try await SessionRecord.query(on: request.db).filter(\.$tokenHash == TwofoldCore.Digest.sha256Hex(token)).with(\.$user).first()
+        else { return }
+        try await record.delete(on: request.db)
+        // The applications signed in through the old session are signed out too: on a shared workstation the next
+        // person's sign-in must not inherit them.
+        try await OIDCService.sessionEnded(request, sessionID: try record.requireID(), userID: record.$user.id, practiceID: record.user.$practice.id)
     }
 
     // MARK: remembered browsers
@@ -246,6 +254,8 @@ struct SignInService {
         record.stage = .signedIn
         record.failedAttempts = 0
         record.reauthenticatedAt = request.now
+        record.recordAuthentication(AuthenticationContext(password: true, secondFactor: AuthenticationContext.SecondFactor(rawValue: method),
+                                                          deviceBoundKey: factor?.backupEligible == false), at: request.now)
         let newToken = SecureRandom.token()
         record.tokenHash = TwofoldCore.Digest.sha256Hex(newToken)
         try await record.save(on: request.db)

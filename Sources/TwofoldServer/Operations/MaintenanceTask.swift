@@ -33,6 +33,7 @@ final class MaintenanceTask: LifecycleHandler, Sendable {
         try await SMSCode.query(on: database).filter(\.$expiresAt < cutoff).delete()
         let challenges = try await WebAuthnChallenge.query(on: database).filter(\.$expiresAt < cutoff).count()
         try await WebAuthnChallenge.query(on: database).filter(\.$expiresAt < cutoff).delete()
+        try await SigningKeyStore.prune(on: database, now: now)  // keys retired a day ago are no longer published
         return Pruned(throttleBuckets: buckets, smsCodes: codes, webAuthnChallenges: challenges)
     }
 

@@ -24,6 +24,10 @@ final class Practice: Model, @unchecked Sendable {
     @Field(key: "refuse_cloned_passkeys") var refuseClonedPasskeys: Bool
     /// A session ends this many hours after sign-in however busy it is (NIST SP 800-63B AAL2 reauthentication).
     @Field(key: "session_lifetime_hours") var sessionLifetimeHours: Int
+    /// Lifetime of the access tokens applications receive (OpenID Connect), within ``PracticeDefaults/accessTokenMinutesRange``.
+    @Field(key: "oidc_access_token_minutes") var accessTokenMinutes: Int
+    /// Lifetime of refresh tokens, within ``PracticeDefaults/refreshTokenDaysRange``; each use rotates the token.
+    @Field(key: "oidc_refresh_token_days") var refreshTokenDays: Int
     @Timestamp(key: "created_at", on: .create) var createdAt: Date?
 
     init() {}
@@ -42,6 +46,8 @@ final class Practice: Model, @unchecked Sendable {
         self.allowPasswordless = false
         self.refuseClonedPasskeys = true
         self.sessionLifetimeHours = PracticeDefaults.sessionLifetimeHours
+        self.accessTokenMinutes = PracticeDefaults.accessTokenMinutes
+        self.refreshTokenDays = PracticeDefaults.refreshTokenDays
     }
 }
 
@@ -51,6 +57,10 @@ enum PracticeDefaults {
     static let otpDigits = 6
     static let sessionLifetimeHours = 12
     static let sessionLifetimeRange = 1...24
+    static let accessTokenMinutes = 10
+    static let accessTokenMinutesRange = 5...15
+    static let refreshTokenDays = 14
+    static let refreshTokenDaysRange = 1...30
 }
 
 struct CreatePractice: AsyncMigration {

@@ -112,14 +112,9 @@ struct StepUpController: RouteCollection {
         return AssertionResponse(status: challenge.visibleStatus(now: req.now))
     }
 
-    struct KeySet: Content {
-        var keys: [JSONWebKey]
-    }
-
+    /// The public keys of every signing algorithm, current and recently retired (RFC 7517 §5).
     @Sendable func jwks(req: Request) async throws -> Response {
-        let store = SigningKeyStore(database: req.db, sealer: req.twofold.sealer, now: req.now)
-        _ = try await store.current()
-        let response = try await KeySet(keys: try await store.published()).encodeResponse(for: req)
+        let response = try await req.tokenSigner.jwks().encodeResponse(for: req)
         response.headers.replaceOrAdd(name: .cacheControl, value: "public, max-age=300")
         return response
     }

@@ -1,4 +1,5 @@
 import Fluent
+import JWTKit
 import NIOCore
 import SQLKit
 import TwofoldCore
@@ -37,7 +38,7 @@ enum StepUpError: AbortError, Equatable {
 }
 
 /// Step-up verification: a fresh second factor bound to one sensitive action, proven to the integrating software
-/// with a signed assertion (compact JWS, ES256) that can be collected once.
+/// with a signed assertion (compact JWS, ES256, signed by ``TokenSigner``) that can be collected once.
 struct StepUpService {
     let request: Request
 
@@ -284,14 +285,18 @@ struct StepUpService {
             """).all()
         guard !rows.isEmpty else { return nil }
         challenge.status = .completed
-        let signing = try await SigningKeyStore(database: request.db, sealer: request.twofold.sealer, now: now).current()
         let claims = Claims(
             iss: issuerURL, aud: challenge.apiKeyID.uuidString, sub: challenge.$user.id.uuidString, practice: challenge.practiceID.uuidString,
             amr: (challenge.amr ?? "otp").split(separator: " ").map(String.init), auth_time: Int64((challenge.authTime ?? now).timeIntervalSince1970),
             action_type: challenge.actionType, action_hash: challenge.actionHash, jti: challenge.id!.uuidString,
             iat: Int64(now.timeIntervalSince1970), exp: Int64(now.addingTimeInterval(Self.assertionLifetime).timeIntervalSince1970))
-        return try CompactJWS.sign(claims, key: signing.key, kid: signing.kid)
+        return try await request.tokenSigner.sign(claims, algorithm: .es256)
     }
+}
+
+/// The integrator checks `exp`, `iss` and `aud` against its own clock and key id; Twofold only signs.
+extension StepUpService.Claims: JWTPayload {
+    func verify(using algorithm: some JWTAlgorithm) async throws {}
 }
 
 extension StepUpChallenge {

@@ -16,6 +16,8 @@ enum DatabaseSetup {
         CreateSealingKeyCheck(),
         AddPasswordSingleFactorFlagToUser(),
         CreateRADIUSClient(), CreateRADIUSChallenge(), AddNumberRequiredToPushChallenge(),
+        CreateOIDCTables(),
+        AddAlgorithmAndRetirementToSigningKey(),
     ]
 
     static func configure(_ app: Application, storage: TwofoldConfiguration.Storage, postgresConnectionsPerEventLoop: Int = 8, connectionWaitSeconds: Int = 30) throws {
