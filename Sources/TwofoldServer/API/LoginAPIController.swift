@@ -37,11 +37,10 @@ struct LoginAPIController: RouteCollection {
         let body = try req.content.decode(VerifyRequest.self)
         let service = SignInService(request: req)
         let factor = try await service.verifyCode(body.code, factorID: body.factorId, session: session)
+        let finished = try await service.finish(session: session, method: factor.kind.rawValue, factor: factor, remember: body.rememberBrowser == true)
         var response = AuthenticatedResponse()
-        response.token = try await service.complete(session: session, method: factor.kind.rawValue, factor: factor)
-        if body.rememberBrowser == true, session.practice.rememberBrowserDays > 0 {
-            response.rememberToken = try await service.rememberBrowser(user: session.user, days: session.practice.rememberBrowserDays)
-        }
+        response.token = finished.token
+        response.rememberToken = finished.rememberToken
         return response
     }
 
@@ -56,8 +55,8 @@ struct LoginAPIController: RouteCollection {
         let body = try req.content.decode(CodeRequest.self)
         let service = SignInService(request: req)
         let left = try await service.verifyRecoveryCode(body.code, session: session)
-        let token = try await service.complete(session: session, method: "recovery_code", factor: nil)
-        return AuthenticatedResponse(token: token, recoveryCodesLeft: left)
+        let finished = try await service.finish(session: session, method: "recovery_code", factor: nil, remember: false)
+        return AuthenticatedResponse(token: finished.token, recoveryCodesLeft: left)
     }
 
     struct PushStartRequest: Content {
@@ -93,11 +92,9 @@ struct LoginAPIController: RouteCollection {
         let status = challenge.visibleStatus(now: req.now)
         guard status == "approved" else { return PushStatusResponse(status: status) }
         guard try await service.claimSignIn(challenge, session: session) else { throw PushError.challengeClosed }
-        let token = try await SignInService(request: req).complete(session: session, method: "push", factor: try await challenge.$factor.get(on: req.db))
-        var response = PushStatusResponse(status: "authenticated", token: token)
-        if (try? req.query.get(Bool.self, at: "rememberBrowser")) == true, session.practice.rememberBrowserDays > 0 {
-            response.rememberToken = try await SignInService(request: req).rememberBrowser(user: session.user, days: session.practice.rememberBrowserDays)
-        }
+        let finished = try await SignInService(request: req).finish(session: session, method: "push", factor: try await challenge.$factor.get(on: req.db),
+                                                                    remember: (try? req.query.get(Bool.self, at: "rememberBrowser")) == true)
+        let response = PushStatusResponse(status: "authenticated", rememberToken: finished.rememberToken, token: finished.token)
         return response
     }
 

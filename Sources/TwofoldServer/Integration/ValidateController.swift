@@ -21,11 +21,8 @@ struct ValidateController: RouteCollection {
     @Sendable func validate(req: Request) async throws -> ValidateResponse {
         guard let key = req.apiKey else { throw Abort(.unauthorized) }
         let body = try req.content.decode(ValidateRequest.self)
-        let code = body.code.trimmingCharacters(in: .whitespaces)
         guard !body.username.isEmpty, body.username.count <= 128 else { throw Abort(.badRequest, reason: "username must be 1 to 128 characters.") }
-        guard (6...8).contains(code.count), code.allSatisfy({ $0.isASCII && $0.isNumber }) else {
-            throw Abort(.badRequest, reason: "code must be 6 to 8 digits.")
-        }
+        guard let code = CodeCheck.normalize(body.code) else { throw Abort(.badRequest, reason: "code must be 6 to 8 digits.") }
         let accepted = try await DirectVerification(request: req, key: key).check(username: body.username, code: code)
         return ValidateResponse(result: accepted ? "accept" : "reject")
     }
@@ -44,28 +41,24 @@ struct DirectVerification {
         }
         // Failures through this API key count on a channel of their own: a VPN user typing a colleague's name
         // cannot lock that colleague out of the web sign-in (docs/security.md, "Lockout model").
-        let guardRail = SecondFactorGuard(request: request)
-        let attempt: SecondFactorGuard.Attempt
+        let factors = try await HotPath.activeAuthenticators(userID: user.id!, on: request.db)
+        let outcome: CodeCheck.Outcome
         do {
-            attempt = try await guardRail.reserve(user: user, channel: .validate(apiKeyID: try key.requireID()))
+            outcome = try await CodeCheck(request: request).check(code, user: user, factors: factors, smsFactor: nil, channel: .validate(apiKeyID: try key.requireID()))
         } catch is SignInError {
             try await audit(.validateRejected, userID: user.id, details: ["reason": "locked"])
             return false
         }
-        let factors = try await HotPath.activeAuthenticators(userID: user.id!, on: request.db)
-        switch try await TOTPVerifier(database: request.db, sealer: request.twofold.sealer, now: request.now).firstMatch(code, among: factors) {
+        switch outcome {
         case .accepted(let factor):
-            try await guardRail.recordSuccess(attempt, user: user, kind: "totp")
             try await audit(.validateAccepted, userID: user.id, details: ["factor": factor.shortID])
             return true
         case .replayed:
-            try await guardRail.recordFailure(attempt, user: user, method: "totp", auditing: false)
             try await audit(.validateRejected, userID: user.id, details: ["reason": "replayed"])
-        case .wrong:
+        case .wrong(let failures):
             // One audit event per request: the rejection carries the failure count.
-            try await guardRail.recordFailure(attempt, user: user, method: "totp", auditing: false)
             try await audit(.validateRejected, userID: user.id, details: ["reason": factors.isEmpty ? "no_authenticator" : "wrong_code",
-                                                                          "consecutive_failures": String(attempt.failures)])
+                                                                          "consecutive_failures": String(failures)])
         }
         return false
     }

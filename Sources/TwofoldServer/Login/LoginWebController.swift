@@ -154,7 +154,7 @@ struct LoginWebController: RouteCollection {
         let service = SignInService(request: req)
         do {
             let factor = try await service.verifyCode(form.code ?? "", factorID: form.method == "sms" ? nil : form.factorId, session: session)
-            return try await finishSignIn(req, session: session, method: factor.kind.rawValue, factor: factor, remember: form.remember != nil)
+            return try await service.finish(session: session, method: factor.kind.rawValue, factor: factor, remember: form.remember != nil).webResponse(req)
         } catch let error as SignInError where error == .pendingSignInCancelled {
             return try await LoginWebController.loginPage(req, error: error.reason, status: error.status, clearingSession: true)
         } catch let error as any AbortError {
@@ -181,20 +181,6 @@ struct LoginWebController: RouteCollection {
         let page = try await LoginPage(layout: Layout(title: "Sign in", practiceName: try await brandName(req), csrf: req.anonymousCSRFToken, error: error), username: "", request: req)
         let response = try await req.render("login", page, status: status)
         if clearingSession { response.cookies[req.sessionCookieName] = SessionCookie.expired(secure: req.twofold.configuration.secureCookies) }
-        return response
-    }
-
-    func finishSignIn(_ req: Request, session: CurrentSession, method: String, factor: Factor?, remember: Bool) async throws -> Response {
-        let service = SignInService(request: req)
-        let newToken = try await service.complete(session: session, method: method, factor: factor)
-        let response = req.redirect(to: WebPath.home.string)
-        let secure = req.twofold.configuration.secureCookies
-        response.cookies[req.sessionCookieName] = SessionCookie.value(newToken, secure: secure)
-        let days = session.practice.rememberBrowserDays
-        if remember, days > 0, method != "recovery_code" {
-            let token = try await service.rememberBrowser(user: session.user, days: days)
-            response.cookies[req.rememberCookieName] = SessionCookie.value(token, secure: secure, maxAge: days * 86_400)
-        }
         return response
     }
 
@@ -227,8 +213,9 @@ struct LoginWebController: RouteCollection {
         let session = try req.requireSession()
         let form = try req.content.decode(RecoveryForm.self)
         do {
-            _ = try await SignInService(request: req).verifyRecoveryCode(form.code ?? "", session: session)
-            return try await finishSignIn(req, session: session, method: "recovery_code", factor: nil, remember: false)
+            let service = SignInService(request: req)
+            _ = try await service.verifyRecoveryCode(form.code ?? "", session: session)
+            return try await service.finish(session: session, method: "recovery_code", factor: nil, remember: false).webResponse(req)
         } catch let error as SignInError where error == .pendingSignInCancelled {
             return try await LoginWebController.loginPage(req, error: error.reason, status: error.status, clearingSession: true)
         } catch let error as any AbortError {
@@ -276,3 +263,17 @@ extension Request {
 }
 
 
+
+extension SignInService.Finished {
+    /// The browser's answer to a finished sign-in: the new session cookie, the remembered-browser cookie if one was
+    /// made, and the home page (which resumes an application's waiting sign-in).
+    func webResponse(_ req: Request) -> Response {
+        let response = req.redirect(to: WebPath.home.string)
+        let secure = req.twofold.configuration.secureCookies
+        response.cookies[req.sessionCookieName] = SessionCookie.value(token, secure: secure)
+        if let rememberToken {
+            response.cookies[req.rememberCookieName] = SessionCookie.value(rememberToken, secure: secure, maxAge: rememberDays * 86_400)
+        }
+        return response
+    }
+}

@@ -35,7 +35,7 @@ enum SignInError: AbortError, Equatable {
         case .pendingSignInCancelled: "Too many wrong codes. For your security, sign in again with your password."
         case .wrongRecoveryCode: "That recovery code is not valid or has already been used."
         case .unknownFactor: "That sign-in method does not exist on your account. Choose one of your methods."
-        case .malformedCode: "Enter the code using digits only."
+        case .malformedCode: "Enter the 6 to 8 digit code, digits only."
         }
     }
 

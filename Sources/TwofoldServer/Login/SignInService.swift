@@ -162,41 +162,31 @@ struct SignInService {
     /// - Parameter factorID: the method the user picked; nil tries every active method.
     /// - Returns: the factor that matched.
     func verifyCode(_ rawCode: String, factorID: UUID?, session: CurrentSession, countsTowardPendingSignIn: Bool = true) async throws -> Factor {
-        let code = rawCode.filter { !$0.isWhitespace && $0 != "-" }
-        guard !code.isEmpty, code.count <= 10, code.allSatisfy(\.isASCII), code.allSatisfy(\.isNumber) else { throw SignInError.malformedCode }
+        guard let code = CodeCheck.normalize(rawCode) else { throw SignInError.malformedCode }
         var factors = try await activeFactors(of: session.user)
         if let factorID {
             factors = factors.filter { $0.id == factorID }
             guard !factors.isEmpty else { throw SignInError.unknownFactor }
         }
-        let guardRail = SecondFactorGuard(request: request)
-        // The account's attempt first: a request told to wait does not use up one of the pending sign-in's attempts.
-        let attempt = try await guardRail.reserve(user: session.user, channel: .signIn)
-        let pendingAttempts = countsTowardPendingSignIn ? try await reservePendingAttempt(session: session) : nil
-
-        let match = try await TOTPVerifier(database: request.db, sealer: request.twofold.sealer, now: request.now)
-            .firstMatch(code, among: factors.filter { $0.kind == .totp })
-        if case .accepted(let factor) = match {
-            try await guardRail.recordSuccess(attempt, user: session.user, kind: "totp")
-            return factor
-        }
         // A text-message code counts only for a phone the user confirmed (an active SMS method), and only while
         // the practice allows text messages.
-        if session.practice.allowSMS, let smsFactor = factors.first(where: { $0.kind == .sms }),
-           try await SMSCodeService(request: request).redeem(code, userID: session.userID, purpose: .signIn) != nil {
-            try await guardRail.recordSuccess(attempt, user: session.user, kind: "sms")
-            smsFactor.lastUsedAt = request.now
-            try await smsFactor.save(on: request.db)
-            return smsFactor
+        let smsFactor = session.practice.allowSMS ? factors.first(where: { $0.kind == .sms }) : nil
+        var pendingAttempts: Int?
+        // The account's attempt first: a request told to wait does not use up one of the pending sign-in's attempts.
+        let outcome = try await CodeCheck(request: request).check(code, user: session.user, factors: factors, smsFactor: smsFactor, channel: .signIn,
+                                                                   auditFailure: true) {
+            if countsTowardPendingSignIn { pendingAttempts = try await reservePendingAttempt(session: session) }
         }
-        if case .replayed = match {
-            try await guardRail.recordFailure(attempt, user: session.user, method: "totp", auditing: false)
+        switch outcome {
+        case .accepted(let factor):
+            return factor
+        case .replayed:
             try await request.audit(.secondFactorReplayRejected, practiceID: session.practiceID, actorID: session.userID)
             throw SignInError.codeAlreadyUsed
+        case .wrong:
+            if let pendingAttempts { try await cancelIfPendingLimitReached(attempts: pendingAttempts, session: session) }
+            throw SignInError.wrongCode
         }
-        try await guardRail.recordFailure(attempt, user: session.user, method: factors.count == 1 ? factors[0].kind.rawValue : "code")
-        if let pendingAttempts { try await cancelIfPendingLimitReached(attempts: pendingAttempts, session: session) }
-        throw SignInError.wrongCode
     }
 
     /// Signs in with a single-use recovery code (never accepted for step-up).
@@ -265,6 +255,26 @@ struct SignInService {
         try await request.audit(.secondFactorPassed, practiceID: session.practiceID, actorID: session.userID, details: details)
         try await request.audit(.signInSucceeded, practiceID: session.practiceID, actorID: session.userID, details: details)
         return newToken
+    }
+
+    /// What a finished sign-in hands the client: the session's new token and, when asked for, a remembered browser.
+    struct Finished {
+        var token: String
+        var rememberToken: String?
+        var rememberDays: Int
+    }
+
+    /// The one end of every sign-in after a second factor (web page, JSON API, push, passkey): the session is signed
+    /// in with a fresh token and, when the user asked and the practice allows it, the browser is remembered
+    /// (never after a recovery code).
+    func finish(session: CurrentSession, method: String, factor: Factor?, remember: Bool) async throws -> Finished {
+        let token = try await complete(session: session, method: method, factor: factor)
+        let days = session.practice.rememberBrowserDays
+        var rememberToken: String?
+        if remember, days > 0, method != "recovery_code" {
+            rememberToken = try await rememberBrowser(user: session.user, days: days)
+        }
+        return Finished(token: token, rememberToken: rememberToken, rememberDays: days)
     }
 
     /// Requests a text-message code for a half-signed-in user, to the phone of their text-message method: a number

@@ -70,12 +70,10 @@ struct PasskeyAPIController: RouteCollection {
         }
         guard session.record.stage == .secondFactor else { throw PasskeyError.alreadySignedIn }
         let factor = try await service.verifySecondFactor(body.credential, session: session)
-        let signIn = SignInService(request: req)
+        let finished = try await SignInService(request: req).finish(session: session, method: "webauthn", factor: factor, remember: body.rememberBrowser == true)
         var response = SignInResponse()
-        response.token = try await signIn.complete(session: session, method: "webauthn", factor: factor)
-        if body.rememberBrowser == true, session.practice.rememberBrowserDays > 0 {
-            response.rememberToken = try await signIn.rememberBrowser(user: session.user, days: session.practice.rememberBrowserDays)
-        }
+        response.token = finished.token
+        response.rememberToken = finished.rememberToken
         return response
     }
 }

@@ -44,7 +44,7 @@ struct PasskeyWebController: RouteCollection {
         do {
             let assertion = try Self.credential(AuthenticationResponseJSON.self, in: form)
             let factor = try await PasskeyService(request: req).verifySecondFactor(assertion, session: session)
-            return try await login.finishSignIn(req, session: session, method: "webauthn", factor: factor, remember: form.remember != nil)
+            return try await SignInService(request: req).finish(session: session, method: "webauthn", factor: factor, remember: form.remember != nil).webResponse(req)
         } catch let error as SignInError where error == .pendingSignInCancelled {
             return try await LoginWebController.loginPage(req, error: error.reason, status: error.status, clearingSession: true)
         } catch let error as any AbortError {

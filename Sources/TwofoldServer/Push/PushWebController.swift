@@ -71,8 +71,8 @@ struct PushWebController: RouteCollection {
                                         error: "Not approved yet. Open the request on your device and enter the number shown here.")
         case "approved":
             guard try await service.claimSignIn(challenge, session: session) else { throw PushError.challengeClosed }
-            return try await LoginWebController().finishSignIn(req, session: session, method: "push", factor: try await challenge.$factor.get(on: req.db),
-                                                               remember: form.remember != nil)
+            return try await SignInService(request: req).finish(session: session, method: "push", factor: try await challenge.$factor.get(on: req.db),
+                                                                remember: form.remember != nil).webResponse(req)
         case "denied":
             return try await LoginWebController().renderTwoFactor(req, method: challenge.$factor.id.uuidString,
                                                                   error: "The request was denied on your device.", status: .forbidden, smsSentTo: nil)

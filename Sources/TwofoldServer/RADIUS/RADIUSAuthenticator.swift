@@ -245,32 +245,21 @@ struct RADIUSAuthenticator {
 
     /// One code, through the same reservation, lockout and single-use time steps as every other channel.
     private func checkCode(_ request: Request, _ raw: String, user: User, channel: SecondFactorChannel) async throws -> RADIUSDecision {
-        let code = raw.filter { !$0.isWhitespace && $0 != "-" }
-        guard (6...8).contains(code.count), code.allSatisfy({ $0.isASCII && $0.isNumber }) else {
-            return try await reject(request, user: user, reason: "malformed_code")
-        }
-        let guardRail = SecondFactorGuard(request: request)
-        let attempt: SecondFactorGuard.Attempt
+        guard let code = CodeCheck.normalize(raw) else { return try await reject(request, user: user, reason: "malformed_code") }
+        let factors = try await SignInService(request: request).activeFactors(of: user)
+        let practice = try await Practice.find(user.$practice.id, on: request.db)
+        let smsFactor = practice?.allowSMS == true ? factors.first(where: { $0.kind == .sms }) : nil
+        let outcome: CodeCheck.Outcome
         do {
-            attempt = try await guardRail.reserve(user: user, channel: channel)
+            outcome = try await CodeCheck(request: request).check(code, user: user, factors: factors, smsFactor: smsFactor, channel: channel)
         } catch is SignInError {
             return try await reject(request, user: user, reason: "locked")
         }
-        let factors = try await SignInService(request: request).activeFactors(of: user)
-        let match = try await TOTPVerifier(database: request.db, sealer: app.twofold.sealer, now: request.now)
-            .firstMatch(code, among: factors.filter { $0.kind == .totp })
-        if case .accepted = match {
-            try await guardRail.recordSuccess(attempt, user: user, kind: "totp")
-            return try await accept(request, user: user, method: "totp")
+        switch outcome {
+        case .accepted(let factor): return try await accept(request, user: user, method: factor.kind.rawValue)
+        case .replayed: return try await reject(request, user: user, reason: "replayed")
+        case .wrong(let failures): return try await reject(request, user: user, reason: "wrong_code", failures: failures)
         }
-        if let practice = try await Practice.find(user.$practice.id, on: request.db), practice.allowSMS, factors.contains(where: { $0.kind == .sms }),
-           try await SMSCodeService(request: request).redeem(code, userID: try user.requireID(), purpose: .signIn) != nil {
-            try await guardRail.recordSuccess(attempt, user: user, kind: "sms")
-            return try await accept(request, user: user, method: "sms")
-        }
-        try await guardRail.recordFailure(attempt, user: user, method: "totp", auditing: false)
-        if case .replayed = match { return try await reject(request, user: user, reason: "replayed") }
-        return try await reject(request, user: user, reason: "wrong_code", failures: attempt.failures)
     }
 
     // MARK: answers

@@ -169,8 +169,7 @@ struct StepUpService {
     /// Checks a fresh authenticator code (a time step already used is refused) and marks the step-up verified.
     func verifyCode(_ challenge: StepUpChallenge, code rawCode: String) async throws {
         try ensureOpen(challenge)
-        let code = rawCode.filter { !$0.isWhitespace }
-        guard (6...8).contains(code.count), code.allSatisfy({ $0.isASCII && $0.isNumber }) else { throw StepUpError.invalid("code must be 6 to 8 digits.") }
+        guard let code = CodeCheck.normalize(rawCode) else { throw StepUpError.invalid("code must be 6 to 8 digits.") }
         let user = try await challenge.$user.get(on: request.db)
         // The step-up's own attempts and the user's step-up counter are both reserved before the code is checked.
         let reserved = try await request.db.sql.raw("""
@@ -179,22 +178,18 @@ struct StepUpService {
             """).first(decoding: AttemptsRow.self)
         // Every attempt is taken by checks still running: the last of them cancels the step-up if all were wrong.
         guard let attempts = reserved?.failed_attempts else { throw SignInError.wait(seconds: 1) }
-        let guardRail = SecondFactorGuard(request: request)
-        let attempt = try await guardRail.reserve(user: user, channel: .stepUp)
+        // A step-up takes only an authenticator code: never a text message or a recovery code.
         let factors = try await Factor.query(on: request.db).filter(\.$user.$id == user.id!).filter(\.$status == .active).filter(\.$kind == .totp).all()
-        switch try await TOTPVerifier(database: request.db, sealer: request.twofold.sealer, now: request.now).firstMatch(code, among: factors) {
+        switch try await CodeCheck(request: request).check(code, user: user, factors: factors, smsFactor: nil, channel: .stepUp) {
         case .accepted(let factor):
-            try await guardRail.recordSuccess(attempt, user: user, kind: "totp")
             try await markVerified(challenge, amr: "otp", factor: factor)
             return
         case .replayed:
-            try await guardRail.recordFailure(attempt, user: user, method: "totp", auditing: false)
             try await request.audit(.stepUpFailed, practiceID: challenge.practiceID, subjectID: user.id, details: ["step_up": challenge.shortID, "reason": "replayed"])
             throw SignInError.codeAlreadyUsed
         case .wrong:
             break
         }
-        try await guardRail.recordFailure(attempt, user: user, method: "totp", auditing: false)
         try await request.audit(.stepUpFailed, practiceID: challenge.practiceID, subjectID: user.id,
                                 details: ["step_up": challenge.shortID, "reason": "wrong_code", "attempts": String(attempts)])
         if attempts >= StepUpChallenge.attemptLimit {
