@@ -41,10 +41,11 @@ struct SetupWebController: RouteCollection {
     }
 
     @Sendable func chooseMethod(req: Request) async throws -> Response {
-        try await renderChoose(req, error: nil, status: .ok)
+        try await Self.renderChoose(req, error: nil, status: .ok)
     }
 
-    func renderChoose(_ req: Request, error: String?, status: HTTPResponseStatus) async throws -> Response {
+    /// The page that lists the methods to set up (also shown by the push and passkey set-up pages on an error).
+    static func renderChoose(_ req: Request, error: String?, status: HTTPResponseStatus) async throws -> Response {
         let session = try req.requireSession()
         let page = ChoosePage(
             layout: req.layout("Set up two-factor authentication", error: error),
@@ -63,7 +64,7 @@ struct SetupWebController: RouteCollection {
             let enrollment = try await FactorService(request: req).beginTOTP(session: session, nickname: form.nickname)
             return req.redirect(to: WebPath.setupAppFactor(enrollment.factor.id!).string)
         } catch let error as any AbortError {
-            return try await renderChoose(req, error: error.reason, status: error.status)
+            return try await Self.renderChoose(req, error: error.reason, status: error.status)
         }
     }
 
@@ -94,7 +95,7 @@ struct SetupWebController: RouteCollection {
         do {
             enrollment = try await FactorService(request: req).pendingTOTP(id: id, session: session)
         } catch let failure as FactorError {
-            return try await renderChoose(req, error: failure.reason, status: failure.status)
+            return try await Self.renderChoose(req, error: failure.reason, status: failure.status)
         }
         let page = AppPage(
             layout: req.layout("Set up your authenticator app", error: error), qrSVG: enrollment.qrSVG,
@@ -115,7 +116,7 @@ struct SetupWebController: RouteCollection {
                 ? try await renderSMS(req, error: error.reason, status: error.status)
                 : try await renderApp(req, error: error.reason, status: error.status)
         } catch let error as any AbortError {
-            return try await renderChoose(req, error: error.reason, status: error.status)
+            return try await Self.renderChoose(req, error: error.reason, status: error.status)
         }
     }
 
@@ -127,7 +128,7 @@ struct SetupWebController: RouteCollection {
             let factor = try await FactorService(request: req).beginSMS(session: session, nickname: form.nickname)
             return req.redirect(to: WebPath.setupSMSFactor(factor.id!).string)
         } catch let error as any AbortError {
-            return try await renderChoose(req, error: error.reason, status: error.status)
+            return try await Self.renderChoose(req, error: error.reason, status: error.status)
         }
     }
 
@@ -147,7 +148,7 @@ struct SetupWebController: RouteCollection {
         let session = try req.requireSession()
         let id = try req.parameters.require("factorID", as: UUID.self)
         let factor = try await FactorService(request: req).ownFactor(id, session: session)
-        guard factor.kind == .sms, factor.status == .pending else { return try await renderChoose(req, error: FactorError.notPending.reason, status: .conflict) }
+        guard factor.kind == .sms, factor.status == .pending else { return try await Self.renderChoose(req, error: FactorError.notPending.reason, status: .conflict) }
         let page = SMSPage(layout: req.layout("Confirm your cell phone", error: error), phone: SMSCodeService.maskedPhone(factor.phone ?? ""),
                            digits: factor.digits, action: WebPath.setupSMSFactor(id).string, resendAction: WebPath.setupSMSResend(id).string)
         return try await req.render("setup-sms", page, status: status)

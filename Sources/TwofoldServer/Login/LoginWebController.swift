@@ -125,10 +125,11 @@ struct LoginWebController: RouteCollection {
     }
 
     @Sendable func showTwoFactor(req: Request) async throws -> Response {
-        try await renderTwoFactor(req, method: try? req.query.get(String.self, at: "method"), error: nil, status: .ok, smsSentTo: nil)
+        try await Self.renderTwoFactor(req, method: try? req.query.get(String.self, at: "method"), error: nil, status: .ok, smsSentTo: nil)
     }
 
-    func renderTwoFactor(_ req: Request, method: String?, error: String?, status: HTTPResponseStatus, smsSentTo: String?) async throws -> Response {
+    /// The second-factor page (also shown by the push and passkey pages after a refused proof).
+    static func renderTwoFactor(_ req: Request, method: String?, error: String?, status: HTTPResponseStatus, smsSentTo: String?) async throws -> Response {
         let session = try req.requireSession()
         let factors = try await SignInService(request: req).activeFactors(of: session.user)
         let views = factors.map { factor in
@@ -159,7 +160,7 @@ struct LoginWebController: RouteCollection {
             return try await LoginWebController.loginPage(req, error: error.reason, status: error.status, clearingSession: true)
         } catch let error as any AbortError {
             let method = form.method ?? form.factorId?.uuidString
-            let response = try await renderTwoFactor(req, method: method, error: error.reason, status: error.status, smsSentTo: nil)
+            let response = try await Self.renderTwoFactor(req, method: method, error: error.reason, status: error.status, smsSentTo: nil)
             response.headers.add(contentsOf: error.headers)
             return response
         }
@@ -188,9 +189,9 @@ struct LoginWebController: RouteCollection {
         let session = try req.requireSession()
         do {
             let masked = try await SignInService(request: req).sendSignInSMS(session: session)
-            return try await renderTwoFactor(req, method: "sms", error: nil, status: .ok, smsSentTo: masked)
+            return try await Self.renderTwoFactor(req, method: "sms", error: nil, status: .ok, smsSentTo: masked)
         } catch let error as any AbortError {
-            return try await renderTwoFactor(req, method: "sms", error: error.reason, status: error.status, smsSentTo: nil)
+            return try await Self.renderTwoFactor(req, method: "sms", error: error.reason, status: error.status, smsSentTo: nil)
         }
     }
 

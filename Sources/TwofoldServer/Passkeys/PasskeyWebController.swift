@@ -33,14 +33,13 @@ struct PasskeyWebController: RouteCollection {
             let activation = try await PasskeyService(request: req).register(credential, nickname: form.nickname, session: session)
             return try await activation.page(req)
         } catch let error as any AbortError {
-            return try await SetupWebController().renderChoose(req, error: error.reason, status: error.status)
+            return try await SetupWebController.renderChoose(req, error: error.reason, status: error.status)
         }
     }
 
     @Sendable func secondFactor(req: Request) async throws -> Response {
         let session = try req.requireSession()
         let form = try req.content.decode(CredentialForm.self)
-        let login = LoginWebController()
         do {
             let assertion = try Self.credential(AuthenticationResponseJSON.self, in: form)
             let factor = try await PasskeyService(request: req).verifySecondFactor(assertion, session: session)
@@ -48,7 +47,7 @@ struct PasskeyWebController: RouteCollection {
         } catch let error as SignInError where error == .pendingSignInCancelled {
             return try await LoginWebController.loginPage(req, error: error.reason, status: error.status, clearingSession: true)
         } catch let error as any AbortError {
-            let response = try await login.renderTwoFactor(req, method: "passkey", error: error.reason, status: error.status, smsSentTo: nil)
+            let response = try await LoginWebController.renderTwoFactor(req, method: "passkey", error: error.reason, status: error.status, smsSentTo: nil)
             response.headers.add(contentsOf: error.headers)
             return response
         }

@@ -40,7 +40,7 @@ struct PushWebController: RouteCollection {
                 user: session.user, practice: session.practice, factorID: form.factorId, purpose: .signIn, sessionID: session.record.id)
             return try await renderWait(req, challenge: challenge, remember: form.remember != nil, error: nil)
         } catch let error as any AbortError {
-            return try await LoginWebController().renderTwoFactor(req, method: form.factorId?.uuidString, error: error.reason, status: error.status, smsSentTo: nil)
+            return try await LoginWebController.renderTwoFactor(req, method: form.factorId?.uuidString, error: error.reason, status: error.status, smsSentTo: nil)
         }
     }
 
@@ -74,10 +74,10 @@ struct PushWebController: RouteCollection {
             return try await SignInService(request: req).finish(session: session, method: "push", factor: try await challenge.$factor.get(on: req.db),
                                                                 remember: form.remember != nil).webResponse(req)
         case "denied":
-            return try await LoginWebController().renderTwoFactor(req, method: challenge.$factor.id.uuidString,
+            return try await LoginWebController.renderTwoFactor(req, method: challenge.$factor.id.uuidString,
                                                                   error: "The request was denied on your device.", status: .forbidden, smsSentTo: nil)
         default:
-            return try await LoginWebController().renderTwoFactor(req, method: challenge.$factor.id.uuidString,
+            return try await LoginWebController.renderTwoFactor(req, method: challenge.$factor.id.uuidString,
                                                                   error: "The request expired. Send a new one.", status: .gone, smsSentTo: nil)
         }
     }
@@ -107,7 +107,7 @@ struct PushWebController: RouteCollection {
             let enrollment = try await PushService(request: req).beginEnrollment(session: session, nickname: form.nickname)
             return try await renderEnrollment(req, factor: enrollment.factor, qrSVG: enrollment.qrSVG, uri: enrollment.uri, error: nil)
         } catch let error as any AbortError {
-            return try await SetupWebController().renderChoose(req, error: error.reason, status: error.status)
+            return try await SetupWebController.renderChoose(req, error: error.reason, status: error.status)
         }
     }
 
