@@ -109,3 +109,18 @@ public struct SecretSealer: Sendable {
         blob.count >= 5 && Array(blob[1..<5]) != current.id
     }
 }
+
+extension SealingKey {
+    /// A 256-bit key for another purpose, derived with HKDF-SHA256; `info` names the purpose. The sealing key stays
+    /// the only secret to back up, and no derived key reveals it or a key derived for another purpose.
+    public func derivedKey(info: String) -> SymmetricKey {
+        HKDF<SHA256>.deriveKey(inputKeyMaterial: key, info: Array(info.utf8), outputByteCount: 32)
+    }
+}
+
+extension SecretSealer {
+    /// ``SealingKey/derivedKey(info:)`` of the current key first, then of every previous key.
+    public func derivedKeys(info: String) -> [SymmetricKey] {
+        [current.derivedKey(info: info)] + keysByID.values.filter { $0.id != current.id }.map { $0.derivedKey(info: info) }
+    }
+}

@@ -1,7 +1,8 @@
 import Foundation
 import TwofoldCore
 
-/// The canonical form of an audit event and its link hash.
+/// The canonical form of an audit event and its link: plain SHA-256 for the first, unkeyed segment (events written
+/// before keyed links), HMAC-SHA256 with the audit key (``AuditKeys``) after it.
 enum AuditChain {
     struct Content {
         var seq: Int64
@@ -25,8 +26,17 @@ enum AuditChain {
         return fields.map { "\($0.utf8.count):\($0)" }.joined(separator: "|")
     }
 
+    /// The link of an event in the unkeyed segment; anyone can compute it, so only a signed checkpoint of the
+    /// segment's end (``AuditCheckpoint/Kind/legacyEnd``) protects it.
     static func hash(previous: String, content: Content) -> String {
         TwofoldCore.Digest.sha256Hex(previous + "|" + canonical(content))
+    }
+
+    /// The link of a keyed event: HMAC-SHA256 under the audit key `keyID` over the key id, the previous link and
+    /// every field the audit page shows (the shown time is `occurredMS`, checked against `occurred_at`).
+    /// `nil` when no configured key has that id.
+    static func mac(previous: String, content: Content, keyID: String, keys: AuditKeys) -> String? {
+        keys.mac("twofold-audit-v1|\(keyID)|\(previous)|" + canonical(content), keyID: keyID)
     }
 
     static func detailsJSON(_ details: [String: String]) -> String {

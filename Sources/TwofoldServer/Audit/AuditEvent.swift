@@ -2,8 +2,8 @@ import Fluent
 import Foundation
 import SQLKit
 
-/// One security event. Rows are only ever inserted; each carries the hash of its predecessor,
-/// so a changed, removed or inserted row breaks the chain (`twofold audit verify`).
+/// One security event. Rows are only ever inserted; each carries the link (an HMAC under the audit key) of its
+/// predecessor, so a changed, removed or inserted row breaks the chain (`twofold audit verify`).
 final class AuditEvent: Model, @unchecked Sendable {
     static let schema = "audit_events"
 
@@ -22,6 +22,8 @@ final class AuditEvent: Model, @unchecked Sendable {
     @Field(key: "occurred_at") var occurredAt: Date
     @Field(key: "prev_hash") var prevHash: String
     @Field(key: "hash") var hash: String
+    /// The audit key (``AuditKeys/macKeyID``) of a keyed link; `nil` in the unkeyed first segment.
+    @OptionalField(key: "key_id") var keyID: String?
 
     init() {}
 }

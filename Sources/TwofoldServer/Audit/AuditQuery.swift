@@ -80,7 +80,8 @@ struct AuditQuery {
         let ids = Set(events.flatMap { [$0.actorID, $0.subjectID].compactMap { $0 } })
         let names = ids.isEmpty ? [:] : Dictionary(uniqueKeysWithValues: try await User.query(on: database).filter(\.$id ~~ Array(ids)).all().map { ($0.id!, $0.username) })
         let entries = events.map { event in
-            Entry(seq: event.seq, time: event.occurredAt, event: event.event,
+            Entry(seq: event.seq, time: AuditLog.date(event.occurredMS),  // the covered time; `audit verify` checks occurred_at agrees
+                  event: event.event,
                   actor: event.actorID.map { names[$0] ?? "deleted user \($0.uuidString.prefix(8))" },
                   subject: event.subjectID.map { names[$0] ?? "deleted user \($0.uuidString.prefix(8))" },
                   ip: event.ip, userAgent: event.userAgent,

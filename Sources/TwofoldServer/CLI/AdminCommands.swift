@@ -129,24 +129,44 @@ struct ListOutboxCommand: AsyncCommand {
     }
 }
 
-/// `twofold audit verify`: walks the audit hash chain; exit status 0 only when intact.
+/// `twofold audit verify [--checkpoints FILE]` and `twofold audit public-key`.
 struct AuditCommands: AsyncCommandGroup {
     var help: String { "Check the audit log." }
-    var commands: [String: any AnyAsyncCommand] { ["verify": VerifyAuditCommand()] }
+    var commands: [String: any AnyAsyncCommand] { ["verify": VerifyAuditCommand(), "public-key": AuditPublicKeyCommand()] }
 }
 
+/// Walks the audit chain and its checkpoints; exit status 0 only when intact.
 struct VerifyAuditCommand: AsyncCommand {
-    struct Signature: CommandSignature {}
-    var help: String { "Checks that no audit event was changed, removed or inserted." }
+    struct Signature: CommandSignature {
+        @Option(name: "checkpoints", help: "An audit-checkpoints.jsonl kept outside the database (a copy of the one in the data directory), to check the database against.")
+        var checkpoints: String?
+    }
+    var help: String { "Checks that no audit event was changed, removed, inserted, reordered or backdated." }
 
     func run(using context: CommandContext, signature: Signature) async throws {
         let app = context.application
         try await prepareDatabase(app)
-        let result = try await AuditLog.verify(on: app.db)
+        let external = try signature.checkpoints.map { try AuditCheckpoint.read(file: $0) } ?? []
+        let result = try await AuditLog.verify(on: app.db, external: external, source: signature.checkpoints ?? "the checkpoint file")
         if let problem = result.problem {
             throw CLIError("the audit log is NOT intact: \(problem) (\(result.checked) events before it verified)")
         }
-        context.console.print("The audit log is intact: \(result.checked) events verified.")
+        let file = signature.checkpoints.map { "; the \(external.count) checkpoints in \($0) match it" } ?? ""
+        context.console.print("The audit log is intact: \(result.checked) events and \(result.checkpoints - external.count) signed checkpoints verified\(file).")
+    }
+}
+
+/// Prints the Ed25519 public keys that sign audit checkpoints, for an auditor checking a checkpoint file offline.
+struct AuditPublicKeyCommand: AsyncCommand {
+    struct Signature: CommandSignature {}
+    var help: String { "Prints the public keys that sign audit checkpoints (key id, then the raw Ed25519 key in base64)." }
+
+    func run(using context: CommandContext, signature: Signature) async throws {
+        let keys = try context.application.auditContext.keys
+        context.console.print("ed25519 \(keys.signingKeyID) \(keys.signingKey.publicKey.rawRepresentation.base64EncodedString())  (current)")
+        for (id, key) in keys.publicKeys.sorted(by: { $0.key < $1.key }) where id != keys.signingKeyID {
+            context.console.print("ed25519 \(id) \(key.rawRepresentation.base64EncodedString())  (previous sealing key)")
+        }
     }
 }
 

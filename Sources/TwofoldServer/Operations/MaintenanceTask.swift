@@ -4,12 +4,14 @@ import Vapor
 
 /// While `twofold serve` runs, deletes every ten minutes what no check reads any more: throttling counters whose
 /// window started a day ago (every window is an hour or shorter), and SMS codes and passkey challenges that expired
-/// a day ago. Each instance does it; the deletes are idempotent.
+/// a day ago. Each instance does it; the deletes are idempotent. A second loop writes an audit checkpoint when events
+/// came after the last one and it is older than the checkpoint interval (60 seconds), and publishes it to the file.
 final class MaintenanceTask: LifecycleHandler, Sendable {
     static let interval: Duration = .seconds(600)
     static let retention: TimeInterval = 24 * 60 * 60
 
     private let task = NIOLockedValueBox<Task<Void, Never>?>(nil)
+    private let checkpointTask = NIOLockedValueBox<Task<Void, Never>?>(nil)
 
     /// Installs the task; it starts when the server boots (not for admin commands or tests, which prune by hand).
     static func install(on app: Application) {
@@ -54,9 +56,24 @@ final class MaintenanceTask: LifecycleHandler, Sendable {
             }
         }
         task.withLockedValue { $0 = handle }
+        // A quiet audit log is checkpointed too, and checkpoints made inside other transactions reach the file.
+        let interval = (try? application.auditContext.policy.interval) ?? 60
+        let checkpoints = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(interval))
+                if Task.isCancelled { break }
+                do {
+                    try await AuditLog.checkpointIfDue(on: application.db, now: application.twofold.clock.now())
+                } catch {
+                    application.logger.warning("Writing an audit checkpoint failed; trying again", metadata: ["error": .string(String(reflecting: type(of: error)))])
+                }
+            }
+        }
+        checkpointTask.withLockedValue { $0 = checkpoints }
     }
 
     func shutdownAsync(_ application: Application) async {
         task.withLockedValue { $0?.cancel() }
+        checkpointTask.withLockedValue { $0?.cancel() }
     }
 }

@@ -18,6 +18,7 @@ enum DatabaseSetup {
         CreateRADIUSClient(), CreateRADIUSChallenge(), AddNumberRequiredToPushChallenge(),
         CreateOIDCTables(),
         AddAlgorithmAndRetirementToSigningKey(),
+        AddKeyedAuditChain(),
     ]
 
     static func configure(_ app: Application, storage: TwofoldConfiguration.Storage, postgresConnectionsPerEventLoop: Int = 8, connectionWaitSeconds: Int = 30) throws {
@@ -33,6 +34,7 @@ enum DatabaseSetup {
             app.databases.use(.postgres(configuration: configuration, maxConnectionsPerEventLoop: postgresConnectionsPerEventLoop, connectionPoolTimeout: .seconds(Int64(connectionWaitSeconds)), sqlLogLevel: .trace).queryValuesOnlyAtTrace, as: .psql)
         }
         for migration in migrations { app.migrations.add(migration) }
+        AuditContext.install(on: app)
     }
 
     private static func singleConnection(_ factory: DatabaseConfigurationFactory) -> DatabaseConfigurationFactory {

@@ -78,7 +78,7 @@ struct AuditChainTests {
             try await forged.create(on: ctx.app.db)
             let result = try await AuditLog.verify(on: ctx.app.db)
             #expect(result.isIntact == false)
-            #expect(result.problem?.contains("#3") == true)
+            #expect(result.problem?.contains("event #2 (sign_in.succeeded)") == true)
         }
     }
 

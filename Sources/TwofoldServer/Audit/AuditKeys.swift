@@ -1,0 +1,122 @@
+import Crypto
+import Fluent
+import Foundation
+import NIOConcurrencyHelpers
+import TwofoldCore
+import Vapor
+
+/// The keys of the audit log, derived from the sealing keys so nothing new has to be backed up: an HMAC key that
+/// links the events and an Ed25519 key that signs checkpoints. Each carries an id (a fingerprint) stored beside what
+/// it made, so events and checkpoints made before a rotation still verify with a previous sealing key.
+struct AuditKeys: Sendable {
+    static let macInfo = "twofold-audit-v1"
+    static let signingInfo = "twofold-audit-checkpoint-v1"
+
+    let macKeyID: String
+    let macKey: SymmetricKey
+    let macKeys: [String: SymmetricKey]
+    let signingKey: Curve25519.Signing.PrivateKey
+    let signingKeyID: String
+    let publicKeys: [String: Curve25519.Signing.PublicKey]
+
+    init(sealer: SecretSealer) {
+        let macs = sealer.derivedKeys(info: Self.macInfo).map { (Self.keyID($0), $0) }
+        macKeyID = macs[0].0
+        macKey = macs[0].1
+        macKeys = Dictionary(macs, uniquingKeysWith: { first, _ in first })
+        let signers = sealer.derivedKeys(info: Self.signingInfo).compactMap { key in
+            key.withUnsafeBytes { try? Curve25519.Signing.PrivateKey(rawRepresentation: Array($0)) }
+        }
+        // 32 bytes always make an Ed25519 private key.
+        guard let current = signers.first else { preconditionFailure("an HKDF output is a valid Ed25519 seed") }
+        signingKey = current
+        signingKeyID = Self.keyID(current.publicKey)
+        publicKeys = Dictionary(signers.map { (Self.keyID($0.publicKey), $0.publicKey) }, uniquingKeysWith: { first, _ in first })
+    }
+
+    /// 16 hex digits of SHA-256("twofold-audit-key-id" ‖ 0x00 ‖ key): names the key without revealing it.
+    static func keyID(_ key: SymmetricKey) -> String {
+        key.withUnsafeBytes { TwofoldCore.Digest.hex(Array(SHA256.hash(data: Array("twofold-audit-key-id".utf8) + [0] + Array($0)).prefix(8))) }
+    }
+
+    /// 16 hex digits of SHA-256 of the raw public key: what an auditor compares with `twofold audit public-key`.
+    static func keyID(_ key: Curve25519.Signing.PublicKey) -> String {
+        TwofoldCore.Digest.hex(Array(SHA256.hash(data: key.rawRepresentation).prefix(8)))
+    }
+
+    func mac(_ message: String, keyID: String) -> String? {
+        guard let key = macKeys[keyID] else { return nil }
+        return TwofoldCore.Digest.hex(Array(HMAC<SHA256>.authenticationCode(for: Array(message.utf8), using: key)))
+    }
+}
+
+/// How often checkpoints are written and where the external copy goes.
+struct AuditCheckpointPolicy: Sendable {
+    /// A checkpoint after this many events…
+    var every: Int64 = 100
+    /// …or when an event comes this many seconds after the last checkpoint (and on the maintenance task's round).
+    var interval: TimeInterval = 60
+    /// `audit-checkpoints.jsonl` in the data directory; `nil` keeps checkpoints in the database only (tests).
+    var file: String?
+}
+
+/// The audit keys and checkpoint policy, carried in the database configuration (as a model middleware that passes
+/// everything through) so that every `AuditLog.append(on:)`, in or out of a transaction, finds them from the
+/// database handle alone.
+final class AuditContext: AnyModelMiddleware, Sendable {
+    private struct State {
+        var keys: AuditKeys
+        var policy: AuditCheckpointPolicy
+        /// The highest checkpoint already in the file, so each is appended once.
+        var published: Int64?
+    }
+
+    private let state: NIOLockedValueBox<State>
+    let logger: Logger
+
+    init(keys: AuditKeys, policy: AuditCheckpointPolicy, logger: Logger) {
+        state = NIOLockedValueBox(State(keys: keys, policy: policy))
+        self.logger = logger
+    }
+
+    var keys: AuditKeys { state.withLockedValue { $0.keys } }
+    var policy: AuditCheckpointPolicy {
+        get { state.withLockedValue { $0.policy } }
+        set { state.withLockedValue { $0.policy = newValue } }
+    }
+
+    /// Re-derives the keys after the sealing keys changed (tests rotate them in place).
+    func use(sealer: SecretSealer) { state.withLockedValue { $0.keys = AuditKeys(sealer: sealer) } }
+
+    /// Runs `body` with the highest checkpoint seq already published, under the lock; `body` returns the new one.
+    func publishing(_ body: (Int64?) throws -> Int64?) rethrows {
+        try state.withLockedValue { $0.published = try body($0.published) }
+    }
+
+    func handle(_ event: ModelEvent, _ model: any AnyModel, on db: any Database, chainingTo next: any AnyModelResponder) -> EventLoopFuture<Void> {
+        next.handle(event, model, on: db)
+    }
+
+    /// Installs the context on the default database, with keys from the application's sealer.
+    static func install(on app: Application) {
+        var policy = AuditCheckpointPolicy()
+        if app.environment != .testing {
+            policy.file = (app.twofold.configuration.dataDirectory as NSString).appendingPathComponent("audit-checkpoints.jsonl")
+        }
+        app.databases.middleware.use(AuditContext(keys: AuditKeys(sealer: app.twofold.sealer), policy: policy, logger: app.logger))
+    }
+
+    static func of(_ database: any Database) throws -> AuditContext {
+        guard let context = database.context.configuration.middleware.lazy.compactMap({ $0 as? AuditContext }).first else {
+            throw Abort(.internalServerError, reason: "The audit keys are not configured on this database.")
+        }
+        return context
+    }
+}
+
+extension Application {
+    /// The audit keys and checkpoint policy of the default database.
+    var auditContext: AuditContext {
+        get throws { try AuditContext.of(db) }
+    }
+}
