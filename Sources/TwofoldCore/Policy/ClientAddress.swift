@@ -17,4 +17,17 @@ public enum ClientAddress {
         let groups = stride(from: 0, to: 8, by: 2).map { String(Int(bytes[$0]) << 8 | Int(bytes[$0 + 1]), radix: 16) }
         return groups.joined(separator: ":") + "::/64"
     }
+
+    /// Whether a host names this machine: `localhost`, `::1` or an address in 127.0.0.0/8. Takes the form of an HTTP
+    /// `Host` header (`127.0.0.1:8080`, `[::1]:8080`) as well as a bare host.
+    public static func isLoopbackHost(_ hostHeader: String) -> Bool {
+        var host = hostHeader.lowercased()
+        if host.hasPrefix("["), let end = host.firstIndex(of: "]") {
+            host = String(host[host.index(after: host.startIndex)..<end])
+        } else if let colon = host.lastIndex(of: ":"), host.filter({ $0 == ":" }).count == 1 {
+            host = String(host[..<colon])
+        }
+        let octets = host.split(separator: ".", omittingEmptySubsequences: false)
+        return host == "localhost" || host == "::1" || (octets.count == 4 && octets[0] == "127" && octets.allSatisfy { UInt8($0) != nil })
+    }
 }

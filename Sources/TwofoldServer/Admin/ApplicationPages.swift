@@ -5,7 +5,6 @@ import Vapor
 /// disabled and deleted by an administrator with their own password. A client secret is shown once.
 struct ApplicationPages: RouteCollection {
     /// Where relying parties read the provider's configuration (OpenID Connect Discovery 1.0 §4).
-    static let discoveryPath = "/.well-known/openid-configuration"
 
     func boot(routes: any RoutesBuilder) throws {
         let pages = routes.grouped(SessionGuard(requirement: .signedIn, style: .web)).grouped(AdminGuard()).grouped("admin", "applications")
@@ -139,7 +138,7 @@ struct ApplicationPages: RouteCollection {
     }
 
     static func discoveryURL(_ req: Request) -> String {
-        req.publicBaseURL + discoveryPath
+        req.publicBaseURL + OIDCPath.discovery
     }
 
     func renderList(_ req: Request, notice: String? = nil, error: String? = nil, status: HTTPResponseStatus = .ok) async throws -> Response {

@@ -175,7 +175,7 @@ struct LoginWebController: RouteCollection {
         var details: [String: String] = [:]
         if let client { details = ["client_id": client.clientID, "application": client.name] }
         try await req.audit(client == nil ? .signOut : .oidcLogout, practiceID: session.practiceID, actorID: session.userID, details: details)
-        try await OIDCService.sessionEnded(req, sessionID: sessionID, userID: session.userID, practiceID: session.practiceID)
+        try await OIDCService.sessionEnded(req, sessionID: sessionID, userID: session.userID)
     }
 
     static func loginPage(_ req: Request, error: String, status: HTTPResponseStatus, clearingSession: Bool) async throws -> Response {

@@ -115,15 +115,21 @@ struct SignInService {
         return (session, token)
     }
 
+    private struct EndedSessionRow: Decodable {
+        var id: UUID
+        var user_id: UUID
+    }
+
     /// Ends the request's session, if any (sign-out, and before a new sign-in).
     func endCurrentSession() async throws {
         guard let (token, _) = SessionLoader.token(in: request),
-              let record = try await SessionRecord.query(on: request.db).filter(\.$tokenHash == TwofoldCore.Digest.sha256Hex(token)).with(\.$user).first()
+              let ended = try await request.db.sql.raw("""
+                DELETE FROM \(ident: SessionRecord.schema) WHERE token_hash = \(bind: TwofoldCore.Digest.sha256Hex(token)) RETURNING id, user_id
+                """).first(decoding: EndedSessionRow.self)
         else { return }
-        try await record.delete(on: request.db)
         // The applications signed in through the old session are signed out too: on a shared workstation the next
         // person's sign-in must not inherit them.
-        try await OIDCService.sessionEnded(request, sessionID: try record.requireID(), userID: record.$user.id, practiceID: record.user.$practice.id)
+        try await OIDCService.sessionEnded(request, sessionID: ended.id, userID: ended.user_id)
     }
 
     // MARK: remembered browsers

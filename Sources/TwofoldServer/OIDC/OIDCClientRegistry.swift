@@ -1,4 +1,5 @@
 import Fluent
+import TwofoldCore
 import Foundation
 import Vapor
 
@@ -323,11 +324,7 @@ struct OIDCClientRegistry {
 
     /// localhost, 127.0.0.0/8 and ::1 (RFC 8252 §7.3; the host may come bracketed or not).
     static func isLoopback(_ rawHost: String) -> Bool {
-        var host = rawHost.lowercased()
-        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        if host == "localhost" || host == "::1" || host == "0:0:0:0:0:0:0:1" { return true }
-        let octets = host.split(separator: ".", omittingEmptySubsequences: false)
-        return octets.count == 4 && octets[0] == "127" && octets.allSatisfy { UInt8($0) != nil }
+        ClientAddress.isLoopbackHost(rawHost) || rawHost.lowercased().trimmingCharacters(in: CharacterSet(charactersIn: "[]")) == "0:0:0:0:0:0:0:1"
     }
 
     private static func quoted(_ uri: String) -> String {

@@ -88,8 +88,8 @@ struct OIDCController: RouteCollection {
         let service = try OIDCService(request: req, issuer: issuer)
         let client: OIDCClient
         do {
-            let found = try await parameters["client_id"].flatMap { id in id.utf8.count <= 128 ? id : nil }
-                .asyncMap { try await OIDCClient.query(on: req.db).filter(\.$clientID == $0).first() } ?? nil
+            var found: OIDCClient?
+            if let id = parameters["client_id"], id.utf8.count <= 128 { found = try await OIDCClient.query(on: req.db).filter(\.$clientID == id).first() }
             client = try AuthorizationParameters.checkClient(found, redirectURI: parameters["redirect_uri"])
         } catch let error as OIDCPageError {
             return try await errorPage(req, error)
@@ -120,7 +120,7 @@ struct OIDCController: RouteCollection {
 
     private func proceed(_ req: Request, service: OIDCService, pending: OIDCAuthorizationRequest, client: OIDCClient, handle: String, promptNone: Bool) async throws -> Response {
         let session = req.currentSession
-        let decision = try await service.decide(pending, client: client, session: session, parameters: promptNone)
+        let decision = try await service.decide(pending, client: client, session: session, promptNone: promptNone)
         let waiting: Response
         switch decision {
         case .issue:
@@ -346,10 +346,7 @@ struct OIDCController: RouteCollection {
                 try await LoginWebController.endSession(req, session: session, via: client)
             }
             if let postLogout {
-                var components = URLComponents()
-                components.queryItems = state.map { [URLQueryItem(name: "state", value: $0)] }
-                let query = components.percentEncodedQuery.map { (postLogout.contains("?") ? "&" : "?") + $0 } ?? ""
-                let response = req.redirect(to: postLogout + query)
+                let response = req.redirect(to: Self.postLogoutURL(postLogout, state: state))
                 response.cookies[req.sessionCookieName] = SessionCookie.expired(secure: req.twofold.configuration.secureCookies)
                 return response
             }
@@ -360,14 +357,19 @@ struct OIDCController: RouteCollection {
         }
         if req.currentSession == nil, let postLogout {
             // Nobody is signed in here: nothing to confirm.
-            var components = URLComponents()
-            components.queryItems = state.map { [URLQueryItem(name: "state", value: $0)] }
-            return req.redirect(to: postLogout + (components.percentEncodedQuery.map { (postLogout.contains("?") ? "&" : "?") + $0 } ?? ""))
+            return req.redirect(to: Self.postLogoutURL(postLogout, state: state))
         }
         if let postLogout, let origin = Self.cspSource(of: postLogout) { req.formActionOrigins.append(origin) }
         let page = LogoutPage(layout: req.layout(req.currentSession == nil ? "Signed out" : "Sign out"), applicationName: client?.name, clientID: client?.clientID,
                               postLogoutRedirectURI: postLogout, state: state, signedIn: req.currentSession != nil)
         return try await req.renderUncached("oidc-logout", page, status: .ok)
+    }
+
+    /// A registered post-logout redirect URI with the application's `state` added to its query.
+    private static func postLogoutURL(_ uri: String, state: String?) -> String {
+        var components = URLComponents()
+        components.queryItems = state.map { [URLQueryItem(name: "state", value: $0)] }
+        return uri + (components.percentEncodedQuery.map { (uri.contains("?") ? "&" : "?") + $0 } ?? "")
     }
 
     // MARK: helpers
@@ -400,6 +402,7 @@ struct OIDCController: RouteCollection {
 
 /// The provider's addresses (also published in the discovery document).
 enum OIDCPath {
+    static let discovery = "/.well-known/openid-configuration"
     static let authorize = "/oidc/authorize"
     static let authorizeContinue = "/oidc/authorize/continue"
     static let token = "/oidc/token"
@@ -418,12 +421,11 @@ extension OIDCService {
 }
 
 extension OIDCService {
-    /// ``sessionEnded(sessionID:userID:practiceID:)`` for a request; nothing to do (and no issuer needed) when no
-    /// application received tokens in the session.
-    static func sessionEnded(_ req: Request, sessionID: UUID, userID: UUID, practiceID: UUID) async throws {
-        guard try await OIDCSessionClient.query(on: req.db).filter(\.$sessionID == sessionID).first() != nil else { return }
+    /// ``sessionEnded(sessionID:userID:)`` for a request (which does nothing when no application received
+    /// tokens in the session).
+    static func sessionEnded(_ req: Request, sessionID: UUID, userID: UUID) async throws {
         let issuer = (try? req.oidcIssuer()) ?? req.twofold.configuration.publicURL ?? req.publicBaseURL
-        try await OIDCService(request: req, issuer: issuer).sessionEnded(sessionID: sessionID, userID: userID, practiceID: practiceID)
+        try await OIDCService(request: req, issuer: issuer).sessionEnded(sessionID: sessionID, userID: userID)
     }
 }
 
@@ -440,13 +442,6 @@ extension Request {
                                 status: .serviceUnavailable)
         }
         return issuer
-    }
-}
-
-extension Optional {
-    func asyncMap<T>(_ transform: (Wrapped) async throws -> T) async rethrows -> T? {
-        guard let value = self else { return nil }
-        return try await transform(value)
     }
 }
 

@@ -72,7 +72,7 @@ struct OIDCService: Sendable {
     }
 
     /// Applies ``AuthorizationDecision`` to a pending request and the browser's session.
-    func decide(_ pending: OIDCAuthorizationRequest, client: OIDCClient, session: CurrentSession?, parameters promptNone: Bool) async throws -> AuthorizationDecision {
+    func decide(_ pending: OIDCAuthorizationRequest, client: OIDCClient, session: CurrentSession?, promptNone: Bool) async throws -> AuthorizationDecision {
         var state: AuthorizationDecision.Session?
         if let session {
             let factors = try await Factor.query(on: db).filter(\.$user.$id == session.userID).filter(\.$status == .active).all()
@@ -429,9 +429,10 @@ struct OIDCService: Sendable {
     /// is told, in parallel, within a few seconds.
     /// - Returns: how many applications were told.
     @discardableResult
-    func sessionEnded(sessionID: UUID, userID: UUID, practiceID: UUID) async throws -> Int {
+    func sessionEnded(sessionID: UUID, userID: UUID) async throws -> Int {
         let links = try await OIDCSessionClient.query(on: db).filter(\.$sessionID == sessionID).with(\.$client).all()
-        guard !links.isEmpty else { return 0 }
+        // Every application of a session belongs to the user's practice (a user of another practice is refused).
+        guard let practiceID = links.first?.client.$practice.id else { return 0 }
         try await db.sql.raw("""
             UPDATE \(ident: OIDCToken.schema) SET revoked_at = \(bind: now)
             WHERE session_id = \(bind: sessionID) AND kind = 'access' AND revoked_at IS NULL

@@ -136,19 +136,8 @@ struct StepUpService {
     static func issuer(publicURL: String?, isTesting: Bool, host: String?, peerIsLoopback: Bool, requestBaseURL: String) -> String? {
         if let publicURL { return publicURL }
         if isTesting { return requestBaseURL }
-        guard peerIsLoopback, let host, isLoopbackHost(host) else { return nil }
+        guard peerIsLoopback, let host, ClientAddress.isLoopbackHost(host) else { return nil }
         return requestBaseURL
-    }
-
-    static func isLoopbackHost(_ hostHeader: String) -> Bool {
-        var host = hostHeader.lowercased()
-        if host.hasPrefix("["), let end = host.firstIndex(of: "]") {
-            host = String(host[host.index(after: host.startIndex)..<end])
-        } else if let colon = host.lastIndex(of: ":"), host.filter({ $0 == ":" }).count == 1 {
-            host = String(host[..<colon])
-        }
-        let octets = host.split(separator: ".", omittingEmptySubsequences: false)
-        return host == "localhost" || host == "::1" || (octets.count == 4 && octets[0] == "127" && octets.allSatisfy { UInt8($0) != nil })
     }
 
     static func isLoopback(_ address: SocketAddress?) -> Bool {
