@@ -166,6 +166,39 @@ struct OIDCProviderTests {
         }
     }
 
+    @Test func aBurstOfWrongClientSecretsIsEvaluatedOnlyUpToTheLimit() async throws {
+        try await withTestApp { ctx in
+            let (rp, _, _) = try await setUp(ctx)
+            let wrong = OIDCHarness(ctx: ctx, client: rp.client, secret: "not-the-secret", redirectURI: rp.redirectURI)
+            let statuses = try await withThrowingTaskGroup(of: HTTPResponseStatus.self) { group in
+                for _ in 0..<30 {
+                    group.addTask { try await wrong.post(OIDCPath.token, ["grant_type": "authorization_code", "code": "x", "redirect_uri": rp.redirectURI]).status }
+                }
+                return try await group.reduce(into: [HTTPResponseStatus]()) { $0.append($1) }
+            }
+            // Each failure is reserved before the secret is compared: no more than the limit are ever compared.
+            let limit = ThrottleLimits.oidcClientAuthenticationFailures.limit
+            #expect(statuses.filter { $0 == .unauthorized }.count == limit)
+            #expect(statuses.filter { $0 == .tooManyRequests }.count == 30 - limit)
+            #expect(try await AuditEvent.query(on: ctx.app.db).filter(\.$event == "oidc.token_rejected").count() == limit)
+        }
+    }
+
+    @Test func tokenRequestsThatAreNotFormsAreRefusedClearly() async throws {
+        try await withTestApp { ctx in
+            let (rp, _, _) = try await setUp(ctx)
+            var headers = HTTPHeaders()
+            headers.contentType = .json
+            let json = try await ctx.app.testing().sendRequest(.POST, OIDCPath.token, headers: headers, body: ByteBuffer(string: #"{"grant_type":"authorization_code"}"#))
+            #expect(json.status == .badRequest)
+            #expect(json.json["error"] as? String == "invalid_request")
+            let unknownGrant = try await rp.post(OIDCPath.token, ["grant_type": "password", "username": "dr.smith", "password": Fixtures.password])
+            #expect(unknownGrant.json["error"] as? String == "unsupported_grant_type")
+            let noGrant = try await rp.post(OIDCPath.token, [:])
+            #expect(noGrant.json["error"] as? String == "invalid_request")
+        }
+    }
+
     @Test func badRequestsAreAnsweredWithoutRedirectingToStrangers() async throws {
         try await withTestApp { ctx in
             let (rp, _, _) = try await setUp(ctx)
