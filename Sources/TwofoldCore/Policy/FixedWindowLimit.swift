@@ -39,7 +39,7 @@ public enum ThrottleLimits {
     public static let passkeyOptionsPerAddress = FixedWindowLimit(limit: 60, window: 5 * 60)
     /// Failed passwordless passkey sign-ins from one client address in 15 minutes.
     public static let passkeyFailuresPerAddress = FixedWindowLimit(limit: 30, window: 15 * 60)
-    /// Failed client authentications (wrong secret) for one OpenID Connect client id in 10 minutes; a success
+    /// Failed client authentications (wrong secret) for one OpenID Connect client id from one address in 10 minutes; a success
     /// gives its reservation back.
     public static let oidcClientAuthenticationFailures = FixedWindowLimit(limit: 20, window: 10 * 60)
     /// Requests to the token, revocation and introspection endpoints from one client address per minute.

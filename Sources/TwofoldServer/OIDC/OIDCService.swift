@@ -143,7 +143,7 @@ struct OIDCService: Sendable {
     }
 
     /// Authenticates the client of a token, revocation or introspection request. Failures are limited per client id
-    /// (reserved before the secret is compared) and audited.
+    /// and client address (reserved before the secret is compared) and audited.
     func authenticate(_ credentials: ClientCredentials?) async throws -> OIDCClient {
         guard let credentials else { throw OAuthError.invalidClient("Client authentication is missing: use HTTP Basic, client_secret_post, or client_id for a public client.", basic: false) }
         let basic: Bool
@@ -156,7 +156,10 @@ struct OIDCService: Sendable {
         }
         guard !id.isEmpty, id.utf8.count <= 128 else { throw OAuthError.invalidClient("Unknown client.", basic: basic) }
         let throttle = ThrottleStore(database: db)
-        let key = "oidc:client-auth:\(id)"
+        // Counted per client and address: a stranger who knows a client id (it travels in every browser redirect)
+        // cannot spend the allowance of the application's own server. Secrets are 256 bits: the limit bounds load,
+        // not guessing.
+        let key = "oidc:client-auth:\(id):\(ClientAddress.throttleKey(context.audit.ip))"
         let reserved = try await throttle.reserve(key, limit: ThrottleLimits.oidcClientAuthenticationFailures, now: now)
         if let retryAfter = reserved.retryAfter {
             throw OAuthError(code: "invalid_client", description: "Too many failed client authentications; try again in \(retryAfter) seconds.",

@@ -184,6 +184,31 @@ struct OIDCProviderTests {
         }
     }
 
+    @Test func wrongSecretsFromOneAddressLeaveTheApplicationsOwnServerAlone() async throws {
+        try await withTestApp { ctx in
+            let (rp, _, _) = try await setUp(ctx)
+            func service(from address: String) -> OIDCService {
+                OIDCService(context: OIDCContext(
+                    database: ctx.app.db, now: ctx.clock.now, issuer: "https://2fa.example.org",
+                    signer: TokenSigner(database: ctx.app.db, sealer: ctx.app.twofold.sealer, now: ctx.clock.now),
+                    audit: AuditRecorder(database: ctx.app.db, now: ctx.clock.now, ip: address, userAgent: "test"),
+                    client: ctx.app.client, logger: ctx.app.logger))
+            }
+            let attacker = service(from: "203.0.113.9")
+            for _ in 0..<ThrottleLimits.oidcClientAuthenticationFailures.limit {
+                await #expect(throws: OAuthError.self) { try await attacker.authenticate(.basic(id: rp.client.clientID, secret: "guess")) }
+            }
+            do {
+                _ = try await attacker.authenticate(.basic(id: rp.client.clientID, secret: "guess"))
+                Issue.record("the attacker's address was not limited")
+            } catch let error as OAuthError {
+                #expect(error.status == .tooManyRequests)
+            }
+            let own = try await service(from: "192.0.2.10").authenticate(.basic(id: rp.client.clientID, secret: try #require(rp.secret)))
+            #expect(own.clientID == rp.client.clientID)
+        }
+    }
+
     @Test func tokenRequestsThatAreNotFormsAreRefusedClearly() async throws {
         try await withTestApp { ctx in
             let (rp, _, _) = try await setUp(ctx)
