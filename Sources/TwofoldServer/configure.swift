@@ -71,6 +71,7 @@ func routes(_ app: Application) throws {
     try web.register(collection: PushWebController())
     try web.register(collection: StepUpWebController())
     try web.register(collection: PasskeyWebController())
+    try web.register(collection: EPCSPages())
     let api = app.grouped("api", "v1").grouped(CSRFGuard(protectsAnonymousRequests: false))
     try api.register(collection: LoginAPIController())
     try api.register(collection: MeAPIController())
@@ -78,6 +79,8 @@ func routes(_ app: Application) throws {
     try api.register(collection: ValidateController())
     try api.register(collection: PushDeviceController())
     try api.register(collection: PasskeyAPIController())
+    try api.register(collection: EPCSAPIController())
+    try app.register(collection: EPCSReportController())
     try app.register(collection: StepUpController())
     try app.register(collection: OIDCController())
 }

@@ -109,7 +109,7 @@ def test_step_up_with_a_fresh_code_and_an_assertion_checked_by_pyjwt(twofold, tm
     key = twofold.cli("api-key", "create", "--practice", practice, "--name", "EHR").stdout.strip().splitlines()[-1]
     ehr = {"Authorization": f"Bearer {key}"}
     base = f"http://127.0.0.1:{twofold.port}"
-    action = {"type": "epcs", "summary": "Sign prescription: oxycodone 5 mg, #20", "hash": "3f" * 32}
+    action = {"type": "order.sign", "summary": "Sign lab order: lipid panel", "hash": "3f" * 32}
 
     started = requests.post(f"{base}/api/v1/step-up", json={"username": "dr.smith", "action": action}, headers=ehr)
     assert started.status_code == 201, started.text
@@ -155,7 +155,7 @@ def test_step_up_with_a_fresh_code_and_an_assertion_checked_by_pyjwt(twofold, tm
     second = requests.post(f"{base}/api/v1/step-up", json={"username": "dr.smith", "action": action}, headers=ehr).json()
     push = requests.post(f"{base}/api/v1/step-up/{second['challengeId']}/push", json={}, headers=ehr).json()
     pending = phone.run("push", "pending")
-    assert "Confirm action" in pending and "oxycodone 5 mg" in pending
+    assert "Confirm action" in pending and "lipid panel" in pending
     challenge = re.search(r"^([0-9A-F-]{36})", pending, re.M).group(1)
     phone.run("push", "approve", challenge, "--number", str(push["number"]))
     collected = requests.get(f"{base}/api/v1/step-up/{second['challengeId']}", headers=ehr).json()

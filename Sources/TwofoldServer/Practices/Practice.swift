@@ -28,6 +28,13 @@ final class Practice: Model, @unchecked Sendable {
     @Field(key: "oidc_access_token_minutes") var accessTokenMinutes: Int
     /// Lifetime of refresh tokens, within ``PracticeDefaults/refreshTokenDaysRange``; each use rotates the token.
     @Field(key: "oidc_refresh_token_days") var refreshTokenDays: Int
+    /// The hard tokens that count for EPCS signing (comma-separated ``EPCS/Token`` names).
+    @Field(key: "epcs_tokens") var epcsTokens: String
+    /// When not empty, only security keys of these AAGUIDs count for EPCS (e.g. FIPS 140 validated models).
+    @Field(key: "epcs_security_key_aaguids") var epcsSecurityKeyAAGUIDs: String
+    /// Grants approved outside these hours (UTC, start inclusive, end exclusive) or at weekends are flagged.
+    @Field(key: "epcs_working_hours_start") var epcsWorkingHoursStart: Int
+    @Field(key: "epcs_working_hours_end") var epcsWorkingHoursEnd: Int
     @Timestamp(key: "created_at", on: .create) var createdAt: Date?
 
     init() {}
@@ -48,6 +55,10 @@ final class Practice: Model, @unchecked Sendable {
         self.sessionLifetimeHours = PracticeDefaults.sessionLifetimeHours
         self.accessTokenMinutes = PracticeDefaults.accessTokenMinutes
         self.refreshTokenDays = PracticeDefaults.refreshTokenDays
+        self.epcsTokens = EPCSDefaults.tokens
+        self.epcsSecurityKeyAAGUIDs = ""
+        self.epcsWorkingHoursStart = EPCSDefaults.workingHoursStart
+        self.epcsWorkingHoursEnd = EPCSDefaults.workingHoursEnd
     }
 }
 

@@ -31,6 +31,11 @@ final class StepUpChallenge: Model, @unchecked Sendable {
     @OptionalField(key: "auth_time") var authTime: Date?
     @Field(key: "failed_attempts") var failedAttempts: Int
     @Field(key: "created_at") var createdAt: Date
+    /// For an EPCS signing: the prescriber's active grant, the hash of the attestation shown, and when the
+    /// prescriber's password (the knowledge factor) was checked for this step-up.
+    @OptionalField(key: "epcs_grant_id") var epcsGrantID: UUID?
+    @OptionalField(key: "attestation_hash") var attestationHash: String?
+    @OptionalField(key: "knowledge_verified_at") var knowledgeVerifiedAt: Date?
     @Field(key: "expires_at") var expiresAt: Date
 
     init() {}
@@ -48,6 +53,9 @@ final class StepUpChallenge: Model, @unchecked Sendable {
         createdAt = now
         expiresAt = now.addingTimeInterval(Self.lifetime)
     }
+
+    var isEPCS: Bool { actionType == StepUpChallenge.epcsActionType }
+    static let epcsActionType = "epcs"
 
     func visibleStatus(now: Date) -> String {
         (status == .pending || status == .verified) && now >= expiresAt ? "expired" : status.rawValue

@@ -33,10 +33,23 @@ struct StepUpController: RouteCollection {
         var url: String
         /// The `aud` of the assertion: this API key's id. Only this key can read, verify or poll the step-up.
         var audience: String
+        /// For `action.type` "epcs": the exact text the prescriber is shown (prescriptions, name, DEA number and the
+        /// statement of 21 CFR 1311.140(a)(3)), its SHA-256 (in the assertion's `epcs.attestation_sha256`), and the
+        /// factors needed at once: the password and a hard token.
+        var attestation: String?
+        var attestationHash: String?
+        var factorsRequired: [String]?
     }
 
     struct VerifyRequest: Content {
         var code: String
+        /// Required for an EPCS signing: the prescriber's password (the knowledge factor).
+        var password: String?
+    }
+
+    /// The password of an EPCS signing sent with a push or passkey proof.
+    struct KnowledgeFactor: Content {
+        var password: String?
     }
 
     struct AssertionResponse: Content {
@@ -46,6 +59,7 @@ struct StepUpController: RouteCollection {
 
     struct PushRequest: Content {
         var factorId: UUID?
+        var password: String?
     }
 
     struct PushResponse: Content {
@@ -58,10 +72,12 @@ struct StepUpController: RouteCollection {
     @Sendable func create(req: Request) async throws -> Response {
         guard let key = req.apiKey else { throw Abort(.unauthorized) }
         let body = try req.content.decode(CreateRequest.self)
-        let (challenge, methods) = try await StepUpService(request: req).create(key: key, userID: body.userId, username: body.username, action: body.action)
+        let service = StepUpService(request: req)
+        let (challenge, methods) = try await service.create(key: key, userID: body.userId, username: body.username, action: body.action)
         let response = CreateResponse(challengeId: challenge.id!, methods: methods, expiresAt: challenge.expiresAt,
-                                      url: try StepUpService(request: req).issuer() + WebPath.stepUp(challenge.id!).string,
-                                      audience: challenge.apiKeyID.uuidString)
+                                      url: try service.issuer() + WebPath.stepUp(challenge.id!).string,
+                                      audience: challenge.apiKeyID.uuidString, attestation: try await service.attestationDocument(challenge),
+                                      attestationHash: challenge.attestationHash, factorsRequired: challenge.isEPCS ? ["password", "hard_token"] : nil)
         return try await response.encodeResponse(status: .created, for: req)
     }
 
@@ -70,7 +86,7 @@ struct StepUpController: RouteCollection {
         let body = try req.content.decode(VerifyRequest.self)
         let service = StepUpService(request: req)
         let challenge = try await service.load(try req.parameters.require("id", as: UUID.self), for: key)
-        try await service.verifyCode(challenge, code: body.code)
+        try await service.verifyCode(challenge, code: body.code, password: body.password)
         guard let assertion = try await service.issueAssertion(challenge) else { throw StepUpError.closed("completed") }
         return AssertionResponse(status: "completed", assertion: assertion)
     }
@@ -80,7 +96,7 @@ struct StepUpController: RouteCollection {
         let body = (try? req.content.decode(PushRequest.self)) ?? PushRequest()
         let service = StepUpService(request: req)
         let challenge = try await service.load(try req.parameters.require("id", as: UUID.self), for: key)
-        let push = try await service.startPush(challenge, factorID: body.factorId)
+        let push = try await service.startPush(challenge, factorID: body.factorId, password: body.password)
         return PushResponse(pushChallengeId: push.id!, number: push.number, expiresAt: push.expiresAt)
     }
 
@@ -95,7 +111,8 @@ struct StepUpController: RouteCollection {
         let body = try PasskeyAPIController.decode(PasskeyAPIController.SignInRequest.self, from: req)
         let service = StepUpService(request: req)
         let challenge = try await service.load(try req.parameters.require("id", as: UUID.self), for: key)
-        try await service.verifyPasskey(challenge, assertion: body.credential)
+        let knowledge = try? req.content.decode(KnowledgeFactor.self)
+        try await service.verifyPasskey(challenge, assertion: body.credential, password: knowledge?.password)
         guard let assertion = try await service.issueAssertion(challenge) else { throw StepUpError.closed("completed") }
         return AssertionResponse(status: "completed", assertion: assertion)
     }

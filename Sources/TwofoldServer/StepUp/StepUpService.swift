@@ -13,6 +13,9 @@ enum StepUpError: AbortError, Equatable {
     case expired
     case closed(String)
     case noPublicURL
+    case passwordRequired
+    case wrongPassword
+    case ineligibleDevice
 
     var status: HTTPResponseStatus {
         switch self {
@@ -21,6 +24,9 @@ enum StepUpError: AbortError, Equatable {
         case .noHardFactor, .closed: .conflict
         case .expired: .gone
         case .noPublicURL: .serviceUnavailable
+        case .passwordRequired: .badRequest
+        case .wrongPassword: .unauthorized
+        case .ineligibleDevice: .forbidden
         }
     }
 
@@ -32,6 +38,9 @@ enum StepUpError: AbortError, Equatable {
         case .notFound: "There is no such step-up request for this practice."
         case .expired: "This step-up request has expired (they last 5 minutes). Start a new one."
         case .closed(let status): "This step-up request is already \(status)."
+        case .passwordRequired: "Signing a controlled-substance prescription needs two factors at this moment: your password and a hard token (21 CFR 1311.115). Enter your password too."
+        case .wrongPassword: "The password is not correct."
+        case .ineligibleDevice: "This device does not count for signing controlled-substance prescriptions in your practice (text messages, recovery codes and synced passkeys never do). Use a device listed as EPCS-eligible under Account › Security."
         case .noPublicURL: "Step-up is unavailable: the server has no public address, so its assertions would have no trustworthy issuer. The operator must set TWOFOLD_PUBLIC_URL (e.g. https://2fa.example-clinic.org) and restart Twofold."
         }
     }
@@ -61,6 +70,17 @@ struct StepUpService {
         var jti: String
         var iat: Int64
         var exp: Int64
+        /// Present only for `action_type` "epcs": what the prescriber signed with and under which permission.
+        var epcs: EPCSClaim? = nil
+    }
+
+    /// The EPCS part of an assertion (21 CFR 1311.140): the grant and DEA number the prescriber signed under, the
+    /// SHA-256 of the attestation document they were shown, and the two factor categories they proved.
+    struct EPCSClaim: Codable, Equatable {
+        var dea_number: String
+        var grant_id: String
+        var attestation_sha256: String
+        var factors: [String]
     }
 
     static let assertionLifetime: TimeInterval = 300
@@ -78,10 +98,21 @@ struct StepUpService {
         default: throw StepUpError.invalid("Name the user with exactly one of userId or username.")
         }
         guard let user = try await query.first(), let practice = try await Practice.find(practiceID, on: request.db) else { throw StepUpError.userNotFound }
-        let methods = try await methods(for: user, practice: practice)
-        guard !methods.isEmpty else { throw StepUpError.noHardFactor }
         let challenge = StepUpChallenge(practiceID: practiceID, userID: user.id!, apiKeyID: key.id!, actionType: action.type.lowercased(),
                                         summary: action.summary, actionHash: action.hash, now: request.now)
+        if challenge.isEPCS {
+            // §1311.125: only a prescriber two approvers gave permission may sign; anyone else is an attempted
+            // unauthorized access, recorded for the daily report.
+            guard let grant = try await request.epcsRules.activeGrant(userID: user.requireID()) else {
+                try await request.audit(.epcsUnauthorizedAttempt, practiceID: practiceID, subjectID: user.id,
+                                        details: ["api_key": key.name, "action": "epcs_step_up", "summary": String(action.summary.prefix(200)), "reason": "no active EPCS permission"])
+                throw EPCSError.notPermitted
+            }
+            challenge.epcsGrantID = grant.id
+            challenge.attestationHash = EPCS.attestationHash(EPCS.attestationDocument(summary: action.summary, practitioner: user.fullName, deaNumber: grant.deaNumber))
+        }
+        let methods = try await methods(for: user, practice: practice, epcs: challenge.isEPCS)
+        guard !methods.isEmpty else { throw challenge.isEPCS ? EPCSError.noEligibleToken : StepUpError.noHardFactor }
         try await challenge.create(on: request.db)
         try await request.audit(.stepUpRequested, practiceID: practiceID, subjectID: user.id,
                                 details: ["api_key": key.name, "step_up": challenge.shortID, "action_type": challenge.actionType, "summary": String(action.summary.prefix(200))])
@@ -91,16 +122,24 @@ struct StepUpService {
     static func validate(_ action: Action) throws {
         guard (1...64).contains(action.type.count), action.type.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) })
         else { throw StepUpError.invalid("action.type must be 1 to 64 letters, digits, '.', '_' or '-', e.g. \"epcs\".") }
-        let summary = action.summary.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard (1...200).contains(summary.count), !summary.contains(where: \.isNewline)
-        else { throw StepUpError.invalid("action.summary must be one line of 1 to 200 characters; the user sees it before approving.") }
+        if action.type.lowercased() == StepUpChallenge.epcsActionType {
+            // One or more prescriptions, one per line, shown above the attestation (§1311.140(a)(1)).
+            if let problem = EPCS.summaryProblem(action.summary) { throw StepUpError.invalid(problem) }
+        } else {
+            let summary = action.summary.trimmingCharacters(in: .whitespacesAndNewlines)
+            guard (1...200).contains(summary.count), !summary.contains(where: \.isNewline)
+            else { throw StepUpError.invalid("action.summary must be one line of 1 to 200 characters; the user sees it before approving.") }
+        }
         guard (16...128).contains(action.hash.count), action.hash.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_=+/".contains($0)) })
         else { throw StepUpError.invalid("action.hash must be 16 to 128 characters of hex or base64, e.g. the SHA-256 of the prescription.") }
     }
 
     /// The fresh factors step-up accepts for this user: authenticator apps, push devices and passkeys (with user verification).
-    func methods(for user: User, practice: Practice) async throws -> [String] {
-        let kinds = Set(try await Factor.query(on: request.db).filter(\.$user.$id == user.id!).filter(\.$status == .active).all().map(\.kind))
+    /// For an EPCS signing only the practice's EPCS-eligible hard tokens count.
+    func methods(for user: User, practice: Practice, epcs: Bool = false) async throws -> [String] {
+        var factors = try await Factor.query(on: request.db).filter(\.$user.$id == user.id!).filter(\.$status == .active).all()
+        if epcs { factors = factors.filter { request.epcsRules.isEligible($0, practice: practice) } }
+        let kinds = Set(factors.map(\.kind))
         var methods: [String] = []
         if kinds.contains(.totp) { methods.append("totp") }
         if kinds.contains(.push), practice.allowPush { methods.append("push") }
@@ -156,47 +195,119 @@ struct StepUpService {
     // MARK: proving a factor
 
     /// Checks a fresh authenticator code (a time step already used is refused) and marks the step-up verified.
-    func verifyCode(_ challenge: StepUpChallenge, code rawCode: String) async throws {
+    /// For an EPCS signing `password` is the knowledge factor and must be right as well (§1311.115).
+    func verifyCode(_ challenge: StepUpChallenge, code rawCode: String, password: String? = nil) async throws {
         try ensureOpen(challenge)
         guard let code = CodeCheck.normalize(rawCode) else { throw StepUpError.invalid("code must be 6 to 8 digits.") }
+        if challenge.isEPCS, password?.isEmpty ?? true { throw StepUpError.passwordRequired }
         let user = try await challenge.$user.get(on: request.db)
-        // The step-up's own attempts and the user's step-up counter are both reserved before the code is checked.
-        let reserved = try await request.db.sql.raw("""
-            UPDATE \(ident: StepUpChallenge.schema) SET failed_attempts = failed_attempts + 1
-            WHERE id = \(bind: try challenge.requireID()) AND failed_attempts < \(bind: StepUpChallenge.attemptLimit) RETURNING failed_attempts
-            """).first(decoding: AttemptsRow.self)
-        // Every attempt is taken by checks still running: the last of them cancels the step-up if all were wrong.
-        guard let attempts = reserved?.failed_attempts else { throw SignInError.wait(seconds: 1) }
+        let attempts = try await reserveAttempt(challenge)
+        var factors = try await Factor.query(on: request.db).filter(\.$user.$id == user.id!).filter(\.$status == .active).filter(\.$kind == .totp).all()
+        if challenge.isEPCS {
+            let practice = try await practice(of: challenge)
+            try await checkKnowledge(challenge, user: user, password: password, attempts: attempts)
+            factors = factors.filter { request.epcsRules.isEligible($0, practice: practice) }
+            guard !factors.isEmpty else { throw StepUpError.ineligibleDevice }
+        }
         // A step-up takes only an authenticator code: never a text message or a recovery code.
-        let factors = try await Factor.query(on: request.db).filter(\.$user.$id == user.id!).filter(\.$status == .active).filter(\.$kind == .totp).all()
         switch try await CodeCheck(request: request).check(code, user: user, factors: factors, smsFactor: nil, channel: .stepUp) {
         case .accepted(let factor):
             try await markVerified(challenge, amr: "otp", factor: factor)
             return
         case .replayed:
-            try await request.audit(.stepUpFailed, practiceID: challenge.practiceID, subjectID: user.id, details: ["step_up": challenge.shortID, "reason": "replayed"])
+            try await failed(challenge, reason: "replayed", attempts: attempts)
             throw SignInError.codeAlreadyUsed
         case .wrong:
-            break
+            try await failed(challenge, reason: "wrong_code", attempts: attempts)
+            throw SignInError.wrongCode
         }
-        try await request.audit(.stepUpFailed, practiceID: challenge.practiceID, subjectID: user.id,
-                                details: ["step_up": challenge.shortID, "reason": "wrong_code", "attempts": String(attempts)])
-        if attempts >= StepUpChallenge.attemptLimit {
+    }
+
+    /// Reserves one of the step-up's attempts before any factor is checked: a parallel burst evaluates at most the
+    /// limit; every attempt taken by checks still running answers "wait".
+    private func reserveAttempt(_ challenge: StepUpChallenge) async throws -> Int {
+        let reserved = try await request.db.sql.raw("""
+            UPDATE \(ident: StepUpChallenge.schema) SET failed_attempts = failed_attempts + 1
+            WHERE id = \(bind: try challenge.requireID()) AND failed_attempts < \(bind: StepUpChallenge.attemptLimit) RETURNING failed_attempts
+            """).first(decoding: AttemptsRow.self)
+        guard let attempts = reserved?.failed_attempts else { throw SignInError.wait(seconds: 1) }
+        return attempts
+    }
+
+    /// Records a failed proof; the last allowed attempt cancels the step-up.
+    private func failed(_ challenge: StepUpChallenge, reason: String, attempts: Int?, detail: String? = nil) async throws {
+        var details = ["step_up": challenge.shortID, "reason": reason]
+        if let attempts { details["attempts"] = String(attempts) }
+        if let detail { details["detail"] = detail }
+        try await request.audit(.stepUpFailed, practiceID: challenge.practiceID, subjectID: challenge.$user.id, details: details)
+        if challenge.isEPCS {
+            details["action_hash"] = challenge.actionHash
+            try await request.audit(.epcsSigningFailed, practiceID: challenge.practiceID, subjectID: challenge.$user.id, details: details)
+        }
+        if let attempts, attempts >= StepUpChallenge.attemptLimit {
             try await cancel(challenge)
-            throw StepUpError.closed("cancelled after \(attempts) wrong codes")
+            throw StepUpError.closed("cancelled after \(attempts) failed attempts")
         }
-        throw SignInError.wrongCode
+    }
+
+    private func practice(of challenge: StepUpChallenge) async throws -> Practice {
+        guard let practice = try await Practice.find(challenge.practiceID, on: request.db) else { throw StepUpError.notFound }
+        return practice
+    }
+
+    /// The knowledge factor of an EPCS signing: the prescriber's password, guessed at most the account's password
+    /// allowance (reserved before bcrypt runs), and the grant must still permit signing at this moment.
+    private func checkKnowledge(_ challenge: StepUpChallenge, user: User, password: String?, attempts: Int) async throws {
+        guard let password, !password.isEmpty else { throw StepUpError.passwordRequired }
+        guard try await request.epcsRules.activeGrant(userID: user.requireID())?.id == challenge.epcsGrantID else {
+            try await request.audit(.epcsUnauthorizedAttempt, practiceID: challenge.practiceID, subjectID: user.id,
+                                    details: ["action": "epcs_step_up", "step_up": challenge.shortID, "reason": "EPCS permission revoked or expired"])
+            try await cancel(challenge)
+            throw EPCSError.notPermitted
+        }
+        let throttle = ThrottleStore(database: request.db)
+        let key = "step_up_password:user:\(try user.requireID().uuidString.lowercased())"
+        if let seconds = try await throttle.reserve(key, limit: ThrottleLimits.passwordPerAccount, now: request.now).retryAfter {
+            try await failed(challenge, reason: "password_throttled", attempts: nil)
+            throw SignInError.passwordThrottled(retryAfter: seconds)
+        }
+        guard await request.verifyPassword(password, against: user.passwordHash) else {
+            try await failed(challenge, reason: "wrong_password", attempts: attempts)
+            throw StepUpError.wrongPassword
+        }
+        try await throttle.release(key, limit: ThrottleLimits.passwordPerAccount, now: request.now)
+    }
+
+    /// Checks the password of an EPCS signing before a push or passkey proof, and records that it was checked.
+    private func verifyKnowledge(_ challenge: StepUpChallenge, password: String?) async throws {
+        guard challenge.isEPCS else { return }
+        guard let password, !password.isEmpty else { throw StepUpError.passwordRequired }
+        let user = try await challenge.$user.get(on: request.db)
+        let attempts = try await reserveAttempt(challenge)
+        try await checkKnowledge(challenge, user: user, password: password, attempts: attempts)
+        challenge.knowledgeVerifiedAt = request.now
+        try await challenge.save(on: request.db)
+    }
+
+    /// The exact text the prescriber is shown for an EPCS signing (nil for other actions).
+    func attestationDocument(_ challenge: StepUpChallenge) async throws -> String? {
+        guard challenge.isEPCS, let grantID = challenge.epcsGrantID, let grant = try await EPCSGrant.find(grantID, on: request.db) else { return nil }
+        let user = try await challenge.$user.get(on: request.db)
+        return EPCS.attestationDocument(summary: challenge.summary, practitioner: user.fullName, deaNumber: grant.deaNumber)
     }
 
     private struct AttemptsRow: Decodable { var failed_attempts: Int }
 
     /// Sends the action to the user's push device; the device shows the summary, the user matches the number.
-    func startPush(_ challenge: StepUpChallenge, factorID: UUID?) async throws -> PushChallenge {
+    /// For an EPCS signing the password comes first, and the device shows the whole attestation document.
+    func startPush(_ challenge: StepUpChallenge, factorID: UUID?, password: String? = nil) async throws -> PushChallenge {
         try ensureOpen(challenge)
         let user = try await challenge.$user.get(on: request.db)
-        guard let practice = try await Practice.find(challenge.practiceID, on: request.db) else { throw StepUpError.notFound }
+        let practice = try await practice(of: challenge)
+        if challenge.isEPCS, !EPCS.Token.list(practice.epcsTokens).contains(.push) { throw StepUpError.ineligibleDevice }
+        try await verifyKnowledge(challenge, password: password)
         return try await PushService(request: request).startChallenge(user: user, practice: practice, factorID: factorID, purpose: .stepUp,
-                                                                     stepUpID: challenge.id, action: challenge.summary)
+                                                                     stepUpID: challenge.id, action: try await attestationDocument(challenge) ?? challenge.summary)
     }
 
     /// Takes in the answer of a push request for this step-up, if one came.
@@ -205,7 +316,10 @@ struct StepUpService {
         let pushes = try await PushChallenge.query(on: request.db).filter(\.$stepUpID == challenge.id!).filter(\.$status != .pending).all()
         let push = PushService(request: request)
         if let approved = pushes.first(where: { $0.status == .approved && $0.consumedAt == nil }), try await push.consume(approved) {
-            try await markVerified(challenge, amr: "push", factor: try await approved.$factor.get(on: request.db))
+            // An EPCS push was sent only after the password was checked (``startPush``).
+            let amr = challenge.isEPCS ? (challenge.knowledgeVerifiedAt == nil ? nil : "pwd push") : "push"
+            guard let amr else { return }
+            try await markVerified(challenge, amr: amr, factor: try await approved.$factor.get(on: request.db))
         } else if pushes.contains(where: { $0.status == .denied }) {
             try await cancel(challenge)
         }
@@ -218,15 +332,26 @@ struct StepUpService {
     }
 
     /// Checks a passkey assertion for this step-up: the key plus the user's PIN or biometric (amr `hwk`/`swk` and `user`).
-    func verifyPasskey(_ challenge: StepUpChallenge, assertion: AuthenticationResponseJSON) async throws {
+    /// For an EPCS signing the password must be right too and the key must be an EPCS-eligible security key; its
+    /// PIN or biometric unlocks the key and is not counted as a factor of its own (§1311.116).
+    func verifyPasskey(_ challenge: StepUpChallenge, assertion: AuthenticationResponseJSON, password: String? = nil) async throws {
         try ensureOpen(challenge)
+        try await verifyKnowledge(challenge, password: password)
+        let factor: Factor
         do {
-            let factor = try await PasskeyService(request: request).verifyStepUp(assertion, for: challenge)
-            try await markVerified(challenge, amr: Self.passkeyAMR(for: factor).joined(separator: " "), factor: factor)
+            factor = try await PasskeyService(request: request).verifyStepUp(assertion, for: challenge)
         } catch let error as PasskeyError {
-            try await request.audit(.stepUpFailed, practiceID: challenge.practiceID, subjectID: challenge.$user.id,
-                                    details: ["step_up": challenge.shortID, "reason": "passkey", "detail": error.reason])
+            try await failed(challenge, reason: "passkey", attempts: nil, detail: error.reason)
             throw error
+        }
+        if challenge.isEPCS {
+            guard request.epcsRules.isEligible(factor, practice: try await practice(of: challenge)) else {
+                try await failed(challenge, reason: "ineligible_device", attempts: nil, detail: factor.shortID)
+                throw StepUpError.ineligibleDevice
+            }
+            try await markVerified(challenge, amr: (["pwd"] + Self.passkeyAMR(for: factor)).joined(separator: " "), factor: factor)
+        } else {
+            try await markVerified(challenge, amr: Self.passkeyAMR(for: factor).joined(separator: " "), factor: factor)
         }
     }
 
@@ -250,6 +375,15 @@ struct StepUpService {
         challenge.authTime = now
         try await request.audit(.stepUpVerified, practiceID: challenge.practiceID, subjectID: challenge.$user.id,
                                 details: ["step_up": challenge.shortID, "amr": amr, "factor": factor.shortID, "action_type": challenge.actionType])
+        if challenge.isEPCS {
+            var grant: EPCSGrant?
+            if let grantID = challenge.epcsGrantID { grant = try await EPCSGrant.find(grantID, on: request.db) }
+            try await request.audit(.epcsSigningCompleted, practiceID: challenge.practiceID, subjectID: challenge.$user.id, details: [
+                "step_up": challenge.shortID, "amr": amr, "factor": factor.shortID, "kind": factor.kind.rawValue, "action_hash": challenge.actionHash,
+                "attestation_sha256": challenge.attestationHash ?? "", "dea": grant.flatMap { DEANumber($0.deaNumber)?.masked } ?? "",
+                "summary": String(challenge.summary.prefix(200)),
+            ])
+        }
     }
 
     private func cancel(_ challenge: StepUpChallenge) async throws {
@@ -258,6 +392,12 @@ struct StepUpService {
     }
 
     // MARK: the assertion
+
+    private func epcsClaim(_ challenge: StepUpChallenge) async throws -> EPCSClaim? {
+        guard challenge.isEPCS, let grantID = challenge.epcsGrantID, let grant = try await EPCSGrant.find(grantID, on: request.db) else { return nil }
+        return EPCSClaim(dea_number: grant.deaNumber, grant_id: grantID.uuidString, attestation_sha256: challenge.attestationHash ?? "",
+                         factors: ["knowledge", "hard_token"])
+    }
 
     /// Signs the assertion of a verified step-up; only the first caller gets one.
     func issueAssertion(_ challenge: StepUpChallenge) async throws -> String? {
@@ -273,7 +413,8 @@ struct StepUpService {
             iss: issuerURL, aud: challenge.apiKeyID.uuidString, sub: challenge.$user.id.uuidString, practice: challenge.practiceID.uuidString,
             amr: (challenge.amr ?? "otp").split(separator: " ").map(String.init), auth_time: Int64((challenge.authTime ?? now).timeIntervalSince1970),
             action_type: challenge.actionType, action_hash: challenge.actionHash, jti: challenge.id!.uuidString,
-            iat: Int64(now.timeIntervalSince1970), exp: Int64(now.addingTimeInterval(Self.assertionLifetime).timeIntervalSince1970))
+            iat: Int64(now.timeIntervalSince1970), exp: Int64(now.addingTimeInterval(Self.assertionLifetime).timeIntervalSince1970),
+            epcs: try await epcsClaim(challenge))
         return try await request.tokenSigner.sign(claims, algorithm: .es256)
     }
 }

@@ -30,10 +30,18 @@ struct StepUpWebController: RouteCollection {
         var number: Int?
         var statusURL: String
         var finishAction: String
+        /// An EPCS signing: the prescriptions, the practitioner, the DEA number and the statement of §1311.140(a)(3).
+        var isEPCS: Bool
+        var prescriptions: [String]
+        var practitioner: String
+        var deaNumber: String
+        var attestationStatement: String
+        var attestationHash: String
     }
 
     struct CodeForm: Content {
         var code: String?
+        var password: String?
     }
 
     /// The step-up, if it belongs to the signed-in user (anyone else gets a 404).
@@ -46,13 +54,18 @@ struct StepUpWebController: RouteCollection {
 
     func render(_ req: Request, _ challenge: StepUpChallenge, error: String? = nil, number: Int? = nil, status: HTTPResponseStatus = .ok) async throws -> Response {
         let session = try req.requireSession()
-        let methods = try await StepUpService(request: req).methods(for: session.user, practice: session.practice)
+        let methods = try await StepUpService(request: req).methods(for: session.user, practice: session.practice, epcs: challenge.isEPCS)
         let base = WebPath.stepUp(challenge.id!).string
-        let page = Page(layout: req.layout("Confirm a sensitive action", error: error), summary: challenge.summary, actionType: challenge.actionType,
+        var deaNumber = ""
+        if let grantID = challenge.epcsGrantID, let grant = try await EPCSGrant.find(grantID, on: req.db) { deaNumber = grant.deaNumber }
+        let title = challenge.isEPCS ? "Sign controlled-substance prescription" : "Confirm a sensitive action"
+        let page = Page(layout: req.layout(title, error: error), summary: challenge.summary, actionType: challenge.actionType,
                         state: challenge.visibleStatus(now: req.now), hasTOTP: methods.contains("totp"), hasPush: methods.contains("push"),
                         hasPasskey: methods.contains("webauthn"), passkeyAction: WebPath.stepUpPasskey(challenge.id!).string,
                         passkeyOptions: WebPath.stepUpPasskeyOptions(challenge.id!).string,
-                        action: base, pushAction: base + "/push", number: number, statusURL: base + "/status", finishAction: base + "/push/finish")
+                        action: base, pushAction: base + "/push", number: number, statusURL: base + "/status", finishAction: base + "/push/finish",
+                        isEPCS: challenge.isEPCS, prescriptions: EPCS.summaryLines(challenge.summary), practitioner: session.user.fullName,
+                        deaNumber: deaNumber, attestationStatement: EPCS.attestationStatement, attestationHash: challenge.attestationHash ?? "")
         return try await req.render("step-up", page, status: status)
     }
 
@@ -64,7 +77,7 @@ struct StepUpWebController: RouteCollection {
         let challenge = try await own(req)
         let form = try req.content.decode(CodeForm.self)
         do {
-            try await StepUpService(request: req).verifyCode(challenge, code: form.code ?? "")
+            try await StepUpService(request: req).verifyCode(challenge, code: form.code ?? "", password: form.password)
             return try await render(req, challenge)
         } catch let error as any AbortError {
             return try await render(req, challenge, error: error.reason, status: error.status)
@@ -80,7 +93,8 @@ struct StepUpWebController: RouteCollection {
         let form = try req.content.decode(PasskeyWebController.CredentialForm.self)
         do {
             let assertion = try PasskeyWebController.credential(AuthenticationResponseJSON.self, in: form)
-            try await StepUpService(request: req).verifyPasskey(challenge, assertion: assertion)
+            let password = try? req.content.decode(CodeForm.self).password
+            try await StepUpService(request: req).verifyPasskey(challenge, assertion: assertion, password: password)
             return try await render(req, challenge)
         } catch let error as any AbortError {
             return try await render(req, challenge, error: error.reason, status: error.status)
@@ -90,7 +104,8 @@ struct StepUpWebController: RouteCollection {
     @Sendable func startPush(req: Request) async throws -> Response {
         let challenge = try await own(req)
         do {
-            let push = try await StepUpService(request: req).startPush(challenge, factorID: nil)
+            let password = try? req.content.decode(CodeForm.self).password
+            let push = try await StepUpService(request: req).startPush(challenge, factorID: nil, password: password)
             return try await render(req, challenge, number: push.number)
         } catch let error as any AbortError {
             return try await render(req, challenge, error: error.reason, status: error.status)

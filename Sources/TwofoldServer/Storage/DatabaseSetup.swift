@@ -19,6 +19,7 @@ enum DatabaseSetup {
         CreateOIDCTables(),
         AddAlgorithmAndRetirementToSigningKey(),
         AddKeyedAuditChain(),
+        CreateEPCSTables(),
     ]
 
     static func configure(_ app: Application, storage: TwofoldConfiguration.Storage, postgresConnectionsPerEventLoop: Int = 8, connectionWaitSeconds: Int = 30) throws {

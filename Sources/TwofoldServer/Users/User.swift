@@ -38,6 +38,10 @@ final class User: Model, @unchecked Sendable {
     @Field(key: "password_single_factor_ok") var passwordMeetsSingleFactorMinimum: Bool
     /// For staff: the provider they mainly work for (shown in the staff list).
     @OptionalField(key: "primary_provider_id") var primaryProviderID: UUID?
+    /// Designated EPCS access approver (21 CFR 1311.125(a)): may enter, approve and revoke EPCS permissions.
+    @Field(key: "epcs_approver") var epcsApprover: Bool
+    /// Recorded by the practice: this user holds a DEA registration (the second approver must, §1311.125(c)).
+    @Field(key: "dea_registrant") var deaRegistrant: Bool
 
     // second-factor guessing counters (NIST SP 800-63B §5.2.2)
     @Field(key: "second_factor_failures") var secondFactorFailures: Int
@@ -67,6 +71,8 @@ final class User: Model, @unchecked Sendable {
         self.mustChangePassword = false
         self.passwordMeetsSingleFactorMinimum = false
         self.secondFactorFailures = 0
+        self.epcsApprover = false
+        self.deaRegistrant = false
     }
 
     static func key(for username: String) -> String {

@@ -81,7 +81,7 @@ struct PushWebTests {
             _ = try await web.post("/login/two-factor", ["code": try Fixtures.code(enrolled.secret, at: ctx.clock.now), "factorId": enrolled.factorID])
             let page = try await web.get("/step-up/\(id)")
             #expect(page.status == .ok)
-            #expect(page.text.contains("oxycodone 5 mg"))
+            #expect(page.text.contains("lipid panel"))
             #expect(page.text.contains("text messages, recovery codes and remembered browsers are not accepted"))
             let reused = try await web.post("/step-up/\(id)", ["code": try Fixtures.code(enrolled.secret, at: ctx.clock.now)])
             #expect(reused.text.contains("already been used"), "the sign-in's time step cannot confirm the action")

@@ -9,7 +9,7 @@ import VaporTesting
 @Suite("Step-up for sensitive actions")
 struct StepUpTests {
     static let action: [String: any Sendable] = [
-        "type": "epcs", "summary": "Sign prescription: oxycodone 5 mg, #20, for J. Doe",
+        "type": "order.sign", "summary": "Sign lab order: lipid panel for J. Doe",
         "hash": "9f2c1e0b7a6d5c4b3a29181706f5e4d3c2b1a09f8e7d6c5b4a39281706f5e4d3",
     ]
 
@@ -52,7 +52,7 @@ struct StepUpTests {
             #expect(claims.practice == practice.id!.uuidString)
             #expect(claims.amr == ["otp"])
             #expect(claims.action_hash == Self.action["hash"] as? String)
-            #expect(claims.action_type == "epcs")
+            #expect(claims.action_type == "order.sign")
             #expect(claims.jti == id)
             #expect(claims.exp - claims.iat == 300)
 
@@ -104,7 +104,7 @@ struct StepUpTests {
 
             let pending = try await enrolled.device.pending(ctx)
             #expect(pending.first?["purpose"] as? String == "step_up")
-            #expect((pending.first?["summary"] as? String)?.contains("oxycodone 5 mg") == true)
+            #expect((pending.first?["summary"] as? String)?.contains("lipid panel") == true)
             #expect(try await APIClient(ctx, token: key).send(.GET, "/api/v1/step-up/\(id)").json["status"] as? String == "pending")
             #expect(try await enrolled.device.approve(ctx, try #require(pending.first?["id"] as? String), number: number).status == .ok)
 
