@@ -84,6 +84,12 @@ LOCKOUT = ("Guessing limits: after 5 wrong codes each attempt waits 1, 2, 4 … 
            "sign-in is cancelled (401, enter the password again); every 20 consecutive failures lock the account's second factor "
            "for 15 minutes; at 100 it stays locked (403) until an administrator resets it.")
 
+EPCS_STEP_UP = ("For `action.type` `epcs` (signing controlled-substance prescriptions, 21 CFR 1311): the user needs an active EPCS "
+                "permission (403 otherwise, audited as `epcs.unauthorized_attempt`); `summary` may have up to 20 lines (one per "
+                "prescription, 2000 characters); only the practice's EPCS-eligible hard tokens count (409 when the user has none); and the "
+                "answer carries `attestation` (the exact text to show), `attestationHash` (its SHA-256, also in the assertion's "
+                "`epcs.attestation_sha256`) and `factorsRequired` `[\"password\", \"hard_token\"]`.")
+
 paths = {
     "/api/v1/login": {"post": op(
         "login", "Password step",
@@ -227,9 +233,10 @@ paths = {
         "(`type` such as `epcs`, a one-line `summary` the user sees, and `hash` of the action's content). Returns the methods the "
         "user can use (`totp`, `push`, `webauthn`), a browser `url` and the `audience` (this API key's id) the assertion's `aud` will carry. "
         "The step-up belongs to this key: every other key, even of the same practice, gets 404 for it. Text messages, recovery codes and "
-        "remembered browsers never count. Expires in 5 minutes. 503 when the server has no TWOFOLD_PUBLIC_URL (the assertion's issuer).",
+        "remembered browsers never count. Expires in 5 minutes. 503 when the server has no TWOFOLD_PUBLIC_URL (the assertion's issuer). "
+        + EPCS_STEP_UP,
         body=obj({"userId": UUID, "username": STR, "action": obj({"type": STR, "summary": STR, "hash": STR}, ["type", "summary", "hash"])}, ["action"]),
-        ok=ref("StepUpCreated"), ok_status=201, errors=(400, 401, 404, 409, 503), tags=["Step-up"]), "security": [{"apiKeyAuth": []}]}},
+        ok=ref("StepUpCreated"), ok_status=201, errors=(400, 401, 403, 404, 409, 503), tags=["Step-up"]), "security": [{"apiKeyAuth": []}]}},
     "/api/v1/step-up/{id}": {"get": {**op(
         "stepUpStatus", "Step-up: poll",
         "`pending`, `expired`, `cancelled` or `completed`. After a push approval or the browser page, the first poll returns "
@@ -238,14 +245,20 @@ paths = {
     "/api/v1/step-up/{id}/verify": {"post": {**op(
         "verifyStepUp", "Step-up: verify an authenticator code",
         "A current code from one of the user's authenticator apps, never used before. Returns the signed `assertion` (compact JWS, "
-        "ES256; keys at /.well-known/jwks.json). 5 wrong codes cancel the step-up; failures count toward the account's guessing limits.",
-        parameters=ID_PARAM, body=obj({"code": STR}, ["code"]), ok=ref("StepUpAssertion"), errors=(400, 401, 404, 409, 410, 429, 503),
+        "ES256; keys at /.well-known/jwks.json). 5 wrong codes cancel the step-up; failures count toward the account's guessing limits. "
+        "For `epcs` the user's `password` is required too (400 without it, 401 when wrong, counted like a wrong code; 403 when the "
+        "EPCS permission was revoked or expired meanwhile, or the app is not EPCS-eligible); the assertion's `amr` is then `[\"pwd\", \"otp\"]`.",
+        parameters=ID_PARAM, body=obj({"code": STR, "password": {"type": "string", "description": "Required for `epcs`: the knowledge factor (21 CFR 1311.115)."}}, ["code"]),
+        ok=ref("StepUpAssertion"), errors=(400, 401, 403, 404, 409, 410, 429, 503),
         tags=["Step-up"]), "security": [{"apiKeyAuth": []}]}},
     "/api/v1/step-up/{id}/push": {"post": {**op(
         "pushStepUp", "Step-up: send to the push device",
-        "Sends the action summary to the user's push device. Show the returned `number` to the user, then poll GET /api/v1/step-up/{id}.",
-        parameters=ID_PARAM, body=obj({"factorId": UUID}), ok=obj({"pushChallengeId": UUID, "number": INT, "expiresAt": DATE}, ["pushChallengeId", "number", "expiresAt"]),
-        errors=(401, 403, 404, 409, 410, 429), tags=["Step-up"]), "security": [{"apiKeyAuth": []}]}},
+        "Sends the action summary to the user's push device. Show the returned `number` to the user, then poll GET /api/v1/step-up/{id}. "
+        "For `epcs` the `password` is checked first (400 without it, 401 when wrong) and the device shows the whole attestation; "
+        "the assertion's `amr` is then `[\"pwd\", \"push\"]`. 403 when the practice does not count push devices for EPCS.",
+        parameters=ID_PARAM, body=obj({"factorId": UUID, "password": {"type": "string", "description": "Required for `epcs`."}}),
+        ok=obj({"pushChallengeId": UUID, "number": INT, "expiresAt": DATE}, ["pushChallengeId", "number", "expiresAt"]),
+        errors=(400, 401, 403, 404, 409, 410, 429), tags=["Step-up"]), "security": [{"apiKeyAuth": []}]}},
     "/api/v1/step-up/{id}/webauthn/options": {"post": {**op(
         "passkeyStepUpOptions", "Step-up: passkey request options",
         "WebAuthn request options (JSON form, for `PublicKeyCredential.parseRequestOptionsFromJSON`) listing the user's passkeys, "
@@ -256,9 +269,11 @@ paths = {
         "passkeyStepUp", "Step-up: verify a passkey",
         "The `credential` from `navigator.credentials.get()` (`PublicKeyCredential.toJSON()`). The authenticator must have verified "
         "the user (PIN or biometric); the assertion then carries `amr: [\"hwk\", \"user\"]` for a device-bound passkey (backup-eligible "
-        "flag clear at registration) and `[\"swk\", \"user\"]` for a synced one. Failures count toward the account's guessing limits.",
-        parameters=ID_PARAM, body=obj({"credential": ref("AuthenticationCredential")}, ["credential"]), ok=ref("StepUpAssertion"),
-        errors=(400, 401, 404, 409, 410, 429, 503), tags=["Step-up"]), "security": [{"apiKeyAuth": []}]}},
+        "flag clear at registration) and `[\"swk\", \"user\"]` for a synced one. Failures count toward the account's guessing limits. "
+        "For `epcs` send the `password` too; only an EPCS-eligible security key counts (403 otherwise), its PIN or biometric is not "
+        "counted as a factor, and `amr` starts with `pwd`.",
+        parameters=ID_PARAM, body=obj({"credential": ref("AuthenticationCredential"), "password": {"type": "string", "description": "Required for `epcs`."}}, ["credential"]),
+        ok=ref("StepUpAssertion"), errors=(400, 401, 403, 404, 409, 410, 429, 503), tags=["Step-up"]), "security": [{"apiKeyAuth": []}]}},
     "/api/v1/me/factors/webauthn/options": {"post": op(
         "passkeyRegistrationOptions", "Add a passkey: creation options",
         SIGNED_IN + " Also open while enrolling. " + PASSWORD + " Returns WebAuthn creation options in the Level 3 JSON form "
@@ -351,10 +366,91 @@ paths.update({
         body=ADMIN_PASSWORD_BODY, ok=ref("Application"), errors=(401, 403, 404, 429), tags=["Administration"], parameters=CLIENT_ID_PARAM)},
 })
 
+# EPCS: two-person permissions, approvers, settings, alerts and lost devices (21 CFR 1311).
+GRANT_ID_PARAM = [{"name": "grantId", "in": "path", "required": True, "schema": UUID}]
+FACTOR_ID_PARAM = {"name": "factorId", "in": "path", "required": True, "schema": UUID}
+EPCS_APPROVER = (" Only the practice's EPCS access approvers (403 otherwise, audited as `epcs.unauthorized_attempt`).")
+GRANT_STATUS = obj({"grantId": UUID, "status": {"enum": ["pending_approval", "active", "refused", "revoked"]},
+                    "revocationConfirmed": BOOL}, ["grantId", "status"])
+paths.update({
+    "/api/v1/practice/users/{id}/epcs/grants": {"post": op(
+        "enterEPCSGrant", "EPCS: enter a prescriber's permission (first approver)",
+        ADMIN + EPCS_APPROVER + " " + ADMIN_PASSWORD + " The first of two people (21 CFR 1311.125): records the provider's DEA "
+        "registration number (two letters, seven digits, the last a check digit; 400 when it is wrong), its last valid day, the "
+        "states, and the credential service provider's identity-proofing record. Not for oneself (403), only for providers (409), "
+        "needs two approvers of whom one is a DEA registrant (409), and one open grant per prescriber (409). The grant waits for a "
+        "second approver.",
+        body=obj({"deaNumber": STR, "deaExpiresOn": {"type": "string", "format": "date"}, "states": {"type": "array", "items": STR, "minItems": 1},
+                  "proofing": obj({"provider": STR, "date": {"type": "string", "format": "date"}, "level": STR, "reference": STR},
+                                  ["provider", "date", "level", "reference"]),
+                  "adminPassword": STR}, ["deaNumber", "deaExpiresOn", "states", "proofing", "adminPassword"]),
+        ok=GRANT_STATUS, ok_status=201, errors=(400, 401, 403, 404, 409, 429), tags=["EPCS"], parameters=ID_PARAM)},
+    "/api/v1/practice/epcs/grants/{grantId}/approve": {"post": op(
+        "approveEPCSGrant", "EPCS: approve a permission (second approver)",
+        ADMIN + EPCS_APPROVER + " The second person: a different approver from the one who entered it (403), a DEA registrant (403), "
+        "with a fresh code from their authenticator app (never a text message, a recovery code or a remembered browser; 409 without "
+        "an app, 401 for a wrong or already used code, counted toward the guessing limits). Only one decision counts (409 afterwards).",
+        body=obj({"code": STR}, ["code"]), ok=GRANT_STATUS, errors=(400, 401, 403, 404, 409, 429), tags=["EPCS"], parameters=GRANT_ID_PARAM)},
+    "/api/v1/practice/epcs/grants/{grantId}/refuse": {"post": op(
+        "refuseEPCSGrant", "EPCS: refuse a waiting permission",
+        ADMIN + EPCS_APPROVER + " " + ADMIN_PASSWORD + " A new grant then needs two approvers again.",
+        body=obj({"reason": STR, "adminPassword": STR}, ["adminPassword"]), ok=GRANT_STATUS, errors=(400, 401, 403, 404, 409, 429),
+        tags=["EPCS"], parameters=GRANT_ID_PARAM)},
+    "/api/v1/practice/users/{id}/epcs": {"delete": op(
+        "revokeEPCSGrant", "EPCS: revoke a prescriber's permission",
+        ADMIN + EPCS_APPROVER + " " + ADMIN_PASSWORD + " Takes effect at once (21 CFR 1311.125(d)): new signings and those under way "
+        "are refused. A second approver confirms it afterwards (confirm-revocation). 409 when there is nothing to revoke.",
+        body=obj({"reason": STR, "adminPassword": STR}, ["adminPassword"]), ok=GRANT_STATUS, errors=(400, 401, 403, 404, 409, 429),
+        tags=["EPCS"], parameters=ID_PARAM)},
+    "/api/v1/practice/epcs/grants/{grantId}/confirm-revocation": {"post": op(
+        "confirmEPCSRevocation", "EPCS: confirm a revocation (second approver)",
+        ADMIN + EPCS_APPROVER + " Another approver than the one who revoked, a DEA registrant, with a fresh authenticator code (as for approving).",
+        body=obj({"code": STR}, ["code"]), ok=GRANT_STATUS, errors=(400, 401, 403, 404, 409, 429), tags=["EPCS"], parameters=GRANT_ID_PARAM)},
+    "/api/v1/practice/epcs/grants": {"get": op(
+        "listEPCSGrants", "EPCS: the practice's permissions", ADMIN + " Newest first, with who entered, decided, revoked and confirmed each.",
+        ok=obj({"grants": {"type": "array", "items": ref("EPCSGrant")}}, ["grants"]), errors=(401, 403), tags=["EPCS"])},
+    "/api/v1/practice/users/{id}/epcs/approver": {"put": op(
+        "designateEPCSApprover", "EPCS: designate an access approver",
+        ADMIN + " " + ADMIN_PASSWORD + " Marks a user with Manage Accounts (409 otherwise) as an EPCS access approver or not, and "
+        "records whether they are a DEA registrant (21 CFR 1311.125(a)).",
+        body=obj({"approver": BOOL, "deaRegistrant": BOOL, "adminPassword": STR}, ["approver", "deaRegistrant", "adminPassword"]),
+        ok=ref("EPCSApprover"), errors=(400, 401, 403, 404, 409, 429), tags=["EPCS"], parameters=ID_PARAM)},
+    "/api/v1/practice/epcs/approvers": {"get": op(
+        "listEPCSApprovers", "EPCS: the practice's access approvers", ADMIN,
+        ok=obj({"approvers": {"type": "array", "items": ref("EPCSApprover")}}, ["approvers"]), errors=(401, 403), tags=["EPCS"])},
+    "/api/v1/practice/epcs/settings": {
+        "get": op("getEPCSSettings", "EPCS: the practice's settings", ADMIN, ok=ref("EPCSSettings"), errors=(401, 403), tags=["EPCS"]),
+        "patch": op("updateEPCSSettings", "EPCS: change the practice's settings",
+                    ADMIN + " " + ADMIN_PASSWORD + " Only the fields sent change. `eligibleTokens` lists the hard tokens that count "
+                    "for signing (21 CFR 1311.115, 1311.116): `push`, `totp`, `security_key` (text messages and recovery codes never do); "
+                    "`securityKeyAAGUIDs` optionally limits security keys to listed models; working hours (UTC) flag approvals outside them in the daily report.",
+                    body=obj({"eligibleTokens": {"type": "array", "items": {"enum": ["push", "totp", "security_key"]}},
+                              "securityKeyAAGUIDs": {"type": "array", "items": UUID}, "workingHoursStart": {"type": "integer", "minimum": 0, "maximum": 23},
+                              "workingHoursEnd": {"type": "integer", "minimum": 1, "maximum": 24}, "adminPassword": STR}, ["adminPassword"]),
+                    ok=ref("EPCSSettings"), errors=(400, 401, 403, 429), tags=["EPCS"])},
+    "/api/v1/practice/epcs/alerts": {"get": op(
+        "listEPCSAlerts", "EPCS: open alerts", ADMIN + " Devices reported lost and other events the approvers must see, newest first, until acknowledged.",
+        ok=obj({"alerts": {"type": "array", "items": ref("EPCSAlert")}}, ["alerts"]), errors=(401, 403), tags=["EPCS"])},
+    "/api/v1/practice/epcs/alerts/{id}/acknowledge": {"post": op(
+        "acknowledgeEPCSAlert", "EPCS: acknowledge an alert", ADMIN + EPCS_APPROVER + " Audited.",
+        ok_status=204, errors=(401, 403, 404), tags=["EPCS"], parameters=ID_PARAM)},
+    "/api/v1/me/factors/{id}/report-lost": {"post": op(
+        "reportLostFactor", "Report a lost or stolen device",
+        SIGNED_IN + " " + PASSWORD + " The device stops working at once (it is removed), browsers remembered with it are forgotten, "
+        "an EPCS permission is revoked (signing needs two approvers again, 21 CFR 1311.102(b)) and the practice's approvers are alerted.",
+        body=obj({"password": STR}), ok=ref("LostDevice"), errors=(400, 401, 403, 404, 429), tags=["Account", "EPCS"], parameters=ID_PARAM)},
+    "/api/v1/practice/users/{id}/factors/{factorId}/report-lost": {"post": op(
+        "reportLostFactorForUser", "Report a staff member's device lost or stolen",
+        ADMIN + " " + ADMIN_PASSWORD + " As when the owner reports it: the device is removed, an EPCS permission revoked, the approvers alerted.",
+        body=ADMIN_PASSWORD_BODY, ok=ref("LostDevice"), errors=(400, 401, 403, 404, 429), tags=["Administration", "EPCS"],
+        parameters=ID_PARAM + [FACTOR_ID_PARAM])},
+})
+
 factor = obj({"id": UUID, "shortId": STR, "kind": {"enum": ["totp", "sms", "push", "webauthn"]}, "nickname": STR, "primary": BOOL, "status": {"enum": ["pending", "active"]},
               "createdAt": DATE, "lastUsedAt": DATE, "phone": {"type": "string", "description": "Masked, e.g. •••4567."},
               "synced": {"type": "boolean", "description": "Passkeys: whether it may be synced to other devices (backup eligible)."},
-              "aaguid": {"type": "string", "description": "Passkeys: the authenticator model's AAGUID."}},
+              "aaguid": {"type": "string", "description": "Passkeys: the authenticator model's AAGUID."},
+              "epcsEligible": {"type": "boolean", "description": "In GET /api/v1/me/factors: whether the practice counts this device as a hard token for EPCS signing."}},
              ["id", "shortId", "kind", "nickname", "primary", "status"])
 
 schemas = {
@@ -381,7 +477,10 @@ schemas = {
         {"id": UUID, "purpose": {"enum": ["sign_in", "step_up"]}, "summary": STR, "ip": STR, "browser": STR, "createdAt": DATE, "expiresAt": DATE},
         ["id", "purpose", "summary", "ip", "browser", "createdAt", "expiresAt"])}}, ["deviceId", "challenges"]),
     "StepUpCreated": obj({"challengeId": UUID, "methods": {"type": "array", "items": {"enum": ["totp", "push", "webauthn"]}}, "expiresAt": DATE, "url": STR,
-                          "audience": {"type": "string", "description": "The `aud` of the assertion: the id of the API key that created the step-up."}},
+                          "audience": {"type": "string", "description": "The `aud` of the assertion: the id of the API key that created the step-up."},
+                          "attestation": {"type": "string", "description": "`epcs` only: the text the prescriber is shown (prescriptions, name, DEA number, the statement of 21 CFR 1311.140(a)(3))."},
+                          "attestationHash": {"type": "string", "description": "`epcs` only: SHA-256 (hex) of `attestation`'s UTF-8 bytes."},
+                          "factorsRequired": {"type": "array", "items": {"enum": ["password", "hard_token"]}, "description": "`epcs` only: both factors, at once."}},
                          ["challengeId", "methods", "expiresAt", "url", "audience"]),
     "StepUpAssertion": obj({"status": {"enum": ["pending", "expired", "cancelled", "completed"]}, "assertion": STR}, ["status"]),
     "SMSEnrollment": obj({"factorId": UUID, "sentTo": STR}, ["factorId", "sentTo"]),
@@ -440,6 +539,76 @@ schemas = {
         ["clientId", "name", "type", "enabled", "redirectUris", "postLogoutRedirectUris", "idTokenAlg", "allowOfflineAccess", "createdAt", "updatedAt"]),
 }
 
+schemas.update({
+    "EPCSGrant": obj({
+        "id": UUID, "userId": UUID, "username": STR, "name": STR,
+        "status": {"enum": ["pending_approval", "active", "registration_expired", "refused", "revoked_awaiting_confirmation", "revoked"]},
+        "deaNumber": STR, "deaExpiresOn": {"type": "string", "format": "date"}, "states": {"type": "array", "items": STR},
+        "proofing": obj({"provider": STR, "date": STR, "level": STR, "reference": STR}, ["provider", "date", "level", "reference"]),
+        "enteredBy": UUID, "enteredAt": DATE, "decidedBy": UUID, "decidedAt": DATE, "revokedBy": UUID, "revokedAt": DATE,
+        "revocationReason": STR, "revocationConfirmedBy": UUID, "revocationConfirmedAt": DATE},
+        ["id", "userId", "username", "name", "status", "deaNumber", "deaExpiresOn", "states", "proofing", "enteredBy", "enteredAt"]),
+    "EPCSApprover": obj({"userId": UUID, "username": STR, "name": STR, "approver": BOOL, "deaRegistrant": BOOL},
+                        ["userId", "username", "name", "approver", "deaRegistrant"]),
+    "EPCSSettings": obj({"eligibleTokens": {"type": "array", "items": {"enum": ["push", "totp", "security_key"]}},
+                         "securityKeyAAGUIDs": {"type": "array", "items": UUID}, "workingHoursStart": INT, "workingHoursEnd": INT},
+                        ["eligibleTokens", "securityKeyAAGUIDs", "workingHoursStart", "workingHoursEnd"]),
+    "EPCSAlert": obj({"id": UUID, "kind": STR, "subjectId": UUID, "message": STR, "createdAt": DATE}, ["id", "kind", "message", "createdAt"]),
+    "LostDevice": obj({"factorId": UUID, "revokedGrant": {"type": "boolean", "description": "Whether an EPCS permission was revoked."}},
+                      ["factorId", "revokedGrant"]),
+})
+
+# EPCS: the daily audit report and its review (21 CFR 1311.150), the prescriber's monthly log (21 CFR 1311.120(b)(27)).
+DAY_PARAM = [{"name": "day", "in": "path", "required": True, "schema": {"type": "string", "format": "date"},
+              "description": "A UTC day, YYYY-MM-DD, today or earlier (400 otherwise)."}]
+paths.update({
+    "/api/v1/practice/epcs/reports/{day}": {"get": op(
+        "getEPCSReport", "EPCS: the daily audit report",
+        ADMIN + " The practice's EPCS-relevant audit events of the day (every `epcs.*` event; EPCS step-ups; lockouts and factor "
+        "removals of prescribers; audit integrity failures), each with `incident` set when it is a potential security incident "
+        "(attempted unauthorized access, a failed audit integrity check, a grant approved outside the practice's working hours, "
+        "three or more failed signings by one prescriber, a prescriber's lockout, a device reported lost); revocations still "
+        "awaiting a second approver at the day's end; the result of verifying the whole audit log (as `twofold audit verify`); and "
+        "the review, if an approver made one.",
+        parameters=DAY_PARAM, ok=ref("EPCSReport"), errors=(400, 401, 403), tags=["EPCS"])},
+    "/api/v1/practice/epcs/reports/{day}/review": {"post": op(
+        "reviewEPCSReport", "EPCS: mark a daily report reviewed",
+        ADMIN + EPCS_APPROVER + " " + ADMIN_PASSWORD + " Records the review with the number of potential incidents the report shows, "
+        "audited as `epcs.report_reviewed`. A day is reviewed once (409 afterwards). Potential security incidents must be reported to "
+        "the application provider and to DEA within one business day (21 CFR 1311.150(c)).",
+        parameters=DAY_PARAM, body=obj({"note": {"type": "string", "maxLength": 2000}, "adminPassword": STR}, ["adminPassword"]),
+        ok=ref("EPCSReport"), errors=(400, 401, 403, 409, 429), tags=["EPCS"])},
+    "/api/v1/me/epcs/log": {"get": op(
+        "myEPCSLog", "EPCS: my monthly log of signings",
+        SIGNED_IN + " Every EPCS signing of the signed-in prescriber whose two factors were proven in the month (UTC): time, "
+        "prescription summary, action hash, attestation hash, the factors (`amr`), the DEA number signed under, and the step-up status.",
+        parameters=[{"name": "month", "in": "query", "required": False, "schema": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$"},
+                     "description": "YYYY-MM; the current month when absent (400 when malformed)."}],
+        ok=ref("EPCSMonthlyLog"), errors=(400, 401), tags=["Account", "EPCS"])},
+})
+schemas.update({
+    "EPCSReport": obj({
+        "practiceId": UUID, "practiceName": STR, "day": {"type": "string", "format": "date"}, "generatedAt": DATE, "workingHours": STR,
+        "events": {"type": "array", "items": obj({
+            "seq": INT, "time": DATE, "type": STR, "actor": STR, "subject": STR, "details": {"type": "object", "additionalProperties": STR},
+            "incident": {"type": "string", "description": "Why this event is a potential security incident."}},
+            ["seq", "time", "type", "details"])},
+        "incidents": {"type": "array", "items": obj({"reason": STR, "detail": STR, "seq": INT, "time": DATE, "subject": STR}, ["reason", "detail"])},
+        "incidentCount": INT,
+        "revocationsAwaitingConfirmation": {"type": "array", "items": obj(
+            {"grant": STR, "username": STR, "revokedAt": DATE, "revokedBy": STR, "reason": STR}, ["grant", "username", "revokedAt", "revokedBy", "reason"])},
+        "verification": obj({
+            "intact": BOOL, "scope": {"const": "whole_log", "description": "The audit log is one chain: the whole log is verified."},
+            "eventsChecked": INT, "checkpointsChecked": INT, "checkpointFile": STR, "problem": STR, "summary": STR, "verifiedAt": DATE},
+            ["intact", "scope", "eventsChecked", "checkpointsChecked", "summary", "verifiedAt"]),
+        "review": obj({"reviewedBy": STR, "reviewedAt": DATE, "note": STR, "incidents": INT}, ["reviewedBy", "reviewedAt", "note", "incidents"])},
+        ["practiceId", "practiceName", "day", "generatedAt", "workingHours", "events", "incidents", "incidentCount", "revocationsAwaitingConfirmation"]),
+    "EPCSMonthlyLog": obj({"month": STR, "signings": {"type": "array", "items": obj({
+        "time": DATE, "summary": STR, "actionHash": STR, "attestationHash": STR, "factors": {"type": "array", "items": STR},
+        "deaNumber": STR, "status": {"enum": ["verified", "completed"]}}, ["time", "summary", "actionHash", "factors", "status"])}},
+        ["month", "signings"]),
+})
+
 document = {
     "openapi": "3.1.0",
     "info": {
@@ -451,7 +620,7 @@ document = {
                        "(only /api/v1/me and factor set-up are open) or `authenticated`. Errors are `{\"error\": true, \"reason\": \"…\"}`.",
     },
     "servers": [{"url": "/"}],
-    "tags": [{"name": n} for n in ["Sign-in", "Account", "Administration", "Integration", "Step-up", "Push device", "Operations"]],
+    "tags": [{"name": n} for n in ["Sign-in", "Account", "Administration", "EPCS", "Integration", "Step-up", "Push device", "Operations"]],
     "paths": paths,
     "components": {
         "schemas": schemas,

@@ -55,6 +55,7 @@ public func configure(_ app: Application, _ config: TwofoldConfiguration, clock:
     app.asyncCommands.use(KeysCommands(), as: "keys")
     app.asyncCommands.use(RADIUSClientCommands(), as: "radius-client")
     app.asyncCommands.use(OIDCClientCommands(), as: "oidc-client")
+    app.asyncCommands.use(EPCSCommands(), as: "epcs")
 }
 
 func routes(_ app: Application) throws {

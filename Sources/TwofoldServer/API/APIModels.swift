@@ -15,6 +15,9 @@ struct FactorDTO: Content {
     /// Passkeys: whether the passkey can be synced to other devices, and its authenticator model (AAGUID).
     var synced: Bool?
     var aaguid: String?
+    /// In the user's own factor list: whether the practice counts this device as a hard token for EPCS signing
+    /// (21 CFR 1311.115, 1311.116).
+    var epcsEligible: Bool?
 
     init(_ factor: Factor) {
         id = factor.id!
@@ -28,6 +31,11 @@ struct FactorDTO: Content {
         phone = factor.phone.map(SMSCodeService.maskedPhone)
         synced = factor.kind == .webauthn ? (factor.backupEligible ?? false) : nil
         aaguid = factor.kind == .webauthn ? factor.aaguid : nil
+    }
+
+    init(_ factor: Factor, epcsEligible: Bool) {
+        self.init(factor)
+        self.epcsEligible = epcsEligible
     }
 }
 

@@ -34,7 +34,10 @@ struct MeAPIController: RouteCollection {
 
     @Sendable func factors(req: Request) async throws -> [FactorDTO] {
         let session = try req.requireSession()
-        return try await SignInService(request: req).activeFactors(of: session.user).map(FactorDTO.init)
+        let rules = req.epcsRules
+        return try await SignInService(request: req).activeFactors(of: session.user).map {
+            FactorDTO($0, epcsEligible: rules.isEligible($0, practice: session.practice))
+        }
     }
 
     @Sendable func startTOTP(req: Request) async throws -> TOTPEnrollmentResponse {

@@ -13,6 +13,8 @@ struct SecurityWebController: RouteCollection {
         account.post("security", "factors", ":id", "remove", use: removeFactor)
         account.post("security", "factors", ":id", "primary", use: makePrimary)
         account.post("security", "factors", ":id", "rename", use: renameFactor)
+        account.get("security", "factors", ":id", "report-lost", use: confirmLostDevice)
+        account.post("security", "factors", ":id", "report-lost", use: reportLostDevice)
         account.get("profile", use: showProfile)
         account.post("profile", use: updateProfile)
         let passwordChange = routes.grouped(SessionGuard(requirement: .passwordChange, style: .web)).grouped("account")
@@ -31,6 +33,9 @@ struct SecurityWebController: RouteCollection {
         var removeAction: String
         var primaryAction: String
         var renameAction: String
+        /// The practice counts this device for signing controlled-substance prescriptions (21 CFR 1311.115).
+        var epcsEligible: Bool
+        var reportLostLink: String
         /// Removing the only method turns 2FA off, so its form also asks for a code.
         var isLast: Bool
     }
@@ -96,7 +101,9 @@ struct SecurityWebController: RouteCollection {
                 FactorRow(nickname: factor.nickname, kindName: factor.kind.displayName, shortID: factor.shortID, added: Self.format(factor.createdAt),
                           lastUsed: Self.format(factor.lastUsedAt), primary: factor.isPrimary, detail: Self.detail(of: factor),
                           removeAction: WebPath.securityFactorRemove(factor.id!).string, primaryAction: WebPath.securityFactorPrimary(factor.id!).string,
-                          renameAction: WebPath.securityFactorRename(factor.id!).string, isLast: factors.count == 1)
+                          renameAction: WebPath.securityFactorRename(factor.id!).string,
+                          epcsEligible: req.epcsRules.isEligible(factor, practice: session.practice),
+                          reportLostLink: WebPath.securityFactorReportLost(factor.id!).string, isLast: factors.count == 1)
             },
             browsers: browsers.map { browser in
                 BrowserRow(summary: browser.userAgent, created: Self.format(browser.createdAt), lastUsed: Self.format(browser.lastUsedAt ?? browser.createdAt),
@@ -167,6 +174,58 @@ struct SecurityWebController: RouteCollection {
     @Sendable func renameFactor(req: Request) async throws -> Response {
         try await change(req, notice: .factorRenamed) { session, form in
             _ = try await FactorService(request: req).rename(id: try req.parameters.require("id", as: UUID.self), nickname: form.nickname ?? "", session: session)
+        }
+    }
+
+    // MARK: a lost or stolen device
+
+    struct LostDevicePage: Encodable {
+        var layout: Layout
+        var nickname: String
+        var kindName: String
+        var shortID: String
+        var hasEPCSPermission: Bool
+        var isLast: Bool
+        var action: String
+        var backLink = WebPath.security.string
+    }
+
+    /// One of the signed-in user's own devices (anyone else's is not found).
+    private func ownFactor(_ req: Request) async throws -> Factor {
+        let session = try req.requireSession()
+        guard let id = req.parameters.get("id", as: UUID.self),
+              let factor = try await Factor.query(on: req.db).filter(\.$id == id).filter(\.$user.$id == session.userID).first()
+        else { throw EPCSError.factorNotFound }
+        return factor
+    }
+
+    func renderLostDevice(_ req: Request, factor: Factor, error: String?, status: HTTPResponseStatus) async throws -> Response {
+        let session = try req.requireSession()
+        let grant = try await EPCSGrant.query(on: req.db).filter(\.$user.$id == session.userID).filter(\.$status ~~ [.active, .pendingApproval]).first()
+        let others = try await Factor.query(on: req.db).filter(\.$user.$id == session.userID).filter(\.$status == .active).filter(\.$id != factor.id!).count()
+        let page = LostDevicePage(layout: req.layout("Report a lost or stolen device", error: error), nickname: factor.nickname,
+                                  kindName: factor.kind.displayName, shortID: factor.shortID, hasEPCSPermission: grant != nil,
+                                  isLast: others == 0, action: WebPath.securityFactorReportLost(factor.id!).string)
+        return try await req.render("account-lost-device", page, status: status)
+    }
+
+    @Sendable func confirmLostDevice(req: Request) async throws -> Response {
+        try await renderLostDevice(req, factor: try await ownFactor(req), error: nil, status: .ok)
+    }
+
+    /// §1311.102: the device stops working at once, EPCS signing is suspended (the permission is revoked) and the
+    /// practice's approvers are alerted. Always confirmed with the password, however fresh the session.
+    @Sendable func reportLostDevice(req: Request) async throws -> Response {
+        let session = try req.requireSession()
+        let factor = try await ownFactor(req)
+        let form = try req.content.decode(PasswordForm.self)
+        do {
+            guard let password = form.password, !password.isEmpty else { throw Reauthentication.Failure.passwordRequired }
+            try await Reauthentication(request: req).confirm(password: password, session: session)
+            _ = try await LostDeviceReport(request: req).report(factorID: factor.id!, of: session.user, practice: session.practice, reportedBy: session.userID)
+            return req.redirect(to: WebPath.security.string + "?notice=\(Notice.deviceReportedLost.rawValue)")
+        } catch let error as any AbortError {
+            return try await renderLostDevice(req, factor: factor, error: error.reason, status: error.status)
         }
     }
 

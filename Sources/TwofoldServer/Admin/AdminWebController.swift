@@ -176,6 +176,17 @@ enum AdminPath {
     case disableApplication(String)
     case enableApplication(String)
     case deleteApplication(String)
+    case epcs
+    case epcsSettings
+    case epcsReports
+    case epcsAcknowledge(UUID)
+    case epcsApprove(UUID)
+    case epcsRefuse(UUID)
+    case epcsConfirmRevocation(UUID)
+    case epcsGrant(UUID)
+    case epcsRevoke(UUID)
+    case epcsApprover(UUID)
+    case reportLost(user: UUID, factor: UUID)
 
     var string: String {
         switch self {
@@ -196,6 +207,17 @@ enum AdminPath {
         case .disableApplication(let clientID): "/admin/applications/\(clientID)/disable"
         case .enableApplication(let clientID): "/admin/applications/\(clientID)/enable"
         case .deleteApplication(let clientID): "/admin/applications/\(clientID)/delete"
+        case .epcs: "/admin/epcs"
+        case .epcsSettings: "/admin/epcs/settings"
+        case .epcsReports: "/admin/epcs/reports"
+        case .epcsAcknowledge(let id): "/admin/epcs/alerts/\(id.uuidString)/acknowledge"
+        case .epcsApprove(let id): "/admin/epcs/grants/\(id.uuidString)/approve"
+        case .epcsRefuse(let id): "/admin/epcs/grants/\(id.uuidString)/refuse"
+        case .epcsConfirmRevocation(let id): "/admin/epcs/grants/\(id.uuidString)/confirm-revocation"
+        case .epcsGrant(let id): "/admin/staff/\(id.uuidString)/epcs/grant"
+        case .epcsRevoke(let id): "/admin/staff/\(id.uuidString)/epcs/revoke"
+        case .epcsApprover(let id): "/admin/staff/\(id.uuidString)/epcs/approver"
+        case .reportLost(let user, let factor): "/admin/staff/\(user.uuidString)/factors/\(factor.uuidString)/report-lost"
         }
     }
 }

@@ -71,12 +71,19 @@ enum StaffPages {
         var role: String
         var manageAccounts: Bool
         var twoFactorRequired: Bool
-        var factors: [String]
+        var factors: [UserFactorRow]
         var isSelf: Bool
         var disableAction: String
         var setUpLink: String
         var editLink: String
+        var epcs: EPCSPages.UserSection
         var backLink = AdminPath.staff.string
+    }
+
+    struct UserFactorRow: Encodable {
+        var text: String
+        var epcsEligible: Bool
+        var reportLostLink: String
     }
 
     static func user(_ req: Request, id: UUID, error: String?, status: HTTPResponseStatus) async throws -> Response {
@@ -87,9 +94,13 @@ enum StaffPages {
             layout: req.layout(user.fullName, error: error), name: user.fullName, username: user.username, email: user.email,
             cell: user.cellPhone ?? "", role: user.role.rawValue, manageAccounts: user.has(.manageAccounts),
             twoFactorRequired: user.twoFactorRequired || service.admin.practice.mandatoryTwoFactor,
-            factors: factors.map { "\($0.nickname) (\($0.kind.displayName), \($0.shortID))\($0.isPrimary ? " — primary" : "")" },
+            factors: factors.map { factor in
+                UserFactorRow(text: "\(factor.nickname) (\(factor.kind.displayName), \(factor.shortID))\(factor.isPrimary ? " — primary" : "")",
+                              epcsEligible: req.epcsRules.isEligible(factor, practice: service.admin.practice),
+                              reportLostLink: AdminPath.reportLost(user: id, factor: factor.id!).string)
+            },
             isSelf: id == service.admin.userID, disableAction: AdminPath.disable(id).string, setUpLink: AdminPath.setUp(id).string,
-            editLink: AdminPath.edit(id).string)
+            editLink: AdminPath.edit(id).string, epcs: try await EPCSPages.userSection(req, user: user, viewer: service.admin.user))
         return try await req.render("admin-user", context, status: status)
     }
 

@@ -4,5 +4,281 @@ import Vapor
 
 /// The daily EPCS audit report and the prescriber's monthly log: pages, exports and API.
 struct EPCSReportController: RouteCollection {
-    func boot(routes: any RoutesBuilder) throws {}
+    static let bodyLimit: ByteCount = "16kb"
+
+    func boot(routes: any RoutesBuilder) throws {
+        let web = routes.grouped(CSRFGuard(protectsAnonymousRequests: true)).grouped(SessionGuard(requirement: .signedIn, style: .web))
+        let reports = web.grouped(AdminGuard()).grouped("admin", "epcs", "reports")
+        reports.get(use: listPage)
+        // `2030-03-18`, `2030-03-18.csv` and `2030-03-18.json` are one path component.
+        reports.get(":day", use: dayPage)
+        reports.on(.POST, ":day", "review", body: .collect(maxSize: Self.bodyLimit), use: reviewPage)
+        web.get("account", "epcs", use: monthlyPage)
+        web.get("account", "epcs.csv", use: monthlyCSV)
+
+        let api = routes.grouped("api", "v1").grouped(CSRFGuard(protectsAnonymousRequests: false)).grouped(SessionGuard(requirement: .signedIn, style: .api))
+        let practice = api.grouped(AdminGuard()).grouped("practice", "epcs", "reports")
+        practice.get(":day", use: apiReport)
+        practice.on(.POST, ":day", "review", body: .collect(maxSize: Self.bodyLimit), use: apiReview)
+        api.get("me", "epcs", "log", use: apiMonthlyLog)
+    }
+
+    static func reports(_ req: Request) throws -> EPCSReport {
+        try EPCSReport(database: req.db, now: req.now)
+    }
+
+    // MARK: reviewing
+
+    enum ReviewError: AbortError {
+        case notApprover
+        case alreadyReviewed(by: String, at: Date)
+        case noteTooLong
+
+        var status: HTTPResponseStatus {
+            switch self {
+            case .notApprover: .forbidden
+            case .alreadyReviewed: .conflict
+            case .noteTooLong: .badRequest
+            }
+        }
+
+        var reason: String {
+            switch self {
+            case .notApprover: "Only one of the practice's EPCS access approvers may mark a daily EPCS report reviewed (21 CFR 1311.150(c)); the attempt was recorded."
+            case .alreadyReviewed(let by, let at): "This day's report was already reviewed by \(by) on \(SecurityWebController.format(at)); a report is reviewed once. Add anything new to your incident records instead."
+            case .noteTooLong: "The review note may have at most \(ReviewInput.noteLimit) characters."
+            }
+        }
+    }
+
+    struct ReviewInput: Content {
+        static let noteLimit = 2000
+        var note: String?
+        var adminPassword: String?
+        var csrf: String?
+    }
+
+    /// An approver marks a day's report reviewed (§1311.150(c)), with their password re-entered; audited with the
+    /// number of potential incidents the report showed. One review per practice and day.
+    static func review(_ req: Request, day rawDay: String, input: ReviewInput) async throws -> EPCSDailyReport {
+        let session = try req.requireSession()
+        let (day, _) = try EPCSReport.validatedDay(rawDay, now: req.now)
+        guard session.user.epcsApprover else {
+            try await req.audit(.epcsUnauthorizedAttempt, practiceID: session.practiceID, actorID: session.userID,
+                                details: ["action": "review_report", "day": day, "reason": "not an EPCS access approver"])
+            throw ReviewError.notApprover
+        }
+        let note = (input.note ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+        guard note.count <= ReviewInput.noteLimit else { throw ReviewError.noteTooLong }
+        if let existing = try await EPCSReportReview.query(on: req.db).filter(\.$practiceID == session.practiceID).filter(\.$day == day).first() {
+            throw ReviewError.alreadyReviewed(by: try await User.find(existing.reviewedBy, on: req.db)?.username ?? "a former approver", at: existing.reviewedAt)
+        }
+        guard let password = input.adminPassword, !password.isEmpty else { throw Reauthentication.Failure.passwordRequired }
+        try await Reauthentication(request: req).confirm(password: password, session: session)
+        let report = try await reports(req).build(practice: session.practice, day: day)
+        let review = EPCSReportReview(practiceID: session.practiceID, day: day, reviewedBy: session.userID, incidents: report.incidentCount, note: note, now: req.now)
+        do {
+            try await req.db.transaction { db in
+                try await review.create(on: db)
+                try await req.audit(.epcsReportReviewed, practiceID: session.practiceID, actorID: session.userID, subjectID: nil, details: [
+                    "day": day, "incidents": String(report.incidentCount), "events": String(report.events.count),
+                    "audit_intact": String(report.verification?.intact ?? false), "note": String(note.prefix(200)),
+                ], on: db)
+            }
+        } catch let error as any DatabaseError where error.isConstraintFailure {
+            // Two approvers at once: the first review counts.
+            let existing = try await EPCSReportReview.query(on: req.db).filter(\.$practiceID == session.practiceID).filter(\.$day == day).first()
+            throw ReviewError.alreadyReviewed(by: try await existing.asyncMap { try await User.find($0.reviewedBy, on: req.db)?.username } ?? "another approver",
+                                              at: existing?.reviewedAt ?? req.now)
+        }
+        var reviewed = report
+        reviewed.review = .init(reviewedBy: session.user.username, reviewedAt: review.reviewedAt, note: note, incidents: report.incidentCount)
+        return reviewed
+    }
+
+    // MARK: pages
+
+    struct Row: Encodable {
+        var seq: String
+        var time: String
+        var type: String
+        var actor: String
+        var subject: String
+        var details: String
+        var incident: String?
+    }
+
+    struct DayPage: Encodable {
+        var layout: Layout
+        var day: String
+        var practiceName: String
+        var workingHours: String
+        var rows: [Row]
+        var incidents: [EPCSDailyReport.Incident]
+        var incidentCount: Int
+        var verificationIntact: Bool
+        var verificationSummary: String
+        var review: EPCSDailyReport.Review?
+        var reviewedAt: String?
+        var canReview: Bool
+        var justReviewed: Bool
+        var note: String
+        var reviewAction: String
+        var csvLink: String
+        var jsonLink: String
+        var listLink = EPCSReportPath.list
+        var duty = EPCSDailyReport.reportingDuty
+    }
+
+    struct DayLine: Encodable {
+        var day: String
+        var link: String
+        var events: Int
+        var incidents: Int
+        var reviewed: String
+        var isReviewed: Bool
+    }
+
+    struct ListPage: Encodable {
+        var layout: Layout
+        var days: [DayLine]
+        var unreviewed: Int
+        var duty = EPCSDailyReport.reportingDuty
+    }
+
+    @Sendable func listPage(req: Request) async throws -> Response {
+        let session = try req.requireSession()
+        let days = try await Self.reports(req).days(practice: session.practice)
+        let lines = days.map { day in
+            DayLine(day: day.day, link: EPCSReportPath.day(day.day), events: day.events, incidents: day.incidents,
+                    reviewed: day.review.map { "Reviewed by \($0.reviewedBy) on \(SecurityWebController.format($0.reviewedAt))" } ?? "Not reviewed",
+                    isReviewed: day.review != nil)
+        }
+        return try await req.render("admin-epcs-reports", ListPage(layout: req.layout("EPCS daily reports"), days: lines,
+                                                                    unreviewed: days.filter { $0.events > 0 && $0.review == nil }.count))
+    }
+
+    /// The day's report page, or its `.csv` / `.json` export.
+    @Sendable func dayPage(req: Request) async throws -> Response {
+        let session = try req.requireSession()
+        let parameter = try req.parameters.require("day")
+        for (suffix, type) in [(".csv", HTTPMediaType(type: "text", subType: "csv", parameters: ["charset": "utf-8"])), (".json", HTTPMediaType.json)]
+        where parameter.hasSuffix(suffix) {
+            let day = String(parameter.dropLast(suffix.count))
+            let report = try await Self.reports(req).build(practice: session.practice, day: day)
+            let response = Response(status: .ok, body: .init(string: suffix == ".csv" ? report.csv() : try report.json()))
+            response.headers.contentType = type
+            response.headers.contentDisposition = .init(.attachment, filename: "twofold-epcs-report-\(report.day)\(suffix)")
+            return response
+        }
+        return try await renderDay(req, day: parameter, error: nil, status: .ok, note: "")
+    }
+
+    func renderDay(_ req: Request, day: String, error: String?, status: HTTPResponseStatus, note: String) async throws -> Response {
+        let session = try req.requireSession()
+        let report = try await Self.reports(req).build(practice: session.practice, day: day)
+        let rows = report.events.map { row in
+            Row(seq: String(row.seq), time: SecurityWebController.format(row.time), type: row.type, actor: row.actor ?? "", subject: row.subject ?? "",
+                details: row.details.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", "), incident: row.incident)
+        }
+        let page = DayPage(
+            layout: req.layout("EPCS report \(report.day)", error: error), day: report.day, practiceName: report.practiceName, workingHours: report.workingHours,
+            rows: rows, incidents: report.incidents, incidentCount: report.incidentCount,
+            verificationIntact: report.verification?.intact ?? false, verificationSummary: report.verification?.summary ?? "",
+            review: report.review, reviewedAt: report.review.map { SecurityWebController.format($0.reviewedAt) },
+            canReview: session.user.epcsApprover && report.review == nil,
+            justReviewed: report.review != nil && (try? req.query.get(String.self, at: "reviewed")) == "1",
+            note: note, reviewAction: EPCSReportPath.review(report.day),
+            csvLink: EPCSReportPath.day(report.day) + ".csv", jsonLink: EPCSReportPath.day(report.day) + ".json")
+        return try await req.render("admin-epcs-report", page, status: status)
+    }
+
+    @Sendable func reviewPage(req: Request) async throws -> Response {
+        let day = try req.parameters.require("day")
+        let input = try req.content.decode(ReviewInput.self)
+        do {
+            let report = try await Self.review(req, day: day, input: input)
+            return req.redirect(to: EPCSReportPath.day(report.day) + "?reviewed=1")
+        } catch let error as EPCSReport.DayError {
+            throw error
+        } catch let error as any AbortError {
+            return try await renderDay(req, day: day, error: error.reason, status: error.status, note: input.note ?? "")
+        }
+    }
+
+    // MARK: API
+
+    @Sendable func apiReport(req: Request) async throws -> EPCSDailyReport {
+        let session = try req.requireSession()
+        return try await Self.reports(req).build(practice: session.practice, day: try req.parameters.require("day"))
+    }
+
+    @Sendable func apiReview(req: Request) async throws -> EPCSDailyReport {
+        let input = try req.content.decode(ReviewInput.self)
+        return try await Self.review(req, day: try req.parameters.require("day"), input: input)
+    }
+
+    @Sendable func apiMonthlyLog(req: Request) async throws -> EPCSMonthlyLog {
+        let session = try req.requireSession()
+        return try await EPCSMonthlyLog.build(database: req.db, userID: session.userID, month: try? req.query.get(String.self, at: "month"), now: req.now)
+    }
+
+    // MARK: the prescriber's monthly log
+
+    struct Signing: Encodable {
+        var time: String
+        var summary: [String]
+        var actionHash: String
+        var attestationHash: String
+        var factors: String
+        var deaNumber: String
+        var status: String
+    }
+
+    struct MonthlyPage: Encodable {
+        var layout: Layout
+        var month: String
+        var monthName: String
+        var signings: [Signing]
+        var previousLink: String
+        var nextLink: String?
+        var csvLink: String
+    }
+
+    @Sendable func monthlyPage(req: Request) async throws -> Response {
+        let session = try req.requireSession()
+        let log = try await EPCSMonthlyLog.build(database: req.db, userID: session.userID, month: try? req.query.get(String.self, at: "month"), now: req.now)
+        let (_, start, end) = try EPCSMonthlyLog.validatedMonth(log.month, now: req.now)
+        let previous = EPCSDay.calendar.date(byAdding: .month, value: -1, to: start)!
+        let current = String(EPCSDay.string(req.now).prefix(7))
+        let next = String(EPCSDay.string(end).prefix(7))
+        let signings = log.signings.map { signing in
+            Signing(time: SecurityWebController.format(signing.time), summary: EPCS.summaryLines(signing.summary), actionHash: signing.actionHash,
+                    attestationHash: signing.attestationHash ?? "", factors: signing.factors.joined(separator: ", "), deaNumber: signing.deaNumber ?? "",
+                    status: signing.status)
+        }
+        let monthName = start.formatted(Date.FormatStyle(timeZone: TimeZone(identifier: "UTC")!).month(.wide).year())
+        let page = MonthlyPage(
+            layout: req.layout("EPCS signings"), month: log.month, monthName: monthName, signings: signings,
+            previousLink: EPCSReportPath.monthlyLog + "?month=" + String(EPCSDay.string(previous).prefix(7)),
+            nextLink: next <= current ? EPCSReportPath.monthlyLog + "?month=" + next : nil,
+            csvLink: EPCSReportPath.monthlyLogCSV + "?month=" + log.month)
+        return try await req.render("account-epcs-log", page)
+    }
+
+    @Sendable func monthlyCSV(req: Request) async throws -> Response {
+        let session = try req.requireSession()
+        let log = try await EPCSMonthlyLog.build(database: req.db, userID: session.userID, month: try? req.query.get(String.self, at: "month"), now: req.now)
+        let response = Response(status: .ok, body: .init(string: log.csv()))
+        response.headers.contentType = HTTPMediaType(type: "text", subType: "csv", parameters: ["charset": "utf-8"])
+        response.headers.contentDisposition = .init(.attachment, filename: "twofold-epcs-signings-\(log.month).csv")
+        return response
+    }
+}
+
+extension Optional {
+    fileprivate func asyncMap<T>(_ transform: (Wrapped) async throws -> T?) async rethrows -> T? {
+        guard let value = self else { return nil }
+        return try await transform(value)
+    }
 }

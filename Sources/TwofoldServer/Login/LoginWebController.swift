@@ -239,6 +239,10 @@ struct LoginWebController: RouteCollection {
         var recoveryCodesLeft: Int
         /// The practice's enabled applications that registered a start URL: Twofold as the practice's front door.
         var applications: [Application] = []
+        /// For EPCS access approvers: open alerts, reports awaiting review and open incidents (21 CFR 1311.150(c)).
+        var epcs: EPCSHomePanel? = nil
+        /// For prescribers who have or had EPCS permission: their monthly log of signings.
+        var epcsLogLink: String? = nil
     }
 
     @Sendable func home(req: Request) async throws -> Response {
@@ -249,9 +253,12 @@ struct LoginWebController: RouteCollection {
         let applications = try await OIDCClient.query(on: req.db).filter(\.$practice.$id == session.practiceID).filter(\.$enabled == true)
             .filter(\.$startURL != nil).sort(\.$name).all()
             .compactMap { client in client.startURL.map { HomePage.Application(name: client.name, startURL: $0) } }
+        let epcs = try await EPCSHomePanel.make(for: session, database: req.db, now: req.now)
+        let prescriber = try await EPCSMonthlyLog.isPrescriber(userID: session.userID, database: req.db)
         return try await req.render("home", HomePage(layout: req.layout("Home"), firstName: session.user.firstName,
                                                      twoFactorOn: session.hasActiveFactor, recoveryCodesLeft: left,
-                                                     applications: applications))
+                                                     applications: applications, epcs: epcs,
+                                                     epcsLogLink: prescriber ? EPCSReportPath.monthlyLog : nil))
     }
 }
 

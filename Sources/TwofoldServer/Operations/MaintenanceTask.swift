@@ -6,6 +6,7 @@ import Vapor
 /// window started a day ago (every window is an hour or shorter), and SMS codes and passkey challenges that expired
 /// a day ago. Each instance does it; the deletes are idempotent. A second loop writes an audit checkpoint when events
 /// came after the last one and it is older than the checkpoint interval (60 seconds), and publishes it to the file.
+/// Each round also runs the daily EPCS analysis (``EPCSDailyAnalysis``), which does work once per UTC day.
 final class MaintenanceTask: LifecycleHandler, Sendable {
     static let interval: Duration = .seconds(600)
     static let retention: TimeInterval = 24 * 60 * 60
@@ -52,6 +53,17 @@ final class MaintenanceTask: LifecycleHandler, Sendable {
                     ])
                 } catch {
                     application.logger.warning("Pruning stale rows failed; trying again in ten minutes", metadata: ["error": .string(String(reflecting: type(of: error)))])
+                }
+                // §1311.150(b): yesterday's EPCS audit report, once per UTC day for each practice with EPCS grants.
+                do {
+                    let outcome = try await EPCSDailyAnalysis.run(database: application.db, now: application.twofold.clock.now())
+                    if !outcome.analysed.isEmpty {
+                        application.logger.info("EPCS daily analysis", metadata: [
+                            "day": .string(outcome.day), "practices": .stringConvertible(outcome.analysed.count), "alerts": .stringConvertible(outcome.alerts),
+                        ])
+                    }
+                } catch {
+                    application.logger.warning("The daily EPCS analysis failed; trying again in ten minutes", metadata: ["error": .string(String(reflecting: type(of: error)))])
                 }
             }
         }

@@ -212,7 +212,8 @@ struct StepUpService {
         // A step-up takes only an authenticator code: never a text message or a recovery code.
         switch try await CodeCheck(request: request).check(code, user: user, factors: factors, smsFactor: nil, channel: .stepUp) {
         case .accepted(let factor):
-            try await markVerified(challenge, amr: "otp", factor: factor)
+            // An EPCS signing proved the password too (checked above): the assertion names both factors.
+            try await markVerified(challenge, amr: challenge.isEPCS ? "pwd otp" : "otp", factor: factor)
             return
         case .replayed:
             try await failed(challenge, reason: "replayed", attempts: attempts)

@@ -20,6 +20,7 @@ enum DatabaseSetup {
         AddAlgorithmAndRetirementToSigningKey(),
         AddKeyedAuditChain(),
         CreateEPCSTables(),
+        CreateEPCSDailyAnalysis(),
     ]
 
     static func configure(_ app: Application, storage: TwofoldConfiguration.Storage, postgresConnectionsPerEventLoop: Int = 8, connectionWaitSeconds: Int = 30) throws {

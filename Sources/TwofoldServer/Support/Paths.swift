@@ -34,6 +34,7 @@ enum WebPath {
     case securityFactorRemove(UUID)
     case securityFactorPrimary(UUID)
     case securityFactorRename(UUID)
+    case securityFactorReportLost(UUID)
     case profile
     case password
     case styles
@@ -73,6 +74,7 @@ enum WebPath {
         case .securityFactorRemove(let id): "/account/security/factors/\(id.uuidString)/remove"
         case .securityFactorPrimary(let id): "/account/security/factors/\(id.uuidString)/primary"
         case .securityFactorRename(let id): "/account/security/factors/\(id.uuidString)/rename"
+        case .securityFactorReportLost(let id): "/account/security/factors/\(id.uuidString)/report-lost"
         case .profile: "/account/profile"
         case .password: "/account/password"
         case .styles: "/assets/twofold.css"

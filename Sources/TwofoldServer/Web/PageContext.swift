@@ -35,6 +35,15 @@ enum Notice: String {
     case twoFactorSetUp = "two-factor-set-up"
     case twoFactorDisabledByAdmin = "two-factor-disabled"
     case settingsSaved = "settings-saved"
+    case epcsGrantEntered = "epcs-grant-entered"
+    case epcsGrantApproved = "epcs-grant-approved"
+    case epcsGrantRefused = "epcs-grant-refused"
+    case epcsGrantRevoked = "epcs-grant-revoked"
+    case epcsRevocationConfirmed = "epcs-revocation-confirmed"
+    case epcsSettingsSaved = "epcs-settings-saved"
+    case epcsAlertAcknowledged = "epcs-alert-acknowledged"
+    case epcsApproverSaved = "epcs-approver-saved"
+    case deviceReportedLost = "device-reported-lost"
 
     var message: String {
         switch self {
@@ -57,6 +66,15 @@ enum Notice: String {
         case .twoFactorSetUp: "Two-factor authentication is successfully set for the selected staff member. They will set it up at their next sign-in."
         case .twoFactorDisabledByAdmin: "Two-factor authentication was disabled: their methods, recovery codes and remembered browsers were removed and they were signed out everywhere."
         case .settingsSaved: "The practice settings were saved."
+        case .epcsGrantEntered: "The EPCS grant was entered. It waits for a second EPCS access approver, a DEA registrant, to approve it with a code from their authenticator app; until then the prescriber cannot sign."
+        case .epcsGrantApproved: "The EPCS grant was approved: the prescriber may now sign controlled-substance prescriptions with two-factor authentication."
+        case .epcsGrantRefused: "The EPCS grant was refused. A new grant needs two approvers again."
+        case .epcsGrantRevoked: "The EPCS permission was revoked; it took effect at once. A second approver confirms the revocation on this page."
+        case .epcsRevocationConfirmed: "The revocation was confirmed."
+        case .epcsSettingsSaved: "The EPCS settings were saved."
+        case .epcsAlertAcknowledged: "The alert was acknowledged."
+        case .epcsApproverSaved: "The EPCS approver designation was saved."
+        case .deviceReportedLost: "The device was reported lost or stolen and no longer works. Any EPCS permission was revoked, and the practice's EPCS approvers were alerted."
         }
     }
 }
