@@ -49,6 +49,7 @@ public func configure(_ app: Application, _ config: TwofoldConfiguration, clock:
     app.asyncCommands.use(PracticeCommands(), as: "practice")
     app.asyncCommands.use(UserCommands(), as: "user")
     app.asyncCommands.use(OutboxCommands(), as: "outbox")
+    app.asyncCommands.use(MailCommands(), as: "mail")
     app.asyncCommands.use(AuditCommands(), as: "audit")
     app.asyncCommands.use(APIKeyCommands(), as: "api-key")
     app.asyncCommands.use(ImportCommands(), as: "import")

@@ -30,6 +30,31 @@ public struct TwofoldConfiguration: Sendable {
         public var signingSecret: String
     }
 
+    /// Where outgoing email goes: kept in the database (`twofold mail list`), or an SMTP server.
+    public enum EmailSenderChoice: Sendable, Equatable {
+        case outbox
+        case smtp(SMTPSettings)
+    }
+
+    /// An SMTP server from `TWOFOLD_SMTP_URL` (`smtp://user:pass@host:587`, STARTTLS required; `smtps://…:465`,
+    /// implicit TLS) and `TWOFOLD_SMTP_CA_FILE`.
+    public struct SMTPSettings: Sendable, Equatable {
+        public enum Security: String, Sendable, Equatable {
+            /// Plain connection upgraded with STARTTLS; a server that does not offer it is refused.
+            case startTLS = "starttls"
+            /// TLS from the first byte (port 465).
+            case implicitTLS = "tls"
+        }
+
+        public var host: String
+        public var port: Int
+        public var security: Security
+        public var username: String?
+        public var password: String?
+        /// PEM file of private certificate authorities to trust besides the system's.
+        public var caFile: String?
+    }
+
     public var storage: Storage
     /// PostgreSQL connections each event loop may open (the pool is this times the number of cores).
     public var postgresConnectionsPerEventLoop = 8
@@ -39,6 +64,9 @@ public struct TwofoldConfiguration: Sendable {
     public var sealingKey: SealingKey?
     public var previousSealingKeys: [SealingKey]
     public var smsSender: SMSSenderChoice
+    public var emailSender: EmailSenderChoice = .outbox
+    /// The `From` of every message (`TWOFOLD_EMAIL_FROM`), e.g. `Riverside 2FA <2fa@example-clinic.org>`.
+    public var emailFrom: String = "Twofold <twofold@localhost>"
     /// Marks cookies `Secure`; on when Twofold sits behind a TLS-terminating proxy.
     public var secureCookies: Bool
     /// Bcrypt cost for new password hashes; tests lower it to keep the suite quick.
@@ -145,6 +173,31 @@ extension TwofoldConfiguration {
             problems.append("TWOFOLD_SMS_SENDER must be outbox, twilio or webhook (got \(other))")
         }
 
+        switch env["TWOFOLD_EMAIL_SENDER"]?.lowercased() ?? "outbox" {
+        case "", "outbox":
+            config.emailSender = .outbox
+        case "smtp":
+            do {
+                var settings = try smtpSettings(url: env["TWOFOLD_SMTP_URL"] ?? "")
+                if let caFile = env["TWOFOLD_SMTP_CA_FILE"], !caFile.isEmpty {
+                    if FileManager.default.isReadableFile(atPath: caFile) { settings.caFile = caFile } else {
+                        problems.append("TWOFOLD_SMTP_CA_FILE \(caFile) cannot be read; it must be a PEM file of the certificate authorities to trust")
+                    }
+                }
+                config.emailSender = .smtp(settings)
+            } catch let problem as SMTPURLProblem {
+                problems.append(problem.description)
+            }
+            if (env["TWOFOLD_PUBLIC_URL"] ?? "").isEmpty {
+                problems.append("TWOFOLD_PUBLIC_URL is required when TWOFOLD_EMAIL_SENDER=smtp: links in messages must point at the address users reach Twofold at")
+            }
+        case let other:
+            problems.append("TWOFOLD_EMAIL_SENDER must be outbox or smtp (got \(other))")
+        }
+        if let from = env["TWOFOLD_EMAIL_FROM"], !from.isEmpty {
+            if let problem = emailFromProblem(from) { problems.append(problem) } else { config.emailFrom = from }
+        }
+
         if let secure = env["TWOFOLD_SECURE_COOKIES"], !secure.isEmpty {
             switch secure.lowercased() {
             case "1", "true", "yes", "on": config.secureCookies = true
@@ -239,4 +292,44 @@ public struct RADIUSListenAddress: Sendable, Equatable, CustomStringConvertible 
     }
 
     public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}
+
+/// Why `TWOFOLD_SMTP_URL` is unusable.
+struct SMTPURLProblem: Error, CustomStringConvertible {
+    var description: String
+}
+
+extension TwofoldConfiguration {
+    /// Parses `smtp://[user[:password]@]host[:port]` (STARTTLS, port 587 by default) or `smtps://…` (implicit TLS,
+    /// port 465); user and password are percent-decoded.
+    static func smtpSettings(url text: String) throws -> SMTPSettings {
+        let usage = "TWOFOLD_SMTP_URL must look like smtp://user:password@smtp.example.org:587 (STARTTLS) or smtps://user:password@smtp.example.org:465 (TLS)"
+        guard !text.isEmpty else { throw SMTPURLProblem(description: "TWOFOLD_SMTP_URL is required when TWOFOLD_EMAIL_SENDER=smtp; " + usage.dropFirst("TWOFOLD_SMTP_URL ".count)) }
+        guard let components = URLComponents(string: text), let scheme = components.scheme?.lowercased(), let host = components.host, !host.isEmpty
+        else { throw SMTPURLProblem(description: usage) }
+        let security: SMTPSettings.Security
+        switch scheme {
+        case "smtp": security = .startTLS
+        case "smtps": security = .implicitTLS
+        default: throw SMTPURLProblem(description: usage)
+        }
+        if let port = components.port, !(1...65535).contains(port) { throw SMTPURLProblem(description: usage) }
+        guard (components.path.isEmpty || components.path == "/"), components.query == nil else { throw SMTPURLProblem(description: usage) }
+        let user = components.percentEncodedUser.flatMap { $0.removingPercentEncoding }
+        let password = components.percentEncodedPassword.flatMap { $0.removingPercentEncoding }
+        if password != nil, user == nil { throw SMTPURLProblem(description: usage) }
+        return SMTPSettings(host: host, port: components.port ?? (security == .implicitTLS ? 465 : 587), security: security,
+                            username: user.flatMap { $0.isEmpty ? nil : $0 }, password: password, caFile: nil)
+    }
+
+    /// `Name <address>` or a bare address, without line breaks.
+    static func emailFromProblem(_ from: String) -> String? {
+        let usage = "TWOFOLD_EMAIL_FROM must be an address such as 2fa@example-clinic.org or \"Riverside 2FA <2fa@example-clinic.org>\""
+        if from.contains(where: { $0.isNewline }) { return usage }
+        let address: Substring
+        if let open = from.lastIndex(of: "<"), from.hasSuffix(">") { address = from[from.index(after: open)..<from.index(before: from.endIndex)] } else { address = Substring(from) }
+        let parts = address.split(separator: "@", omittingEmptySubsequences: false)
+        guard parts.count == 2, !parts[0].isEmpty, parts[1].contains("."), !address.contains(where: \.isWhitespace) else { return usage }
+        return nil
+    }
 }

@@ -21,6 +21,7 @@ enum DatabaseSetup {
         AddKeyedAuditChain(),
         CreateEPCSTables(),
         CreateEPCSDailyAnalysis(),
+        CreateMailQueue(),
     ]
 
     static func configure(_ app: Application, storage: TwofoldConfiguration.Storage, postgresConnectionsPerEventLoop: Int = 8, connectionWaitSeconds: Int = 30) throws {
