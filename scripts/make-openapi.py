@@ -115,6 +115,23 @@ paths = {
         "useRecoveryCode", "Sign in with a recovery code",
         "For a half-signed-in session. Each code works once; the answer says how many remain. Counts toward the guessing limits.",
         body=obj({"code": STR}, ["code"]), ok=ref("AuthenticatedResponse"), errors=(400, 401, 403, 429), tags=["Sign-in"])},
+    "/api/v1/login/forgot": {"post": op(
+        "forgotPassword", "Forgot password: email a reset link",
+        "`login` is a username (any case) or a verified email address. If an account matches and has a verified address, it is emailed a "
+        "single-use link to choose a new password, valid 30 minutes; a newer link or a sign-in voids older ones. The answer is always 202 with "
+        "the same body, in the same time, whether or not an account matched or the request was rate-limited (3 links per account and 10 "
+        "requests per client address per hour); 400 only when `login` is empty.",
+        body=obj({"login": STR}, ["login"]), ok=ref("ForgotPasswordAccepted"), ok_status=202, errors=(400,), auth=False, tags=["Sign-in"])},
+    "/api/v1/login/reset": {"post": op(
+        "resetPassword", "Set a new password with a reset link",
+        "`token` is the last part of the emailed link (/login/reset/{token}). The password must meet the password policy (400 with the reason). "
+        "When the practice requires the second factor before a reset (the default) and the user has one, `code` must be a current code from "
+        "an authenticator app or text message, or an unused recovery code (400 without it or when wrong; wrong codes count toward the "
+        "sign-in guessing limits, 429); users whose only methods are push or passkeys get 409 and need an administrator. 410 when the link "
+        "expired, was used or was voided. The reset ends every session and remembered browser of the user and opens none: the next sign-in "
+        "needs the new password and, as before, the second factor.",
+        body=obj({"token": STR, "password": STR, "code": STR}, ["token", "password"]), ok_status=204, errors=(400, 409, 410, 429),
+        auth=False, tags=["Sign-in"])},
     "/api/v1/logout": {"post": op("logout", "End the session", "Ends the session the token belongs to.", ok_status=204, errors=(401,), tags=["Sign-in"])},
     "/api/v1/me": {"get": op(
         "me", "The signed-in user", "Also allowed while enrollment is required.", ok=ref("Me"), errors=(401,), tags=["Account"])},
@@ -163,10 +180,37 @@ paths = {
                               "allowSMS": BOOL, "allowTOTP": BOOL, "allowPush": BOOL, "allowPasskeys": BOOL, "allowPasswordless": BOOL, "refuseClonedPasskeys": BOOL,
                               "sessionLifetimeHours": {"type": "integer", "minimum": 1, "maximum": 24},
                               "accessTokenMinutes": {"type": "integer", "minimum": 5, "maximum": 15},
-                              "refreshTokenDays": {"type": "integer", "minimum": 1, "maximum": 30}}, ["adminPassword"]),
+                              "refreshTokenDays": {"type": "integer", "minimum": 1, "maximum": 30},
+                              "resetRequiresSecondFactor": BOOL,
+                              "notificationCopyAddress": {"type": "string", "description": "An email address that also receives lockouts and administrators' actions on accounts; \"\" removes it."}}, ["adminPassword"]),
                     ok=ref("Practice"), errors=(400, 401, 403, 429), tags=["Administration"])},
     "/api/v1/practice/users": {"get": op(
-        "listUsers", "Staff members with their 2FA state", ADMIN + " 50 per page.", ok=ref("UsersPage"), errors=(401, 403), tags=["Administration"], parameters=PAGE_PARAMS)},
+        "listUsers", "Staff members with their 2FA state", ADMIN + " 50 per page.", ok=ref("UsersPage"), errors=(401, 403), tags=["Administration"], parameters=PAGE_PARAMS),
+        "post": op(
+        "createUser", "Add a staff member (invitation by email)",
+        ADMIN + " " + ADMIN_PASSWORD + " With `invite` true (the default) the account has no usable password and the staff member is emailed a "
+        "single-use invitation link, valid 7 days, to choose one (and, where 2FA is required, to enroll right away); until then they cannot sign in. "
+        "With `invite` false, `temporaryPassword` is set and must be changed at first sign-in (`invitation` is then null).",
+        body=obj({"username": STR, "firstName": STR, "lastName": STR, "email": STR, "cell": STR, "role": {"enum": ["provider", "staff"]},
+                  "manageAccounts": BOOL, "primaryProviderId": UUID, "invite": BOOL, "temporaryPassword": STR, "adminPassword": STR},
+                 ["username", "firstName", "lastName", "email", "adminPassword"]),
+        ok=obj({"userId": UUID, "invitation": {"oneOf": [ref("Invitation"), {"type": "null"}]}}, ["userId", "invitation"]), ok_status=201,
+        errors=(400, 401, 403, 404, 429), tags=["Administration"])},
+    "/api/v1/practice/users/{id}/invitation/resend": {"post": op(
+        "resendInvitation", "Send a staff member a new invitation link",
+        ADMIN + " " + ADMIN_PASSWORD + " For an invitation not accepted yet (open, expired or revoked): a new link valid 7 days is emailed and the "
+        "earlier link stops working. 409 when there is no invitation or it was accepted.",
+        body=obj({"adminPassword": STR}, ["adminPassword"]), ok=ref("Invitation"), errors=(401, 403, 404, 409, 429), tags=["Administration"], parameters=ID_PARAM)},
+    "/api/v1/practice/users/{id}/invitation": {"delete": op(
+        "revokeInvitation", "Withdraw a staff member's invitation",
+        ADMIN + " " + ADMIN_PASSWORD + " The link stops working at once; the account stays, without a usable password. 409 when no invitation is open.",
+        body=obj({"adminPassword": STR}, ["adminPassword"]), ok_status=204, errors=(401, 403, 404, 409, 429), tags=["Administration"], parameters=ID_PARAM)},
+    "/api/v1/practice/users/{id}/password-reset": {"post": op(
+        "sendPasswordReset", "Email a staff member a password reset link",
+        ADMIN + " " + ADMIN_PASSWORD + " The link goes to the user's verified address (409 when there is none), works once for 30 minutes and "
+        "voids older links; their current password works until it is used. Audited with the administrator as actor.",
+        body=obj({"adminPassword": STR}, ["adminPassword"]), ok=obj({"status": {"const": "sent"}, "expiresInMinutes": INT}, ["status", "expiresInMinutes"]),
+        ok_status=202, errors=(401, 403, 404, 409, 429), tags=["Administration"], parameters=ID_PARAM)},
     "/api/v1/practice/users/{id}/two-factor/setup": {"post": op(
         "requireTwoFactorForUser", "Require 2FA of a staff member",
         ADMIN + " " + ADMIN_PASSWORD + " The user must have a cell phone on file (409 otherwise). At their next sign-in they must enroll before anything else.",
@@ -372,6 +416,21 @@ FACTOR_ID_PARAM = {"name": "factorId", "in": "path", "required": True, "schema":
 EPCS_APPROVER = (" Only the practice's EPCS access approvers (403 otherwise, audited as `epcs.unauthorized_attempt`).")
 GRANT_STATUS = obj({"grantId": UUID, "status": {"enum": ["pending_approval", "active", "refused", "revoked"]},
                     "revocationConfirmed": BOOL}, ["grantId", "status"])
+APPROVER_PROOF = obj({"code": STR, "push": BOOL, "pushChallengeId": UUID}, [])
+APPROVER_PROOF_TEXT = (" Proof of the approver's second factor: `{\"code\"}` (a fresh code from their authenticator app; never a text "
+                       "message, a recovery code or a remembered browser; 401 for a wrong or already used code, counted toward the guessing "
+                       "limits), or `{\"push\": true}`, which sends the step to their push device and answers 202 with the number to enter "
+                       "there, then `{\"pushChallengeId\"}` once it is approved (409 while it waits, 403 when denied or expired; one push, one step).")
+PUSH_PENDING = obj({"grantId": UUID, "status": {"enum": ["pending_push"]}, "pushChallengeId": UUID, "number": INT,
+                    "expiresAt": {"type": "string", "format": "date-time"}}, ["grantId", "status", "pushChallengeId", "number", "expiresAt"])
+
+
+def with_push_pending(operation):
+    operation["responses"]["202"] = {"description": "A push request was sent to the approver's device.",
+                                     "content": {"application/json": {"schema": PUSH_PENDING}}}
+    return operation
+
+
 paths.update({
     "/api/v1/practice/users/{id}/epcs/grants": {"post": op(
         "enterEPCSGrant", "EPCS: enter a prescriber's permission (first approver)",
@@ -385,12 +444,11 @@ paths.update({
                                   ["provider", "date", "level", "reference"]),
                   "adminPassword": STR}, ["deaNumber", "deaExpiresOn", "states", "proofing", "adminPassword"]),
         ok=GRANT_STATUS, ok_status=201, errors=(400, 401, 403, 404, 409, 429), tags=["EPCS"], parameters=ID_PARAM)},
-    "/api/v1/practice/epcs/grants/{grantId}/approve": {"post": op(
+    "/api/v1/practice/epcs/grants/{grantId}/approve": {"post": with_push_pending(op(
         "approveEPCSGrant", "EPCS: approve a permission (second approver)",
         ADMIN + EPCS_APPROVER + " The second person: a different approver from the one who entered it (403), a DEA registrant (403), "
-        "with a fresh code from their authenticator app (never a text message, a recovery code or a remembered browser; 409 without "
-        "an app, 401 for a wrong or already used code, counted toward the guessing limits). Only one decision counts (409 afterwards).",
-        body=obj({"code": STR}, ["code"]), ok=GRANT_STATUS, errors=(400, 401, 403, 404, 409, 429), tags=["EPCS"], parameters=GRANT_ID_PARAM)},
+        "not the prescriber (403)." + APPROVER_PROOF_TEXT + " Only one decision counts (409 afterwards).",
+        body=APPROVER_PROOF, ok=GRANT_STATUS, errors=(400, 401, 403, 404, 409, 429), tags=["EPCS"], parameters=GRANT_ID_PARAM))},
     "/api/v1/practice/epcs/grants/{grantId}/refuse": {"post": op(
         "refuseEPCSGrant", "EPCS: refuse a waiting permission",
         ADMIN + EPCS_APPROVER + " " + ADMIN_PASSWORD + " A new grant then needs two approvers again.",
@@ -402,10 +460,10 @@ paths.update({
         "are refused. A second approver confirms it afterwards (confirm-revocation). 409 when there is nothing to revoke.",
         body=obj({"reason": STR, "adminPassword": STR}, ["adminPassword"]), ok=GRANT_STATUS, errors=(400, 401, 403, 404, 409, 429),
         tags=["EPCS"], parameters=ID_PARAM)},
-    "/api/v1/practice/epcs/grants/{grantId}/confirm-revocation": {"post": op(
+    "/api/v1/practice/epcs/grants/{grantId}/confirm-revocation": {"post": with_push_pending(op(
         "confirmEPCSRevocation", "EPCS: confirm a revocation (second approver)",
-        ADMIN + EPCS_APPROVER + " Another approver than the one who revoked, a DEA registrant, with a fresh authenticator code (as for approving).",
-        body=obj({"code": STR}, ["code"]), ok=GRANT_STATUS, errors=(400, 401, 403, 404, 409, 429), tags=["EPCS"], parameters=GRANT_ID_PARAM)},
+        ADMIN + EPCS_APPROVER + " Another approver than the one who revoked, a DEA registrant." + APPROVER_PROOF_TEXT,
+        body=APPROVER_PROOF, ok=GRANT_STATUS, errors=(400, 401, 403, 404, 409, 429), tags=["EPCS"], parameters=GRANT_ID_PARAM))},
     "/api/v1/practice/epcs/grants": {"get": op(
         "listEPCSGrants", "EPCS: the practice's permissions", ADMIN + " Newest first, with who entered, decided, revoked and confirmed each.",
         ok=obj({"grants": {"type": "array", "items": ref("EPCSGrant")}}, ["grants"]), errors=(401, 403), tags=["EPCS"])},
@@ -464,6 +522,7 @@ schemas = {
     "AuthenticatedResponse": obj({"status": {"const": "authenticated"},
                                   "token": {"type": "string", "description": "The session's new bearer token: the token of the password step stops working once the second factor passes."},
                                   "rememberToken": STR, "recoveryCodesLeft": INT}, ["status"]),
+    "ForgotPasswordAccepted": obj({"status": {"const": "accepted"}, "message": STR}, ["status", "message"]),
     "SMSSent": obj({"sentTo": STR, "expiresInSeconds": INT}, ["sentTo", "expiresInSeconds"]),
     "Me": obj({"id": UUID, "username": STR, "firstName": STR, "lastName": STR, "email": STR, "cellPhone": STR, "role": {"enum": ["provider", "staff"]},
                "permissions": {"type": "array", "items": STR}, "practice": obj({"id": UUID, "name": STR}, ["id", "name"]),
@@ -494,9 +553,13 @@ schemas = {
                      "refuseClonedPasskeys": {"type": "boolean", "description": "Refuse a passkey whose signature counter went backwards (always audited)."},
                      "sessionLifetimeHours": {"type": "integer", "description": "Hours after sign-in at which every session ends, however busy (1 to 24)."},
                      "accessTokenMinutes": {"type": "integer", "description": "Lifetime of access tokens issued to the practice's applications (5 to 15 minutes)."},
-                     "refreshTokenDays": {"type": "integer", "description": "Lifetime of refresh tokens (1 to 30 days); each use replaces the token."}},
+                     "refreshTokenDays": {"type": "integer", "description": "Lifetime of refresh tokens (1 to 30 days); each use replaces the token."},
+                     "resetRequiresSecondFactor": {"type": "boolean", "description": "A password reset by email also needs a current code from the user's second factor (or a recovery code), when they have one. On by default."},
+                     "notificationCopyAddress": {"type": "string", "description": "Also receives security notifications of lockouts and administrators' actions on accounts; absent when not set."}},
                     ["id", "name", "mandatoryTwoFactor", "rememberBrowserDays", "inactivityMinutes", "otpDigits", "allowSMS", "allowTOTP", "allowPush",
-                     "allowPasskeys", "allowPasswordless", "refuseClonedPasskeys", "sessionLifetimeHours", "accessTokenMinutes", "refreshTokenDays"]),
+                     "allowPasskeys", "allowPasswordless", "refuseClonedPasskeys", "sessionLifetimeHours", "accessTokenMinutes", "refreshTokenDays",
+                     "resetRequiresSecondFactor"]),
+    "Invitation": obj({"expiresAt": DATE, "sentCount": INT}, ["expiresAt", "sentCount"]),
     "UsersPage": obj({"users": {"type": "array", "items": obj({
         "id": UUID, "username": STR, "firstName": STR, "lastName": STR, "email": STR, "cellPhone": STR, "role": STR, "manageAccounts": BOOL,
         "primaryProviderId": UUID, "twoFactor": obj({"status": {"enum": ["active", "required", "inactive"]}, "factorKind": STR, "factorShortId": STR}, ["status"])},

@@ -39,7 +39,7 @@ struct Push: AsyncParsableCommand {
     static func describe(_ challenge: PushMessages.Challenge) -> String {
         let left = max(0, Int(challenge.expiresAt.timeIntervalSinceNow))
         return """
-            \(challenge.id.uuidString)  \(challenge.purpose == "step_up" ? "Confirm action" : "Sign-in request")
+            \(challenge.id.uuidString)  \(challenge.purpose == "sign_in" ? "Sign-in request" : "Confirm action")
               \(challenge.summary.replacingOccurrences(of: "\n", with: "\n  "))
               from \(challenge.ip), \(challenge.browser.isEmpty ? "unknown browser" : challenge.browser)
               at \(ISO8601DateFormatter().string(from: challenge.createdAt)), expires in \(left) s

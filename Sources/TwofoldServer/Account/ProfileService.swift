@@ -13,7 +13,11 @@ struct ProfileService {
         return email
     }
 
-    func update(session: CurrentSession, email: String, cellPhone: String) async throws {
+    /// Saves the cell phone and, when the address changed, sends the new one a confirmation link (the address in use
+    /// stays until it is confirmed).
+    /// - Returns: whether a confirmation link was sent.
+    @discardableResult
+    func update(session: CurrentSession, email: String, cellPhone: String) async throws -> Bool {
         guard let email = Self.validEmail(email) else { throw Abort(.badRequest, reason: "Enter a valid email address, like name@example.org.") }
         let trimmedPhone = cellPhone.trimmingCharacters(in: .whitespacesAndNewlines)
         var phone: String?
@@ -25,14 +29,20 @@ struct ProfileService {
         }
         let user = session.user
         var changed: [String] = []
-        if user.email != email { changed.append("email") }
+        // A new address is used only once its owner opens the link sent to it (typing the pending one again resends it).
+        let newAddress = email.lowercased() != user.email.lowercased() ? email : nil
+        if newAddress != nil { changed.append("pending_email") }
         if user.cellPhone != phone { changed.append("cell_phone") }
-        user.email = email
         user.cellPhone = phone
-        try await user.save(on: request.db)
-        if !changed.isEmpty {
-            try await request.audit(.profileUpdated, practiceID: session.practiceID, actorID: session.userID, details: ["changed": changed.joined(separator: ",")])
+        let changedFields = changed.joined(separator: ",")
+        try await request.db.transaction { db in
+            try await user.save(on: db)
+            if let newAddress { try await EmailVerification(request: request).requestChange(of: user, to: newAddress, administrator: nil, on: db) }
+            if !changedFields.isEmpty {
+                try await request.audit(.profileUpdated, practiceID: session.practiceID, actorID: session.userID, details: ["changed": changedFields], on: db)
+            }
         }
+        return newAddress != nil
     }
 
     /// Wrong current passwords on the change-password form: the same budget as sign-in's per account (10 per 15 minutes).

@@ -238,6 +238,8 @@ struct SecurityWebController: RouteCollection {
         var email: String
         var cellPhone: String
         var needsPassword: Bool
+        /// A new address waiting for its confirmation link.
+        var pendingEmail: String? = nil
         var backLink = WebPath.security.string
     }
 
@@ -255,7 +257,7 @@ struct SecurityWebController: RouteCollection {
         let session = try req.requireSession()
         let page = ProfilePage(layout: req.layout("Profile", error: error), firstName: session.user.firstName, lastName: session.user.lastName,
                                email: form?.email ?? session.user.email, cellPhone: form?.cellPhone ?? session.user.cellPhone ?? "",
-                               needsPassword: !Reauthentication.isFresh(session, now: req.now))
+                               needsPassword: !Reauthentication.isFresh(session, now: req.now), pendingEmail: session.user.pendingEmail)
         return try await req.render("profile", page, status: status)
     }
 
@@ -264,8 +266,8 @@ struct SecurityWebController: RouteCollection {
         let form = try req.content.decode(ProfileForm.self)
         do {
             try await Reauthentication(request: req).confirm(password: form.password, session: session)
-            try await ProfileService(request: req).update(session: session, email: form.email ?? "", cellPhone: form.cellPhone ?? "")
-            return req.redirect(to: WebPath.security.string + "?notice=\(Notice.profileUpdated.rawValue)")
+            let confirming = try await ProfileService(request: req).update(session: session, email: form.email ?? "", cellPhone: form.cellPhone ?? "")
+            return req.redirect(to: WebPath.security.string + "?notice=\((confirming ? Notice.emailConfirmationSent : Notice.profileUpdated).rawValue)")
         } catch let error as any AbortError {
             return try await renderProfile(req, error: error.reason, status: error.status, form: form)
         }

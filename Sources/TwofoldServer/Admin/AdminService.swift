@@ -79,6 +79,48 @@ struct AdminService {
         return user
     }
 
+    /// Creates a staff account without a usable password and emails them an invitation to choose one, in one
+    /// transaction: there is never an invited account without its message, nor a message without its account.
+    func inviteStaff(_ input: StaffInput, adminPassword: String?) async throws -> (User, Invitation) {
+        try await confirmAdminPassword(adminPassword)
+        let provider = try await validProvider(input.primaryProviderID)
+        let invitations = InvitationService(request: request)
+        let (request, admin) = (self.request, self.admin)
+        return try await request.db.transaction { db in
+            let user = try await AccountProvisioning(database: db, passwords: request.passwordHasher, now: request.now).createUser(.init(
+                practiceID: admin.practiceID, username: input.username, firstName: input.firstName, lastName: input.lastName, email: input.email,
+                cellPhone: input.cellPhone, role: input.role, permissions: input.manageAccounts ? [.manageAccounts] : [], password: nil),
+                actorID: admin.userID)
+            user.primaryProviderID = provider
+            try await user.save(on: db)
+            let invitation = try await invitations.send(to: user, practice: admin.practice, invitedBy: admin.user, on: db)
+            return (user, invitation)
+        }
+    }
+
+    /// Sends a staff member whose invitation is not accepted yet a new link (the old one stops working) valid 7 more days.
+    func resendInvitation(of userID: UUID, adminPassword: String?) async throws -> Invitation {
+        let user = try await directory.user(userID)
+        guard let invitation = try await Invitation.query(on: request.db).filter(\.$userID == userID).first() else { throw InvitationError.notOpen }
+        guard invitation.acceptedAt == nil else { throw InvitationError.alreadyAccepted }
+        try await confirmAdminPassword(adminPassword)
+        let invitations = InvitationService(request: request)
+        let admin = self.admin
+        return try await request.db.transaction { db in
+            try await invitations.send(to: user, practice: admin.practice, invitedBy: admin.user, on: db)
+        }
+    }
+
+    /// Withdraws a staff member's open invitation: the link stops working at once.
+    func revokeInvitation(of userID: UUID, adminPassword: String?) async throws {
+        let user = try await directory.user(userID)
+        guard let invitation = try await Invitation.query(on: request.db).filter(\.$userID == userID).first(), invitation.state(at: request.now) == .open else {
+            throw InvitationError.notOpen
+        }
+        try await confirmAdminPassword(adminPassword)
+        try await InvitationService(request: request).revoke(user: user, actorID: admin.userID)
+    }
+
     func updateStaff(_ id: UUID, _ input: StaffInput, adminPassword: String?) async throws -> User {
         let user = try await directory.user(id)
         try await confirmAdminPassword(adminPassword)
@@ -96,14 +138,29 @@ struct AdminService {
         }
         user.firstName = input.firstName.trimmingCharacters(in: .whitespaces)
         user.lastName = input.lastName.trimmingCharacters(in: .whitespaces)
-        user.email = email
+        // A changed address is used once its owner opens the confirmation link sent to it; until then the old one stays.
+        let newAddress = email.lowercased() != user.email.lowercased() ? email : nil
         user.cellPhone = cell
         user.role = input.role
         user.permissions = input.manageAccounts ? [User.Permission.manageAccounts.rawValue] : []
         user.primaryProviderID = try await validProvider(input.primaryProviderID)
-        try await user.save(on: request.db)
-        try await request.audit(.userUpdated, practiceID: admin.practiceID, actorID: admin.userID, subjectID: user.id,
-                                details: ["username": user.username, "role": user.role.rawValue, "manage_accounts": String(input.manageAccounts)])
+        let (request, admin) = (self.request, self.admin)
+        try await request.db.transaction { db in
+            try await user.save(on: db)
+            if let newAddress { try await EmailVerification(request: request).requestChange(of: user, to: newAddress, administrator: admin.user, on: db) }
+            try await request.audit(.userUpdated, practiceID: admin.practiceID, actorID: admin.userID, subjectID: user.id,
+                                    details: ["username": user.username, "role": user.role.rawValue, "manage_accounts": String(input.manageAccounts)], on: db)
+        }
+        return user
+    }
+
+    /// Emails a staff member a link to choose a new password (30 minutes, single use), to their verified address.
+    /// Their password keeps working until they use the link; the reset asks for their second factor when the practice does.
+    func sendPasswordReset(to userID: UUID, adminPassword: String?) async throws -> User {
+        let user = try await directory.user(userID)
+        guard user.emailVerifiedAt != nil, !user.email.isEmpty else { throw PasswordResetError.noVerifiedEmail(name: user.fullName) }
+        try await confirmAdminPassword(adminPassword)
+        try await PasswordResetService(request: request).sendLink(to: user, by: admin.user)
         return user
     }
 
@@ -144,6 +201,9 @@ struct AdminService {
         var sessionLifetimeHours: Int? = nil
         var accessTokenMinutes: Int? = nil
         var refreshTokenDays: Int? = nil
+        var resetRequiresSecondFactor: Bool? = nil
+        /// nil leaves it; an empty string removes it.
+        var notificationCopyAddress: String? = nil
     }
 
     func updateSettings(_ change: SettingsChange, adminPassword: String?) async throws -> Practice {
@@ -163,6 +223,12 @@ struct AdminService {
             problems.append("the refresh token lifetime must be \(range.lowerBound) to \(range.upperBound) days")
         }
         if let digits = change.otpDigits, ![6, 7, 8].contains(digits) { problems.append("codes must have 6, 7 or 8 digits") }
+        var copyAddress: String??
+        if let raw = change.notificationCopyAddress?.trimmingCharacters(in: .whitespacesAndNewlines) {
+            if raw.isEmpty { copyAddress = .some(nil) } else if let valid = ProfileService.validEmail(raw) { copyAddress = .some(valid) } else {
+                problems.append("the notification copy address must be a valid email address (or empty)")
+            }
+        }
         let practice = admin.practice
         if (change.allowSMS ?? practice.allowSMS) == false && (change.allowTOTP ?? practice.allowTOTP) == false && (change.allowPush ?? practice.allowPush) == false
             && (change.allowPasskeys ?? practice.allowPasskeys) == false {
@@ -191,6 +257,11 @@ struct AdminService {
         apply("session_lifetime_hours", change.sessionLifetimeHours, \.sessionLifetimeHours)
         apply("oidc_access_token_minutes", change.accessTokenMinutes, \.accessTokenMinutes)
         apply("oidc_refresh_token_days", change.refreshTokenDays, \.refreshTokenDays)
+        apply("reset_requires_second_factor", change.resetRequiresSecondFactor, \.resetRequiresSecondFactor)
+        if let copyAddress, copyAddress?.lowercased() != practice.notificationCopyAddress?.lowercased() {
+            changed["notification_copy_address"] = "\(practice.notificationCopyAddress ?? "none") → \(copyAddress ?? "none")"
+            practice.notificationCopyAddress = copyAddress
+        }
         guard !changed.isEmpty else { return practice }
         try await practice.save(on: request.db)
         if change.allowSMS == false, changed["allow_sms"] != nil {

@@ -16,6 +16,9 @@ struct AdminWebController: RouteCollection {
         admin.get("staff", ":id", "two-factor", "setup", use: confirmSetUp)
         admin.post("staff", ":id", "two-factor", "setup", use: setUp)
         admin.post("staff", ":id", "two-factor", "disable", use: disable)
+        admin.post("staff", ":id", "invitation", "resend", use: resendInvitation)
+        admin.get("staff", ":id", "invitation", "revoke", use: confirmRevokeInvitation)
+        admin.post("staff", ":id", "invitation", "revoke", use: revokeInvitation)
         admin.get("practice", use: practice)
         admin.post("practice", use: updatePractice)
         admin.get("audit", use: audit)
@@ -51,6 +54,11 @@ struct AdminWebController: RouteCollection {
     @Sendable func createStaff(req: Request) async throws -> Response {
         let form = try req.content.decode(StaffPages.StaffForm.self)
         do {
+            // An invitation by email unless the administrator chose to set a temporary password.
+            if form.sendsInvitation {
+                _ = try await Self.service(req).inviteStaff(form.input, adminPassword: form.adminPassword)
+                return req.redirect(to: AdminPath.staff.string + "?notice=\(Notice.invitationSent.rawValue)")
+            }
             let user = try await Self.service(req).createStaff(form.input, temporaryPassword: form.temporaryPassword ?? "", adminPassword: form.adminPassword)
             return req.redirect(to: AdminPath.staff.string + "?notice=staff-created&user=\(user.username)")
         } catch let error as any AbortError {
@@ -126,6 +134,35 @@ struct AdminWebController: RouteCollection {
         }
     }
 
+    // MARK: invitations
+
+    @Sendable func resendInvitation(req: Request) async throws -> Response {
+        let id = try Self.userID(req)
+        do {
+            _ = try await Self.service(req).resendInvitation(of: id, adminPassword: try req.content.decode(PasswordForm.self).adminPassword)
+            return req.redirect(to: AdminPath.user(id).string + "?notice=\(Notice.invitationResent.rawValue)")
+        } catch let error as any AbortError where error.status != .notFound {
+            return try await StaffPages.user(req, id: id, error: error.reason, status: error.status)
+        }
+    }
+
+    @Sendable func confirmRevokeInvitation(req: Request) async throws -> Response {
+        let user = try await Self.service(req).directory.user(try Self.userID(req))
+        return try await StaffPages.confirm(req, .revokeInvitation(user), error: nil, status: .ok)
+    }
+
+    @Sendable func revokeInvitation(req: Request) async throws -> Response {
+        let service = try Self.service(req)
+        let id = try Self.userID(req)
+        let user = try await service.directory.user(id)
+        do {
+            try await service.revokeInvitation(of: id, adminPassword: try req.content.decode(PasswordForm.self).adminPassword)
+            return req.redirect(to: AdminPath.user(id).string + "?notice=\(Notice.invitationRevoked.rawValue)")
+        } catch let error as any AbortError {
+            return try await StaffPages.confirm(req, .revokeInvitation(user), error: error.reason, status: error.status)
+        }
+    }
+
     // MARK: practice settings and audit
 
     @Sendable func practice(req: Request) async throws -> Response {
@@ -166,6 +203,8 @@ enum AdminPath {
     case delete(UUID)
     case setUp(UUID)
     case disable(UUID)
+    case resendInvitation(UUID)
+    case revokeInvitation(UUID)
     case practice
     case audit
     case auditCSV
@@ -187,6 +226,7 @@ enum AdminPath {
     case epcsRevoke(UUID)
     case epcsApprover(UUID)
     case reportLost(user: UUID, factor: UUID)
+    case passwordReset(UUID)
 
     var string: String {
         switch self {
@@ -197,6 +237,8 @@ enum AdminPath {
         case .delete(let id): "/admin/staff/\(id.uuidString)/delete"
         case .setUp(let id): "/admin/staff/\(id.uuidString)/two-factor/setup"
         case .disable(let id): "/admin/staff/\(id.uuidString)/two-factor/disable"
+        case .resendInvitation(let id): "/admin/staff/\(id.uuidString)/invitation/resend"
+        case .revokeInvitation(let id): "/admin/staff/\(id.uuidString)/invitation/revoke"
         case .practice: "/admin/practice"
         case .audit: "/admin/audit"
         case .auditCSV: "/admin/audit.csv"
@@ -218,6 +260,7 @@ enum AdminPath {
         case .epcsRevoke(let id): "/admin/staff/\(id.uuidString)/epcs/revoke"
         case .epcsApprover(let id): "/admin/staff/\(id.uuidString)/epcs/approver"
         case .reportLost(let user, let factor): "/admin/staff/\(user.uuidString)/factors/\(factor.uuidString)/report-lost"
+        case .passwordReset(let id): "/admin/staff/\(id.uuidString)/password-reset"
         }
     }
 }

@@ -87,6 +87,10 @@ struct EPCSPages: RouteCollection {
         try await Factor.query(on: req.db).filter(\.$user.$id == userID).filter(\.$status == .active).filter(\.$kind == .totp).count() > 0
     }
 
+    static func hasPushDevice(_ req: Request, userID: UUID) async throws -> Bool {
+        try await Factor.query(on: req.db).filter(\.$user.$id == userID).filter(\.$status == .active).filter(\.$kind == .push).count() > 0
+    }
+
     static func openGrant(_ req: Request, userID: UUID) async throws -> EPCSGrant? {
         try await EPCSGrant.query(on: req.db).filter(\.$user.$id == userID).filter(\.$status ~~ [.active, .pendingApproval]).with(\.$user).first()
     }
@@ -279,12 +283,20 @@ struct EPCSPages: RouteCollection {
         var button: String
         var danger: Bool
         var backLink: String
+        /// The second approver may send the step to their push device instead of typing a code.
+        var pushAvailable = false
+        /// A push request was sent: the number to enter on the device, and the request to continue with.
+        var pushNumber: Int? = nil
+        var pushChallengeID: String? = nil
     }
 
     struct GrantActionForm: Content {
         var code: String?
         var reason: String?
         var adminPassword: String?
+        /// "1": send the step to the approver's push device.
+        var push: String?
+        var pushChallengeId: UUID?
     }
 
     static func details(_ grant: EPCSGrant, viewer: User, names: [UUID: String], now: Date) -> [Detail] {
@@ -316,7 +328,7 @@ struct EPCSPages: RouteCollection {
             if grant.enteredBy == viewer.id { return EPCSError.ownGrant.reason }
             if !viewer.deaRegistrant { return EPCSError.approverNotRegistrant.reason }
             if grant.status != .pendingApproval { return EPCSError.notPending(grant.visibleStatus(now: now)).reason }
-            if !hasApp { return EPCSError.noAuthenticatorApp.reason }
+            if !hasApp { return EPCSError.noAuthenticatorApp.reason + " You can also approve on a push device." }
         case .refuse:
             if grant.status != .pendingApproval { return EPCSError.notPending(grant.visibleStatus(now: now)).reason }
         case .confirmRevocation:
@@ -331,12 +343,13 @@ struct EPCSPages: RouteCollection {
     }
 
     func renderGrantAction(_ req: Request, _ action: GrantAction, grant: EPCSGrant, error: String? = nil,
-                           status: HTTPResponseStatus = .ok) async throws -> Response {
+                           status: HTTPResponseStatus = .ok, push: PushChallenge? = nil) async throws -> Response {
         let session = try req.requireSession()
         let viewer = session.user
         let ids = Set([grant.enteredBy] + [grant.decidedBy, grant.revokedBy].compactMap { $0 })
         let names = try await Self.names(req, practiceID: session.practiceID, ids: ids)
-        let hasApp = try await Self.hasAuthenticatorApp(req, userID: session.userID)
+        let hasPush = try await Self.hasPushDevice(req, userID: session.userID)
+        let hasApp = try await Self.hasAuthenticatorApp(req, userID: session.userID) || hasPush
         let name = grant.user.fullName
         let (heading, lines, button, danger): (String, [String], String, Bool) = switch action {
         case .approve:
@@ -358,7 +371,8 @@ struct EPCSPages: RouteCollection {
             details: Self.details(grant, viewer: viewer, names: names, now: req.now),
             blocked: Self.blocked(action, grant: grant, viewer: viewer, hasApp: hasApp, now: req.now), action: action.path(grant.id!),
             needsCode: action != .refuse, needsReason: action == .refuse, needsPassword: action == .refuse, button: button, danger: danger,
-            backLink: AdminPath.epcs.string)
+            backLink: AdminPath.epcs.string, pushAvailable: action != .refuse && hasPush, pushNumber: push?.number,
+            pushChallengeID: push?.id?.uuidString)
         return try await req.render("admin-epcs-action", page, status: status)
     }
 
@@ -373,15 +387,21 @@ struct EPCSPages: RouteCollection {
         let form = try req.content.decode(GrantActionForm.self)
         do {
             let notice: Notice
+            let step = action == .approve ? "approve_grant" : "confirm_revocation"
+            if action != .refuse, form.push != nil {
+                let push = try await service.startPush(grantID: grant.id!, action: step)
+                return try await renderGrantAction(req, action, grant: grant, push: push)
+            }
+            let proof: ApproverProof = form.pushChallengeId.map { .push(challengeID: $0) } ?? .code(form.code)
             switch action {
             case .approve:
-                _ = try await service.approve(grantID: grant.id!, code: form.code)
+                _ = try await service.approve(grantID: grant.id!, proof: proof)
                 notice = .epcsGrantApproved
             case .refuse:
                 _ = try await service.refuse(grantID: grant.id!, reason: form.reason, adminPassword: form.adminPassword)
                 notice = .epcsGrantRefused
             case .confirmRevocation:
-                _ = try await service.confirmRevocation(grantID: grant.id!, code: form.code)
+                _ = try await service.confirmRevocation(grantID: grant.id!, proof: proof)
                 notice = .epcsRevocationConfirmed
             }
             return req.redirect(to: AdminPath.epcs.string + "?notice=\(notice.rawValue)")

@@ -18,6 +18,8 @@ enum PracticePages {
         var sessionLifetimeHours: Int?
         var accessTokenMinutes: Int?
         var refreshTokenDays: Int?
+        var resetRequiresSecondFactor: String?
+        var notificationCopyAddress: String?
         var adminPassword: String?
 
         /// Checkboxes send nothing when unticked, so a submitted form states every switch.
@@ -27,7 +29,8 @@ enum PracticePages {
                 inactivityMinutes: inactivityMinutes, otpDigits: otpDigits, allowSMS: allowSMS != nil, allowTOTP: allowTOTP != nil,
                 allowPush: allowPush != nil, allowPasskeys: allowPasskeys != nil, allowPasswordless: allowPasswordless != nil,
                 refuseClonedPasskeys: refuseClonedPasskeys != nil, sessionLifetimeHours: sessionLifetimeHours,
-                accessTokenMinutes: accessTokenMinutes, refreshTokenDays: refreshTokenDays)
+                accessTokenMinutes: accessTokenMinutes, refreshTokenDays: refreshTokenDays,
+                resetRequiresSecondFactor: resetRequiresSecondFactor != nil, notificationCopyAddress: notificationCopyAddress)
         }
     }
 
@@ -47,6 +50,8 @@ enum PracticePages {
         var sessionLifetimeHours: Int
         var accessTokenMinutes: Int
         var refreshTokenDays: Int
+        var resetRequiresSecondFactor: Bool
+        var notificationCopyAddress: String
         var accessTokenMinutesMin = PracticeDefaults.accessTokenMinutesRange.lowerBound
         var accessTokenMinutesMax = PracticeDefaults.accessTokenMinutesRange.upperBound
         var refreshTokenDaysMin = PracticeDefaults.refreshTokenDaysRange.lowerBound
@@ -62,7 +67,8 @@ enum PracticePages {
             allowSMS: practice.allowSMS, allowTOTP: practice.allowTOTP, allowPush: practice.allowPush,
             allowPasskeys: practice.allowPasskeys, allowPasswordless: practice.allowPasswordless, refuseClonedPasskeys: practice.refuseClonedPasskeys,
             sessionLifetimeHours: practice.sessionLifetimeHours, accessTokenMinutes: practice.accessTokenMinutes,
-            refreshTokenDays: practice.refreshTokenDays)
+            refreshTokenDays: practice.refreshTokenDays, resetRequiresSecondFactor: practice.resetRequiresSecondFactor,
+            notificationCopyAddress: practice.notificationCopyAddress ?? "")
         return try await req.render("admin-practice", context, status: status)
     }
 

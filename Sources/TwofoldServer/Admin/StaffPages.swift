@@ -13,6 +13,10 @@ enum StaffPages {
         var twoFactor: String
         var twoFactorState: String
         var canSetUp: Bool
+        /// "Invited" (with "expires …") until the staff member accepts their invitation; "Invitation expired" / "withdrawn".
+        var invitation: String?
+        var invitationDetail: String?
+        var invitationState: String?
         var viewLink: String
         var editLink: String
         var deleteLink: String
@@ -36,6 +40,7 @@ enum StaffPages {
         let search = (try? req.query.get(String.self, at: "q")) ?? ""
         let requested = try req.boundedQuery("page", in: QueryBounds.page) ?? 1
         let page = try await service.directory.page(search: search, page: requested)
+        let invitations = try await InvitationService.pending(userIDs: page.rows.compactMap(\.user.id), on: req.db)
         let rows = page.rows.map { row -> StaffRow in
             let id = row.user.id!
             let (text, state): (String, String) = switch row.twoFactor {
@@ -46,6 +51,9 @@ enum StaffPages {
             return StaffRow(id: id.uuidString, username: row.user.username, name: row.user.fullName, email: row.user.email,
                             primaryProvider: row.primaryProviderName ?? (row.user.role == .provider ? "Provider" : ""),
                             cell: row.user.cellPhone ?? "", twoFactor: text, twoFactorState: state, canSetUp: state == "inactive",
+                            invitation: invitations[id].map { invitationLabel($0.state(at: req.now)) },
+                            invitationDetail: invitations[id].flatMap { invitationDetail($0, now: req.now) },
+                            invitationState: invitations[id].map { invitationStateName($0.state(at: req.now)) },
                             viewLink: AdminPath.user(id).string, editLink: AdminPath.edit(id).string,
                             deleteLink: AdminPath.delete(id).string, setUpLink: AdminPath.setUp(id).string)
         }
@@ -60,7 +68,53 @@ enum StaffPages {
         return try await req.render("admin-staff", context, status: status)
     }
 
+    static func invitationText(_ invitation: Invitation, now: Date) -> String {
+        switch invitation.state(at: now) {
+        case .open: "Invited · expires \(InvitationService.displayDate(invitation.expiresAt))"
+        case .expired: "Invitation expired \(InvitationService.displayDate(invitation.expiresAt))"
+        case .revoked: "Invitation withdrawn"
+        case .accepted: "Invitation accepted"
+        }
+    }
+
+    static func invitationLabel(_ state: Invitation.State) -> String {
+        switch state {
+        case .open: "Invited"
+        case .expired: "Invitation expired"
+        case .revoked: "Invitation withdrawn"
+        case .accepted: "Invitation accepted"
+        }
+    }
+
+    static func invitationDetail(_ invitation: Invitation, now: Date) -> String? {
+        switch invitation.state(at: now) {
+        case .open: "expires \(InvitationService.displayDate(invitation.expiresAt))"
+        case .expired: InvitationService.displayDate(invitation.expiresAt)
+        case .revoked, .accepted: nil
+        }
+    }
+
+    static func invitationStateName(_ state: Invitation.State) -> String {
+        switch state {
+        case .open: "invited"
+        case .expired: "expired"
+        case .revoked: "revoked"
+        case .accepted: "accepted"
+        }
+    }
+
     // MARK: one user
+
+    /// The user page's invitation card, while the invitation is not accepted.
+    struct InvitationSection: Encodable {
+        var text: String
+        var state: String
+        var isOpen: Bool
+        var sentCount: Int
+        var lastSent: String
+        var resendAction: String
+        var revokeLink: String
+    }
 
     struct UserPage: Encodable {
         var layout: Layout
@@ -77,6 +131,11 @@ enum StaffPages {
         var setUpLink: String
         var editLink: String
         var epcs: EPCSPages.UserSection
+        var invitation: InvitationSection? = nil
+        /// A new address the user has not confirmed yet; email keeps going to `email`.
+        var pendingEmail: String? = nil
+        var emailVerified = false
+        var passwordResetLink = ""
         var backLink = AdminPath.staff.string
     }
 
@@ -90,7 +149,7 @@ enum StaffPages {
         let service = try AdminWebController.service(req)
         let user = try await service.directory.user(id)
         let factors = try await Factor.query(on: req.db).filter(\.$user.$id == id).filter(\.$status == .active).all()
-        let context = UserPage(
+        var context = UserPage(
             layout: req.layout(user.fullName, error: error), name: user.fullName, username: user.username, email: user.email,
             cell: user.cellPhone ?? "", role: user.role.rawValue, manageAccounts: user.has(.manageAccounts),
             twoFactorRequired: user.twoFactorRequired || service.admin.practice.mandatoryTwoFactor,
@@ -101,6 +160,16 @@ enum StaffPages {
             },
             isSelf: id == service.admin.userID, disableAction: AdminPath.disable(id).string, setUpLink: AdminPath.setUp(id).string,
             editLink: AdminPath.edit(id).string, epcs: try await EPCSPages.userSection(req, user: user, viewer: service.admin.user))
+        context.pendingEmail = user.pendingEmail
+        context.emailVerified = user.emailVerifiedAt != nil
+        context.passwordResetLink = AdminPath.passwordReset(id).string
+        if let invitation = try await InvitationService.pending(userIDs: [id], on: req.db)[id] {
+            let state = invitation.state(at: req.now)
+            context.invitation = InvitationSection(
+                text: invitationText(invitation, now: req.now), state: invitationStateName(state), isOpen: state == .open,
+                sentCount: invitation.sentCount, lastSent: InvitationService.displayDate(invitation.lastSentAt),
+                resendAction: AdminPath.resendInvitation(id).string, revokeLink: AdminPath.revokeInvitation(id).string)
+        }
         return try await req.render("admin-user", context, status: status)
     }
 
@@ -116,7 +185,18 @@ enum StaffPages {
         var manageAccounts: String?
         var primaryProviderId: String?
         var temporaryPassword: String?
+        /// `invite` (email an invitation) or `password` (set a temporary password). Without the field, a form that
+        /// gives no temporary password sends an invitation.
+        var delivery: String?
         var adminPassword: String?
+
+        var sendsInvitation: Bool {
+            switch delivery {
+            case "invite": true
+            case "password": false
+            default: (temporaryPassword ?? "").isEmpty
+            }
+        }
 
         var input: AdminService.StaffInput {
             AdminService.StaffInput(
@@ -144,6 +224,7 @@ enum StaffPages {
         var isProvider: Bool
         var manageAccounts: Bool
         var providers: [ProviderOption]
+        var invite: Bool = true
         var backLink = AdminPath.staff.string
     }
 
@@ -153,13 +234,14 @@ enum StaffPages {
         let providers = try await service.directory.providers().filter { $0.id != user?.id }.map {
             ProviderOption(id: $0.id!.uuidString, name: "Dr. \($0.firstName) \($0.lastName)", selected: $0.id!.uuidString == selectedProvider)
         }
-        let context = FormPage(
+        var context = FormPage(
             layout: req.layout(user == nil ? "Add a staff member" : "Edit \(user!.fullName)", error: error), isNew: user == nil,
             action: user.map { AdminPath.edit($0.id!).string } ?? AdminPath.staff.string,
             username: input?.username ?? user?.username ?? "", firstName: input?.firstName ?? user?.firstName ?? "",
             lastName: input?.lastName ?? user?.lastName ?? "", email: input?.email ?? user?.email ?? "",
             cellPhone: input?.cellPhone ?? user?.cellPhone ?? "", isProvider: (input?.role ?? user?.role.rawValue) == "provider",
             manageAccounts: input.map { $0.manageAccounts != nil } ?? user?.has(.manageAccounts) ?? false, providers: providers)
+        context.invite = input?.sendsInvitation ?? true
         return try await req.render("admin-staff-form", context, status: status)
     }
 
@@ -168,6 +250,7 @@ enum StaffPages {
     enum Confirmation {
         case setUp(User)
         case delete(User)
+        case revokeInvitation(User)
     }
 
     struct ConfirmPage: Encodable {
@@ -200,6 +283,13 @@ enum StaffPages {
                 layout: req.layout("Delete staff member", error: error), heading: "Delete \(user.fullName) (\(user.username))?",
                 lines: ["They will no longer be able to sign in. Their sign-in methods are removed.", "The audit log keeps every event about them."],
                 blocked: nil, fixLink: nil, action: AdminPath.delete(user.id!).string, button: "Delete staff member", danger: true)
+        case .revokeInvitation(let user):
+            context = ConfirmPage(
+                layout: req.layout("Withdraw invitation", error: error), heading: "Withdraw the invitation of \(user.fullName) (\(user.username))?",
+                lines: ["The link in their email stops working at once, and they cannot sign in: their account has no password yet.",
+                        "You can send them a new invitation later from their page, or delete the account."],
+                blocked: nil, fixLink: nil, action: AdminPath.revokeInvitation(user.id!).string, button: "Withdraw invitation", danger: true,
+                backLink: AdminPath.user(user.id!).string)
         }
         return try await req.render("admin-confirm", context, status: status)
     }

@@ -73,10 +73,13 @@ final class AuditContext: AnyModelMiddleware, Sendable {
 
     private let state: NIOLockedValueBox<State>
     let logger: Logger
+    /// Emails the user about security events (Mail/SecurityNotifications.swift), in the event's transaction.
+    let notifier: SecurityNotifier?
 
-    init(keys: AuditKeys, policy: AuditCheckpointPolicy, logger: Logger) {
+    init(keys: AuditKeys, policy: AuditCheckpointPolicy, logger: Logger, notifier: SecurityNotifier? = nil) {
         state = NIOLockedValueBox(State(keys: keys, policy: policy))
         self.logger = logger
+        self.notifier = notifier
     }
 
     var keys: AuditKeys { state.withLockedValue { $0.keys } }
@@ -103,7 +106,8 @@ final class AuditContext: AnyModelMiddleware, Sendable {
         if app.environment != .testing {
             policy.file = (app.twofold.configuration.dataDirectory as NSString).appendingPathComponent("audit-checkpoints.jsonl")
         }
-        app.databases.middleware.use(AuditContext(keys: AuditKeys(sealer: app.twofold.sealer), policy: policy, logger: app.logger))
+        app.databases.middleware.use(AuditContext(keys: AuditKeys(sealer: app.twofold.sealer), policy: policy, logger: app.logger,
+                                                     notifier: .live(app)))
     }
 
     static func of(_ database: any Database) throws -> AuditContext {

@@ -22,6 +22,9 @@ enum AuditLog {
     static func append(_ entry: AuditEntry, on database: any Database, now: Date) async throws {
         let context = try AuditContext.of(database)
         let keys = context.keys, policy = context.policy
+        // Security notifications: rendered first (nil, without a query, for events that notify nobody), queued below
+        // with the event, so a rolled-back change sends nothing and a committed one always sends.
+        let notification = try await context.notifier?.prepare(entry, on: database, now: now)
         let checkpointed = try await database.transaction { db -> Bool in
             // Advancing the head row first takes its write lock, so concurrent writers
             // (several instances on one PostgreSQL) line up and the chain stays linear.
@@ -51,6 +54,7 @@ enum AuditLog {
                 update = update.set("checkpoint_seq", to: head.seq).set("checkpoint_ms", to: occurredMS)
             }
             try await update.where("id", .equal, 1).run()
+            try await notification?.enqueue(on: db)
             return due
         }
         // Inside a caller's transaction the checkpoint is not committed yet; the maintenance task publishes it.

@@ -40,10 +40,30 @@ struct CreatePracticeCommand: AsyncCommand {
     }
 }
 
+/// The options `user create` and `user invite` share, checked the same way.
+enum UserCommandOptions {
+    static func validated(practice: String?, username: String?, firstName: String?, lastName: String?, email: String?, role: String?,
+                          alsoMissing: [String] = []) throws -> (practiceID: UUID, role: User.Role) {
+        var missing: [String] = []
+        for (flag, value) in [("--practice", practice), ("--username", username), ("--first-name", firstName), ("--last-name", lastName),
+                              ("--email", email)] where value == nil {
+            missing.append(flag)
+        }
+        missing += alsoMissing
+        guard missing.isEmpty else { throw CLIError("missing: " + missing.joined(separator: ", ")) }
+        guard let practiceID = UUID(uuidString: practice!) else { throw CLIError("--practice must be a practice id like 3F2504E0-4F89-41D3-9A0C-0305E82C3301") }
+        switch role?.lowercased() ?? "staff" {
+        case "provider": return (practiceID, .provider)
+        case "staff": return (practiceID, .staff)
+        default: throw CLIError("--role must be provider or staff")
+        }
+    }
+}
+
 /// `twofold user create --practice ID --username U … --password-stdin`
 struct UserCommands: AsyncCommandGroup {
     var help: String { "Manage users." }
-    var commands: [String: any AnyAsyncCommand] { ["create": CreateUserCommand()] }
+    var commands: [String: any AnyAsyncCommand] { ["create": CreateUserCommand(), "invite": InviteUserCommand()] }
 }
 
 struct CreateUserCommand: AsyncCommand {
@@ -62,20 +82,9 @@ struct CreateUserCommand: AsyncCommand {
     var help: String { "Creates a user and prints its id; the password is read from standard input." }
 
     func run(using context: CommandContext, signature: Signature) async throws {
-        var missing: [String] = []
-        for (flag, value) in [("--practice", signature.practice), ("--username", signature.username), ("--first-name", signature.firstName),
-                              ("--last-name", signature.lastName), ("--email", signature.email)] where value == nil {
-            missing.append(flag)
-        }
-        if !signature.passwordStdin { missing.append("--password-stdin (pipe the password in)") }
-        guard missing.isEmpty else { throw CLIError("missing: " + missing.joined(separator: ", ")) }
-        guard let practiceID = UUID(uuidString: signature.practice!) else { throw CLIError("--practice must be a practice id like 3F2504E0-4F89-41D3-9A0C-0305E82C3301") }
-        let role: User.Role
-        switch signature.role?.lowercased() ?? "staff" {
-        case "provider": role = .provider
-        case "staff": role = .staff
-        default: throw CLIError("--role must be provider or staff")
-        }
+        let (practiceID, role) = try UserCommandOptions.validated(
+            practice: signature.practice, username: signature.username, firstName: signature.firstName, lastName: signature.lastName,
+            email: signature.email, role: signature.role, alsoMissing: signature.passwordStdin ? [] : ["--password-stdin (pipe the password in)"])
         guard let line = readLine(strippingNewline: true), !line.isEmpty else { throw CLIError("no password on standard input; try: echo 'the password' | twofold user create … --password-stdin") }
         let app = context.application
         try await prepareDatabase(app)

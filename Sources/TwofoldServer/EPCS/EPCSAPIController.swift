@@ -39,8 +39,35 @@ struct EPCSAPIController: RouteCollection {
         var adminPassword: String?
     }
 
-    struct CodeRequest: Content {
+    /// The second approver's proof: `{code}`, or `{push: true}` to send the step to their push device and then
+    /// `{pushChallengeId}` once it is approved there.
+    struct ProofRequest: Content {
         var code: String?
+        var push: Bool?
+        var pushChallengeId: UUID?
+    }
+
+    /// A push request sent for the step: show the number; the device asks for it.
+    struct PushPending: Content {
+        var grantId: UUID
+        var status = "pending_push"
+        var pushChallengeId: UUID
+        var number: Int
+        var expiresAt: Date
+    }
+
+    /// Runs a second-approver step with the proof in the body, or starts a push request for it (202).
+    private func secondApproverStep(_ req: Request, action: String, run: (EPCSService, UUID, ApproverProof) async throws -> GrantStatus) async throws -> Response {
+        let id = try Self.uuid(req, "grantId", notFound: .grantNotFound)
+        let body = try Self.decode(ProofRequest.self, from: req, expected: "{code} or {push: true} then {pushChallengeId}")
+        let service = try Self.service(req)
+        if body.push == true {
+            let push = try await service.startPush(grantID: id, action: action)
+            return try await PushPending(grantId: id, pushChallengeId: push.id!, number: push.number, expiresAt: push.expiresAt)
+                .encodeResponse(status: .accepted, for: req)
+        }
+        let proof: ApproverProof = body.pushChallengeId.map { .push(challengeID: $0) } ?? .code(body.code)
+        return try await run(service, id, proof).encodeResponse(for: req)
     }
 
     struct ReasonRequest: Content {
@@ -209,11 +236,11 @@ struct EPCSAPIController: RouteCollection {
         return try await GrantStatus(grantId: grant.id!, status: grant.status.rawValue).encodeResponse(status: .created, for: req)
     }
 
-    @Sendable func approve(req: Request) async throws -> GrantStatus {
-        let id = try Self.uuid(req, "grantId", notFound: .grantNotFound)
-        let body = try Self.decode(CodeRequest.self, from: req, expected: "{code}")
-        let grant = try await Self.service(req).approve(grantID: id, code: body.code)
-        return GrantStatus(grantId: grant.id!, status: grant.status.rawValue)
+    @Sendable func approve(req: Request) async throws -> Response {
+        try await secondApproverStep(req, action: "approve_grant") { service, id, proof in
+            let grant = try await service.approve(grantID: id, proof: proof)
+            return GrantStatus(grantId: grant.id!, status: grant.status.rawValue)
+        }
     }
 
     @Sendable func refuse(req: Request) async throws -> GrantStatus {
@@ -230,11 +257,11 @@ struct EPCSAPIController: RouteCollection {
         return GrantStatus(grantId: grant.id!, status: grant.status.rawValue)
     }
 
-    @Sendable func confirmRevocation(req: Request) async throws -> GrantStatus {
-        let id = try Self.uuid(req, "grantId", notFound: .grantNotFound)
-        let body = try Self.decode(CodeRequest.self, from: req, expected: "{code}")
-        let grant = try await Self.service(req).confirmRevocation(grantID: id, code: body.code)
-        return GrantStatus(grantId: grant.id!, status: grant.status.rawValue, revocationConfirmed: grant.revocationConfirmedAt != nil)
+    @Sendable func confirmRevocation(req: Request) async throws -> Response {
+        try await secondApproverStep(req, action: "confirm_revocation") { service, id, proof in
+            let grant = try await service.confirmRevocation(grantID: id, proof: proof)
+            return GrantStatus(grantId: grant.id!, status: grant.status.rawValue, revocationConfirmed: grant.revocationConfirmedAt != nil)
+        }
     }
 
     @Sendable func grants(req: Request) async throws -> GrantList {

@@ -22,12 +22,19 @@ enum EPCSError: AbortError, Equatable {
     case notPermitted
     case noEligibleToken
     case factorNotFound
+    case noPushDevice
+    case pushPending
+    case pushNotFound
+    case pushDenied
 
     var status: HTTPResponseStatus {
         switch self {
         case .invalid: .badRequest
         case .notApprover, .ownGrant, .ownPermission, .approverNotRegistrant, .notPermitted: .forbidden
-        case .grantNotFound, .factorNotFound: .notFound
+        case .grantNotFound, .factorNotFound, .pushNotFound: .notFound
+        case .pushPending: .conflict
+        case .noPushDevice: .conflict
+        case .pushDenied: .forbidden
         case .tooFewApprovers, .notProvider, .needsManageAccounts, .notPending, .alreadyOpen, .noActiveGrant, .alreadyConfirmed,
              .noAuthenticatorApp, .noEligibleToken: .conflict
         }
@@ -52,6 +59,10 @@ enum EPCSError: AbortError, Equatable {
         case .notPermitted: "This user has no active permission to sign controlled-substance prescriptions. Two of the practice's EPCS access approvers must grant it (21 CFR 1311.125); the attempt was recorded."
         case .noEligibleToken: "This prescriber has no device the practice counts for EPCS signing (a push device, an authenticator app, or an attested security key, as the practice's EPCS settings list). Add one under Account › Security."
         case .factorNotFound: "There is no such device on this account."
+        case .noPushDevice: "You have no active push device. Approve with a code from your authenticator app instead, or add a push device under Account › Security."
+        case .pushPending: "Not approved yet. Approve the request on your push device (enter the number shown here), then continue."
+        case .pushNotFound: "There is no such push request for this step; start a new one."
+        case .pushDenied: "The request was denied on your device, or it expired. Nothing was changed; start again."
         }
     }
 }
@@ -62,6 +73,13 @@ struct EPCSGrantInput: Sendable {
     var deaExpiresOn: String
     var states: [String]
     var proofing: EPCSProofing
+}
+
+/// How the second approver proves their second factor: a fresh authenticator code, or a push request approved on
+/// their own device (with the number shown), each valid for one grant and one step.
+enum ApproverProof: Sendable {
+    case code(String?)
+    case push(challengeID: UUID)
 }
 
 /// Rules about EPCS that need only the database: who may sign, which devices count.
@@ -231,6 +249,54 @@ struct EPCSService {
         guard admin.user.deaRegistrant else { try await refuse(.approverNotRegistrant, action: action, subject: grant.$user.id) }
     }
 
+    /// Checks the approver's proof: a code through the one code check, or a push approval of this very step.
+    private func confirm(_ proof: ApproverProof, grant: EPCSGrant, action: String) async throws {
+        switch proof {
+        case .code(let code):
+            try await confirmFreshCode(code, grant: grant, action: action)
+        case .push(let challengeID):
+            guard let push = try await PushChallenge.query(on: request.db).filter(\.$id == challengeID).filter(\.$user.$id == admin.userID)
+                .filter(\.$purpose == .epcsApproval).filter(\.$epcsGrantID == grant.id).filter(\.$epcsAction == action).first()
+            else { throw EPCSError.pushNotFound }
+            switch push.status {
+            case .pending where push.expiresAt > request.now:
+                throw EPCSError.pushPending
+            case .approved where try await PushService(request: request).consume(push):
+                return
+            default:
+                try await audit(.epcsApprovalFailed, subject: grant.$user.id, ["grant": grant.shortID, "action": action, "reason": "push_" + push.status.rawValue])
+                throw EPCSError.pushDenied
+            }
+        }
+    }
+
+    /// Sends the second approver's step (approving a grant, confirming a revocation) to their push device, after the
+    /// same checks as the step itself; the device shows what is approved and asks for the number.
+    func startPush(grantID: UUID, action: String) async throws -> PushChallenge {
+        let grant = try await grant(grantID)
+        switch action {
+        case "approve_grant":
+            try await checkSecondApprover(grant, firstApprover: grant.enteredBy, action: action)
+            guard grant.status == .pendingApproval else { throw EPCSError.notPending(grant.visibleStatus(now: request.now)) }
+        case "confirm_revocation":
+            guard grant.status == .revoked, let revokedBy = grant.revokedBy else { throw EPCSError.notPending(grant.visibleStatus(now: request.now)) }
+            guard grant.revocationConfirmedAt == nil else { throw EPCSError.alreadyConfirmed }
+            try await checkSecondApprover(grant, firstApprover: revokedBy, action: action)
+        default:
+            throw EPCSError.invalid("Unknown EPCS step \(action).")
+        }
+        let hasDevice = try await Factor.query(on: request.db).filter(\.$user.$id == admin.userID).filter(\.$status == .active).filter(\.$kind == .push).count() > 0
+        guard hasDevice else { throw EPCSError.noPushDevice }
+        let what = action == "approve_grant" ? "Approve the EPCS permission of" : "Confirm the revocation of the EPCS permission of"
+        let summary = "\(what) \(grant.user.fullName) (DEA \(DEANumber(grant.deaNumber)?.masked ?? ""))"
+        let push = try await PushService(request: request).startChallenge(user: admin.user, practice: admin.practice, factorID: nil,
+                                                                          purpose: .epcsApproval, action: summary)
+        push.epcsGrantID = grant.id
+        push.epcsAction = action
+        try await push.save(on: request.db)
+        return push
+    }
+
     /// Checks the approver's fresh authenticator code through the one code check (reserved before it is checked,
     /// single use, counted against the approver's step-up counter and lockout).
     private func confirmFreshCode(_ rawCode: String?, grant: EPCSGrant, action: String) async throws {
@@ -251,10 +317,14 @@ struct EPCSService {
 
     /// The second step: another approver approves with a fresh second factor; the prescriber may sign from now on.
     func approve(grantID: UUID, code: String?) async throws -> EPCSGrant {
+        try await approve(grantID: grantID, proof: .code(code))
+    }
+
+    func approve(grantID: UUID, proof: ApproverProof) async throws -> EPCSGrant {
         let grant = try await grant(grantID)
         try await checkSecondApprover(grant, firstApprover: grant.enteredBy, action: "approve_grant")
         guard grant.status == .pendingApproval else { throw EPCSError.notPending(grant.visibleStatus(now: request.now)) }
-        try await confirmFreshCode(code, grant: grant, action: "approve_grant")
+        try await confirm(proof, grant: grant, action: "approve_grant")
         try await decide(grant, to: .active, type: .epcsGrantApproved, extra: [:])
         return grant
     }
@@ -326,11 +396,15 @@ struct EPCSService {
 
     /// The second approver's confirmation of a revocation, with a fresh authenticator code.
     func confirmRevocation(grantID: UUID, code: String?) async throws -> EPCSGrant {
+        try await confirmRevocation(grantID: grantID, proof: .code(code))
+    }
+
+    func confirmRevocation(grantID: UUID, proof: ApproverProof) async throws -> EPCSGrant {
         let grant = try await grant(grantID)
         guard grant.status == .revoked, let revokedBy = grant.revokedBy else { throw EPCSError.notPending(grant.visibleStatus(now: request.now)) }
         guard grant.revocationConfirmedAt == nil else { throw EPCSError.alreadyConfirmed }
         try await checkSecondApprover(grant, firstApprover: revokedBy, action: "confirm_revocation")
-        try await confirmFreshCode(code, grant: grant, action: "confirm_revocation")
+        try await confirm(proof, grant: grant, action: "confirm_revocation")
         let now = request.now
         try await request.db.transaction { db in
             let rows = try await (db as! any SQLDatabase).raw("""

@@ -120,7 +120,7 @@ struct Importer {
         let audit = AuditEntry(type: .usersImported, practiceID: practiceID, details: ["count": String(rows.count)])
         try await database.transaction { tx in
             for start in stride(from: 0, to: rows.count, by: Self.batchSize) {
-                try await rows[start..<min(start + Self.batchSize, rows.count)].map { $0.model(practiceID: practiceID) }.create(on: tx)
+                try await rows[start..<min(start + Self.batchSize, rows.count)].map { $0.model(practiceID: practiceID, emailVerifiedAt: now) }.create(on: tx)
             }
             try await AuditLog.append(audit, on: tx, now: now)
         }
@@ -202,10 +202,12 @@ struct Importer {
         /// not known to meet the single-factor minimum (`passwordMeetsSingleFactorMinimum` stays false until a sign-in).
         var passwordHash: String
 
-        func model(practiceID: UUID) -> User {
+        /// - Parameter emailVerifiedAt: the import's time: an address the practice's administrator supplies counts as verified.
+        func model(practiceID: UUID, emailVerifiedAt: Date? = nil) -> User {
             let user = User(id: UUID(), practiceID: practiceID, username: username, firstName: firstName, lastName: lastName, email: email,
                             cellPhone: cellPhone, role: role, permissions: [], passwordHash: passwordHash.isEmpty ? Importer.unusablePasswordHash : passwordHash)
             user.mustChangePassword = passwordHash.isEmpty
+            user.emailVerifiedAt = emailVerifiedAt
             return user
         }
     }

@@ -100,6 +100,23 @@ struct SignInService {
         return Started(session: session, token: token, user: user, practice: practice, factors: [factor])
     }
 
+    /// The first step for a user who has just chosen their password (an accepted invitation): the session opens at the
+    /// stage a password sign-in would reach, so the rest is the normal flow: the second factor when they have one,
+    /// enrollment when 2FA is required, else signed in. Any session the request already had is ended.
+    func passwordChosen(user: User, practice: Practice, channel: SessionRecord.Channel, method: String) async throws -> Started {
+        try await endCurrentSession()
+        let factors = try await activeFactors(of: user)
+        let stage: SessionRecord.Stage = !factors.isEmpty ? .secondFactor
+            : (practice.mandatoryTwoFactor || user.twoFactorRequired) ? .enrollment : .signedIn
+        let (session, token) = try await openSession(user: user, stage: stage, channel: channel,
+                                                     authentication: stage == .signedIn ? AuthenticationContext(password: true, secondFactor: nil) : nil)
+        if stage == .signedIn {
+            try await KnownSignInAddress.record(userID: try user.requireID(), address: request.clientThrottleKey, now: request.now, on: request.db)
+            try await request.audit(.signInSucceeded, practiceID: practice.id, actorID: user.id, details: ["method": method])
+        }
+        return Started(session: session, token: token, user: user, practice: practice, factors: factors)
+    }
+
     func activeFactors(of user: User) async throws -> [Factor] {
         try await Factor.query(on: request.db).filter(\.$user.$id == user.id!).filter(\.$status == .active)
             .sort(\.$isPrimary, .descending).sort(\.$createdAt).all()
@@ -112,6 +129,9 @@ struct SignInService {
             ip: request.clientIP, userAgent: request.userAgent, now: request.now)
         if let authentication { session.recordAuthentication(authentication, at: request.now) }
         try await session.create(on: request.db)
+        // Every sign-in opens its session here (right password, passkey, accepted invitation): the user got in, so
+        // any password reset link still waiting in their inbox stops working.
+        try await PasswordResetService.voidOutstanding(userID: user.id!, now: request.now, on: request.db)
         return (session, token)
     }
 

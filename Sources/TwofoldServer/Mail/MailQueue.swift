@@ -153,7 +153,7 @@ struct CreateMailQueue: AsyncMigration {
 /// `twofold mail list [--to ADDRESS] [--json]`: messages of the queue, newest first (bodies while they are kept).
 struct MailCommands: AsyncCommandGroup {
     var help: String { "Read outgoing email: kept by the outbox sender, or queued and sent over SMTP." }
-    var commands: [String: any AnyAsyncCommand] { ["list": ListMailCommand()] }
+    var commands: [String: any AnyAsyncCommand] { ["list": ListMailCommand(), "test": TestMailCommand()] }
 }
 
 struct ListMailCommand: AsyncCommand {

@@ -35,6 +35,10 @@ final class Practice: Model, @unchecked Sendable {
     /// Grants approved outside these hours (UTC, start inclusive, end exclusive) or at weekends are flagged.
     @Field(key: "epcs_working_hours_start") var epcsWorkingHoursStart: Int
     @Field(key: "epcs_working_hours_end") var epcsWorkingHoursEnd: Int
+    /// A password reset (emailed link) also needs a current code from the user's second factor, when they have one.
+    @Field(key: "reset_requires_second_factor") var resetRequiresSecondFactor: Bool
+    /// Lockouts and administrators' actions on accounts are also emailed here (security notifications); nil: nowhere.
+    @OptionalField(key: "notification_copy_address") var notificationCopyAddress: String?
     @Timestamp(key: "created_at", on: .create) var createdAt: Date?
 
     init() {}
@@ -59,6 +63,7 @@ final class Practice: Model, @unchecked Sendable {
         self.epcsSecurityKeyAAGUIDs = ""
         self.epcsWorkingHoursStart = EPCSDefaults.workingHoursStart
         self.epcsWorkingHoursEnd = EPCSDefaults.workingHoursEnd
+        self.resetRequiresSecondFactor = true
     }
 }
 

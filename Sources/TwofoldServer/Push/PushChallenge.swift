@@ -10,6 +10,8 @@ final class PushChallenge: Model, @unchecked Sendable {
     enum Purpose: String, Codable, Sendable {
         case signIn = "sign_in"
         case stepUp = "step_up"
+        /// A second EPCS approver's step (approving a grant, confirming a revocation).
+        case epcsApproval = "epcs_approval"
     }
 
     enum Status: String, Codable, Sendable {
@@ -25,6 +27,9 @@ final class PushChallenge: Model, @unchecked Sendable {
     @OptionalField(key: "session_id") var sessionID: UUID?
     /// The step-up this challenge confirms (step-up only).
     @OptionalField(key: "step_up_id") var stepUpID: UUID?
+    /// The EPCS grant and the approver's step (`approve_grant`, `confirm_revocation`) this challenge confirms.
+    @OptionalField(key: "epcs_grant_id") var epcsGrantID: UUID?
+    @OptionalField(key: "epcs_action") var epcsAction: String?
     @Field(key: "number") var number: Int
     /// False for a sign-in from a terminal that cannot show the number (a VPN asking over RADIUS): the device shows
     /// the device, client and address instead, and approving needs no number.
@@ -120,5 +125,17 @@ struct AddNumberRequiredToPushChallenge: AsyncMigration {
 
     func revert(on database: any Database) async throws {
         try await database.schema(PushChallenge.schema).deleteField("number_required").update()
+    }
+}
+
+struct AddEPCSApprovalToPushChallenge: AsyncMigration {
+    func prepare(on database: any Database) async throws {
+        try await database.schema(PushChallenge.schema).field("epcs_grant_id", .uuid).update()
+        try await database.schema(PushChallenge.schema).field("epcs_action", .string).update()
+    }
+
+    func revert(on database: any Database) async throws {
+        try await database.schema(PushChallenge.schema).deleteField("epcs_grant_id").update()
+        try await database.schema(PushChallenge.schema).deleteField("epcs_action").update()
     }
 }

@@ -22,6 +22,10 @@ enum DatabaseSetup {
         CreateEPCSTables(),
         CreateEPCSDailyAnalysis(),
         CreateMailQueue(),
+        AddEPCSApprovalToPushChallenge(),
+        CreateInvitation(),
+        CreatePasswordResetTables(),
+        AddNotificationCopyAddressToPractice(),
     ]
 
     static func configure(_ app: Application, storage: TwofoldConfiguration.Storage, postgresConnectionsPerEventLoop: Int = 8, connectionWaitSeconds: Int = 30) throws {

@@ -39,6 +39,10 @@ enum WebPath {
     case password
     case styles
     case script
+    case invitation(String)
+    case forgotPassword
+    case passwordReset(String)
+    case emailConfirm(String)
 
     var string: String {
         switch self {
@@ -79,6 +83,10 @@ enum WebPath {
         case .password: "/account/password"
         case .styles: "/assets/twofold.css"
         case .script: "/assets/twofold.js"
+        case .invitation(let token): "/invite/\(token)"
+        case .forgotPassword: "/login/forgot"
+        case .passwordReset(let token): "/login/reset/\(token)"
+        case .emailConfirm(let token): "/account/email/confirm/\(token)"
         }
     }
 }

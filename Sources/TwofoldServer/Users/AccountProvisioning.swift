@@ -17,7 +17,8 @@ struct AccountProvisioning {
         var cellPhone: String?
         var role: User.Role
         var permissions: [User.Permission]
-        var password: String
+        /// nil for an invited user: no usable password until they accept their invitation and choose one.
+        var password: String?
     }
 
     static let usernamePattern = "letters, digits, '.', '_', '-' and '@', 2 to 64 characters"
@@ -51,16 +52,21 @@ struct AccountProvisioning {
         guard let practice = try await Practice.find(input.practiceID, on: database) else { throw Abort(.notFound, reason: "There is no practice with id \(input.practiceID).") }
         // A new user has no factor yet: the password is their only one unless the practice requires 2FA.
         let rules = PasswordRules.Context(hasSecondFactor: practice.mandatoryTwoFactor, username: username, practiceName: practice.name)
-        if let problem = PasswordRules.problem(with: input.password, context: rules) { problems.append(problem.prefix(1).lowercased() + problem.dropFirst().dropLast()) }
+        if let password = input.password, let problem = PasswordRules.problem(with: password, context: rules) {
+            problems.append(problem.prefix(1).lowercased() + problem.dropFirst().dropLast())
+        }
         if try await User.query(on: database).filter(\.$usernameKey == User.key(for: username)).first() != nil {
             problems.append("the username \(username) is already taken")
         }
         guard problems.isEmpty else { throw Abort(.badRequest, reason: "Cannot create the user: " + problems.joined(separator: "; ") + ".") }
-        let hash = try await passwords.hash(input.password)
+        var hash = InvitationService.unusablePasswordHash
+        if let password = input.password { hash = try await passwords.hash(password) }
         let user = User(practiceID: input.practiceID, username: username, firstName: input.firstName.trimmingCharacters(in: .whitespaces),
                         lastName: input.lastName.trimmingCharacters(in: .whitespaces), email: email!, cellPhone: cell,
                         role: input.role, permissions: input.permissions, passwordHash: hash)
-        user.passwordMeetsSingleFactorMinimum = PasswordRules.meetsSingleFactorMinimum(input.password, username: username, practiceName: practice.name)
+        user.passwordMeetsSingleFactorMinimum = input.password.map { PasswordRules.meetsSingleFactorMinimum($0, username: username, practiceName: practice.name) } ?? false
+        // An address an administrator (or the CLI) enters counts as verified; later changes wait for a confirmation link.
+        user.emailVerifiedAt = now
         try await user.create(on: database)
         try await AuditLog.append(AuditEntry(type: .userCreated, practiceID: input.practiceID, actorID: actorID, subjectID: user.id,
                                              details: ["username": username, "role": input.role.rawValue, "permissions": input.permissions.map(\.rawValue).joined(separator: ",")]),

@@ -25,6 +25,12 @@ final class User: Model, @unchecked Sendable {
     @Field(key: "first_name") var firstName: String
     @Field(key: "last_name") var lastName: String
     @Field(key: "email") var email: String
+    /// When the owner confirmed `email` through a link (or, for addresses an administrator entered, when it was
+    /// entered); nil means it is not verified and receives no password reset link.
+    @OptionalField(key: "email_verified_at") var emailVerifiedAt: Date?
+    /// A new address waiting for its confirmation link (Account › Profile, or an administrator's edit); `email`
+    /// stays the verified one until then.
+    @OptionalField(key: "pending_email") var pendingEmail: String?
     @OptionalField(key: "cell_phone") var cellPhone: String?
     @Field(key: "role") var role: Role
     @Field(key: "permissions") var permissions: [String]

@@ -44,6 +44,15 @@ enum Notice: String {
     case epcsAlertAcknowledged = "epcs-alert-acknowledged"
     case epcsApproverSaved = "epcs-approver-saved"
     case deviceReportedLost = "device-reported-lost"
+    case invitationSent = "invitation-sent"
+    case invitationResent = "invitation-resent"
+    case invitationRevoked = "invitation-revoked"
+    case invitationAccepted = "invitation-accepted"
+    case invitationAcceptedEnroll = "invitation-accepted-enroll"
+    case passwordResetDone = "password-reset"
+    case passwordResetSent = "password-reset-sent"
+    case emailConfirmationSent = "email-confirmation-sent"
+    case emailConfirmed = "email-confirmed"
 
     var message: String {
         switch self {
@@ -75,6 +84,15 @@ enum Notice: String {
         case .epcsAlertAcknowledged: "The alert was acknowledged."
         case .epcsApproverSaved: "The EPCS approver designation was saved."
         case .deviceReportedLost: "The device was reported lost or stolen and no longer works. Any EPCS permission was revoked, and the practice's EPCS approvers were alerted."
+        case .invitationSent: "The staff account was created and an invitation was emailed. The link is valid for 7 days; the staff member chooses their own password."
+        case .invitationResent: "A new invitation was emailed. The earlier link no longer works; the new one is valid for 7 days."
+        case .invitationRevoked: "The invitation was withdrawn; its link no longer works."
+        case .invitationAccepted: "Welcome! Your password is set and you are signed in."
+        case .invitationAcceptedEnroll: "Welcome! Your password is set. Your practice requires two-factor authentication: set up a method now to finish."
+        case .passwordResetDone: "Your password was reset, and every session and remembered browser of your account was signed out. Sign in with your new password (and your second factor, if you have one)."
+        case .passwordResetSent: "A link to choose a new password was emailed to the staff member. It works once, for 30 minutes; their current password keeps working until they use it."
+        case .emailConfirmationSent: "Your profile was updated. We sent a confirmation link to the new email address: it is used once you open the link (within 24 hours). Until then, email goes to your current address."
+        case .emailConfirmed: "Your email address was confirmed and is now in use."
         }
     }
 }

@@ -1,0 +1,102 @@
+import Fluent
+import FluentSQL
+import SQLKit
+import TwofoldCore
+import Vapor
+
+/// A changed email address is confirmed by its owner before it is used: the new address waits in `pending_email`
+/// and receives a single-use link (24 hours, stored hashed); until it is opened, email (and password reset links)
+/// keep going to the old, verified address. Opening it swaps the new address in.
+struct EmailVerification {
+    let request: Request
+
+    /// Records `address` as the user's pending address and queues its confirmation link, in `db` (the transaction of
+    /// the profile change). An older pending link stops working. `administrator` is set when an administrator made
+    /// the change from the staff form.
+    func requestChange(of user: User, to address: String, administrator: User?, on db: any Database) async throws {
+        let userID = try user.requireID()
+        let now = request.now
+        let practice = try await Practice.find(user.$practice.id, on: db)
+        let token = SecureRandom.token(byteCount: 32)
+        let mail = ConfirmMail(
+            subject: "Confirm your email address for \(practice?.name ?? "Twofold")", practiceName: practice?.name ?? "Twofold",
+            firstName: user.firstName, newAddress: address, oldAddress: user.email, link: request.mailLink("/account/email/confirm/\(token)"),
+            hours: Int(EmailConfirmation.lifetime / 3600), administrator: administrator?.fullName)
+        let body = try await MailTemplates.render("email-confirm", mail, with: request.view)
+        // One pending link per user, also under parallel changes (PostgreSQL holds the user's row until the commit).
+        if db.isPostgres {
+            try await db.sql.raw("SELECT id FROM \(ident: User.schema) WHERE id = \(bind: userID) FOR UPDATE").run()
+        }
+        try await db.sql.raw("""
+            UPDATE \(ident: EmailConfirmation.schema) SET voided_at = \(bind: now)
+            WHERE user_id = \(bind: userID) AND used_at IS NULL AND voided_at IS NULL
+            """).run()
+        let confirmation = EmailConfirmation()
+        confirmation.$user.id = userID
+        confirmation.email = address
+        confirmation.tokenHash = TwofoldCore.Digest.sha256Hex(token)
+        confirmation.createdAt = now
+        confirmation.expiresAt = now.addingTimeInterval(EmailConfirmation.lifetime)
+        confirmation.requestedBy = administrator?.id
+        try await confirmation.create(on: db)
+        user.pendingEmail = address
+        try await db.sql.update(User.schema).set("pending_email", to: address).where("id", .equal, userID).run()
+        try await request.mailer.enqueue(OutgoingMail(to: address, subject: mail.subject, body: body, category: "email_confirmation",
+                                                      practiceID: user.$practice.id, userID: userID), on: db)
+        var details = ["to": PasswordResetService.maskedEmail(address)]
+        if let administrator { details["changed_by"] = administrator.username }
+        try await request.audit(.emailChangeRequested, practiceID: user.$practice.id, actorID: administrator?.id ?? userID, subjectID: userID,
+                                details: details, on: db)
+    }
+
+    /// A usable confirmation for `token`, or nil (expired, used, voided, unknown, or no longer the pending address).
+    func confirmation(token: String) async throws -> (EmailConfirmation, User)? {
+        guard !token.isEmpty, token.utf8.count <= 128,
+              let confirmation = try await EmailConfirmation.query(on: request.db).filter(\.$tokenHash == TwofoldCore.Digest.sha256Hex(token)).first(),
+              confirmation.isUsable(at: request.now),
+              let user = try await User.find(confirmation.$user.id, on: request.db),
+              user.pendingEmail?.lowercased() == confirmation.email.lowercased()
+        else { return nil }
+        return (confirmation, user)
+    }
+
+    private struct IDRow: Decodable { var id: UUID }
+
+    /// Consumes the link and makes its address the user's verified one. Returns the user, or nil when the link
+    /// cannot be used (also when a parallel request used it first).
+    func confirm(token: String) async throws -> User? {
+        guard let (confirmation, user) = try await confirmation(token: token) else { return nil }
+        let now = request.now
+        let id = try confirmation.requireID()
+        let userID = try user.requireID()
+        let old = user.email
+        return try await request.db.transaction { db -> User? in
+            let claimed = try await db.sql.raw("""
+                UPDATE \(ident: EmailConfirmation.schema) SET used_at = \(bind: now)
+                WHERE id = \(bind: id) AND used_at IS NULL AND voided_at IS NULL AND expires_at > \(bind: now) RETURNING id
+                """).all(decoding: IDRow.self)
+            guard !claimed.isEmpty else { return nil }
+            try await db.sql.update(User.schema)
+                .set("email", to: confirmation.email).set("pending_email", to: SQLLiteral.null).set("email_verified_at", to: SQLBind(now))
+                .where("id", .equal, userID).run()
+            user.email = confirmation.email
+            user.pendingEmail = nil
+            user.emailVerifiedAt = now
+            try await request.audit(.emailConfirmed, practiceID: user.$practice.id, actorID: userID,
+                                    details: ["from": PasswordResetService.maskedEmail(old), "to": PasswordResetService.maskedEmail(confirmation.email)], on: db)
+            return user
+        }
+    }
+}
+
+/// What the confirmation email says (mail-email-confirm-text.leaf and -html.leaf).
+struct ConfirmMail: Encodable, Sendable {
+    var subject: String
+    var practiceName: String
+    var firstName: String
+    var newAddress: String
+    var oldAddress: String
+    var link: String
+    var hours: Int
+    var administrator: String?
+}

@@ -1,0 +1,461 @@
+import Fluent
+import FluentSQL
+import Foundation
+import NIOConcurrencyHelpers
+import SQLKit
+import TwofoldCore
+import Vapor
+
+/// A single-use link to set a new password ("Forgot password?", or sent by an administrator). The link holds 32 random
+/// bytes (base64url); only their SHA-256 is stored. It works for 30 minutes, once, and is voided by a newer link and by
+/// a sign-in with the right password.
+final class PasswordReset: Model, @unchecked Sendable {
+    static let schema = "password_resets"
+    /// How long a link works.
+    static let lifetime: TimeInterval = 30 * 60
+
+    @ID(key: .id) var id: UUID?
+    @Parent(key: "user_id") var user: User
+    @Field(key: "token_hash") var tokenHash: String
+    @Field(key: "created_at") var createdAt: Date
+    @Field(key: "expires_at") var expiresAt: Date
+    @OptionalField(key: "used_at") var usedAt: Date?
+    @OptionalField(key: "voided_at") var voidedAt: Date?
+    @Field(key: "requested_ip") var requestedIP: String
+    /// The administrator who sent the link from the user's page; nil when the user asked for it.
+    @OptionalField(key: "requested_by") var requestedBy: UUID?
+
+    init() {}
+
+    func isUsable(at now: Date) -> Bool { usedAt == nil && voidedAt == nil && expiresAt > now }
+}
+
+/// An email address a user (or an administrator) entered, waiting for its owner to open the confirmation link. Until
+/// then the user's `email` stays the old, verified address, and password reset links go there.
+final class EmailConfirmation: Model, @unchecked Sendable {
+    static let schema = "email_confirmations"
+    static let lifetime: TimeInterval = 24 * 60 * 60
+
+    @ID(key: .id) var id: UUID?
+    @Parent(key: "user_id") var user: User
+    @Field(key: "email") var email: String
+    @Field(key: "token_hash") var tokenHash: String
+    @Field(key: "created_at") var createdAt: Date
+    @Field(key: "expires_at") var expiresAt: Date
+    @OptionalField(key: "used_at") var usedAt: Date?
+    @OptionalField(key: "voided_at") var voidedAt: Date?
+    @OptionalField(key: "requested_by") var requestedBy: UUID?
+
+    init() {}
+
+    func isUsable(at now: Date) -> Bool { usedAt == nil && voidedAt == nil && expiresAt > now }
+}
+
+/// Password reset links and email verification: the tables, the users' `email_verified_at` and `pending_email`, and
+/// the practice setting that asks for the second factor before a reset is accepted (on by default).
+///
+/// Addresses already on file count as verified: administrators entered them (the migration stamps them with its own
+/// time). From now on a changed address waits in `pending_email` until its confirmation link is opened.
+struct CreatePasswordResetTables: AsyncMigration {
+    func prepare(on database: any Database) async throws {
+        try await database.schema(PasswordReset.schema)
+            .id()
+            .field("user_id", .uuid, .required, .references(User.schema, .id, onDelete: .cascade))
+            .field("token_hash", .string, .required)
+            .field("created_at", .datetime, .required)
+            .field("expires_at", .datetime, .required)
+            .field("used_at", .datetime)
+            .field("voided_at", .datetime)
+            .field("requested_ip", .string, .required)
+            .field("requested_by", .uuid)
+            .unique(on: "token_hash")
+            .create()
+        try await database.sqlIndex(name: "password_resets_user_idx", on: PasswordReset.schema, columns: ["user_id"])
+        try await database.schema(EmailConfirmation.schema)
+            .id()
+            .field("user_id", .uuid, .required, .references(User.schema, .id, onDelete: .cascade))
+            .field("email", .string, .required)
+            .field("token_hash", .string, .required)
+            .field("created_at", .datetime, .required)
+            .field("expires_at", .datetime, .required)
+            .field("used_at", .datetime)
+            .field("voided_at", .datetime)
+            .field("requested_by", .uuid)
+            .unique(on: "token_hash")
+            .create()
+        try await database.sqlIndex(name: "email_confirmations_user_idx", on: EmailConfirmation.schema, columns: ["user_id"])
+        try await database.schema(User.schema).field("email_verified_at", .datetime).update()
+        try await database.schema(User.schema).field("pending_email", .string).update()
+        try await database.sql.update(User.schema).set("email_verified_at", to: SQLBind(Date())).where("email", .notEqual, "").run()
+        try await database.schema(Practice.schema).field("reset_requires_second_factor", .bool, .required, .sql(.default(true))).update()
+    }
+
+    func revert(on database: any Database) async throws {
+        try await database.schema(Practice.schema).deleteField("reset_requires_second_factor").update()
+        try await database.schema(User.schema).deleteField("pending_email").update()
+        try await database.schema(User.schema).deleteField("email_verified_at").update()
+        try await database.schema(EmailConfirmation.schema).delete()
+        try await database.schema(PasswordReset.schema).delete()
+    }
+}
+
+/// The "Forgot password?" page answers in at least this long whether or not an account matched, so neither its
+/// words nor its timing tell a stranger which usernames exist. Tests read ``padded`` to see that every request,
+/// matching or not, went through the same padding (they never measure time).
+final class ForgotPasswordTiming: Sendable {
+    private let minimumBox: NIOLockedValueBox<TimeInterval>
+    private let paddedBox = NIOLockedValueBox<[TimeInterval]>([])
+
+    init(minimum: TimeInterval = 0.5) { minimumBox = NIOLockedValueBox(minimum) }
+
+    var minimum: TimeInterval {
+        get { minimumBox.withLockedValue { $0 } }
+        set { minimumBox.withLockedValue { $0 = newValue } }
+    }
+
+    /// The minimum applied to each request so far, in order.
+    var padded: [TimeInterval] { paddedBox.withLockedValue { $0 } }
+
+    /// Runs `work`, then waits until `minimum` has passed since the start (also when `work` threw).
+    func padding<T>(_ work: () async throws -> T) async throws -> T {
+        let minimum = self.minimum
+        let clock = ContinuousClock()
+        let deadline = clock.now.advanced(by: .milliseconds(Int64(minimum * 1000)))
+        let result: Result<T, any Error>
+        do { result = .success(try await work()) } catch { result = .failure(error) }
+        paddedBox.withLockedValue { $0.append(minimum) }
+        try? await Task.sleep(until: deadline, clock: clock)
+        return try result.get()
+    }
+
+    struct Key: StorageKey { typealias Value = ForgotPasswordTiming }
+
+    static func install(on app: Application) {
+        app.storage[Key.self] = ForgotPasswordTiming()
+    }
+}
+
+extension Application {
+    /// Installed in `configure`.
+    var forgotPasswordTiming: ForgotPasswordTiming {
+        storage[ForgotPasswordTiming.Key.self] ?? ForgotPasswordTiming()
+    }
+}
+
+/// The limits of "Forgot password?" requests; each is reserved before any work (``ThrottleStore``).
+enum PasswordResetLimits {
+    /// Links sent to one account per hour.
+    static let perAccount = FixedWindowLimit(limit: 3, window: 60 * 60)
+    /// Requests naming one username or address per hour (whether or not it exists).
+    static let perLogin = FixedWindowLimit(limit: 5, window: 60 * 60)
+    /// Requests from one client address per hour (a clinic shares one address).
+    static let perAddress = FixedWindowLimit(limit: 10, window: 60 * 60)
+    /// Links sent to the users of one practice per hour.
+    static let perPractice = FixedWindowLimit(limit: 100, window: 60 * 60)
+}
+
+/// Why a reset was refused (the page and the API show the reason).
+enum PasswordResetError: AbortError, Equatable {
+    /// Expired, used, voided or unknown: the same answer for all four.
+    case linkInvalid
+    case passwordsDiffer
+    case weakPassword(String)
+    case codeRequired
+    case wrongCode
+    case codeAlreadyUsed
+    /// The practice asks for the second factor, and the user has no method that can give a code here.
+    case noCodeMethod
+    case emptyLogin
+    case noVerifiedEmail(name: String)
+
+    var status: HTTPResponseStatus {
+        switch self {
+        case .linkInvalid: .gone
+        case .noCodeMethod, .noVerifiedEmail: .conflict
+        default: .badRequest
+        }
+    }
+
+    var reason: String {
+        switch self {
+        case .linkInvalid: "This link to set a new password has expired or was already used. Links work once, for 30 minutes; a newer link or a sign-in voids older ones. Ask for a new one."
+        case .passwordsDiffer: "The two new passwords do not match."
+        case .weakPassword(let problem): problem
+        case .codeRequired: "Enter a current code from your authenticator app or text message, or one of your recovery codes."
+        case .wrongCode: "That code is not correct. Enter a current code from your authenticator app or text message, or an unused recovery code."
+        case .codeAlreadyUsed: "That code was already used. Wait for your authenticator app to show the next one."
+        case .noCodeMethod: "Your practice asks for a code from your second factor before a password reset, and your sign-in methods (push or passkey) cannot give one here. Ask your practice administrator to reset your password."
+        case .emptyLogin: "Enter your username or your email address."
+        case .noVerifiedEmail(let name): "\(name) has no confirmed email address, so a reset link cannot be sent."
+        }
+    }
+}
+
+/// Forgot password, reset links and the reset itself; shared by the pages and the API.
+struct PasswordResetService {
+    let request: Request
+
+    private var now: Date { request.now }
+
+    // MARK: requesting a link
+
+    private struct MatchRow: Decodable { var id: UUID }
+
+    /// Handles a "Forgot password?" request for `login` (a username, or a verified email address). Always returns
+    /// normally and in the same time, whether or not an account matched or the request was throttled: the caller
+    /// shows the same answer in every case. Everything that differs is in the audit log only.
+    func requestLink(login rawLogin: String) async throws {
+        let login = String(rawLogin.trimmingCharacters(in: .whitespacesAndNewlines).lowercased().prefix(254))
+        try await request.application.forgotPasswordTiming.padding {
+            try await handleRequest(login: login)
+        }
+    }
+
+    private func handleRequest(login: String) async throws {
+        let throttle = ThrottleStore(database: request.db)
+        // The same reservations and the same rendering happen for unknown accounts: only their outcome differs.
+        var throttled: String?
+        if case .blocked = try await throttle.reserve("reset:ip:\(request.clientThrottleKey)", limit: PasswordResetLimits.perAddress, now: now) {
+            throttled = "address"
+        }
+        if throttled == nil, case .blocked = try await throttle.reserve("reset:login:\(login)", limit: PasswordResetLimits.perLogin, now: now) {
+            throttled = "login"
+        }
+        let matches = try await request.db.sql.raw("""
+            SELECT id FROM \(ident: User.schema)
+            WHERE username_key = \(bind: login) OR (LOWER(email) = \(bind: login) AND email_verified_at IS NOT NULL)
+            ORDER BY username_key LIMIT 5
+            """).all(decoding: MatchRow.self)
+        let users = matches.isEmpty ? [] : try await User.query(on: request.db).filter(\.$id ~~ matches.map(\.id)).all()
+        if users.isEmpty {
+            // A decoy message is rendered (never queued), so an unknown account costs the same work.
+            _ = try await MailTemplates.render("password-reset", ResetMail.decoy, with: request.view)
+            try await request.audit(throttled == nil ? .passwordResetRequested : .passwordResetThrottled, practiceID: nil,
+                                    details: ["login": String(login.prefix(64)), "matched": "false"].merging(throttled.map { ["limit": $0] } ?? [:]) { a, _ in a })
+            return
+        }
+        for user in users {
+            let userID = try user.requireID()
+            var limit = throttled
+            if limit == nil, case .blocked = try await throttle.reserve("reset:user:\(userID.uuidString.lowercased())", limit: PasswordResetLimits.perAccount, now: now) {
+                limit = "account"
+            }
+            if limit == nil, case .blocked = try await throttle.reserve("reset:practice:\(user.$practice.id.uuidString.lowercased())", limit: PasswordResetLimits.perPractice, now: now) {
+                limit = "practice"
+            }
+            let via = user.usernameKey == login ? "username" : "email"
+            if let limit {
+                _ = try await MailTemplates.render("password-reset", ResetMail.decoy, with: request.view)
+                try await request.audit(.passwordResetThrottled, practiceID: user.$practice.id, subjectID: userID,
+                                        details: ["login": String(login.prefix(64)), "matched": "true", "via": via, "limit": limit])
+                continue
+            }
+            guard user.emailVerifiedAt != nil, !user.email.isEmpty else {
+                _ = try await MailTemplates.render("password-reset", ResetMail.decoy, with: request.view)
+                try await request.audit(.passwordResetRequested, practiceID: user.$practice.id, subjectID: userID,
+                                        details: ["login": String(login.prefix(64)), "matched": "true", "via": via, "sent": "false", "reason": "no_verified_email"])
+                continue
+            }
+            try await request.audit(.passwordResetRequested, practiceID: user.$practice.id, subjectID: userID,
+                                    details: ["login": String(login.prefix(64)), "matched": "true", "via": via, "sent": "true"])
+            try await sendLink(to: user, by: nil)
+        }
+    }
+
+    /// Creates a new link for `user` (voiding any older one) and queues it to their verified address, in one
+    /// transaction. `administrator` is the staff member who sent it from the user's page, if any.
+    func sendLink(to user: User, by administrator: User?) async throws {
+        let userID = try user.requireID()
+        guard user.emailVerifiedAt != nil, !user.email.isEmpty else { throw PasswordResetError.noVerifiedEmail(name: user.fullName) }
+        let practice = try await Practice.find(user.$practice.id, on: request.db)
+        let token = SecureRandom.token(byteCount: 32)
+        let mail = ResetMail(
+            subject: "Set a new password for \(practice?.name ?? "Twofold")", practiceName: practice?.name ?? "Twofold", firstName: user.firstName,
+            username: user.username, link: request.mailLink("/login/reset/\(token)"), minutes: Int(PasswordReset.lifetime / 60),
+            requestedAt: SecurityWebController.format(now), requestedFrom: request.clientIP, browser: request.userAgentSummary,
+            administrator: administrator?.fullName)
+        let body = try await MailTemplates.render("password-reset", mail, with: request.view)
+        let now = self.now
+        let ip = request.clientIP
+        try await request.db.transaction { db in
+            // One link at a time per user, also under parallel requests: PostgreSQL holds the user's row until the
+            // commit (SQLite writes one transaction at a time anyway).
+            if db.isPostgres {
+                try await db.sql.raw("SELECT id FROM \(ident: User.schema) WHERE id = \(bind: userID) FOR UPDATE").run()
+            }
+            try await Self.voidOutstanding(userID: userID, now: now, on: db)
+            let reset = PasswordReset()
+            reset.$user.id = userID
+            reset.tokenHash = TwofoldCore.Digest.sha256Hex(token)
+            reset.createdAt = now
+            reset.expiresAt = now.addingTimeInterval(PasswordReset.lifetime)
+            reset.requestedIP = ip
+            reset.requestedBy = administrator?.id
+            try await reset.create(on: db)
+            try await request.mailer.enqueue(OutgoingMail(to: user.email, subject: mail.subject, body: body, category: "password_reset",
+                                                          practiceID: user.$practice.id, userID: userID), on: db)
+            var details = ["to": Self.maskedEmail(user.email), "expires_minutes": String(mail.minutes)]
+            if let administrator { details["sent_by"] = administrator.username }
+            try await request.audit(.passwordResetSent, practiceID: user.$practice.id, actorID: administrator?.id, subjectID: userID, details: details, on: db)
+        }
+    }
+
+    /// Voids every unused link of the user (a newer link, a sign-in, a reset).
+    static func voidOutstanding(userID: UUID, now: Date, on db: any Database) async throws {
+        try await db.sql.raw("""
+            UPDATE \(ident: PasswordReset.schema) SET voided_at = \(bind: now)
+            WHERE user_id = \(bind: userID) AND used_at IS NULL AND voided_at IS NULL
+            """).run()
+    }
+
+    /// `d…@example.org`: enough for the audit log to tell which address a message went to.
+    static func maskedEmail(_ email: String) -> String {
+        let parts = email.split(separator: "@", maxSplits: 1)
+        guard parts.count == 2, let first = parts[0].first else { return email }
+        return "\(first)…@\(parts[1])"
+    }
+
+    // MARK: the link's page
+
+    /// What the reset page needs to know about the link's user.
+    struct Target {
+        var reset: PasswordReset
+        var user: User
+        var practice: Practice
+        var factors: [Factor]
+        var recoveryCodesLeft: Int
+
+        /// The practice asks for the second factor, and the user has one.
+        var requiresCode: Bool { practice.resetRequiresSecondFactor && !factors.isEmpty }
+        /// Authenticator apps, and a confirmed phone while the practice allows text messages.
+        var codeFactors: [Factor] { factors.filter { $0.kind == .totp || ($0.kind == .sms && practice.allowSMS) } }
+        var smsFactor: Factor? { practice.allowSMS ? factors.first { $0.kind == .sms } : nil }
+        /// A code is needed and the user has nothing that can give one: only an administrator can help.
+        var needsAdministrator: Bool { requiresCode && codeFactors.isEmpty && recoveryCodesLeft == 0 }
+        /// The rules for the new password: a user with a second factor (or who must have one) gets the shorter minimum.
+        var rules: PasswordRules.Context
+    }
+
+    /// The link's reset and user, or ``PasswordResetError/linkInvalid`` when it expired, was used or voided, or never existed.
+    func target(token: String) async throws -> Target {
+        guard !token.isEmpty, token.utf8.count <= 128,
+              let reset = try await PasswordReset.query(on: request.db).filter(\.$tokenHash == TwofoldCore.Digest.sha256Hex(token)).first(),
+              reset.isUsable(at: now),
+              let user = try await User.find(reset.$user.id, on: request.db),
+              let practice = try await Practice.find(user.$practice.id, on: request.db)
+        else { throw PasswordResetError.linkInvalid }
+        let factors = try await SignInService(request: request).activeFactors(of: user)
+        let left = try await RecoveryCodeService(request: request).remaining(userID: try user.requireID())
+        return Target(reset: reset, user: user, practice: practice, factors: factors, recoveryCodesLeft: left,
+                      rules: try await PasswordRules.context(for: user, on: request.db))
+    }
+
+    /// Sends a text-message code to the user's confirmed phone for the reset page.
+    func sendSMS(token: String) async throws -> String {
+        let target = try await target(token: token)
+        guard let phone = target.smsFactor?.phone, !phone.isEmpty else { throw SMSError.noConfirmedPhone }
+        try await SMSCodeService(request: request).send(to: phone, user: target.user, practice: target.practice, purpose: .signIn, factorID: nil)
+        return SMSCodeService.maskedPhone(phone)
+    }
+
+    // MARK: resetting
+
+    private struct IDRow: Decodable { var id: UUID }
+
+    /// Sets the new password of the link's user. The password rules are checked first, then (when the practice asks
+    /// for it) the second factor, then the link is consumed, in one transaction with the new password: every session
+    /// and remembered browser of the user ends, and no session is opened, so the next sign-in needs the second factor.
+    func reset(token: String, password: String, confirmation: String?, code: String?) async throws {
+        let target = try await target(token: token)
+        let user = target.user
+        let userID = try user.requireID()
+        if let confirmation, confirmation != password { throw PasswordResetError.passwordsDiffer }
+        if let problem = PasswordRules.problem(with: password, context: target.rules) { throw PasswordResetError.weakPassword(problem) }
+        var proof = target.factors.isEmpty ? "none" : "not_required"
+        if target.requiresCode {
+            guard !target.needsAdministrator else { throw PasswordResetError.noCodeMethod }
+            proof = try await checkSecondFactor(code ?? "", target: target)
+        }
+        let hash = try await request.passwordHasher.hash(password)
+        let meetsSingleFactorMinimum = PasswordRules.meetsSingleFactorMinimum(password, username: target.rules.username, practiceName: target.rules.practiceName)
+        let now = self.now
+        let secondFactor = proof
+        let resetID = try target.reset.requireID()
+        let ended: [IDRow] = try await request.db.transaction { db in
+            // Single use: the link counts only if this statement is the one that marks it used.
+            let claimed = try await db.sql.raw("""
+                UPDATE \(ident: PasswordReset.schema) SET used_at = \(bind: now)
+                WHERE id = \(bind: resetID) AND used_at IS NULL AND voided_at IS NULL AND expires_at > \(bind: now) RETURNING id
+                """).all(decoding: IDRow.self)
+            guard !claimed.isEmpty else { throw PasswordResetError.linkInvalid }
+            try await db.sql.update(User.schema)
+                .set("password_hash", to: hash).set("password_single_factor_ok", to: meetsSingleFactorMinimum).set("must_change_password", to: false)
+                .where("id", .equal, userID).run()
+            let sessions = try await db.sql.raw("""
+                DELETE FROM \(ident: SessionRecord.schema) WHERE user_id = \(bind: userID) RETURNING id
+                """).all(decoding: IDRow.self)
+            try await RememberedBrowser.query(on: db).filter(\.$user.$id == userID).delete()
+            try await Self.voidOutstanding(userID: userID, now: now, on: db)
+            var details = ["second_factor": secondFactor, "sessions_ended": String(sessions.count)]
+            if let by = target.reset.requestedBy { details["link_sent_by"] = by.uuidString.lowercased() }
+            // The audit event is also the security notification: SecurityNotifier queues "Your password was reset"
+            // to the user's address in this transaction.
+            try await request.audit(.passwordReset, practiceID: target.practice.id, actorID: userID, details: details, on: db)
+            return sessions
+        }
+        try await ThrottleStore(database: request.db).reset("password:user:\(user.usernameKey)")
+        for session in ended {
+            try await OIDCService.sessionEnded(request, sessionID: session.id, userID: userID)
+        }
+    }
+
+    /// Checks a code from an authenticator app or text message (the one ``CodeCheck``, sign-in channel, so wrong
+    /// codes count toward the same lockout), or an unused recovery code. Returns what matched.
+    private func checkSecondFactor(_ raw: String, target: Target) async throws -> String {
+        let input = raw.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !input.isEmpty else { throw PasswordResetError.codeRequired }
+        let user = target.user
+        if let code = CodeCheck.normalize(input) {
+            guard !target.codeFactors.isEmpty else { throw PasswordResetError.wrongCode }
+            let outcome = try await CodeCheck(request: request).check(code, user: user, factors: target.factors, smsFactor: target.smsFactor,
+                                                                     channel: .signIn, auditFailure: true)
+            switch outcome {
+            case .accepted(let factor): return factor.kind.rawValue
+            case .replayed:
+                try await request.audit(.secondFactorReplayRejected, practiceID: user.$practice.id, actorID: user.id, details: ["during": "password_reset"])
+                throw PasswordResetError.codeAlreadyUsed
+            case .wrong: throw PasswordResetError.wrongCode
+            }
+        }
+        guard RecoveryCode.normalize(input) != nil else { throw PasswordResetError.wrongCode }
+        let guardRail = SecondFactorGuard(request: request)
+        let attempt = try await guardRail.reserve(user: user, channel: .signIn)
+        guard let remaining = try await RecoveryCodeService(request: request).redeem(input, userID: try user.requireID()) else {
+            try await guardRail.recordFailure(attempt, user: user, method: "recovery_code")
+            throw PasswordResetError.wrongCode
+        }
+        try await guardRail.recordSuccess(attempt, user: user, kind: "recovery_code")
+        try await request.audit(.recoveryCodeUsed, practiceID: user.$practice.id, actorID: user.id, details: ["remaining": String(remaining), "during": "password_reset"])
+        return "recovery_code"
+    }
+}
+
+/// What the reset email says (mail-password-reset-text.leaf and -html.leaf).
+struct ResetMail: Encodable, Sendable {
+    var subject: String
+    var practiceName: String
+    var firstName: String
+    var username: String
+    var link: String
+    var minutes: Int
+    var requestedAt: String
+    var requestedFrom: String
+    var browser: String
+    /// The administrator who sent it, when it was not the user's own request.
+    var administrator: String?
+
+    /// Rendered (and thrown away) for requests that match no account, so they cost the same work.
+    static let decoy = ResetMail(subject: "Set a new password for Twofold", practiceName: "Twofold", firstName: "there", username: "user",
+                                 link: "https://twofold.invalid/login/reset/" + String(repeating: "x", count: 43), minutes: 30,
+                                 requestedAt: "", requestedFrom: "", browser: "", administrator: nil)
+}
