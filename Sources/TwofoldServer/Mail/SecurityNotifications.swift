@@ -243,7 +243,7 @@ struct SecurityNotifier: Sendable {
         let hasAddress = ProfileService.validEmail(address) != nil
         let copyAddress = practice.notificationCopyAddress.flatMap { ProfileService.validEmail($0) }
         let sendsCopy = notice.copy && copyAddress != nil && copyAddress?.lowercased() != address.lowercased()
-        guard hasAddress || sendsCopy else { return nil }
+        guard hasAddress || sendsCopy || entry.type == .epcsTokenReportedLost else { return nil }
 
         let agent = String(entry.userAgent.prefix(200))
         let summary = UserAgentSummary.describe(agent)
@@ -255,8 +255,25 @@ struct SecurityNotifier: Sendable {
             advice: Self.adviceText(notice.advice, practice: practice.name), link: services.linkBase + WebPath.security.string)
         let mailer = Mailer(database: database, sealer: services.sealer, now: now, sender: services.sender,
                             messageIDDomain: Mailer.domain(of: services.emailFrom))
+        // A lost or stolen device also reaches every EPCS access approver of the practice (21 CFR 1311.102, 1311.125(d)).
+        var approvers: [User] = []
+        if entry.type == .epcsTokenReportedLost {
+            approvers = try await User.query(on: database).filter(\.$practice.$id == user.$practice.id).filter(\.$epcsApprover == true)
+                .filter(\.$id != userID).all()
+                .filter { ProfileService.validEmail($0.email) != nil && $0.email.lowercased() != copyAddress?.lowercased() }
+        }
         var messages: [OutgoingMail] = []
         do {
+            for approver in approvers {
+                var alert = context
+                alert.subject = "EPCS: \(user.fullName) reported a device lost or stolen"
+                alert.firstName = approver.firstName
+                alert.copyFor = "\(user.fullName) (\(user.username))"
+                alert.copyNote = "You receive this as an EPCS access approver of \(practice.name). \(user.fullName)'s permission to sign controlled-substance prescriptions was revoked at once (21 CFR 1311.125(d)); granting it again needs two approvers. The alert stays on your home page until an approver acknowledges it."
+                let body = try await MailTemplates.render("notification", alert, with: services.views)
+                messages.append(OutgoingMail(to: approver.email, subject: alert.subject, body: body, category: "notification_epcs_approver.epcs_token_reported_lost",
+                                             practiceID: practice.id, userID: approver.id))
+            }
             if hasAddress {
                 let body = try await MailTemplates.render("notification", context, with: services.views)
                 messages.append(OutgoingMail(to: address, subject: notice.headline, body: body, category: Self.category(entry.type, copy: false),

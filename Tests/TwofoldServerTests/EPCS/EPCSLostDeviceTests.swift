@@ -54,6 +54,16 @@ struct EPCSLostDeviceTests {
             #expect(open.first?["subjectId"] as? String == h.prescriberUser.id!.uuidString)
             #expect((open.first?["message"] as? String)?.contains("EPCS permission was revoked") == true)
 
+            // Every approver is also emailed (the prescriber gets their own notification).
+            let mails = try await QueuedMail.query(on: ctx.app.db).filter(\.$category == "notification_epcs_approver.epcs_token_reported_lost").all()
+            #expect(Set(mails.map(\.recipient)) == ["approver.one@example.org", "approver.two@example.org"])
+            let first = try #require(mails.first)
+            let body = try #require(try ctx.app.mailer.body(of: first))
+            #expect(body.text.contains("as an EPCS access approver"))
+            #expect(body.text.contains("Sam Smith's permission to sign controlled-substance prescriptions was revoked at once"))
+            #expect(try await QueuedMail.query(on: ctx.app.db).filter(\.$recipient == "dr.smith@example.org")
+                .filter(\.$category == "notification.epcs_token_reported_lost").count() == 1)
+
             let lost = try await h.events(.epcsTokenReportedLost)
             #expect(lost.count == 1)
             #expect(lost.first?.subjectID == h.prescriberUser.id)
