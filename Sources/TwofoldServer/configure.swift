@@ -78,7 +78,7 @@ func routes(_ app: Application) throws {
     try web.register(collection: PasskeyWebController())
     try web.register(collection: EPCSPages())
     try web.register(collection: InvitationWebController())
-    let api = app.grouped("api", "v1").grouped(CSRFGuard(protectsAnonymousRequests: false))
+    let api = app.grouped(CSRFGuard(protectsAnonymousRequests: false))
     try api.register(collection: LoginAPIController())
     try api.register(collection: PasswordResetAPIController())
     try api.register(collection: MeAPIController())

@@ -20,8 +20,8 @@ struct EmailVerification {
         let token = SecureRandom.token(byteCount: 32)
         let mail = ConfirmMail(
             subject: "Confirm your email address for \(practice?.name ?? "Twofold")", practiceName: practice?.name ?? "Twofold",
-            firstName: user.firstName, newAddress: address, oldAddress: user.email, link: request.mailLink("/account/email/confirm/\(token)"),
-            hours: Int(EmailConfirmation.lifetime / 3600), administrator: administrator?.fullName)
+            firstName: user.firstName, newAddress: address, oldAddress: user.email, link: request.mailLink(WebPath.emailConfirm(token).string),
+            hours: Int(request.policy.emailConfirmation.linkLifetimeHours), administrator: administrator?.fullName)
         let body = try await MailTemplates.render("email-confirm", mail, with: request.view)
         // One pending link per user, also under parallel changes (PostgreSQL holds the user's row until the commit).
         if db.isPostgres {
@@ -36,7 +36,7 @@ struct EmailVerification {
         confirmation.email = address
         confirmation.tokenHash = TwofoldCore.Digest.sha256Hex(token)
         confirmation.createdAt = now
-        confirmation.expiresAt = now.addingTimeInterval(EmailConfirmation.lifetime)
+        confirmation.expiresAt = now.addingTimeInterval(request.policy.emailConfirmation.linkLifetime)
         confirmation.requestedBy = administrator?.id
         try await confirmation.create(on: db)
         user.pendingEmail = address

@@ -55,7 +55,7 @@ struct ProfileService {
     func changePassword(session: CurrentSession, current: String, new: String, confirmation: String) async throws -> String {
         let throttle = ThrottleStore(database: request.db)
         let bucket = Self.passwordChangeBucket(userID: session.userID)
-        let limit = ThrottleLimits.passwordPerAccount
+        let limit = request.policy.signIn.passwordPerAccount
         if case .blocked(let seconds) = try await throttle.reserve(bucket, limit: limit, now: request.now) {
             try await request.audit(.passwordChangeThrottled, practiceID: session.practiceID, actorID: session.userID, details: ["retry_after": String(seconds)])
             throw PasswordChangeError.throttled(retryAfter: seconds)
@@ -86,10 +86,13 @@ struct ProfileService {
         return token
     }
 
+    /// The answer for an id that names none of the user's remembered browsers.
+    static let browserNotFound = Abort(.notFound, reason: "That browser is not remembered for your account.")
+
     /// Forgets one of the user's remembered browsers; it will be asked for a code again.
     func revokeRememberedBrowser(id: UUID, session: CurrentSession) async throws {
         guard let browser = try await RememberedBrowser.query(on: request.db).filter(\.$id == id).filter(\.$user.$id == session.userID).first() else {
-            throw Abort(.notFound, reason: "That browser is not remembered for your account.")
+            throw Self.browserNotFound
         }
         try await browser.delete(on: request.db)
         try await request.audit(.rememberedBrowserRevoked, practiceID: session.practiceID, actorID: session.userID, details: ["browser": browser.userAgent])

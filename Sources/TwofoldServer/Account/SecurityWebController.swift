@@ -5,21 +5,21 @@ import Vapor
 /// Account › Security: factors, remembered browsers, recovery codes, turning 2FA off; and the profile and password pages.
 struct SecurityWebController: RouteCollection {
     func boot(routes: any RoutesBuilder) throws {
-        let account = routes.grouped(SessionGuard(requirement: .signedIn, style: .web)).grouped("account")
-        account.get("security", use: show)
-        account.post("security", "recovery-codes", use: regenerateCodes)
-        account.post("security", "disable", use: disable)
-        account.post("security", "browsers", ":id", "revoke", use: revokeBrowser)
-        account.post("security", "factors", ":id", "remove", use: removeFactor)
-        account.post("security", "factors", ":id", "primary", use: makePrimary)
-        account.post("security", "factors", ":id", "rename", use: renameFactor)
-        account.get("security", "factors", ":id", "report-lost", use: confirmLostDevice)
-        account.post("security", "factors", ":id", "report-lost", use: reportLostDevice)
-        account.get("profile", use: showProfile)
-        account.post("profile", use: updateProfile)
-        let passwordChange = routes.grouped(SessionGuard(requirement: .passwordChange, style: .web)).grouped("account")
-        passwordChange.get("password", use: showPassword)
-        passwordChange.post("password", use: changePassword)
+        let account = routes.grouped(SessionGuard(requirement: .signedIn, style: .web))
+        account.get(WebPath.security, use: show)
+        account.post(WebPath.securityRecoveryCodes, use: regenerateCodes)
+        account.post(WebPath.securityDisable, use: disable)
+        account.post(WebPath.securityBrowserRevoke(.placeholder), use: revokeBrowser)
+        account.post(WebPath.securityFactorRemove(.placeholder), use: removeFactor)
+        account.post(WebPath.securityFactorPrimary(.placeholder), use: makePrimary)
+        account.post(WebPath.securityFactorRename(.placeholder), use: renameFactor)
+        account.get(WebPath.securityFactorReportLost(.placeholder), use: confirmLostDevice)
+        account.post(WebPath.securityFactorReportLost(.placeholder), use: reportLostDevice)
+        account.get(WebPath.profile, use: showProfile)
+        account.post(WebPath.profile, use: updateProfile)
+        let passwordChange = routes.grouped(SessionGuard(requirement: .passwordChange, style: .web))
+        passwordChange.get(WebPath.password, use: showPassword)
+        passwordChange.post(WebPath.password, use: changePassword)
     }
 
     struct FactorRow: Encodable {
@@ -110,7 +110,7 @@ struct SecurityWebController: RouteCollection {
                            lastIP: browser.lastIP, expires: Self.format(browser.expiresAt), revokeAction: WebPath.securityBrowserRevoke(browser.id!).string)
             },
             recoveryCodesLeft: try await RecoveryCodeService(request: req).remaining(userID: session.userID),
-            needsPassword: !Reauthentication.isFresh(session, now: req.now), allowPasskeys: session.practice.allowPasskeys,
+            needsPassword: !Reauthentication.isFresh(session, in: req), allowPasskeys: session.practice.allowPasskeys,
             hasCodeMethod: factors.contains { $0.kind == .totp || $0.kind == .sms },
             methodsWithoutCodes: Set(factors.map(\.kind.displayName)).sorted().joined(separator: ", ").lowercased())
         return try await req.render("security", page, status: status)
@@ -129,7 +129,7 @@ struct SecurityWebController: RouteCollection {
         do {
             try await Reauthentication(request: req).confirm(password: form.password, session: session)
             try await body(session, form)
-            return req.redirect(to: WebPath.security.string + "?notice=\(notice.rawValue)")
+            return req.redirect(to: WebPath.security, notice: notice)
         } catch let error as any AbortError {
             return try await render(req, error: error.reason, status: error.status)
         }
@@ -223,7 +223,7 @@ struct SecurityWebController: RouteCollection {
             guard let password = form.password, !password.isEmpty else { throw Reauthentication.Failure.passwordRequired }
             try await Reauthentication(request: req).confirm(password: password, session: session)
             _ = try await LostDeviceReport(request: req).report(factorID: factor.id!, of: session.user, practice: session.practice, reportedBy: session.userID)
-            return req.redirect(to: WebPath.security.string + "?notice=\(Notice.deviceReportedLost.rawValue)")
+            return req.redirect(to: WebPath.security, notice: .deviceReportedLost)
         } catch let error as any AbortError {
             return try await renderLostDevice(req, factor: factor, error: error.reason, status: error.status)
         }
@@ -257,7 +257,7 @@ struct SecurityWebController: RouteCollection {
         let session = try req.requireSession()
         let page = ProfilePage(layout: req.layout("Profile", error: error), firstName: session.user.firstName, lastName: session.user.lastName,
                                email: form?.email ?? session.user.email, cellPhone: form?.cellPhone ?? session.user.cellPhone ?? "",
-                               needsPassword: !Reauthentication.isFresh(session, now: req.now), pendingEmail: session.user.pendingEmail)
+                               needsPassword: !Reauthentication.isFresh(session, in: req), pendingEmail: session.user.pendingEmail)
         return try await req.render("profile", page, status: status)
     }
 
@@ -267,7 +267,7 @@ struct SecurityWebController: RouteCollection {
         do {
             try await Reauthentication(request: req).confirm(password: form.password, session: session)
             let confirming = try await ProfileService(request: req).update(session: session, email: form.email ?? "", cellPhone: form.cellPhone ?? "")
-            return req.redirect(to: WebPath.security.string + "?notice=\((confirming ? Notice.emailConfirmationSent : Notice.profileUpdated).rawValue)")
+            return req.redirect(to: WebPath.security, notice: confirming ? .emailConfirmationSent : .profileUpdated)
         } catch let error as any AbortError {
             return try await renderProfile(req, error: error.reason, status: error.status, form: form)
         }
@@ -298,7 +298,7 @@ struct SecurityWebController: RouteCollection {
         do {
             let token = try await ProfileService(request: req).changePassword(
                 session: session, current: form.currentPassword ?? "", new: form.newPassword ?? "", confirmation: form.confirmPassword ?? "")
-            let response = req.redirect(to: WebPath.security.string + "?notice=\(Notice.passwordChanged.rawValue)")
+            let response = req.redirect(to: WebPath.security, notice: .passwordChanged)
             response.cookies[req.sessionCookieName] = SessionCookie.value(token, secure: req.twofold.configuration.secureCookies)
             response.cookies[req.rememberCookieName] = SessionCookie.expired(secure: req.twofold.configuration.secureCookies)
             return response

@@ -5,16 +5,16 @@ import Vapor
 /// The enrollment pages: choose a method, scan the QR code or confirm a texted code, save recovery codes.
 struct SetupWebController: RouteCollection {
     func boot(routes: any RoutesBuilder) throws {
-        let setup = routes.grouped(SessionGuard(requirement: .enrollmentOrSignedIn, style: .web)).grouped("account", "security")
-        setup.get("setup", use: chooseMethod)
-        setup.post("setup", "app", use: startApp)
-        setup.get("setup", "app", ":factorID", use: showApp)
-        setup.post("setup", "app", ":factorID", use: confirm)
-        setup.post("setup", "sms", use: startSMS)
-        setup.get("setup", "sms", ":factorID", use: showSMS)
-        setup.post("setup", "sms", ":factorID", use: confirm)
-        setup.post("setup", "sms", ":factorID", "resend", use: resendSMS)
-        setup.post("recovery-codes", "saved", use: codesSaved)
+        let setup = routes.grouped(SessionGuard(requirement: .enrollmentOrSignedIn, style: .web))
+        setup.get(WebPath.setup, use: chooseMethod)
+        setup.post(WebPath.setupApp, use: startApp)
+        setup.get(WebPath.setupAppFactor(.placeholder), use: showApp)
+        setup.post(WebPath.setupAppFactor(.placeholder), use: confirm)
+        setup.post(WebPath.setupSMS, use: startSMS)
+        setup.get(WebPath.setupSMSFactor(.placeholder), use: showSMS)
+        setup.post(WebPath.setupSMSFactor(.placeholder), use: confirm)
+        setup.post(WebPath.setupSMSResend(.placeholder), use: resendSMS)
+        setup.post(WebPath.recoveryCodesSaved, use: codesSaved)
     }
 
     struct ChoosePage: Encodable {
@@ -30,7 +30,7 @@ struct SetupWebController: RouteCollection {
         var smsAction = WebPath.setupSMS.string
         var pushAction = WebPath.setupPushStart.string
         var passkeyAction = WebPath.setupPasskey.string
-        var passkeyOptions = WebPath.apiPasskeyRegistrationOptions.string
+        var passkeyOptions = APIPath.mePasskeyRegistrationOptions.string
         var profileLink = WebPath.profile.string
         var cancelLink = WebPath.security.string
     }
@@ -50,7 +50,7 @@ struct SetupWebController: RouteCollection {
         let page = ChoosePage(
             layout: req.layout("Set up two-factor authentication", error: error),
             mustEnroll: session.record.stage == .enrollment || session.mustEnroll,
-            needsPassword: !Reauthentication.isFresh(session, now: req.now),
+            needsPassword: !Reauthentication.isFresh(session, in: req),
             allowTOTP: session.practice.allowTOTP, allowSMS: session.practice.allowSMS, allowPush: session.practice.allowPush,
             allowPasskeys: session.practice.allowPasskeys, cellPhone: session.user.cellPhone.map(SMSCodeService.maskedPhone))
         return try await req.render("setup-choose", page, status: status)
@@ -112,7 +112,7 @@ struct SetupWebController: RouteCollection {
             let activation = try await FactorService(request: req).activate(id: id, code: form.code ?? "", session: session)
             return try await activation.page(req)
         } catch let error as FactorError where error == .wrongCode {
-            return req.url.path.contains("/sms/")
+            return req.route?.path == WebPath.setupSMSFactor(.placeholder).pattern
                 ? try await renderSMS(req, error: error.reason, status: error.status)
                 : try await renderApp(req, error: error.reason, status: error.status)
         } catch let error as any AbortError {
@@ -159,7 +159,7 @@ struct SetupWebController: RouteCollection {
         let id = try req.parameters.require("factorID", as: UUID.self)
         do {
             _ = try await FactorService(request: req).resendSMS(id: id, session: session)
-            return req.redirect(to: WebPath.setupSMSFactor(id).string + "?notice=\(Notice.smsSent.rawValue)")
+            return req.redirect(to: WebPath.setupSMSFactor(id), notice: .smsSent)
         } catch let error as any AbortError {
             return try await renderSMS(req, error: error.reason, status: error.status)
         }
@@ -171,7 +171,7 @@ struct SetupWebController: RouteCollection {
         guard form.saved != nil else {
             throw Abort(.badRequest, reason: "Tick “I have saved these codes” once you have stored them somewhere safe.")
         }
-        return req.redirect(to: WebPath.home.string + "?notice=\(Notice.enabled.rawValue)")
+        return req.redirect(to: WebPath.home, notice: .enabled)
     }
 }
 

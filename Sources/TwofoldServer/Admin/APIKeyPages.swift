@@ -5,10 +5,10 @@ import Vapor
 /// by an administrator with their own password. A new key is shown once.
 struct APIKeyPages: RouteCollection {
     func boot(routes: any RoutesBuilder) throws {
-        let keys = routes.grouped(SessionGuard(requirement: .signedIn, style: .web)).grouped(AdminGuard()).grouped("admin", "api-keys")
-        keys.get(use: list)
-        keys.post(use: create)
-        keys.post(":id", "revoke", use: revoke)
+        let keys = routes.grouped(SessionGuard(requirement: .signedIn, style: .web)).grouped(AdminGuard())
+        keys.get(AdminPath.apiKeys, use: list)
+        keys.post(AdminPath.apiKeys, use: create)
+        keys.post(AdminPath.revokeAPIKey(.placeholder), use: revoke)
     }
 
     struct Row: Encodable {
@@ -25,7 +25,7 @@ struct APIKeyPages: RouteCollection {
         var keys: [Row]
         var newKey: String?
         var newKeyName: String?
-        var action = "/admin/api-keys"
+        var action = AdminPath.apiKeys.string
     }
 
     struct CreateForm: Content {
@@ -42,7 +42,7 @@ struct APIKeyPages: RouteCollection {
         if let notice { layout.notice = notice }
         let page = Page(layout: layout, keys: keys.map { key in
             Row(id: key.id!.uuidString, name: key.name, hint: key.hint + "…", created: key.createdAt.map { $0.formatted(format) } ?? "",
-                revoked: key.revokedAt.map { $0.formatted(format) }, revokeAction: "/admin/api-keys/\(key.id!.uuidString)/revoke")
+                revoked: key.revokedAt.map { $0.formatted(format) }, revokeAction: AdminPath.revokeAPIKey(key.id!).string)
         }, newKey: newKey, newKeyName: newKeyName)
         return try await req.renderUncached("admin-api-keys", page, status: status)
     }

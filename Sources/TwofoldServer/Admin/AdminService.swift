@@ -186,85 +186,20 @@ struct AdminService {
 
     // MARK: practice settings
 
-    struct SettingsChange {
-        var name: String?
-        var mandatoryTwoFactor: Bool?
-        var rememberBrowserDays: Int?
-        var inactivityMinutes: Int?
-        var otpDigits: Int?
-        var allowSMS: Bool?
-        var allowTOTP: Bool?
-        var allowPush: Bool? = nil
-        var allowPasskeys: Bool? = nil
-        var allowPasswordless: Bool? = nil
-        var refuseClonedPasskeys: Bool? = nil
-        var sessionLifetimeHours: Int? = nil
-        var accessTokenMinutes: Int? = nil
-        var refreshTokenDays: Int? = nil
-        var resetRequiresSecondFactor: Bool? = nil
-        /// nil leaves it; an empty string removes it.
-        var notificationCopyAddress: String? = nil
-    }
-
-    func updateSettings(_ change: SettingsChange, adminPassword: String?) async throws -> Practice {
-        var problems: [String] = []
-        if let name = change.name, !(1...120).contains(name.trimmingCharacters(in: .whitespaces).count) { problems.append("the name must be 1 to 120 characters") }
-        if let days = change.rememberBrowserDays, !(0...90).contains(days) { problems.append("remember-browser days must be 0 to 90 (0 turns it off)") }
-        if let minutes = change.inactivityMinutes, !(5...720).contains(minutes) { problems.append("the inactivity timeout must be 5 to 720 minutes") }
-        if let hours = change.sessionLifetimeHours, !PracticeDefaults.sessionLifetimeRange.contains(hours) {
-            problems.append("the session lifetime must be \(PracticeDefaults.sessionLifetimeRange.lowerBound) to \(PracticeDefaults.sessionLifetimeRange.upperBound) hours")
-        }
-        if let minutes = change.accessTokenMinutes, !PracticeDefaults.accessTokenMinutesRange.contains(minutes) {
-            let range = PracticeDefaults.accessTokenMinutesRange
-            problems.append("the access token lifetime must be \(range.lowerBound) to \(range.upperBound) minutes")
-        }
-        if let days = change.refreshTokenDays, !PracticeDefaults.refreshTokenDaysRange.contains(days) {
-            let range = PracticeDefaults.refreshTokenDaysRange
-            problems.append("the refresh token lifetime must be \(range.lowerBound) to \(range.upperBound) days")
-        }
-        if let digits = change.otpDigits, ![6, 7, 8].contains(digits) { problems.append("codes must have 6, 7 or 8 digits") }
-        var copyAddress: String??
-        if let raw = change.notificationCopyAddress?.trimmingCharacters(in: .whitespacesAndNewlines) {
-            if raw.isEmpty { copyAddress = .some(nil) } else if let valid = ProfileService.validEmail(raw) { copyAddress = .some(valid) } else {
-                problems.append("the notification copy address must be a valid email address (or empty)")
-            }
-        }
+    /// Changes the practice's settings: validated as a whole against the policy's bounds, confirmed with the
+    /// administrator's password, saved and audited with the fields that changed.
+    func updateSettings(_ patch: PracticeSettings.Patch, adminPassword: String?) async throws -> Practice {
         let practice = admin.practice
-        if (change.allowSMS ?? practice.allowSMS) == false && (change.allowTOTP ?? practice.allowTOTP) == false && (change.allowPush ?? practice.allowPush) == false
-            && (change.allowPasskeys ?? practice.allowPasskeys) == false {
-            problems.append("allow at least one method (authenticator app, text message, push device or passkey)")
-        }
-
+        let current = PracticeSettings(practice)
+        let (next, unreadable) = patch.applied(to: current)
+        let problems = unreadable + next.problems(policy: request.policy.practice)
         guard problems.isEmpty else { throw AdminError.invalid("Settings not saved: " + problems.joined(separator: "; ") + ".") }
         try await confirmAdminPassword(adminPassword)
-        var changed: [String: String] = [:]
-        func apply<T: Equatable & CustomStringConvertible>(_ key: String, _ value: T?, _ path: ReferenceWritableKeyPath<Practice, T>) {
-            guard let value, practice[keyPath: path] != value else { return }
-            changed[key] = "\(practice[keyPath: path]) → \(value)"
-            practice[keyPath: path] = value
-        }
-        apply("name", change.name?.trimmingCharacters(in: .whitespaces), \.name)
-        apply("mandatory_two_factor", change.mandatoryTwoFactor, \.mandatoryTwoFactor)
-        apply("remember_browser_days", change.rememberBrowserDays, \.rememberBrowserDays)
-        apply("inactivity_minutes", change.inactivityMinutes, \.inactivityMinutes)
-        apply("otp_digits", change.otpDigits, \.otpDigits)
-        apply("allow_sms", change.allowSMS, \.allowSMS)
-        apply("allow_totp", change.allowTOTP, \.allowTOTP)
-        apply("allow_push", change.allowPush, \.allowPush)
-        apply("allow_passkeys", change.allowPasskeys, \.allowPasskeys)
-        apply("allow_passwordless", change.allowPasswordless, \.allowPasswordless)
-        apply("refuse_cloned_passkeys", change.refuseClonedPasskeys, \.refuseClonedPasskeys)
-        apply("session_lifetime_hours", change.sessionLifetimeHours, \.sessionLifetimeHours)
-        apply("oidc_access_token_minutes", change.accessTokenMinutes, \.accessTokenMinutes)
-        apply("oidc_refresh_token_days", change.refreshTokenDays, \.refreshTokenDays)
-        apply("reset_requires_second_factor", change.resetRequiresSecondFactor, \.resetRequiresSecondFactor)
-        if let copyAddress, copyAddress?.lowercased() != practice.notificationCopyAddress?.lowercased() {
-            changed["notification_copy_address"] = "\(practice.notificationCopyAddress ?? "none") → \(copyAddress ?? "none")"
-            practice.notificationCopyAddress = copyAddress
-        }
+        let changed = next.changes(from: current)
+        next.apply(to: practice)
         guard !changed.isEmpty else { return practice }
         try await practice.save(on: request.db)
-        if change.allowSMS == false, changed["allow_sms"] != nil {
+        if !next.allowSMS, changed["allow_sms"] != nil {
             // Codes already sent stop working the moment text messages are switched off.
             try await request.db.sql.raw("""
                 DELETE FROM \(ident: SMSCode.schema) WHERE user_id IN (SELECT id FROM \(ident: User.schema) WHERE practice_id = \(bind: try practice.requireID()))

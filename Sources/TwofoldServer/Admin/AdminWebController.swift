@@ -4,25 +4,26 @@ import Vapor
 /// The administration pages: Staff Members, one user, set up / disable 2FA, practice settings, audit log.
 struct AdminWebController: RouteCollection {
     func boot(routes: any RoutesBuilder) throws {
-        let admin = routes.grouped(SessionGuard(requirement: .signedIn, style: .web)).grouped(AdminGuard()).grouped("admin")
-        admin.get("staff", use: staff)
-        admin.get("staff", "new", use: newStaff)
-        admin.post("staff", use: createStaff)
-        admin.get("staff", ":id", use: showUser)
-        admin.get("staff", ":id", "edit", use: editStaff)
-        admin.post("staff", ":id", "edit", use: updateStaff)
-        admin.get("staff", ":id", "delete", use: confirmDelete)
-        admin.post("staff", ":id", "delete", use: deleteStaff)
-        admin.get("staff", ":id", "two-factor", "setup", use: confirmSetUp)
-        admin.post("staff", ":id", "two-factor", "setup", use: setUp)
-        admin.post("staff", ":id", "two-factor", "disable", use: disable)
-        admin.post("staff", ":id", "invitation", "resend", use: resendInvitation)
-        admin.get("staff", ":id", "invitation", "revoke", use: confirmRevokeInvitation)
-        admin.post("staff", ":id", "invitation", "revoke", use: revokeInvitation)
-        admin.get("practice", use: practice)
-        admin.post("practice", use: updatePractice)
-        admin.get("audit", use: audit)
-        admin.get("audit.csv", use: auditCSV)
+        let admin = routes.grouped(SessionGuard(requirement: .signedIn, style: .web)).grouped(AdminGuard())
+        admin.get(AdminPath.staff, use: staff)
+        admin.get(AdminPath.newStaff, use: newStaff)
+        admin.post(AdminPath.staff, use: createStaff)
+        admin.get(AdminPath.user(.placeholder), use: showUser)
+        admin.get(AdminPath.edit(.placeholder), use: editStaff)
+        admin.post(AdminPath.edit(.placeholder), use: updateStaff)
+        admin.get(AdminPath.delete(.placeholder), use: confirmDelete)
+        admin.post(AdminPath.delete(.placeholder), use: deleteStaff)
+        admin.get(AdminPath.setUp(.placeholder), use: confirmSetUp)
+        admin.post(AdminPath.setUp(.placeholder), use: setUp)
+        admin.post(AdminPath.disable(.placeholder), use: disable)
+        admin.post(AdminPath.resendInvitation(.placeholder), use: resendInvitation)
+        admin.get(AdminPath.revokeInvitation(.placeholder), use: confirmRevokeInvitation)
+        admin.post(AdminPath.revokeInvitation(.placeholder), use: revokeInvitation)
+        admin.get(AdminPath.practice, use: practice)
+        admin.post(AdminPath.practice, use: updatePractice)
+        admin.get(AdminPath.audit, use: audit)
+        admin.get(AdminPath.auditCSV, use: auditCSV)
+        admin.get(AdminPath.auditExport, use: auditExport)
         try routes.register(collection: ApplicationPages())
     }
 
@@ -57,10 +58,10 @@ struct AdminWebController: RouteCollection {
             // An invitation by email unless the administrator chose to set a temporary password.
             if form.sendsInvitation {
                 _ = try await Self.service(req).inviteStaff(form.input, adminPassword: form.adminPassword)
-                return req.redirect(to: AdminPath.staff.string + "?notice=\(Notice.invitationSent.rawValue)")
+                return req.redirect(to: AdminPath.staff, notice: .invitationSent)
             }
             let user = try await Self.service(req).createStaff(form.input, temporaryPassword: form.temporaryPassword ?? "", adminPassword: form.adminPassword)
-            return req.redirect(to: AdminPath.staff.string + "?notice=staff-created&user=\(user.username)")
+            return req.redirect(to: AdminPath.staff, notice: .staffCreated, query: ["user": user.username])
         } catch let error as any AbortError {
             return try await StaffPages.form(req, user: nil, input: form, error: error.reason, status: error.status)
         }
@@ -82,7 +83,7 @@ struct AdminWebController: RouteCollection {
         let form = try req.content.decode(StaffPages.StaffForm.self)
         do {
             _ = try await service.updateStaff(id, form.input, adminPassword: form.adminPassword)
-            return req.redirect(to: AdminPath.staff.string + "?notice=staff-updated")
+            return req.redirect(to: AdminPath.staff, notice: .staffUpdated)
         } catch let error as any AbortError {
             return try await StaffPages.form(req, user: user, input: form, error: error.reason, status: error.status)
         }
@@ -99,7 +100,7 @@ struct AdminWebController: RouteCollection {
         let user = try await service.directory.user(id)
         do {
             try await service.deleteStaff(id, adminPassword: try req.content.decode(PasswordForm.self).adminPassword)
-            return req.redirect(to: AdminPath.staff.string + "?notice=staff-deleted")
+            return req.redirect(to: AdminPath.staff, notice: .staffDeleted)
         } catch let error as any AbortError {
             return try await StaffPages.confirm(req, .delete(user), error: error.reason, status: error.status)
         }
@@ -118,7 +119,7 @@ struct AdminWebController: RouteCollection {
         let user = try await service.directory.user(id)
         do {
             _ = try await service.requireTwoFactor(of: id, adminPassword: try req.content.decode(PasswordForm.self).adminPassword)
-            return req.redirect(to: AdminPath.staff.string + "?notice=two-factor-set-up")
+            return req.redirect(to: AdminPath.staff, notice: .twoFactorSetUp)
         } catch let error as any AbortError {
             return try await StaffPages.confirm(req, .setUp(user), error: error.reason, status: error.status)
         }
@@ -128,7 +129,7 @@ struct AdminWebController: RouteCollection {
         let id = try Self.userID(req)
         do {
             _ = try await Self.service(req).disableTwoFactor(of: id, adminPassword: try req.content.decode(PasswordForm.self).adminPassword)
-            return req.redirect(to: AdminPath.user(id).string + "?notice=two-factor-disabled")
+            return req.redirect(to: AdminPath.user(id), notice: .twoFactorDisabledByAdmin)
         } catch let error as any AbortError where error.status != .notFound {
             return try await StaffPages.user(req, id: id, error: error.reason, status: error.status)
         }
@@ -140,7 +141,7 @@ struct AdminWebController: RouteCollection {
         let id = try Self.userID(req)
         do {
             _ = try await Self.service(req).resendInvitation(of: id, adminPassword: try req.content.decode(PasswordForm.self).adminPassword)
-            return req.redirect(to: AdminPath.user(id).string + "?notice=\(Notice.invitationResent.rawValue)")
+            return req.redirect(to: AdminPath.user(id), notice: .invitationResent)
         } catch let error as any AbortError where error.status != .notFound {
             return try await StaffPages.user(req, id: id, error: error.reason, status: error.status)
         }
@@ -157,7 +158,7 @@ struct AdminWebController: RouteCollection {
         let user = try await service.directory.user(id)
         do {
             try await service.revokeInvitation(of: id, adminPassword: try req.content.decode(PasswordForm.self).adminPassword)
-            return req.redirect(to: AdminPath.user(id).string + "?notice=\(Notice.invitationRevoked.rawValue)")
+            return req.redirect(to: AdminPath.user(id), notice: .invitationRevoked)
         } catch let error as any AbortError {
             return try await StaffPages.confirm(req, .revokeInvitation(user), error: error.reason, status: error.status)
         }
@@ -172,8 +173,8 @@ struct AdminWebController: RouteCollection {
     @Sendable func updatePractice(req: Request) async throws -> Response {
         let form = try req.content.decode(PracticePages.SettingsForm.self)
         do {
-            _ = try await Self.service(req).updateSettings(form.change, adminPassword: form.adminPassword)
-            return req.redirect(to: AdminPath.practice.string + "?notice=settings-saved")
+            _ = try await Self.service(req).updateSettings(form.patch, adminPassword: form.adminPassword)
+            return req.redirect(to: AdminPath.practice, notice: .settingsSaved)
         } catch let error as any AbortError {
             return try await PracticePages.settings(req, error: error.reason, status: error.status)
         }
@@ -192,75 +193,15 @@ struct AdminWebController: RouteCollection {
         response.headers.contentDisposition = .init(.attachment, filename: "twofold-audit.csv")
         return response
     }
-}
 
-/// Addresses of the administration pages.
-enum AdminPath {
-    case staff
-    case newStaff
-    case user(UUID)
-    case edit(UUID)
-    case delete(UUID)
-    case setUp(UUID)
-    case disable(UUID)
-    case resendInvitation(UUID)
-    case revokeInvitation(UUID)
-    case practice
-    case audit
-    case auditCSV
-    case applications
-    case newApplication
-    case editApplication(String)
-    case applicationSecret(String)
-    case disableApplication(String)
-    case enableApplication(String)
-    case deleteApplication(String)
-    case epcs
-    case epcsSettings
-    case epcsReports
-    case epcsAcknowledge(UUID)
-    case epcsApprove(UUID)
-    case epcsRefuse(UUID)
-    case epcsConfirmRevocation(UUID)
-    case epcsGrant(UUID)
-    case epcsRevoke(UUID)
-    case epcsApprover(UUID)
-    case reportLost(user: UUID, factor: UUID)
-    case passwordReset(UUID)
-
-    var string: String {
-        switch self {
-        case .staff: "/admin/staff"
-        case .newStaff: "/admin/staff/new"
-        case .user(let id): "/admin/staff/\(id.uuidString)"
-        case .edit(let id): "/admin/staff/\(id.uuidString)/edit"
-        case .delete(let id): "/admin/staff/\(id.uuidString)/delete"
-        case .setUp(let id): "/admin/staff/\(id.uuidString)/two-factor/setup"
-        case .disable(let id): "/admin/staff/\(id.uuidString)/two-factor/disable"
-        case .resendInvitation(let id): "/admin/staff/\(id.uuidString)/invitation/resend"
-        case .revokeInvitation(let id): "/admin/staff/\(id.uuidString)/invitation/revoke"
-        case .practice: "/admin/practice"
-        case .audit: "/admin/audit"
-        case .auditCSV: "/admin/audit.csv"
-        case .applications: "/admin/applications"
-        case .newApplication: "/admin/applications/new"
-        case .editApplication(let clientID): "/admin/applications/\(clientID)/edit"
-        case .applicationSecret(let clientID): "/admin/applications/\(clientID)/secret"
-        case .disableApplication(let clientID): "/admin/applications/\(clientID)/disable"
-        case .enableApplication(let clientID): "/admin/applications/\(clientID)/enable"
-        case .deleteApplication(let clientID): "/admin/applications/\(clientID)/delete"
-        case .epcs: "/admin/epcs"
-        case .epcsSettings: "/admin/epcs/settings"
-        case .epcsReports: "/admin/epcs/reports"
-        case .epcsAcknowledge(let id): "/admin/epcs/alerts/\(id.uuidString)/acknowledge"
-        case .epcsApprove(let id): "/admin/epcs/grants/\(id.uuidString)/approve"
-        case .epcsRefuse(let id): "/admin/epcs/grants/\(id.uuidString)/refuse"
-        case .epcsConfirmRevocation(let id): "/admin/epcs/grants/\(id.uuidString)/confirm-revocation"
-        case .epcsGrant(let id): "/admin/staff/\(id.uuidString)/epcs/grant"
-        case .epcsRevoke(let id): "/admin/staff/\(id.uuidString)/epcs/revoke"
-        case .epcsApprover(let id): "/admin/staff/\(id.uuidString)/epcs/approver"
-        case .reportLost(let user, let factor): "/admin/staff/\(user.uuidString)/factors/\(factor.uuidString)/report-lost"
-        case .passwordReset(let id): "/admin/staff/\(id.uuidString)/password-reset"
-        }
+    /// The events of the filter with a manifest signed by the checkpoint key (`twofold audit verify-export`).
+    @Sendable func auditExport(req: Request) async throws -> Response {
+        let session = try req.requireSession()
+        let filter = try AuditQuery.filter(from: req)
+        let bundle = try await AuditExport(database: req.db, practiceID: session.practiceID, now: req.now).json(filter)
+        let response = Response(status: .ok, body: .init(data: try AuditExportManifest.encoder(pretty: true).encode(bundle)))
+        response.headers.contentType = .json
+        response.headers.contentDisposition = .init(.attachment, filename: "twofold-audit-signed.json")
+        return response
     }
 }

@@ -7,15 +7,15 @@ struct ApplicationPages: RouteCollection {
     /// Where relying parties read the provider's configuration (OpenID Connect Discovery 1.0 §4).
 
     func boot(routes: any RoutesBuilder) throws {
-        let pages = routes.grouped(SessionGuard(requirement: .signedIn, style: .web)).grouped(AdminGuard()).grouped("admin", "applications")
-        pages.get(use: list)
-        pages.get("new", use: newForm)
-        pages.post(use: create)
-        pages.get(":clientId", "edit", use: editForm)
-        pages.post(":clientId", "edit", use: update)
+        let pages = routes.grouped(SessionGuard(requirement: .signedIn, style: .web)).grouped(AdminGuard())
+        pages.get(AdminPath.applications, use: list)
+        pages.get(AdminPath.newApplication, use: newForm)
+        pages.post(AdminPath.applications, use: create)
+        pages.get(AdminPath.editApplication(.placeholder), use: editForm)
+        pages.post(AdminPath.editApplication(.placeholder), use: update)
         for action in Action.allCases {
-            pages.get(":clientId", .constant(action.rawValue), use: { req in try await confirm(req, action) })
-            pages.post(":clientId", .constant(action.rawValue), use: { req in try await perform(req, action) })
+            pages.get(action.route(.placeholder), use: { req in try await confirm(req, action) })
+            pages.post(action.route(.placeholder), use: { req in try await perform(req, action) })
         }
     }
 
@@ -23,14 +23,16 @@ struct ApplicationPages: RouteCollection {
     enum Action: String, CaseIterable, Sendable {
         case secret, disable, enable, delete
 
-        func path(_ clientID: String) -> String {
+        func route(_ clientID: String) -> AdminPath {
             switch self {
-            case .secret: AdminPath.applicationSecret(clientID).string
-            case .disable: AdminPath.disableApplication(clientID).string
-            case .enable: AdminPath.enableApplication(clientID).string
-            case .delete: AdminPath.deleteApplication(clientID).string
+            case .secret: .applicationSecret(clientID)
+            case .disable: .disableApplication(clientID)
+            case .enable: .enableApplication(clientID)
+            case .delete: .deleteApplication(clientID)
             }
         }
+
+        func path(_ clientID: String) -> String { route(clientID).string }
     }
 
     // MARK: pages
@@ -138,7 +140,7 @@ struct ApplicationPages: RouteCollection {
     }
 
     static func discoveryURL(_ req: Request) -> String {
-        req.publicBaseURL + OIDCPath.discovery
+        req.publicBaseURL + OIDCPath.discovery.string
     }
 
     func renderList(_ req: Request, notice: String? = nil, error: String? = nil, status: HTTPResponseStatus = .ok) async throws -> Response {

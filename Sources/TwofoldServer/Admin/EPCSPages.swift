@@ -8,21 +8,21 @@ import Vapor
 /// rule asks the second approver for two-factor authentication.
 struct EPCSPages: RouteCollection {
     func boot(routes: any RoutesBuilder) throws {
-        let admin = routes.grouped(SessionGuard(requirement: .signedIn, style: .web)).grouped(AdminGuard()).grouped("admin")
-        admin.get("epcs", use: overview)
-        admin.post("epcs", "settings", use: saveSettings)
-        admin.post("epcs", "alerts", ":alertId", "acknowledge", use: acknowledge)
+        let admin = routes.grouped(SessionGuard(requirement: .signedIn, style: .web)).grouped(AdminGuard())
+        admin.get(AdminPath.epcs, use: overview)
+        admin.post(AdminPath.epcsSettings, use: saveSettings)
+        admin.post(AdminPath.epcsAcknowledge(.placeholder), use: acknowledge)
         for action in GrantAction.allCases {
-            admin.get("epcs", "grants", ":grantId", .constant(action.rawValue), use: { req in try await grantActionPage(req, action) })
-            admin.post("epcs", "grants", ":grantId", .constant(action.rawValue), use: { req in try await performGrantAction(req, action) })
+            admin.get(action.route(.placeholder), use: { req in try await grantActionPage(req, action) })
+            admin.post(action.route(.placeholder), use: { req in try await performGrantAction(req, action) })
         }
-        admin.get("staff", ":id", "epcs", "grant", use: grantForm)
-        admin.post("staff", ":id", "epcs", "grant", use: enterGrant)
-        admin.get("staff", ":id", "epcs", "revoke", use: revokePage)
-        admin.post("staff", ":id", "epcs", "revoke", use: revoke)
-        admin.post("staff", ":id", "epcs", "approver", use: designate)
-        admin.get("staff", ":id", "factors", ":factorId", "report-lost", use: lostDevicePage)
-        admin.post("staff", ":id", "factors", ":factorId", "report-lost", use: reportLostDevice)
+        admin.get(AdminPath.epcsGrant(.placeholder), use: grantForm)
+        admin.post(AdminPath.epcsGrant(.placeholder), use: enterGrant)
+        admin.get(AdminPath.epcsRevoke(.placeholder), use: revokePage)
+        admin.post(AdminPath.epcsRevoke(.placeholder), use: revoke)
+        admin.post(AdminPath.epcsApprover(.placeholder), use: designate)
+        admin.get(AdminPath.reportLost(user: .placeholder, factor: .placeholder), use: lostDevicePage)
+        admin.post(AdminPath.reportLost(user: .placeholder, factor: .placeholder), use: reportLostDevice)
     }
 
     /// What the second approver does to one grant, each on a page of its own.
@@ -30,13 +30,15 @@ struct EPCSPages: RouteCollection {
         case approve, refuse
         case confirmRevocation = "confirm-revocation"
 
-        func path(_ grantID: UUID) -> String {
+        func route(_ grantID: UUID) -> AdminPath {
             switch self {
-            case .approve: AdminPath.epcsApprove(grantID).string
-            case .refuse: AdminPath.epcsRefuse(grantID).string
-            case .confirmRevocation: AdminPath.epcsConfirmRevocation(grantID).string
+            case .approve: .epcsApprove(grantID)
+            case .refuse: .epcsRefuse(grantID)
+            case .confirmRevocation: .epcsConfirmRevocation(grantID)
             }
         }
+
+        func path(_ grantID: UUID) -> String { route(grantID).string }
     }
 
     // MARK: helpers
@@ -81,14 +83,6 @@ struct EPCSPages: RouteCollection {
         guard !ids.isEmpty else { return [:] }
         let users = try await User.query(on: req.db).filter(\.$practice.$id == practiceID).filter(\.$id ~~ Array(ids)).all()
         return Dictionary(uniqueKeysWithValues: users.compactMap { user in user.id.map { ($0, user.fullName) } })
-    }
-
-    static func hasAuthenticatorApp(_ req: Request, userID: UUID) async throws -> Bool {
-        try await Factor.query(on: req.db).filter(\.$user.$id == userID).filter(\.$status == .active).filter(\.$kind == .totp).count() > 0
-    }
-
-    static func hasPushDevice(_ req: Request, userID: UUID) async throws -> Bool {
-        try await Factor.query(on: req.db).filter(\.$user.$id == userID).filter(\.$status == .active).filter(\.$kind == .push).count() > 0
     }
 
     static func openGrant(_ req: Request, userID: UUID) async throws -> EPCSGrant? {
@@ -246,7 +240,7 @@ struct EPCSPages: RouteCollection {
                 securityKeyAAGUIDs: (form.securityKeyAAGUIDs ?? "").split(whereSeparator: { $0 == "," || $0.isWhitespace }).map(String.init),
                 workingHoursStart: try hour(form.workingHoursStart), workingHoursEnd: try hour(form.workingHoursEnd))
             _ = try await Self.service(req).updateSettings(settings, adminPassword: form.adminPassword)
-            return req.redirect(to: AdminPath.epcs.string + "?notice=\(Notice.epcsSettingsSaved.rawValue)")
+            return req.redirect(to: AdminPath.epcs, notice: .epcsSettingsSaved)
         } catch let error as any AbortError {
             return try await renderOverview(req, settingsForm: form, tokensChosen: tokens, error: error.reason, status: error.status)
         }
@@ -256,7 +250,7 @@ struct EPCSPages: RouteCollection {
         guard let id = req.parameters.get("alertId", as: UUID.self) else { throw Abort(.notFound, reason: "There is no such alert.") }
         do {
             try await Self.service(req).acknowledge(alertID: id)
-            return req.redirect(to: AdminPath.epcs.string + "?notice=\(Notice.epcsAlertAcknowledged.rawValue)")
+            return req.redirect(to: AdminPath.epcs, notice: .epcsAlertAcknowledged)
         } catch let error as any AbortError {
             return try await renderOverview(req, error: error.reason, status: error.status)
         }
@@ -348,8 +342,9 @@ struct EPCSPages: RouteCollection {
         let viewer = session.user
         let ids = Set([grant.enteredBy] + [grant.decidedBy, grant.revokedBy].compactMap { $0 })
         let names = try await Self.names(req, practiceID: session.practiceID, ids: ids)
-        let hasPush = try await Self.hasPushDevice(req, userID: session.userID)
-        let hasApp = try await Self.hasAuthenticatorApp(req, userID: session.userID) || hasPush
+        let kinds = try await Factor.activeKinds(of: session.userID, on: req.db)
+        let hasPush = kinds.contains(.push)
+        let hasApp = kinds.contains(.totp) || hasPush
         let name = grant.user.fullName
         let (heading, lines, button, danger): (String, [String], String, Bool) = switch action {
         case .approve:
@@ -404,7 +399,7 @@ struct EPCSPages: RouteCollection {
                 _ = try await service.confirmRevocation(grantID: grant.id!, proof: proof)
                 notice = .epcsRevocationConfirmed
             }
-            return req.redirect(to: AdminPath.epcs.string + "?notice=\(notice.rawValue)")
+            return req.redirect(to: AdminPath.epcs, notice: notice)
         } catch let error as any AbortError {
             let fresh = try await service.grant(grant.id!)
             return try await renderGrantAction(req, action, grant: fresh, error: error.reason, status: error.status)
@@ -440,7 +435,7 @@ struct EPCSPages: RouteCollection {
         let form = try req.content.decode(GrantActionForm.self)
         do {
             _ = try await Self.service(req).revoke(userID: user.id!, reason: form.reason, adminPassword: form.adminPassword)
-            return req.redirect(to: AdminPath.epcs.string + "?notice=\(Notice.epcsGrantRevoked.rawValue)")
+            return req.redirect(to: AdminPath.epcs, notice: .epcsGrantRevoked)
         } catch let error as any AbortError {
             return try await renderRevoke(req, user: user, error: error.reason, status: error.status)
         }
@@ -514,7 +509,7 @@ struct EPCSPages: RouteCollection {
         let form = try req.content.decode(GrantForm.self)
         do {
             _ = try await Self.service(req).enter(userID: user.id!, input: form.input, adminPassword: form.adminPassword)
-            return req.redirect(to: AdminPath.epcs.string + "?notice=\(Notice.epcsGrantEntered.rawValue)")
+            return req.redirect(to: AdminPath.epcs, notice: .epcsGrantEntered)
         } catch let error as any AbortError {
             return try await renderGrantForm(req, user: user, form: form, error: error.reason, status: error.status)
         }
@@ -534,7 +529,7 @@ struct EPCSPages: RouteCollection {
         do {
             _ = try await Self.service(req).designate(userID: id, approver: !(form.approver ?? "").isEmpty, registrant: !(form.registrant ?? "").isEmpty,
                                                       adminPassword: form.adminPassword)
-            return req.redirect(to: AdminPath.user(id).string + "?notice=\(Notice.epcsApproverSaved.rawValue)")
+            return req.redirect(to: AdminPath.user(id), notice: .epcsApproverSaved)
         } catch let error as any AbortError where error.status != .notFound {
             return try await StaffPages.user(req, id: id, error: error.reason, status: error.status)
         }
@@ -608,7 +603,7 @@ struct EPCSPages: RouteCollection {
         do {
             try await AdminService(request: req, admin: session).confirmAdminPassword(try req.content.decode(AdminWebController.PasswordForm.self).adminPassword)
             _ = try await LostDeviceReport(request: req).report(factorID: factor.id!, of: user, practice: session.practice, reportedBy: session.userID)
-            return req.redirect(to: AdminPath.user(user.id!).string + "?notice=\(Notice.deviceReportedLost.rawValue)")
+            return req.redirect(to: AdminPath.user(user.id!), notice: .deviceReportedLost)
         } catch let error as any AbortError {
             return try await renderLostDevice(req, user: user, factor: factor, error: error.reason, status: error.status)
         }

@@ -1,8 +1,10 @@
 import Fluent
+import TwofoldCore
 import Vapor
 
 /// Rendering of the practice settings and the audit log pages.
 enum PracticePages {
+    /// The settings form as posted; field names are ``PracticeSettings`` names.
     struct SettingsForm: Content {
         var name: String?
         var mandatoryTwoFactor: String?
@@ -23,8 +25,8 @@ enum PracticePages {
         var adminPassword: String?
 
         /// Checkboxes send nothing when unticked, so a submitted form states every switch.
-        var change: AdminService.SettingsChange {
-            AdminService.SettingsChange(
+        var patch: PracticeSettings.Patch {
+            PracticeSettings.Patch(
                 name: name, mandatoryTwoFactor: mandatoryTwoFactor != nil, rememberBrowserDays: rememberBrowserDays,
                 inactivityMinutes: inactivityMinutes, otpDigits: otpDigits, allowSMS: allowSMS != nil, allowTOTP: allowTOTP != nil,
                 allowPush: allowPush != nil, allowPasskeys: allowPasskeys != nil, allowPasswordless: allowPasswordless != nil,
@@ -32,6 +34,25 @@ enum PracticePages {
                 accessTokenMinutes: accessTokenMinutes, refreshTokenDays: refreshTokenDays,
                 resetRequiresSecondFactor: resetRequiresSecondFactor != nil, notificationCopyAddress: notificationCopyAddress)
         }
+    }
+
+    /// An input's allowed values, for its `min`/`max` attributes and its label.
+    struct Bounds: Encodable {
+        var min: Int
+        var max: Int
+
+        init(_ bounded: Bounded<Int>) {
+            min = bounded.lowerBound
+            max = bounded.upperBound
+        }
+    }
+
+    struct AllBounds: Encodable {
+        var rememberBrowserDays: Bounds
+        var inactivityMinutes: Bounds
+        var sessionLifetimeHours: Bounds
+        var accessTokenMinutes: Bounds
+        var refreshTokenDays: Bounds
     }
 
     struct SettingsPage: Encodable {
@@ -52,27 +73,46 @@ enum PracticePages {
         var refreshTokenDays: Int
         var resetRequiresSecondFactor: Bool
         var notificationCopyAddress: String
-        var accessTokenMinutesMin = PracticeDefaults.accessTokenMinutesRange.lowerBound
-        var accessTokenMinutesMax = PracticeDefaults.accessTokenMinutesRange.upperBound
-        var refreshTokenDaysMin = PracticeDefaults.refreshTokenDaysRange.lowerBound
-        var refreshTokenDaysMax = PracticeDefaults.refreshTokenDaysRange.upperBound
+        var nameMaxLength: Int
+        var bounds: AllBounds
+        var otpDigitChoices: [Int]
+
+        init(layout: Layout, settings: PracticeSettings, policy: TwofoldPolicy.PracticeSettings) {
+            self.layout = layout
+            name = settings.name
+            mandatoryTwoFactor = settings.mandatoryTwoFactor
+            rememberBrowserDays = settings.rememberBrowserDays
+            inactivityMinutes = settings.inactivityMinutes
+            otpDigits = settings.otpDigits
+            allowSMS = settings.allowSMS
+            allowTOTP = settings.allowTOTP
+            allowPush = settings.allowPush
+            allowPasskeys = settings.allowPasskeys
+            allowPasswordless = settings.allowPasswordless
+            refuseClonedPasskeys = settings.refuseClonedPasskeys
+            sessionLifetimeHours = settings.sessionLifetimeHours
+            accessTokenMinutes = settings.accessTokenMinutes
+            refreshTokenDays = settings.refreshTokenDays
+            resetRequiresSecondFactor = settings.resetRequiresSecondFactor
+            notificationCopyAddress = settings.notificationCopyAddress ?? ""
+            nameMaxLength = policy.nameLength.upperBound
+            bounds = AllBounds(
+                rememberBrowserDays: Bounds(policy.rememberBrowserDays), inactivityMinutes: Bounds(policy.inactivityMinutes),
+                sessionLifetimeHours: Bounds(policy.sessionLifetimeHours), accessTokenMinutes: Bounds(policy.accessTokenMinutes),
+                refreshTokenDays: Bounds(policy.refreshTokenDays))
+            otpDigitChoices = Array(policy.otpDigits.range)
+        }
     }
 
     static func settings(_ req: Request, error: String?, status: HTTPResponseStatus) async throws -> Response {
         let session = try req.requireSession()
         let practice = try await Practice.find(session.practiceID, on: req.db) ?? session.practice
-        let context = SettingsPage(
-            layout: req.layout("Practice settings", error: error), name: practice.name, mandatoryTwoFactor: practice.mandatoryTwoFactor,
-            rememberBrowserDays: practice.rememberBrowserDays, inactivityMinutes: practice.inactivityMinutes, otpDigits: practice.otpDigits,
-            allowSMS: practice.allowSMS, allowTOTP: practice.allowTOTP, allowPush: practice.allowPush,
-            allowPasskeys: practice.allowPasskeys, allowPasswordless: practice.allowPasswordless, refuseClonedPasskeys: practice.refuseClonedPasskeys,
-            sessionLifetimeHours: practice.sessionLifetimeHours, accessTokenMinutes: practice.accessTokenMinutes,
-            refreshTokenDays: practice.refreshTokenDays, resetRequiresSecondFactor: practice.resetRequiresSecondFactor,
-            notificationCopyAddress: practice.notificationCopyAddress ?? "")
+        let context = SettingsPage(layout: req.layout("Practice settings", error: error), settings: practice.settings, policy: req.policy.practice)
         return try await req.render("admin-practice", context, status: status)
     }
 
     struct AuditRow: Encodable {
+        var chain: String
         var seq: Int64
         var time: String
         var event: String
@@ -97,6 +137,7 @@ enum PracticePages {
         var previousLink: String?
         var nextLink: String?
         var csvLink: String
+        var exportLink: String
     }
 
     static func audit(_ req: Request) async throws -> Response {
@@ -106,7 +147,7 @@ enum PracticePages {
         let toText = (try? req.query.get(String.self, at: "to")) ?? ""
         let result = try await AuditQuery(database: req.db, practiceID: session.practiceID).run(filter)
         let rows = result.events.map { entry in
-            AuditRow(seq: entry.seq, time: SecurityWebController.format(entry.time), event: entry.event, actor: entry.actor ?? "",
+            AuditRow(chain: entry.chain, seq: entry.seq, time: SecurityWebController.format(entry.time), event: entry.event, actor: entry.actor ?? "",
                      subject: entry.subject ?? "", ip: entry.ip, userAgent: UserAgentSummary.describe(entry.userAgent),
                      details: entry.details.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", "))
         }
@@ -119,7 +160,8 @@ enum PracticePages {
             layout: req.layout("Audit log"), rows: rows, from: fromText, to: toText, user: filter.user ?? "", type: filter.type ?? "",
             types: AuditEventType.allCases.map(\.rawValue).sorted(), total: result.total, page: result.page, pageCount: result.pageCount,
             previousLink: result.page > 1 ? link(result.page - 1) : nil, nextLink: result.page < result.pageCount ? link(result.page + 1) : nil,
-            csvLink: AdminPath.auditCSV.string + (items.isEmpty ? "" : "?" + items.joined(separator: "&")))
+            csvLink: AdminPath.auditCSV.string + (items.isEmpty ? "" : "?" + items.joined(separator: "&")),
+            exportLink: AdminPath.auditExport.string + (items.isEmpty ? "" : "?" + items.joined(separator: "&")))
         return try await req.render("admin-audit", context)
     }
 }

@@ -4,13 +4,11 @@ import Vapor
 /// `/admin/radius`: the practice's RADIUS clients (VPN, remote-desktop gateway, firewall), added and revoked by an
 /// administrator with their own password. A generated shared secret is shown once.
 struct RADIUSPages: RouteCollection {
-    static let path = "/admin/radius"
-
     func boot(routes: any RoutesBuilder) throws {
-        let pages = routes.grouped(SessionGuard(requirement: .signedIn, style: .web)).grouped(AdminGuard()).grouped("admin", "radius")
-        pages.get(use: list)
-        pages.post(use: create)
-        pages.post(":id", "revoke", use: revoke)
+        let pages = routes.grouped(SessionGuard(requirement: .signedIn, style: .web)).grouped(AdminGuard())
+        pages.get(AdminPath.radius, use: list)
+        pages.post(AdminPath.radius, use: create)
+        pages.post(AdminPath.revokeRADIUSClient(.placeholder), use: revoke)
     }
 
     struct Row: Encodable {
@@ -29,7 +27,7 @@ struct RADIUSPages: RouteCollection {
         var newSecret: String?
         var newClientName: String?
         var listening: [String]
-        var action = RADIUSPages.path
+        var action = AdminPath.radius.string
     }
 
     struct CreateForm: Content {
@@ -52,7 +50,7 @@ struct RADIUSPages: RouteCollection {
             Row(id: try client.requireID().uuidString, name: client.name, address: client.address,
                 mode: client.mode == .codeOnly ? "Code only (the device checks the password)" : "Password, then code",
                 created: client.createdAt.map { $0.formatted(format) } ?? "", revoked: client.revokedAt.map { $0.formatted(format) },
-                revokeAction: "\(Self.path)/\(try client.requireID().uuidString)/revoke")
+                revokeAction: AdminPath.revokeRADIUSClient(try client.requireID()).string)
         }
         let page = Page(layout: layout, clients: rows, newSecret: newSecret, newClientName: newClientName,
                         listening: req.twofold.configuration.radiusListen.map(\.description))

@@ -14,6 +14,8 @@ enum AuditChain {
         var ip: String
         var userAgent: String
         var details: String
+        /// The chain the event belongs to (``AuditChainRegistry``); the links of a per-instance chain cover it.
+        var chain: String = AuditCheckpoint.mainChain
     }
 
     /// Length-prefixed fields, so no choice of values can make two different events read the same.
@@ -33,10 +35,14 @@ enum AuditChain {
     }
 
     /// The link of a keyed event: HMAC-SHA256 under the audit key `keyID` over the key id, the previous link and
-    /// every field the audit page shows (the shown time is `occurredMS`, checked against `occurred_at`).
+    /// every field the audit page shows (the shown time is `occurredMS`, checked against `occurred_at`); for a
+    /// per-instance chain also over the chain id, so an event cannot be moved to another chain.
     /// `nil` when no configured key has that id.
     static func mac(previous: String, content: Content, keyID: String, keys: AuditKeys) -> String? {
-        keys.mac("twofold-audit-v1|\(keyID)|\(previous)|" + canonical(content), keyID: keyID)
+        if content.chain == AuditCheckpoint.mainChain {
+            return keys.mac("twofold-audit-v1|\(keyID)|\(previous)|" + canonical(content), keyID: keyID)
+        }
+        return keys.mac("twofold-audit-v2|\(content.chain.utf8.count):\(content.chain)|\(keyID)|\(previous)|" + canonical(content), keyID: keyID)
     }
 
     static func detailsJSON(_ details: [String: String]) -> String {

@@ -12,8 +12,11 @@ struct AuditCheckpoint: Codable, Sendable, Equatable {
     enum Kind: String, Codable, Sendable {
         /// Where the unkeyed SHA-256 segment (events written before keyed links) ends; written once, by the migration.
         case legacyEnd = "legacy-end"
-        /// The head of the keyed chain.
+        /// The head of a keyed chain.
         case head
+        /// A per-instance chain was registered (seq 0, the all-zero head): signed before its first event, so a chain
+        /// removed with its registry row is still named by the checkpoints.
+        case open
     }
 
     static let table = "audit_checkpoints"
@@ -58,7 +61,9 @@ struct AuditCheckpoint: Codable, Sendable, Equatable {
         return nil
     }
 
-    var label: String { "checkpoint at event #\(seq) (\(time.ISO8601Format()))" }
+    var label: String {
+        kind == .open ? "opening checkpoint of chain \(chain) (\(time.ISO8601Format()))" : "checkpoint at event #\(seq) (\(time.ISO8601Format()))"
+    }
 
     var jsonLine: String {
         let encoder = JSONEncoder()
@@ -85,12 +90,13 @@ struct AuditCheckpoint: Codable, Sendable, Equatable {
         var signature: String
     }
 
-    /// Every checkpoint in the database (optionally only those after `seq`), oldest first. A row whose kind is not
-    /// one Twofold writes reads as a head checkpoint, whose signature then fails.
-    static func all(on database: any Database, after seq: Int64? = nil) async throws -> [AuditCheckpoint] {
+    /// Every checkpoint in the database (optionally only those of `chain` after `seq`), by chain and then oldest
+    /// first. A row whose kind is not one Twofold writes reads as a head checkpoint, whose signature then fails.
+    static func all(on database: any Database, chain: String? = nil, after seq: Int64? = nil) async throws -> [AuditCheckpoint] {
         var query = database.sql.select().columns("chain_id", "kind", "seq", "head", "created_ms", "key_id", "signature").from(table)
+        if let chain { query = query.where("chain_id", .equal, chain) }
         if let seq { query = query.where("seq", .greaterThan, seq) }
-        return try await query.orderBy("seq").orderBy("created_ms").all(decoding: Row.self).map {
+        return try await query.orderBy("chain_id").orderBy("seq").orderBy("created_ms").all(decoding: Row.self).map {
             AuditCheckpoint(chain: $0.chain_id, kind: Kind(rawValue: $0.kind) ?? .head, seq: $0.seq, head: $0.head, ms: $0.created_ms,
                             keyID: $0.key_id, signature: $0.signature)
         }
@@ -98,33 +104,41 @@ struct AuditCheckpoint: Codable, Sendable, Equatable {
 
     // MARK: File
 
-    /// Appends every committed checkpoint not yet in the file, and logs each at info level. Safe to call from
-    /// several tasks: each checkpoint goes out once per process.
+    /// Appends every committed checkpoint not yet published to the checkpoint file, logs each at info level and
+    /// hands each to the shippers (``AuditShipping``). Safe to call from several tasks: each checkpoint goes out once
+    /// per process.
     static func publish(on database: any Database) async throws {
         let context = try AuditContext.of(database)
-        var since: Int64?
+        var known: [String: Int64]?
         context.publishing { published in
-            since = published
+            known = published
             return published
         }
-        if since == nil, let file = context.policy.file { since = try lastSeq(inFile: file) }
-        let fresh = try await all(on: database, after: since ?? -1)
-        guard !fresh.isEmpty else {
-            context.publishing { $0 ?? since }
-            return
+        if known == nil { known = try context.policy.file.map { try lastSeqs(inFile: $0) } ?? [:] }
+        let since = known ?? [:]
+        // Only chains whose newest checkpoint is past what was published: one registry read and a query per such chain.
+        var fresh: [AuditCheckpoint] = []
+        for chain in try await AuditChainRegistry.all(on: database) where (chain.checkpoint_seq ?? -1) > (since[chain.id] ?? -1) {
+            fresh += try await all(on: database, chain: chain.id, after: since[chain.id] ?? -1)
         }
         let file = context.policy.file
+        var shipped: [AuditCheckpoint] = []
         try context.publishing { published in
-            let unpublished = fresh.filter { $0.seq > (published ?? since ?? -1) }
-            guard let last = unpublished.last else { return published }
+            var published = published ?? since
+            let unpublished = fresh.filter { $0.seq > (published[$0.chain] ?? -1) }
+            guard !unpublished.isEmpty else { return published }
             if let file { try append(unpublished.map(\.jsonLine), to: file) }
             for checkpoint in unpublished {
                 context.logger.info("Audit checkpoint", metadata: [
-                    "audit_checkpoint": .string(checkpoint.jsonLine), "seq": .stringConvertible(checkpoint.seq), "head": .string(checkpoint.head),
+                    "audit_checkpoint": .string(checkpoint.jsonLine), "chain": .string(checkpoint.chain),
+                    "seq": .stringConvertible(checkpoint.seq), "head": .string(checkpoint.head),
                 ])
+                published[checkpoint.chain] = max(published[checkpoint.chain] ?? -1, checkpoint.seq)
             }
-            return last.seq
+            shipped = unpublished
+            return published
         }
+        if !shipped.isEmpty { context.shipping?.ship(shipped) }
     }
 
     private static func append(_ lines: [String], to path: String) throws {
@@ -142,9 +156,12 @@ struct AuditCheckpoint: Codable, Sendable, Equatable {
         try handle.synchronize()
     }
 
-    private static func lastSeq(inFile path: String) throws -> Int64? {
-        guard FileManager.default.fileExists(atPath: path) else { return nil }
-        return try read(file: path).map(\.checkpoint.seq).max()
+    /// Per chain, the newest checkpoint already in the file.
+    private static func lastSeqs(inFile path: String) throws -> [String: Int64] {
+        guard FileManager.default.fileExists(atPath: path) else { return [:] }
+        var seqs: [String: Int64] = [:]
+        for (_, checkpoint) in try read(file: path) { seqs[checkpoint.chain] = max(seqs[checkpoint.chain] ?? -1, checkpoint.seq) }
+        return seqs
     }
 
     /// Reads a checkpoint file: one JSON object per line; blank lines are skipped.

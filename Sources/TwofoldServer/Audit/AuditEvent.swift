@@ -8,6 +8,8 @@ final class AuditEvent: Model, @unchecked Sendable {
     static let schema = "audit_events"
 
     @ID(key: .id) var id: UUID?
+    /// The chain (``AuditChainRegistry``) the event belongs to; `seq` counts within it.
+    @Field(key: "chain_id") var chainID: String
     @Field(key: "seq") var seq: Int64
     @OptionalField(key: "practice_id") var practiceID: UUID?
     @OptionalField(key: "actor_id") var actorID: UUID?
@@ -28,7 +30,8 @@ final class AuditEvent: Model, @unchecked Sendable {
     init() {}
 }
 
-/// The single row that holds the end of the chain; updating it first serialises writers on every database.
+/// The single head row of the log before per-instance chains (``AddPerInstanceAuditChains`` moves it into the
+/// registry as the `main` chain); only the migrations that built it still name it.
 enum AuditChainHead {
     static let table = "audit_chain_head"
     static let genesisHash = String(repeating: "0", count: 64)

@@ -86,6 +86,7 @@ enum AuditEventType: String, CaseIterable, Sendable {
     case oidcBackchannelLogoutSent = "oidc.backchannel_logout_sent"
     case oidcBackchannelLogoutFailed = "oidc.backchannel_logout_failed"
     case auditIntegrityFailed = "audit.integrity_failed"
+    case auditCheckpointShippingFailed = "audit.checkpoint_shipping_failed"
     case epcsApproverDesignated = "epcs.approver_designated"
     case epcsApproverRemoved = "epcs.approver_removed"
     case epcsGrantEntered = "epcs.grant_entered"

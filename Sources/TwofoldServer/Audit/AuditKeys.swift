@@ -58,6 +58,9 @@ struct AuditCheckpointPolicy: Sendable {
     var interval: TimeInterval = 60
     /// `audit-checkpoints.jsonl` in the data directory; `nil` keeps checkpoints in the database only (tests).
     var file: String?
+    /// How many chains this process appends to, taken in turn: appends on different chains never wait on each
+    /// other's head row. 1 on SQLite (one connection writes anyway), 4 on PostgreSQL.
+    var writers: Int = 1
 }
 
 /// The audit keys and checkpoint policy, carried in the database configuration (as a model middleware that passes
@@ -67,18 +70,30 @@ final class AuditContext: AnyModelMiddleware, Sendable {
     private struct State {
         var keys: AuditKeys
         var policy: AuditCheckpointPolicy
-        /// The highest checkpoint already in the file, so each is appended once.
-        var published: Int64?
+        /// Per chain, the highest checkpoint already published, so each is published once; `nil` until read.
+        var published: [String: Int64]?
+        /// This process's chains, registered at their first event.
+        var writers: [String] = []
+        var turn = 0
     }
 
     private let state: NIOLockedValueBox<State>
     let logger: Logger
+    /// Which process writes this process's chains ("host pid 1234"), stored in the registry.
+    let instance: String
     /// Emails the user about security events (Mail/SecurityNotifications.swift), in the event's transaction.
     let notifier: SecurityNotifier?
+    /// Where published checkpoints go besides the file and the log (webhook, syslog); `nil` when nowhere.
+    var shipping: AuditShipping? {
+        get { shippingBox.withLockedValue { $0 } }
+        set { shippingBox.withLockedValue { $0 = newValue } }
+    }
+    private let shippingBox = NIOLockedValueBox<AuditShipping?>(nil)
 
     init(keys: AuditKeys, policy: AuditCheckpointPolicy, logger: Logger, notifier: SecurityNotifier? = nil) {
         state = NIOLockedValueBox(State(keys: keys, policy: policy))
         self.logger = logger
+        instance = AuditChainRegistry.instanceLabel()
         self.notifier = notifier
     }
 
@@ -91,10 +106,24 @@ final class AuditContext: AnyModelMiddleware, Sendable {
     /// Re-derives the keys after the sealing keys changed (tests rotate them in place).
     func use(sealer: SecretSealer) { state.withLockedValue { $0.keys = AuditKeys(sealer: sealer) } }
 
-    /// Runs `body` with the highest checkpoint seq already published, under the lock; `body` returns the new one.
-    func publishing(_ body: (Int64?) throws -> Int64?) rethrows {
+    /// Runs `body` with the highest checkpoint seq already published per chain, under the lock; `body` returns the new map.
+    func publishing(_ body: ([String: Int64]?) throws -> [String: Int64]?) rethrows {
         try state.withLockedValue { $0.published = try body($0.published) }
     }
+
+    /// The chain the next event of this process goes to: this process's chains in turn.
+    func writerChain() -> String {
+        state.withLockedValue { state in
+            let count = max(1, state.policy.writers)
+            while state.writers.count < count { state.writers.append(AuditChainRegistry.newID()) }
+            let index = state.turn % count
+            state.turn = (state.turn + 1) % count
+            return state.writers[index]
+        }
+    }
+
+    /// The chains this process has appended to (or will).
+    var writerChains: [String] { state.withLockedValue { Array($0.writers.prefix(max(1, $0.policy.writers))) } }
 
     func handle(_ event: ModelEvent, _ model: any AnyModel, on db: any Database, chainingTo next: any AnyModelResponder) -> EventLoopFuture<Void> {
         next.handle(event, model, on: db)
@@ -103,11 +132,13 @@ final class AuditContext: AnyModelMiddleware, Sendable {
     /// Installs the context on the default database, with keys from the application's sealer.
     static func install(on app: Application) {
         var policy = AuditCheckpointPolicy()
+        if case .postgres = app.twofold.configuration.storage { policy.writers = 4 }
         if app.environment != .testing {
             policy.file = (app.twofold.configuration.dataDirectory as NSString).appendingPathComponent("audit-checkpoints.jsonl")
         }
-        app.databases.middleware.use(AuditContext(keys: AuditKeys(sealer: app.twofold.sealer), policy: policy, logger: app.logger,
-                                                     notifier: .live(app)))
+        let context = AuditContext(keys: AuditKeys(sealer: app.twofold.sealer), policy: policy, logger: app.logger, notifier: .live(app))
+        context.shipping = AuditShipping.live(app, targets: app.twofold.configuration.auditShipping)
+        app.databases.middleware.use(context)
     }
 
     static func of(_ database: any Database) throws -> AuditContext {

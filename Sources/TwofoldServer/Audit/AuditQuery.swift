@@ -16,6 +16,8 @@ struct AuditQuery {
     }
 
     struct Entry: Content {
+        /// The chain (one per writer) and the event's place in it; together they name the event.
+        var chain: String
         var seq: Int64
         var time: Date
         var event: String
@@ -76,11 +78,12 @@ struct AuditQuery {
         }
         let total = try await query.copy().count()
         let page = min(max(1, filter.page ?? 1), QueryBounds.page.upperBound)
-        let events = try await query.sort(\.$seq, .descending).range(((page - 1) * limit)..<(page * limit)).all()
+        // One stable order across the chains: newest first, then by chain, then by place in the chain.
+        let events = try await query.sort(\.$occurredMS, .descending).sort(\.$chainID, .descending).sort(\.$seq, .descending).range(((page - 1) * limit)..<(page * limit)).all()
         let ids = Set(events.flatMap { [$0.actorID, $0.subjectID].compactMap { $0 } })
         let names = ids.isEmpty ? [:] : Dictionary(uniqueKeysWithValues: try await User.query(on: database).filter(\.$id ~~ Array(ids)).all().map { ($0.id!, $0.username) })
         let entries = events.map { event in
-            Entry(seq: event.seq, time: AuditLog.date(event.occurredMS),  // the covered time; `audit verify` checks occurred_at agrees
+            Entry(chain: event.chainID, seq: event.seq, time: AuditLog.date(event.occurredMS),  // the covered time; `audit verify` checks occurred_at agrees
                   event: event.event,
                   actor: event.actorID.map { names[$0] ?? "deleted user \($0.uuidString.prefix(8))" },
                   subject: event.subjectID.map { names[$0] ?? "deleted user \($0.uuidString.prefix(8))" },
@@ -90,22 +93,36 @@ struct AuditQuery {
         return Result(events: entries, total: total, page: page, pageCount: max(1, (total + limit - 1) / limit))
     }
 
+    static let csvHeader = "seq,time,event,actor,subject,ip,user_agent,details,chain"
+
     /// Every matching event as CSV (RFC 4180), newest first; cells that a spreadsheet would run as a formula are neutralised.
     func csv(_ filter: Filter) async throws -> String {
-        var lines = ["seq,time,event,actor,subject,ip,user_agent,details"]
+        try await csvLines(filter).joined(separator: "\r\n") + "\r\n"
+    }
+
+    /// The header and one line per matching event, newest first, each with the event it shows.
+    func csvRows(_ filter: Filter) async throws -> [(line: String, entry: Entry)] {
+        var rows: [(line: String, entry: Entry)] = []
         var pageFilter = filter
         pageFilter.page = 1
         while true {
             let result = try await run(pageFilter, limit: 1000)
-            for entry in result.events {
-                let details = entry.details.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "; ")
-                let cells = [String(entry.seq), entry.time.ISO8601Format(), entry.event, entry.actor ?? "", entry.subject ?? "", entry.ip, entry.userAgent, details]
-                lines.append(cells.map(Self.csvCell).joined(separator: ","))
-            }
+            for entry in result.events { rows.append((Self.csvLine(entry), entry)) }
             if (pageFilter.page ?? 1) >= result.pageCount { break }
             pageFilter.page = (pageFilter.page ?? 1) + 1
         }
-        return lines.joined(separator: "\r\n") + "\r\n"
+        return rows
+    }
+
+    func csvLines(_ filter: Filter) async throws -> [String] {
+        [Self.csvHeader] + (try await csvRows(filter)).map(\.line)
+    }
+
+    static func csvLine(_ entry: Entry) -> String {
+        let details = entry.details.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "; ")
+        let cells = [String(entry.seq), entry.time.ISO8601Format(),
+                     entry.event, entry.actor ?? "", entry.subject ?? "", entry.ip, entry.userAgent, details, entry.chain]
+        return cells.map(csvCell).joined(separator: ",")
     }
 
     /// One quoted CSV cell. Spreadsheets split cells on `,`, on `;` (in locales with a decimal comma), on tabs and

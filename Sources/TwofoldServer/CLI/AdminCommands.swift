@@ -138,10 +138,101 @@ struct ListOutboxCommand: AsyncCommand {
     }
 }
 
-/// `twofold audit verify [--checkpoints FILE]` and `twofold audit public-key`.
+/// `twofold audit verify [--checkpoints FILE]`, `twofold audit public-key`, `twofold audit export …` and
+/// `twofold audit verify-export FILE --public-key KEY`.
 struct AuditCommands: AsyncCommandGroup {
     var help: String { "Check the audit log." }
-    var commands: [String: any AnyAsyncCommand] { ["verify": VerifyAuditCommand(), "public-key": AuditPublicKeyCommand()] }
+    var commands: [String: any AnyAsyncCommand] {
+        ["verify": VerifyAuditCommand(), "public-key": AuditPublicKeyCommand(), "export": ExportAuditCommand(), "verify-export": VerifyAuditExportCommand()]
+    }
+}
+
+/// Writes a practice's audit events with a signed manifest: CSV plus `FILE.manifest.json`, or one JSON document.
+struct ExportAuditCommand: AsyncCommand {
+    struct Signature: CommandSignature {
+        @Option(name: "practice", help: "The practice id.")
+        var practice: String?
+        @Option(name: "output", help: "The file to write (CSV: the manifest goes to FILE.manifest.json beside it).")
+        var output: String?
+        @Option(name: "format", help: "csv (default) or json.")
+        var format: String?
+        @Option(name: "from", help: "The first day or time, like 2026-11-25 or 2026-11-25T14:00:00Z.")
+        var from: String?
+        @Option(name: "to", help: "The last day or time.")
+        var to: String?
+        @Option(name: "user", help: "Only events where this username is the actor or the subject.")
+        var user: String?
+        @Option(name: "type", help: "Only events of this type, like sign_in.failed.")
+        var type: String?
+    }
+    var help: String { "Exports a practice's audit events with a manifest signed by the checkpoint key, for offline verification." }
+
+    func run(using context: CommandContext, signature: Signature) async throws {
+        guard let practice = signature.practice, let practiceID = UUID(uuidString: practice) else {
+            throw CLIError("--practice must be a practice id like 3F2504E0-4F89-41D3-9A0C-0305E82C3301")
+        }
+        guard let output = signature.output, !output.isEmpty else { throw CLIError("--output FILE is required") }
+        guard let format = AuditExportManifest.Kind(rawValue: signature.format ?? "csv") else { throw CLIError("--format must be csv or json") }
+        func date(_ name: String, _ text: String?, endOfDay: Bool) throws -> Date? {
+            guard let text, !text.isEmpty else { return nil }
+            if text.count == 10, let day = try? Date(text + "T00:00:00Z", strategy: .iso8601), AuditQuery.dateBounds.contains(day) {
+                return endOfDay ? day.addingTimeInterval(86_399.999) : day
+            }
+            guard let time = try? Date(text, strategy: .iso8601), AuditQuery.dateBounds.contains(time) else {
+                throw CLIError("--\(name) must be a day like 2026-11-25 or a time like 2026-11-25T14:00:00Z, from 1970 to 9999")
+            }
+            return time
+        }
+        let filter = AuditQuery.Filter(from: try date("from", signature.from, endOfDay: false), to: try date("to", signature.to, endOfDay: true),
+                                       user: signature.user, type: signature.type)
+        if let from = filter.from, let to = filter.to, from > to { throw CLIError("--from must not be later than --to") }
+        let app = context.application
+        try await prepareDatabase(app)
+        guard try await Practice.find(practiceID, on: app.db) != nil else { throw CLIError("no practice has the id \(practice)") }
+        let export = AuditExport(database: app.db, practiceID: practiceID, now: app.twofold.clock.now())
+        let manifest: AuditExportManifest
+        switch format {
+        case .csv:
+            let (csv, signed) = try await export.csv(filter)
+            try Data(csv.utf8).write(to: URL(fileURLWithPath: output))
+            try AuditExportManifest.encoder(pretty: true).encode(signed).write(to: URL(fileURLWithPath: output + ".manifest.json"))
+            manifest = signed
+        case .json:
+            let bundle = try await export.json(filter)
+            try AuditExportManifest.encoder(pretty: true).encode(bundle).write(to: URL(fileURLWithPath: output))
+            manifest = bundle.manifest
+        }
+        let state = manifest.logIntact ? "the audit log verified intact" : "WARNING: the audit log is NOT intact: \(manifest.logProblem ?? "")"
+        context.console.print("Exported \(manifest.count) events to \(output)\(format == .csv ? " (manifest: \(output).manifest.json)" : ""); \(state).")
+    }
+}
+
+/// Checks an export against the published public key, without the database or the sealing key.
+struct VerifyAuditExportCommand: AsyncCommand {
+    struct Signature: CommandSignature {
+        @Argument(name: "file", help: "The exported CSV or JSON file.")
+        var file: String
+        @Option(name: "public-key", help: "The checkpoint public key (base64), or a file with the lines `twofold audit public-key` prints.")
+        var publicKey: String?
+        @Option(name: "manifest", help: "The manifest of a CSV export (default: FILE.manifest.json).")
+        var manifest: String?
+    }
+    var help: String { "Checks an audit export offline with the public key: names every edited, removed, inserted or moved row." }
+
+    func run(using context: CommandContext, signature: Signature) async throws {
+        guard let keyText = signature.publicKey, !keyText.isEmpty else { throw CLIError("--public-key is required (see twofold audit public-key)") }
+        let keys = AuditExportVerifier.publicKeys(FileManager.default.contents(atPath: keyText).map { String(decoding: $0, as: UTF8.self) } ?? keyText)
+        guard !keys.isEmpty else { throw CLIError("--public-key must be a base64 Ed25519 public key or a file with the lines of twofold audit public-key") }
+        guard let file = FileManager.default.contents(atPath: signature.file) else { throw CLIError("cannot read \(signature.file)") }
+        let manifestPath = signature.manifest ?? signature.file + ".manifest.json"
+        let outcome = AuditExportVerifier.verify(file: file, manifest: FileManager.default.contents(atPath: manifestPath), keys: keys)
+        guard outcome.isIntact, let manifest = outcome.manifest else {
+            throw CLIError("the export is NOT as signed:\n" + outcome.problems.prefix(50).map { "  - " + $0 }.joined(separator: "\n"))
+        }
+        let exported = AuditLog.date(manifest.exportedMS).ISO8601Format()
+        context.console.print("The export matches its signed manifest: \(manifest.count) events of practice \(manifest.practice), exported \(exported) with key \(manifest.keyID).")
+        if !manifest.logIntact { context.console.print("Note: when it was exported, the server found the audit log NOT intact: \(manifest.logProblem ?? "")") }
+    }
 }
 
 /// Walks the audit chain and its checkpoints; exit status 0 only when intact.
@@ -161,7 +252,7 @@ struct VerifyAuditCommand: AsyncCommand {
             throw CLIError("the audit log is NOT intact: \(problem) (\(result.checked) events before it verified)")
         }
         let file = signature.checkpoints.map { "; the \(external.count) checkpoints in \($0) match it" } ?? ""
-        context.console.print("The audit log is intact: \(result.checked) events and \(result.checkpoints - external.count) signed checkpoints verified\(file).")
+        context.console.print("The audit log is intact: \(result.checked) events in \(result.chains) chains and \(result.checkpoints - external.count) signed checkpoints verified\(file).")
     }
 }
 

@@ -76,6 +76,8 @@ public struct TwofoldConfiguration: Sendable {
     public var trustedProxies: TrustedProxies = TrustedProxies([])
     /// Where `serve` listens for RADIUS (`TWOFOLD_RADIUS_LISTEN`); empty: no RADIUS listener.
     public var radiusListen: [RADIUSListenAddress] = []
+    /// Where audit checkpoints are shipped besides the checkpoint file: `TWOFOLD_AUDIT_CHECKPOINT_WEBHOOK`, `TWOFOLD_AUDIT_SYSLOG`.
+    var auditShipping = AuditShipping.Targets()
     /// When set, `/metrics` answers only requests bearing this token.
     public var metricsToken: String?
     /// The address users and devices reach Twofold at (e.g. `https://2fa.example-clinic.org`): put in push
@@ -240,6 +242,7 @@ extension TwofoldConfiguration {
                 }
             }
         }
+        config.auditShipping = AuditShipping.Targets.from(env, problems: &problems)
         guard problems.isEmpty else { throw ConfigurationError(problems: problems) }
         return config
     }

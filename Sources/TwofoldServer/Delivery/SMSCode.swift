@@ -1,12 +1,10 @@
 import Fluent
 import Foundation
 
-/// A one-time code sent by text message: random, stored hashed, single use, expires after ten minutes.
-/// A user has at most one live code per purpose (a new one voids the old) and each code takes five guesses.
+/// A one-time code sent by text message: random, stored hashed, single use, expires after ``TwofoldPolicy/SMS/codeLifetime``.
+/// A user has at most one live code per purpose (a new one voids the old) and each code takes ``TwofoldPolicy/SMS/guessesPerCode`` guesses.
 final class SMSCode: Model, @unchecked Sendable {
     static let schema = "sms_codes"
-    static let lifetime: TimeInterval = 10 * 60
-    static let attemptLimit = 5
 
     enum Purpose: String, Codable, Sendable {
         case signIn = "sign_in"
@@ -28,7 +26,7 @@ final class SMSCode: Model, @unchecked Sendable {
 
     init() {}
 
-    init(id: UUID = UUID(), userID: UUID, factorID: UUID?, phone: String, purpose: Purpose, codeHash: String, now: Date) {
+    init(id: UUID = UUID(), userID: UUID, factorID: UUID?, phone: String, purpose: Purpose, codeHash: String, now: Date, lifetime: TimeInterval) {
         self.id = id
         self.$user.id = userID
         self.$factor.id = factorID
@@ -36,7 +34,7 @@ final class SMSCode: Model, @unchecked Sendable {
         self.purpose = purpose
         self.codeHash = codeHash
         self.createdAt = now
-        self.expiresAt = now.addingTimeInterval(SMSCode.lifetime)
+        self.expiresAt = now.addingTimeInterval(lifetime)
         self.delivered = false
         self.attempts = 0
     }

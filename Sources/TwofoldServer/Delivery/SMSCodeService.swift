@@ -63,10 +63,10 @@ struct SMSCodeService {
         try await earlier.delete()
         let digits = max(6, practice.otpDigits)
         let code = SecureRandom.digits(digits)
-        let record = SMSCode(userID: user.id!, factorID: factorID, phone: phone, purpose: purpose, codeHash: "", now: now)
+        let record = SMSCode(userID: user.id!, factorID: factorID, phone: phone, purpose: purpose, codeHash: "", now: now, lifetime: request.policy.sms.codeLifetime)
         record.codeHash = Self.hash(code: code, id: record.id!)
         try await record.create(on: request.db)
-        let body = "\(code) is your \(practice.name) sign-in code. It expires in 10 minutes. Never share it; \(practice.name) staff will never ask for it."
+        let body = "\(code) is your \(practice.name) sign-in code. It expires in \(request.policy.sms.codeLifetimeMinutes) minutes. Never share it; \(practice.name) staff will never ask for it."
         do {
             try await request.application.smsSender.send(to: phone, body: body, database: request.db, client: request.client, now: now)
         } catch {
@@ -85,8 +85,8 @@ struct SMSCodeService {
     private func enforceLimits(userID: UUID, phone: String, practiceID: UUID, now: Date) async throws {
         let store = ThrottleStore(database: request.db)
         let keys: [(String, FixedWindowLimit)] = [
-            ("sms:burst:user:\(userID)", ThrottleLimits.smsBurst), ("sms:hour:user:\(userID)", ThrottleLimits.smsHourly),
-            ("sms:burst:phone:\(phone)", ThrottleLimits.smsBurst), ("sms:hour:phone:\(phone)", ThrottleLimits.smsHourly),
+            ("sms:burst:user:\(userID)", request.policy.sms.burst), ("sms:hour:user:\(userID)", request.policy.sms.hourly),
+            ("sms:burst:phone:\(phone)", request.policy.sms.burst), ("sms:hour:phone:\(phone)", request.policy.sms.hourly),
         ]
         // Each send is reserved in every window before anything is sent, so parallel requests cannot exceed them;
         // when one window is full the reservations already made are given back.
@@ -115,7 +115,7 @@ struct SMSCodeService {
             // Each guess at a code is reserved first: after five, the code is spent whatever comes next.
             let reserved = try await request.db.sql.raw("""
                 UPDATE \(ident: SMSCode.schema) SET attempts = attempts + 1
-                WHERE id = \(bind: try candidate.requireID()) AND used_at IS NULL AND attempts < \(bind: SMSCode.attemptLimit) RETURNING id
+                WHERE id = \(bind: try candidate.requireID()) AND used_at IS NULL AND attempts < \(bind: request.policy.sms.guessesPerCode) RETURNING id
                 """).all()
             guard !reserved.isEmpty else { continue }
             if ConstantTime.equals(Self.hash(code: input, id: try candidate.requireID()), candidate.codeHash) { match = candidate }

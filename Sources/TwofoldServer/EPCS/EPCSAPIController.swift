@@ -1,4 +1,5 @@
 import Fluent
+import TwofoldAPI
 import TwofoldCore
 import Vapor
 
@@ -9,96 +10,52 @@ struct EPCSAPIController: RouteCollection {
     static let bodyLimit: ByteCount = "16kb"
 
     func boot(routes: any RoutesBuilder) throws {
-        let practice = routes.grouped(SessionGuard(requirement: .signedIn, style: .api)).grouped(AdminGuard()).grouped("practice")
-        practice.on(.POST, "users", ":id", "epcs", "grants", body: .collect(maxSize: Self.bodyLimit), use: enter)
-        practice.on(.DELETE, "users", ":id", "epcs", body: .collect(maxSize: Self.bodyLimit), use: revoke)
-        practice.on(.PUT, "users", ":id", "epcs", "approver", body: .collect(maxSize: Self.bodyLimit), use: designate)
-        practice.on(.POST, "users", ":id", "factors", ":factorId", "report-lost", body: .collect(maxSize: Self.bodyLimit), use: adminReportLost)
-        let epcs = practice.grouped("epcs")
-        epcs.get("grants", use: grants)
-        epcs.on(.POST, "grants", ":grantId", "approve", body: .collect(maxSize: Self.bodyLimit), use: approve)
-        epcs.on(.POST, "grants", ":grantId", "refuse", body: .collect(maxSize: Self.bodyLimit), use: refuse)
-        epcs.on(.POST, "grants", ":grantId", "confirm-revocation", body: .collect(maxSize: Self.bodyLimit), use: confirmRevocation)
-        epcs.get("approvers", use: approvers)
-        epcs.get("settings", use: settings)
-        epcs.on(.PATCH, "settings", body: .collect(maxSize: Self.bodyLimit), use: updateSettings)
-        epcs.get("alerts", use: alerts)
-        epcs.on(.POST, "alerts", ":id", "acknowledge", body: .collect(maxSize: Self.bodyLimit), use: acknowledge)
+        let practice = routes.grouped(SessionGuard(requirement: .signedIn, style: .api)).grouped(AdminGuard())
+        practice.on(.POST, APIPath.practiceUserEPCSGrants(.placeholder), body: .collect(maxSize: Self.bodyLimit), use: enter)
+        practice.on(.DELETE, APIPath.practiceUserEPCS(.placeholder), body: .collect(maxSize: Self.bodyLimit), use: revoke)
+        practice.on(.PUT, APIPath.practiceUserEPCSApprover(.placeholder), body: .collect(maxSize: Self.bodyLimit), use: designate)
+        practice.on(.POST, APIPath.practiceUserReportLost(user: .placeholder, factor: .placeholder), body: .collect(maxSize: Self.bodyLimit),
+                    use: adminReportLost)
+        practice.get(APIPath.epcsGrants, use: grants)
+        practice.on(.POST, APIPath.epcsGrantApprove(.placeholder), body: .collect(maxSize: Self.bodyLimit), use: approve)
+        practice.on(.POST, APIPath.epcsGrantRefuse(.placeholder), body: .collect(maxSize: Self.bodyLimit), use: refuse)
+        practice.on(.POST, APIPath.epcsGrantConfirmRevocation(.placeholder), body: .collect(maxSize: Self.bodyLimit), use: confirmRevocation)
+        practice.get(APIPath.epcsApprovers, use: approvers)
+        practice.get(APIPath.epcsSettings, use: settings)
+        practice.on(.PATCH, APIPath.epcsSettings, body: .collect(maxSize: Self.bodyLimit), use: updateSettings)
+        practice.get(APIPath.epcsAlerts, use: alerts)
+        practice.on(.POST, APIPath.epcsAlertAcknowledge(.placeholder), body: .collect(maxSize: Self.bodyLimit), use: acknowledge)
 
-        let me = routes.grouped(SessionGuard(requirement: .signedIn, style: .api)).grouped("me")
-        me.on(.POST, "factors", ":id", "report-lost", body: .collect(maxSize: Self.bodyLimit), use: reportLost)
+        let me = routes.grouped(SessionGuard(requirement: .signedIn, style: .api))
+        me.on(.POST, APIPath.meFactorReportLost(.placeholder), body: .collect(maxSize: Self.bodyLimit), use: reportLost)
     }
 
     // MARK: bodies
 
-    struct GrantRequest: Content {
-        var deaNumber: String
-        var deaExpiresOn: String
-        var states: [String]
-        var proofing: EPCSProofing
-        var adminPassword: String?
-    }
-
-    /// The second approver's proof: `{code}`, or `{push: true}` to send the step to their push device and then
-    /// `{pushChallengeId}` once it is approved there.
-    struct ProofRequest: Content {
-        var code: String?
-        var push: Bool?
-        var pushChallengeId: UUID?
-    }
-
-    /// A push request sent for the step: show the number; the device asks for it.
-    struct PushPending: Content {
-        var grantId: UUID
-        var status = "pending_push"
-        var pushChallengeId: UUID
-        var number: Int
-        var expiresAt: Date
-    }
-
     /// Runs a second-approver step with the proof in the body, or starts a push request for it (202).
     private func secondApproverStep(_ req: Request, action: String, run: (EPCSService, UUID, ApproverProof) async throws -> GrantStatus) async throws -> Response {
         let id = try Self.uuid(req, "grantId", notFound: .grantNotFound)
-        let body = try Self.decode(ProofRequest.self, from: req, expected: "{code} or {push: true} then {pushChallengeId}")
+        // The second approver's proof: `{code}`, or `{push: true}` to send the step to their push device and then
+        // `{pushChallengeId}` once it is approved there.
+        let body = try Self.decode(API.SecondApproverProof.self, from: req, expected: "{code} or {push: true} then {pushChallengeId}")
         let service = try Self.service(req)
         if body.push == true {
+            // A push request sent for the step: show the number; the device asks for it.
             let push = try await service.startPush(grantID: id, action: action)
-            return try await PushPending(grantId: id, pushChallengeId: push.id!, number: push.number, expiresAt: push.expiresAt)
+            return try await API.EPCSPushPending(grantId: id.uuidString, status: .pendingPush, pushChallengeId: try push.requireID().uuidString,
+                                                 number: push.number, expiresAt: push.expiresAt)
                 .encodeResponse(status: .accepted, for: req)
         }
-        let proof: ApproverProof = body.pushChallengeId.map { .push(challengeID: $0) } ?? .code(body.code)
+        let proof: ApproverProof = try APIField.uuid(body.pushChallengeId, "pushChallengeId").map { .push(challengeID: $0) } ?? .code(body.code)
         return try await run(service, id, proof).encodeResponse(for: req)
-    }
-
-    struct ReasonRequest: Content {
-        var reason: String?
-        var adminPassword: String?
-    }
-
-    struct ApproverRequest: Content {
-        var approver: Bool
-        var deaRegistrant: Bool
-        var adminPassword: String?
-    }
-
-    struct SettingsPatch: Content {
-        var eligibleTokens: [String]?
-        var securityKeyAAGUIDs: [String]?
-        var workingHoursStart: Int?
-        var workingHoursEnd: Int?
-        var adminPassword: String?
-    }
-
-    struct PasswordRequest: Content {
-        var password: String?
     }
 
     // MARK: answers
 
-    struct GrantStatus: Content {
-        var grantId: UUID
-        var status: String
-        var revocationConfirmed: Bool?
+    typealias GrantStatus = API.EPCSGrantStatus
+
+    static func grantStatus(_ grant: EPCSGrant, revocationConfirmed: Bool? = nil) throws -> GrantStatus {
+        GrantStatus(grantId: try grant.requireID().uuidString, status: try .documented(grant.status.rawValue), revocationConfirmed: revocationConfirmed)
     }
 
     struct GrantDTO: Content {
@@ -147,41 +104,9 @@ struct EPCSAPIController: RouteCollection {
         var grants: [GrantDTO]
     }
 
-    struct ApproverDTO: Content {
-        var userId: UUID
-        var username: String
-        var name: String
-        var approver: Bool
-        var deaRegistrant: Bool
-
-        init(_ user: User) {
-            userId = user.id!
-            username = user.username
-            name = user.fullName
-            approver = user.epcsApprover
-            deaRegistrant = user.deaRegistrant
-        }
-    }
-
-    struct ApproverList: Content {
-        var approvers: [ApproverDTO]
-    }
-
-    struct AlertDTO: Content {
-        var id: UUID
-        var kind: String
-        var subjectId: UUID?
-        var message: String
-        var createdAt: Date
-    }
-
-    struct AlertList: Content {
-        var alerts: [AlertDTO]
-    }
-
-    struct LostDeviceResponse: Content {
-        var factorId: UUID
-        var revokedGrant: Bool
+    static func approver(_ user: User) throws -> API.EPCSApprover {
+        API.EPCSApprover(userId: try user.requireID().uuidString, username: user.username, name: user.fullName, approver: user.epcsApprover,
+                         deaRegistrant: user.deaRegistrant)
     }
 
     // MARK: helpers
@@ -195,7 +120,7 @@ struct EPCSAPIController: RouteCollection {
         do {
             return try req.content.decode(type)
         } catch let error as DecodingError {
-            throw EPCSError.invalid("The request body must be JSON \(expected). \(Self.describe(error))")
+            throw EPCSError.invalid("The request body must be JSON \(expected). \(error.clientReason)")
         } catch {
             throw EPCSError.invalid("The request body must be JSON \(expected).")
         }
@@ -207,19 +132,6 @@ struct EPCSAPIController: RouteCollection {
         return try decode(type, from: req, expected: expected)
     }
 
-    static func describe(_ error: DecodingError) -> String {
-        func path(_ context: DecodingError.Context, _ key: CodingKey? = nil) -> String {
-            let keys = context.codingPath.map(\.stringValue) + (key.map { [$0.stringValue] } ?? [])
-            return keys.isEmpty ? "the body" : keys.joined(separator: ".")
-        }
-        switch error {
-        case .keyNotFound(let key, let context): return "\(path(context, key)) is missing."
-        case .typeMismatch(_, let context), .valueNotFound(_, let context): return "\(path(context)) has the wrong type."
-        case .dataCorrupted(let context): return context.codingPath.isEmpty ? "It is not valid JSON." : "\(path(context)) is not valid."
-        @unknown default: return ""
-        }
-    }
-
     static func uuid(_ req: Request, _ name: String, notFound: EPCSError) throws -> UUID {
         guard let id = req.parameters.get(name, as: UUID.self) else { throw notFound }
         return id
@@ -229,38 +141,36 @@ struct EPCSAPIController: RouteCollection {
 
     @Sendable func enter(req: Request) async throws -> Response {
         let userID = try AdminWebController.userID(req)
-        let body = try Self.decode(GrantRequest.self, from: req,
+        let body = try Self.decode(API.EnterEPCSGrantRequest.self, from: req,
                                    expected: "{deaNumber, deaExpiresOn, states: [..], proofing: {provider, date, level, reference}, adminPassword}")
-        let input = EPCSGrantInput(deaNumber: body.deaNumber, deaExpiresOn: body.deaExpiresOn, states: body.states, proofing: body.proofing)
+        let proofing = EPCSProofing(provider: body.proofing.provider, date: body.proofing.date, level: body.proofing.level, reference: body.proofing.reference)
+        let input = EPCSGrantInput(deaNumber: body.deaNumber, deaExpiresOn: body.deaExpiresOn, states: body.states, proofing: proofing)
         let grant = try await Self.service(req).enter(userID: userID, input: input, adminPassword: body.adminPassword)
-        return try await GrantStatus(grantId: grant.id!, status: grant.status.rawValue).encodeResponse(status: .created, for: req)
+        return try await Self.grantStatus(grant).encodeResponse(status: .created, for: req)
     }
 
     @Sendable func approve(req: Request) async throws -> Response {
         try await secondApproverStep(req, action: "approve_grant") { service, id, proof in
-            let grant = try await service.approve(grantID: id, proof: proof)
-            return GrantStatus(grantId: grant.id!, status: grant.status.rawValue)
+            try Self.grantStatus(try await service.approve(grantID: id, proof: proof))
         }
     }
 
     @Sendable func refuse(req: Request) async throws -> GrantStatus {
         let id = try Self.uuid(req, "grantId", notFound: .grantNotFound)
-        let body = try Self.decode(ReasonRequest.self, from: req, expected: "{reason, adminPassword}")
-        let grant = try await Self.service(req).refuse(grantID: id, reason: body.reason, adminPassword: body.adminPassword)
-        return GrantStatus(grantId: grant.id!, status: grant.status.rawValue)
+        let body = try Self.decode(API.EPCSGrantDecisionRequest.self, from: req, expected: "{reason, adminPassword}")
+        return try Self.grantStatus(try await Self.service(req).refuse(grantID: id, reason: body.reason, adminPassword: body.adminPassword))
     }
 
     @Sendable func revoke(req: Request) async throws -> GrantStatus {
         let userID = try AdminWebController.userID(req)
-        let body = try Self.decodeOptional(ReasonRequest.self, from: req, expected: "{reason, adminPassword}")
-        let grant = try await Self.service(req).revoke(userID: userID, reason: body?.reason, adminPassword: body?.adminPassword)
-        return GrantStatus(grantId: grant.id!, status: grant.status.rawValue)
+        let body = try Self.decodeOptional(API.EPCSGrantDecisionRequest.self, from: req, expected: "{reason, adminPassword}")
+        return try Self.grantStatus(try await Self.service(req).revoke(userID: userID, reason: body?.reason, adminPassword: body?.adminPassword))
     }
 
     @Sendable func confirmRevocation(req: Request) async throws -> Response {
         try await secondApproverStep(req, action: "confirm_revocation") { service, id, proof in
             let grant = try await service.confirmRevocation(grantID: id, proof: proof)
-            return GrantStatus(grantId: grant.id!, status: grant.status.rawValue, revocationConfirmed: grant.revocationConfirmedAt != nil)
+            return try Self.grantStatus(grant, revocationConfirmed: grant.revocationConfirmedAt != nil)
         }
     }
 
@@ -270,15 +180,15 @@ struct EPCSAPIController: RouteCollection {
 
     // MARK: approvers
 
-    @Sendable func designate(req: Request) async throws -> ApproverDTO {
+    @Sendable func designate(req: Request) async throws -> API.EPCSApprover {
         let userID = try AdminWebController.userID(req)
-        let body = try Self.decode(ApproverRequest.self, from: req, expected: "{approver: true|false, deaRegistrant: true|false, adminPassword}")
+        let body = try Self.decode(API.DesignateEPCSApproverRequest.self, from: req, expected: "{approver: true|false, deaRegistrant: true|false, adminPassword}")
         let user = try await Self.service(req).designate(userID: userID, approver: body.approver, registrant: body.deaRegistrant, adminPassword: body.adminPassword)
-        return ApproverDTO(user)
+        return try Self.approver(user)
     }
 
-    @Sendable func approvers(req: Request) async throws -> ApproverList {
-        ApproverList(approvers: try await Self.service(req).approvers().map(ApproverDTO.init))
+    @Sendable func approvers(req: Request) async throws -> API.EPCSApproverList {
+        API.EPCSApproverList(approvers: try await Self.service(req).approvers().map(Self.approver))
     }
 
     // MARK: settings
@@ -288,10 +198,10 @@ struct EPCSAPIController: RouteCollection {
     }
 
     @Sendable func updateSettings(req: Request) async throws -> EPCSService.Settings {
-        let body = try Self.decode(SettingsPatch.self, from: req,
+        let body = try Self.decode(API.UpdateEPCSSettingsRequest.self, from: req,
                                    expected: "{eligibleTokens, securityKeyAAGUIDs, workingHoursStart, workingHoursEnd, adminPassword}")
         let current = EPCSService.settings(of: try req.requireSession().practice)
-        let merged = EPCSService.Settings(eligibleTokens: body.eligibleTokens ?? current.eligibleTokens,
+        let merged = EPCSService.Settings(eligibleTokens: body.eligibleTokens?.map(\.rawValue) ?? current.eligibleTokens,
                                           securityKeyAAGUIDs: body.securityKeyAAGUIDs ?? current.securityKeyAAGUIDs,
                                           workingHoursStart: body.workingHoursStart ?? current.workingHoursStart,
                                           workingHoursEnd: body.workingHoursEnd ?? current.workingHoursEnd)
@@ -300,9 +210,9 @@ struct EPCSAPIController: RouteCollection {
 
     // MARK: alerts
 
-    @Sendable func alerts(req: Request) async throws -> AlertList {
-        AlertList(alerts: try await Self.service(req).openAlerts().map {
-            AlertDTO(id: $0.id!, kind: $0.kind, subjectId: $0.subjectID, message: $0.message, createdAt: $0.createdAt)
+    @Sendable func alerts(req: Request) async throws -> API.EPCSAlertList {
+        API.EPCSAlertList(alerts: try await Self.service(req).openAlerts().map {
+            API.EPCSAlert(id: try $0.requireID().uuidString, kind: $0.kind, subjectId: $0.subjectID?.uuidString, message: $0.message, createdAt: $0.createdAt)
         })
     }
 
@@ -315,25 +225,38 @@ struct EPCSAPIController: RouteCollection {
     // MARK: lost devices
 
     /// The signed-in user reports one of their own devices lost or stolen (§1311.102(b)).
-    @Sendable func reportLost(req: Request) async throws -> LostDeviceResponse {
+    @Sendable func reportLost(req: Request) async throws -> API.LostDevice {
         let session = try req.requireSession()
         let factorID = try Self.uuid(req, "id", notFound: .factorNotFound)
-        let body = try Self.decodeOptional(PasswordRequest.self, from: req, expected: "{password}")
+        let body = try Self.decodeOptional(API.PasswordConfirmation.self, from: req, expected: "{password}")
         try await Reauthentication(request: req).confirm(password: body?.password, session: session)
         let result = try await LostDeviceReport(request: req).report(factorID: factorID, of: session.user, practice: session.practice, reportedBy: session.userID)
-        return LostDeviceResponse(factorId: factorID, revokedGrant: result.revoked != nil)
+        return API.LostDevice(factorId: factorID.uuidString, revokedGrant: result.revoked != nil)
     }
 
     /// An administrator reports a staff member's device lost or stolen, from the user's page.
-    @Sendable func adminReportLost(req: Request) async throws -> LostDeviceResponse {
+    @Sendable func adminReportLost(req: Request) async throws -> API.LostDevice {
         let session = try req.requireSession()
         let userID = try AdminWebController.userID(req)
         let factorID = try Self.uuid(req, "factorId", notFound: .factorNotFound)
-        let body = try Self.decodeOptional(PracticeAPIController.AdminPasswordRequest.self, from: req, expected: "{adminPassword}")
+        let body = try Self.decodeOptional(API.AdminPasswordConfirmation.self, from: req, expected: "{adminPassword}")
         let admin = try AdminService(request: req, admin: session)
         let user = try await admin.directory.user(userID)
         try await admin.confirmAdminPassword(body?.adminPassword)
         let result = try await LostDeviceReport(request: req).report(factorID: factorID, of: user, practice: session.practice, reportedBy: session.userID)
-        return LostDeviceResponse(factorId: factorID, revokedGrant: result.revoked != nil)
+        return API.LostDevice(factorId: factorID.uuidString, revokedGrant: result.revoked != nil)
     }
 }
+
+extension API.EnterEPCSGrantRequest: Content {}
+extension API.SecondApproverProof: Content {}
+extension API.EPCSGrantStatus: Content {}
+extension API.EPCSPushPending: Content {}
+extension API.EPCSGrantDecisionRequest: Content {}
+extension API.DesignateEPCSApproverRequest: Content {}
+extension API.EPCSApprover: Content {}
+extension API.EPCSApproverList: Content {}
+extension API.UpdateEPCSSettingsRequest: Content {}
+extension API.EPCSAlert: Content {}
+extension API.EPCSAlertList: Content {}
+extension API.LostDevice: Content {}

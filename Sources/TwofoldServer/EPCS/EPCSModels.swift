@@ -233,10 +233,10 @@ struct CreateEPCSTables: AsyncMigration {
             .field("epcs_security_key_aaguids", .string, .required, .sql(.default("")))
             .update()
         try await database.schema(Practice.schema)
-            .field("epcs_working_hours_start", .int, .required, .sql(.default(EPCSDefaults.workingHoursStart)))
+            .field("epcs_working_hours_start", .int, .required, .sql(.default(TwofoldPolicy.standard.practice.epcsWorkingHoursStart.default)))
             .update()
         try await database.schema(Practice.schema)
-            .field("epcs_working_hours_end", .int, .required, .sql(.default(EPCSDefaults.workingHoursEnd)))
+            .field("epcs_working_hours_end", .int, .required, .sql(.default(TwofoldPolicy.standard.practice.epcsWorkingHoursEnd.default)))
             .update()
         try await database.schema(StepUpChallenge.schema)
             .field("epcs_grant_id", .uuid)
@@ -268,6 +268,4 @@ struct CreateEPCSTables: AsyncMigration {
 enum EPCSDefaults {
     /// Push devices and authenticator apps count out of the box; security keys once trust anchors are configured.
     static let tokens = "push,totp,security_key"
-    static let workingHoursStart = 7
-    static let workingHoursEnd = 19
 }

@@ -157,7 +157,7 @@ struct EPCSAuditVerifier: Sendable {
         let result = try await AuditLog.verify(on: database, keys: keys, external: external, source: file ?? "the checkpoint file")
         let against = file.map { " and compared with \($0)" } ?? ""
         let summary = result.problem.map { "The audit log is NOT intact: \($0) (\(result.checked) events before it verified)." }
-            ?? "The whole audit log is intact: \(result.checked) events and \(result.checkpoints) signed checkpoints verified\(against). This day's events are part of that one chain; there is no separate verification of a single day."
+            ?? "The whole audit log is intact: \(result.checked) events and \(result.checkpoints) signed checkpoints verified\(against). This day's events are part of those chains; there is no separate verification of a single day."
         return .init(intact: result.isIntact, scope: "whole_log", eventsChecked: result.checked, checkpointsChecked: result.checkpoints,
                      checkpointFile: file, problem: result.problem, summary: summary, verifiedAt: now)
     }
@@ -168,6 +168,8 @@ struct EPCSReport {
     let database: any Database
     let now: Date
     let verifier: EPCSAuditVerifier
+    /// How far before a day a step-up may have started and still belong to it.
+    var policy = TwofoldPolicy.standard
 
     init(database: any Database, now: Date, verifier: EPCSAuditVerifier) {
         self.database = database
@@ -306,7 +308,7 @@ struct EPCSReport {
             }
             .filter(\.$occurredMS >= from).filter(\.$occurredMS < to)
             .group(.or) { $0.filter(\.$event, .contains(inverse: false, .prefix), "epcs.").filter(\.$event ~~ Self.candidateEvents) }
-            .sort(\.$seq).all()
+            .sort(\.$occurredMS).sort(\.$chainID).sort(\.$seq).all()
         let grants = try await EPCSGrant.query(on: database).filter(\.$practiceID == practiceID).all()
         let prescribers = Set(grants.filter { $0.decidedAt != nil && ($0.status == .active || $0.status == .revoked) }.map { $0.$user.id })
         // EPCS step-ups: the ones the events say are, and the practice's EPCS step-ups started in (or just before) the range.
@@ -319,7 +321,7 @@ struct EPCSReport {
         }
         let stepUpRows = try await StepUpChallenge.query(on: database).filter(\.$practiceID == practiceID)
             .filter(\.$actionType == StepUpChallenge.epcsActionType)
-            .filter(\.$createdAt >= start.addingTimeInterval(-StepUpChallenge.lifetime)).filter(\.$createdAt < end).all()
+            .filter(\.$createdAt >= start.addingTimeInterval(-policy.stepUp.challengeLifetime)).filter(\.$createdAt < end).all()
         epcsStepUps.formUnion(stepUpRows.map(\.shortID))
         let events = candidates.filter { event in
             if event.event.hasPrefix("epcs.") || event.event == AuditEventType.auditIntegrityFailed.rawValue { return true }
@@ -612,9 +614,9 @@ struct EPCSHomePanel: Encodable {
     }
 
     var alerts: [Alert]
-    var alertsLink = "/admin/epcs"
+    var alertsLink = AdminPath.epcs.string
     var unreviewed: Int
-    var reportsLink = EPCSReportPath.list
+    var reportsLink = AdminPath.epcsReports.string
     var incidents: [Incident]
     var openIncidents: Int
     var duty = EPCSDailyReport.reportingDuty
@@ -628,16 +630,7 @@ struct EPCSHomePanel: Encodable {
         return EPCSHomePanel(
             alerts: alerts.map { Alert(message: $0.message, time: SecurityWebController.format($0.createdAt)) },
             unreviewed: pending.days.count,
-            incidents: pending.days.filter { $0.incidents > 0 }.map { Incident(day: $0.day, count: $0.incidents, link: EPCSReportPath.day($0.day)) },
+            incidents: pending.days.filter { $0.incidents > 0 }.map { Incident(day: $0.day, count: $0.incidents, link: AdminPath.epcsReport($0.day).string) },
             openIncidents: pending.openIncidents)
     }
-}
-
-/// Addresses of the report pages.
-enum EPCSReportPath {
-    static let list = "/admin/epcs/reports"
-    static func day(_ day: String) -> String { "\(list)/\(day)" }
-    static func review(_ day: String) -> String { "\(list)/\(day)/review" }
-    static let monthlyLog = "/account/epcs"
-    static let monthlyLogCSV = "/account/epcs.csv"
 }

@@ -8,23 +8,24 @@ struct EPCSReportController: RouteCollection {
 
     func boot(routes: any RoutesBuilder) throws {
         let web = routes.grouped(CSRFGuard(protectsAnonymousRequests: true)).grouped(SessionGuard(requirement: .signedIn, style: .web))
-        let reports = web.grouped(AdminGuard()).grouped("admin", "epcs", "reports")
-        reports.get(use: listPage)
-        // `2030-03-18`, `2030-03-18.csv` and `2030-03-18.json` are one path component.
-        reports.get(":day", use: dayPage)
-        reports.on(.POST, ":day", "review", body: .collect(maxSize: Self.bodyLimit), use: reviewPage)
-        web.get("account", "epcs", use: monthlyPage)
-        web.get("account", "epcs.csv", use: monthlyCSV)
+        let reports = web.grouped(AdminGuard())
+        reports.get(AdminPath.epcsReports, use: listPage)
+        reports.get(AdminPath.epcsReport(.placeholder), use: dayPage)
+        reports.on(.POST, AdminPath.epcsReportReview(.placeholder), body: .collect(maxSize: Self.bodyLimit), use: reviewPage)
+        web.get(WebPath.epcsLog, use: monthlyPage)
+        web.get(WebPath.epcsLogCSV, use: monthlyCSV)
 
-        let api = routes.grouped("api", "v1").grouped(CSRFGuard(protectsAnonymousRequests: false)).grouped(SessionGuard(requirement: .signedIn, style: .api))
-        let practice = api.grouped(AdminGuard()).grouped("practice", "epcs", "reports")
-        practice.get(":day", use: apiReport)
-        practice.on(.POST, ":day", "review", body: .collect(maxSize: Self.bodyLimit), use: apiReview)
-        api.get("me", "epcs", "log", use: apiMonthlyLog)
+        let api = routes.grouped(CSRFGuard(protectsAnonymousRequests: false)).grouped(SessionGuard(requirement: .signedIn, style: .api))
+        let practice = api.grouped(AdminGuard())
+        practice.get(APIPath.epcsReport(.placeholder), use: apiReport)
+        practice.on(.POST, APIPath.epcsReportReview(.placeholder), body: .collect(maxSize: Self.bodyLimit), use: apiReview)
+        api.get(APIPath.meEPCSLog, use: apiMonthlyLog)
     }
 
     static func reports(_ req: Request) throws -> EPCSReport {
-        try EPCSReport(database: req.db, now: req.now)
+        var reports = try EPCSReport(database: req.db, now: req.now)
+        reports.policy = req.policy
+        return reports
     }
 
     // MARK: reviewing
@@ -126,7 +127,7 @@ struct EPCSReportController: RouteCollection {
         var reviewAction: String
         var csvLink: String
         var jsonLink: String
-        var listLink = EPCSReportPath.list
+        var listLink = AdminPath.epcsReports.string
         var duty = EPCSDailyReport.reportingDuty
     }
 
@@ -150,7 +151,7 @@ struct EPCSReportController: RouteCollection {
         let session = try req.requireSession()
         let days = try await Self.reports(req).days(practice: session.practice)
         let lines = days.map { day in
-            DayLine(day: day.day, link: EPCSReportPath.day(day.day), events: day.events, incidents: day.incidents,
+            DayLine(day: day.day, link: AdminPath.epcsReport(day.day).string, events: day.events, incidents: day.incidents,
                     reviewed: day.review.map { "Reviewed by \($0.reviewedBy) on \(SecurityWebController.format($0.reviewedAt))" } ?? "Not reviewed",
                     isReviewed: day.review != nil)
         }
@@ -188,8 +189,8 @@ struct EPCSReportController: RouteCollection {
             review: report.review, reviewedAt: report.review.map { SecurityWebController.format($0.reviewedAt) },
             canReview: session.user.epcsApprover && report.review == nil,
             justReviewed: report.review != nil && (try? req.query.get(String.self, at: "reviewed")) == "1",
-            note: note, reviewAction: EPCSReportPath.review(report.day),
-            csvLink: EPCSReportPath.day(report.day) + ".csv", jsonLink: EPCSReportPath.day(report.day) + ".json")
+            note: note, reviewAction: AdminPath.epcsReportReview(report.day).string,
+            csvLink: AdminPath.epcsReport(report.day + ".csv").string, jsonLink: AdminPath.epcsReport(report.day + ".json").string)
         return try await req.render("admin-epcs-report", page, status: status)
     }
 
@@ -198,7 +199,7 @@ struct EPCSReportController: RouteCollection {
         let input = try req.content.decode(ReviewInput.self)
         do {
             let report = try await Self.review(req, day: day, input: input)
-            return req.redirect(to: EPCSReportPath.day(report.day) + "?reviewed=1")
+            return req.redirect(to: AdminPath.epcsReport(report.day), query: ["reviewed": "1"])
         } catch let error as EPCSReport.DayError {
             throw error
         } catch let error as any AbortError {
@@ -260,9 +261,9 @@ struct EPCSReportController: RouteCollection {
         let monthName = start.formatted(Date.FormatStyle(timeZone: TimeZone(identifier: "UTC")!).month(.wide).year())
         let page = MonthlyPage(
             layout: req.layout("EPCS signings"), month: log.month, monthName: monthName, signings: signings,
-            previousLink: EPCSReportPath.monthlyLog + "?month=" + String(EPCSDay.string(previous).prefix(7)),
-            nextLink: next <= current ? EPCSReportPath.monthlyLog + "?month=" + next : nil,
-            csvLink: EPCSReportPath.monthlyLogCSV + "?month=" + log.month)
+            previousLink: WebPath.epcsLog.string(query: ["month": String(EPCSDay.string(previous).prefix(7))]),
+            nextLink: next <= current ? WebPath.epcsLog.string(query: ["month": next]) : nil,
+            csvLink: WebPath.epcsLogCSV.string(query: ["month": log.month]))
         return try await req.render("account-epcs-log", page)
     }
 

@@ -141,8 +141,7 @@ struct EPCSService {
     private var practiceID: UUID { admin.practiceID }
 
     private func confirmPassword(_ password: String?) async throws {
-        guard let password, !password.isEmpty else { throw Reauthentication.Failure.passwordRequired }
-        try await Reauthentication(request: request).confirm(password: password, session: admin)
+        try await AdminService(request: request, admin: admin).confirmAdminPassword(password)
     }
 
     private func audit(_ type: AuditEventType, subject: UUID?, _ details: [String: String], on db: (any Database)? = nil) async throws {
@@ -443,8 +442,9 @@ struct EPCSService {
         }
         let aaguids = EPCS.aaguidList(settings.securityKeyAAGUIDs.joined(separator: ","))
         if let bad = aaguids.invalid { throw EPCSError.invalid("\(bad) is not an AAGUID (a UUID such as 2fc0579f-8113-47ea-b116-bb5a8db9202a).") }
-        guard (0...23).contains(settings.workingHoursStart), (1...24).contains(settings.workingHoursEnd), settings.workingHoursStart < settings.workingHoursEnd
-        else { throw EPCSError.invalid("Working hours run from a start hour (0–23) to a later end hour (1–24), in UTC.") }
+        let start = request.policy.practice.epcsWorkingHoursStart, end = request.policy.practice.epcsWorkingHoursEnd
+        guard start.contains(settings.workingHoursStart), end.contains(settings.workingHoursEnd), settings.workingHoursStart < settings.workingHoursEnd
+        else { throw EPCSError.invalid("Working hours run from a start hour (\(start.lowerBound)–\(start.upperBound)) to a later end hour (\(end.lowerBound)–\(end.upperBound)), in UTC.") }
         try await confirmPassword(adminPassword)
         let practice = admin.practice
         let before = Self.settings(of: practice)
@@ -489,16 +489,9 @@ struct LostDeviceReport {
         guard let factor = try await Factor.query(on: request.db).filter(\.$id == factorID).filter(\.$user.$id == (try user.requireID())).first()
         else { throw EPCSError.factorNotFound }
         let userID = try user.requireID()
-        let others = try await Factor.query(on: request.db).filter(\.$user.$id == userID).filter(\.$status == .active).filter(\.$id != factorID).all()
+        let others = try await TwoFactorReset.otherActiveFactors(of: userID, besides: factorID, on: request.db)
         try await request.db.transaction { db in
-            try await factor.delete(on: db)
-            if factor.isPrimary, let successor = others.max(by: { ($0.lastUsedAt ?? .distantPast) < ($1.lastUsedAt ?? .distantPast) }) {
-                successor.isPrimary = true
-                try await successor.save(on: db)
-            }
-            if factor.status == .active, others.isEmpty {
-                try await TwoFactorReset.clearSecondaryState(userID: userID, on: db)
-            }
+            try await TwoFactorReset.remove(factor, remaining: others, userID: userID, on: db)
             // A device that may be in someone else's hands: the browsers it helped remember are forgotten too.
             try await RememberedBrowser.query(on: db).filter(\.$user.$id == userID).delete()
             try await request.audit(.epcsTokenReportedLost, practiceID: practice.id, actorID: actorID, subjectID: userID,

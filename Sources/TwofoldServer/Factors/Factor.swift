@@ -154,3 +154,10 @@ struct AddEnrollmentSessionToFactor: AsyncMigration {
         try await database.schema(Factor.schema).deleteField("enrollment_session_id").update()
     }
 }
+
+extension Factor {
+    /// The kinds of a user's active factors (one small query: the kind column only).
+    static func activeKinds(of userID: UUID, on db: any Database) async throws -> Set<Kind> {
+        Set(try await Factor.query(on: db).filter(\.$user.$id == userID).filter(\.$status == .active).unique().all(\.$kind))
+    }
+}

@@ -139,9 +139,8 @@ struct FactorService {
         let code = rawCode.filter { !$0.isWhitespace && $0 != "-" }
         let throttle = ThrottleStore(database: request.db)
         let attemptsKey = "enroll:\(id.uuidString)"
-        let attemptLimit = FixedWindowLimit(limit: 10, window: 3600)
         // Reserved before the check: parallel guesses at a pending set-up get ten evaluations in all.
-        if case .blocked = try await throttle.reserve(attemptsKey, limit: attemptLimit, now: request.now) {
+        if case .blocked = try await throttle.reserve(attemptsKey, limit: request.policy.enrollment.attemptsPerFactor, now: request.now) {
             try await factor.delete(on: request.db)
             throw FactorError.tooManyAttempts
         }
@@ -237,8 +236,7 @@ struct FactorService {
     /// 2FA off (`code`: a current code or a recovery code).
     func remove(id: UUID, code: String?, session: CurrentSession) async throws {
         let factor = try await ownFactor(id, session: session)
-        let others = try await Factor.query(on: request.db).filter(\.$user.$id == session.userID).filter(\.$status == .active)
-            .filter(\.$id != id).all()
+        let others = try await TwoFactorReset.otherActiveFactors(of: session.userID, besides: id, on: request.db)
         if factor.status == .active, others.isEmpty {
             if session.twoFactorRequired {
                 throw FactorError.required("This is your only sign-in method and \(session.practice.mandatoryTwoFactor ? "your practice" : "your administrator") requires two-factor authentication. Add another method first, then remove this one.")
@@ -246,14 +244,7 @@ struct FactorService {
             try await confirmTurningOff(code: code, session: session)
         }
         try await request.db.transaction { db in
-            try await factor.delete(on: db)
-            if factor.isPrimary, let successor = others.max(by: { ($0.lastUsedAt ?? .distantPast) < ($1.lastUsedAt ?? .distantPast) }) {
-                successor.isPrimary = true
-                try await successor.save(on: db)
-            }
-            if factor.status == .active, others.isEmpty {
-                try await TwoFactorReset.clearSecondaryState(userID: session.userID, on: db)
-            }
+            try await TwoFactorReset.remove(factor, remaining: others, userID: session.userID, on: db)
             try await request.audit(factor.kind == .webauthn ? .passkeyRemoved : .factorRemoved, practiceID: session.practiceID, actorID: session.userID,
                                     details: ["factor": factor.shortID, "kind": factor.kind.rawValue, "nickname": factor.nickname], on: db)
         }
@@ -293,6 +284,24 @@ struct FactorService {
 
 /// What goes with a user's factors when 2FA is turned off or reset.
 enum TwoFactorReset {
+    /// The user's other active factors, which decide what removing one factor also takes with it.
+    static func otherActiveFactors(of userID: UUID, besides factorID: UUID, on db: any Database) async throws -> [Factor] {
+        try await Factor.query(on: db).filter(\.$user.$id == userID).filter(\.$status == .active).filter(\.$id != factorID).all()
+    }
+
+    /// Deletes one factor: "primary" passes to the most recently used remaining active factor, and when it was the
+    /// user's last active factor, what goes with 2FA goes too. Used by the user, the administrator and a lost-device report.
+    static func remove(_ factor: Factor, remaining others: [Factor], userID: UUID, on db: any Database) async throws {
+        try await factor.delete(on: db)
+        if factor.isPrimary, let successor = others.max(by: { ($0.lastUsedAt ?? .distantPast) < ($1.lastUsedAt ?? .distantPast) }) {
+            successor.isPrimary = true
+            try await successor.save(on: db)
+        }
+        if factor.status == .active, others.isEmpty {
+            try await clearSecondaryState(userID: userID, on: db)
+        }
+    }
+
     static func clearSecondaryState(userID: UUID, on db: any Database) async throws {
         try await RecoveryCodeRecord.query(on: db).filter(\.$user.$id == userID).delete()
         try await RememberedBrowser.query(on: db).filter(\.$user.$id == userID).delete()
@@ -317,7 +326,7 @@ extension FactorService.Activation {
         let response = if let recoveryCodes {
             try await RecoveryCodesPage.render(req, codes: recoveryCodes, firstTime: true)
         } else {
-            req.redirect(to: WebPath.security.string + "?notice=\(Notice.factorAdded.rawValue)")
+            req.redirect(to: WebPath.security, notice: .factorAdded)
         }
         if let sessionToken {
             response.cookies[req.sessionCookieName] = SessionCookie.value(sessionToken, secure: req.twofold.configuration.secureCookies)

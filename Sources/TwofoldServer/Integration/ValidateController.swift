@@ -1,4 +1,5 @@
 import Fluent
+import TwofoldAPI
 import TwofoldCore
 import Vapor
 
@@ -6,27 +7,21 @@ import Vapor
 /// under the sign-in rules (single-use steps, guessing limits, audit) and without revealing whether a user exists.
 struct ValidateController: RouteCollection {
     func boot(routes: any RoutesBuilder) throws {
-        routes.grouped(APIKeyGuard()).on(.POST, "validate", body: .collect(maxSize: "4kb"), use: validate)
+        routes.grouped(APIKeyGuard()).on(.POST, APIPath.validate, body: .collect(maxSize: "4kb"), use: validate)
     }
 
-    struct ValidateRequest: Content {
-        var username: String
-        var code: String
-    }
-
-    struct ValidateResponse: Content {
-        var result: String
-    }
-
-    @Sendable func validate(req: Request) async throws -> ValidateResponse {
+    @Sendable func validate(req: Request) async throws -> API.ValidationResult {
         guard let key = req.apiKey else { throw Abort(.unauthorized) }
-        let body = try req.content.decode(ValidateRequest.self)
+        let body = try req.apiBody(API.ValidateRequest.self)
         guard !body.username.isEmpty, body.username.count <= 128 else { throw Abort(.badRequest, reason: "username must be 1 to 128 characters.") }
         guard let code = CodeCheck.normalize(body.code) else { throw Abort(.badRequest, reason: "code must be 6 to 8 digits.") }
         let accepted = try await DirectVerification(request: req, key: key).check(username: body.username, code: code)
-        return ValidateResponse(result: accepted ? "accept" : "reject")
+        return API.ValidationResult(result: accepted ? .accept : .reject)
     }
 }
+
+extension API.ValidateRequest: Content {}
+extension API.ValidationResult: Content {}
 
 /// The decision behind `/api/v1/validate`.
 struct DirectVerification {

@@ -4,16 +4,16 @@ import Vapor
 /// The sign-in pages: password, second factor, recovery code, sign-out.
 struct LoginWebController: RouteCollection {
     func boot(routes: any RoutesBuilder) throws {
-        routes.get("login", use: showLogin)
-        routes.post("login", use: submitLogin)
-        routes.post("logout", use: logout)
+        routes.get(WebPath.login, use: showLogin)
+        routes.post(WebPath.login, use: submitLogin)
+        routes.post(WebPath.logout, use: logout)
         let pending = routes.grouped(SessionGuard(requirement: .secondFactor, style: .web))
-        pending.get("login", "two-factor", use: showTwoFactor)
-        pending.post("login", "two-factor", use: submitTwoFactor)
-        pending.post("login", "two-factor", "sms", use: sendSMS)
-        pending.get("login", "recovery", use: showRecovery)
-        pending.post("login", "recovery", use: submitRecovery)
-        routes.grouped(SessionGuard(requirement: .signedIn, style: .web)).get(use: home)
+        pending.get(WebPath.twoFactor, use: showTwoFactor)
+        pending.post(WebPath.twoFactor, use: submitTwoFactor)
+        pending.post(WebPath.twoFactorSMS, use: sendSMS)
+        pending.get(WebPath.recovery, use: showRecovery)
+        pending.post(WebPath.recovery, use: submitRecovery)
+        routes.grouped(SessionGuard(requirement: .signedIn, style: .web)).get(WebPath.home, use: home)
     }
 
     // MARK: password
@@ -24,7 +24,7 @@ struct LoginWebController: RouteCollection {
         /// Some practice on this server allows passwordless sign-in with passkeys.
         var passwordless: Bool
         var passkeyAction = WebPath.loginPasskey.string
-        var passkeyOptions = WebPath.apiPasskeySignInOptions.string
+        var passkeyOptions = APIPath.passkeySignInOptions.string
 
         init(layout: Layout, username: String, request: Request) async throws {
             self.layout = layout
@@ -43,7 +43,7 @@ struct LoginWebController: RouteCollection {
         // to a signed-in browser; signing in replaces the session.
         let forApplication = (try? req.query.get(String.self, at: "continue")) == "oidc" && req.cookies[OIDCController.pendingCookie] != nil
         if let session = req.currentSession, !forApplication { return req.redirect(to: Self.destination(for: session.record.stage)) }
-        let error = req.sessionExpired || (try? req.query.get(String.self, at: "expired")) != nil ? Notice.expired.message : nil
+        let error = req.sessionExpired || (try? req.query.get(String.self, at: "expired")) != nil ? Notice.expired.message(PageLimits(req.policy)) : nil
         let username = String(((try? req.query.get(String.self, at: "username")) ?? "").prefix(100))
         return try await req.render("login", try await LoginPage(layout: req.layout("Sign in", practice: try await Self.brandName(req), error: error), username: username, request: req))
     }
@@ -66,11 +66,11 @@ struct LoginWebController: RouteCollection {
         }
     }
 
-    static func destination(for stage: SessionRecord.Stage) -> String {
+    static func destination(for stage: SessionRecord.Stage) -> WebPath {
         switch stage {
-        case .secondFactor: WebPath.twoFactor.string
-        case .enrollment: WebPath.setup.string
-        case .signedIn: WebPath.home.string
+        case .secondFactor: .twoFactor
+        case .enrollment: .setup
+        case .signedIn: .home
         }
     }
 
@@ -84,7 +84,7 @@ struct LoginWebController: RouteCollection {
         if let session = req.currentSession {
             try await Self.endSession(req, session: session, via: nil)
         }
-        let response = req.redirect(to: WebPath.login.string + "?notice=\(Notice.signedOut.rawValue)")
+        let response = req.redirect(to: WebPath.login, notice: .signedOut)
         response.cookies[req.sessionCookieName] = SessionCookie.expired(secure: req.twofold.configuration.secureCookies)
         return response
     }
@@ -111,7 +111,7 @@ struct LoginWebController: RouteCollection {
         var usingPasskey: Bool
         var hasPasskey: Bool
         var passkeyAction = WebPath.twoFactorPasskey.string
-        var passkeyOptions = WebPath.apiPasskeySignInOptions.string
+        var passkeyOptions = APIPath.passkeySignInOptions.string
         var rememberDays: Int
         var recoveryLink = WebPath.recovery.string
         var digits: Int
@@ -134,7 +134,7 @@ struct LoginWebController: RouteCollection {
         let factors = try await SignInService(request: req).activeFactors(of: session.user)
         let views = factors.map { factor in
             MethodView(id: factor.id!.uuidString, nickname: factor.nickname, kind: factor.kind.rawValue, kindName: factor.kind.displayName,
-                       primary: factor.isPrimary, link: WebPath.twoFactor.string + "?method=\(factor.id!.uuidString)")
+                       primary: factor.isPrimary, link: WebPath.twoFactor.string(query: ["method": factor.id!.uuidString]))
         }
         let usingSMS = method == "sms" || smsSentTo != nil
         let current = usingSMS ? nil : (views.first { $0.id == method } ?? (method == "passkey" ? views.first { $0.kind == "webauthn" } : nil) ?? views.first)
@@ -258,7 +258,7 @@ struct LoginWebController: RouteCollection {
         return try await req.render("home", HomePage(layout: req.layout("Home"), firstName: session.user.firstName,
                                                      twoFactorOn: session.hasActiveFactor, recoveryCodesLeft: left,
                                                      applications: applications, epcs: epcs,
-                                                     epcsLogLink: prescriber ? EPCSReportPath.monthlyLog : nil))
+                                                     epcsLogLink: prescriber ? WebPath.epcsLog.string : nil))
     }
 }
 

@@ -7,12 +7,11 @@ import TwofoldCore
 import Vapor
 
 /// A single-use link to set a new password ("Forgot password?", or sent by an administrator). The link holds 32 random
-/// bytes (base64url); only their SHA-256 is stored. It works for 30 minutes, once, and is voided by a newer link and by
+/// bytes (base64url); only their SHA-256 is stored. It works for ``TwofoldPolicy/PasswordReset/linkLifetime``, once, and is voided by a newer link and by
 /// a sign-in with the right password.
 final class PasswordReset: Model, @unchecked Sendable {
     static let schema = "password_resets"
     /// How long a link works.
-    static let lifetime: TimeInterval = 30 * 60
 
     @ID(key: .id) var id: UUID?
     @Parent(key: "user_id") var user: User
@@ -34,7 +33,6 @@ final class PasswordReset: Model, @unchecked Sendable {
 /// then the user's `email` stays the old, verified address, and password reset links go there.
 final class EmailConfirmation: Model, @unchecked Sendable {
     static let schema = "email_confirmations"
-    static let lifetime: TimeInterval = 24 * 60 * 60
 
     @ID(key: .id) var id: UUID?
     @Parent(key: "user_id") var user: User
@@ -142,22 +140,10 @@ extension Application {
     }
 }
 
-/// The limits of "Forgot password?" requests; each is reserved before any work (``ThrottleStore``).
-enum PasswordResetLimits {
-    /// Links sent to one account per hour.
-    static let perAccount = FixedWindowLimit(limit: 3, window: 60 * 60)
-    /// Requests naming one username or address per hour (whether or not it exists).
-    static let perLogin = FixedWindowLimit(limit: 5, window: 60 * 60)
-    /// Requests from one client address per hour (a clinic shares one address).
-    static let perAddress = FixedWindowLimit(limit: 10, window: 60 * 60)
-    /// Links sent to the users of one practice per hour.
-    static let perPractice = FixedWindowLimit(limit: 100, window: 60 * 60)
-}
-
 /// Why a reset was refused (the page and the API show the reason).
 enum PasswordResetError: AbortError, Equatable {
     /// Expired, used, voided or unknown: the same answer for all four.
-    case linkInvalid
+    case linkInvalid(minutes: Int)
     case passwordsDiffer
     case weakPassword(String)
     case codeRequired
@@ -178,7 +164,7 @@ enum PasswordResetError: AbortError, Equatable {
 
     var reason: String {
         switch self {
-        case .linkInvalid: "This link to set a new password has expired or was already used. Links work once, for 30 minutes; a newer link or a sign-in voids older ones. Ask for a new one."
+        case .linkInvalid(let minutes): "This link to set a new password has expired or was already used. Links work once, for \(minutes) minutes; a newer link or a sign-in voids older ones. Ask for a new one."
         case .passwordsDiffer: "The two new passwords do not match."
         case .weakPassword(let problem): problem
         case .codeRequired: "Enter a current code from your authenticator app or text message, or one of your recovery codes."
@@ -215,10 +201,10 @@ struct PasswordResetService {
         let throttle = ThrottleStore(database: request.db)
         // The same reservations and the same rendering happen for unknown accounts: only their outcome differs.
         var throttled: String?
-        if case .blocked = try await throttle.reserve("reset:ip:\(request.clientThrottleKey)", limit: PasswordResetLimits.perAddress, now: now) {
+        if case .blocked = try await throttle.reserve("reset:ip:\(request.clientThrottleKey)", limit: request.policy.passwordReset.perAddress, now: now) {
             throttled = "address"
         }
-        if throttled == nil, case .blocked = try await throttle.reserve("reset:login:\(login)", limit: PasswordResetLimits.perLogin, now: now) {
+        if throttled == nil, case .blocked = try await throttle.reserve("reset:login:\(login)", limit: request.policy.passwordReset.perLogin, now: now) {
             throttled = "login"
         }
         let matches = try await request.db.sql.raw("""
@@ -237,10 +223,10 @@ struct PasswordResetService {
         for user in users {
             let userID = try user.requireID()
             var limit = throttled
-            if limit == nil, case .blocked = try await throttle.reserve("reset:user:\(userID.uuidString.lowercased())", limit: PasswordResetLimits.perAccount, now: now) {
+            if limit == nil, case .blocked = try await throttle.reserve("reset:user:\(userID.uuidString.lowercased())", limit: request.policy.passwordReset.perAccount, now: now) {
                 limit = "account"
             }
-            if limit == nil, case .blocked = try await throttle.reserve("reset:practice:\(user.$practice.id.uuidString.lowercased())", limit: PasswordResetLimits.perPractice, now: now) {
+            if limit == nil, case .blocked = try await throttle.reserve("reset:practice:\(user.$practice.id.uuidString.lowercased())", limit: request.policy.passwordReset.perPractice, now: now) {
                 limit = "practice"
             }
             let via = user.usernameKey == login ? "username" : "email"
@@ -271,7 +257,7 @@ struct PasswordResetService {
         let token = SecureRandom.token(byteCount: 32)
         let mail = ResetMail(
             subject: "Set a new password for \(practice?.name ?? "Twofold")", practiceName: practice?.name ?? "Twofold", firstName: user.firstName,
-            username: user.username, link: request.mailLink("/login/reset/\(token)"), minutes: Int(PasswordReset.lifetime / 60),
+            username: user.username, link: request.mailLink(WebPath.passwordReset(token).string), minutes: request.policy.passwordReset.linkLifetimeMinutes,
             requestedAt: SecurityWebController.format(now), requestedFrom: request.clientIP, browser: request.userAgentSummary,
             administrator: administrator?.fullName)
         let body = try await MailTemplates.render("password-reset", mail, with: request.view)
@@ -288,7 +274,7 @@ struct PasswordResetService {
             reset.$user.id = userID
             reset.tokenHash = TwofoldCore.Digest.sha256Hex(token)
             reset.createdAt = now
-            reset.expiresAt = now.addingTimeInterval(PasswordReset.lifetime)
+            reset.expiresAt = now.addingTimeInterval(request.policy.passwordReset.linkLifetime)
             reset.requestedIP = ip
             reset.requestedBy = administrator?.id
             try await reset.create(on: db)
@@ -336,14 +322,14 @@ struct PasswordResetService {
         var rules: PasswordRules.Context
     }
 
-    /// The link's reset and user, or ``PasswordResetError/linkInvalid`` when it expired, was used or voided, or never existed.
+    /// The link's reset and user, or ``PasswordResetError/linkInvalid(minutes:)`` when it expired, was used or voided, or never existed.
     func target(token: String) async throws -> Target {
         guard !token.isEmpty, token.utf8.count <= 128,
               let reset = try await PasswordReset.query(on: request.db).filter(\.$tokenHash == TwofoldCore.Digest.sha256Hex(token)).first(),
               reset.isUsable(at: now),
               let user = try await User.find(reset.$user.id, on: request.db),
               let practice = try await Practice.find(user.$practice.id, on: request.db)
-        else { throw PasswordResetError.linkInvalid }
+        else { throw PasswordResetError.linkInvalid(minutes: request.policy.passwordReset.linkLifetimeMinutes) }
         let factors = try await SignInService(request: request).activeFactors(of: user)
         let left = try await RecoveryCodeService(request: request).remaining(userID: try user.requireID())
         return Target(reset: reset, user: user, practice: practice, factors: factors, recoveryCodesLeft: left,
@@ -387,7 +373,7 @@ struct PasswordResetService {
                 UPDATE \(ident: PasswordReset.schema) SET used_at = \(bind: now)
                 WHERE id = \(bind: resetID) AND used_at IS NULL AND voided_at IS NULL AND expires_at > \(bind: now) RETURNING id
                 """).all(decoding: IDRow.self)
-            guard !claimed.isEmpty else { throw PasswordResetError.linkInvalid }
+            guard !claimed.isEmpty else { throw PasswordResetError.linkInvalid(minutes: request.policy.passwordReset.linkLifetimeMinutes) }
             try await db.sql.update(User.schema)
                 .set("password_hash", to: hash).set("password_single_factor_ok", to: meetsSingleFactorMinimum).set("must_change_password", to: false)
                 .where("id", .equal, userID).run()

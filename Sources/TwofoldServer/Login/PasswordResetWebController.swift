@@ -5,16 +5,16 @@ import Vapor
 /// "Send a password reset link".
 struct PasswordResetWebController: RouteCollection {
     func boot(routes: any RoutesBuilder) throws {
-        routes.get("login", "forgot", use: showForgot)
-        routes.post("login", "forgot", use: submitForgot)
-        routes.get("login", "reset", ":token", use: showReset)
-        routes.post("login", "reset", ":token", use: submitReset)
-        routes.post("login", "reset", ":token", "sms", use: sendSMS)
-        routes.get("account", "email", "confirm", ":token", use: showConfirm)
-        routes.post("account", "email", "confirm", ":token", use: submitConfirm)
-        let admin = routes.grouped(SessionGuard(requirement: .signedIn, style: .web)).grouped(AdminGuard()).grouped("admin")
-        admin.get("staff", ":id", "password-reset", use: confirmAdminReset)
-        admin.post("staff", ":id", "password-reset", use: adminReset)
+        routes.get(WebPath.forgotPassword, use: showForgot)
+        routes.post(WebPath.forgotPassword, use: submitForgot)
+        routes.get(WebPath.passwordReset(.placeholder), use: showReset)
+        routes.post(WebPath.passwordReset(.placeholder), use: submitReset)
+        routes.post(WebPath.passwordResetSMS(.placeholder), use: sendSMS)
+        routes.get(WebPath.emailConfirm(.placeholder), use: showConfirm)
+        routes.post(WebPath.emailConfirm(.placeholder), use: submitConfirm)
+        let admin = routes.grouped(SessionGuard(requirement: .signedIn, style: .web)).grouped(AdminGuard())
+        admin.get(AdminPath.passwordReset(.placeholder), use: confirmAdminReset)
+        admin.post(AdminPath.passwordReset(.placeholder), use: adminReset)
     }
 
     // MARK: forgot password
@@ -25,7 +25,7 @@ struct PasswordResetWebController: RouteCollection {
         var sent: Bool
         var action = WebPath.forgotPassword.string
         var loginLink = WebPath.login.string
-        var minutes = Int(PasswordReset.lifetime / 60)
+        var minutes: Int
     }
 
     struct ForgotForm: Content {
@@ -33,18 +33,18 @@ struct PasswordResetWebController: RouteCollection {
     }
 
     @Sendable func showForgot(req: Request) async throws -> Response {
-        try await req.render("forgot-password", ForgotPage(layout: req.layout("Forgot password?", practice: try await LoginWebController.brandName(req)), sent: false))
+        try await req.render("forgot-password", ForgotPage(layout: req.layout("Forgot password?", practice: try await LoginWebController.brandName(req)), sent: false, minutes: req.policy.passwordReset.linkLifetimeMinutes))
     }
 
     @Sendable func submitForgot(req: Request) async throws -> Response {
         let login = (try req.content.decode(ForgotForm.self).login ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
         let brand = try await LoginWebController.brandName(req)
         guard !login.isEmpty else {
-            return try await req.render("forgot-password", ForgotPage(layout: req.layout("Forgot password?", practice: brand, error: PasswordResetError.emptyLogin.reason), sent: false),
+            return try await req.render("forgot-password", ForgotPage(layout: req.layout("Forgot password?", practice: brand, error: PasswordResetError.emptyLogin.reason), sent: false, minutes: req.policy.passwordReset.linkLifetimeMinutes),
                                         status: .badRequest)
         }
         try await PasswordResetService(request: req).requestLink(login: login)
-        return try await req.render("forgot-password", ForgotPage(layout: req.layout("Forgot password?", practice: brand), sent: true))
+        return try await req.render("forgot-password", ForgotPage(layout: req.layout("Forgot password?", practice: brand), sent: true, minutes: req.policy.passwordReset.linkLifetimeMinutes))
     }
 
     // MARK: the reset link
@@ -88,7 +88,7 @@ struct PasswordResetWebController: RouteCollection {
         let page = ResetPage(
             layout: req.layout("Choose a new password", practice: target.practice.name, error: error),
             state: target.needsAdministrator ? "administrator" : "form",
-            action: WebPath.passwordReset(token).string, smsAction: WebPath.passwordReset(token).string + "/sms",
+            action: WebPath.passwordReset(token).string, smsAction: WebPath.passwordResetSMS(token).string,
             username: target.user.username, minimumLength: target.rules.minimumLength, askCode: target.requiresCode,
             hasApp: target.codeFactors.contains { $0.kind == .totp }, smsAvailable: target.smsFactor != nil, smsSentTo: smsSentTo,
             recoveryCodesLeft: target.recoveryCodesLeft, hasSecondFactor: !target.factors.isEmpty)
@@ -105,7 +105,7 @@ struct PasswordResetWebController: RouteCollection {
         let form = try req.content.decode(ResetForm.self)
         do {
             try await PasswordResetService(request: req).reset(token: token, password: form.newPassword ?? "", confirmation: form.confirmPassword ?? "", code: form.code)
-            let response = req.redirect(to: WebPath.login.string + "?notice=\(Notice.passwordResetDone.rawValue)")
+            let response = req.redirect(to: WebPath.login, notice: .passwordResetDone)
             let secure = req.twofold.configuration.secureCookies
             response.cookies[req.sessionCookieName] = SessionCookie.expired(secure: secure)
             response.cookies[req.rememberCookieName] = SessionCookie.expired(secure: secure)
@@ -178,7 +178,7 @@ struct PasswordResetWebController: RouteCollection {
         let user = try await service.directory.user(id)
         do {
             _ = try await service.sendPasswordReset(to: id, adminPassword: try req.content.decode(AdminWebController.PasswordForm.self).adminPassword)
-            return req.redirect(to: AdminPath.user(id).string + "?notice=\(Notice.passwordResetSent.rawValue)")
+            return req.redirect(to: AdminPath.user(id), notice: .passwordResetSent)
         } catch let error as any AbortError {
             return try await Self.renderAdminConfirm(req, user: user, error: error.reason, status: error.status)
         }
@@ -187,7 +187,7 @@ struct PasswordResetWebController: RouteCollection {
     static func renderAdminConfirm(_ req: Request, user: User, error: String?, status: HTTPResponseStatus) async throws -> Response {
         let verified = user.emailVerifiedAt != nil && !user.email.isEmpty
         let practice = try req.requireSession().practice
-        var lines = ["The link goes to \(user.email)\(user.pendingEmail.map { " (not to \($0), which is waiting for confirmation)" } ?? ""). It works once, for 30 minutes; \(user.firstName)'s current password keeps working until they use it.",
+        var lines = ["The link goes to \(user.email)\(user.pendingEmail.map { " (not to \($0), which is waiting for confirmation)" } ?? ""). It works once, for \(req.policy.passwordReset.linkLifetimeMinutes) minutes; \(user.firstName)'s current password keeps working until they use it.",
                      "Setting the new password signs \(user.firstName) out everywhere and forgets their remembered browsers; they still need their second factor at the next sign-in."]
         if practice.resetRequiresSecondFactor { lines.append("Your practice asks for a code from their second factor (or a recovery code) before the new password is accepted.") }
         let context = StaffPages.ConfirmPage(

@@ -35,7 +35,7 @@ enum SecondFactorChannel: Sendable, Hashable {
 /// the policy allows one after another. A correct code then clears the counter; a wrong one is already counted.
 struct SecondFactorGuard {
     let request: Request
-    let policy = SecondFactorLockoutPolicy.standard
+    var policy: SecondFactorLockoutPolicy { request.policy.lockout }
 
     /// A reserved attempt: the number of consecutive failures it will stand for if the code is wrong.
     struct Attempt {

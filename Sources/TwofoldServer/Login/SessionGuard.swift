@@ -27,7 +27,7 @@ struct SessionGuard: AsyncMiddleware {
     private func refusal(for request: Request) -> Response? {
         guard let session = request.currentSession else {
             return style == .web
-                ? request.redirect(to: WebPath.login.string + (request.sessionExpired ? "?expired=1" : ""))
+                ? request.redirect(to: WebPath.login, query: request.sessionExpired ? ["expired": "1"] : [:])
                 : APIError.response(.unauthorized, request.sessionExpired ? "Your session has ended (after a period of inactivity, or at the practice's session lifetime). Sign in again." : "Sign in first: send Authorization: Bearer <token> from POST /api/v1/login.")
         }
         let stage = session.record.stage
@@ -43,11 +43,11 @@ struct SessionGuard: AsyncMiddleware {
         switch style {
         case .web:
             switch stage {
-            case .secondFactor: return request.redirect(to: WebPath.twoFactor.string)
-            case .enrollment: return request.redirect(to: WebPath.setup.string)
+            case .secondFactor: return request.redirect(to: WebPath.twoFactor)
+            case .enrollment: return request.redirect(to: WebPath.setup)
             case .signedIn:
-                if session.mustEnroll { return request.redirect(to: WebPath.setup.string) }
-                return request.redirect(to: session.user.mustChangePassword ? WebPath.password.string : WebPath.home.string)
+                if session.mustEnroll { return request.redirect(to: WebPath.setup) }
+                return request.redirect(to: session.user.mustChangePassword ? WebPath.password : WebPath.home)
             }
         case .api:
             switch stage {

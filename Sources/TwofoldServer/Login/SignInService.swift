@@ -31,11 +31,11 @@ struct SignInService {
         let throttle = ThrottleStore(database: request.db)
         let user = key.isEmpty ? nil : try await User.query(on: request.db).filter(\.$usernameKey == key).first()
         let accountKey = "password:user:\(key)"
-        var reserved = try await throttle.reserve("password:ip:\(request.clientThrottleKey)", limit: ThrottleLimits.passwordPerAddress, now: now)
+        var reserved = try await throttle.reserve("password:ip:\(request.clientThrottleKey)", limit: request.policy.signIn.passwordPerAddress, now: now)
         if reserved.retryAfter == nil {
-            reserved = try await throttle.reserve(accountKey, limit: ThrottleLimits.passwordPerAccount, now: now)
+            reserved = try await throttle.reserve(accountKey, limit: request.policy.signIn.passwordPerAccount, now: now)
             if reserved.retryAfter != nil, let user, let trusted = try await trustedAllowance(for: user, rememberToken: rememberToken) {
-                reserved = try await throttle.reserve("\(accountKey):\(trusted)", limit: ThrottleLimits.passwordPerAccount, now: now)
+                reserved = try await throttle.reserve("\(accountKey):\(trusted)", limit: request.policy.signIn.passwordPerAccount, now: now)
             }
         }
         if let seconds = reserved.retryAfter {
@@ -239,7 +239,7 @@ struct SignInService {
     /// - Returns: the attempts used so far, this one included.
     @discardableResult
     func reservePendingAttempt(session: CurrentSession) async throws -> Int {
-        let limit = SecondFactorLockoutPolicy.standard.pendingSignInLimit
+        let limit = request.policy.lockout.pendingSignInLimit
         let row = try await request.db.sql.raw("""
             UPDATE \(ident: SessionRecord.schema) SET failed_attempts = failed_attempts + 1
             WHERE id = \(bind: try session.record.requireID()) AND failed_attempts < \(bind: limit) RETURNING failed_attempts
@@ -250,7 +250,7 @@ struct SignInService {
 
     /// After a refused proof: the sign-in ends once its reservation was the last attempt.
     func cancelIfPendingLimitReached(attempts: Int, session: CurrentSession) async throws {
-        if attempts >= SecondFactorLockoutPolicy.standard.pendingSignInLimit {
+        if attempts >= request.policy.lockout.pendingSignInLimit {
             try await cancelPendingSignIn(session: session)
         }
     }

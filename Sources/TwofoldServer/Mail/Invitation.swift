@@ -98,8 +98,6 @@ enum InvitationError: AbortError, Equatable {
 /// commands share it. Unchecked: `any ViewRenderer` is not marked Sendable, but the service is used by one task at a
 /// time (it is captured only by the database transactions it runs in).
 struct InvitationService: @unchecked Sendable {
-    static let validityDays = 7
-    static let validity: TimeInterval = TimeInterval(validityDays) * 86_400
     /// Stored as the password hash of an invited user: not a bcrypt hash, so no password ever verifies against it
     /// (sign-in checks the decoy hash instead and takes as long as for an unknown username).
     static let unusablePasswordHash = "!invited-not-yet-accepted"
@@ -113,6 +111,8 @@ struct InvitationService: @unchecked Sendable {
     let linkBase: String
     let ip: String
     let userAgent: String
+    /// How long an invitation link works (``TwofoldPolicy/Invitation``).
+    let validity: TwofoldPolicy.Invitation
 
     init(request: Request) {
         database = request.db
@@ -123,6 +123,7 @@ struct InvitationService: @unchecked Sendable {
         linkBase = request.twofold.configuration.publicURL ?? request.publicBaseURL
         ip = request.clientIP
         userAgent = request.headers.first(name: .userAgent) ?? ""
+        validity = request.policy.invitation
     }
 
     /// For the commands: links start with `TWOFOLD_PUBLIC_URL`, else `http://localhost:8080`.
@@ -135,6 +136,7 @@ struct InvitationService: @unchecked Sendable {
         linkBase = app.twofold.configuration.publicURL ?? "http://localhost:8080"
         ip = ""
         userAgent = "twofold command line"
+        validity = app.policy.invitation
     }
 
     static func tokenHash(_ token: String) -> String { Digest.sha256Hex(token) }
@@ -185,7 +187,7 @@ struct InvitationService: @unchecked Sendable {
         }
         invitation.tokenHash = Self.tokenHash(token)
         invitation.createdBy = inviter?.id
-        invitation.expiresAt = now.addingTimeInterval(Self.validity)
+        invitation.expiresAt = now.addingTimeInterval(validity.validity)
         invitation.revokedAt = nil
         invitation.sentCount += 1
         invitation.lastSentAt = now
@@ -195,7 +197,7 @@ struct InvitationService: @unchecked Sendable {
         let context = MailContext(
             subject: subject, practiceName: practice.name, name: user.fullName, firstName: user.firstName, username: user.username,
             inviter: inviter.map { "\($0.fullName) (\(practice.name))" } ?? "an administrator of \(practice.name)",
-            link: linkBase + Self.path(for: token), expires: Self.displayDate(invitation.expiresAt), days: Self.validityDays,
+            link: linkBase + Self.path(for: token), expires: Self.displayDate(invitation.expiresAt), days: validity.validityDays,
             twoFactorRequired: practice.mandatoryTwoFactor || user.twoFactorRequired)
         let body = try await MailTemplates.render("invitation", context, with: views)
         try await mailer.enqueue(OutgoingMail(to: user.email, subject: subject, body: body, category: "invitation", practiceID: practiceID, userID: userID), on: db)

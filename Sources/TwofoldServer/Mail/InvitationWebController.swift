@@ -6,8 +6,8 @@ import Vapor
 /// invitation up once, and signs them in through the normal first step: where 2FA is required they enroll next.
 struct InvitationWebController: RouteCollection {
     func boot(routes: any RoutesBuilder) throws {
-        routes.get("invite", ":token", use: show)
-        routes.post("invite", ":token", use: accept)
+        routes.get(WebPath.invitation(.placeholder), use: show)
+        routes.post(WebPath.invitation(.placeholder), use: accept)
     }
 
     struct Page: Encodable {
@@ -45,7 +45,7 @@ struct InvitationWebController: RouteCollection {
             let (user, practice) = try await service.accept(token: token, password: form.password ?? "", confirmation: form.confirmPassword ?? "")
             let started = try await SignInService(request: req).passwordChosen(user: user, practice: practice, channel: .web, method: "invitation")
             let notice: Notice = started.session.stage == .enrollment ? .invitationAcceptedEnroll : .invitationAccepted
-            let response = req.redirect(to: LoginWebController.destination(for: started.session.stage) + "?notice=\(notice.rawValue)")
+            let response = req.redirect(to: LoginWebController.destination(for: started.session.stage), notice: notice)
             response.cookies[req.sessionCookieName] = SessionCookie.value(started.token, secure: req.twofold.configuration.secureCookies)
             return response
         } catch let error as InvitationError where error == .gone {

@@ -249,7 +249,7 @@ final class MailWakeSignal: Sendable {
     private struct State {
         var pending = false
         var nextWait: UInt64 = 0
-        var waiter: (id: UInt64, continuation: CheckedContinuation<Void, Never>)?
+        var waiter: (id: UInt64, continuation: CheckedContinuation<Bool, Never>)?
         /// A wait that timed out or was cancelled before its continuation was stored.
         var ended: UInt64?
     }
@@ -259,7 +259,7 @@ final class MailWakeSignal: Sendable {
     init() {}
 
     func signal() {
-        let continuation = state.withLockedValue { state -> CheckedContinuation<Void, Never>? in
+        let continuation = state.withLockedValue { state -> CheckedContinuation<Bool, Never>? in
             if let waiter = state.waiter {
                 state.waiter = nil
                 return waiter.continuation
@@ -267,11 +267,13 @@ final class MailWakeSignal: Sendable {
             state.pending = true
             return nil
         }
-        continuation?.resume()
+        continuation?.resume(returning: true)
     }
 
     /// Returns on a signal, after `timeout`, or when the task is cancelled, whichever comes first.
-    func wait(timeout: Duration) async {
+    /// - Returns: whether a signal ended the wait.
+    @discardableResult
+    func wait(timeout: Duration) async -> Bool {
         let id = state.withLockedValue { state -> UInt64 in
             state.nextWait += 1
             return state.nextWait
@@ -280,26 +282,28 @@ final class MailWakeSignal: Sendable {
             try? await Task.sleep(for: timeout)
             end(id)
         }
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                let resumeNow = state.withLockedValue { state -> Bool in
-                    if state.pending || state.ended == id {
+        let signalled = await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+                let resumeNow = state.withLockedValue { state -> Bool? in
+                    if state.pending {
                         state.pending = false
                         return true
                     }
+                    if state.ended == id { return false }
                     state.waiter = (id, continuation)
-                    return false
+                    return nil
                 }
-                if resumeNow { continuation.resume() }
+                if let resumeNow { continuation.resume(returning: resumeNow) }
             }
         } onCancel: {
             end(id)
         }
         timer.cancel()
+        return signalled
     }
 
     private func end(_ id: UInt64) {
-        let continuation = state.withLockedValue { state -> CheckedContinuation<Void, Never>? in
+        let continuation = state.withLockedValue { state -> CheckedContinuation<Bool, Never>? in
             if let waiter = state.waiter, waiter.id == id {
                 state.waiter = nil
                 return waiter.continuation
@@ -307,7 +311,7 @@ final class MailWakeSignal: Sendable {
             state.ended = id
             return nil
         }
-        continuation?.resume()
+        continuation?.resume(returning: false)
     }
 }
 

@@ -8,17 +8,17 @@ import Vapor
 /// through them by a short-lived cookie and resumed at ``OIDCPath/authorizeContinue``.
 struct OIDCController: RouteCollection {
     func boot(routes: any RoutesBuilder) throws {
-        routes.get(".well-known", "openid-configuration", use: discovery)
-        routes.get("oidc", "authorize", use: authorize)
-        routes.on(.POST, "oidc", "authorize", body: .collect(maxSize: "16kb"), use: authorize)
-        routes.get("oidc", "authorize", "continue", use: resume)
-        routes.on(.POST, "oidc", "token", body: .collect(maxSize: "16kb"), use: token)
-        routes.get("oidc", "userinfo", use: userInfo)
-        routes.on(.POST, "oidc", "userinfo", body: .collect(maxSize: "16kb"), use: userInfo)
-        routes.on(.POST, "oidc", "revoke", body: .collect(maxSize: "16kb"), use: revoke)
-        routes.on(.POST, "oidc", "introspect", body: .collect(maxSize: "16kb"), use: introspect)
-        routes.get("oidc", "logout", use: logout)
-        routes.on(.POST, "oidc", "logout", body: .collect(maxSize: "16kb"), use: logout)
+        routes.get(OIDCPath.discovery, use: discovery)
+        routes.get(OIDCPath.authorize, use: authorize)
+        routes.on(.POST, OIDCPath.authorize, body: .collect(maxSize: "16kb"), use: authorize)
+        routes.get(OIDCPath.authorizeContinue, use: resume)
+        routes.on(.POST, OIDCPath.token, body: .collect(maxSize: "16kb"), use: token)
+        routes.get(OIDCPath.userInfo, use: userInfo)
+        routes.on(.POST, OIDCPath.userInfo, body: .collect(maxSize: "16kb"), use: userInfo)
+        routes.on(.POST, OIDCPath.revoke, body: .collect(maxSize: "16kb"), use: revoke)
+        routes.on(.POST, OIDCPath.introspect, body: .collect(maxSize: "16kb"), use: introspect)
+        routes.get(OIDCPath.logout, use: logout)
+        routes.on(.POST, OIDCPath.logout, body: .collect(maxSize: "16kb"), use: logout)
     }
 
     static let pendingCookie = "twofold_oidc"
@@ -43,13 +43,13 @@ struct OIDCController: RouteCollection {
         let issuer = try req.oidcIssuer()
         let document: [String: AnyEncodableClaim] = [
             "issuer": .string(issuer),
-            "authorization_endpoint": .string(issuer + OIDCPath.authorize),
-            "token_endpoint": .string(issuer + OIDCPath.token),
-            "userinfo_endpoint": .string(issuer + OIDCPath.userInfo),
-            "jwks_uri": .string(issuer + "/.well-known/jwks.json"),
-            "revocation_endpoint": .string(issuer + OIDCPath.revoke),
-            "introspection_endpoint": .string(issuer + OIDCPath.introspect),
-            "end_session_endpoint": .string(issuer + OIDCPath.logout),
+            "authorization_endpoint": .string(issuer + OIDCPath.authorize.string),
+            "token_endpoint": .string(issuer + OIDCPath.token.string),
+            "userinfo_endpoint": .string(issuer + OIDCPath.userInfo.string),
+            "jwks_uri": .string(issuer + OIDCPath.jwks.string),
+            "revocation_endpoint": .string(issuer + OIDCPath.revoke.string),
+            "introspection_endpoint": .string(issuer + OIDCPath.introspect.string),
+            "end_session_endpoint": .string(issuer + OIDCPath.logout.string),
             "response_types_supported": .strings(["code"]),
             "response_modes_supported": .strings(["query"]),
             "grant_types_supported": .strings(["authorization_code", "refresh_token"]),
@@ -132,19 +132,19 @@ struct OIDCController: RouteCollection {
             try await pending.delete(on: req.db)
             return Self.clearingPending(Self.redirect(req, to: pending.redirectURI, issuer: service.context.issuer, state: pending.state, error: error), req)
         case .signIn, .freshSignIn:
-            var target = WebPath.login.string + "?continue=oidc"
             if let hint = pending.loginHint ?? (decision == .freshSignIn ? session?.user.username : nil) {
-                target += "&username=" + (hint.addingPercentEncoding(withAllowedCharacters: .urlQueryValueAllowed) ?? "")
+                waiting = req.redirect(to: WebPath.login, query: ["continue": "oidc", "username": hint])
+            } else {
+                waiting = req.redirect(to: WebPath.login, query: ["continue": "oidc"])
             }
-            waiting = req.redirect(to: target)
         case .continueSignIn:
             waiting = req.redirect(to: WebPath.home.string)
         case .freshFactor(let passkeyOnly):
             try await service.demandFreshFactor(pending, session: session!)
-            waiting = req.redirect(to: WebPath.twoFactor.string + (passkeyOnly ? "?method=passkey" : ""))
+            waiting = req.redirect(to: WebPath.twoFactor, query: passkeyOnly ? ["method": "passkey"] : [:])
         }
         waiting.cookies[Self.pendingCookie] = HTTPCookies.Value(
-            string: handle, maxAge: Int(OIDCLifetimes.pendingRequest), path: "/", isSecure: req.twofold.configuration.secureCookies,
+            string: handle, maxAge: Int(req.policy.oidc.pendingRequestLifetime), path: "/", isSecure: req.twofold.configuration.secureCookies,
             isHTTPOnly: true, sameSite: .lax)
         return waiting
     }
@@ -275,7 +275,7 @@ struct OIDCController: RouteCollection {
 
     /// All requests of one client address to the token, revocation and introspection endpoints, reserved first.
     private static func limitAddress(_ req: Request) async throws {
-        let reserved = try await ThrottleStore(database: req.db).reserve("oidc:token:ip:\(req.clientThrottleKey)", limit: ThrottleLimits.oidcTokenRequestsPerAddress, now: req.now)
+        let reserved = try await ThrottleStore(database: req.db).reserve("oidc:token:ip:\(req.clientThrottleKey)", limit: req.policy.oidc.tokenRequestsPerAddress, now: req.now)
         if let retryAfter = reserved.retryAfter {
             throw OAuthError(code: "temporarily_unavailable", description: "Too many requests from this address; try again in \(retryAfter) seconds.", status: .tooManyRequests)
         }
@@ -300,7 +300,7 @@ struct OIDCController: RouteCollection {
 
     struct LogoutPage: Encodable {
         var layout: Layout
-        var action = OIDCPath.logout
+        var action = OIDCPath.logout.string
         var applicationName: String?
         var clientID: String?
         var postLogoutRedirectURI: String?
@@ -400,23 +400,11 @@ struct OIDCController: RouteCollection {
     }
 }
 
-/// The provider's addresses (also published in the discovery document).
-enum OIDCPath {
-    static let discovery = "/.well-known/openid-configuration"
-    static let authorize = "/oidc/authorize"
-    static let authorizeContinue = "/oidc/authorize/continue"
-    static let token = "/oidc/token"
-    static let userInfo = "/oidc/userinfo"
-    static let revoke = "/oidc/revoke"
-    static let introspect = "/oidc/introspect"
-    static let logout = "/oidc/logout"
-}
-
 extension OIDCService {
     init(request: Request, issuer: String) throws {
         self.init(context: OIDCContext(
             database: request.db, now: request.now, issuer: issuer, signer: request.tokenSigner, audit: request.auditRecorder,
-            client: request.client, logger: request.logger))
+            client: request.client, logger: request.logger, policy: request.policy))
     }
 }
 
@@ -443,13 +431,4 @@ extension Request {
         }
         return issuer
     }
-}
-
-extension CharacterSet {
-    /// Characters left as they are in a query value (`&`, `=`, `+` and `#` are encoded).
-    static let urlQueryValueAllowed: CharacterSet = {
-        var set = CharacterSet.urlQueryAllowed
-        set.remove(charactersIn: "&=+#")
-        return set
-    }()
 }

@@ -272,9 +272,9 @@ struct CreateOIDCTables: AsyncMigration {
         try await database.schema(SessionRecord.schema).field("amr", .string).update()
         try await database.schema(SessionRecord.schema).field("acr", .string).update()
         try await database.schema(Practice.schema)
-            .field("oidc_access_token_minutes", .int, .required, .sql(.default(PracticeDefaults.accessTokenMinutes))).update()
+            .field("oidc_access_token_minutes", .int, .required, .sql(.default(TwofoldPolicy.standard.practice.accessTokenMinutes.default))).update()
         try await database.schema(Practice.schema)
-            .field("oidc_refresh_token_days", .int, .required, .sql(.default(PracticeDefaults.refreshTokenDays))).update()
+            .field("oidc_refresh_token_days", .int, .required, .sql(.default(TwofoldPolicy.standard.practice.refreshTokenDays.default))).update()
     }
 
     func revert(on database: any Database) async throws {

@@ -14,15 +14,8 @@ struct OIDCContext: Sendable {
     var audit: AuditRecorder
     var client: any Client
     var logger: Logger
-}
-
-/// Lifetimes of what the provider issues (the access and refresh token lifetimes are the practice's settings).
-enum OIDCLifetimes {
-    static let code: TimeInterval = 60
-    static let idToken: TimeInterval = 5 * 60
-    static let logoutToken: TimeInterval = 2 * 60
-    /// How long a started authorization waits for the user to sign in (forced enrollment included).
-    static let pendingRequest: TimeInterval = 30 * 60
+    /// Lifetimes and limits (``TwofoldPolicy/OIDC``; the access and refresh token lifetimes are the practice's settings).
+    var policy: TwofoldPolicy
 }
 
 /// The OpenID Connect provider's rules: authorization codes, tokens, refresh rotation, revocation, introspection,
@@ -53,7 +46,7 @@ struct OIDCService: Sendable {
         record.loginHint = parameters.loginHint
         record.factorDemanded = false
         record.createdAt = now
-        record.expiresAt = now.addingTimeInterval(OIDCLifetimes.pendingRequest)
+        record.expiresAt = now.addingTimeInterval(context.policy.oidc.pendingRequestLifetime)
         try await record.create(on: db)
         return (record, handle)
     }
@@ -119,7 +112,7 @@ struct OIDCService: Sendable {
         record.amr = session.record.amr ?? "pwd"
         record.acr = session.record.assurance.acr
         record.createdAt = now
-        record.expiresAt = now.addingTimeInterval(OIDCLifetimes.code)
+        record.expiresAt = now.addingTimeInterval(context.policy.oidc.codeLifetime)
         try await db.transaction { db in
             try await record.create(on: db)
             try await pending.delete(on: db)
@@ -160,7 +153,7 @@ struct OIDCService: Sendable {
         // cannot spend the allowance of the application's own server. Secrets are 256 bits: the limit bounds load,
         // not guessing.
         let key = "oidc:client-auth:\(id):\(ClientAddress.throttleKey(context.audit.ip))"
-        let reserved = try await throttle.reserve(key, limit: ThrottleLimits.oidcClientAuthenticationFailures, now: now)
+        let reserved = try await throttle.reserve(key, limit: context.policy.oidc.clientAuthenticationFailures, now: now)
         if let retryAfter = reserved.retryAfter {
             throw OAuthError(code: "invalid_client", description: "Too many failed client authentications; try again in \(retryAfter) seconds.",
                              status: .tooManyRequests, challenge: nil)
@@ -178,7 +171,7 @@ struct OIDCService: Sendable {
                                     details: ["client_id": client.clientID, "reason": client.isPublic ? "secret_sent_by_public_client" : "wrong_client_secret"])
             throw OAuthError.invalidClient(client.isPublic ? "This is a public client: send client_id without a secret, and use PKCE." : "The client secret is wrong.", basic: basic)
         }
-        try await throttle.release(key, limit: ThrottleLimits.oidcClientAuthenticationFailures, now: now)
+        try await throttle.release(key, limit: context.policy.oidc.clientAuthenticationFailures, now: now)
         return client
     }
 
@@ -204,7 +197,7 @@ struct OIDCService: Sendable {
         try await claimOnce(OIDCAuthorizationCode.schema, id: try record.requireID(), extraCondition: "", grantID: record.grantID, userID: record.$user.id,
                             client: client, replayEvent: .oidcCodeReplayed,
                             replayError: "The authorization code was already used; every token issued from it is revoked.")
-        guard record.expiresAt > now else { throw OAuthError.invalidGrant("The authorization code has expired (codes live 60 seconds).") }
+        guard record.expiresAt > now else { throw OAuthError.invalidGrant("The authorization code has expired (codes live \(Int(context.policy.oidc.codeLifetime)) seconds).") }
         guard let redirectURI, redirectURI == record.redirectURI else {
             throw OAuthError.invalidGrant("redirect_uri does not match the one of the authorization request.")
         }
@@ -288,7 +281,7 @@ struct OIDCService: Sendable {
         let userID = try user.requireID()
         let sub = userID.uuidString.lowercased()
         let iat = Int64(now.timeIntervalSince1970)
-        let accessLifetime = TimeInterval(PracticeDefaults.accessTokenMinutesRange.clamped(practice.accessTokenMinutes) * 60)
+        let accessLifetime = TimeInterval(context.policy.practice.accessTokenMinutes.clamped(practice.accessTokenMinutes) * 60)
         let algorithm = SigningAlgorithm(rawValue: client.idTokenAlgorithm) ?? .rs256
         let methods = amr.split(separator: " ").map(String.init)
         let sid = sessionID?.uuidString.lowercased()
@@ -300,7 +293,7 @@ struct OIDCService: Sendable {
         let scopes = Set(scope.split(separator: " ").map(String.init))
         let claims = OIDCUserClaims(user: user, practice: practice, scopes: scopes, confirmedPhones: try await confirmedPhones(of: userID))
         let idToken = IDTokenClaims(
-            iss: context.issuer, sub: sub, aud: client.clientID, exp: iat + Int64(OIDCLifetimes.idToken), iat: iat,
+            iss: context.issuer, sub: sub, aud: client.clientID, exp: iat + Int64(context.policy.oidc.idTokenLifetime), iat: iat,
             auth_time: Int64(authTime.timeIntervalSince1970), nonce: nonce, sid: sid ?? "", amr: methods, acr: acr, azp: client.clientID,
             at_hash: IDTokenClaims.accessTokenHash(accessToken), user: claims)
         let signedIDToken = try await context.signer.sign(idToken, algorithm: algorithm, type: "JWT")
@@ -309,7 +302,7 @@ struct OIDCService: Sendable {
                             authTime: authTime, amr: amr, acr: acr, expiresAt: now.addingTimeInterval(accessLifetime)).create(on: db)
             if scopes.contains("offline_access"), client.allowOfflineAccess {
                 let refresh = SecureRandom.token()
-                let days = PracticeDefaults.refreshTokenDaysRange.clamped(practice.refreshTokenDays)
+                let days = context.policy.practice.refreshTokenDays.clamped(practice.refreshTokenDays)
                 try await token(.refresh, lookup: TwofoldCore.Digest.sha256Hex(refresh), grantID: grantID, client: client, userID: userID,
                                 sessionID: sessionID, scope: scope, authTime: authTime, amr: amr, acr: acr,
                                 expiresAt: now.addingTimeInterval(TimeInterval(days) * 86_400)).create(on: db)
@@ -447,7 +440,7 @@ struct OIDCService: Sendable {
         let iat = Int64(now.timeIntervalSince1970)
         var tokens: [(OIDCClient, String)] = []
         for client in targets {
-            let claims = LogoutTokenClaims(iss: context.issuer, aud: client.clientID, iat: iat, exp: iat + Int64(OIDCLifetimes.logoutToken),
+            let claims = LogoutTokenClaims(iss: context.issuer, aud: client.clientID, iat: iat, exp: iat + Int64(context.policy.oidc.logoutTokenLifetime),
                                            jti: SecureRandom.token(byteCount: 16), sub: sub, sid: sid, events: [LogoutTokenClaims.event: [:]])
             tokens.append((client, try await context.signer.sign(claims, algorithm: SigningAlgorithm(rawValue: client.idTokenAlgorithm) ?? .rs256, type: "logout+jwt")))
         }

@@ -99,7 +99,7 @@ struct MetricsController: RouteCollection {
     let token: String?
 
     func boot(routes: any RoutesBuilder) throws {
-        routes.get("metrics", use: metrics)
+        routes.get(OperationsPath.metrics, use: metrics)
     }
 
     @Sendable func metrics(req: Request) async throws -> Response {

@@ -1,20 +1,50 @@
 import Fluent
+import Foundation
 import SQLKit
+import TwofoldAPI
 import Vapor
+import Yams
 
 /// `/health` (the process answers), `/ready` (the database answers and is migrated) and `/openapi.json`.
 struct OperationsController: RouteCollection {
     let openAPIDocument: Data
 
     init() throws {
-        openAPIDocument = try ServerResources.data("openapi.json")
+        openAPIDocument = try Self.openAPIJSON()
+    }
+
+    /// The API's document as JSON, converted once from `Sources/TwofoldAPI/openapi.yaml` (the types are generated from the same file).
+    static func openAPIJSON() throws -> Data {
+        guard let yaml = String(data: try APIDocument.yaml(), encoding: .utf8), let document = try Yams.load(yaml: yaml) else {
+            throw Abort(.internalServerError, reason: "openapi.yaml is empty or not UTF-8")
+        }
+        return try JSONSerialization.data(withJSONObject: try jsonValue(document), options: [.sortedKeys, .withoutEscapingSlashes])
+    }
+
+    /// A YAML value as one JSON can carry: string keys only, and no YAML-only scalars (a timestamp must be quoted).
+    private static func jsonValue(_ value: Any) throws -> Any {
+        switch value {
+        case let mapping as [AnyHashable: Any]:
+            var object: [String: Any] = [:]
+            for (key, child) in mapping {
+                guard let key = key.base as? String else { throw Abort(.internalServerError, reason: "openapi.yaml has a key that is not a string: \(key)") }
+                object[key] = try jsonValue(child)
+            }
+            return object
+        case let sequence as [Any]:
+            return try sequence.map(jsonValue)
+        case is String, is Bool, is Int, is Double, is NSNull:
+            return value
+        default:
+            throw Abort(.internalServerError, reason: "openapi.yaml has a value JSON cannot carry: \(value)")
+        }
     }
 
     func boot(routes: any RoutesBuilder) throws {
-        routes.get("health", use: health)
-        routes.get("ready", use: ready)
+        routes.get(OperationsPath.health, use: health)
+        routes.get(OperationsPath.ready, use: ready)
         let document = openAPIDocument
-        routes.get("openapi.json") { _ in
+        routes.get(OperationsPath.openAPI) { _ in
             let response = Response(status: .ok, body: .init(data: document))
             response.headers.contentType = .json
             return response

@@ -1,3 +1,4 @@
+import TwofoldAPI
 import TwofoldCore
 import Vapor
 
@@ -9,15 +10,11 @@ extension RequestOptionsJSON: Content {}
 /// `POST /api/v1/login/webauthn/options`, `POST /api/v1/login/webauthn`.
 struct PasskeyAPIController: RouteCollection {
     func boot(routes: any RoutesBuilder) throws {
-        let enrolling = routes.grouped("me").grouped(SessionGuard(requirement: .enrollmentOrSignedIn, style: .api))
-        enrolling.post("factors", "webauthn", "options", use: registrationOptions)
-        enrolling.post("factors", "webauthn", use: register)
-        routes.post("login", "webauthn", "options", use: signInOptions)
-        routes.post("login", "webauthn", use: signIn)
-    }
-
-    struct OptionsRequest: Content {
-        var password: String?
+        let enrolling = routes.grouped(SessionGuard(requirement: .enrollmentOrSignedIn, style: .api))
+        enrolling.post(APIPath.mePasskeyRegistrationOptions, use: registrationOptions)
+        enrolling.post(APIPath.mePasskey, use: register)
+        routes.post(APIPath.passkeySignInOptions, use: signInOptions)
+        routes.post(APIPath.passkeySignIn, use: signIn)
     }
 
     struct RegistrationRequest: Content {
@@ -30,20 +27,13 @@ struct PasskeyAPIController: RouteCollection {
         var rememberBrowser: Bool?
     }
 
-    struct SignInResponse: Content {
-        var status = "authenticated"
-        /// A passwordless sign-in opens a new session: its bearer token.
-        var token: String?
-        var rememberToken: String?
-    }
-
     static func decode<T: Decodable>(_ type: T.Type, from req: Request) throws -> T {
         do { return try req.content.decode(type) } catch { throw PasskeyError.invalidCredential }
     }
 
     @Sendable func registrationOptions(req: Request) async throws -> CreationOptionsJSON {
         let session = try req.requireSession()
-        let body = try? req.content.decode(OptionsRequest.self)
+        let body = try req.optionalAPIBody(API.PasswordConfirmation.self)
         try await Reauthentication(request: req).confirm(password: body?.password, session: session)
         return try await PasskeyService(request: req).registrationOptions(session: session)
     }
@@ -53,7 +43,7 @@ struct PasskeyAPIController: RouteCollection {
         let body = try Self.decode(RegistrationRequest.self, from: req)
         let activation = try await PasskeyService(request: req).register(body.credential, nickname: body.nickname, session: session)
         let response = Response(status: .created)
-        try response.content.encode(ActivationResponse(activation))
+        try response.content.encode(try API.Activation(activation))
         return response
     }
 
@@ -61,19 +51,17 @@ struct PasskeyAPIController: RouteCollection {
         try await PasskeyService(request: req).signInOptions(session: req.currentSession)
     }
 
-    @Sendable func signIn(req: Request) async throws -> SignInResponse {
+    @Sendable func signIn(req: Request) async throws -> API.PasskeySignedIn {
         let body = try Self.decode(SignInRequest.self, from: req)
         let service = PasskeyService(request: req)
         guard let session = req.currentSession else {
             let started = try await service.passwordless(body.credential, channel: .api)
-            return SignInResponse(token: started.token)
+            // A passwordless sign-in opens a new session: its bearer token.
+            return API.PasskeySignedIn(status: .authenticated, token: started.token)
         }
         guard session.record.stage == .secondFactor else { throw PasskeyError.alreadySignedIn }
         let factor = try await service.verifySecondFactor(body.credential, session: session)
         let finished = try await SignInService(request: req).finish(session: session, method: "webauthn", factor: factor, remember: body.rememberBrowser == true)
-        var response = SignInResponse()
-        response.token = finished.token
-        response.rememberToken = finished.rememberToken
-        return response
+        return API.PasskeySignedIn(status: .authenticated, token: finished.token, rememberToken: finished.rememberToken)
     }
 }

@@ -109,7 +109,7 @@ struct PasskeyService {
         guard try await Practice.query(on: request.db).filter(\.$allowPasswordless == true).first() != nil else { throw PasskeyError.passwordlessOff }
         let throttle = ThrottleStore(database: request.db)
         let key = "passkey:options:ip:\(request.clientThrottleKey)"
-        if let seconds = try await throttle.reserve(key, limit: ThrottleLimits.passkeyOptionsPerAddress, now: request.now).retryAfter {
+        if let seconds = try await throttle.reserve(key, limit: request.policy.passkeys.optionsPerAddress, now: request.now).retryAfter {
             throw SignInError.passwordThrottled(retryAfter: seconds)
         }
         let challenge = try await issue(.passwordless, userID: nil, contextID: nil, userVerification: true)
@@ -128,7 +128,7 @@ struct PasskeyService {
         // attempt is reserved first and given back when the passkey signs in.
         let throttle = ThrottleStore(database: request.db)
         let key = "passkey:failures:ip:\(request.clientThrottleKey)"
-        if let seconds = try await throttle.reserve(key, limit: ThrottleLimits.passkeyFailuresPerAddress, now: request.now).retryAfter {
+        if let seconds = try await throttle.reserve(key, limit: request.policy.passkeys.failuresPerAddress, now: request.now).retryAfter {
             throw SignInError.passwordThrottled(retryAfter: seconds)
         }
         let (_, bytes) = try await consume(answeredBy: assertion.response.clientDataJSON, purpose: .passwordless)
@@ -144,7 +144,7 @@ struct PasskeyService {
             try await SecondFactorGuard(request: request).ensureNotLocked(user: user)
             try await verify(assertion, challenge: bytes, factor: factor, practice: practice, user: user, requireUserVerification: true, purpose: "passwordless")
             try await SecondFactorGuard(request: request).recordSuccess(user: user, kind: "webauthn")
-            try await throttle.release(key, limit: ThrottleLimits.passkeyFailuresPerAddress, now: request.now)
+            try await throttle.release(key, limit: request.policy.passkeys.failuresPerAddress, now: request.now)
             return try await SignInService(request: request).passwordlessSignIn(user: user, practice: practice, factor: factor, channel: channel)
         } catch let error as PasskeyError {
             try await request.audit(.signInFailed, practiceID: nil, details: ["method": "passkey_passwordless", "reason": error.reason])

@@ -7,9 +7,9 @@ import Vapor
 /// error pages work as for every other method.
 struct PasskeyWebController: RouteCollection {
     func boot(routes: any RoutesBuilder) throws {
-        routes.grouped(SessionGuard(requirement: .enrollmentOrSignedIn, style: .web)).post("account", "security", "setup", "passkey", use: register)
-        routes.grouped(SessionGuard(requirement: .secondFactor, style: .web)).post("login", "two-factor", "passkey", use: secondFactor)
-        routes.post("login", "passkey", use: passwordless)
+        routes.grouped(SessionGuard(requirement: .enrollmentOrSignedIn, style: .web)).post(WebPath.setupPasskey, use: register)
+        routes.grouped(SessionGuard(requirement: .secondFactor, style: .web)).post(WebPath.twoFactorPasskey, use: secondFactor)
+        routes.post(WebPath.loginPasskey, use: passwordless)
     }
 
     struct CredentialForm: Content {

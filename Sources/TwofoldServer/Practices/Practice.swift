@@ -1,6 +1,7 @@
 import Fluent
 import FluentSQL
 import Foundation
+import TwofoldCore
 
 /// A medical practice: its users, its 2FA policy and its settings.
 final class Practice: Model, @unchecked Sendable {
@@ -24,9 +25,9 @@ final class Practice: Model, @unchecked Sendable {
     @Field(key: "refuse_cloned_passkeys") var refuseClonedPasskeys: Bool
     /// A session ends this many hours after sign-in however busy it is (NIST SP 800-63B AAL2 reauthentication).
     @Field(key: "session_lifetime_hours") var sessionLifetimeHours: Int
-    /// Lifetime of the access tokens applications receive (OpenID Connect), within ``PracticeDefaults/accessTokenMinutesRange``.
+    /// Lifetime of the access tokens applications receive (OpenID Connect), within ``TwofoldPolicy/PracticeSettings/accessTokenMinutes``.
     @Field(key: "oidc_access_token_minutes") var accessTokenMinutes: Int
-    /// Lifetime of refresh tokens, within ``PracticeDefaults/refreshTokenDaysRange``; each use rotates the token.
+    /// Lifetime of refresh tokens, within ``TwofoldPolicy/PracticeSettings/refreshTokenDays``; each use rotates the token.
     @Field(key: "oidc_refresh_token_days") var refreshTokenDays: Int
     /// The hard tokens that count for EPCS signing (comma-separated ``EPCS/Token`` names).
     @Field(key: "epcs_tokens") var epcsTokens: String
@@ -43,40 +44,38 @@ final class Practice: Model, @unchecked Sendable {
 
     init() {}
 
-    init(id: UUID? = nil, name: String, mandatoryTwoFactor: Bool = false) {
+    /// A new practice with the policy's default settings (``PracticeSettings/defaults(name:mandatoryTwoFactor:policy:)``).
+    init(id: UUID? = nil, name: String, mandatoryTwoFactor: Bool = false, policy: TwofoldPolicy.PracticeSettings = TwofoldPolicy.standard.practice) {
         self.id = id
-        self.name = name
-        self.mandatoryTwoFactor = mandatoryTwoFactor
-        self.rememberBrowserDays = PracticeDefaults.rememberBrowserDays
-        self.inactivityMinutes = PracticeDefaults.inactivityMinutes
-        self.otpDigits = PracticeDefaults.otpDigits
-        self.allowSMS = true
-        self.allowTOTP = true
-        self.allowPush = true
-        self.allowPasskeys = true
-        self.allowPasswordless = false
-        self.refuseClonedPasskeys = true
-        self.sessionLifetimeHours = PracticeDefaults.sessionLifetimeHours
-        self.accessTokenMinutes = PracticeDefaults.accessTokenMinutes
-        self.refreshTokenDays = PracticeDefaults.refreshTokenDays
+        // Assigned one by one: a key-path write reads the field first, and these are not initialised yet.
+        let settings = PracticeSettings.defaults(name: name, mandatoryTwoFactor: mandatoryTwoFactor, policy: policy)
+        self.name = settings.name
+        self.mandatoryTwoFactor = settings.mandatoryTwoFactor
+        self.rememberBrowserDays = settings.rememberBrowserDays
+        self.inactivityMinutes = settings.inactivityMinutes
+        self.otpDigits = settings.otpDigits
+        self.allowSMS = settings.allowSMS
+        self.allowTOTP = settings.allowTOTP
+        self.allowPush = settings.allowPush
+        self.allowPasskeys = settings.allowPasskeys
+        self.allowPasswordless = settings.allowPasswordless
+        self.refuseClonedPasskeys = settings.refuseClonedPasskeys
+        self.sessionLifetimeHours = settings.sessionLifetimeHours
+        self.accessTokenMinutes = settings.accessTokenMinutes
+        self.refreshTokenDays = settings.refreshTokenDays
+        self.resetRequiresSecondFactor = settings.resetRequiresSecondFactor
+        self.notificationCopyAddress = settings.notificationCopyAddress
         self.epcsTokens = EPCSDefaults.tokens
         self.epcsSecurityKeyAAGUIDs = ""
-        self.epcsWorkingHoursStart = EPCSDefaults.workingHoursStart
-        self.epcsWorkingHoursEnd = EPCSDefaults.workingHoursEnd
-        self.resetRequiresSecondFactor = true
+        self.epcsWorkingHoursStart = policy.epcsWorkingHoursStart.default
+        self.epcsWorkingHoursEnd = policy.epcsWorkingHoursEnd.default
     }
-}
 
-enum PracticeDefaults {
-    static let rememberBrowserDays = 30
-    static let inactivityMinutes = 30
-    static let otpDigits = 6
-    static let sessionLifetimeHours = 12
-    static let sessionLifetimeRange = 1...24
-    static let accessTokenMinutes = 10
-    static let accessTokenMinutesRange = 5...15
-    static let refreshTokenDays = 14
-    static let refreshTokenDaysRange = 1...30
+    /// The settings an administrator chooses (all but EPCS's), as one value.
+    var settings: PracticeSettings {
+        get { PracticeSettings(self) }
+        set { newValue.apply(to: self) }
+    }
 }
 
 struct CreatePractice: AsyncMigration {
@@ -126,7 +125,7 @@ struct AddPasskeySettingsToPractice: AsyncMigration {
 struct AddSessionLifetimeToPractice: AsyncMigration {
     func prepare(on database: any Database) async throws {
         try await database.schema(Practice.schema)
-            .field("session_lifetime_hours", .int, .required, .sql(.default(PracticeDefaults.sessionLifetimeHours))).update()
+            .field("session_lifetime_hours", .int, .required, .sql(.default(TwofoldPolicy.standard.practice.sessionLifetimeHours.default))).update()
     }
 
     func revert(on database: any Database) async throws {

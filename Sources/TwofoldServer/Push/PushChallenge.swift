@@ -4,8 +4,6 @@ import Foundation
 /// A request to approve a sign-in or a step-up on a push device, with a two-digit number to match.
 final class PushChallenge: Model, @unchecked Sendable {
     static let schema = "push_challenges"
-    /// How long a device has to answer.
-    static let lifetime: TimeInterval = 120
 
     enum Purpose: String, Codable, Sendable {
         case signIn = "sign_in"
@@ -47,7 +45,7 @@ final class PushChallenge: Model, @unchecked Sendable {
 
     init() {}
 
-    init(user: User, factor: Factor, practiceID: UUID, purpose: Purpose, summary: String, ip: String, userAgent: String, now: Date) {
+    init(user: User, factor: Factor, practiceID: UUID, purpose: Purpose, summary: String, ip: String, userAgent: String, now: Date, lifetime: TimeInterval) {
         id = UUID()
         $user.id = user.id!
         $factor.id = factor.id!
@@ -61,7 +59,7 @@ final class PushChallenge: Model, @unchecked Sendable {
         self.summary = summary
         fraudReported = false
         createdAt = now
-        expiresAt = now.addingTimeInterval(Self.lifetime)
+        expiresAt = now.addingTimeInterval(lifetime)
     }
 
     /// The state as clients see it: a pending challenge past its time is expired.

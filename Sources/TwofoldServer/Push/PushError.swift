@@ -3,7 +3,7 @@ import Vapor
 enum PushError: AbortError, Equatable {
     case notAllowed
     case noDevice
-    case enrollmentInvalid
+    case enrollmentInvalid(minutes: Int)
     case malformedKey
     case badProof
     case deviceUnknown
@@ -31,7 +31,7 @@ enum PushError: AbortError, Equatable {
         switch self {
         case .notAllowed: "Your practice does not allow push notification devices. Choose another method."
         case .noDevice: "There is no active push device on this account. Choose another method."
-        case .enrollmentInvalid: "This enrollment link is not valid: it was used already or is older than 10 minutes. Start the set-up again."
+        case .enrollmentInvalid(let minutes): "This enrollment link is not valid: it was used already or is older than \(minutes) minutes. Start the set-up again."
         case .malformedKey: "publicKey must be an uncompressed P-256 public key (65 bytes, base64url)."
         case .badProof: "The enrollment proof does not verify with the public key sent."
         case .deviceUnknown: "This device is not enrolled (or was removed). Enroll it again."

@@ -8,8 +8,6 @@ import Vapor
 /// Push devices: enrollment, signed device requests, challenges and their answers.
 struct PushService {
     let request: Request
-    static let enrollmentLifetime: TimeInterval = 600
-    static let challengeLimit = FixedWindowLimit(limit: 10, window: 600)
 
     struct Enrollment {
         var factor: Factor
@@ -28,7 +26,7 @@ struct PushService {
         factor.enrollmentSessionID = session.record.id
         let token = SecureRandom.token()
         factor.enrollmentTokenHash = Digest.sha256Hex(token)
-        factor.enrollmentExpiresAt = request.now.addingTimeInterval(Self.enrollmentLifetime)
+        factor.enrollmentExpiresAt = request.now.addingTimeInterval(request.policy.push.enrollmentLifetime)
         try await factor.create(on: request.db)
         let uri = PushEnrollmentURI(server: request.publicBaseURL, token: token).uri
         let svg = try QRCode(text: uri).svg(moduleSize: 4, quietZone: 4, title: "QR code for your push device")
@@ -50,7 +48,7 @@ struct PushService {
             WHERE enrollment_token_hash = \(bind: Digest.sha256Hex(token)) AND kind = 'push' AND status = 'pending'
               AND public_key IS NULL AND enrollment_expires_at > \(bind: now) RETURNING id
             """).first(decoding: IDRow.self)
-        guard let id = claimed?.id, let factor = try await Factor.find(id, on: request.db) else { throw PushError.enrollmentInvalid }
+        guard let id = claimed?.id, let factor = try await Factor.find(id, on: request.db) else { throw PushError.enrollmentInvalid(minutes: request.policy.push.enrollmentLifetimeMinutes) }
         if let name = deviceName?.trimmingCharacters(in: .whitespacesAndNewlines), !name.isEmpty, name.count <= 60 {
             factor.nickname = name
             try await factor.save(on: request.db)
@@ -123,10 +121,11 @@ struct PushService {
         let throttle = ThrottleStore(database: request.db)
         let key = "push:user:\(user.id!.uuidString)"
         // Reserved before the challenge exists: a burst of requests sends at most the limit to the device.
-        if case .blocked = try await throttle.reserve(key, limit: Self.challengeLimit, now: request.now) { throw PushError.tooManyChallenges }
+        if case .blocked = try await throttle.reserve(key, limit: request.policy.push.challengesPerUser, now: request.now) { throw PushError.tooManyChallenges }
         let summary = terminalSummary ?? action.map { "\(practice.name): \($0)" } ?? "Sign in to \(practice.name)"
         let challenge = PushChallenge(user: user, factor: device, practiceID: practice.id!, purpose: purpose, summary: summary,
-                                      ip: request.clientIP, userAgent: request.userAgent, now: request.now)
+                                      ip: request.clientIP, userAgent: request.userAgent, now: request.now,
+                                      lifetime: request.policy.push.challengeLifetime)
         challenge.sessionID = sessionID
         challenge.stepUpID = stepUpID
         challenge.numberRequired = terminalSummary == nil

@@ -5,13 +5,13 @@ import Vapor
 struct PushWebController: RouteCollection {
     func boot(routes: any RoutesBuilder) throws {
         let pending = routes.grouped(SessionGuard(requirement: .secondFactor, style: .web))
-        pending.post("login", "two-factor", "push", use: startSignIn)
-        pending.get("login", "two-factor", "push", ":challengeID", use: signInStatus)
-        pending.post("login", "two-factor", "push", ":challengeID", use: finishSignIn)
-        let setup = routes.grouped(SessionGuard(requirement: .enrollmentOrSignedIn, style: .web)).grouped("account", "security", "setup", "push")
-        setup.post(use: startEnrollment)
-        setup.get(":factorID", "status", use: enrollmentStatus)
-        setup.post(":factorID", use: finishEnrollment)
+        pending.post(WebPath.twoFactorPushStart, use: startSignIn)
+        pending.get(WebPath.twoFactorPush(.placeholder), use: signInStatus)
+        pending.post(WebPath.twoFactorPush(.placeholder), use: finishSignIn)
+        let setup = routes.grouped(SessionGuard(requirement: .enrollmentOrSignedIn, style: .web))
+        setup.post(WebPath.setupPushStart, use: startEnrollment)
+        setup.get(WebPath.setupPushStatus(.placeholder), use: enrollmentStatus)
+        setup.post(WebPath.setupPush(.placeholder), use: finishEnrollment)
     }
 
     // MARK: sign-in
@@ -50,7 +50,7 @@ struct PushWebController: RouteCollection {
         let path = WebPath.twoFactorPush(challenge.id!).string
         let page = WaitPage(layout: req.layout("Approve on your device", error: error), number: challenge.number, device: device.nickname,
                             statusURL: path, finishAction: path, remember: remember, rememberDays: session.practice.rememberBrowserDays,
-                            backLink: WebPath.twoFactor.string + "?method=\(device.id!.uuidString)")
+                            backLink: WebPath.twoFactor.string(query: ["method": device.id!.uuidString]))
         return try await req.render("push-wait", page)
     }
 

@@ -6,17 +6,16 @@ import TwofoldCore
 import Vapor
 
 /// A pending Access-Challenge: the `State` a device sends back with the user's answer. Stored as a hash, single use,
-/// valid five minutes, bound to the client and the user; in the database, so any instance can take the answer.
+/// valid ``TwofoldPolicy/RADIUS/challengeLifetime``, bound to the client and the user; in the database, so any instance can take the answer.
 enum RADIUSChallengeRecord {
     static let schema = "radius_challenges"
-    static let lifetime: TimeInterval = 5 * 60
 
     struct Claimed: Decodable {
         var user_id: UUID
         var password_verified: Bool
     }
 
-    static func issue(clientID: UUID, userID: UUID, passwordVerified: Bool, now: Date, on db: any Database) async throws -> [UInt8] {
+    static func issue(clientID: UUID, userID: UUID, passwordVerified: Bool, now: Date, lifetime: TimeInterval, on db: any Database) async throws -> [UInt8] {
         let state = SecureRandom.bytes(16)
         try await db.sql.raw("""
             INSERT INTO \(ident: schema) (state_hash, client_id, user_id, password_verified, created_at, expires_at)
@@ -118,7 +117,7 @@ struct RADIUSAuthenticator {
         let throttle = ThrottleStore(database: request.db)
         let accountKey = "password:user:\(User.key(for: username))"
         // One request is one guess, however its User-Password is read.
-        if case .blocked = try await throttle.reserve(accountKey, limit: ThrottleLimits.passwordPerAccount, now: request.now) {
+        if case .blocked = try await throttle.reserve(accountKey, limit: app.policy.signIn.passwordPerAccount, now: request.now) {
             try await request.audit(.signInThrottled, practiceID: client.practiceID, subjectID: user?.id,
                                     details: ["username": String(User.key(for: username).prefix(64)), "channel": "radius", "radius_client": client.name])
             return try await reject(request, user: user, reason: "password_throttled", username: username)
@@ -166,7 +165,8 @@ struct RADIUSAuthenticator {
     }
 
     private func challenge(_ request: Request, user: User, factors: [Factor]) async throws -> RADIUSDecision {
-        let state = try await RADIUSChallengeRecord.issue(clientID: client.id, userID: try user.requireID(), passwordVerified: true, now: request.now, on: request.db)
+        let state = try await RADIUSChallengeRecord.issue(clientID: client.id, userID: try user.requireID(), passwordVerified: true, now: request.now,
+                                                             lifetime: app.policy.radius.challengeLifetime, on: request.db)
         let kinds = Set(factors.map(\.kind))
         var options: [String] = []
         if kinds.contains(.totp) { options.append("the code from your authenticator app") }
@@ -203,7 +203,8 @@ struct RADIUSAuthenticator {
         } catch let error as SMSError {
             return try await reject(request, user: user, reason: "sms_refused", message: error.reason)
         }
-        let state = try await RADIUSChallengeRecord.issue(clientID: client.id, userID: try user.requireID(), passwordVerified: true, now: request.now, on: request.db)
+        let state = try await RADIUSChallengeRecord.issue(clientID: client.id, userID: try user.requireID(), passwordVerified: true, now: request.now,
+                                                             lifetime: app.policy.radius.challengeLifetime, on: request.db)
         try await request.audit(.radiusChallenged, practiceID: client.practiceID, subjectID: user.id, details: deviceDetails().merging(["sms": "sent"]) { $1 })
         app.metrics.radius(outcome: "challenge")
         return RADIUSDecision(code: .accessChallenge,
@@ -224,7 +225,7 @@ struct RADIUSAuthenticator {
         } catch let error as PushError {
             return try await reject(request, user: user, reason: "push_refused", message: error.reason)
         }
-        let deadline = ContinuousClock.now + .seconds(min(client.pushTimeout, Int(PushChallenge.lifetime)))
+        let deadline = ContinuousClock.now + .seconds(min(client.pushTimeout, Int(app.policy.push.challengeLifetime)))
         while ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(250))
             guard let current = try await PushChallenge.find(challenge.id, on: request.db) else { break }

@@ -4,9 +4,6 @@ import Foundation
 /// A request from integrating software for a fresh second factor before one sensitive action.
 final class StepUpChallenge: Model, @unchecked Sendable {
     static let schema = "step_ups"
-    static let lifetime: TimeInterval = 300
-    /// Wrong codes allowed before the step-up is cancelled.
-    static let attemptLimit = 5
 
     enum Status: String, Codable, Sendable {
         /// waiting for the user
@@ -40,7 +37,7 @@ final class StepUpChallenge: Model, @unchecked Sendable {
 
     init() {}
 
-    init(practiceID: UUID, userID: UUID, apiKeyID: UUID, actionType: String, summary: String, actionHash: String, now: Date) {
+    init(practiceID: UUID, userID: UUID, apiKeyID: UUID, actionType: String, summary: String, actionHash: String, now: Date, lifetime: TimeInterval) {
         id = UUID()
         self.practiceID = practiceID
         $user.id = userID
@@ -51,7 +48,7 @@ final class StepUpChallenge: Model, @unchecked Sendable {
         status = .pending
         failedAttempts = 0
         createdAt = now
-        expiresAt = now.addingTimeInterval(Self.lifetime)
+        expiresAt = now.addingTimeInterval(lifetime)
     }
 
     var isEPCS: Bool { actionType == StepUpChallenge.epcsActionType }

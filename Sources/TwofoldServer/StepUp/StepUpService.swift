@@ -83,7 +83,6 @@ struct StepUpService {
         var factors: [String]
     }
 
-    static let assertionLifetime: TimeInterval = 300
 
     // MARK: starting
 
@@ -99,7 +98,8 @@ struct StepUpService {
         }
         guard let user = try await query.first(), let practice = try await Practice.find(practiceID, on: request.db) else { throw StepUpError.userNotFound }
         let challenge = StepUpChallenge(practiceID: practiceID, userID: user.id!, apiKeyID: key.id!, actionType: action.type.lowercased(),
-                                        summary: action.summary, actionHash: action.hash, now: request.now)
+                                        summary: action.summary, actionHash: action.hash, now: request.now,
+                                        lifetime: request.policy.stepUp.challengeLifetime)
         if challenge.isEPCS {
             // §1311.125: only a prescriber two approvers gave permission may sign; anyone else is an attempted
             // unauthorized access, recorded for the daily report.
@@ -137,9 +137,13 @@ struct StepUpService {
     /// The fresh factors step-up accepts for this user: authenticator apps, push devices and passkeys (with user verification).
     /// For an EPCS signing only the practice's EPCS-eligible hard tokens count.
     func methods(for user: User, practice: Practice, epcs: Bool = false) async throws -> [String] {
-        var factors = try await Factor.query(on: request.db).filter(\.$user.$id == user.id!).filter(\.$status == .active).all()
-        if epcs { factors = factors.filter { request.epcsRules.isEligible($0, practice: practice) } }
-        let kinds = Set(factors.map(\.kind))
+        let kinds: Set<Factor.Kind>
+        if epcs {
+            let factors = try await Factor.query(on: request.db).filter(\.$user.$id == user.requireID()).filter(\.$status == .active).all()
+            kinds = Set(factors.filter { request.epcsRules.isEligible($0, practice: practice) }.map(\.kind))
+        } else {
+            kinds = try await Factor.activeKinds(of: user.requireID(), on: request.db)
+        }
         var methods: [String] = []
         if kinds.contains(.totp) { methods.append("totp") }
         if kinds.contains(.push), practice.allowPush { methods.append("push") }
@@ -229,7 +233,7 @@ struct StepUpService {
     private func reserveAttempt(_ challenge: StepUpChallenge) async throws -> Int {
         let reserved = try await request.db.sql.raw("""
             UPDATE \(ident: StepUpChallenge.schema) SET failed_attempts = failed_attempts + 1
-            WHERE id = \(bind: try challenge.requireID()) AND failed_attempts < \(bind: StepUpChallenge.attemptLimit) RETURNING failed_attempts
+            WHERE id = \(bind: try challenge.requireID()) AND failed_attempts < \(bind: request.policy.stepUp.guessesPerChallenge) RETURNING failed_attempts
             """).first(decoding: AttemptsRow.self)
         guard let attempts = reserved?.failed_attempts else { throw SignInError.wait(seconds: 1) }
         return attempts
@@ -245,7 +249,7 @@ struct StepUpService {
             details["action_hash"] = challenge.actionHash
             try await request.audit(.epcsSigningFailed, practiceID: challenge.practiceID, subjectID: challenge.$user.id, details: details)
         }
-        if let attempts, attempts >= StepUpChallenge.attemptLimit {
+        if let attempts, attempts >= request.policy.stepUp.guessesPerChallenge {
             try await cancel(challenge)
             throw StepUpError.closed("cancelled after \(attempts) failed attempts")
         }
@@ -268,7 +272,7 @@ struct StepUpService {
         }
         let throttle = ThrottleStore(database: request.db)
         let key = "step_up_password:user:\(try user.requireID().uuidString.lowercased())"
-        if let seconds = try await throttle.reserve(key, limit: ThrottleLimits.passwordPerAccount, now: request.now).retryAfter {
+        if let seconds = try await throttle.reserve(key, limit: request.policy.signIn.passwordPerAccount, now: request.now).retryAfter {
             try await failed(challenge, reason: "password_throttled", attempts: nil)
             throw SignInError.passwordThrottled(retryAfter: seconds)
         }
@@ -276,7 +280,7 @@ struct StepUpService {
             try await failed(challenge, reason: "wrong_password", attempts: attempts)
             throw StepUpError.wrongPassword
         }
-        try await throttle.release(key, limit: ThrottleLimits.passwordPerAccount, now: request.now)
+        try await throttle.release(key, limit: request.policy.signIn.passwordPerAccount, now: request.now)
     }
 
     /// Checks the password of an EPCS signing before a push or passkey proof, and records that it was checked.
@@ -290,9 +294,22 @@ struct StepUpService {
         try await challenge.save(on: request.db)
     }
 
+    /// The EPCS grant an EPCS step-up signs under; loaded once per request however many steps need it.
+    func epcsGrant(of challenge: StepUpChallenge) async throws -> EPCSGrant? {
+        guard challenge.isEPCS, let grantID = challenge.epcsGrantID else { return nil }
+        if let loaded = request.storage[LoadedEPCSGrants.self]?[grantID] { return loaded }
+        guard let grant = try await EPCSGrant.find(grantID, on: request.db) else { return nil }
+        var loaded = request.storage[LoadedEPCSGrants.self] ?? [:]
+        loaded[grantID] = grant
+        request.storage[LoadedEPCSGrants.self] = loaded
+        return grant
+    }
+
+    private enum LoadedEPCSGrants: StorageKey { typealias Value = [UUID: EPCSGrant] }
+
     /// The exact text the prescriber is shown for an EPCS signing (nil for other actions).
     func attestationDocument(_ challenge: StepUpChallenge) async throws -> String? {
-        guard challenge.isEPCS, let grantID = challenge.epcsGrantID, let grant = try await EPCSGrant.find(grantID, on: request.db) else { return nil }
+        guard let grant = try await epcsGrant(of: challenge) else { return nil }
         let user = try await challenge.$user.get(on: request.db)
         return EPCS.attestationDocument(summary: challenge.summary, practitioner: user.fullName, deaNumber: grant.deaNumber)
     }
@@ -377,8 +394,7 @@ struct StepUpService {
         try await request.audit(.stepUpVerified, practiceID: challenge.practiceID, subjectID: challenge.$user.id,
                                 details: ["step_up": challenge.shortID, "amr": amr, "factor": factor.shortID, "action_type": challenge.actionType])
         if challenge.isEPCS {
-            var grant: EPCSGrant?
-            if let grantID = challenge.epcsGrantID { grant = try await EPCSGrant.find(grantID, on: request.db) }
+            let grant = try await epcsGrant(of: challenge)
             try await request.audit(.epcsSigningCompleted, practiceID: challenge.practiceID, subjectID: challenge.$user.id, details: [
                 "step_up": challenge.shortID, "amr": amr, "factor": factor.shortID, "kind": factor.kind.rawValue, "action_hash": challenge.actionHash,
                 "attestation_sha256": challenge.attestationHash ?? "", "dea": grant.flatMap { DEANumber($0.deaNumber)?.masked } ?? "",
@@ -395,8 +411,8 @@ struct StepUpService {
     // MARK: the assertion
 
     private func epcsClaim(_ challenge: StepUpChallenge) async throws -> EPCSClaim? {
-        guard challenge.isEPCS, let grantID = challenge.epcsGrantID, let grant = try await EPCSGrant.find(grantID, on: request.db) else { return nil }
-        return EPCSClaim(dea_number: grant.deaNumber, grant_id: grantID.uuidString, attestation_sha256: challenge.attestationHash ?? "",
+        guard let grant = try await epcsGrant(of: challenge) else { return nil }
+        return EPCSClaim(dea_number: grant.deaNumber, grant_id: try grant.requireID().uuidString, attestation_sha256: challenge.attestationHash ?? "",
                          factors: ["knowledge", "hard_token"])
     }
 
@@ -414,7 +430,7 @@ struct StepUpService {
             iss: issuerURL, aud: challenge.apiKeyID.uuidString, sub: challenge.$user.id.uuidString, practice: challenge.practiceID.uuidString,
             amr: (challenge.amr ?? "otp").split(separator: " ").map(String.init), auth_time: Int64((challenge.authTime ?? now).timeIntervalSince1970),
             action_type: challenge.actionType, action_hash: challenge.actionHash, jti: challenge.id!.uuidString,
-            iat: Int64(now.timeIntervalSince1970), exp: Int64(now.addingTimeInterval(Self.assertionLifetime).timeIntervalSince1970),
+            iat: Int64(now.timeIntervalSince1970), exp: Int64(now.addingTimeInterval(request.policy.stepUp.assertionLifetime).timeIntervalSince1970),
             epcs: try await epcsClaim(challenge))
         return try await request.tokenSigner.sign(claims, algorithm: .es256)
     }

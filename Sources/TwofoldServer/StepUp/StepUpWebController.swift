@@ -5,14 +5,14 @@ import Vapor
 /// `/step-up/{id}`: where a signed-in provider completes a step-up in the browser, for integrators that redirect.
 struct StepUpWebController: RouteCollection {
     func boot(routes: any RoutesBuilder) throws {
-        let page = routes.grouped(SessionGuard(requirement: .signedIn, style: .web)).grouped("step-up", ":id")
-        page.get(use: show)
-        page.post(use: submitCode)
-        page.post("push", use: startPush)
-        page.get("status", use: status)
-        page.post("push", "finish", use: finishPush)
-        page.post("passkey", "options", use: passkeyOptions)
-        page.post("passkey", use: submitPasskey)
+        let page = routes.grouped(SessionGuard(requirement: .signedIn, style: .web))
+        page.get(WebPath.stepUp(.placeholder), use: show)
+        page.post(WebPath.stepUp(.placeholder), use: submitCode)
+        page.post(WebPath.stepUpPush(.placeholder), use: startPush)
+        page.get(WebPath.stepUpStatus(.placeholder), use: status)
+        page.post(WebPath.stepUpPushFinish(.placeholder), use: finishPush)
+        page.post(WebPath.stepUpPasskeyOptions(.placeholder), use: passkeyOptions)
+        page.post(WebPath.stepUpPasskey(.placeholder), use: submitPasskey)
     }
 
     struct Page: Encodable {
@@ -54,16 +54,17 @@ struct StepUpWebController: RouteCollection {
 
     func render(_ req: Request, _ challenge: StepUpChallenge, error: String? = nil, number: Int? = nil, status: HTTPResponseStatus = .ok) async throws -> Response {
         let session = try req.requireSession()
-        let methods = try await StepUpService(request: req).methods(for: session.user, practice: session.practice, epcs: challenge.isEPCS)
-        let base = WebPath.stepUp(challenge.id!).string
-        var deaNumber = ""
-        if let grantID = challenge.epcsGrantID, let grant = try await EPCSGrant.find(grantID, on: req.db) { deaNumber = grant.deaNumber }
+        let service = StepUpService(request: req)
+        let methods = try await service.methods(for: session.user, practice: session.practice, epcs: challenge.isEPCS)
+        let id = try challenge.requireID()
+        let deaNumber = try await service.epcsGrant(of: challenge)?.deaNumber ?? ""
         let title = challenge.isEPCS ? "Sign controlled-substance prescription" : "Confirm a sensitive action"
         let page = Page(layout: req.layout(title, error: error), summary: challenge.summary, actionType: challenge.actionType,
                         state: challenge.visibleStatus(now: req.now), hasTOTP: methods.contains("totp"), hasPush: methods.contains("push"),
-                        hasPasskey: methods.contains("webauthn"), passkeyAction: WebPath.stepUpPasskey(challenge.id!).string,
-                        passkeyOptions: WebPath.stepUpPasskeyOptions(challenge.id!).string,
-                        action: base, pushAction: base + "/push", number: number, statusURL: base + "/status", finishAction: base + "/push/finish",
+                        hasPasskey: methods.contains("webauthn"), passkeyAction: WebPath.stepUpPasskey(id).string,
+                        passkeyOptions: WebPath.stepUpPasskeyOptions(id).string, action: WebPath.stepUp(id).string,
+                        pushAction: WebPath.stepUpPush(id).string, number: number, statusURL: WebPath.stepUpStatus(id).string,
+                        finishAction: WebPath.stepUpPushFinish(id).string,
                         isEPCS: challenge.isEPCS, prescriptions: EPCS.summaryLines(challenge.summary), practitioner: session.user.fullName,
                         deaNumber: deaNumber, attestationStatement: EPCS.attestationStatement, attestationHash: challenge.attestationHash ?? "")
         return try await req.render("step-up", page, status: status)

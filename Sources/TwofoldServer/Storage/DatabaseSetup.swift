@@ -26,6 +26,7 @@ enum DatabaseSetup {
         CreateInvitation(),
         CreatePasswordResetTables(),
         AddNotificationCopyAddressToPractice(),
+        AddPerInstanceAuditChains(),
     ]
 
     static func configure(_ app: Application, storage: TwofoldConfiguration.Storage, postgresConnectionsPerEventLoop: Int = 8, connectionWaitSeconds: Int = 30) throws {

@@ -17,6 +17,10 @@ struct TwofoldErrorMiddleware: AsyncMiddleware {
         let reason: String
         var headers: HTTPHeaders = [:]
         switch error {
+        case let decoding as DecodingError:
+            // Before AbortError: Vapor's own reason for a DecodingError is written for the server's developers.
+            status = .badRequest
+            reason = decoding.clientReason
         case let abort as any AbortError:
             status = abort.status
             reason = abort.status == .notFound && abort.reason == "Not Found" ? "There is nothing at this address." : abort.reason

@@ -12,6 +12,32 @@ struct Layout: Encodable {
     var error: String?
     var styles = WebPath.styles.string
     var script = WebPath.script.string
+    var links = Links()
+    /// Lifetimes the page's texts state, from the configured policy.
+    var limits = PageLimits(.standard)
+
+    /// The fixed addresses pages link to and post to (`#(layout.links.login)`), so no view spells out a path.
+    struct Links: Encodable {
+        var home = WebPath.home.string
+        var login = WebPath.login.string
+        var logout = WebPath.logout.string
+        var forgotPassword = WebPath.forgotPassword.string
+        var twoFactor = WebPath.twoFactor.string
+        var twoFactorSMS = WebPath.twoFactorSMS.string
+        var twoFactorPush = WebPath.twoFactorPushStart.string
+        var recovery = WebPath.recovery.string
+        var security = WebPath.security.string
+        var profile = WebPath.profile.string
+        var password = WebPath.password.string
+        var staff = AdminPath.staff.string
+        var practice = AdminPath.practice.string
+        var apiKeys = AdminPath.apiKeys.string
+        var radius = AdminPath.radius.string
+        var applications = AdminPath.applications.string
+        var epcs = AdminPath.epcs.string
+        var epcsReports = AdminPath.epcsReports.string
+        var audit = AdminPath.audit.string
+    }
 }
 
 /// One-line confirmations shown after a redirect; a fixed list, so a link cannot put arbitrary words on a page.
@@ -54,7 +80,8 @@ enum Notice: String {
     case emailConfirmationSent = "email-confirmation-sent"
     case emailConfirmed = "email-confirmed"
 
-    var message: String {
+    /// The notice's words; lifetimes come from `limits` (the configured policy).
+    func message(_ limits: PageLimits) -> String {
         switch self {
         case .signedOut: "You have signed out."
         case .expired: "You were signed out after a period of inactivity. Sign in again."
@@ -84,14 +111,14 @@ enum Notice: String {
         case .epcsAlertAcknowledged: "The alert was acknowledged."
         case .epcsApproverSaved: "The EPCS approver designation was saved."
         case .deviceReportedLost: "The device was reported lost or stolen and no longer works. Any EPCS permission was revoked, and the practice's EPCS approvers were alerted."
-        case .invitationSent: "The staff account was created and an invitation was emailed. The link is valid for 7 days; the staff member chooses their own password."
-        case .invitationResent: "A new invitation was emailed. The earlier link no longer works; the new one is valid for 7 days."
+        case .invitationSent: "The staff account was created and an invitation was emailed. The link is valid for \(limits.invitationDays) days; the staff member chooses their own password."
+        case .invitationResent: "A new invitation was emailed. The earlier link no longer works; the new one is valid for \(limits.invitationDays) days."
         case .invitationRevoked: "The invitation was withdrawn; its link no longer works."
         case .invitationAccepted: "Welcome! Your password is set and you are signed in."
         case .invitationAcceptedEnroll: "Welcome! Your password is set. Your practice requires two-factor authentication: set up a method now to finish."
         case .passwordResetDone: "Your password was reset, and every session and remembered browser of your account was signed out. Sign in with your new password (and your second factor, if you have one)."
-        case .passwordResetSent: "A link to choose a new password was emailed to the staff member. It works once, for 30 minutes; their current password keeps working until they use it."
-        case .emailConfirmationSent: "Your profile was updated. We sent a confirmation link to the new email address: it is used once you open the link (within 24 hours). Until then, email goes to your current address."
+        case .passwordResetSent: "A link to choose a new password was emailed to the staff member. It works once, for \(limits.passwordResetMinutes) minutes; their current password keeps working until they use it."
+        case .emailConfirmationSent: "Your profile was updated. We sent a confirmation link to the new email address: it is used once you open the link (within \(limits.emailConfirmationHours) hours). Until then, email goes to your current address."
         case .emailConfirmed: "Your email address was confirmed and is now in use."
         }
     }
@@ -100,14 +127,14 @@ enum Notice: String {
 extension Request {
     func layout(_ title: String, practice: String? = nil, error: String? = nil) -> Layout {
         let session = currentSession
-        let notice = (try? query.get(String.self, at: "notice")).flatMap(Notice.init(rawValue:))?.message
+        let notice = (try? query.get(String.self, at: "notice")).flatMap(Notice.init(rawValue:))?.message(PageLimits(policy))
         return Layout(
             title: title,
             practiceName: practice ?? session?.practice.name,
             csrf: session?.record.csrfToken ?? anonymousCSRFToken,
             signedInName: session?.record.stage == .signedIn ? session?.user.fullName : nil,
             isAdmin: session?.record.stage == .signedIn && session?.user.has(.manageAccounts) == true,
-            notice: notice, error: error)
+            notice: notice, error: error, limits: PageLimits(policy))
     }
 
     /// The double-submit token for forms shown before sign-in; ``AnonymousCSRFCookie`` sets the cookie.

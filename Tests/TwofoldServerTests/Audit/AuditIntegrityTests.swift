@@ -17,7 +17,7 @@ struct AuditIntegrityTests {
     }
 
     static func events(_ ctx: TestContext) async throws -> [AuditEvent] {
-        try await AuditEvent.query(on: ctx.app.db).sort(\.$seq).all()
+        try await AuditEvent.query(on: ctx.app.db).filter(\.$chainID != AuditCheckpoint.mainChain).sort(\.$seq).all()
     }
 
     static func problem(_ ctx: TestContext, external: [(line: Int, checkpoint: AuditCheckpoint)] = []) async throws -> String {
@@ -39,7 +39,17 @@ struct AuditIntegrityTests {
                 .set("key_id", to: SQLBind(keyID)).where("id", .equal, event.id!).run()
             previous = hash
         }
-        try await ctx.app.db.sql.update(AuditChainHead.table).set("hash", to: previous).where("id", .equal, 1).run()
+        try await ctx.app.db.sql.update(AuditChainRegistry.table).set("hash", to: previous).where("id", .equal, try chain(ctx)).run()
+    }
+
+    /// The one chain these tests write to (each test app appends to a single chain of its own).
+    static func chain(_ ctx: TestContext) throws -> String {
+        try #require(try ctx.app.auditContext.writerChains.first)
+    }
+
+    /// Rolls the registry row of the test's chain back to `event`, as an attacker hiding removed events would.
+    static func rollBack(_ ctx: TestContext, to event: AuditEvent) async throws {
+        try await ctx.app.db.sql.raw("UPDATE audit_chains SET seq = \(bind: event.seq), hash = \(bind: event.hash) WHERE id = \(bind: event.chainID)").run()
     }
 
     static func checkpointFile() -> String {
@@ -53,7 +63,8 @@ struct AuditIntegrityTests {
             let result = try await AuditLog.verify(on: ctx.app.db)
             #expect(result.isIntact, "\(result.problem ?? "")")
             #expect(result.checked == (try await Self.events(ctx)).count)
-            #expect(result.checkpoints >= 2)  // the start of the keyed chain and the head
+            #expect(result.checkpoints >= 3)  // the start of the keyed main chain, the opening of the test's chain, its head
+            #expect(result.chains == 2)
             #expect(try await Self.events(ctx).allSatisfy { $0.keyID == (try? ctx.app.auditContext.keys.macKeyID) })
         }
     }
@@ -78,11 +89,11 @@ struct AuditIntegrityTests {
             // A copy of #2 with a forged link, claiming its key id.
             let copy = events[1]
             try await ctx.app.db.sql.insert(into: AuditEvent.schema)
-                .columns("id", "seq", "event", "ip", "user_agent", "details", "occurred_ms", "occurred_at", "prev_hash", "hash", "key_id")
-                .values(SQLBind(UUID()), SQLBind(Int64(3)), SQLBind("sign_in.succeeded"), SQLBind("10.6.6.6"), SQLBind(""), SQLBind("{}"),
+                .columns("id", "chain_id", "seq", "event", "ip", "user_agent", "details", "occurred_ms", "occurred_at", "prev_hash", "hash", "key_id")
+                .values(SQLBind(UUID()), SQLBind(copy.chainID), SQLBind(Int64(3)), SQLBind("sign_in.succeeded"), SQLBind("10.6.6.6"), SQLBind(""), SQLBind("{}"),
                         SQLBind(copy.occurredMS), SQLBind(copy.occurredAt), SQLBind(copy.hash), SQLBind(String(repeating: "a", count: 64)), SQLBind(copy.keyID))
                 .run()
-            try await ctx.app.db.sql.raw("UPDATE audit_chain_head SET seq = seq + 1").run()
+            try await ctx.app.db.sql.raw("UPDATE audit_chains SET seq = seq + 1 WHERE id = \(bind: copy.chainID)").run()
             let problem = try await Self.problem(ctx)
             #expect(problem.contains("event #3 (sign_in.succeeded)"))
         }
@@ -92,7 +103,7 @@ struct AuditIntegrityTests {
         try await withTestApp { ctx in
             try await AuditChainTests.someEvents(ctx)
             try await ctx.app.db.sql.raw("DELETE FROM audit_events WHERE seq = 3").run()
-            #expect(try await Self.problem(ctx).contains("event #3 is missing"))
+            #expect(try await Self.problem(ctx).contains("event #3 of chain \(try Self.chain(ctx)) is missing"))
         }
     }
 
@@ -115,7 +126,7 @@ struct AuditIntegrityTests {
             let events = try await Self.events(ctx)
             let kept = events[events.count - 3]
             try await ctx.app.db.sql.raw("DELETE FROM audit_events WHERE seq > \(bind: kept.seq)").run()
-            try await ctx.app.db.sql.raw("UPDATE audit_chain_head SET seq = \(bind: kept.seq), hash = \(bind: kept.hash)").run()
+            try await Self.rollBack(ctx, to: kept)
             let problem = try await Self.problem(ctx)
             #expect(problem.contains("ends at event #\(kept.seq)"))
             #expect(problem.contains("event #\(events.count)"))
@@ -134,7 +145,7 @@ struct AuditIntegrityTests {
             let kept = events[events.count - 3]
             try await ctx.app.db.sql.raw("DELETE FROM audit_events WHERE seq > \(bind: kept.seq)").run()
             try await ctx.app.db.sql.raw("DELETE FROM audit_checkpoints WHERE seq > \(bind: kept.seq)").run()
-            try await ctx.app.db.sql.raw("UPDATE audit_chain_head SET seq = \(bind: kept.seq), hash = \(bind: kept.hash)").run()
+            try await Self.rollBack(ctx, to: kept)
             // The database alone is consistent again; the file kept outside it is not.
             #expect(try await AuditLog.verify(on: ctx.app.db).isIntact)
             let problem = try await Self.problem(ctx, external: try AuditCheckpoint.read(file: file))
@@ -172,7 +183,7 @@ struct AuditIntegrityTests {
             let practice = try await Fixtures.practice(ctx)
             for _ in 0..<8 { try await AuditLog.append(AuditEntry(type: .signOut, practiceID: practice.id), on: ctx.app.db, now: ctx.clock.now) }
             let heads = try await AuditCheckpoint.all(on: ctx.app.db).filter { $0.kind == .head }.map(\.seq)
-            #expect(heads.contains(4) && heads.contains(7))
+            #expect(heads.contains(3) && heads.contains(6))  // the chain opens with checkpoint_seq 0
             ctx.clock.advance(3601)
             try await AuditLog.append(AuditEntry(type: .signOut, practiceID: practice.id), on: ctx.app.db, now: ctx.clock.now)
             #expect(try await AuditCheckpoint.all(on: ctx.app.db).map(\.seq).contains(10))
@@ -217,7 +228,8 @@ struct AuditIntegrityTests {
             #expect(problem.contains("time was changed"))
             // Moving the covered time along with it breaks the link instead.
             try await ctx.app.db.sql.raw("UPDATE audit_events SET occurred_ms = occurred_ms - 86400000 WHERE seq = 3").run()
-            #expect(try await Self.problem(ctx).contains("event #3 (\(third.event)) was changed"))
+            let changed = try await Self.problem(ctx)
+            #expect(changed.contains("event #3 (\(third.event))") && changed.contains("was changed"))
         }
     }
 
@@ -229,12 +241,69 @@ struct AuditIntegrityTests {
         }
     }
 
-    @Test func theMigratedUnkeyedSegmentVerifies() async throws {
+    @Test func aLogWithEventsMigratesToPerInstanceChains() async throws {
         try await withTestApp { ctx in
             let db = ctx.app.db
-            // A log as an older Twofold left it: three SHA-256 events, no key ids and no checkpoints.
+            let keys = try ctx.app.auditContext.keys
+            // Back to the layout before per-instance chains, with a log as an older Twofold left it: three SHA-256
+            // events, no key ids and no checkpoints, sealed by the keyed-links migration, then three keyed events.
+            try await AddPerInstanceAuditChains().revert(on: db)
             try await db.sql.raw("DELETE FROM audit_checkpoints").run()
             var previous = AuditChainHead.genesisHash
+            var written: [String] = []
+            for seq in Int64(1)...6 {
+                let ms = AuditLog.milliseconds(ctx.clock.now) + seq
+                let content = AuditChain.Content(seq: seq, occurredMS: ms, practiceID: nil, actorID: nil, subjectID: nil,
+                                                 event: "practice.created", ip: "", userAgent: "", details: "{\"n\":\"\(seq)\"}")
+                let keyed = seq > 3
+                let hash = keyed ? AuditChain.mac(previous: previous, content: content, keyID: keys.macKeyID, keys: keys)! : AuditChain.hash(previous: previous, content: content)
+                try await db.sql.insert(into: AuditEvent.schema)
+                    .columns("id", "seq", "event", "ip", "user_agent", "details", "occurred_ms", "occurred_at", "prev_hash", "hash", "key_id")
+                    .values(SQLBind(UUID()), SQLBind(seq), SQLBind(content.event), SQLBind(""), SQLBind(""), SQLBind(content.details),
+                            SQLBind(ms), SQLBind(AuditLog.date(ms)), SQLBind(previous), SQLBind(hash), SQLBind(keyed ? keys.macKeyID : nil))
+                    .run()
+                previous = hash
+                written.append(hash)
+                if seq == 3 {
+                    try await db.sql.raw("UPDATE audit_chain_head SET seq = 3, hash = \(bind: previous), checkpoint_seq = NULL, checkpoint_ms = NULL").run()
+                    try await AddKeyedAuditChain.sealLegacySegment(on: db, now: ctx.clock.now)
+                }
+            }
+            try await db.sql.raw("UPDATE audit_chain_head SET seq = 6, hash = \(bind: previous)").run()
+            try await AddPerInstanceAuditChains().prepare(on: db)
+
+            // The old chain is the closed `main` chain, its links untouched and its head signed.
+            let migrated = try await AuditEvent.query(on: db).sort(\.$seq).all()
+            #expect(migrated.map(\.chainID) == Array(repeating: AuditCheckpoint.mainChain, count: 6))
+            #expect(migrated.map(\.hash) == written)
+            let main = try await AuditCheckpoint.all(on: db, chain: AuditCheckpoint.mainChain)
+            #expect(main.contains { $0.kind == .head && $0.seq == 6 && $0.head == previous })
+            var result = try await AuditLog.verify(on: db)
+            #expect(result.isIntact, "\(result.problem ?? "")")
+            #expect(result.checked == 6)
+
+            // New events go to a chain of this process.
+            try await AuditChainTests.someEvents(ctx)
+            result = try await AuditLog.verify(on: db)
+            #expect(result.isIntact, "\(result.problem ?? "")")
+            #expect(result.chains == 2)
+            #expect(result.checked == (try await AuditEvent.query(on: db).count()))
+            #expect(try await AuditEvent.query(on: db).filter(\.$chainID == AuditCheckpoint.mainChain).count() == 6)
+
+            // Removing the newest old events and rolling the main chain back contradicts its signed head.
+            try await db.sql.raw("DELETE FROM audit_events WHERE chain_id = 'main' AND seq = 6").run()
+            try await db.sql.raw("UPDATE audit_chains SET seq = 5, hash = \(bind: written[4]) WHERE id = 'main'").run()
+            #expect(try await Self.problem(ctx).contains("chain main ends at event #5"))
+        }
+    }
+
+    @Test func theMigratedUnkeyedSegmentStaysProtected() async throws {
+        try await withTestApp { ctx in
+            let db = ctx.app.db
+            try await AddPerInstanceAuditChains().revert(on: db)
+            try await db.sql.raw("DELETE FROM audit_checkpoints").run()
+            var previous = AuditChainHead.genesisHash
+            var events: [AuditChain.Content] = []
             for seq in Int64(1)...3 {
                 let ms = AuditLog.milliseconds(ctx.clock.now) + seq
                 let content = AuditChain.Content(seq: seq, occurredMS: ms, practiceID: nil, actorID: nil, subjectID: nil,
@@ -246,29 +315,25 @@ struct AuditIntegrityTests {
                             SQLBind(ms), SQLBind(AuditLog.date(ms)), SQLBind(previous), SQLBind(hash))
                     .run()
                 previous = hash
+                events.append(content)
             }
             try await db.sql.raw("UPDATE audit_chain_head SET seq = 3, hash = \(bind: previous), checkpoint_seq = NULL, checkpoint_ms = NULL").run()
             try await AddKeyedAuditChain.sealLegacySegment(on: db, now: ctx.clock.now)
-
+            try await AddPerInstanceAuditChains().prepare(on: db)
             try await AuditChainTests.someEvents(ctx)
-            let result = try await AuditLog.verify(on: db)
-            #expect(result.isIntact, "\(result.problem ?? "")")
-            let events = try await Self.events(ctx)
-            #expect(result.checked == events.count)
-            #expect(events.prefix(3).allSatisfy { $0.keyID == nil })
-            #expect(events.dropFirst(3).allSatisfy { $0.keyID != nil })
-            #expect(events[3].prevHash == previous)  // the keyed segment commits to the old head
+            #expect(try await AuditLog.verify(on: db).isIntact)
 
             // Rewriting the unkeyed segment with SHA-256 and relinking contradicts the signed end of the segment.
-            try await db.sql.raw("UPDATE audit_events SET ip = '10.6.6.6' WHERE seq = 2").run()
+            try await db.sql.raw("UPDATE audit_events SET ip = '10.6.6.6' WHERE chain_id = 'main' AND seq = 2").run()
             var relinked = AuditChainHead.genesisHash
-            for event in events.prefix(3) {
-                event.ip = event.seq == 2 ? "10.6.6.6" : event.ip
-                let hash = AuditChain.hash(previous: relinked, content: Self.content(event))
-                try await db.sql.update(AuditEvent.schema).set("prev_hash", to: relinked).set("hash", to: hash).where("id", .equal, event.id!).run()
+            for var content in events {
+                content.ip = content.seq == 2 ? "10.6.6.6" : content.ip
+                let hash = AuditChain.hash(previous: relinked, content: content)
+                try await db.sql.update(AuditEvent.schema).set("prev_hash", to: relinked).set("hash", to: hash)
+                    .where("chain_id", .equal, "main").where("seq", .equal, content.seq).run()
                 relinked = hash
             }
-            try await db.sql.update(AuditEvent.schema).set("prev_hash", to: relinked).where("seq", .equal, 4).run()
+            try await db.sql.raw("UPDATE audit_chains SET hash = \(bind: relinked) WHERE id = 'main'").run()
             let problem = try await Self.problem(ctx)
             #expect(problem.contains("event #3"))
             #expect(problem.contains("legacy-end") || problem.contains("checkpoint at event #3"))

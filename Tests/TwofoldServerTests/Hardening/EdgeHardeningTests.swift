@@ -70,7 +70,7 @@ extension QueryBoundsTests {
                 let form = try await web.post("/admin/practice", [field: value, "adminPassword": Fixtures.password, "name": "Riverside Family Medicine"])
                 #expect(form.status.code >= 400 && form.status.code < 500, "form \(field)=\(value)")
             }
-            #expect(try await Practice.query(on: ctx.app.db).first()?.inactivityMinutes == PracticeDefaults.inactivityMinutes)
+            #expect(try await Practice.query(on: ctx.app.db).first()?.inactivityMinutes == TwofoldPolicy.standard.practice.inactivityMinutes.default)
         }
     }
 }
@@ -188,8 +188,8 @@ struct PruningTests {
             let old = ctx.clock.now.addingTimeInterval(-25 * 3600)
             _ = try await store.reserve("old-bucket", limit: FixedWindowLimit(limit: 5, window: 3600), now: old)
             _ = try await store.reserve("recent-bucket", limit: FixedWindowLimit(limit: 5, window: 3600), now: ctx.clock.now.addingTimeInterval(-3600))
-            try await SMSCode(userID: user.id!, factorID: nil, phone: "+15551234567", purpose: .signIn, codeHash: "old", now: old).create(on: ctx.app.db)
-            try await SMSCode(userID: user.id!, factorID: nil, phone: "+15551234567", purpose: .signIn, codeHash: "new", now: ctx.clock.now).create(on: ctx.app.db)
+            try await SMSCode(userID: user.id!, factorID: nil, phone: "+15551234567", purpose: .signIn, codeHash: "old", now: old, lifetime: TwofoldPolicy.standard.sms.codeLifetime).create(on: ctx.app.db)
+            try await SMSCode(userID: user.id!, factorID: nil, phone: "+15551234567", purpose: .signIn, codeHash: "new", now: ctx.clock.now, lifetime: TwofoldPolicy.standard.sms.codeLifetime).create(on: ctx.app.db)
             try await WebAuthnChallenge(challenge: [1, 2, 3], purpose: .registration, userID: user.id, contextID: nil, userVerificationRequired: false, now: old)
                 .create(on: ctx.app.db)
             try await WebAuthnChallenge(challenge: [4, 5, 6], purpose: .registration, userID: user.id, contextID: nil, userVerificationRequired: false, now: ctx.clock.now)
@@ -242,7 +242,7 @@ struct SQLLoggingTests {
                 let database = try #require(ctx.app.databases.database(logger: logger, on: ctx.app.eventLoopGroup.any()))
                 let hash = Digest.sha256Hex("code-\(UUID().uuidString)")
                 // what sending and redeeming an SMS code does: store the hash, then look it up
-                try await SMSCode(userID: user.id!, factorID: nil, phone: "+15551234567", purpose: .signIn, codeHash: hash, now: ctx.clock.now).create(on: database)
+                try await SMSCode(userID: user.id!, factorID: nil, phone: "+15551234567", purpose: .signIn, codeHash: hash, now: ctx.clock.now, lifetime: TwofoldPolicy.standard.sms.codeLifetime).create(on: database)
                 _ = try await SMSCode.query(on: database).filter(\.$codeHash == hash).filter(\.$usedAt == nil).first()
                 try await database.sql.raw("UPDATE sms_codes SET used_at = \(bind: ctx.clock.now) WHERE code_hash = \(bind: hash)").run()
                 return (sink.text, hash)

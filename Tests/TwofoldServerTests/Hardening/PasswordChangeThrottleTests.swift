@@ -42,7 +42,7 @@ struct PasswordChangeThrottleTests {
             }
             let evaluated = statuses.filter { $0 == .forbidden }.count
             let throttled = statuses.filter { $0 == .tooManyRequests }.count
-            #expect(evaluated <= ThrottleLimits.passwordPerAccount.limit, "\(statuses)")
+            #expect(evaluated <= TwofoldPolicy.standard.signIn.passwordPerAccount.limit, "\(statuses)")
             #expect(evaluated + throttled == 30, "\(statuses)")
             #expect(try await AuditEvent.query(on: ctx.app.db).filter(\.$event == "password.change_failed").count() == evaluated)
             #expect(try await AuditEvent.query(on: ctx.app.db).filter(\.$event == "password.change_throttled").count() == throttled)

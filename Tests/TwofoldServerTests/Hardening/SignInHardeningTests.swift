@@ -46,10 +46,10 @@ struct SignInHardeningTests {
             let responses = try await Self.parallel(50) { _ in
                 try await APIClient(ctx).send(.POST, "/api/v1/login", json: ["username": "dr.smith", "password": "wrong password \(UUID())"])
             }
-            #expect(responses.filter { $0.status == .unauthorized }.count == ThrottleLimits.passwordPerAccount.limit)
-            #expect(responses.filter { $0.status == .tooManyRequests }.count == 50 - ThrottleLimits.passwordPerAccount.limit,
+            #expect(responses.filter { $0.status == .unauthorized }.count == TwofoldPolicy.standard.signIn.passwordPerAccount.limit)
+            #expect(responses.filter { $0.status == .tooManyRequests }.count == 50 - TwofoldPolicy.standard.signIn.passwordPerAccount.limit,
                     "\(responses.map { "\($0.status.code) \($0.reason)" })")
-            #expect(try await Self.count(ctx, "sign_in.failed") == ThrottleLimits.passwordPerAccount.limit)
+            #expect(try await Self.count(ctx, "sign_in.failed") == TwofoldPolicy.standard.signIn.passwordPerAccount.limit)
         }
     }
 
@@ -102,8 +102,8 @@ struct SignInHardeningTests {
             _ = try await Flows.enrollPush(ctx)
             let client = try await Flows.halfSignedIn(ctx)
             let responses = try await Self.parallel(25) { _ in try await client.send(.POST, "/api/v1/login/push", json: [:]) }
-            #expect(responses.filter { $0.status == .ok }.count == PushService.challengeLimit.limit)
-            #expect(try await PushChallenge.query(on: ctx.app.db).count() == PushService.challengeLimit.limit)
+            #expect(responses.filter { $0.status == .ok }.count == TwofoldPolicy.standard.push.challengesPerUser.limit)
+            #expect(try await PushChallenge.query(on: ctx.app.db).count() == TwofoldPolicy.standard.push.challengesPerUser.limit)
         }
     }
 
@@ -116,9 +116,9 @@ struct SignInHardeningTests {
             let responses = try await Self.parallel(30) { _ in
                 try await client.send(.POST, "/api/v1/me/factors/totp", json: ["password": "not my password"])
             }
-            #expect(responses.filter { $0.status == .forbidden }.count == ThrottleLimits.passwordPerAccount.limit)
-            #expect(responses.filter { $0.status == .tooManyRequests }.count == 30 - ThrottleLimits.passwordPerAccount.limit)
-            #expect(try await Self.count(ctx, "reauthentication.failed") == ThrottleLimits.passwordPerAccount.limit)
+            #expect(responses.filter { $0.status == .forbidden }.count == TwofoldPolicy.standard.signIn.passwordPerAccount.limit)
+            #expect(responses.filter { $0.status == .tooManyRequests }.count == 30 - TwofoldPolicy.standard.signIn.passwordPerAccount.limit)
+            #expect(try await Self.count(ctx, "reauthentication.failed") == TwofoldPolicy.standard.signIn.passwordPerAccount.limit)
             // the owner's own sign-in is not locked by guesses made from a session
             let (_, body, status) = try await APIClient.login(ctx)
             #expect(status == .ok)
@@ -158,7 +158,7 @@ struct SignInHardeningTests {
             let owner = try await Fixtures.user(ctx, practice: practice)
             _ = try await Fixtures.user(ctx, practice: practice, username: "new.hire")
             for username in ["dr.smith", "new.hire"] {
-                for _ in 0..<ThrottleLimits.passwordPerAccount.limit {
+                for _ in 0..<TwofoldPolicy.standard.signIn.passwordPerAccount.limit {
                     _ = try await APIClient(ctx).send(.POST, "/api/v1/login", json: ["username": username, "password": "guess \(UUID())"])
                 }
                 let refused = try await APIClient(ctx).send(.POST, "/api/v1/login", json: ["username": username, "password": "guess"])
@@ -177,7 +177,7 @@ struct SignInHardeningTests {
             _ = try await Fixtures.user(ctx, practice: practice)
             let rememberToken = try await Self.rememberedBrowser(ctx)
             try await ctx.app.db.sql.raw("DELETE FROM known_sign_in_addresses").run()
-            for _ in 0..<ThrottleLimits.passwordPerAccount.limit {
+            for _ in 0..<TwofoldPolicy.standard.signIn.passwordPerAccount.limit {
                 _ = try await APIClient(ctx).send(.POST, "/api/v1/login", json: ["username": "dr.smith", "password": "guess \(UUID())"])
             }
             #expect(try await APIClient.login(ctx).2 == .tooManyRequests)
@@ -398,7 +398,7 @@ struct SignInHardeningTests {
             #expect(try await next.send(.POST, "/api/v1/login/sms").status == .ok)
             let third = try #require(try await Fixtures.latestOutboxCode(ctx))
             let wrong = third == "000000" ? "111111" : "000000"
-            for _ in 0..<SMSCode.attemptLimit {
+            for _ in 0..<TwofoldPolicy.standard.sms.guessesPerCode {
                 ctx.clock.advance(61)
                 #expect(try await next.send(.POST, "/api/v1/login/verify", json: ["code": wrong]).status == .unauthorized)
             }

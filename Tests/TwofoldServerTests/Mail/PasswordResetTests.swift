@@ -194,7 +194,7 @@ struct PasswordResetTests {
             }
             #expect(statuses.allSatisfy { $0 == .accepted }, "throttled requests get the same answer: \(statuses)")
             let queued = try await Self.mails(ctx, to: "dr.smith@example.org").count
-            #expect(queued == PasswordResetLimits.perAccount.limit, "queued \(queued)")
+            #expect(queued == TwofoldPolicy.standard.passwordReset.perAccount.limit, "queued \(queued)")
             #expect(try await Self.events(ctx, .passwordResetThrottled).count == 20 - queued)
             // Only the newest of them still works.
             #expect(try await PasswordReset.query(on: ctx.app.db).filter(\.$voidedAt == nil).count() == 1)
@@ -208,7 +208,7 @@ struct PasswordResetTests {
     @Test func oneAddressIsLimitedAcrossAccounts() async throws {
         try await withTestApp { ctx in
             let (practice, _) = try await Self.setUp(ctx)
-            for index in 0..<PasswordResetLimits.perAddress.limit {
+            for index in 0..<TwofoldPolicy.standard.passwordReset.perAddress.limit {
                 _ = try await Self.forgot(ctx, "someone.\(index)")
             }
             _ = try await Fixtures.user(ctx, practice: practice, username: "nurse.jones")

@@ -31,7 +31,7 @@ struct OIDCHarness {
                           "scope": "openid profile email phone", "state": "st-123", "nonce": "n-456"]
         if pkce { parameters["code_challenge"] = Self.challenge; parameters["code_challenge_method"] = "S256" }
         for (key, value) in extra { parameters[key] = value }
-        return OIDCPath.authorize + "?" + parameters.map { "\($0.key)=\(WebClient.escape($0.value))" }.sorted().joined(separator: "&")
+        return OIDCPath.authorize.string + "?" + parameters.map { "\($0.key)=\(WebClient.escape($0.value))" }.sorted().joined(separator: "&")
     }
 
     /// Follows redirects inside Twofold until the browser leaves for the relying party (or lands on a page).
@@ -80,13 +80,13 @@ struct OIDCHarness {
     func exchange(_ code: String, verifier: String? = OIDCHarness.verifier, redirectURI: String? = nil) async throws -> TestingHTTPResponse {
         var form = ["grant_type": "authorization_code", "code": code, "redirect_uri": redirectURI ?? self.redirectURI]
         if let verifier { form["code_verifier"] = verifier }
-        return try await post(OIDCPath.token, form)
+        return try await post(OIDCPath.token.string, form)
     }
 
     func userInfo(_ accessToken: String) async throws -> TestingHTTPResponse {
         var headers = HTTPHeaders()
         headers.bearerAuthorization = BearerAuthorization(token: accessToken)
-        return try await ctx.app.testing().sendRequest(.GET, OIDCPath.userInfo, headers: headers)
+        return try await ctx.app.testing().sendRequest(.GET, OIDCPath.userInfo.string, headers: headers)
     }
 
     /// The claims of a compact JWS, read without checking the signature.

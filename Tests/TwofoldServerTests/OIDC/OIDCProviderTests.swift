@@ -160,7 +160,7 @@ struct OIDCProviderTests {
             #expect(refused.json["error"] as? String == "invalid_client")
             #expect(refused.headers.first(name: .wwwAuthenticate)?.hasPrefix("Basic") == true)
             // client_secret_post works as well as Basic.
-            let viaPost = try await rp.post(OIDCPath.token, ["grant_type": "authorization_code", "code": try await rp.code(web),
+            let viaPost = try await rp.post(OIDCPath.token.string, ["grant_type": "authorization_code", "code": try await rp.code(web),
                                                              "redirect_uri": rp.redirectURI, "code_verifier": OIDCHarness.verifier], basic: false)
             #expect(viaPost.status == .ok, "\(viaPost.text)")
         }
@@ -172,12 +172,12 @@ struct OIDCProviderTests {
             let wrong = OIDCHarness(ctx: ctx, client: rp.client, secret: "not-the-secret", redirectURI: rp.redirectURI)
             let statuses = try await withThrowingTaskGroup(of: HTTPResponseStatus.self) { group in
                 for _ in 0..<30 {
-                    group.addTask { try await wrong.post(OIDCPath.token, ["grant_type": "authorization_code", "code": "x", "redirect_uri": rp.redirectURI]).status }
+                    group.addTask { try await wrong.post(OIDCPath.token.string, ["grant_type": "authorization_code", "code": "x", "redirect_uri": rp.redirectURI]).status }
                 }
                 return try await group.reduce(into: [HTTPResponseStatus]()) { $0.append($1) }
             }
             // Each failure is reserved before the secret is compared: no more than the limit are ever compared.
-            let limit = ThrottleLimits.oidcClientAuthenticationFailures.limit
+            let limit = TwofoldPolicy.standard.oidc.clientAuthenticationFailures.limit
             #expect(statuses.filter { $0 == .unauthorized }.count == limit)
             #expect(statuses.filter { $0 == .tooManyRequests }.count == 30 - limit)
             #expect(try await AuditEvent.query(on: ctx.app.db).filter(\.$event == "oidc.token_rejected").count() == limit)
@@ -192,10 +192,10 @@ struct OIDCProviderTests {
                     database: ctx.app.db, now: ctx.clock.now, issuer: "https://2fa.example.org",
                     signer: TokenSigner(database: ctx.app.db, sealer: ctx.app.twofold.sealer, now: ctx.clock.now),
                     audit: AuditRecorder(database: ctx.app.db, now: ctx.clock.now, ip: address, userAgent: "test"),
-                    client: ctx.app.client, logger: ctx.app.logger))
+                    client: ctx.app.client, logger: ctx.app.logger, policy: ctx.app.policy))
             }
             let attacker = service(from: "203.0.113.9")
-            for _ in 0..<ThrottleLimits.oidcClientAuthenticationFailures.limit {
+            for _ in 0..<TwofoldPolicy.standard.oidc.clientAuthenticationFailures.limit {
                 await #expect(throws: OAuthError.self) { try await attacker.authenticate(.basic(id: rp.client.clientID, secret: "guess")) }
             }
             do {
@@ -214,12 +214,12 @@ struct OIDCProviderTests {
             let (rp, _, _) = try await setUp(ctx)
             var headers = HTTPHeaders()
             headers.contentType = .json
-            let json = try await ctx.app.testing().sendRequest(.POST, OIDCPath.token, headers: headers, body: ByteBuffer(string: #"{"grant_type":"authorization_code"}"#))
+            let json = try await ctx.app.testing().sendRequest(.POST, OIDCPath.token.string, headers: headers, body: ByteBuffer(string: #"{"grant_type":"authorization_code"}"#))
             #expect(json.status == .badRequest)
             #expect(json.json["error"] as? String == "invalid_request")
-            let unknownGrant = try await rp.post(OIDCPath.token, ["grant_type": "password", "username": "dr.smith", "password": Fixtures.password])
+            let unknownGrant = try await rp.post(OIDCPath.token.string, ["grant_type": "password", "username": "dr.smith", "password": Fixtures.password])
             #expect(unknownGrant.json["error"] as? String == "unsupported_grant_type")
-            let noGrant = try await rp.post(OIDCPath.token, [:])
+            let noGrant = try await rp.post(OIDCPath.token.string, [:])
             #expect(noGrant.json["error"] as? String == "invalid_request")
         }
     }
@@ -264,7 +264,7 @@ struct OIDCProviderTests {
             let token = try await rp.exchange(try await rp.code(web))
             #expect(token.status == .ok, "\(token.text)")
             // Introspection is for confidential clients.
-            let introspection = try await rp.post(OIDCPath.introspect, ["token": token.json["access_token"] as? String ?? ""])
+            let introspection = try await rp.post(OIDCPath.introspect.string, ["token": token.json["access_token"] as? String ?? ""])
             #expect(introspection.status == .unauthorized)
         }
     }
@@ -278,17 +278,17 @@ struct OIDCProviderTests {
             let refresh1 = try #require(first.json["refresh_token"] as? String)
             #expect(first.json["scope"] as? String == "openid offline_access")
 
-            let second = try await rp.post(OIDCPath.token, ["grant_type": "refresh_token", "refresh_token": refresh1])
+            let second = try await rp.post(OIDCPath.token.string, ["grant_type": "refresh_token", "refresh_token": refresh1])
             #expect(second.status == .ok, "\(second.text)")
             let refresh2 = try #require(second.json["refresh_token"] as? String)
             let access2 = try #require(second.json["access_token"] as? String)
             #expect(refresh2 != refresh1)
             #expect(try await rp.userInfo(access2).status == .ok)
 
-            let reuse = try await rp.post(OIDCPath.token, ["grant_type": "refresh_token", "refresh_token": refresh1])
+            let reuse = try await rp.post(OIDCPath.token.string, ["grant_type": "refresh_token", "refresh_token": refresh1])
             #expect(reuse.json["error"] as? String == "invalid_grant")
             // The whole family is gone: the newest refresh token and its access token too.
-            #expect(try await rp.post(OIDCPath.token, ["grant_type": "refresh_token", "refresh_token": refresh2]).json["error"] as? String == "invalid_grant")
+            #expect(try await rp.post(OIDCPath.token.string, ["grant_type": "refresh_token", "refresh_token": refresh2]).json["error"] as? String == "invalid_grant")
             #expect(try await rp.userInfo(access2).status == .unauthorized)
             #expect(try await AuditEvent.query(on: ctx.app.db).filter(\.$event == "oidc.refresh_token_reused").count() == 1)
         }
@@ -314,20 +314,20 @@ struct OIDCProviderTests {
             let access = try #require(token.json["access_token"] as? String)
             let refresh = try #require(token.json["refresh_token"] as? String)
 
-            let live = try await rp.post(OIDCPath.introspect, ["token": access])
+            let live = try await rp.post(OIDCPath.introspect.string, ["token": access])
             #expect(live.json["active"] as? Bool == true)
             #expect(live.json["username"] as? String == "dr.smith")
             #expect(live.json["client_id"] as? String == rp.client.clientID)
-            #expect(try await rp.post(OIDCPath.introspect, ["token": refresh]).json["token_type"] as? String == "refresh_token")
-            #expect(try await rp.post(OIDCPath.introspect, ["token": "garbage"]).json["active"] as? Bool == false)
+            #expect(try await rp.post(OIDCPath.introspect.string, ["token": refresh]).json["token_type"] as? String == "refresh_token")
+            #expect(try await rp.post(OIDCPath.introspect.string, ["token": "garbage"]).json["active"] as? Bool == false)
 
-            #expect(try await rp.post(OIDCPath.revoke, ["token": access]).status == .ok)
-            #expect(try await rp.post(OIDCPath.introspect, ["token": access]).json["active"] as? Bool == false)
-            #expect(try await rp.post(OIDCPath.introspect, ["token": refresh]).json["active"] as? Bool == true)
-            #expect(try await rp.post(OIDCPath.revoke, ["token": refresh, "token_type_hint": "refresh_token"]).status == .ok)
-            #expect(try await rp.post(OIDCPath.introspect, ["token": refresh]).json["active"] as? Bool == false)
+            #expect(try await rp.post(OIDCPath.revoke.string, ["token": access]).status == .ok)
+            #expect(try await rp.post(OIDCPath.introspect.string, ["token": access]).json["active"] as? Bool == false)
+            #expect(try await rp.post(OIDCPath.introspect.string, ["token": refresh]).json["active"] as? Bool == true)
+            #expect(try await rp.post(OIDCPath.revoke.string, ["token": refresh, "token_type_hint": "refresh_token"]).status == .ok)
+            #expect(try await rp.post(OIDCPath.introspect.string, ["token": refresh]).json["active"] as? Bool == false)
             // Unknown tokens are "revoked" too: the answer does not tell what exists.
-            #expect(try await rp.post(OIDCPath.revoke, ["token": "unknown"]).status == .ok)
+            #expect(try await rp.post(OIDCPath.revoke.string, ["token": "unknown"]).status == .ok)
         }
     }
 
@@ -470,17 +470,17 @@ struct OIDCProviderTests {
 
             let query = "id_token_hint=\(idToken)&post_logout_redirect_uri=\(WebClient.escape("https://ehr.example.org/signed-out"))&state=bye"
             // An unregistered return address is refused and nothing happens.
-            let evil = try await web.get(OIDCPath.logout + "?id_token_hint=\(idToken)&post_logout_redirect_uri=\(WebClient.escape("https://evil.example/"))")
+            let evil = try await web.get(OIDCPath.logout.string + "?id_token_hint=\(idToken)&post_logout_redirect_uri=\(WebClient.escape("https://evil.example/"))")
             #expect(evil.status == .badRequest)
             #expect(evil.location == nil)
 
-            let confirm = try await web.get(OIDCPath.logout + "?" + query)
+            let confirm = try await web.get(OIDCPath.logout.string + "?" + query)
             #expect(confirm.status == .ok)
             #expect(confirm.body.string.contains(#"id="confirm-sign-out""#))
             // Without the page's CSRF token the confirmation is refused.
-            let forged = try await web.post(OIDCPath.logout, ["confirm": "yes", "post_logout_redirect_uri": "https://ehr.example.org/signed-out", "client_id": rp.client.clientID], csrf: "")
+            let forged = try await web.post(OIDCPath.logout.string, ["confirm": "yes", "post_logout_redirect_uri": "https://ehr.example.org/signed-out", "client_id": rp.client.clientID], csrf: "")
             #expect(forged.status == .forbidden)
-            let done = try await web.post(OIDCPath.logout, ["confirm": "yes", "post_logout_redirect_uri": "https://ehr.example.org/signed-out",
+            let done = try await web.post(OIDCPath.logout.string, ["confirm": "yes", "post_logout_redirect_uri": "https://ehr.example.org/signed-out",
                                                             "client_id": rp.client.clientID, "state": "bye"])
             #expect(done.location == "https://ehr.example.org/signed-out?state=bye")
             #expect(try await web.get(WebPath.home.string).location?.hasPrefix(WebPath.login.string) == true)

@@ -204,7 +204,7 @@ struct RADIUSServerTests {
             _ = try await Self.client(ctx, practice: practice)
             let nas = TestNAS(ctx, secret: Self.secret)
             let challenge = try #require(try await nas.send(try nas.request("dr.smith", Fixtures.password)))
-            ctx.clock.advance(RADIUSChallengeRecord.lifetime + 1)
+            ctx.clock.advance(TwofoldPolicy.standard.radius.challengeLifetime + 1)
             let late = try #require(try await nas.send(try nas.request("dr.smith", try Fixtures.code(enrolled.secret, at: ctx.clock.now), state: challenge.state, id: 2)))
             #expect(late.code == .accessReject)
         }
