@@ -74,32 +74,43 @@ def _seed_events(twofold):
     assert "intact: 4 events" in twofold.cli("audit", "verify").stdout
 
 
+# Every CLI process writes to an audit chain of its own (one per writer instance), so the seeded events lie in
+# several chains; the tests pick events in the order the audit page shows them.
+_IN_PAGE_ORDER = "ORDER BY occurred_ms, chain_id, seq"
+
+
+def _event(db, offset):
+    return db.execute(f"SELECT id, chain_id, seq FROM audit_events {_IN_PAGE_ORDER} LIMIT 1 OFFSET ?", (offset,)).fetchone()
+
+
 def test_audit_verify_names_a_changed_event(twofold):
     _seed_events(twofold)
     with _audit_db(twofold) as db:
-        db.execute("UPDATE audit_events SET details = '{\"username\":\"mallory\"}' WHERE seq = 3")
+        event_id, _, seq = _event(db, 2)
+        db.execute("UPDATE audit_events SET details = '{\"username\":\"mallory\"}' WHERE id = ?", (event_id,))
     result = twofold.cli("audit", "verify", check=False)
     assert result.returncode != 0
-    assert "event #3" in result.stderr and "changed" in result.stderr
+    assert f"event #{seq}" in result.stderr and "changed" in result.stderr
 
 
 def test_audit_verify_names_a_removed_event(twofold):
     _seed_events(twofold)
     with _audit_db(twofold) as db:
-        db.execute("DELETE FROM audit_events WHERE seq = 2")
+        event_id, chain, _ = _event(db, 1)
+        db.execute("DELETE FROM audit_events WHERE id = ?", (event_id,))
     result = twofold.cli("audit", "verify", check=False)
-    assert result.returncode != 0 and "event #2 is missing" in result.stderr
+    assert result.returncode != 0 and "removed" in result.stderr and chain in result.stderr
 
 
 def test_audit_verify_names_an_inserted_event(twofold):
     _seed_events(twofold)
     with _audit_db(twofold) as db:
-        row = db.execute("SELECT id, practice_id, actor_id, subject_id, event, ip, user_agent, details, occurred_ms, occurred_at, prev_hash, hash "
-                         "FROM audit_events WHERE seq = 4").fetchone()
-        db.execute("UPDATE audit_events SET seq = 5 WHERE seq = 4")
+        row = db.execute("SELECT id, practice_id, actor_id, subject_id, event, ip, user_agent, details, occurred_ms, occurred_at, prev_hash, hash, "
+                         "key_id, chain_id, seq FROM audit_events ORDER BY occurred_ms DESC, chain_id DESC, seq DESC LIMIT 1").fetchone()
         import uuid
-        forged = (str(uuid.uuid4()).upper(),) + row[1:]
-        db.execute("INSERT INTO audit_events (id, practice_id, actor_id, subject_id, event, ip, user_agent, details, occurred_ms, occurred_at, prev_hash, hash, seq) "
-                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 4)", forged)
+        # A copy of the newest event appended to its chain without the audit key or the chain's registry row.
+        forged = (str(uuid.uuid4()).upper(),) + row[1:-1] + (row[-1] + 1,)
+        db.execute("INSERT INTO audit_events (id, practice_id, actor_id, subject_id, event, ip, user_agent, details, occurred_ms, occurred_at, prev_hash, hash, "
+                   "key_id, chain_id, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", forged)
     result = twofold.cli("audit", "verify", check=False)
-    assert result.returncode != 0 and "NOT intact" in result.stderr
+    assert result.returncode != 0 and "NOT intact" in result.stderr and "inserted" in result.stderr
