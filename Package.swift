@@ -146,13 +146,14 @@ let package = Package(
 //   TWOFOLD_BENCHMARKS=1 swift package --disable-sandbox benchmark
 if ProcessInfo.processInfo.environment["TWOFOLD_BENCHMARKS"] != nil {
     package.dependencies.append(.package(url: "https://github.com/ordo-one/benchmark.git", from: "1.38.0", traits: ["MallocInterposer"]))
-    package.targets.append(.executableTarget(
-        name: "CoreBenchmarks",
-        dependencies: [
-            "TwofoldCore", "QRCode",
-            .product(name: "Benchmark", package: "benchmark"),
-            .product(name: "Crypto", package: "swift-crypto"),
-        ],
-        path: "Benchmarks/CoreBenchmarks",
-        plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]))
+    package.targets.append(
+        .executableTarget(
+            name: "CoreBenchmarks",
+            dependencies: [
+                "TwofoldCore", "QRCode",
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            path: "Benchmarks/CoreBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]))
 }

@@ -38,12 +38,14 @@ let benchmarks: @Sendable () -> Void = {
 
     let deviceKey = P256.Signing.PrivateKey()
     let body = Array(#"{"decision":"approve","number":42}"#.utf8)
-    let headers = Dictionary(uniqueKeysWithValues: try! DeviceRequestSignature.sign(
-        method: "POST", pathAndQuery: "/api/v1/push/challenges/x", body: body, deviceID: "d", key: deviceKey, now: now))
+    let headers = Dictionary(
+        uniqueKeysWithValues: try! DeviceRequestSignature.sign(
+            method: "POST", pathAndQuery: "/api/v1/push/challenges/x", body: body, deviceID: "d", key: deviceKey, now: now))
     Benchmark("Check a signed push-device request") { benchmark in
         for _ in benchmark.scaledIterations {
             let envelope = try DeviceRequestSignature.Envelope { headers[$0] }
-            try envelope.verify(method: "POST", pathAndQuery: "/api/v1/push/challenges/x", body: body, publicKey: deviceKey.publicKey, now: now)
+            try envelope.verify(
+                method: "POST", pathAndQuery: "/api/v1/push/challenges/x", body: body, publicKey: deviceKey.publicKey, now: now)
         }
     }
 }

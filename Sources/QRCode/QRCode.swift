@@ -32,15 +32,25 @@ public struct QRCode: Sendable {
         if let mask, !(0...7).contains(mask) {
             throw QRCodeError(code: .invalidMask, reason: "Masks run from 0 to 7 (got \(mask)).")
         }
-        guard let version = (minimumVersion...40).first(where: {
-            SymbolCapacity.byteModeBits(count: bytes.count, version: $0) <= SymbolCapacity.dataCodewords(version: $0, level: errorCorrection) * 8
-        }) else {
-            throw QRCodeError(code: .dataTooLong, reason: "\(bytes.count) bytes do not fit in a QR code at this error-correction level; shorten the text.")
+        guard
+            let version = (minimumVersion...40).first(where: {
+                SymbolCapacity.byteModeBits(count: bytes.count, version: $0) <= SymbolCapacity.dataCodewords(
+                    version: $0, level: errorCorrection) * 8
+            })
+        else {
+            throw QRCodeError(
+                code: .dataTooLong, reason: "\(bytes.count) bytes do not fit in a QR code at this error-correction level; shorten the text."
+            )
         }
         var matrix = ModuleMatrix(version: version)
         matrix.drawFunctionPatterns()
-        matrix.drawCodewords(Self.interleavedCodewords(Self.dataCodewords(bytes, version: version, level: errorCorrection), version: version, level: errorCorrection))
-        let chosen = mask ?? (0..<8).min { matrix.penalty(withMask: $0, level: errorCorrection) < matrix.penalty(withMask: $1, level: errorCorrection) }!
+        matrix.drawCodewords(
+            Self.interleavedCodewords(
+                Self.dataCodewords(bytes, version: version, level: errorCorrection), version: version, level: errorCorrection))
+        let chosen =
+            mask ?? (0..<8).min {
+                matrix.penalty(withMask: $0, level: errorCorrection) < matrix.penalty(withMask: $1, level: errorCorrection)
+            }!
         matrix.apply(mask: chosen)
         matrix.drawFormatBits(level: errorCorrection, mask: chosen)
         self.version = version

@@ -11,7 +11,10 @@ extension QRCode {
         for y in 0..<size {
             var x = 0
             while x < size {
-                guard self[x, y] else { x += 1; continue }
+                guard self[x, y] else {
+                    x += 1
+                    continue
+                }
                 var run = 1
                 while x + run < size && self[x + run, y] { run += 1 }
                 path += "M\(x + quietZone),\(y + quietZone)h\(run)v1h-\(run)z"
@@ -26,7 +29,8 @@ extension QRCode {
             label = " role=\"img\" aria-label=\"\(escaped)\""
             titleElement = "<title>\(escaped)</title>"
         }
-        return "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 \(total) \(total)\" width=\"\(pixels)\" height=\"\(pixels)\" shape-rendering=\"crispEdges\"\(label)>"
+        return
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 \(total) \(total)\" width=\"\(pixels)\" height=\"\(pixels)\" shape-rendering=\"crispEdges\"\(label)>"
             + titleElement
             + "<rect width=\"\(total)\" height=\"\(total)\" fill=\"#fff\"/><path fill=\"#000\" d=\"\(path)\"/></svg>"
     }

@@ -39,16 +39,22 @@ public enum Base32 {
         for character in text {
             position += 1
             if character == " " || character == "-" { continue }
-            if character == "=" { seenPadding = true; continue }
+            if character == "=" {
+                seenPadding = true
+                continue
+            }
             let upper = Character(character.uppercased())
             guard !seenPadding, alphabet.contains(upper) else {
                 let what = seenPadding ? "after the padding" : "'\(character)'"
-                throw Base32Error(code: .invalidCharacter, reason: "Base32 allows only the letters A–Z and the digits 2–7; found \(what) at position \(position).")
+                throw Base32Error(
+                    code: .invalidCharacter,
+                    reason: "Base32 allows only the letters A–Z and the digits 2–7; found \(what) at position \(position).")
             }
             cleaned.append(upper)
         }
         guard [0, 2, 4, 5, 7].contains(cleaned.count % 8) else {
-            throw Base32Error(code: .invalidLength, reason: "\(cleaned.count) base32 characters cannot be a complete key; check that none is missing.")
+            throw Base32Error(
+                code: .invalidLength, reason: "\(cleaned.count) base32 characters cannot be a complete key; check that none is missing.")
         }
         if cleaned.isEmpty { return [] }
         let padded = cleaned + String(repeating: "=", count: (8 - cleaned.count % 8) % 8)

@@ -37,7 +37,8 @@ public struct HOTP: Sendable {
     /// Dynamic truncation (RFC 4226 §5.3): 31 bits from the offset the last nibble names.
     static func truncate(_ mac: [UInt8]) -> UInt32 {
         let offset = Int(mac[mac.count - 1] & 0x0f)
-        return (UInt32(mac[offset] & 0x7f) << 24) | (UInt32(mac[offset + 1]) << 16) | (UInt32(mac[offset + 2]) << 8) | UInt32(mac[offset + 3])
+        return (UInt32(mac[offset] & 0x7f) << 24) | (UInt32(mac[offset + 1]) << 16) | (UInt32(mac[offset + 2]) << 8)
+            | UInt32(mac[offset + 3])
     }
 
     static func modulus(_ digits: Int) -> UInt32 {

@@ -67,7 +67,9 @@ public struct OTPAuthURI: Sendable {
             throw OTPAuthURIError(code: .notOTPAuth, reason: "A key URI starts with otpauth://.")
         }
         let rest = string.dropFirst(prefix.count)
-        guard let slash = rest.firstIndex(of: "/") else { throw OTPAuthURIError(code: .missingLabel, reason: "The URI has no account name.") }
+        guard let slash = rest.firstIndex(of: "/") else {
+            throw OTPAuthURIError(code: .missingLabel, reason: "The URI has no account name.")
+        }
         let type = rest[..<slash].lowercased()
         guard type == "totp" else {
             throw OTPAuthURIError(code: .unsupportedType, reason: "Only time-based keys (otpauth://totp/…) are supported, not \(type).")
@@ -92,7 +94,8 @@ public struct OTPAuthURI: Sendable {
             for pair in parts[1].split(separator: "&") {
                 let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
                 guard kv.count == 2, let value = String(kv[1]).removingPercentEncoding else {
-                    throw OTPAuthURIError(code: .badEncoding, reason: "The parameter “\(pair)” is not name=value or is badly percent-encoded.")
+                    throw OTPAuthURIError(
+                        code: .badEncoding, reason: "The parameter “\(pair)” is not name=value or is badly percent-encoded.")
                 }
                 values[kv[0].lowercased()] = value
             }
@@ -113,18 +116,24 @@ public struct OTPAuthURI: Sendable {
         }
         var digits = 6
         if let text = values["digits"] {
-            guard let parsed = Int(text), (6...8).contains(parsed) else { throw OTPAuthURIError(code: .invalidDigits, reason: "digits must be 6, 7 or 8 (got \(text)).") }
+            guard let parsed = Int(text), (6...8).contains(parsed) else {
+                throw OTPAuthURIError(code: .invalidDigits, reason: "digits must be 6, 7 or 8 (got \(text)).")
+            }
             digits = parsed
         }
         var period = 30
         if let text = values["period"] {
-            guard let parsed = Int(text), (15...300).contains(parsed) else { throw OTPAuthURIError(code: .invalidPeriod, reason: "period must be 15 to 300 seconds (got \(text)).") }
+            guard let parsed = Int(text), (15...300).contains(parsed) else {
+                throw OTPAuthURIError(code: .invalidPeriod, reason: "period must be 15 to 300 seconds (got \(text)).")
+            }
             period = parsed
         }
         let issuer = values["issuer"] ?? labelIssuer
         if let labelIssuer, let queryIssuer = values["issuer"], labelIssuer != queryIssuer {
             throw OTPAuthURIError(code: .issuerMismatch, reason: "The label says “\(labelIssuer)” but issuer= says “\(queryIssuer)”.")
         }
-        self.init(issuer: issuer, account: account, secret: secret, parameters: try OTPParameters(algorithm: algorithm, digits: digits, period: period))
+        self.init(
+            issuer: issuer, account: account, secret: secret,
+            parameters: try OTPParameters(algorithm: algorithm, digits: digits, period: period))
     }
 }

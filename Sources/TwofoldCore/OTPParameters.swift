@@ -42,7 +42,9 @@ public struct OTPParameters: Sendable, Hashable, Codable {
     /// - Throws: ``OTPError`` with `.invalidDigits` or `.invalidPeriod`.
     public init(algorithm: OTPAlgorithm = .sha1, digits: Int = 6, period: Int = 30) throws {
         guard (6...8).contains(digits) else { throw OTPError(code: .invalidDigits, reason: "Codes have 6, 7 or 8 digits (got \(digits)).") }
-        guard (15...300).contains(period) else { throw OTPError(code: .invalidPeriod, reason: "The time step must be 15 to 300 seconds (got \(period)).") }
+        guard (15...300).contains(period) else {
+            throw OTPError(code: .invalidPeriod, reason: "The time step must be 15 to 300 seconds (got \(period)).")
+        }
         self.algorithm = algorithm
         self.digits = digits
         self.period = period
@@ -72,7 +74,9 @@ public struct OTPSecret: Sendable, CustomStringConvertible, CustomDebugStringCon
     /// - Throws: ``Base32Error`` for bad text, ``OTPError`` `.secretTooShort` under 80 bits.
     public init(base32: String) throws {
         let bytes = try Base32.decode(base32)
-        guard bytes.count >= 10 else { throw OTPError(code: .secretTooShort, reason: "The key has \(bytes.count * 8) bits; at least 80 are needed.") }
+        guard bytes.count >= 10 else {
+            throw OTPError(code: .secretTooShort, reason: "The key has \(bytes.count * 8) bits; at least 80 are needed.")
+        }
         self.bytes = bytes
     }
 

@@ -63,8 +63,8 @@ public struct HashedRecoveryCode: Sendable, Hashable {
     public init?(encoded: String) {
         let parts = encoded.split(separator: "$")
         guard parts.count == 3, parts[0] == "v1",
-              let salt = try? Base64URL.decode(String(parts[1])), let digest = try? Base64URL.decode(String(parts[2])),
-              salt.count == 16, digest.count == 32
+            let salt = try? Base64URL.decode(String(parts[1])), let digest = try? Base64URL.decode(String(parts[2])),
+            salt.count == 16, digest.count == 32
         else { return nil }
         self.salt = salt
         self.digest = digest

@@ -93,14 +93,19 @@ public struct SecretSealer: Sendable {
         }
         let keyID = Array(blob[1..<5])
         guard let key = keysByID[keyID] else {
-            throw SealingError(code: .unknownKey, reason: "The secret was sealed with key \(Digest.hex(keyID)), which is not configured; add it to TWOFOLD_PREVIOUS_SECRET_KEYS.")
+            throw SealingError(
+                code: .unknownKey,
+                reason:
+                    "The secret was sealed with key \(Digest.hex(keyID)), which is not configured; add it to TWOFOLD_PREVIOUS_SECRET_KEYS.")
         }
         do {
             let box = try AES.GCM.SealedBox(
                 nonce: AES.GCM.Nonce(data: blob[5..<17]), ciphertext: blob[17..<(blob.count - 16)], tag: blob[(blob.count - 16)...])
             return Array(try AES.GCM.open(box, using: key.key, authenticating: context))
         } catch {
-            throw SealingError(code: .authenticationFailed, reason: "The sealed secret does not authenticate: it was changed, or belongs to another record.")
+            throw SealingError(
+                code: .authenticationFailed,
+                reason: "The sealed secret does not authenticate: it was changed, or belongs to another record.")
         }
     }
 

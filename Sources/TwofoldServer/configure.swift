@@ -22,8 +22,9 @@ public func configure(_ app: Application, _ config: TwofoldConfiguration, clock:
         clock: clock,
         decoyPasswordHash: try app.password.hash(SecureRandom.token()))
 
-    try DatabaseSetup.configure(app, storage: config.storage, postgresConnectionsPerEventLoop: config.postgresConnectionsPerEventLoop,
-                                connectionWaitSeconds: config.databaseConnectionWaitSeconds)
+    try DatabaseSetup.configure(
+        app, storage: config.storage, postgresConnectionsPerEventLoop: config.postgresConnectionsPerEventLoop,
+        connectionWaitSeconds: config.databaseConnectionWaitSeconds)
 
     switch config.smsSender {
     case .outbox: app.smsSender = OutboxSender()
@@ -36,7 +37,8 @@ public func configure(_ app: Application, _ config: TwofoldConfiguration, clock:
     let views = ServerResources.directory.appendingPathComponent("Views").path + "/"
     app.leaf.configuration.rootDirectory = views
     // The views ship inside the build folder (`.build/…`), which Leaf's default limits refuse as a hidden path.
-    app.leaf.sources = .singleSource(NIOLeafFiles(fileio: app.fileio, limits: [.toSandbox, .requireExtensions], sandboxDirectory: views, viewDirectory: views))
+    app.leaf.sources = .singleSource(
+        NIOLeafFiles(fileio: app.fileio, limits: [.toSandbox, .requireExtensions], sandboxDirectory: views, viewDirectory: views))
     app.leaf.cache.isEnabled = app.environment.isRelease
 
     app.middleware = Middlewares()

@@ -35,7 +35,9 @@ struct Add: AsyncParsableCommand {
         do { parsed = try OTPAuthURI(parsing: uri) } catch let error as OTPAuthURIError { throw ValidationError(error.reason) }
         let label = name ?? [parsed.issuer, parsed.account].compactMap { $0 }.joined(separator: ":")
         try await Authenticator.withKeyring(saving: true) { keyring in
-            guard !keyring.accounts.contains(where: { $0.name == label }) else { throw ValidationError("There is already an account named \(label); pass --name.") }
+            guard !keyring.accounts.contains(where: { $0.name == label }) else {
+                throw ValidationError("There is already an account named \(label); pass --name.")
+            }
             keyring.accounts.append(.init(name: label, uri: uri))
         }
         print("Added \(label).")
@@ -60,7 +62,9 @@ struct Code: AsyncParsableCommand {
 
     func run() async throws {
         let keyring = try await Authenticator.withKeyring(saving: false) { $0 }
-        guard let account = keyring.accounts.first(where: { $0.name == name }) ?? (keyring.accounts.count == 1 && name.isEmpty ? keyring.accounts.first : nil)
+        guard
+            let account = keyring.accounts.first(where: { $0.name == name })
+                ?? (keyring.accounts.count == 1 && name.isEmpty ? keyring.accounts.first : nil)
         else { throw ValidationError("No account named \(name). `list` shows the names.") }
         let uri = try OTPAuthURI(parsing: account.uri)
         let totp = TOTP(secret: uri.secret, parameters: uri.parameters)

@@ -14,14 +14,18 @@ struct DeviceClient {
         var body: Data
     }
 
-    func send(method: HTTPMethod, path: String, body: [UInt8] = [], signedBy device: (id: String, key: P256.Signing.PrivateKey)?,
-              timeout: TimeAmount = .seconds(40)) async throws -> Response {
+    func send(
+        method: HTTPMethod, path: String, body: [UInt8] = [], signedBy device: (id: String, key: P256.Signing.PrivateKey)?,
+        timeout: TimeAmount = .seconds(40)
+    ) async throws -> Response {
         var request = HTTPClientRequest(url: server + path)
         request.method = method
         request.headers.add(name: "Content-Type", value: "application/json")
         request.headers.add(name: "User-Agent", value: "twofold-authenticator")
         if let device {
-            for (name, value) in try DeviceRequestSignature.sign(method: method.rawValue, pathAndQuery: path, body: body, deviceID: device.id, key: device.key) {
+            for (name, value) in try DeviceRequestSignature.sign(
+                method: method.rawValue, pathAndQuery: path, body: body, deviceID: device.id, key: device.key)
+            {
                 request.headers.add(name: name, value: value)
             }
         }
@@ -34,7 +38,8 @@ struct DeviceClient {
     /// Decodes a 2xx body, or turns the server's `reason` into an error.
     static func decode<T: Decodable>(_ type: T.Type, from response: Response) throws -> T {
         guard (200..<300).contains(response.status) else {
-            let reason = (try? JSONDecoder().decode(ServerError.self, from: response.body))?.reason ?? String(decoding: response.body, as: UTF8.self)
+            let reason =
+                (try? JSONDecoder().decode(ServerError.self, from: response.body))?.reason ?? String(decoding: response.body, as: UTF8.self)
             throw AuthenticatorError("The server answered \(response.status): \(reason)")
         }
         let decoder = JSONDecoder()

@@ -47,14 +47,17 @@ struct KeyFile {
     }
 
     private static func key(passphrase: String, envelope: Envelope) throws -> SymmetricKey {
-        try KDF.Scrypt.deriveKey(from: Array(passphrase.utf8), salt: try Base64URL.decode(envelope.salt), outputByteCount: 32,
-                                 rounds: envelope.n, blockSize: envelope.r, parallelism: envelope.p)
+        try KDF.Scrypt.deriveKey(
+            from: Array(passphrase.utf8), salt: try Base64URL.decode(envelope.salt), outputByteCount: 32,
+            rounds: envelope.n, blockSize: envelope.r, parallelism: envelope.p)
     }
 
     func load(passphrase: String) throws -> Keyring {
         guard FileManager.default.fileExists(atPath: path) else { return Keyring() }
         let envelope = try JSONDecoder().decode(Envelope.self, from: try Data(contentsOf: URL(fileURLWithPath: path)))
-        guard envelope.format == "twofold-authenticator-v1" else { throw AuthenticatorError("\(path) is not a twofold-authenticator file.") }
+        guard envelope.format == "twofold-authenticator-v1" else {
+            throw AuthenticatorError("\(path) is not a twofold-authenticator file.")
+        }
         do {
             let box = try AES.GCM.SealedBox(combined: try Base64URL.decode(envelope.sealed))
             let plain = try AES.GCM.open(box, using: try Self.key(passphrase: passphrase, envelope: envelope))

@@ -14,10 +14,14 @@ struct Push: AsyncParsableCommand {
 
         func pick(from keyring: Keyring) throws -> Keyring.Device {
             if let device {
-                guard let found = keyring.devices.first(where: { $0.name == device }) else { throw ValidationError("No push device named \(device).") }
+                guard let found = keyring.devices.first(where: { $0.name == device }) else {
+                    throw ValidationError("No push device named \(device).")
+                }
                 return found
             }
-            guard let only = keyring.devices.first else { throw ValidationError("No push device yet: run `push enroll <enrollment-uri> --name NAME`.") }
+            guard let only = keyring.devices.first else {
+                throw ValidationError("No push device yet: run `push enroll <enrollment-uri> --name NAME`.")
+            }
             guard keyring.devices.count == 1 else { throw ValidationError("There are several push devices; pass --device NAME.") }
             return only
         }
@@ -49,25 +53,31 @@ struct Push: AsyncParsableCommand {
     /// Asks for the number on the terminal and answers; an empty line skips, "deny" denies, "fraud" reports it.
     static func prompt(_ device: Keyring.Device, _ challenge: PushMessages.Challenge) async throws {
         let numberless = challenge.numberRequired == false
-        print(numberless
-              ? "A sign-in from a device that cannot show a number: type \"approve\" if it is yours (Enter to skip, \"deny\", or \"fraud\" if you did not start this): "
-              : "Number shown in the browser (Enter to skip, \"deny\", or \"fraud\" if you did not start this): ", terminator: "")
+        print(
+            numberless
+                ? "A sign-in from a device that cannot show a number: type \"approve\" if it is yours (Enter to skip, \"deny\", or \"fraud\" if you did not start this): "
+                : "Number shown in the browser (Enter to skip, \"deny\", or \"fraud\" if you did not start this): ", terminator: "")
         guard let line = readLine()?.trimmingCharacters(in: .whitespaces), !line.isEmpty else { return }
         let status: String
         switch line.lowercased() {
         case "deny": status = try await answer(device, challenge: challenge.id.uuidString, PushMessages.Answer(decision: "deny"))
-        case "fraud": status = try await answer(device, challenge: challenge.id.uuidString, PushMessages.Answer(decision: "deny", fraud: true))
+        case "fraud":
+            status = try await answer(device, challenge: challenge.id.uuidString, PushMessages.Answer(decision: "deny", fraud: true))
         case "approve" where numberless:
             status = try await answer(device, challenge: challenge.id.uuidString, PushMessages.Answer(decision: "approve"))
         default:
-            guard let number = Int(line) else { print("Not a number; skipped."); return }
+            guard let number = Int(line) else {
+                print("Not a number; skipped.")
+                return
+            }
             status = try await answer(device, challenge: challenge.id.uuidString, PushMessages.Answer(decision: "approve", number: number))
         }
         print(status.capitalized + ".")
     }
 
     struct Enroll: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Enrolls this authenticator as a push device with a twofold-push://enroll URI.")
+        static let configuration = CommandConfiguration(
+            abstract: "Enrolls this authenticator as a push device with a twofold-push://enroll URI.")
 
         @Argument(help: "The enrollment URI from the set-up page (twofold-push://enroll?server=…&token=…).") var uri: String
         @Option(help: "The device's name, shown in the user's list of methods.") var name: String
@@ -86,16 +96,23 @@ struct Push: AsyncParsableCommand {
 
         func run() async throws {
             let enrollment: PushEnrollmentURI
-            do { enrollment = try PushEnrollmentURI(parsing: uri) } catch let error as PushEnrollmentURI.ParseError { throw ValidationError(error.description) }
+            do { enrollment = try PushEnrollmentURI(parsing: uri) } catch let error as PushEnrollmentURI.ParseError {
+                throw ValidationError(error.description)
+            }
             let key = P256.Signing.PrivateKey()
             let proof = try key.signature(for: PushEnrollmentURI.proofMessage(token: enrollment.token))
-            let body = Body(token: enrollment.token, publicKey: Base64URL.encode(Array(key.publicKey.x963Representation)),
-                            proof: Base64URL.encode(Array(proof.rawRepresentation)), deviceName: name)
+            let body = Body(
+                token: enrollment.token, publicKey: Base64URL.encode(Array(key.publicKey.x963Representation)),
+                proof: Base64URL.encode(Array(proof.rawRepresentation)), deviceName: name)
             let client = DeviceClient(server: enrollment.server)
-            let enrolled = try DeviceClient.decode(Enrolled.self, from: try await client.send(method: .POST, path: "/api/v1/push/enroll",
-                                                                                            body: Array(try JSONEncoder().encode(body)), signedBy: nil))
-            let device = Keyring.Device(name: name, server: enrollment.server, deviceID: enrolled.deviceId.uuidString,
-                                        privateKey: Base64URL.encode(Array(key.rawRepresentation)))
+            let enrolled = try DeviceClient.decode(
+                Enrolled.self,
+                from: try await client.send(
+                    method: .POST, path: "/api/v1/push/enroll",
+                    body: Array(try JSONEncoder().encode(body)), signedBy: nil))
+            let device = Keyring.Device(
+                name: name, server: enrollment.server, deviceID: enrolled.deviceId.uuidString,
+                privateKey: Base64URL.encode(Array(key.rawRepresentation)))
             try await Authenticator.withKeyring(saving: true) { keyring in
                 keyring.devices.removeAll { $0.name == name }
                 keyring.devices.append(device)
@@ -107,7 +124,8 @@ struct Push: AsyncParsableCommand {
     }
 
     struct Pending: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Lists pending requests with their context; on a terminal, asks for the number to approve.")
+        static let configuration = CommandConfiguration(
+            abstract: "Lists pending requests with their context; on a terminal, asks for the number to approve.")
 
         @OptionGroup var selection: DeviceOption
         @Option(help: "Seconds to wait for a request to arrive (0 to 30).") var wait: Int = 0

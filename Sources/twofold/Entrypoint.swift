@@ -11,7 +11,8 @@ enum Entrypoint {
             environment = try Environment.detect()
             if ProcessInfo.processInfo.environment["TWOFOLD_LOG_FORMAT"]?.lowercased() == "json" {
                 let level = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0.lowercased()) } ?? .info
-                let stream = (environment.arguments.dropFirst().first ?? "serve") == "serve" ? FileHandle.standardOutput : FileHandle.standardError
+                let stream =
+                    (environment.arguments.dropFirst().first ?? "serve") == "serve" ? FileHandle.standardOutput : FileHandle.standardError
                 LoggingSystem.bootstrap { label in JSONLogHandler(label: label, logLevel: level, stream: stream) }
             } else {
                 try LoggingSystem.bootstrap(from: &environment)

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import QRCode
 
 /// Every symbol we make must read back exactly with an independent decoder (zxing-cpp, through Python).
@@ -15,7 +16,8 @@ struct IndependentDecoderTests {
         var payloads = [
             "a",
             "otpauth://totp/Riverside%20Family%20Medicine:dr.smith?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP&issuer=Riverside%20Family%20Medicine&algorithm=SHA1&digits=6&period=30",
-            "otpauth://totp/Cl%C3%ADnica%20M%C3%BCller%20%26%20S%C3%B6hne%3A%20Nord%20" + String(repeating: "Zweigstelle%20", count: 8) + ":a%40b.de?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&digits=8",
+            "otpauth://totp/Cl%C3%ADnica%20M%C3%BCller%20%26%20S%C3%B6hne%3A%20Nord%20" + String(repeating: "Zweigstelle%20", count: 8)
+                + ":a%40b.de?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&digits=8",
             "Grüße aus der Praxis — 東京 診療所 — ✓",
         ]
         for length in [1, 2, 7, 14, 17, 30, 45, 61, 90, 120, 160, 200, 250, 300, 380, 450, 560, 700, 850, 1000] {
@@ -37,7 +39,10 @@ struct IndependentDecoderTests {
         let problem = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
         guard process.terminationStatus == 0 else {
-            throw DecoderUnavailable(description: "the zxing-cpp decoder did not run (\(problem.trimmingCharacters(in: .whitespacesAndNewlines))); pip install zxing-cpp pillow cairosvg, or run scripts/test")
+            throw DecoderUnavailable(
+                description:
+                    "the zxing-cpp decoder did not run (\(problem.trimmingCharacters(in: .whitespacesAndNewlines))); pip install zxing-cpp pillow cairosvg, or run scripts/test"
+            )
         }
         return try JSONDecoder().decode([String: String?].self, from: data)
     }

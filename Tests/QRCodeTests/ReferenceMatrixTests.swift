@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import QRCode
 
 /// Module-by-module comparison with matrices made by an independent encoder (segno; see Fixtures/make_fixtures.py).
@@ -25,8 +26,8 @@ struct ReferenceMatrixTests {
 
     static let cases: [Case] = {
         guard let folder = Bundle.module.url(forResource: "Fixtures", withExtension: nil),
-              let data = try? Data(contentsOf: folder.appendingPathComponent("segno-matrices.json")),
-              let cases = try? JSONDecoder().decode([Case].self, from: data)
+            let data = try? Data(contentsOf: folder.appendingPathComponent("segno-matrices.json")),
+            let cases = try? JSONDecoder().decode([Case].self, from: data)
         else { return [] }
         return cases
     }()
@@ -37,7 +38,8 @@ struct ReferenceMatrixTests {
 
     @Test(arguments: cases)
     func matchesTheReferenceEncoder(reference: Case) throws {
-        let code = try QRCode(bytes: Array(reference.text.utf8), errorCorrection: reference.level, minimumVersion: reference.version, mask: reference.mask)
+        let code = try QRCode(
+            bytes: Array(reference.text.utf8), errorCorrection: reference.level, minimumVersion: reference.version, mask: reference.mask)
         #expect(code.version == reference.version)
         #expect(code.size == reference.rows.count)
         var mismatches = 0
@@ -84,7 +86,9 @@ struct QRBuildingBlockTests {
         while offset < png.count {
             let length = Int(png[offset]) << 24 | Int(png[offset + 1]) << 16 | Int(png[offset + 2]) << 8 | Int(png[offset + 3])
             let typeAndData = Array(png[(offset + 4)..<(offset + 8 + length)])
-            let crc = UInt32(png[offset + 8 + length]) << 24 | UInt32(png[offset + 9 + length]) << 16 | UInt32(png[offset + 10 + length]) << 8 | UInt32(png[offset + 11 + length])
+            let crc =
+                UInt32(png[offset + 8 + length]) << 24 | UInt32(png[offset + 9 + length]) << 16 | UInt32(png[offset + 10 + length]) << 8
+                | UInt32(png[offset + 11 + length])
             #expect(CRC32.checksum(typeAndData) == crc)
             types.append(String(decoding: typeAndData.prefix(4), as: UTF8.self))
             if types.last == "IHDR" {

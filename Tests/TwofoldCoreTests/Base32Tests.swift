@@ -1,10 +1,13 @@
 import Testing
+
 @testable import TwofoldCore
 
 @Suite("Base32 (RFC 4648)")
 struct Base32Tests {
     /// RFC 4648 §10 test vectors (without padding on output).
-    @Test(arguments: [("", ""), ("f", "MY"), ("fo", "MZXQ"), ("foo", "MZXW6"), ("foob", "MZXW6YQ"), ("fooba", "MZXW6YTB"), ("foobar", "MZXW6YTBOI")])
+    @Test(arguments: [
+        ("", ""), ("f", "MY"), ("fo", "MZXQ"), ("foo", "MZXW6"), ("foob", "MZXW6YQ"), ("fooba", "MZXW6YTB"), ("foobar", "MZXW6YTBOI"),
+    ])
     func rfc4648Section10(plain: String, encoded: String) throws {
         #expect(Base32.encode(Array(plain.utf8)) == encoded)
         #expect(try Base32.decode(encoded) == Array(plain.utf8))

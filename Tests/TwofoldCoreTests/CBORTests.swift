@@ -1,4 +1,5 @@
 import Testing
+
 @testable import TwofoldCore
 
 @Suite("CBOR decoding for WebAuthn")
@@ -49,7 +50,8 @@ struct CBORTests {
     }
 
     @Test(arguments: [
-        ("", CBORError.truncated), ("18", .truncated), ("4401", .truncated), ("83 0102".replacingOccurrences(of: " ", with: ""), .truncated),
+        ("", CBORError.truncated), ("18", .truncated), ("4401", .truncated),
+        ("83 0102".replacingOccurrences(of: " ", with: ""), .truncated),
         ("5f", .unsupported("indefinite lengths")), ("9f", .unsupported("indefinite lengths")),
         ("f93c00", .unsupported("floating-point numbers")), ("c11a514b67b0", .unsupported("tags")),
         ("62c328", .invalidUTF8), ("a201020103", .duplicateKey), ("1c", .unsupported("reserved additional information 28")),
@@ -85,7 +87,8 @@ struct CBORTests {
                     switch Int.random(in: 0...2, using: &generator) {
                     case 0: input[Int.random(in: 0..<input.count, using: &generator)] = UInt8.random(in: 0...255, using: &generator)
                     case 1: input.removeLast(Int.random(in: 0...min(3, input.count), using: &generator))
-                    default: input.insert(UInt8.random(in: 0...255, using: &generator), at: Int.random(in: 0...input.count, using: &generator))
+                    default:
+                        input.insert(UInt8.random(in: 0...255, using: &generator), at: Int.random(in: 0...input.count, using: &generator))
                     }
                 }
             }

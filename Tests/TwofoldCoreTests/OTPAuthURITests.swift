@@ -1,4 +1,5 @@
 import Testing
+
 @testable import TwofoldCore
 
 @Suite("otpauth key URIs")
@@ -6,9 +7,14 @@ struct OTPAuthURITests {
     let secret = OTPSecret(bytes: Array("12345678901234567890".utf8))
 
     @Test func buildsEveryParameter() throws {
-        let uri = OTPAuthURI(issuer: "Riverside Family Medicine", account: "dr.smith@example.org", secret: secret,
-                             parameters: try OTPParameters(algorithm: .sha256, digits: 8, period: 60)).uri
-        #expect(uri == "otpauth://totp/Riverside%20Family%20Medicine:dr.smith%40example.org?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=Riverside%20Family%20Medicine&algorithm=SHA256&digits=8&period=60")
+        let uri = OTPAuthURI(
+            issuer: "Riverside Family Medicine", account: "dr.smith@example.org", secret: secret,
+            parameters: try OTPParameters(algorithm: .sha256, digits: 8, period: 60)
+        ).uri
+        #expect(
+            uri
+                == "otpauth://totp/Riverside%20Family%20Medicine:dr.smith%40example.org?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=Riverside%20Family%20Medicine&algorithm=SHA256&digits=8&period=60"
+        )
     }
 
     @Test func encodesColonsAndNonASCIIAndRoundTrips() throws {

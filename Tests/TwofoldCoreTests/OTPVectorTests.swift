@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import TwofoldCore
 
 @Suite("HOTP and TOTP test vectors")
@@ -9,7 +10,8 @@ struct OTPVectorTests {
     static let sha512Seed = Array("1234567890123456789012345678901234567890123456789012345678901234".utf8)
 
     /// RFC 4226 Appendix D: HOTP values for counters 0–9 with the 20-byte ASCII seed.
-    @Test(arguments: Array(zip(0..<10, ["755224", "287082", "359152", "969429", "338314", "254676", "287922", "162583", "399871", "520489"])))
+    @Test(
+        arguments: Array(zip(0..<10, ["755224", "287082", "359152", "969429", "338314", "254676", "287922", "162583", "399871", "520489"])))
     func rfc4226AppendixD(counter: Int, expected: String) {
         #expect(HOTP(secret: OTPSecret(bytes: Self.sha1Seed)).code(counter: UInt64(counter)) == expected)
     }
@@ -17,7 +19,9 @@ struct OTPVectorTests {
     /// RFC 4226 Appendix D: the truncated 31-bit values behind those codes.
     @Test func rfc4226TruncatedValues() {
         let hotp = HOTP(secret: OTPSecret(bytes: Self.sha1Seed))
-        let expected: [UInt32] = [1284755224, 1094287082, 137359152, 1726969429, 1640338314, 868254676, 1918287922, 82162583, 673399871, 645520489]
+        let expected: [UInt32] = [
+            1284755224, 1094287082, 137359152, 1726969429, 1640338314, 868254676, 1918287922, 82162583, 673399871, 645520489,
+        ]
         for (counter, value) in expected.enumerated() {
             #expect(HOTP.truncate(hotp.mac(counter: UInt64(counter))) == value)
         }
@@ -36,16 +40,20 @@ struct OTPVectorTests {
         (1111111111, "14050471", "67062674", "99943326"), (1234567890, "89005924", "91819424", "93441116"),
         (2000000000, "69279037", "90698825", "38618901"), (20000000000, "65353130", "77737706", "47863826"),
     ].flatMap { time, sha1, sha256, sha512 in
-        [Vector(time: time, algorithm: .sha1, code: sha1), Vector(time: time, algorithm: .sha256, code: sha256), Vector(time: time, algorithm: .sha512, code: sha512)]
+        [
+            Vector(time: time, algorithm: .sha1, code: sha1), Vector(time: time, algorithm: .sha256, code: sha256),
+            Vector(time: time, algorithm: .sha512, code: sha512),
+        ]
     }
 
     @Test(arguments: rfc6238)
     func rfc6238AppendixB(vector: Vector) throws {
-        let seed = switch vector.algorithm {
-        case .sha1: Self.sha1Seed
-        case .sha256: Self.sha256Seed
-        case .sha512: Self.sha512Seed
-        }
+        let seed =
+            switch vector.algorithm {
+            case .sha1: Self.sha1Seed
+            case .sha256: Self.sha256Seed
+            case .sha512: Self.sha512Seed
+            }
         let totp = TOTP(secret: OTPSecret(bytes: seed), parameters: try OTPParameters(algorithm: vector.algorithm, digits: 8))
         let date = Date(timeIntervalSince1970: vector.time)
         #expect(totp.code(at: date) == vector.code)
@@ -96,7 +104,10 @@ struct TOTPVerificationTests {
         #expect(throws: OTPError.self) { try OTPParameters(digits: 5) }
         #expect(throws: OTPError.self) { try OTPParameters(digits: 9) }
         #expect(throws: OTPError.self) { try OTPParameters(period: 0) }
-        do { _ = try OTPParameters(digits: 10); Issue.record("expected an error") } catch let error as OTPError {
+        do {
+            _ = try OTPParameters(digits: 10)
+            Issue.record("expected an error")
+        } catch let error as OTPError {
             #expect(error.code == .invalidDigits)
         } catch { Issue.record("unexpected \(error)") }
     }

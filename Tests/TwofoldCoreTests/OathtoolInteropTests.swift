@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import TwofoldCore
 
 /// Our codes against an independent implementation: oathtool (Debian package `oathtool`).
@@ -20,7 +21,8 @@ struct OathtoolInteropTests {
     }
 
     @Test func totpMatchesOathtoolForRandomKeysAndTimes() throws {
-        try #require(FileManager.default.isExecutableFile(atPath: Self.oathtool), "install oathtool (apt-get install oathtool) or run scripts/test")
+        try #require(
+            FileManager.default.isExecutableFile(atPath: Self.oathtool), "install oathtool (apt-get install oathtool) or run scripts/test")
         var generator = SystemRandomNumberGenerator()
         for _ in 0..<300 {
             let secret = OTPSecret(bytes: SecureRandom.bytes(Int.random(in: 10...64, using: &generator)))
@@ -30,13 +32,17 @@ struct OathtoolInteropTests {
             let time = Int.random(in: 0...4_000_000_000, using: &generator)
             let ours = TOTP(secret: secret, parameters: try OTPParameters(algorithm: algorithm, digits: digits, period: period))
                 .code(at: Date(timeIntervalSince1970: TimeInterval(time)))
-            let theirs = try Self.run(["--totp=\(algorithm.rawValue.lowercased())", "-b", "-d", String(digits), "-s", "\(period)s", "-N", "@\(time)", secret.base32])
+            let theirs = try Self.run([
+                "--totp=\(algorithm.rawValue.lowercased())", "-b", "-d", String(digits), "-s", "\(period)s", "-N", "@\(time)",
+                secret.base32,
+            ])
             #expect(ours == theirs, "\(algorithm) \(digits) digits, \(period) s, t=\(time)")
         }
     }
 
     @Test func hotpMatchesOathtool() throws {
-        try #require(FileManager.default.isExecutableFile(atPath: Self.oathtool), "install oathtool (apt-get install oathtool) or run scripts/test")
+        try #require(
+            FileManager.default.isExecutableFile(atPath: Self.oathtool), "install oathtool (apt-get install oathtool) or run scripts/test")
         for _ in 0..<30 {
             let secret = OTPSecret(bytes: SecureRandom.bytes(20))
             let counter = UInt64.random(in: 0...1_000_000)

@@ -37,7 +37,8 @@ public struct MailAddress: Sendable, Equatable {
             address = String(trimmed[trimmed.index(after: open)..<trimmed.index(before: trimmed.endIndex)])
             var name = trimmed[..<open].trimmingCharacters(in: .whitespaces)
             if name.count >= 2, name.hasPrefix("\""), name.hasSuffix("\"") {
-                name = String(name.dropFirst().dropLast()).replacingOccurrences(of: "\\\"", with: "\"").replacingOccurrences(of: "\\\\", with: "\\")
+                name = String(name.dropFirst().dropLast()).replacingOccurrences(of: "\\\"", with: "\"").replacingOccurrences(
+                    of: "\\\\", with: "\\")
             }
             displayName = name.isEmpty ? nil : name
         } else {
@@ -51,7 +52,7 @@ public struct MailAddress: Sendable, Equatable {
     public static func isValid(_ address: String) -> Bool {
         let forbidden = Set("<>()[],;:\"\\")
         guard address.utf8.count <= 254, !address.contains(where: { $0.isWhitespace || forbidden.contains($0) }),
-              !address.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F })
+            !address.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F })
         else { return false }
         let parts = address.split(separator: "@", omittingEmptySubsequences: false)
         return parts.count == 2 && !parts[0].isEmpty && !parts[1].isEmpty && parts[0].utf8.count <= 64
@@ -80,8 +81,10 @@ public struct MIMEMessage: Sendable {
     /// never contain (`=` is always followed by two hex digits or a line break), so it cannot occur in a part.
     public var boundary: String
 
-    public init(from: MailAddress, to: MailAddress, subject: String, date: Date, messageID: String, text: String, html: String,
-                boundary: String = MIMEMessage.randomBoundary()) {
+    public init(
+        from: MailAddress, to: MailAddress, subject: String, date: Date, messageID: String, text: String, html: String,
+        boundary: String = MIMEMessage.randomBoundary()
+    ) {
         self.from = from
         self.to = to
         self.subject = subject
@@ -99,15 +102,19 @@ public struct MIMEMessage: Sendable {
 
     /// The message as sent in DATA (before dot-stuffing): headers, a blank line and the body, every line ending in CRLF.
     public func rendered() throws -> [UInt8] {
-        for (field, value) in [("From", from.address), ("From", from.displayName ?? ""), ("To", to.address), ("To", to.displayName ?? ""),
-                               ("Subject", subject), ("Message-ID", messageID)] where MIMEEncoding.containsLineBreak(value) {
+        for (field, value) in [
+            ("From", from.address), ("From", from.displayName ?? ""), ("To", to.address), ("To", to.displayName ?? ""),
+            ("Subject", subject), ("Message-ID", messageID),
+        ] where MIMEEncoding.containsLineBreak(value) {
             throw MailFormatError.headerInjection(field: field)
         }
         guard MailAddress.isValid(from.address) else { throw MailFormatError.invalidAddress(field: "From") }
         guard MailAddress.isValid(to.address) else { throw MailFormatError.invalidAddress(field: "To") }
         guard MailAddress.isValid(messageID) else { throw MailFormatError.invalidAddress(field: "Message-ID") }
         let boundaryCharacters = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789'()+_,-./:=?")
-        guard (1...70).contains(boundary.count), boundary.allSatisfy({ boundaryCharacters.contains($0) }) else { throw MailFormatError.invalidBoundary }
+        guard (1...70).contains(boundary.count), boundary.allSatisfy({ boundaryCharacters.contains($0) }) else {
+            throw MailFormatError.invalidBoundary
+        }
 
         var lines: [String] = []
         lines += MIMEEncoding.foldedAddressHeader("From", from.headerValue())
@@ -151,7 +158,8 @@ public enum MIMEEncoding {
     /// UTF-8 base64 encoded-words (RFC 2047 "B"), each at most 75 characters, split only between characters.
     /// Returns the header's lines (the first starts with `Name: `, the rest with a space), without CRLF.
     public static func encodedHeader(_ name: String, _ value: String) -> [String] {
-        let needsEncoding = value.unicodeScalars.contains { $0.value < 0x20 || $0.value > 0x7E } || value.contains("=?")
+        let needsEncoding =
+            value.unicodeScalars.contains { $0.value < 0x20 || $0.value > 0x7E } || value.contains("=?")
             || value.hasPrefix(" ") || value.hasSuffix(" ") || value.contains("  ")
         if !needsEncoding {
             let folded = foldAtSpaces(name + ": " + value)
@@ -172,7 +180,7 @@ public enum MIMEEncoding {
         var chunk: [UInt8] = []
         func capacity() -> Int {
             let room = words.isEmpty ? preferredLineLength - firstLineUsed : preferredLineLength - 1
-            let encoded = min(75, max(room, 16 + overhead)) - overhead  // at least 4 bytes per word, even after a long name
+            let encoded = min(75, max(room, 16 + overhead)) - overhead // at least 4 bytes per word, even after a long name
             return encoded / 4 * 3
         }
         for character in text {
@@ -194,7 +202,7 @@ public enum MIMEEncoding {
             switch byte {
             case 0x20: out += "_"
             case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-                 UInt8(ascii: "!"), UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "/"):
+                UInt8(ascii: "!"), UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "/"):
                 out.append(Character(Unicode.Scalar(byte)))
             default: out += String(format: "=%02X", byte)
             }
@@ -223,9 +231,13 @@ public enum MIMEEncoding {
         var current = ""
         let parts = line.split(separator: " ", omittingEmptySubsequences: false)
         for (index, part) in parts.enumerated() {
-            if index == 0 { current = String(part); continue }
+            if index == 0 {
+                current = String(part)
+                continue
+            }
             if current.utf8.count + 1 + part.utf8.count > preferredLineLength, !current.trimmingCharacters(in: .whitespaces).isEmpty,
-               !(lines.isEmpty && current.hasSuffix(":") && !current.contains(" ")) {
+                !(lines.isEmpty && current.hasSuffix(":") && !current.contains(" "))
+            {
                 lines.append(current)
                 current = " " + part
             } else {
@@ -251,11 +263,12 @@ public enum MIMEEncoding {
         let day = doy - (153 * mp + 2) / 5 + 1
         let month = mp < 10 ? mp + 3 : mp - 9
         let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
-        let weekday = Int(((days % 7) + 11) % 7)  // 1970-01-01 was a Thursday
+        let weekday = Int(((days % 7) + 11) % 7) // 1970-01-01 was a Thursday
         let weekdays = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
         let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-        return String(format: "%@, %02d %@ %04d %02d:%02d:%02d +0000", weekdays[weekday], Int(day), months[Int(month) - 1], Int(year),
-                      Int(secondOfDay / 3600), Int(secondOfDay / 60 % 60), Int(secondOfDay % 60))
+        return String(
+            format: "%@, %02d %@ %04d %02d:%02d:%02d +0000", weekdays[weekday], Int(day), months[Int(month) - 1], Int(year),
+            Int(secondOfDay / 3600), Int(secondOfDay / 60 % 60), Int(secondOfDay % 60))
     }
 
     /// Quoted-printable (RFC 2045 §6.7) of UTF-8 text: LF, CRLF or CR end a line; encoded lines are at most

@@ -37,7 +37,8 @@ public enum SMTPProtocolError: Error, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .malformedReply(let line): return "the SMTP server sent a malformed reply line: \(line.prefix(80).debugDescription)"
-        case .inconsistentCode(let expected, let got): return "the SMTP server's multi-line reply changed its code from \(expected) to \(got)"
+        case .inconsistentCode(let expected, let got):
+            return "the SMTP server's multi-line reply changed its code from \(expected) to \(got)"
         case .replyTooLong: return "the SMTP server's reply has too many lines"
         }
     }
@@ -58,8 +59,8 @@ public struct SMTPReplyParser: Sendable {
     public mutating func consume(line: String) throws -> SMTPReply? {
         let scalars = Array(line.utf8)
         guard scalars.count >= 3, scalars[0...2].allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }),
-              (UInt8(ascii: "2")...UInt8(ascii: "5")).contains(scalars[0]),
-              scalars.count == 3 || scalars[3] == UInt8(ascii: " ") || scalars[3] == UInt8(ascii: "-")
+            (UInt8(ascii: "2")...UInt8(ascii: "5")).contains(scalars[0]),
+            scalars.count == 3 || scalars[3] == UInt8(ascii: " ") || scalars[3] == UInt8(ascii: "-")
         else { throw SMTPProtocolError.malformedReply(line) }
         let lineCode = Int(String(decoding: scalars[0...2], as: UTF8.self))!
         if let code, code != lineCode { throw SMTPProtocolError.inconsistentCode(expected: code, got: lineCode) }
@@ -185,7 +186,7 @@ public enum SMTPDataEncoding {
         let text = String(decoding: wire, as: UTF8.self)
         guard text.hasSuffix("\r\n.\r\n") || text == ".\r\n" else { return nil }
         var lines = text.components(separatedBy: "\r\n")
-        lines.removeLast(2)  // "." and the empty string after its CRLF
+        lines.removeLast(2) // "." and the empty string after its CRLF
         return Array(lines.map { $0.hasPrefix(".") ? String($0.dropFirst()) : $0 }.map { $0 + "\r\n" }.joined().utf8)
     }
 }

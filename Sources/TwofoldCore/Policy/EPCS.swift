@@ -3,7 +3,8 @@ import Foundation
 /// Rules of electronic prescribing of controlled substances (DEA, 21 CFR 1311) that need no storage.
 public enum EPCS {
     /// The statement 21 CFR 1311.140(a)(3) prescribes, shown while the prescriber completes the two factors.
-    public static let attestationStatement = "By completing the two-factor authentication protocol at this time, you are legally signing the prescription(s) and authorizing the transmission of the above information to the pharmacy for dispensing. The two-factor authentication protocol may only be completed by the practitioner whose name and DEA registration number appear above."
+    public static let attestationStatement =
+        "By completing the two-factor authentication protocol at this time, you are legally signing the prescription(s) and authorizing the transmission of the above information to the pharmacy for dispensing. The two-factor authentication protocol may only be completed by the practitioner whose name and DEA registration number appear above."
 
     /// Longest prescription summary an EHR may send (several prescriptions, one per line).
     public static let summaryMaximumCharacters = 2000
@@ -13,7 +14,8 @@ public enum EPCS {
     /// summary, then the practitioner's name and DEA number, then the statement (§1311.140(a)(1)–(3)).
     public static func attestationDocument(summary: String, practitioner: String, deaNumber: String) -> String {
         let lines = summaryLines(summary)
-        return (lines + ["", "Practitioner: \(practitioner)", "DEA registration number: \(deaNumber)", "", attestationStatement]).joined(separator: "\n")
+        return (lines + ["", "Practitioner: \(practitioner)", "DEA registration number: \(deaNumber)", "", attestationStatement]).joined(
+            separator: "\n")
     }
 
     /// SHA-256 of the attestation document's UTF-8 bytes, lower-case hex.
@@ -74,8 +76,10 @@ public enum EPCS {
     /// A security key counts when it is device-bound (it said at registration it cannot be backed up), its
     /// attestation was signed by a certificate that chained to configured trust anchors, and, when the practice
     /// lists models (e.g. FIPS 140 validated ones), its AAGUID is on the list.
-    public static func securityKeyIsEligible(backupEligible: Bool?, attestation: String?, aaguid: String?, trustAnchorsConfigured: Bool,
-                                             allowedAAGUIDs: [String]) -> Bool {
+    public static func securityKeyIsEligible(
+        backupEligible: Bool?, attestation: String?, aaguid: String?, trustAnchorsConfigured: Bool,
+        allowedAAGUIDs: [String]
+    ) -> Bool {
         guard backupEligible == false, trustAnchorsConfigured, let attestation, attestation.hasSuffix("/basic") else { return false }
         guard !allowedAAGUIDs.isEmpty else { return true }
         guard let aaguid = aaguid?.lowercased() else { return false }
@@ -124,7 +128,9 @@ public struct DEANumber: Equatable, Sendable, CustomStringConvertible {
     public init?(_ raw: String) {
         let text = raw.uppercased().filter { !$0.isWhitespace && $0 != "-" }
         let chars = Array(text)
-        guard chars.count == 9, Self.registrantTypes.contains(chars[0]), chars[1].isASCII, chars[1].isLetter || chars[1] == "9" else { return nil }
+        guard chars.count == 9, Self.registrantTypes.contains(chars[0]), chars[1].isASCII, chars[1].isLetter || chars[1] == "9" else {
+            return nil
+        }
         let digits = chars[2...].compactMap { $0.isASCII ? $0.wholeNumberValue : nil }
         guard digits.count == 7 else { return nil }
         let check = (digits[0] + digits[2] + digits[4] + 2 * (digits[1] + digits[3] + digits[5])) % 10

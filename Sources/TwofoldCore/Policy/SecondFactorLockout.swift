@@ -21,7 +21,10 @@ public struct SecondFactorLockoutPolicy: Sendable, Hashable {
         freeAttempts: 5, maximumDelay: 60, lockEvery: 20, lockDuration: 15 * 60, permanentLockAt: 100, pendingSignInLimit: 10)
 
     /// Creates a policy; see ``standard`` for the product's values.
-    public init(freeAttempts: Int, maximumDelay: TimeInterval, lockEvery: Int, lockDuration: TimeInterval, permanentLockAt: Int, pendingSignInLimit: Int) {
+    public init(
+        freeAttempts: Int, maximumDelay: TimeInterval, lockEvery: Int, lockDuration: TimeInterval, permanentLockAt: Int,
+        pendingSignInLimit: Int
+    ) {
         self.freeAttempts = freeAttempts
         self.maximumDelay = maximumDelay
         self.lockEvery = lockEvery

@@ -66,7 +66,9 @@ public struct TrustedProxies: Sendable, Hashable {
     public func clientAddress(peer rawPeer: String, forwardedFor: [String]) -> String {
         let peer = ClientAddress.canonical(rawPeer)
         guard isTrusted(peer) else { return peer }
-        let hops = forwardedFor.flatMap { $0.split(separator: ",") }.map { ClientAddress.canonical($0.trimmingCharacters(in: .whitespaces)) }.filter { !$0.isEmpty }
+        let hops = forwardedFor.flatMap { $0.split(separator: ",") }.map {
+            ClientAddress.canonical($0.trimmingCharacters(in: .whitespaces))
+        }.filter { !$0.isEmpty }
         for hop in hops.reversed() where !isTrusted(hop) {
             return IPAddressBytes.parse(hop) != nil ? hop : peer
         }

@@ -21,9 +21,11 @@ public struct TwofoldPolicy: Sendable, Hashable {
     /// The practice settings an administrator chooses: their defaults and allowed ranges.
     public var practice: PracticeSettings
 
-    public init(sms: SMS, push: Push, stepUp: StepUp, reauthentication: Reauthentication, enrollment: Enrollment, invitation: Invitation,
-                passwordReset: PasswordReset, emailConfirmation: EmailConfirmation, signIn: SignIn, lockout: SecondFactorLockoutPolicy,
-                passkeys: Passkeys, oidc: OIDC, radius: RADIUS, practice: PracticeSettings) {
+    public init(
+        sms: SMS, push: Push, stepUp: StepUp, reauthentication: Reauthentication, enrollment: Enrollment, invitation: Invitation,
+        passwordReset: PasswordReset, emailConfirmation: EmailConfirmation, signIn: SignIn, lockout: SecondFactorLockoutPolicy,
+        passkeys: Passkeys, oidc: OIDC, radius: RADIUS, practice: PracticeSettings
+    ) {
         self.sms = sms
         self.push = push
         self.stepUp = stepUp
@@ -42,11 +44,13 @@ public struct TwofoldPolicy: Sendable, Hashable {
 
     /// The product's rules.
     public static let standard = TwofoldPolicy(
-        sms: SMS(codeLifetime: 10 * 60, guessesPerCode: 5,
-                 burst: FixedWindowLimit(limit: 1, window: 30), hourly: FixedWindowLimit(limit: 5, window: 60 * 60)),
-        push: Push(challengeLifetime: 2 * 60, enrollmentLifetime: 10 * 60,
-                   challengesPerUser: FixedWindowLimit(limit: 10, window: 10 * 60),
-                   enrollmentsPerAddress: FixedWindowLimit(limit: 20, window: 60 * 60)),
+        sms: SMS(
+            codeLifetime: 10 * 60, guessesPerCode: 5,
+            burst: FixedWindowLimit(limit: 1, window: 30), hourly: FixedWindowLimit(limit: 5, window: 60 * 60)),
+        push: Push(
+            challengeLifetime: 2 * 60, enrollmentLifetime: 10 * 60,
+            challengesPerUser: FixedWindowLimit(limit: 10, window: 10 * 60),
+            enrollmentsPerAddress: FixedWindowLimit(limit: 20, window: 60 * 60)),
         stepUp: StepUp(challengeLifetime: 5 * 60, guessesPerChallenge: 5, assertionLifetime: 5 * 60),
         reauthentication: Reauthentication(validity: 5 * 60),
         enrollment: Enrollment(attemptsPerFactor: FixedWindowLimit(limit: 10, window: 60 * 60)),
@@ -56,14 +60,17 @@ public struct TwofoldPolicy: Sendable, Hashable {
             perAccount: FixedWindowLimit(limit: 3, window: 60 * 60), perLogin: FixedWindowLimit(limit: 5, window: 60 * 60),
             perAddress: FixedWindowLimit(limit: 10, window: 60 * 60), perPractice: FixedWindowLimit(limit: 100, window: 60 * 60)),
         emailConfirmation: EmailConfirmation(linkLifetime: 24 * 60 * 60),
-        signIn: SignIn(passwordPerAccount: FixedWindowLimit(limit: 10, window: 15 * 60),
-                       passwordPerAddress: FixedWindowLimit(limit: 100, window: 15 * 60)),
+        signIn: SignIn(
+            passwordPerAccount: FixedWindowLimit(limit: 10, window: 15 * 60),
+            passwordPerAddress: FixedWindowLimit(limit: 100, window: 15 * 60)),
         lockout: .standard,
-        passkeys: Passkeys(optionsPerAddress: FixedWindowLimit(limit: 60, window: 5 * 60),
-                           failuresPerAddress: FixedWindowLimit(limit: 30, window: 15 * 60)),
-        oidc: OIDC(codeLifetime: 60, idTokenLifetime: 5 * 60, logoutTokenLifetime: 2 * 60, pendingRequestLifetime: 30 * 60,
-                   clientAuthenticationFailures: FixedWindowLimit(limit: 20, window: 10 * 60),
-                   tokenRequestsPerAddress: FixedWindowLimit(limit: 600, window: 60)),
+        passkeys: Passkeys(
+            optionsPerAddress: FixedWindowLimit(limit: 60, window: 5 * 60),
+            failuresPerAddress: FixedWindowLimit(limit: 30, window: 15 * 60)),
+        oidc: OIDC(
+            codeLifetime: 60, idTokenLifetime: 5 * 60, logoutTokenLifetime: 2 * 60, pendingRequestLifetime: 30 * 60,
+            clientAuthenticationFailures: FixedWindowLimit(limit: 20, window: 10 * 60),
+            tokenRequestsPerAddress: FixedWindowLimit(limit: 600, window: 60)),
         radius: RADIUS(challengeLifetime: 5 * 60),
         practice: PracticeSettings(
             nameLength: 1...120,
@@ -126,7 +133,10 @@ extension TwofoldPolicy {
         /// Device enrolments (QR codes redeemed) from one client address.
         public var enrollmentsPerAddress: FixedWindowLimit
 
-        public init(challengeLifetime: TimeInterval, enrollmentLifetime: TimeInterval, challengesPerUser: FixedWindowLimit, enrollmentsPerAddress: FixedWindowLimit) {
+        public init(
+            challengeLifetime: TimeInterval, enrollmentLifetime: TimeInterval, challengesPerUser: FixedWindowLimit,
+            enrollmentsPerAddress: FixedWindowLimit
+        ) {
             self.challengeLifetime = challengeLifetime
             self.enrollmentLifetime = enrollmentLifetime
             self.challengesPerUser = challengesPerUser
@@ -184,7 +194,10 @@ extension TwofoldPolicy {
         /// Links mailed to one practice's users.
         public var perPractice: FixedWindowLimit
 
-        public init(linkLifetime: TimeInterval, perAccount: FixedWindowLimit, perLogin: FixedWindowLimit, perAddress: FixedWindowLimit, perPractice: FixedWindowLimit) {
+        public init(
+            linkLifetime: TimeInterval, perAccount: FixedWindowLimit, perLogin: FixedWindowLimit, perAddress: FixedWindowLimit,
+            perPractice: FixedWindowLimit
+        ) {
             self.linkLifetime = linkLifetime
             self.perAccount = perAccount
             self.perLogin = perLogin
@@ -240,8 +253,11 @@ extension TwofoldPolicy {
         /// Requests to the token, revocation and introspection endpoints from one client address.
         public var tokenRequestsPerAddress: FixedWindowLimit
 
-        public init(codeLifetime: TimeInterval, idTokenLifetime: TimeInterval, logoutTokenLifetime: TimeInterval, pendingRequestLifetime: TimeInterval,
-                    clientAuthenticationFailures: FixedWindowLimit, tokenRequestsPerAddress: FixedWindowLimit) {
+        public init(
+            codeLifetime: TimeInterval, idTokenLifetime: TimeInterval, logoutTokenLifetime: TimeInterval,
+            pendingRequestLifetime: TimeInterval,
+            clientAuthenticationFailures: FixedWindowLimit, tokenRequestsPerAddress: FixedWindowLimit
+        ) {
             self.codeLifetime = codeLifetime
             self.idTokenLifetime = idTokenLifetime
             self.logoutTokenLifetime = logoutTokenLifetime
@@ -278,9 +294,11 @@ extension TwofoldPolicy {
         public var epcsWorkingHoursStart: Bounded<Int>
         public var epcsWorkingHoursEnd: Bounded<Int>
 
-        public init(nameLength: ClosedRange<Int>, rememberBrowserDays: Bounded<Int>, inactivityMinutes: Bounded<Int>, otpDigits: Bounded<Int>,
-                    sessionLifetimeHours: Bounded<Int>, accessTokenMinutes: Bounded<Int>, refreshTokenDays: Bounded<Int>,
-                    epcsWorkingHoursStart: Bounded<Int>, epcsWorkingHoursEnd: Bounded<Int>) {
+        public init(
+            nameLength: ClosedRange<Int>, rememberBrowserDays: Bounded<Int>, inactivityMinutes: Bounded<Int>, otpDigits: Bounded<Int>,
+            sessionLifetimeHours: Bounded<Int>, accessTokenMinutes: Bounded<Int>, refreshTokenDays: Bounded<Int>,
+            epcsWorkingHoursStart: Bounded<Int>, epcsWorkingHoursEnd: Bounded<Int>
+        ) {
             self.nameLength = nameLength
             self.rememberBrowserDays = rememberBrowserDays
             self.inactivityMinutes = inactivityMinutes
@@ -295,31 +313,41 @@ extension TwofoldPolicy {
 
     /// Every limit of the policy with a name, for checks over all of them.
     public var allLimits: [(name: String, limit: FixedWindowLimit)] {
-        [("sms.burst", sms.burst), ("sms.hourly", sms.hourly), ("push.challengesPerUser", push.challengesPerUser),
-         ("push.enrollmentsPerAddress", push.enrollmentsPerAddress), ("enrollment.attemptsPerFactor", enrollment.attemptsPerFactor),
-         ("passwordReset.perAccount", passwordReset.perAccount), ("passwordReset.perLogin", passwordReset.perLogin),
-         ("passwordReset.perAddress", passwordReset.perAddress), ("passwordReset.perPractice", passwordReset.perPractice),
-         ("signIn.passwordPerAccount", signIn.passwordPerAccount), ("signIn.passwordPerAddress", signIn.passwordPerAddress),
-         ("passkeys.optionsPerAddress", passkeys.optionsPerAddress), ("passkeys.failuresPerAddress", passkeys.failuresPerAddress),
-         ("oidc.clientAuthenticationFailures", oidc.clientAuthenticationFailures), ("oidc.tokenRequestsPerAddress", oidc.tokenRequestsPerAddress)]
+        [
+            ("sms.burst", sms.burst), ("sms.hourly", sms.hourly), ("push.challengesPerUser", push.challengesPerUser),
+            ("push.enrollmentsPerAddress", push.enrollmentsPerAddress), ("enrollment.attemptsPerFactor", enrollment.attemptsPerFactor),
+            ("passwordReset.perAccount", passwordReset.perAccount), ("passwordReset.perLogin", passwordReset.perLogin),
+            ("passwordReset.perAddress", passwordReset.perAddress), ("passwordReset.perPractice", passwordReset.perPractice),
+            ("signIn.passwordPerAccount", signIn.passwordPerAccount), ("signIn.passwordPerAddress", signIn.passwordPerAddress),
+            ("passkeys.optionsPerAddress", passkeys.optionsPerAddress), ("passkeys.failuresPerAddress", passkeys.failuresPerAddress),
+            ("oidc.clientAuthenticationFailures", oidc.clientAuthenticationFailures),
+            ("oidc.tokenRequestsPerAddress", oidc.tokenRequestsPerAddress),
+        ]
     }
 
     /// Every lifetime of the policy with a name.
     public var allLifetimes: [(name: String, lifetime: TimeInterval)] {
-        [("sms.codeLifetime", sms.codeLifetime), ("push.challengeLifetime", push.challengeLifetime), ("push.enrollmentLifetime", push.enrollmentLifetime),
-         ("stepUp.challengeLifetime", stepUp.challengeLifetime), ("stepUp.assertionLifetime", stepUp.assertionLifetime),
-         ("reauthentication.validity", reauthentication.validity), ("invitation.validity", invitation.validity),
-         ("passwordReset.linkLifetime", passwordReset.linkLifetime), ("emailConfirmation.linkLifetime", emailConfirmation.linkLifetime),
-         ("lockout.lockDuration", lockout.lockDuration), ("oidc.codeLifetime", oidc.codeLifetime), ("oidc.idTokenLifetime", oidc.idTokenLifetime),
-         ("oidc.logoutTokenLifetime", oidc.logoutTokenLifetime), ("oidc.pendingRequestLifetime", oidc.pendingRequestLifetime),
-         ("radius.challengeLifetime", radius.challengeLifetime)]
+        [
+            ("sms.codeLifetime", sms.codeLifetime), ("push.challengeLifetime", push.challengeLifetime),
+            ("push.enrollmentLifetime", push.enrollmentLifetime),
+            ("stepUp.challengeLifetime", stepUp.challengeLifetime), ("stepUp.assertionLifetime", stepUp.assertionLifetime),
+            ("reauthentication.validity", reauthentication.validity), ("invitation.validity", invitation.validity),
+            ("passwordReset.linkLifetime", passwordReset.linkLifetime), ("emailConfirmation.linkLifetime", emailConfirmation.linkLifetime),
+            ("lockout.lockDuration", lockout.lockDuration), ("oidc.codeLifetime", oidc.codeLifetime),
+            ("oidc.idTokenLifetime", oidc.idTokenLifetime),
+            ("oidc.logoutTokenLifetime", oidc.logoutTokenLifetime), ("oidc.pendingRequestLifetime", oidc.pendingRequestLifetime),
+            ("radius.challengeLifetime", radius.challengeLifetime),
+        ]
     }
 
     /// Every bounded practice setting with its API name.
     public var allPracticeSettings: [(name: String, setting: Bounded<Int>)] {
-        [("rememberBrowserDays", practice.rememberBrowserDays), ("inactivityMinutes", practice.inactivityMinutes), ("otpDigits", practice.otpDigits),
-         ("sessionLifetimeHours", practice.sessionLifetimeHours), ("accessTokenMinutes", practice.accessTokenMinutes),
-         ("refreshTokenDays", practice.refreshTokenDays), ("epcsWorkingHoursStart", practice.epcsWorkingHoursStart),
-         ("epcsWorkingHoursEnd", practice.epcsWorkingHoursEnd)]
+        [
+            ("rememberBrowserDays", practice.rememberBrowserDays), ("inactivityMinutes", practice.inactivityMinutes),
+            ("otpDigits", practice.otpDigits),
+            ("sessionLifetimeHours", practice.sessionLifetimeHours), ("accessTokenMinutes", practice.accessTokenMinutes),
+            ("refreshTokenDays", practice.refreshTokenDays), ("epcsWorkingHoursStart", practice.epcsWorkingHoursStart),
+            ("epcsWorkingHoursEnd", practice.epcsWorkingHoursEnd),
+        ]
     }
 }

@@ -41,11 +41,14 @@ public enum DeviceRequestSignature {
     }
 
     /// The signature headers for a request (device side).
-    public static func sign(method: String, pathAndQuery: String, body: [UInt8], deviceID: String,
-                            key: P256.Signing.PrivateKey, now: Date = Date()) throws -> [(String, String)] {
+    public static func sign(
+        method: String, pathAndQuery: String, body: [UInt8], deviceID: String,
+        key: P256.Signing.PrivateKey, now: Date = Date()
+    ) throws -> [(String, String)] {
         let timestamp = Int64(now.timeIntervalSince1970)
         let nonce = SecureRandom.token(byteCount: 16)
-        let signature = try key.signature(for: message(method: method, pathAndQuery: pathAndQuery, timestamp: timestamp, nonce: nonce, body: body))
+        let signature = try key.signature(
+            for: message(method: method, pathAndQuery: pathAndQuery, timestamp: timestamp, nonce: nonce, body: body))
         return [
             (deviceHeader, deviceID), (timestampHeader, String(timestamp)), (nonceHeader, nonce),
             (signatureHeader, Base64URL.encode(Array(signature.rawRepresentation))),
@@ -61,12 +64,21 @@ public enum DeviceRequestSignature {
 
         /// Reads the headers; `header` returns a header's value or nil.
         public init(header: (String) -> String?) throws {
-            guard let deviceID = header(DeviceRequestSignature.deviceHeader) else { throw Failure.missingHeader(DeviceRequestSignature.deviceHeader) }
-            guard let timestampText = header(DeviceRequestSignature.timestampHeader) else { throw Failure.missingHeader(DeviceRequestSignature.timestampHeader) }
-            guard let nonce = header(DeviceRequestSignature.nonceHeader) else { throw Failure.missingHeader(DeviceRequestSignature.nonceHeader) }
-            guard let signatureText = header(DeviceRequestSignature.signatureHeader) else { throw Failure.missingHeader(DeviceRequestSignature.signatureHeader) }
+            guard let deviceID = header(DeviceRequestSignature.deviceHeader) else {
+                throw Failure.missingHeader(DeviceRequestSignature.deviceHeader)
+            }
+            guard let timestampText = header(DeviceRequestSignature.timestampHeader) else {
+                throw Failure.missingHeader(DeviceRequestSignature.timestampHeader)
+            }
+            guard let nonce = header(DeviceRequestSignature.nonceHeader) else {
+                throw Failure.missingHeader(DeviceRequestSignature.nonceHeader)
+            }
+            guard let signatureText = header(DeviceRequestSignature.signatureHeader) else {
+                throw Failure.missingHeader(DeviceRequestSignature.signatureHeader)
+            }
             guard let timestamp = Int64(timestampText) else { throw Failure.malformedHeader(DeviceRequestSignature.timestampHeader) }
-            guard (16...64).contains(nonce.count), nonce.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") })
+            guard (16...64).contains(nonce.count),
+                nonce.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") })
             else { throw Failure.malformedHeader(DeviceRequestSignature.nonceHeader) }
             guard let signature = try? Base64URL.decode(signatureText), signature.count == 64
             else { throw Failure.malformedHeader(DeviceRequestSignature.signatureHeader) }
@@ -78,9 +90,14 @@ public enum DeviceRequestSignature {
 
         /// Checks the clock skew and the signature (server side). Nonce reuse is the caller's to check, in storage.
         public func verify(method: String, pathAndQuery: String, body: [UInt8], publicKey: P256.Signing.PublicKey, now: Date) throws {
-            guard abs(Double(timestamp) - now.timeIntervalSince1970) <= DeviceRequestSignature.allowedSkew else { throw Failure.staleTimestamp }
+            guard abs(Double(timestamp) - now.timeIntervalSince1970) <= DeviceRequestSignature.allowedSkew else {
+                throw Failure.staleTimestamp
+            }
             guard let ecdsa = try? P256.Signing.ECDSASignature(rawRepresentation: signature),
-                  publicKey.isValidSignature(ecdsa, for: DeviceRequestSignature.message(method: method, pathAndQuery: pathAndQuery, timestamp: timestamp, nonce: nonce, body: body))
+                publicKey.isValidSignature(
+                    ecdsa,
+                    for: DeviceRequestSignature.message(
+                        method: method, pathAndQuery: pathAndQuery, timestamp: timestamp, nonce: nonce, body: body))
             else { throw Failure.badSignature }
         }
     }

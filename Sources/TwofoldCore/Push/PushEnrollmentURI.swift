@@ -40,10 +40,12 @@ public struct PushEnrollmentURI: Equatable, Sendable {
 
     public init(parsing text: String) throws {
         guard let components = URLComponents(string: text.trimmingCharacters(in: .whitespacesAndNewlines)),
-              components.scheme == "twofold-push", components.host == "enroll"
+            components.scheme == "twofold-push", components.host == "enroll"
         else { throw ParseError.notAnEnrollmentURI }
         let items = components.queryItems ?? []
-        guard let server = items.first(where: { $0.name == "server" })?.value, server.hasPrefix("http") else { throw ParseError.missing("server") }
+        guard let server = items.first(where: { $0.name == "server" })?.value, server.hasPrefix("http") else {
+            throw ParseError.missing("server")
+        }
         guard let token = items.first(where: { $0.name == "token" })?.value, !token.isEmpty else { throw ParseError.missing("token") }
         self.server = server
         self.token = token

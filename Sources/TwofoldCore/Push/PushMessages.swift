@@ -15,7 +15,10 @@ public enum PushMessages {
         /// checking the summary (device, client and address). Absent from older servers: a number is needed.
         public var numberRequired: Bool?
 
-        public init(id: UUID, purpose: String, summary: String, ip: String, browser: String, createdAt: Date, expiresAt: Date, numberRequired: Bool? = nil) {
+        public init(
+            id: UUID, purpose: String, summary: String, ip: String, browser: String, createdAt: Date, expiresAt: Date,
+            numberRequired: Bool? = nil
+        ) {
             self.id = id
             self.purpose = purpose
             self.summary = summary

@@ -28,8 +28,9 @@ extension RADIUSPacket {
     ///   `.unsupportedCode` for a packet that is not an Access-Request or Status-Server.
     public func verifyRequest(secret: RADIUSSharedSecret) throws {
         guard code == .accessRequest || code == .statusServer else {
-            throw RADIUSError(.unsupportedCode(code.rawValue),
-                              "Only Access-Request and Status-Server are verified as requests.")
+            throw RADIUSError(
+                .unsupportedCode(code.rawValue),
+                "Only Access-Request and Status-Server are verified as requests.")
         }
         guard let received = messageAuthenticator else {
             throw RADIUSError(.missingMessageAuthenticator, "The request carries no Message-Authenticator.")
@@ -53,19 +54,23 @@ extension RADIUSPacket {
     /// - Returns: the complete response, ready for ``encoded()``.
     /// - Throws: ``RADIUSError`` `.unsupportedCode` for any other code; `.badLength`/`.badAttribute` when the
     ///   response cannot be encoded (over 4096 octets, or a value over 253).
-    public static func response(to request: RADIUSPacket, code: RADIUSCode, attributes: [RADIUSAttribute],
-                                secret: RADIUSSharedSecret) throws -> RADIUSPacket {
+    public static func response(
+        to request: RADIUSPacket, code: RADIUSCode, attributes: [RADIUSAttribute],
+        secret: RADIUSSharedSecret
+    ) throws -> RADIUSPacket {
         guard [.accessAccept, .accessReject, .accessChallenge].contains(code) else {
-            throw RADIUSError(.unsupportedCode(code.rawValue),
-                              "A response must be Access-Accept, Access-Reject or Access-Challenge.")
+            throw RADIUSError(
+                .unsupportedCode(code.rawValue),
+                "A response must be Access-Accept, Access-Reject or Access-Challenge.")
         }
         var replies = attributes.filter { $0.type != .messageAuthenticator }
         if !replies.contains(where: { $0.type == .proxyState }) {
             replies += request.attributes.filter { $0.type == .proxyState }
         }
-        var response = RADIUSPacket(code: code, identifier: request.identifier, authenticator: request.authenticator,
-                                    attributes: [RADIUSAttribute(.messageAuthenticator, Array(repeating: 0, count: 16))]
-                                        + replies)
+        var response = RADIUSPacket(
+            code: code, identifier: request.identifier, authenticator: request.authenticator,
+            attributes: [RADIUSAttribute(.messageAuthenticator, Array(repeating: 0, count: 16))]
+                + replies)
         response.attributes[0].value = try response.computeMessageAuthenticator(
             authenticatorField: request.authenticator, secret: secret)
         response.authenticator = try response.computeResponseAuthenticator(
@@ -83,8 +88,9 @@ extension RADIUSPacket {
     ///   `.badResponseAuthenticator` or `.badMessageAuthenticator`.
     public func verifyResponse(to request: RADIUSPacket, secret: RADIUSSharedSecret) throws {
         guard identifier == request.identifier else {
-            throw RADIUSError(.identifierMismatch,
-                              "Response \(identifier) does not answer request \(request.identifier).")
+            throw RADIUSError(
+                .identifierMismatch,
+                "Response \(identifier) does not answer request \(request.identifier).")
         }
         guard let received = messageAuthenticator else {
             throw RADIUSError(.missingMessageAuthenticator, "The response carries no Message-Authenticator.")
@@ -122,18 +128,24 @@ extension RADIUSPacket {
     ///   - randomBytes: the random source for the Request Authenticator (asked for 16 octets); inject it in tests.
     /// - Returns: the request, ready for ``encoded()``.
     /// - Throws: ``RADIUSError`` `.passwordTooLong`, or `.badLength`/`.badAttribute` when it cannot be encoded.
-    public static func accessRequest(identifier: UInt8, userName: String, password: [UInt8]?, state: [UInt8]? = nil,
-                                     attributes: [RADIUSAttribute] = [], secret: RADIUSSharedSecret,
-                                     randomBytes: (Int) -> [UInt8] = SecureRandom.bytes) throws -> RADIUSPacket {
+    public static func accessRequest(
+        identifier: UInt8, userName: String, password: [UInt8]?, state: [UInt8]? = nil,
+        attributes: [RADIUSAttribute] = [], secret: RADIUSSharedSecret,
+        randomBytes: (Int) -> [UInt8] = SecureRandom.bytes
+    ) throws -> RADIUSPacket {
         let requestAuthenticator = randomBytes(16)
         var list = [RADIUSAttribute.text(.userName, userName)]
         if let password {
-            list.append(RADIUSAttribute(.userPassword, try RADIUSUserPassword.hide(
-                password, secret: secret, requestAuthenticator: requestAuthenticator)))
+            list.append(
+                RADIUSAttribute(
+                    .userPassword,
+                    try RADIUSUserPassword.hide(
+                        password, secret: secret, requestAuthenticator: requestAuthenticator)))
         }
         if let state { list.append(.state(state)) }
-        return try signedRequest(code: .accessRequest, identifier: identifier, authenticator: requestAuthenticator,
-                                 attributes: list + attributes, secret: secret)
+        return try signedRequest(
+            code: .accessRequest, identifier: identifier, authenticator: requestAuthenticator,
+            attributes: list + attributes, secret: secret)
     }
 
     /// Builds a Status-Server request (RFC 5997 §3), which must carry a Message-Authenticator.
@@ -144,19 +156,26 @@ extension RADIUSPacket {
     ///   - randomBytes: the random source for the Request Authenticator.
     /// - Returns: the request.
     /// - Throws: ``RADIUSError`` `.badLength`/`.badAttribute` when it cannot be encoded.
-    public static func statusServer(identifier: UInt8, attributes: [RADIUSAttribute] = [], secret: RADIUSSharedSecret,
-                                    randomBytes: (Int) -> [UInt8] = SecureRandom.bytes) throws -> RADIUSPacket {
-        try signedRequest(code: .statusServer, identifier: identifier, authenticator: randomBytes(16),
-                          attributes: attributes, secret: secret)
+    public static func statusServer(
+        identifier: UInt8, attributes: [RADIUSAttribute] = [], secret: RADIUSSharedSecret,
+        randomBytes: (Int) -> [UInt8] = SecureRandom.bytes
+    ) throws -> RADIUSPacket {
+        try signedRequest(
+            code: .statusServer, identifier: identifier, authenticator: randomBytes(16),
+            attributes: attributes, secret: secret)
     }
 
-    static func signedRequest(code: RADIUSCode, identifier: UInt8, authenticator: [UInt8],
-                              attributes: [RADIUSAttribute], secret: RADIUSSharedSecret) throws -> RADIUSPacket {
-        var request = RADIUSPacket(code: code, identifier: identifier, authenticator: authenticator,
-                                   attributes: [RADIUSAttribute(.messageAuthenticator, Array(repeating: 0, count: 16))]
-                                       + attributes.filter { $0.type != .messageAuthenticator })
-        request.attributes[0].value = try request.computeMessageAuthenticator(authenticatorField: authenticator,
-                                                                              secret: secret)
+    static func signedRequest(
+        code: RADIUSCode, identifier: UInt8, authenticator: [UInt8],
+        attributes: [RADIUSAttribute], secret: RADIUSSharedSecret
+    ) throws -> RADIUSPacket {
+        var request = RADIUSPacket(
+            code: code, identifier: identifier, authenticator: authenticator,
+            attributes: [RADIUSAttribute(.messageAuthenticator, Array(repeating: 0, count: 16))]
+                + attributes.filter { $0.type != .messageAuthenticator })
+        request.attributes[0].value = try request.computeMessageAuthenticator(
+            authenticatorField: authenticator,
+            secret: secret)
         return request
     }
 }

@@ -90,8 +90,12 @@ public struct RADIUSAttribute: Hashable, Sendable {
     ///   - value: the number.
     /// - Returns: the attribute.
     public static func integer(_ type: RADIUSAttributeType, _ value: UInt32) -> RADIUSAttribute {
-        RADIUSAttribute(type, [UInt8(value >> 24), UInt8((value >> 16) & 0xff), UInt8((value >> 8) & 0xff),
-                               UInt8(value & 0xff)])
+        RADIUSAttribute(
+            type,
+            [
+                UInt8(value >> 24), UInt8((value >> 16) & 0xff), UInt8((value >> 8) & 0xff),
+                UInt8(value & 0xff),
+            ])
     }
 
     /// A State attribute (RFC 2865 §5.24) carrying opaque bytes the NAS echoes back.

@@ -63,8 +63,10 @@ public struct RADIUSPacket: Hashable, Sendable {
     ///   - identifier: the identifier.
     ///   - authenticator: 16 octets (zeros by default, for packets whose authenticator is computed later).
     ///   - attributes: the attributes in order.
-    public init(code: RADIUSCode, identifier: UInt8, authenticator: [UInt8] = Array(repeating: 0, count: 16),
-                attributes: [RADIUSAttribute] = []) {
+    public init(
+        code: RADIUSCode, identifier: UInt8, authenticator: [UInt8] = Array(repeating: 0, count: 16),
+        attributes: [RADIUSAttribute] = []
+    ) {
         self.code = code
         self.identifier = identifier
         self.authenticator = authenticator
@@ -99,8 +101,9 @@ public struct RADIUSPacket: Hashable, Sendable {
             }
             let attributeLength = Int(bytes[offset + 1])
             guard attributeLength >= 2 else {
-                throw RADIUSError(.badAttribute(type),
-                                  "Attribute \(type) has length \(attributeLength); the minimum is 2.")
+                throw RADIUSError(
+                    .badAttribute(type),
+                    "Attribute \(type) has length \(attributeLength); the minimum is 2.")
             }
             guard offset + attributeLength <= length else {
                 throw RADIUSError(.badAttribute(type), "Attribute \(type) runs past the end of the packet.")
@@ -132,8 +135,9 @@ public struct RADIUSPacket: Hashable, Sendable {
         default: valid = true
         }
         guard valid else {
-            throw RADIUSError(.badAttribute(attribute.type.rawValue),
-                              "Attribute \(attribute.type.rawValue) has a \(count)-octet value, outside its bounds.")
+            throw RADIUSError(
+                .badAttribute(attribute.type.rawValue),
+                "Attribute \(attribute.type.rawValue) has a \(count)-octet value, outside its bounds.")
         }
     }
 
@@ -150,9 +154,10 @@ public struct RADIUSPacket: Hashable, Sendable {
         bytes.append(contentsOf: authenticator)
         for attribute in attributes {
             guard attribute.value.count <= RADIUSAttribute.maximumValueLength else {
-                throw RADIUSError(.badAttribute(attribute.type.rawValue),
-                                  "Attribute \(attribute.type.rawValue) holds \(attribute.value.count) octets; "
-                                      + "at most 253 fit.")
+                throw RADIUSError(
+                    .badAttribute(attribute.type.rawValue),
+                    "Attribute \(attribute.type.rawValue) holds \(attribute.value.count) octets; "
+                        + "at most 253 fit.")
             }
             bytes.append(attribute.type.rawValue)
             bytes.append(UInt8(attribute.value.count + 2))
@@ -198,7 +203,8 @@ public struct RADIUSRequestKey: Hashable, Sendable {
     ///   - port: the source port.
     ///   - request: the decoded request.
     public init(clientAddress: String, port: UInt16, request: RADIUSPacket) {
-        self.init(clientAddress: clientAddress, port: port, identifier: request.identifier,
-                  requestAuthenticator: request.authenticator)
+        self.init(
+            clientAddress: clientAddress, port: port, identifier: request.identifier,
+            requestAuthenticator: request.authenticator)
     }
 }

@@ -17,8 +17,10 @@ public enum RADIUSUserPassword {
     ///   - requestAuthenticator: the request's 16-octet Request Authenticator.
     /// - Returns: the User-Password value, 16…128 octets.
     /// - Throws: ``RADIUSError`` `.passwordTooLong` beyond 128 octets.
-    public static func hide(_ password: [UInt8], secret: RADIUSSharedSecret,
-                            requestAuthenticator: [UInt8]) throws -> [UInt8] {
+    public static func hide(
+        _ password: [UInt8], secret: RADIUSSharedSecret,
+        requestAuthenticator: [UInt8]
+    ) throws -> [UInt8] {
         guard password.count <= maximumLength else {
             throw RADIUSError(.passwordTooLong, "The password has \(password.count) octets; RFC 2865 §5.2 allows 128.")
         }
@@ -40,11 +42,14 @@ public enum RADIUSUserPassword {
     ///   - requestAuthenticator: the request's Request Authenticator.
     /// - Returns: the clear password octets (with a wrong secret, meaningless octets: RFC 2865 §5.2 has no check).
     /// - Throws: ``RADIUSError`` `.badAttribute(2)` when the value is not 16…128 octets in blocks of 16.
-    public static func unhide(_ hidden: [UInt8], secret: RADIUSSharedSecret,
-                              requestAuthenticator: [UInt8]) throws -> [UInt8] {
+    public static func unhide(
+        _ hidden: [UInt8], secret: RADIUSSharedSecret,
+        requestAuthenticator: [UInt8]
+    ) throws -> [UInt8] {
         guard (16...maximumLength).contains(hidden.count), hidden.count % 16 == 0 else {
-            throw RADIUSError(.badAttribute(RADIUSAttributeType.userPassword.rawValue),
-                              "A hidden User-Password must be 16…128 octets in blocks of 16; it has \(hidden.count).")
+            throw RADIUSError(
+                .badAttribute(RADIUSAttributeType.userPassword.rawValue),
+                "A hidden User-Password must be 16…128 octets in blocks of 16; it has \(hidden.count).")
         }
         var clear = hidden
         var chain = requestAuthenticator

@@ -44,17 +44,24 @@ public struct AuthenticatorData: Sendable {
             let aaguid = Array(bytes[offset..<offset + 16])
             let idLength = Int(bytes[offset + 16]) << 8 | Int(bytes[offset + 17])
             offset += 18
-            guard idLength > 0, idLength <= Self.maximumCredentialIDLength else { throw WebAuthnError.malformed("the credential id length \(idLength) is out of range") }
+            guard idLength > 0, idLength <= Self.maximumCredentialIDLength else {
+                throw WebAuthnError.malformed("the credential id length \(idLength) is out of range")
+            }
             guard bytes.count >= offset + idLength else { throw WebAuthnError.malformed("the credential id is truncated") }
             let credentialID = Array(bytes[offset..<offset + idLength])
             offset += idLength
             let key: (value: CBORValue, length: Int)
-            do { key = try decoder.decodePrefix(bytes[offset...]) } catch let error as CBORError { throw WebAuthnError.malformed("the credential public key: \(error.description)") }
+            do { key = try decoder.decodePrefix(bytes[offset...]) } catch let error as CBORError {
+                throw WebAuthnError.malformed("the credential public key: \(error.description)")
+            }
             let keyBytes = Array(bytes[offset..<offset + key.length])
             offset += key.length
             let publicKey: COSEKey
-            do { publicKey = try COSEKey(key.value) } catch let error as COSEKey.Failure { throw WebAuthnError.malformed(error.description) }
-            attestedCredential = AttestedCredential(aaguid: aaguid, credentialID: credentialID, publicKeyBytes: keyBytes, publicKey: publicKey)
+            do { publicKey = try COSEKey(key.value) } catch let error as COSEKey.Failure {
+                throw WebAuthnError.malformed(error.description)
+            }
+            attestedCredential = AttestedCredential(
+                aaguid: aaguid, credentialID: credentialID, publicKeyBytes: keyBytes, publicKey: publicKey)
         }
         if flags.contains(.extensionData) {
             guard offset < bytes.count else { throw WebAuthnError.malformed("the extension data is missing") }
@@ -65,15 +72,21 @@ public struct AuthenticatorData: Sendable {
                 offset += decoded.length
             } catch let error as CBORError { throw WebAuthnError.malformed("the extension data: \(error.description)") }
         }
-        guard offset == bytes.count else { throw WebAuthnError.malformed("\(bytes.count - offset) unexpected bytes follow the authenticator data") }
+        guard offset == bytes.count else {
+            throw WebAuthnError.malformed("\(bytes.count - offset) unexpected bytes follow the authenticator data")
+        }
     }
 
     /// The AAGUID as a lowercase UUID string ("00000000-0000-0000-0000-000000000000" for authenticators that hide it).
     public static func uuidString(_ aaguid: [UInt8]) -> String {
         guard aaguid.count == 16 else { return "" }
-        return UUID(uuid: (aaguid[0], aaguid[1], aaguid[2], aaguid[3], aaguid[4], aaguid[5], aaguid[6], aaguid[7],
-                           aaguid[8], aaguid[9], aaguid[10], aaguid[11], aaguid[12], aaguid[13], aaguid[14], aaguid[15]))
-            .uuidString.lowercased()
+        return UUID(
+            uuid: (
+                aaguid[0], aaguid[1], aaguid[2], aaguid[3], aaguid[4], aaguid[5], aaguid[6], aaguid[7],
+                aaguid[8], aaguid[9], aaguid[10], aaguid[11], aaguid[12], aaguid[13], aaguid[14], aaguid[15]
+            )
+        )
+        .uuidString.lowercased()
     }
 
     /// Checks the relying-party hash and the user-presence, user-verification and backup flags.

@@ -117,7 +117,7 @@ public struct CBORDecoder: Sendable {
         case 0..<24: return UInt64(info)
         case 24: return UInt64(try reader.byte())
         case 25, 26, 27:
-            let width = 1 << Int(info - 24)   // 2, 4 or 8 bytes
+            let width = 1 << Int(info - 24) // 2, 4 or 8 bytes
             return try reader.take(width).reduce(0) { $0 << 8 | UInt64($1) }
         case 31: throw CBORError.unsupported("indefinite lengths")
         default: throw CBORError.unsupported("reserved additional information \(info)")

@@ -11,9 +11,15 @@ extension CBORValue {
         switch argument {
         case 0..<24: out.append(type | UInt8(argument))
         case 24...0xff: out += [type | 24, UInt8(argument)]
-        case 0x100...0xffff: out.append(type | 25); out += (0..<2).reversed().map { UInt8(truncatingIfNeeded: argument >> (8 * $0)) }
-        case 0x1_0000...0xffff_ffff: out.append(type | 26); out += (0..<4).reversed().map { UInt8(truncatingIfNeeded: argument >> (8 * $0)) }
-        default: out.append(type | 27); out += (0..<8).reversed().map { UInt8(truncatingIfNeeded: argument >> (8 * $0)) }
+        case 0x100...0xffff:
+            out.append(type | 25)
+            out += (0..<2).reversed().map { UInt8(truncatingIfNeeded: argument >> (8 * $0)) }
+        case 0x1_0000...0xffff_ffff:
+            out.append(type | 26)
+            out += (0..<4).reversed().map { UInt8(truncatingIfNeeded: argument >> (8 * $0)) }
+        default:
+            out.append(type | 27)
+            out += (0..<8).reversed().map { UInt8(truncatingIfNeeded: argument >> (8 * $0)) }
         }
     }
 
@@ -21,12 +27,21 @@ extension CBORValue {
         switch value {
         case .unsigned(let n): head(0, n, to: &out)
         case .negative(let n): head(1, n, to: &out)
-        case .bytes(let bytes): head(2, UInt64(bytes.count), to: &out); out += bytes
-        case .text(let text): head(3, UInt64(text.utf8.count), to: &out); out += Array(text.utf8)
-        case .array(let items): head(4, UInt64(items.count), to: &out); for item in items { write(item, to: &out) }
+        case .bytes(let bytes):
+            head(2, UInt64(bytes.count), to: &out)
+            out += bytes
+        case .text(let text):
+            head(3, UInt64(text.utf8.count), to: &out)
+            out += Array(text.utf8)
+        case .array(let items):
+            head(4, UInt64(items.count), to: &out)
+            for item in items { write(item, to: &out) }
         case .map(let entries):
             head(5, UInt64(entries.count), to: &out)
-            for entry in entries { write(entry.key, to: &out); write(entry.value, to: &out) }
+            for entry in entries {
+                write(entry.key, to: &out)
+                write(entry.value, to: &out)
+            }
         case .bool(let flag): out.append(flag ? 0xf5 : 0xf4)
         case .null: out.append(0xf6)
         case .undefined: out.append(0xf7)

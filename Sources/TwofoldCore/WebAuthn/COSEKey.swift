@@ -42,15 +42,21 @@ public enum COSEKey: Sendable {
             let x = try bytes(-2, "x coordinate (-2)")
             let y = try bytes(-3, "y coordinate (-3)")
             guard x.count == 32, y.count == 32 else { throw Failure.invalidKey("P-256 coordinates are 32 bytes") }
-            do { self = .es256(try P256.Signing.PublicKey(x963Representation: [0x04] + x + y)) } catch { throw Failure.invalidKey("the point is not on P-256") }
+            do { self = .es256(try P256.Signing.PublicKey(x963Representation: [0x04] + x + y)) } catch {
+                throw Failure.invalidKey("the point is not on P-256")
+            }
         case (1, Self.edDSAAlgorithm):
             guard value[-1]?.integer == 6 else { throw Failure.unsupported("an OKP curve other than Ed25519") }
             let x = try bytes(-2, "public key (-2)")
-            do { self = .edDSA(try Curve25519.Signing.PublicKey(rawRepresentation: x)) } catch { throw Failure.invalidKey("an Ed25519 key is 32 bytes") }
+            do { self = .edDSA(try Curve25519.Signing.PublicKey(rawRepresentation: x)) } catch {
+                throw Failure.invalidKey("an Ed25519 key is 32 bytes")
+            }
         case (3, Self.rs256Algorithm):
             let n = try bytes(-1, "modulus (-1)")
             let e = try bytes(-2, "exponent (-2)")
-            do { self = .rs256(try _RSA.Signing.PublicKey(n: n, e: e)) } catch { throw Failure.invalidKey("RSA keys must have at least 2048 bits") }
+            do { self = .rs256(try _RSA.Signing.PublicKey(n: n, e: e)) } catch {
+                throw Failure.invalidKey("RSA keys must have at least 2048 bits")
+            }
         default:
             throw Failure.unsupported("key type \(kty) with algorithm \(alg)")
         }

@@ -23,7 +23,9 @@ public struct CollectedClientData: Decodable, Sendable, Equatable {
     /// Checks the ceremony type, the challenge (constant time), the origin and that no cross-origin frame was involved.
     func verify(type expectedType: String, challenge expected: [UInt8], origins: [String]) throws {
         guard type == expectedType else { throw WebAuthnError.wrongCeremony(expected: expectedType, received: String(type.prefix(40))) }
-        guard let received = try? Base64URL.decode(challenge), ConstantTime.equals(received, expected) else { throw WebAuthnError.challengeMismatch }
+        guard let received = try? Base64URL.decode(challenge), ConstantTime.equals(received, expected) else {
+            throw WebAuthnError.challengeMismatch
+        }
         guard origins.contains(origin) else { throw WebAuthnError.originNotAllowed(String(origin.prefix(200))) }
         guard crossOrigin != true else { throw WebAuthnError.crossOriginRefused }
     }

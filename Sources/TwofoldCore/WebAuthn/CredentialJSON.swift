@@ -65,9 +65,19 @@ public struct CredentialDescriptorJSON: Codable, Sendable, Equatable {
 
 /// `PublicKeyCredentialCreationOptionsJSON`.
 public struct CreationOptionsJSON: Codable, Sendable {
-    public struct RelyingPartyEntity: Codable, Sendable { public var id: String; public var name: String }
-    public struct UserEntity: Codable, Sendable { public var id: String; public var name: String; public var displayName: String }
-    public struct Parameter: Codable, Sendable { public var type = "public-key"; public var alg: Int64 }
+    public struct RelyingPartyEntity: Codable, Sendable {
+        public var id: String
+        public var name: String
+    }
+    public struct UserEntity: Codable, Sendable {
+        public var id: String
+        public var name: String
+        public var displayName: String
+    }
+    public struct Parameter: Codable, Sendable {
+        public var type = "public-key"
+        public var alg: Int64
+    }
     public struct Selection: Codable, Sendable {
         public var residentKey: String
         public var requireResidentKey: Bool

@@ -30,8 +30,10 @@ public struct RelyingParty: Sendable {
 
     public enum Discoverable: Sendable { case preferred, required }
 
-    public func creationOptions(challenge: [UInt8], userHandle: [UInt8], userName: String, displayName: String,
-                                excluding: [CredentialDescriptorJSON], residentKey: Discoverable, userVerification: String) -> CreationOptionsJSON {
+    public func creationOptions(
+        challenge: [UInt8], userHandle: [UInt8], userName: String, displayName: String,
+        excluding: [CredentialDescriptorJSON], residentKey: Discoverable, userVerification: String
+    ) -> CreationOptionsJSON {
         CreationOptionsJSON(
             rp: .init(id: id, name: name),
             user: .init(id: Base64URL.encode(userHandle), name: userName, displayName: displayName),
@@ -39,14 +41,16 @@ public struct RelyingParty: Sendable {
             pubKeyCredParams: Self.supportedAlgorithms.map { .init(alg: $0) },
             timeout: Self.timeoutMilliseconds,
             excludeCredentials: excluding,
-            authenticatorSelection: .init(residentKey: residentKey == .required ? "required" : "preferred",
-                                          requireResidentKey: residentKey == .required, userVerification: userVerification),
+            authenticatorSelection: .init(
+                residentKey: residentKey == .required ? "required" : "preferred",
+                requireResidentKey: residentKey == .required, userVerification: userVerification),
             attestation: trustAnchors.isEmpty ? "none" : "direct")
     }
 
     public func requestOptions(challenge: [UInt8], allowing: [CredentialDescriptorJSON], userVerification: String) -> RequestOptionsJSON {
-        RequestOptionsJSON(challenge: Base64URL.encode(challenge), timeout: Self.timeoutMilliseconds, rpId: id,
-                           allowCredentials: allowing, userVerification: userVerification)
+        RequestOptionsJSON(
+            challenge: Base64URL.encode(challenge), timeout: Self.timeoutMilliseconds, rpId: id,
+            allowCredentials: allowing, userVerification: userVerification)
     }
 
     // MARK: registration
@@ -67,11 +71,15 @@ public struct RelyingParty: Sendable {
     }
 
     /// Verifies a new credential against the challenge the server issued for it.
-    public func verifyRegistration(_ credential: RegistrationResponseJSON, challenge: [UInt8], requireUserVerification: Bool,
-                                   now: Date = Date()) async throws -> RegisteredCredential {
+    public func verifyRegistration(
+        _ credential: RegistrationResponseJSON, challenge: [UInt8], requireUserVerification: Bool,
+        now: Date = Date()
+    ) async throws -> RegisteredCredential {
         guard credential.type == "public-key" else { throw WebAuthnError.malformed("type must be public-key") }
         let rawID = try Self.bytes(credential.rawId, "rawId", limit: AuthenticatorData.maximumCredentialIDLength)
-        guard try Self.bytes(credential.id, "id", limit: AuthenticatorData.maximumCredentialIDLength) == rawID else { throw WebAuthnError.credentialIDMismatch }
+        guard try Self.bytes(credential.id, "id", limit: AuthenticatorData.maximumCredentialIDLength) == rawID else {
+            throw WebAuthnError.credentialIDMismatch
+        }
         let clientDataBytes = try Self.bytes(credential.response.clientDataJSON, "clientDataJSON", limit: CollectedClientData.maximumLength)
         try CollectedClientData.parse(clientDataBytes).verify(type: "webauthn.create", challenge: challenge, origins: origins)
         let attestation = try AttestationObject(try Self.bytes(credential.response.attestationObject, "attestationObject", limit: 16_384))
@@ -79,7 +87,8 @@ public struct RelyingParty: Sendable {
         try data.verify(rpID: id, requireUserVerification: requireUserVerification)
         let attested = data.attestedCredential!
         guard attested.credentialID == rawID else { throw WebAuthnError.credentialIDMismatch }
-        let type = try await attestation.verifyStatement(clientDataHash: Array(SHA256.hash(data: clientDataBytes)), trustAnchors: trustAnchors, now: now)
+        let type = try await attestation.verifyStatement(
+            clientDataHash: Array(SHA256.hash(data: clientDataBytes)), trustAnchors: trustAnchors, now: now)
         let transports = (credential.response.transports ?? []).filter { Self.knownTransports.contains($0) }
         return RegisteredCredential(
             credentialID: rawID, publicKey: attested.publicKeyBytes, algorithm: attested.publicKey.algorithm, signCount: data.signCount,
@@ -107,14 +116,19 @@ public struct RelyingParty: Sendable {
 
     /// The challenge a browser response answers, to find the server's record of it. Nothing is verified yet.
     public static func challenge(inClientData clientDataJSON: String) throws -> [UInt8] {
-        let clientData = try CollectedClientData.parse(try bytes(clientDataJSON, "clientDataJSON", limit: CollectedClientData.maximumLength))
-        guard let challenge = try? Base64URL.decode(clientData.challenge), !challenge.isEmpty else { throw WebAuthnError.malformed("the challenge is not base64url") }
+        let clientData = try CollectedClientData.parse(
+            try bytes(clientDataJSON, "clientDataJSON", limit: CollectedClientData.maximumLength))
+        guard let challenge = try? Base64URL.decode(clientData.challenge), !challenge.isEmpty else {
+            throw WebAuthnError.malformed("the challenge is not base64url")
+        }
         return challenge
     }
 
     /// Verifies an assertion made with a stored credential.
-    public func verifyAuthentication(_ assertion: AuthenticationResponseJSON, challenge: [UInt8], credentialID: [UInt8], publicKey: [UInt8],
-                                     storedSignCount: UInt32, requireUserVerification: Bool) throws -> VerifiedAssertion {
+    public func verifyAuthentication(
+        _ assertion: AuthenticationResponseJSON, challenge: [UInt8], credentialID: [UInt8], publicKey: [UInt8],
+        storedSignCount: UInt32, requireUserVerification: Bool
+    ) throws -> VerifiedAssertion {
         guard assertion.type == "public-key" else { throw WebAuthnError.malformed("type must be public-key") }
         let rawID = try Self.credentialID(of: assertion)
         guard rawID == credentialID, try Self.bytes(assertion.id, "id", limit: AuthenticatorData.maximumCredentialIDLength) == rawID else {
@@ -126,16 +140,22 @@ public struct RelyingParty: Sendable {
         let data = try AuthenticatorData(rawData)
         try data.verify(rpID: id, requireUserVerification: requireUserVerification)
         let key: COSEKey
-        do { key = try COSEKey(try CBORDecoder().decode(publicKey)) } catch { throw WebAuthnError.malformed("the stored public key cannot be read") }
+        do { key = try COSEKey(try CBORDecoder().decode(publicKey)) } catch {
+            throw WebAuthnError.malformed("the stored public key cannot be read")
+        }
         let signature = try Self.bytes(assertion.response.signature, "signature", limit: 1_024)
-        guard key.isValidSignature(signature, for: rawData + Array(SHA256.hash(data: clientDataBytes))) else { throw WebAuthnError.invalidSignature }
+        guard key.isValidSignature(signature, for: rawData + Array(SHA256.hash(data: clientDataBytes))) else {
+            throw WebAuthnError.invalidSignature
+        }
         let regressed = (storedSignCount != 0 || data.signCount != 0) && data.signCount <= storedSignCount
-        return VerifiedAssertion(signCount: data.signCount, userVerified: data.flags.contains(.userVerified),
-                                 backedUp: data.flags.contains(.backedUp), signCountRegressed: regressed)
+        return VerifiedAssertion(
+            signCount: data.signCount, userVerified: data.flags.contains(.userVerified),
+            backedUp: data.flags.contains(.backedUp), signCountRegressed: regressed)
     }
 
     static func bytes(_ text: String, _ field: String, limit: Int) throws -> [UInt8] {
-        guard text.utf8.count <= (limit * 4 + 2) / 3 + 4, let bytes = try? Base64URL.decode(text), !bytes.isEmpty, bytes.count <= limit else {
+        guard text.utf8.count <= (limit * 4 + 2) / 3 + 4, let bytes = try? Base64URL.decode(text), !bytes.isEmpty, bytes.count <= limit
+        else {
             throw WebAuthnError.malformed("\(field) is not base64url of at most \(limit) bytes")
         }
         return bytes
@@ -150,8 +170,10 @@ extension RelyingParty {
 
         public var description: String {
             switch self {
-            case .invalidID(let id): "TWOFOLD_RP_ID must be a domain name such as 2fa.example-clinic.org or localhost, not an address or URL (got \(id))"
-            case .invalidOrigin(let origin): "TWOFOLD_ORIGINS entries must be https://host[:port] (http:// only for localhost) on the relying-party domain (got \(origin))"
+            case .invalidID(let id):
+                "TWOFOLD_RP_ID must be a domain name such as 2fa.example-clinic.org or localhost, not an address or URL (got \(id))"
+            case .invalidOrigin(let origin):
+                "TWOFOLD_ORIGINS entries must be https://host[:port] (http:// only for localhost) on the relying-party domain (got \(origin))"
             case .trustAnchors(let why): "TWOFOLD_WEBAUTHN_TRUST_ANCHORS: \(why)"
             }
         }
@@ -163,14 +185,14 @@ extension RelyingParty {
         let id = rawID.lowercased()
         let labels = id.split(separator: ".", omittingEmptySubsequences: false)
         guard !id.isEmpty, id.count <= 253, labels.allSatisfy({ !$0.isEmpty && $0.allSatisfy { $0.isLetter || $0.isNumber || $0 == "-" } }),
-              !labels.allSatisfy({ $0.allSatisfy(\.isNumber) })
+            !labels.allSatisfy({ $0.allSatisfy(\.isNumber) })
         else { throw ConfigurationProblem.invalidID(rawID) }
         var origins: [String] = []
         for raw in rawOrigins {
             let origin = raw.hasSuffix("/") ? String(raw.dropLast()) : raw
             guard let url = URL(string: origin), let scheme = url.scheme?.lowercased(), let host = url.host?.lowercased(),
-                  url.path.isEmpty, url.query == nil, host == id || host.hasSuffix("." + id),
-                  scheme == "https" || (scheme == "http" && (host == "localhost" || host.hasSuffix(".localhost")))
+                url.path.isEmpty, url.query == nil, host == id || host.hasSuffix("." + id),
+                scheme == "https" || (scheme == "http" && (host == "localhost" || host.hasSuffix(".localhost")))
             else { throw ConfigurationProblem.invalidOrigin(raw) }
             origins.append(url.port.map { "\(scheme)://\(host):\($0)" } ?? "\(scheme)://\(host)")
         }
@@ -180,9 +202,13 @@ extension RelyingParty {
     /// Reads every certificate in a PEM file's text.
     public static func certificates(pem: String) throws -> [Certificate] {
         let documents: [PEMDocument]
-        do { documents = try PEMDocument.parseMultiple(pemString: pem) } catch { throw ConfigurationProblem.trustAnchors("the file is not PEM") }
+        do { documents = try PEMDocument.parseMultiple(pemString: pem) } catch {
+            throw ConfigurationProblem.trustAnchors("the file is not PEM")
+        }
         let certificates = try documents.map { document in
-            do { return try Certificate(pemDocument: document) } catch { throw ConfigurationProblem.trustAnchors("a PEM block is not a certificate") }
+            do { return try Certificate(pemDocument: document) } catch {
+                throw ConfigurationProblem.trustAnchors("a PEM block is not a certificate")
+            }
         }
         guard !certificates.isEmpty else { throw ConfigurationProblem.trustAnchors("the file holds no certificate") }
         return certificates

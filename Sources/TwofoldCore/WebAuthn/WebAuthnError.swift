@@ -29,11 +29,14 @@ public enum WebAuthnError: Error, Equatable, CustomStringConvertible {
         case .userNotVerified: "The authenticator did not verify the user (PIN or biometric), which is required here."
         case .invalidBackupFlags: "The authenticator says the credential is backed up but not backup-eligible."
         case .credentialIDMismatch: "The credential id does not match the authenticator data."
-        case .unsupportedAttestation(let format): "Attestation format \(format) is not supported; Twofold accepts none, packed and fido-u2f."
+        case .unsupportedAttestation(let format):
+            "Attestation format \(format) is not supported; Twofold accepts none, packed and fido-u2f."
         case .invalidAttestation(let why): "The attestation is not valid: \(why)."
-        case .untrustedAttestation: "The authenticator's attestation does not chain to a trusted certificate (TWOFOLD_WEBAUTHN_TRUST_ANCHORS)."
+        case .untrustedAttestation:
+            "The authenticator's attestation does not chain to a trusted certificate (TWOFOLD_WEBAUTHN_TRUST_ANCHORS)."
         case .invalidSignature: "The authenticator's signature does not verify."
-        case .signCountRegressed(let stored, let received): "The signature counter went from \(stored) to \(received); the authenticator may have been cloned."
+        case .signCountRegressed(let stored, let received):
+            "The signature counter went from \(stored) to \(received); the authenticator may have been cloned."
         }
     }
 }

@@ -65,10 +65,12 @@ extension DecodingError {
             if context.debugDescription.hasPrefix("Additional properties are disabled") {
                 return "The request body has a field this operation does not take: \(path(context))."
             }
-            if let field = context.codingPath.last(where: { $0.intValue == nil })?.stringValue, let allowed = DocumentedValues.shared[field] {
+            if let field = context.codingPath.last(where: { $0.intValue == nil })?.stringValue, let allowed = DocumentedValues.shared[field]
+            {
                 return "In the request body, \(path(context)) must be one of \(allowed.joined(separator: ", "))."
             }
-            return context.codingPath.isEmpty ? "The request body is not valid JSON." : "In the request body, \(path(context)) is not valid."
+            return context.codingPath.isEmpty
+                ? "The request body is not valid JSON." : "In the request body, \(path(context)) is not valid."
         @unknown default:
             return "The request body does not fit this operation."
         }
@@ -90,8 +92,8 @@ extension DecodingError {
 enum DocumentedValues {
     static let shared: [String: [String]] = {
         guard let json = try? OperationsController.openAPIJSON(),
-              let document = try? JSONSerialization.jsonObject(with: json) as? [String: Any],
-              let schemas = (document["components"] as? [String: Any])?["schemas"] as? [String: Any]
+            let document = try? JSONSerialization.jsonObject(with: json) as? [String: Any],
+            let schemas = (document["components"] as? [String: Any])?["schemas"] as? [String: Any]
         else { return [:] }
         var found: [String: [String]] = [:]
         var conflicting: Set<String> = []

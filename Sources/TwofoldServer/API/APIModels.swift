@@ -67,15 +67,17 @@ extension API.Factor {
 
 extension API.Activation {
     init(_ activation: FactorService.Activation) throws {
-        self.init(factor: try API.Factor(activation.factor), recoveryCodes: activation.recoveryCodes?.map(\.value),
-                  token: activation.sessionToken)
+        self.init(
+            factor: try API.Factor(activation.factor), recoveryCodes: activation.recoveryCodes?.map(\.value),
+            token: activation.sessionToken)
     }
 }
 
 extension API.Browser {
     init(_ browser: RememberedBrowser) throws {
-        self.init(id: try browser.requireID().uuidString, browser: browser.userAgent, createdAt: browser.createdAt,
-                  lastUsedAt: browser.lastUsedAt, lastIP: browser.lastIP, expiresAt: browser.expiresAt)
+        self.init(
+            id: try browser.requireID().uuidString, browser: browser.userAgent, createdAt: browser.createdAt,
+            lastUsedAt: browser.lastUsedAt, lastIP: browser.lastIP, expiresAt: browser.expiresAt)
     }
 }
 
@@ -91,7 +93,8 @@ extension API.Application {
         self.init(
             clientId: client.clientID, name: client.name, _type: client.isPublic ? ._public : .confidential, enabled: client.enabled,
             redirectUris: client.redirectURIs, postLogoutRedirectUris: client.postLogoutRedirectURIs,
-            backchannelLogoutUri: client.backchannelLogoutURI, startUrl: client.startURL, idTokenAlg: try .documented(client.idTokenAlgorithm),
+            backchannelLogoutUri: client.backchannelLogoutURI, startUrl: client.startURL,
+            idTokenAlg: try .documented(client.idTokenAlgorithm),
             allowOfflineAccess: client.allowOfflineAccess, createdAt: client.createdAt, updatedAt: client.updatedAt, clientSecret: secret)
     }
 }

@@ -17,15 +17,17 @@ struct ApplicationsAPIController: RouteCollection {
     }
 
     static func input(_ body: API.CreateApplicationRequest) -> OIDCClientInput {
-        OIDCClientInput(name: body.name, redirectURIs: body.redirectUris, postLogoutRedirectURIs: body.postLogoutRedirectUris ?? [],
-                        backchannelLogoutURI: body.backchannelLogoutUri, startURL: body.startUrl, isPublic: body._public ?? false,
-                        idTokenAlgorithm: body.idTokenAlg?.rawValue ?? "RS256", allowOfflineAccess: body.allowOfflineAccess ?? false)
+        OIDCClientInput(
+            name: body.name, redirectURIs: body.redirectUris, postLogoutRedirectURIs: body.postLogoutRedirectUris ?? [],
+            backchannelLogoutURI: body.backchannelLogoutUri, startURL: body.startUrl, isPublic: body._public ?? false,
+            idTokenAlgorithm: body.idTokenAlg?.rawValue ?? "RS256", allowOfflineAccess: body.allowOfflineAccess ?? false)
     }
 
     static func change(_ body: API.UpdateApplicationRequest) -> OIDCClientChange {
-        OIDCClientChange(name: body.name, redirectURIs: body.redirectUris, postLogoutRedirectURIs: body.postLogoutRedirectUris,
-                         backchannelLogoutURI: body.backchannelLogoutUri, startURL: body.startUrl, idTokenAlgorithm: body.idTokenAlg?.rawValue,
-                         allowOfflineAccess: body.allowOfflineAccess)
+        OIDCClientChange(
+            name: body.name, redirectURIs: body.redirectUris, postLogoutRedirectURIs: body.postLogoutRedirectUris,
+            backchannelLogoutURI: body.backchannelLogoutUri, startURL: body.startUrl, idTokenAlgorithm: body.idTokenAlg?.rawValue,
+            allowOfflineAccess: body.allowOfflineAccess)
     }
 
     /// The registry acting for the signed-in administrator.
@@ -87,7 +89,8 @@ struct ApplicationsAPIController: RouteCollection {
         let id = try Self.clientID(req)
         let (registry, practiceID) = try await Self.confirmedRegistry(req, adminPassword: Self.password(req))
         let rotated = try await registry.rotateSecret(clientID: id, practiceID: practiceID)
-        let response = try await API.ApplicationSecret(clientId: rotated.client.clientID, clientSecret: rotated.secret).encodeResponse(for: req)
+        let response = try await API.ApplicationSecret(clientId: rotated.client.clientID, clientSecret: rotated.secret).encodeResponse(
+            for: req)
         response.headers.replaceOrAdd(name: .cacheControl, value: "no-store")
         return response
     }

@@ -19,11 +19,12 @@ struct LoginAPIController: RouteCollection {
         let body = try req.apiBody(API.LoginRequest.self)
         let started = try await SignInService(request: req).passwordStep(
             username: body.username, password: body.password, channel: .api, rememberToken: body.rememberToken)
-        let status: API.LoginResponse.StatusPayload = switch started.session.stage {
-        case .signedIn: .authenticated
-        case .secondFactor: .secondFactorRequired
-        case .enrollment: .enrollmentRequired
-        }
+        let status: API.LoginResponse.StatusPayload =
+            switch started.session.stage {
+            case .signedIn: .authenticated
+            case .secondFactor: .secondFactorRequired
+            case .enrollment: .enrollmentRequired
+            }
         let hasPhone = started.factors.contains { $0.kind == .sms }
         return try API.LoginResponse(
             status: status, token: started.token,
@@ -37,7 +38,8 @@ struct LoginAPIController: RouteCollection {
         let body = try req.apiBody(API.VerifyCodeRequest.self)
         let service = SignInService(request: req)
         let factor = try await service.verifyCode(body.code, factorID: try APIField.uuid(body.factorId, "factorId"), session: session)
-        let finished = try await service.finish(session: session, method: factor.kind.rawValue, factor: factor, remember: body.rememberBrowser == true)
+        let finished = try await service.finish(
+            session: session, method: factor.kind.rawValue, factor: factor, remember: body.rememberBrowser == true)
         return API.AuthenticatedResponse(status: .authenticated, token: finished.token, rememberToken: finished.rememberToken)
     }
 
@@ -69,12 +71,14 @@ struct LoginAPIController: RouteCollection {
     @Sendable func pushStatus(req: Request) async throws -> API.PushSignInStatus {
         let session = try req.requireSession()
         let service = PushService(request: req)
-        let challenge = try await service.signInChallenge(try req.parameters.id("challengeID", notFound: PushError.challengeNotFound), session: session)
+        let challenge = try await service.signInChallenge(
+            try req.parameters.id("challengeID", notFound: PushError.challengeNotFound), session: session)
         let status = challenge.visibleStatus(now: req.now)
         guard status == "approved" else { return API.PushSignInStatus(status: try .documented(status)) }
         guard try await service.claimSignIn(challenge, session: session) else { throw PushError.challengeClosed }
-        let finished = try await SignInService(request: req).finish(session: session, method: "push", factor: try await challenge.$factor.get(on: req.db),
-                                                                    remember: (try? req.query.get(Bool.self, at: "rememberBrowser")) == true)
+        let finished = try await SignInService(request: req).finish(
+            session: session, method: "push", factor: try await challenge.$factor.get(on: req.db),
+            remember: (try? req.query.get(Bool.self, at: "rememberBrowser")) == true)
         return API.PushSignInStatus(status: .authenticated, rememberToken: finished.rememberToken, token: finished.token)
     }
 

@@ -27,7 +27,8 @@ struct MeAPIController: RouteCollection {
         return API.Me(
             id: session.userID.uuidString, username: user.username, firstName: user.firstName, lastName: user.lastName, email: user.email,
             cellPhone: user.cellPhone, role: try .documented(user.role.rawValue), permissions: user.permissions,
-            practice: .init(id: session.practiceID.uuidString, name: session.practice.name), stage: try .documented(session.record.stage.rawValue),
+            practice: .init(id: session.practiceID.uuidString, name: session.practice.name),
+            stage: try .documented(session.record.stage.rawValue),
             twoFactorEnabled: session.hasActiveFactor, twoFactorRequired: session.twoFactorRequired,
             recoveryCodesLeft: try await RecoveryCodeService(request: req).remaining(userID: session.userID))
     }
@@ -45,7 +46,9 @@ struct MeAPIController: RouteCollection {
         let body = try req.apiBody(API.NewFactorRequest.self)
         try await Reauthentication(request: req).confirm(password: body.password, session: session)
         let enrollment = try await FactorService(request: req).beginTOTP(session: session, nickname: body.nickname)
-        return API.TOTPEnrollment(factorId: try enrollment.factor.requireID().uuidString, otpauthURI: enrollment.uri.uri, secret: enrollment.secret.base32, qrSVG: enrollment.qrSVG)
+        return API.TOTPEnrollment(
+            factorId: try enrollment.factor.requireID().uuidString, otpauthURI: enrollment.uri.uri, secret: enrollment.secret.base32,
+            qrSVG: enrollment.qrSVG)
     }
 
     @Sendable func startSMS(req: Request) async throws -> API.SMSEnrollment {
@@ -61,8 +64,9 @@ struct MeAPIController: RouteCollection {
         let body = try req.apiBody(API.NewFactorRequest.self)
         try await Reauthentication(request: req).confirm(password: body.password, session: session)
         let enrollment = try await PushService(request: req).beginEnrollment(session: session, nickname: body.nickname)
-        return API.PushEnrollment(factorId: try enrollment.factor.requireID().uuidString, enrollmentURI: enrollment.uri, qrSVG: enrollment.qrSVG,
-                                      expiresAt: enrollment.factor.enrollmentExpiresAt ?? req.now)
+        return API.PushEnrollment(
+            factorId: try enrollment.factor.requireID().uuidString, enrollmentURI: enrollment.uri, qrSVG: enrollment.qrSVG,
+            expiresAt: enrollment.factor.enrollmentExpiresAt ?? req.now)
     }
 
     /// Activates a pending factor: with a code for apps and text messages; for a push device, once the device has enrolled.
@@ -86,7 +90,9 @@ struct MeAPIController: RouteCollection {
         let body = try req.apiBody(API.UpdateFactorRequest.self)
         let id = try req.parameters.id("id", notFound: FactorError.notFound)
         guard body.nickname != nil || body.primary != nil else { throw Abort(.badRequest, reason: "Send nickname and/or primary: true.") }
-        guard body.primary != false else { throw Abort(.badRequest, reason: "To change the primary method, make another method primary (primary: true on it).") }
+        guard body.primary != false else {
+            throw Abort(.badRequest, reason: "To change the primary method, make another method primary (primary: true on it).")
+        }
         try await Reauthentication(request: req).confirm(password: body.password, session: session)
         let service = FactorService(request: req)
         var factor = try await service.ownFactor(id, session: session)
@@ -99,7 +105,8 @@ struct MeAPIController: RouteCollection {
         let session = try req.requireSession()
         let body = try req.optionalAPIBody(API.DeleteFactorRequest.self)
         try await Reauthentication(request: req).confirm(password: body?.password, session: session)
-        try await FactorService(request: req).remove(id: try req.parameters.id("id", notFound: FactorError.notFound), code: body?.code, session: session)
+        try await FactorService(request: req).remove(
+            id: try req.parameters.id("id", notFound: FactorError.notFound), code: body?.code, session: session)
         return .noContent
     }
 
@@ -130,7 +137,8 @@ struct MeAPIController: RouteCollection {
         let session = try req.requireSession()
         let body = try req.optionalAPIBody(API.PasswordConfirmation.self)
         try await Reauthentication(request: req).confirm(password: body?.password, session: session)
-        try await ProfileService(request: req).revokeRememberedBrowser(id: try req.parameters.id("id", notFound: ProfileService.browserNotFound), session: session)
+        try await ProfileService(request: req).revokeRememberedBrowser(
+            id: try req.parameters.id("id", notFound: ProfileService.browserNotFound), session: session)
         return .noContent
     }
 }

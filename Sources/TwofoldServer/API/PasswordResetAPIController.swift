@@ -16,7 +16,8 @@ struct PasswordResetAPIController: RouteCollection {
     static func forgotAnswer(minutes: Int) -> API.ForgotPasswordAccepted {
         API.ForgotPasswordAccepted(
             status: .accepted,
-            message: "If an account matches, a link to set a new password was sent to its email address. It works once, for \(minutes) minutes.")
+            message:
+                "If an account matches, a link to set a new password was sent to its email address. It works once, for \(minutes) minutes.")
     }
 
     @Sendable func forgot(req: Request) async throws -> Response {
@@ -26,7 +27,9 @@ struct PasswordResetAPIController: RouteCollection {
         // Byte for byte the same body every time (sorted keys), so not even the key order can differ.
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        let response = Response(status: .accepted, body: .init(data: try encoder.encode(Self.forgotAnswer(minutes: req.policy.passwordReset.linkLifetimeMinutes))))
+        let response = Response(
+            status: .accepted,
+            body: .init(data: try encoder.encode(Self.forgotAnswer(minutes: req.policy.passwordReset.linkLifetimeMinutes))))
         response.headers.contentType = .json
         return response
     }

@@ -37,13 +37,15 @@ struct PracticeAPIController: RouteCollection {
     }
 
     @Sendable func users(req: Request) async throws -> API.UsersPage {
-        let page = try await Self.service(req).directory.page(search: try? req.query.get(String.self, at: "q"), page: try req.boundedQuery("page", in: QueryBounds.page) ?? 1)
+        let page = try await Self.service(req).directory.page(
+            search: try? req.query.get(String.self, at: "q"), page: try req.boundedQuery("page", in: QueryBounds.page) ?? 1)
         let users = try page.rows.map { row -> API.StaffMember in
-            let status: API.StaffMember.TwoFactorPayload = switch row.twoFactor {
-            case .active(let kind, let shortID): .init(status: .active, factorKind: kind.rawValue, factorShortId: shortID)
-            case .requiredNotSetUp: .init(status: .required)
-            case .inactive: .init(status: .inactive)
-            }
+            let status: API.StaffMember.TwoFactorPayload =
+                switch row.twoFactor {
+                case .active(let kind, let shortID): .init(status: .active, factorKind: kind.rawValue, factorShortId: shortID)
+                case .requiredNotSetUp: .init(status: .required)
+                case .inactive: .init(status: .inactive)
+                }
             let user = row.user
             return API.StaffMember(
                 id: try user.requireID().uuidString, username: user.username, firstName: user.firstName, lastName: user.lastName,
@@ -70,10 +72,11 @@ struct PracticeAPIController: RouteCollection {
     /// Adds a staff member: with an invitation by email (the default), or with a temporary password.
     @Sendable func createUser(req: Request) async throws -> Response {
         let body = try req.apiBody(API.CreateUserRequest.self)
-        let role: User.Role = switch body.role ?? .staff {
-        case .provider: .provider
-        case .staff: .staff
-        }
+        let role: User.Role =
+            switch body.role ?? .staff {
+            case .provider: .provider
+            case .staff: .staff
+            }
         let input = AdminService.StaffInput(
             username: body.username, firstName: body.firstName, lastName: body.lastName, email: body.email,
             cellPhone: body.cell, role: role, manageAccounts: body.manageAccounts ?? false,
@@ -84,7 +87,8 @@ struct PracticeAPIController: RouteCollection {
             let (user, invitation) = try await service.inviteStaff(input, adminPassword: body.adminPassword)
             created = CreatedUser(userId: try user.requireID().uuidString, invitation: API.Invitation(invitation))
         } else {
-            let user = try await service.createStaff(input, temporaryPassword: body.temporaryPassword ?? "", adminPassword: body.adminPassword)
+            let user = try await service.createStaff(
+                input, temporaryPassword: body.temporaryPassword ?? "", adminPassword: body.adminPassword)
             created = CreatedUser(userId: try user.requireID().uuidString, invitation: nil)
         }
         return try await created.encodeResponse(status: .created, for: req)
@@ -105,13 +109,15 @@ struct PracticeAPIController: RouteCollection {
 
     @Sendable func setUp(req: Request) async throws -> HTTPStatus {
         let id = try AdminWebController.userID(req)
-        _ = try await Self.service(req).requireTwoFactor(of: id, adminPassword: try req.apiBody(API.AdminPasswordConfirmation.self).adminPassword)
+        _ = try await Self.service(req).requireTwoFactor(
+            of: id, adminPassword: try req.apiBody(API.AdminPasswordConfirmation.self).adminPassword)
         return .noContent
     }
 
     @Sendable func disable(req: Request) async throws -> HTTPStatus {
         let id = try AdminWebController.userID(req)
-        _ = try await Self.service(req).disableTwoFactor(of: id, adminPassword: try req.apiBody(API.AdminPasswordConfirmation.self).adminPassword)
+        _ = try await Self.service(req).disableTwoFactor(
+            of: id, adminPassword: try req.apiBody(API.AdminPasswordConfirmation.self).adminPassword)
         return .noContent
     }
 
@@ -131,7 +137,8 @@ extension API.Practice {
         self.init(
             id: try practice.requireID().uuidString, name: settings.name, mandatoryTwoFactor: settings.mandatoryTwoFactor,
             rememberBrowserDays: settings.rememberBrowserDays, inactivityMinutes: settings.inactivityMinutes, otpDigits: settings.otpDigits,
-            allowSMS: settings.allowSMS, allowTOTP: settings.allowTOTP, allowPush: settings.allowPush, allowPasskeys: settings.allowPasskeys,
+            allowSMS: settings.allowSMS, allowTOTP: settings.allowTOTP, allowPush: settings.allowPush,
+            allowPasskeys: settings.allowPasskeys,
             allowPasswordless: settings.allowPasswordless, refuseClonedPasskeys: settings.refuseClonedPasskeys,
             sessionLifetimeHours: settings.sessionLifetimeHours, accessTokenMinutes: settings.accessTokenMinutes,
             refreshTokenDays: settings.refreshTokenDays, resetRequiresSecondFactor: settings.resetRequiresSecondFactor,

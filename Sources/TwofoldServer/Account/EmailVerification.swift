@@ -20,17 +20,20 @@ struct EmailVerification {
         let token = SecureRandom.token(byteCount: 32)
         let mail = ConfirmMail(
             subject: "Confirm your email address for \(practice?.name ?? "Twofold")", practiceName: practice?.name ?? "Twofold",
-            firstName: user.firstName, newAddress: address, oldAddress: user.email, link: request.mailLink(WebPath.emailConfirm(token).string),
+            firstName: user.firstName, newAddress: address, oldAddress: user.email,
+            link: request.mailLink(WebPath.emailConfirm(token).string),
             hours: Int(request.policy.emailConfirmation.linkLifetimeHours), administrator: administrator?.fullName)
         let body = try await MailTemplates.render("email-confirm", mail, with: request.view)
         // One pending link per user, also under parallel changes (PostgreSQL holds the user's row until the commit).
         if db.isPostgres {
             try await db.sql.raw("SELECT id FROM \(ident: User.schema) WHERE id = \(bind: userID) FOR UPDATE").run()
         }
-        try await db.sql.raw("""
+        try await db.sql.raw(
+            """
             UPDATE \(ident: EmailConfirmation.schema) SET voided_at = \(bind: now)
             WHERE user_id = \(bind: userID) AND used_at IS NULL AND voided_at IS NULL
-            """).run()
+            """
+        ).run()
         let confirmation = EmailConfirmation()
         confirmation.$user.id = userID
         confirmation.email = address
@@ -41,21 +44,25 @@ struct EmailVerification {
         try await confirmation.create(on: db)
         user.pendingEmail = address
         try await db.sql.update(User.schema).set("pending_email", to: address).where("id", .equal, userID).run()
-        try await request.mailer.enqueue(OutgoingMail(to: address, subject: mail.subject, body: body, category: "email_confirmation",
-                                                      practiceID: user.$practice.id, userID: userID), on: db)
+        try await request.mailer.enqueue(
+            OutgoingMail(
+                to: address, subject: mail.subject, body: body, category: "email_confirmation",
+                practiceID: user.$practice.id, userID: userID), on: db)
         var details = ["to": PasswordResetService.maskedEmail(address)]
         if let administrator { details["changed_by"] = administrator.username }
-        try await request.audit(.emailChangeRequested, practiceID: user.$practice.id, actorID: administrator?.id ?? userID, subjectID: userID,
-                                details: details, on: db)
+        try await request.audit(
+            .emailChangeRequested, practiceID: user.$practice.id, actorID: administrator?.id ?? userID, subjectID: userID,
+            details: details, on: db)
     }
 
     /// A usable confirmation for `token`, or nil (expired, used, voided, unknown, or no longer the pending address).
     func confirmation(token: String) async throws -> (EmailConfirmation, User)? {
         guard !token.isEmpty, token.utf8.count <= 128,
-              let confirmation = try await EmailConfirmation.query(on: request.db).filter(\.$tokenHash == TwofoldCore.Digest.sha256Hex(token)).first(),
-              confirmation.isUsable(at: request.now),
-              let user = try await User.find(confirmation.$user.id, on: request.db),
-              user.pendingEmail?.lowercased() == confirmation.email.lowercased()
+            let confirmation = try await EmailConfirmation.query(on: request.db).filter(\.$tokenHash == TwofoldCore.Digest.sha256Hex(token))
+                .first(),
+            confirmation.isUsable(at: request.now),
+            let user = try await User.find(confirmation.$user.id, on: request.db),
+            user.pendingEmail?.lowercased() == confirmation.email.lowercased()
         else { return nil }
         return (confirmation, user)
     }
@@ -71,10 +78,12 @@ struct EmailVerification {
         let userID = try user.requireID()
         let old = user.email
         return try await request.db.transaction { db -> User? in
-            let claimed = try await db.sql.raw("""
+            let claimed = try await db.sql.raw(
+                """
                 UPDATE \(ident: EmailConfirmation.schema) SET used_at = \(bind: now)
                 WHERE id = \(bind: id) AND used_at IS NULL AND voided_at IS NULL AND expires_at > \(bind: now) RETURNING id
-                """).all(decoding: IDRow.self)
+                """
+            ).all(decoding: IDRow.self)
             guard !claimed.isEmpty else { return nil }
             try await db.sql.update(User.schema)
                 .set("email", to: confirmation.email).set("pending_email", to: SQLLiteral.null).set("email_verified_at", to: SQLBind(now))
@@ -82,8 +91,10 @@ struct EmailVerification {
             user.email = confirmation.email
             user.pendingEmail = nil
             user.emailVerifiedAt = now
-            try await request.audit(.emailConfirmed, practiceID: user.$practice.id, actorID: userID,
-                                    details: ["from": PasswordResetService.maskedEmail(old), "to": PasswordResetService.maskedEmail(confirmation.email)], on: db)
+            try await request.audit(
+                .emailConfirmed, practiceID: user.$practice.id, actorID: userID,
+                details: ["from": PasswordResetService.maskedEmail(old), "to": PasswordResetService.maskedEmail(confirmation.email)], on: db
+            )
             return user
         }
     }

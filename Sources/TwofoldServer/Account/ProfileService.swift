@@ -9,7 +9,9 @@ struct ProfileService {
     static func validEmail(_ input: String) -> String? {
         let email = input.trimmingCharacters(in: .whitespacesAndNewlines)
         let parts = email.split(separator: "@", omittingEmptySubsequences: false)
-        guard email.count <= 254, parts.count == 2, !parts[0].isEmpty, parts[1].contains("."), !email.contains(where: \.isWhitespace) else { return nil }
+        guard email.count <= 254, parts.count == 2, !parts[0].isEmpty, parts[1].contains("."), !email.contains(where: \.isWhitespace) else {
+            return nil
+        }
         return email
     }
 
@@ -18,7 +20,9 @@ struct ProfileService {
     /// - Returns: whether a confirmation link was sent.
     @discardableResult
     func update(session: CurrentSession, email: String, cellPhone: String) async throws -> Bool {
-        guard let email = Self.validEmail(email) else { throw Abort(.badRequest, reason: "Enter a valid email address, like name@example.org.") }
+        guard let email = Self.validEmail(email) else {
+            throw Abort(.badRequest, reason: "Enter a valid email address, like name@example.org.")
+        }
         let trimmedPhone = cellPhone.trimmingCharacters(in: .whitespacesAndNewlines)
         var phone: String?
         if !trimmedPhone.isEmpty {
@@ -37,9 +41,12 @@ struct ProfileService {
         let changedFields = changed.joined(separator: ",")
         try await request.db.transaction { db in
             try await user.save(on: db)
-            if let newAddress { try await EmailVerification(request: request).requestChange(of: user, to: newAddress, administrator: nil, on: db) }
+            if let newAddress {
+                try await EmailVerification(request: request).requestChange(of: user, to: newAddress, administrator: nil, on: db)
+            }
             if !changedFields.isEmpty {
-                try await request.audit(.profileUpdated, practiceID: session.practiceID, actorID: session.userID, details: ["changed": changedFields], on: db)
+                try await request.audit(
+                    .profileUpdated, practiceID: session.practiceID, actorID: session.userID, details: ["changed": changedFields], on: db)
             }
         }
         return newAddress != nil
@@ -57,18 +64,23 @@ struct ProfileService {
         let bucket = Self.passwordChangeBucket(userID: session.userID)
         let limit = request.policy.signIn.passwordPerAccount
         if case .blocked(let seconds) = try await throttle.reserve(bucket, limit: limit, now: request.now) {
-            try await request.audit(.passwordChangeThrottled, practiceID: session.practiceID, actorID: session.userID, details: ["retry_after": String(seconds)])
+            try await request.audit(
+                .passwordChangeThrottled, practiceID: session.practiceID, actorID: session.userID, details: ["retry_after": String(seconds)]
+            )
             throw PasswordChangeError.throttled(retryAfter: seconds)
         }
         guard await request.verifyPassword(current, against: session.user.passwordHash) else {
-            try await request.audit(.passwordChangeFailed, practiceID: session.practiceID, actorID: session.userID, details: ["reason": "wrong_current_password"])
+            try await request.audit(
+                .passwordChangeFailed, practiceID: session.practiceID, actorID: session.userID,
+                details: ["reason": "wrong_current_password"])
             throw Reauthentication.Failure.wrongPassword
         }
         try await throttle.release(bucket, limit: limit, now: request.now)
         guard new == confirmation else { throw Abort(.badRequest, reason: "The two new passwords do not match.") }
         let rules = try await PasswordRules.context(for: session.user, on: request.db)
         let hash = try await request.hashPassword(new, context: rules)
-        let meetsSingleFactorMinimum = PasswordRules.meetsSingleFactorMinimum(new, username: rules.username, practiceName: rules.practiceName)
+        let meetsSingleFactorMinimum = PasswordRules.meetsSingleFactorMinimum(
+            new, username: rules.username, practiceName: rules.practiceName)
         let token = SecureRandom.token()
         let userID = session.userID
         try await request.db.transaction { db in
@@ -91,11 +103,15 @@ struct ProfileService {
 
     /// Forgets one of the user's remembered browsers; it will be asked for a code again.
     func revokeRememberedBrowser(id: UUID, session: CurrentSession) async throws {
-        guard let browser = try await RememberedBrowser.query(on: request.db).filter(\.$id == id).filter(\.$user.$id == session.userID).first() else {
+        guard
+            let browser = try await RememberedBrowser.query(on: request.db).filter(\.$id == id).filter(\.$user.$id == session.userID)
+                .first()
+        else {
             throw Self.browserNotFound
         }
         try await browser.delete(on: request.db)
-        try await request.audit(.rememberedBrowserRevoked, practiceID: session.practiceID, actorID: session.userID, details: ["browser": browser.userAgent])
+        try await request.audit(
+            .rememberedBrowserRevoked, practiceID: session.practiceID, actorID: session.userID, details: ["browser": browser.userAgent])
     }
 }
 
@@ -106,7 +122,8 @@ enum PasswordChangeError: AbortError, Equatable {
 
     var reason: String {
         switch self {
-        case .throttled(let seconds): "Too many wrong current passwords. For your security, password changes are paused; try again in \(SignInError.duration(seconds))."
+        case .throttled(let seconds):
+            "Too many wrong current passwords. For your security, password changes are paused; try again in \(SignInError.duration(seconds))."
         }
     }
 

@@ -37,7 +37,8 @@ struct Reauthentication {
         let throttle = ThrottleStore(database: request.db)
         let key = "reauth:user:\(try session.user.requireID().uuidString.lowercased())"
         if let seconds = try await throttle.reserve(key, limit: request.policy.signIn.passwordPerAccount, now: now).retryAfter {
-            try await request.audit(.signInThrottled, practiceID: session.practiceID, actorID: session.userID, details: ["reason": "reauthentication"])
+            try await request.audit(
+                .signInThrottled, practiceID: session.practiceID, actorID: session.userID, details: ["reason": "reauthentication"])
             throw SignInError.passwordThrottled(retryAfter: seconds)
         }
         guard await request.verifyPassword(password, against: session.user.passwordHash) else {

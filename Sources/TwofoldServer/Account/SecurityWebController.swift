@@ -98,16 +98,22 @@ struct SecurityWebController: RouteCollection {
             requiredBy: session.practice.mandatoryTwoFactor ? "your practice" : "your practice administrator",
             email: session.user.email, cellPhone: session.user.cellPhone,
             factors: factors.map { factor in
-                FactorRow(nickname: factor.nickname, kindName: factor.kind.displayName, shortID: factor.shortID, added: Self.format(factor.createdAt),
-                          lastUsed: Self.format(factor.lastUsedAt), primary: factor.isPrimary, detail: Self.detail(of: factor),
-                          removeAction: WebPath.securityFactorRemove(factor.id!).string, primaryAction: WebPath.securityFactorPrimary(factor.id!).string,
-                          renameAction: WebPath.securityFactorRename(factor.id!).string,
-                          epcsEligible: req.epcsRules.isEligible(factor, practice: session.practice),
-                          reportLostLink: WebPath.securityFactorReportLost(factor.id!).string, isLast: factors.count == 1)
+                FactorRow(
+                    nickname: factor.nickname, kindName: factor.kind.displayName, shortID: factor.shortID,
+                    added: Self.format(factor.createdAt),
+                    lastUsed: Self.format(factor.lastUsedAt), primary: factor.isPrimary, detail: Self.detail(of: factor),
+                    removeAction: WebPath.securityFactorRemove(factor.id!).string,
+                    primaryAction: WebPath.securityFactorPrimary(factor.id!).string,
+                    renameAction: WebPath.securityFactorRename(factor.id!).string,
+                    epcsEligible: req.epcsRules.isEligible(factor, practice: session.practice),
+                    reportLostLink: WebPath.securityFactorReportLost(factor.id!).string, isLast: factors.count == 1)
             },
             browsers: browsers.map { browser in
-                BrowserRow(summary: browser.userAgent, created: Self.format(browser.createdAt), lastUsed: Self.format(browser.lastUsedAt ?? browser.createdAt),
-                           lastIP: browser.lastIP, expires: Self.format(browser.expiresAt), revokeAction: WebPath.securityBrowserRevoke(browser.id!).string)
+                BrowserRow(
+                    summary: browser.userAgent, created: Self.format(browser.createdAt),
+                    lastUsed: Self.format(browser.lastUsedAt ?? browser.createdAt),
+                    lastIP: browser.lastIP, expires: Self.format(browser.expiresAt),
+                    revokeAction: WebPath.securityBrowserRevoke(browser.id!).string)
             },
             recoveryCodesLeft: try await RecoveryCodeService(request: req).remaining(userID: session.userID),
             needsPassword: !Reauthentication.isFresh(session, in: req), allowPasskeys: session.practice.allowPasskeys,
@@ -123,7 +129,9 @@ struct SecurityWebController: RouteCollection {
     }
 
     /// Runs a change after re-authentication; failures re-render the page with the reason.
-    private func change(_ req: Request, notice: Notice, _ body: (CurrentSession, PasswordForm) async throws -> Void) async throws -> Response {
+    private func change(_ req: Request, notice: Notice, _ body: (CurrentSession, PasswordForm) async throws -> Void) async throws
+        -> Response
+    {
         let session = try req.requireSession()
         let form = try req.content.decode(PasswordForm.self)
         do {
@@ -155,13 +163,15 @@ struct SecurityWebController: RouteCollection {
 
     @Sendable func revokeBrowser(req: Request) async throws -> Response {
         try await change(req, notice: .browserRevoked) { session, _ in
-            try await ProfileService(request: req).revokeRememberedBrowser(id: try req.parameters.require("id", as: UUID.self), session: session)
+            try await ProfileService(request: req).revokeRememberedBrowser(
+                id: try req.parameters.require("id", as: UUID.self), session: session)
         }
     }
 
     @Sendable func removeFactor(req: Request) async throws -> Response {
         try await change(req, notice: .factorRemoved) { session, form in
-            try await FactorService(request: req).remove(id: try req.parameters.require("id", as: UUID.self), code: form.code, session: session)
+            try await FactorService(request: req).remove(
+                id: try req.parameters.require("id", as: UUID.self), code: form.code, session: session)
         }
     }
 
@@ -173,7 +183,8 @@ struct SecurityWebController: RouteCollection {
 
     @Sendable func renameFactor(req: Request) async throws -> Response {
         try await change(req, notice: .factorRenamed) { session, form in
-            _ = try await FactorService(request: req).rename(id: try req.parameters.require("id", as: UUID.self), nickname: form.nickname ?? "", session: session)
+            _ = try await FactorService(request: req).rename(
+                id: try req.parameters.require("id", as: UUID.self), nickname: form.nickname ?? "", session: session)
         }
     }
 
@@ -194,18 +205,23 @@ struct SecurityWebController: RouteCollection {
     private func ownFactor(_ req: Request) async throws -> Factor {
         let session = try req.requireSession()
         guard let id = req.parameters.get("id", as: UUID.self),
-              let factor = try await Factor.query(on: req.db).filter(\.$id == id).filter(\.$user.$id == session.userID).first()
+            let factor = try await Factor.query(on: req.db).filter(\.$id == id).filter(\.$user.$id == session.userID).first()
         else { throw EPCSError.factorNotFound }
         return factor
     }
 
     func renderLostDevice(_ req: Request, factor: Factor, error: String?, status: HTTPResponseStatus) async throws -> Response {
         let session = try req.requireSession()
-        let grant = try await EPCSGrant.query(on: req.db).filter(\.$user.$id == session.userID).filter(\.$status ~~ [.active, .pendingApproval]).first()
-        let others = try await Factor.query(on: req.db).filter(\.$user.$id == session.userID).filter(\.$status == .active).filter(\.$id != factor.id!).count()
-        let page = LostDevicePage(layout: req.layout("Report a lost or stolen device", error: error), nickname: factor.nickname,
-                                  kindName: factor.kind.displayName, shortID: factor.shortID, hasEPCSPermission: grant != nil,
-                                  isLast: others == 0, action: WebPath.securityFactorReportLost(factor.id!).string)
+        let grant = try await EPCSGrant.query(on: req.db).filter(\.$user.$id == session.userID).filter(
+            \.$status ~~ [.active, .pendingApproval]
+        ).first()
+        let others = try await Factor.query(on: req.db).filter(\.$user.$id == session.userID).filter(\.$status == .active).filter(
+            \.$id != factor.id!
+        ).count()
+        let page = LostDevicePage(
+            layout: req.layout("Report a lost or stolen device", error: error), nickname: factor.nickname,
+            kindName: factor.kind.displayName, shortID: factor.shortID, hasEPCSPermission: grant != nil,
+            isLast: others == 0, action: WebPath.securityFactorReportLost(factor.id!).string)
         return try await req.render("account-lost-device", page, status: status)
     }
 
@@ -222,7 +238,8 @@ struct SecurityWebController: RouteCollection {
         do {
             guard let password = form.password, !password.isEmpty else { throw Reauthentication.Failure.passwordRequired }
             try await Reauthentication(request: req).confirm(password: password, session: session)
-            _ = try await LostDeviceReport(request: req).report(factorID: factor.id!, of: session.user, practice: session.practice, reportedBy: session.userID)
+            _ = try await LostDeviceReport(request: req).report(
+                factorID: factor.id!, of: session.user, practice: session.practice, reportedBy: session.userID)
             return req.redirect(to: WebPath.security, notice: .deviceReportedLost)
         } catch let error as any AbortError {
             return try await renderLostDevice(req, factor: factor, error: error.reason, status: error.status)
@@ -255,9 +272,10 @@ struct SecurityWebController: RouteCollection {
 
     func renderProfile(_ req: Request, error: String?, status: HTTPResponseStatus, form: ProfileForm?) async throws -> Response {
         let session = try req.requireSession()
-        let page = ProfilePage(layout: req.layout("Profile", error: error), firstName: session.user.firstName, lastName: session.user.lastName,
-                               email: form?.email ?? session.user.email, cellPhone: form?.cellPhone ?? session.user.cellPhone ?? "",
-                               needsPassword: !Reauthentication.isFresh(session, in: req), pendingEmail: session.user.pendingEmail)
+        let page = ProfilePage(
+            layout: req.layout("Profile", error: error), firstName: session.user.firstName, lastName: session.user.lastName,
+            email: form?.email ?? session.user.email, cellPhone: form?.cellPhone ?? session.user.cellPhone ?? "",
+            needsPassword: !Reauthentication.isFresh(session, in: req), pendingEmail: session.user.pendingEmail)
         return try await req.render("profile", page, status: status)
     }
 
@@ -266,7 +284,8 @@ struct SecurityWebController: RouteCollection {
         let form = try req.content.decode(ProfileForm.self)
         do {
             try await Reauthentication(request: req).confirm(password: form.password, session: session)
-            let confirming = try await ProfileService(request: req).update(session: session, email: form.email ?? "", cellPhone: form.cellPhone ?? "")
+            let confirming = try await ProfileService(request: req).update(
+                session: session, email: form.email ?? "", cellPhone: form.cellPhone ?? "")
             return req.redirect(to: WebPath.security, notice: confirming ? .emailConfirmationSent : .profileUpdated)
         } catch let error as any AbortError {
             return try await renderProfile(req, error: error.reason, status: error.status, form: form)
@@ -288,8 +307,11 @@ struct SecurityWebController: RouteCollection {
 
     @Sendable func showPassword(req: Request) async throws -> Response {
         let user = try req.requireSession().user
-        return try await req.render("password", PasswordPage(layout: req.layout("Change password"), mustChange: user.mustChangePassword,
-                                                             minimumLength: try await PasswordRules.context(for: user, on: req.db).minimumLength))
+        return try await req.render(
+            "password",
+            PasswordPage(
+                layout: req.layout("Change password"), mustChange: user.mustChangePassword,
+                minimumLength: try await PasswordRules.context(for: user, on: req.db).minimumLength))
     }
 
     @Sendable func changePassword(req: Request) async throws -> Response {
@@ -297,14 +319,16 @@ struct SecurityWebController: RouteCollection {
         let form = try req.content.decode(ChangePasswordForm.self)
         do {
             let token = try await ProfileService(request: req).changePassword(
-                session: session, current: form.currentPassword ?? "", new: form.newPassword ?? "", confirmation: form.confirmPassword ?? "")
+                session: session, current: form.currentPassword ?? "", new: form.newPassword ?? "", confirmation: form.confirmPassword ?? ""
+            )
             let response = req.redirect(to: WebPath.security, notice: .passwordChanged)
             response.cookies[req.sessionCookieName] = SessionCookie.value(token, secure: req.twofold.configuration.secureCookies)
             response.cookies[req.rememberCookieName] = SessionCookie.expired(secure: req.twofold.configuration.secureCookies)
             return response
         } catch let error as any AbortError {
-            let page = PasswordPage(layout: req.layout("Change password", error: error.reason),
-                                    minimumLength: try await PasswordRules.context(for: session.user, on: req.db).minimumLength)
+            let page = PasswordPage(
+                layout: req.layout("Change password", error: error.reason),
+                minimumLength: try await PasswordRules.context(for: session.user, on: req.db).minimumLength)
             let response = try await req.render("password", page, status: error.status)
             response.headers.add(contentsOf: error.headers)
             return response

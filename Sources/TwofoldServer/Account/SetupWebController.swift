@@ -148,9 +148,12 @@ struct SetupWebController: RouteCollection {
         let session = try req.requireSession()
         let id = try req.parameters.require("factorID", as: UUID.self)
         let factor = try await FactorService(request: req).ownFactor(id, session: session)
-        guard factor.kind == .sms, factor.status == .pending else { return try await Self.renderChoose(req, error: FactorError.notPending.reason, status: .conflict) }
-        let page = SMSPage(layout: req.layout("Confirm your cell phone", error: error), phone: SMSCodeService.maskedPhone(factor.phone ?? ""),
-                           digits: factor.digits, action: WebPath.setupSMSFactor(id).string, resendAction: WebPath.setupSMSResend(id).string)
+        guard factor.kind == .sms, factor.status == .pending else {
+            return try await Self.renderChoose(req, error: FactorError.notPending.reason, status: .conflict)
+        }
+        let page = SMSPage(
+            layout: req.layout("Confirm your cell phone", error: error), phone: SMSCodeService.maskedPhone(factor.phone ?? ""),
+            digits: factor.digits, action: WebPath.setupSMSFactor(id).string, resendAction: WebPath.setupSMSResend(id).string)
         return try await req.render("setup-sms", page, status: status)
     }
 
@@ -188,12 +191,14 @@ enum RecoveryCodesPage {
     static func render(_ req: Request, codes: [RecoveryCode], firstTime: Bool) async throws -> Response {
         let values = codes.map(\.value)
         let practice = req.currentSession?.practice.name ?? "Twofold"
-        let text = "\(practice) recovery codes for \(req.currentSession?.user.username ?? "")\nEach code works once.\n\n" + values.joined(separator: "\n") + "\n"
+        let text =
+            "\(practice) recovery codes for \(req.currentSession?.user.username ?? "")\nEach code works once.\n\n"
+            + values.joined(separator: "\n") + "\n"
         let download = "data:text/plain;charset=utf-8," + (text.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")
-        let response = try await req.render("recovery-codes", Context(layout: req.layout("Save your recovery codes"), codes: values, download: download, firstTime: firstTime))
+        let response = try await req.render(
+            "recovery-codes",
+            Context(layout: req.layout("Save your recovery codes"), codes: values, download: download, firstTime: firstTime))
         response.headers.replaceOrAdd(name: .cacheControl, value: "no-store")
         return response
     }
 }
-
-

@@ -33,17 +33,22 @@ struct APIKeyPages: RouteCollection {
         var adminPassword: String?
     }
 
-    func render(_ req: Request, error: String? = nil, notice: String? = nil, newKey: String? = nil, newKeyName: String? = nil,
-                status: HTTPResponseStatus = .ok) async throws -> Response {
+    func render(
+        _ req: Request, error: String? = nil, notice: String? = nil, newKey: String? = nil, newKeyName: String? = nil,
+        status: HTTPResponseStatus = .ok
+    ) async throws -> Response {
         let session = try req.requireSession()
         let keys = try await APIKey.query(on: req.db).filter(\.$practice.$id == session.practiceID).sort(\.$createdAt, .descending).all()
         let format = Date.FormatStyle(date: .abbreviated, time: .shortened)
         var layout = req.layout("API keys", error: error)
         if let notice { layout.notice = notice }
-        let page = Page(layout: layout, keys: keys.map { key in
-            Row(id: key.id!.uuidString, name: key.name, hint: key.hint + "…", created: key.createdAt.map { $0.formatted(format) } ?? "",
-                revoked: key.revokedAt.map { $0.formatted(format) }, revokeAction: AdminPath.revokeAPIKey(key.id!).string)
-        }, newKey: newKey, newKeyName: newKeyName)
+        let page = Page(
+            layout: layout,
+            keys: keys.map { key in
+                Row(
+                    id: key.id!.uuidString, name: key.name, hint: key.hint + "…", created: key.createdAt.map { $0.formatted(format) } ?? "",
+                    revoked: key.revokedAt.map { $0.formatted(format) }, revokeAction: AdminPath.revokeAPIKey(key.id!).string)
+            }, newKey: newKey, newKeyName: newKeyName)
         return try await req.renderUncached("admin-api-keys", page, status: status)
     }
 
@@ -56,7 +61,8 @@ struct APIKeyPages: RouteCollection {
         let form = try req.content.decode(CreateForm.self)
         do {
             try await AdminService(request: req, admin: session).confirmAdminPassword(form.adminPassword)
-            let created = try await APIKeyService(request: req, actorID: session.userID).create(practiceID: session.practiceID, name: form.name ?? "")
+            let created = try await APIKeyService(request: req, actorID: session.userID).create(
+                practiceID: session.practiceID, name: form.name ?? "")
             return try await render(req, newKey: created.key, newKeyName: created.record.name)
         } catch let error as any AbortError {
             return try await render(req, error: error.reason, status: error.status)
@@ -67,12 +73,15 @@ struct APIKeyPages: RouteCollection {
         let session = try req.requireSession()
         let form = try req.content.decode(AdminWebController.PasswordForm.self)
         guard let id = req.parameters.get("id", as: UUID.self),
-              let key = try await APIKey.query(on: req.db).filter(\.$id == id).filter(\.$practice.$id == session.practiceID).first()
+            let key = try await APIKey.query(on: req.db).filter(\.$id == id).filter(\.$practice.$id == session.practiceID).first()
         else { throw Abort(.notFound, reason: "There is no such API key in your practice.") }
         do {
             try await AdminService(request: req, admin: session).confirmAdminPassword(form.adminPassword)
             _ = try await APIKeyService(request: req, actorID: session.userID).revoke(id: key.id!)
-            return try await render(req, notice: "The key \(key.name) was revoked; requests with it are refused from now on (on other instances within a few seconds).")
+            return try await render(
+                req,
+                notice:
+                    "The key \(key.name) was revoked; requests with it are refused from now on (on other instances within a few seconds).")
         } catch let error as any AbortError {
             return try await render(req, error: error.reason, status: error.status)
         }

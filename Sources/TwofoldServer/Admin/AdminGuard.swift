@@ -5,7 +5,8 @@ struct AdminGuard: AsyncMiddleware {
     func respond(to request: Request, chainingTo next: any AsyncResponder) async throws -> Response {
         guard let session = request.currentSession, session.user.has(.manageAccounts) else {
             if let session = request.currentSession {
-                try await request.audit(.adminAccessDenied, practiceID: session.practiceID, actorID: session.userID, details: ["path": request.url.path])
+                try await request.audit(
+                    .adminAccessDenied, practiceID: session.practiceID, actorID: session.userID, details: ["path": request.url.path])
             }
             throw AdminError.notAllowed
         }

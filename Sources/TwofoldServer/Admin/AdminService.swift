@@ -31,8 +31,9 @@ struct AdminService {
         try await confirmAdminPassword(adminPassword)
         user.twoFactorRequired = true
         try await user.save(on: request.db)
-        try await request.audit(.adminTwoFactorRequired, practiceID: admin.practiceID, actorID: admin.userID, subjectID: user.id,
-                                details: ["username": user.username, "email": user.email, "cell": SMSCodeService.maskedPhone(cell)])
+        try await request.audit(
+            .adminTwoFactorRequired, practiceID: admin.practiceID, actorID: admin.userID, subjectID: user.id,
+            details: ["username": user.username, "email": user.email, "cell": SMSCodeService.maskedPhone(cell)])
         return user
     }
 
@@ -47,8 +48,9 @@ struct AdminService {
             try await TwoFactorReset.clearSecondaryState(userID: userID, on: db)
             try await SessionRecord.query(on: db).filter(\.$user.$id == userID).delete()
             try await SecondFactorGuard.clearAll(userID: userID, on: db)
-            try await request.audit(.adminTwoFactorDisabled, practiceID: admin.practiceID, actorID: admin.userID, subjectID: userID,
-                                    details: ["username": user.username, "factors_removed": String(removed)], on: db)
+            try await request.audit(
+                .adminTwoFactorDisabled, practiceID: admin.practiceID, actorID: admin.userID, subjectID: userID,
+                details: ["username": user.username, "factors_removed": String(removed)], on: db)
         }
         return user
     }
@@ -69,9 +71,12 @@ struct AdminService {
     func createStaff(_ input: StaffInput, temporaryPassword: String, adminPassword: String?) async throws -> User {
         try await confirmAdminPassword(adminPassword)
         let provider = try await validProvider(input.primaryProviderID)
-        let user = try await AccountProvisioning(database: request.db, passwords: request.passwordHasher, now: request.now).createUser(.init(
-            practiceID: admin.practiceID, username: input.username, firstName: input.firstName, lastName: input.lastName, email: input.email,
-            cellPhone: input.cellPhone, role: input.role, permissions: input.manageAccounts ? [.manageAccounts] : [], password: temporaryPassword),
+        let user = try await AccountProvisioning(database: request.db, passwords: request.passwordHasher, now: request.now).createUser(
+            .init(
+                practiceID: admin.practiceID, username: input.username, firstName: input.firstName, lastName: input.lastName,
+                email: input.email,
+                cellPhone: input.cellPhone, role: input.role, permissions: input.manageAccounts ? [.manageAccounts] : [],
+                password: temporaryPassword),
             actorID: admin.userID)
         user.mustChangePassword = true
         user.primaryProviderID = provider
@@ -87,9 +92,11 @@ struct AdminService {
         let invitations = InvitationService(request: request)
         let (request, admin) = (self.request, self.admin)
         return try await request.db.transaction { db in
-            let user = try await AccountProvisioning(database: db, passwords: request.passwordHasher, now: request.now).createUser(.init(
-                practiceID: admin.practiceID, username: input.username, firstName: input.firstName, lastName: input.lastName, email: input.email,
-                cellPhone: input.cellPhone, role: input.role, permissions: input.manageAccounts ? [.manageAccounts] : [], password: nil),
+            let user = try await AccountProvisioning(database: db, passwords: request.passwordHasher, now: request.now).createUser(
+                .init(
+                    practiceID: admin.practiceID, username: input.username, firstName: input.firstName, lastName: input.lastName,
+                    email: input.email,
+                    cellPhone: input.cellPhone, role: input.role, permissions: input.manageAccounts ? [.manageAccounts] : [], password: nil),
                 actorID: admin.userID)
             user.primaryProviderID = provider
             try await user.save(on: db)
@@ -101,7 +108,9 @@ struct AdminService {
     /// Sends a staff member whose invitation is not accepted yet a new link (the old one stops working) valid 7 more days.
     func resendInvitation(of userID: UUID, adminPassword: String?) async throws -> Invitation {
         let user = try await directory.user(userID)
-        guard let invitation = try await Invitation.query(on: request.db).filter(\.$userID == userID).first() else { throw InvitationError.notOpen }
+        guard let invitation = try await Invitation.query(on: request.db).filter(\.$userID == userID).first() else {
+            throw InvitationError.notOpen
+        }
         guard invitation.acceptedAt == nil else { throw InvitationError.alreadyAccepted }
         try await confirmAdminPassword(adminPassword)
         let invitations = InvitationService(request: request)
@@ -114,7 +123,9 @@ struct AdminService {
     /// Withdraws a staff member's open invitation: the link stops working at once.
     func revokeInvitation(of userID: UUID, adminPassword: String?) async throws {
         let user = try await directory.user(userID)
-        guard let invitation = try await Invitation.query(on: request.db).filter(\.$userID == userID).first(), invitation.state(at: request.now) == .open else {
+        guard let invitation = try await Invitation.query(on: request.db).filter(\.$userID == userID).first(),
+            invitation.state(at: request.now) == .open
+        else {
             throw InvitationError.notOpen
         }
         try await confirmAdminPassword(adminPassword)
@@ -125,12 +136,15 @@ struct AdminService {
         let user = try await directory.user(id)
         try await confirmAdminPassword(adminPassword)
         guard let email = ProfileService.validEmail(input.email) else { throw AdminError.invalid("Enter a valid email address.") }
-        guard !input.firstName.trimmingCharacters(in: .whitespaces).isEmpty, !input.lastName.trimmingCharacters(in: .whitespaces).isEmpty else {
+        guard !input.firstName.trimmingCharacters(in: .whitespaces).isEmpty, !input.lastName.trimmingCharacters(in: .whitespaces).isEmpty
+        else {
             throw AdminError.invalid("First and last name are required.")
         }
         var cell: String?
         if let raw = input.cellPhone, !raw.trimmingCharacters(in: .whitespaces).isEmpty {
-            guard let normalized = SMSCodeService.normalizedPhone(raw) else { throw AdminError.invalid("The cell phone needs 7 to 15 digits, e.g. +1 555 123 4567.") }
+            guard let normalized = SMSCodeService.normalizedPhone(raw) else {
+                throw AdminError.invalid("The cell phone needs 7 to 15 digits, e.g. +1 555 123 4567.")
+            }
             cell = normalized
         }
         if user.id == admin.userID && !input.manageAccounts {
@@ -147,9 +161,12 @@ struct AdminService {
         let (request, admin) = (self.request, self.admin)
         try await request.db.transaction { db in
             try await user.save(on: db)
-            if let newAddress { try await EmailVerification(request: request).requestChange(of: user, to: newAddress, administrator: admin.user, on: db) }
-            try await request.audit(.userUpdated, practiceID: admin.practiceID, actorID: admin.userID, subjectID: user.id,
-                                    details: ["username": user.username, "role": user.role.rawValue, "manage_accounts": String(input.manageAccounts)], on: db)
+            if let newAddress {
+                try await EmailVerification(request: request).requestChange(of: user, to: newAddress, administrator: admin.user, on: db)
+            }
+            try await request.audit(
+                .userUpdated, practiceID: admin.practiceID, actorID: admin.userID, subjectID: user.id,
+                details: ["username": user.username, "role": user.role.rawValue, "manage_accounts": String(input.manageAccounts)], on: db)
         }
         return user
     }
@@ -172,8 +189,9 @@ struct AdminService {
         try await request.db.transaction { db in
             try await User.query(on: db).filter(\.$primaryProviderID == id).set(\.$primaryProviderID, to: nil).update()
             try await user.delete(on: db)
-            try await request.audit(.userDeleted, practiceID: admin.practiceID, actorID: admin.userID, subjectID: id,
-                                    details: ["username": user.username, "name": user.fullName], on: db)
+            try await request.audit(
+                .userDeleted, practiceID: admin.practiceID, actorID: admin.userID, subjectID: id,
+                details: ["username": user.username, "name": user.fullName], on: db)
         }
     }
 
@@ -201,9 +219,11 @@ struct AdminService {
         try await practice.save(on: request.db)
         if !next.allowSMS, changed["allow_sms"] != nil {
             // Codes already sent stop working the moment text messages are switched off.
-            try await request.db.sql.raw("""
+            try await request.db.sql.raw(
+                """
                 DELETE FROM \(ident: SMSCode.schema) WHERE user_id IN (SELECT id FROM \(ident: User.schema) WHERE practice_id = \(bind: try practice.requireID()))
-                """).run()
+                """
+            ).run()
         }
         try await request.audit(.practiceSettingsChanged, practiceID: admin.practiceID, actorID: admin.userID, details: changed)
         return practice

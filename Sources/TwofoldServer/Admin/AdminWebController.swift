@@ -60,7 +60,8 @@ struct AdminWebController: RouteCollection {
                 _ = try await Self.service(req).inviteStaff(form.input, adminPassword: form.adminPassword)
                 return req.redirect(to: AdminPath.staff, notice: .invitationSent)
             }
-            let user = try await Self.service(req).createStaff(form.input, temporaryPassword: form.temporaryPassword ?? "", adminPassword: form.adminPassword)
+            let user = try await Self.service(req).createStaff(
+                form.input, temporaryPassword: form.temporaryPassword ?? "", adminPassword: form.adminPassword)
             return req.redirect(to: AdminPath.staff, notice: .staffCreated, query: ["user": user.username])
         } catch let error as any AbortError {
             return try await StaffPages.form(req, user: nil, input: form, error: error.reason, status: error.status)

@@ -112,16 +112,18 @@ struct ApplicationPages: RouteCollection {
         }
 
         var input: OIDCClientInput {
-            OIDCClientInput(name: name ?? "", redirectURIs: Self.lines(redirectURIs), postLogoutRedirectURIs: Self.lines(postLogoutRedirectURIs),
-                            backchannelLogoutURI: backchannelLogoutURI, startURL: startURL, isPublic: isPublic != nil,
-                            idTokenAlgorithm: idTokenAlgorithm ?? "RS256", allowOfflineAccess: allowOfflineAccess != nil)
+            OIDCClientInput(
+                name: name ?? "", redirectURIs: Self.lines(redirectURIs), postLogoutRedirectURIs: Self.lines(postLogoutRedirectURIs),
+                backchannelLogoutURI: backchannelLogoutURI, startURL: startURL, isPublic: isPublic != nil,
+                idTokenAlgorithm: idTokenAlgorithm ?? "RS256", allowOfflineAccess: allowOfflineAccess != nil)
         }
 
         /// A submitted edit form states every field: empty URI fields clear them, an unticked checkbox turns it off.
         var change: OIDCClientChange {
-            OIDCClientChange(name: name ?? "", redirectURIs: Self.lines(redirectURIs), postLogoutRedirectURIs: Self.lines(postLogoutRedirectURIs),
-                             backchannelLogoutURI: backchannelLogoutURI ?? "", startURL: startURL ?? "",
-                             idTokenAlgorithm: idTokenAlgorithm ?? "RS256", allowOfflineAccess: allowOfflineAccess != nil)
+            OIDCClientChange(
+                name: name ?? "", redirectURIs: Self.lines(redirectURIs), postLogoutRedirectURIs: Self.lines(postLogoutRedirectURIs),
+                backchannelLogoutURI: backchannelLogoutURI ?? "", startURL: startURL ?? "",
+                idTokenAlgorithm: idTokenAlgorithm ?? "RS256", allowOfflineAccess: allowOfflineAccess != nil)
         }
     }
 
@@ -143,11 +145,13 @@ struct ApplicationPages: RouteCollection {
         req.publicBaseURL + OIDCPath.discovery.string
     }
 
-    func renderList(_ req: Request, notice: String? = nil, error: String? = nil, status: HTTPResponseStatus = .ok) async throws -> Response {
+    func renderList(_ req: Request, notice: String? = nil, error: String? = nil, status: HTTPResponseStatus = .ok) async throws -> Response
+    {
         let (registry, practiceID) = try Self.registry(req)
         let format = Date.FormatStyle(date: .abbreviated, time: .shortened)
         let rows = try await registry.list(practiceID: practiceID).map { client in
-            Row(name: client.name, clientID: client.clientID, type: client.isPublic ? "Public" : "Confidential", enabled: client.enabled,
+            Row(
+                name: client.name, clientID: client.clientID, type: client.isPublic ? "Public" : "Confidential", enabled: client.enabled,
                 created: client.createdAt.formatted(format), startURL: client.startURL,
                 editLink: AdminPath.editApplication(client.clientID).string,
                 secretLink: client.isPublic ? nil : Action.secret.path(client.clientID),
@@ -160,8 +164,10 @@ struct ApplicationPages: RouteCollection {
         return try await req.render("admin-applications", page, status: status)
     }
 
-    func renderForm(_ req: Request, client: OIDCClient?, form: Form?, error: String? = nil,
-                    status: HTTPResponseStatus = .ok) async throws -> Response {
+    func renderForm(
+        _ req: Request, client: OIDCClient?, form: Form?, error: String? = nil,
+        status: HTTPResponseStatus = .ok
+    ) async throws -> Response {
         let page = FormPage(
             layout: req.layout(client.map { "Edit \($0.name)" } ?? "New application", error: error), isNew: client == nil,
             action: client.map { AdminPath.editApplication($0.clientID).string } ?? AdminPath.applications.string,
@@ -178,27 +184,47 @@ struct ApplicationPages: RouteCollection {
     }
 
     func renderSecret(_ req: Request, client: OIDCClient, secret: String?, rotated: Bool) async throws -> Response {
-        let page = SecretPage(layout: req.layout(rotated ? "New client secret" : "Application registered"), name: client.name,
-                              clientID: client.clientID, clientSecret: secret, rotated: rotated, discoveryURL: Self.discoveryURL(req),
-                              redirectURIs: client.redirectURIs)
+        let page = SecretPage(
+            layout: req.layout(rotated ? "New client secret" : "Application registered"), name: client.name,
+            clientID: client.clientID, clientSecret: secret, rotated: rotated, discoveryURL: Self.discoveryURL(req),
+            redirectURIs: client.redirectURIs)
         return try await req.renderUncached("admin-application-secret", page, status: .ok)
     }
 
-    func renderConfirm(_ req: Request, _ action: Action, _ client: OIDCClient, error: String? = nil,
-                       status: HTTPResponseStatus = .ok) async throws -> Response {
-        let (heading, lines, button): (String, [String], String) = switch action {
-        case .secret: ("Rotate the secret of \(client.name)?", [
-            "Twofold makes a new client secret and shows it once. The current secret stops working at once: enter the new one in the application's settings straight away."],
-            "Rotate secret")
-        case .disable: ("Disable \(client.name)?", [
-            "Nobody can sign in to it through Twofold until it is enabled again, and the tokens it holds stop working now."], "Disable")
-        case .enable: ("Enable \(client.name)?", ["Users of the practice can sign in to it through Twofold again."], "Enable")
-        case .delete: ("Delete \(client.name)?", [
-            "The application is removed with its tokens; its client_id \(client.clientID) will never work again. The audit log keeps its history.",
-            "To stop it only for a while, disable it instead."], "Delete application")
-        }
-        let page = ConfirmPage(layout: req.layout(heading, error: error), heading: heading, lines: lines, action: action.path(client.clientID),
-                               button: button, danger: action != .enable)
+    func renderConfirm(
+        _ req: Request, _ action: Action, _ client: OIDCClient, error: String? = nil,
+        status: HTTPResponseStatus = .ok
+    ) async throws -> Response {
+        let (heading, lines, button): (String, [String], String) =
+            switch action {
+            case .secret:
+                (
+                    "Rotate the secret of \(client.name)?",
+                    [
+                        "Twofold makes a new client secret and shows it once. The current secret stops working at once: enter the new one in the application's settings straight away."
+                    ],
+                    "Rotate secret"
+                )
+            case .disable:
+                (
+                    "Disable \(client.name)?",
+                    [
+                        "Nobody can sign in to it through Twofold until it is enabled again, and the tokens it holds stop working now."
+                    ], "Disable"
+                )
+            case .enable: ("Enable \(client.name)?", ["Users of the practice can sign in to it through Twofold again."], "Enable")
+            case .delete:
+                (
+                    "Delete \(client.name)?",
+                    [
+                        "The application is removed with its tokens; its client_id \(client.clientID) will never work again. The audit log keeps its history.",
+                        "To stop it only for a while, disable it instead.",
+                    ], "Delete application"
+                )
+            }
+        let page = ConfirmPage(
+            layout: req.layout(heading, error: error), heading: heading, lines: lines, action: action.path(client.clientID),
+            button: button, danger: action != .enable)
         return try await req.render("admin-application-confirm", page, status: status)
     }
 
@@ -226,7 +252,8 @@ struct ApplicationPages: RouteCollection {
 
     @Sendable func editForm(req: Request) async throws -> Response {
         let (registry, practiceID) = try Self.registry(req)
-        return try await renderForm(req, client: try await registry.require(clientID: try Self.clientID(req), practiceID: practiceID), form: nil)
+        return try await renderForm(
+            req, client: try await registry.require(clientID: try Self.clientID(req), practiceID: practiceID), form: nil)
     }
 
     @Sendable func update(req: Request) async throws -> Response {

@@ -86,7 +86,8 @@ struct EPCSPages: RouteCollection {
     }
 
     static func openGrant(_ req: Request, userID: UUID) async throws -> EPCSGrant? {
-        try await EPCSGrant.query(on: req.db).filter(\.$user.$id == userID).filter(\.$status ~~ [.active, .pendingApproval]).with(\.$user).first()
+        try await EPCSGrant.query(on: req.db).filter(\.$user.$id == userID).filter(\.$status ~~ [.active, .pendingApproval]).with(\.$user)
+            .first()
     }
 
     // MARK: overview
@@ -158,8 +159,10 @@ struct EPCSPages: RouteCollection {
         var adminPassword: String?
     }
 
-    func renderOverview(_ req: Request, settingsForm: SettingsForm? = nil, tokensChosen: [EPCS.Token]? = nil, error: String? = nil,
-                        status: HTTPResponseStatus = .ok) async throws -> Response {
+    func renderOverview(
+        _ req: Request, settingsForm: SettingsForm? = nil, tokensChosen: [EPCS.Token]? = nil, error: String? = nil,
+        status: HTTPResponseStatus = .ok
+    ) async throws -> Response {
         let service = try Self.service(req)
         let viewer = service.admin.user
         let practice = service.admin.practice
@@ -167,7 +170,8 @@ struct EPCSPages: RouteCollection {
         let approvers = try await service.approvers()
         var warning: String?
         if approvers.count < 2 || !approvers.contains(where: \.deaRegistrant) {
-            warning = "This practice has \(approvers.count) EPCS access approver\(approvers.count == 1 ? "" : "s")"
+            warning =
+                "This practice has \(approvers.count) EPCS access approver\(approvers.count == 1 ? "" : "s")"
                 + (approvers.contains(where: \.deaRegistrant) ? "" : " and none of them is a DEA registrant")
                 + ". Granting EPCS permission needs at least two approvers, at least one of them a DEA registrant (21 CFR 1311.125(a)). Designate them on each user's page under Staff."
         }
@@ -184,8 +188,10 @@ struct EPCSPages: RouteCollection {
             let prescriberID = grant.$user.id
             let mayDecide = viewer.epcsApprover && grant.enteredBy != viewer.id && prescriberID != viewer.id
             var row = GrantRow(
-                id: grant.shortID, prescriber: grant.user.fullName, prescriberLink: AdminPath.user(prescriberID).string, dea: Self.dea(grant, viewer: viewer),
-                states: grant.stateList.joined(separator: ", "), expires: grant.deaExpiresOn, status: visible, statusLabel: Self.statusLabel(visible),
+                id: grant.shortID, prescriber: grant.user.fullName, prescriberLink: AdminPath.user(prescriberID).string,
+                dea: Self.dea(grant, viewer: viewer),
+                states: grant.stateList.joined(separator: ", "), expires: grant.deaExpiresOn, status: visible,
+                statusLabel: Self.statusLabel(visible),
                 enteredBy: names[grant.enteredBy] ?? "a former user", enteredAt: Self.time(grant.enteredAt) ?? "",
                 decidedBy: grant.decidedBy.map { names[$0] ?? "a former user" }, decidedAt: Self.time(grant.decidedAt),
                 revokedBy: grant.revokedBy.map { names[$0] ?? "a former user" }, revokedAt: Self.time(grant.revokedAt),
@@ -203,15 +209,21 @@ struct EPCSPages: RouteCollection {
             return row
         }
         let alerts = try await service.openAlerts().map { alert in
-            AlertRow(message: alert.message, created: Self.time(alert.createdAt) ?? "", acknowledgeAction: AdminPath.epcsAcknowledge(alert.id!).string)
+            AlertRow(
+                message: alert.message, created: Self.time(alert.createdAt) ?? "",
+                acknowledgeAction: AdminPath.epcsAcknowledge(alert.id!).string)
         }
         let saved = EPCSService.settings(of: practice)
         let chosen = tokensChosen ?? EPCS.Token.list(practice.epcsTokens)
         let page = OverviewPage(
             layout: req.layout("EPCS", error: error), isApprover: viewer.epcsApprover, isRegistrant: viewer.deaRegistrant,
-            approvers: approvers.map { ApproverRow(name: $0.fullName, username: $0.username, registrant: $0.deaRegistrant, link: AdminPath.user($0.id!).string) },
+            approvers: approvers.map {
+                ApproverRow(name: $0.fullName, username: $0.username, registrant: $0.deaRegistrant, link: AdminPath.user($0.id!).string)
+            },
             approverWarning: warning, grants: rows, alerts: alerts,
-            tokens: EPCS.Token.allCases.map { TokenOption(name: "token_" + $0.rawValue, value: $0.rawValue, label: $0.label, checked: chosen.contains($0)) },
+            tokens: EPCS.Token.allCases.map {
+                TokenOption(name: "token_" + $0.rawValue, value: $0.rawValue, label: $0.label, checked: chosen.contains($0))
+            },
             securityKeyAAGUIDs: settingsForm?.securityKeyAAGUIDs ?? saved.securityKeyAAGUIDs.joined(separator: "\n"),
             workingHoursStart: settingsForm?.workingHoursStart ?? String(saved.workingHoursStart),
             workingHoursEnd: settingsForm?.workingHoursEnd ?? String(saved.workingHoursEnd),
@@ -237,7 +249,8 @@ struct EPCSPages: RouteCollection {
             }
             let settings = EPCSService.Settings(
                 eligibleTokens: tokens.map(\.rawValue),
-                securityKeyAAGUIDs: (form.securityKeyAAGUIDs ?? "").split(whereSeparator: { $0 == "," || $0.isWhitespace }).map(String.init),
+                securityKeyAAGUIDs: (form.securityKeyAAGUIDs ?? "").split(whereSeparator: { $0 == "," || $0.isWhitespace }).map(
+                    String.init),
                 workingHoursStart: try hour(form.workingHoursStart), workingHoursEnd: try hour(form.workingHoursEnd))
             _ = try await Self.service(req).updateSettings(settings, adminPassword: form.adminPassword)
             return req.redirect(to: AdminPath.epcs, notice: .epcsSettingsSaved)
@@ -299,7 +312,9 @@ struct EPCSPages: RouteCollection {
             Detail(label: "DEA registration number", value: dea(grant, viewer: viewer)),
             Detail(label: "Registration valid through", value: grant.deaExpiresOn),
             Detail(label: "States", value: grant.stateList.joined(separator: ", ")),
-            Detail(label: "Identity proofing", value: "\(grant.proofingProvider), \(grant.proofingDate), \(grant.proofingLevel), reference \(grant.proofingReference)"),
+            Detail(
+                label: "Identity proofing",
+                value: "\(grant.proofingProvider), \(grant.proofingDate), \(grant.proofingLevel), reference \(grant.proofingReference)"),
             Detail(label: "Entered by", value: "\(names[grant.enteredBy] ?? "a former user"), \(time(grant.enteredAt) ?? "")"),
             Detail(label: "Status", value: statusLabel(grant.visibleStatus(now: now))),
         ]
@@ -307,7 +322,10 @@ struct EPCSPages: RouteCollection {
             details.append(Detail(label: "Decided by", value: "\(names[decidedBy] ?? "a former user"), \(time(grant.decidedAt) ?? "")"))
         }
         if let revokedBy = grant.revokedBy {
-            details.append(Detail(label: "Revoked by", value: "\(names[revokedBy] ?? "a former user"), \(time(grant.revokedAt) ?? ""): \(grant.revocationReason ?? "")"))
+            details.append(
+                Detail(
+                    label: "Revoked by",
+                    value: "\(names[revokedBy] ?? "a former user"), \(time(grant.revokedAt) ?? ""): \(grant.revocationReason ?? "")"))
         }
         return details
     }
@@ -329,15 +347,20 @@ struct EPCSPages: RouteCollection {
             if grant.status != .revoked { return EPCSError.notPending(grant.visibleStatus(now: now)).reason }
             if grant.revocationConfirmedAt != nil { return EPCSError.alreadyConfirmed.reason }
             if grant.$user.id == viewer.id { return EPCSError.ownPermission.reason }
-            if grant.revokedBy == viewer.id { return "You revoked this permission, so a second approver must confirm the revocation (21 CFR 1311.125(c): two different people)." }
+            if grant.revokedBy == viewer.id {
+                return
+                    "You revoked this permission, so a second approver must confirm the revocation (21 CFR 1311.125(c): two different people)."
+            }
             if !viewer.deaRegistrant { return EPCSError.approverNotRegistrant.reason }
             if !hasApp { return EPCSError.noAuthenticatorApp.reason }
         }
         return nil
     }
 
-    func renderGrantAction(_ req: Request, _ action: GrantAction, grant: EPCSGrant, error: String? = nil,
-                           status: HTTPResponseStatus = .ok, push: PushChallenge? = nil) async throws -> Response {
+    func renderGrantAction(
+        _ req: Request, _ action: GrantAction, grant: EPCSGrant, error: String? = nil,
+        status: HTTPResponseStatus = .ok, push: PushChallenge? = nil
+    ) async throws -> Response {
         let session = try req.requireSession()
         let viewer = session.user
         let ids = Set([grant.enteredBy] + [grant.decidedBy, grant.revokedBy].compactMap { $0 })
@@ -346,21 +369,31 @@ struct EPCSPages: RouteCollection {
         let hasPush = kinds.contains(.push)
         let hasApp = kinds.contains(.totp) || hasPush
         let name = grant.user.fullName
-        let (heading, lines, button, danger): (String, [String], String, Bool) = switch action {
-        case .approve:
-            ("Approve EPCS permission for \(name)?", [
-                "Check the DEA registration and the identity-proofing record below against the documents of the credential service provider. Once you approve, \(name) can sign controlled-substance prescriptions with two-factor authentication.",
-                "21 CFR 1311.125 asks two people to set this permission: the approver who entered it and you, a DEA registrant, confirming with the second factor of your own two-factor authentication.",
-            ], "Approve EPCS permission", false)
-        case .refuse:
-            ("Refuse EPCS permission for \(name)?", [
-                "\(name) gets no permission to sign controlled-substance prescriptions. A new grant needs two approvers again.",
-            ], "Refuse", true)
-        case .confirmRevocation:
-            ("Confirm the revocation for \(name)?", [
-                "The permission stopped at once when it was revoked. As the second approver you confirm the revocation with a code from your authenticator app (21 CFR 1311.125(c)).",
-            ], "Confirm revocation", false)
-        }
+        let (heading, lines, button, danger): (String, [String], String, Bool) =
+            switch action {
+            case .approve:
+                (
+                    "Approve EPCS permission for \(name)?",
+                    [
+                        "Check the DEA registration and the identity-proofing record below against the documents of the credential service provider. Once you approve, \(name) can sign controlled-substance prescriptions with two-factor authentication.",
+                        "21 CFR 1311.125 asks two people to set this permission: the approver who entered it and you, a DEA registrant, confirming with the second factor of your own two-factor authentication.",
+                    ], "Approve EPCS permission", false
+                )
+            case .refuse:
+                (
+                    "Refuse EPCS permission for \(name)?",
+                    [
+                        "\(name) gets no permission to sign controlled-substance prescriptions. A new grant needs two approvers again."
+                    ], "Refuse", true
+                )
+            case .confirmRevocation:
+                (
+                    "Confirm the revocation for \(name)?",
+                    [
+                        "The permission stopped at once when it was revoked. As the second approver you confirm the revocation with a code from your authenticator app (21 CFR 1311.125(c))."
+                    ], "Confirm revocation", false
+                )
+            }
         let page = ActionPage(
             layout: req.layout(heading, error: error), heading: heading, lines: lines,
             details: Self.details(grant, viewer: viewer, names: names, now: req.now),
@@ -411,13 +444,16 @@ struct EPCSPages: RouteCollection {
         let grant = try await Self.openGrant(req, userID: user.id!)
         var details: [Detail] = []
         if let grant {
-            let names = try await Self.names(req, practiceID: session.practiceID, ids: Set([grant.enteredBy] + [grant.decidedBy].compactMap { $0 }))
+            let names = try await Self.names(
+                req, practiceID: session.practiceID, ids: Set([grant.enteredBy] + [grant.decidedBy].compactMap { $0 }))
             details = Self.details(grant, viewer: session.user, names: names, now: req.now)
         }
-        let blocked = !session.user.epcsApprover ? EPCSError.notApprover.reason : (grant == nil ? EPCSError.noActiveGrant(user.fullName).reason : nil)
+        let blocked =
+            !session.user.epcsApprover ? EPCSError.notApprover.reason : (grant == nil ? EPCSError.noActiveGrant(user.fullName).reason : nil)
         let heading = "Revoke EPCS permission for \(user.fullName)?"
         let page = ActionPage(
-            layout: req.layout(heading, error: error), heading: heading, lines: [
+            layout: req.layout(heading, error: error), heading: heading,
+            lines: [
                 "\(user.fullName) can no longer sign controlled-substance prescriptions from the moment you confirm (21 CFR 1311.125(d): the day a reason is known — a lost token, a registration that ended, someone who left the practice).",
                 "A second approver then confirms the revocation with their authenticator app. Granting it again needs two approvers.",
             ], details: details, blocked: blocked, action: AdminPath.epcsRevoke(user.id!).string, needsCode: false, needsReason: true,
@@ -457,7 +493,9 @@ struct EPCSPages: RouteCollection {
             EPCSGrantInput(
                 deaNumber: deaNumber ?? "", deaExpiresOn: (deaExpiresOn ?? "").trimmingCharacters(in: .whitespaces),
                 states: (states ?? "").split(whereSeparator: { $0 == "," || $0 == ";" || $0.isWhitespace }).map(String.init),
-                proofing: EPCSProofing(provider: proofingProvider ?? "", date: proofingDate ?? "", level: proofingLevel ?? "", reference: proofingReference ?? ""))
+                proofing: EPCSProofing(
+                    provider: proofingProvider ?? "", date: proofingDate ?? "", level: proofingLevel ?? "",
+                    reference: proofingReference ?? ""))
         }
     }
 
@@ -479,23 +517,33 @@ struct EPCSPages: RouteCollection {
         var overviewLink = AdminPath.epcs.string
     }
 
-    func renderGrantForm(_ req: Request, user: User, form: GrantForm?, error: String? = nil, status: HTTPResponseStatus = .ok) async throws -> Response {
+    func renderGrantForm(_ req: Request, user: User, form: GrantForm?, error: String? = nil, status: HTTPResponseStatus = .ok) async throws
+        -> Response
+    {
         let service = try Self.service(req)
         let viewer = service.admin.user
         var blocked: String?
-        if !viewer.epcsApprover { blocked = EPCSError.notApprover.reason }
-        else if user.id == viewer.id { blocked = EPCSError.ownPermission.reason }
-        else if user.role != .provider { blocked = EPCSError.notProvider(user.fullName).reason }
-        else {
+        if !viewer.epcsApprover {
+            blocked = EPCSError.notApprover.reason
+        } else if user.id == viewer.id {
+            blocked = EPCSError.ownPermission.reason
+        } else if user.role != .provider {
+            blocked = EPCSError.notProvider(user.fullName).reason
+        } else {
             let approvers = try await service.approvers()
-            if approvers.count < 2 || !approvers.contains(where: \.deaRegistrant) { blocked = EPCSError.tooFewApprovers.reason }
-            else if try await Self.openGrant(req, userID: user.id!) != nil { blocked = EPCSError.alreadyOpen(user.fullName).reason }
+            if approvers.count < 2 || !approvers.contains(where: \.deaRegistrant) {
+                blocked = EPCSError.tooFewApprovers.reason
+            } else if try await Self.openGrant(req, userID: user.id!) != nil {
+                blocked = EPCSError.alreadyOpen(user.fullName).reason
+            }
         }
         let page = GrantFormPage(
-            layout: req.layout("EPCS permission for \(user.fullName)", error: error), name: user.fullName, username: user.username, blocked: blocked,
+            layout: req.layout("EPCS permission for \(user.fullName)", error: error), name: user.fullName, username: user.username,
+            blocked: blocked,
             action: AdminPath.epcsGrant(user.id!).string, deaNumber: form?.deaNumber ?? "", deaExpiresOn: form?.deaExpiresOn ?? "",
             states: form?.states ?? "", proofingProvider: form?.proofingProvider ?? "", proofingDate: form?.proofingDate ?? "",
-            proofingLevel: form?.proofingLevel ?? "IAL2", proofingReference: form?.proofingReference ?? "", backLink: AdminPath.user(user.id!).string)
+            proofingLevel: form?.proofingLevel ?? "IAL2", proofingReference: form?.proofingReference ?? "",
+            backLink: AdminPath.user(user.id!).string)
         return try await req.render("admin-epcs-grant", page, status: status)
     }
 
@@ -527,8 +575,9 @@ struct EPCSPages: RouteCollection {
         let id = try AdminWebController.userID(req)
         let form = try req.content.decode(ApproverForm.self)
         do {
-            _ = try await Self.service(req).designate(userID: id, approver: !(form.approver ?? "").isEmpty, registrant: !(form.registrant ?? "").isEmpty,
-                                                      adminPassword: form.adminPassword)
+            _ = try await Self.service(req).designate(
+                userID: id, approver: !(form.approver ?? "").isEmpty, registrant: !(form.registrant ?? "").isEmpty,
+                adminPassword: form.adminPassword)
             return req.redirect(to: AdminPath.user(id), notice: .epcsApproverSaved)
         } catch let error as any AbortError where error.status != .notFound {
             return try await StaffPages.user(req, id: id, error: error.reason, status: error.status)
@@ -559,14 +608,17 @@ struct EPCSPages: RouteCollection {
         return UserSection(
             isApprover: user.epcsApprover, isRegistrant: user.deaRegistrant, hasManageAccounts: user.has(.manageAccounts),
             approverAction: AdminPath.epcsApprover(id).string, isProvider: user.role == .provider,
-            grantStatus: visible, grantStatusLabel: visible.map(statusLabel), grantDEA: latest.map { dea($0, viewer: viewer) }, grantExpires: latest?.deaExpiresOn,
+            grantStatus: visible, grantStatusLabel: visible.map(statusLabel), grantDEA: latest.map { dea($0, viewer: viewer) },
+            grantExpires: latest?.deaExpiresOn,
             enterGrantLink: user.role == .provider && !open ? AdminPath.epcsGrant(id).string : nil,
             revokeLink: open ? AdminPath.epcsRevoke(id).string : nil)
     }
 
     // MARK: a lost or stolen device, reported by an administrator
 
-    func renderLostDevice(_ req: Request, user: User, factor: Factor, error: String? = nil, status: HTTPResponseStatus = .ok) async throws -> Response {
+    func renderLostDevice(_ req: Request, user: User, factor: Factor, error: String? = nil, status: HTTPResponseStatus = .ok) async throws
+        -> Response
+    {
         let grant = try await Self.openGrant(req, userID: user.id!)
         let heading = "Report \(user.fullName)'s device lost or stolen?"
         var lines = [
@@ -574,12 +626,17 @@ struct EPCSPages: RouteCollection {
             "The practice's EPCS access approvers are alerted, and the report is recorded in the audit log (21 CFR 1311.102).",
         ]
         if grant != nil {
-            lines.insert("\(user.fullName)'s permission to sign controlled-substance prescriptions is revoked at once and needs two approvers to be granted again.", at: 1)
+            lines.insert(
+                "\(user.fullName)'s permission to sign controlled-substance prescriptions is revoked at once and needs two approvers to be granted again.",
+                at: 1)
         }
         let page = ActionPage(
             layout: req.layout(heading, error: error), heading: heading, lines: lines,
-            details: [Detail(label: "Device", value: "\(factor.nickname) (\(factor.kind.displayName), \(factor.shortID))"),
-                      Detail(label: "Added", value: Self.time(factor.createdAt) ?? ""), Detail(label: "Last used", value: Self.time(factor.lastUsedAt) ?? "never")],
+            details: [
+                Detail(label: "Device", value: "\(factor.nickname) (\(factor.kind.displayName), \(factor.shortID))"),
+                Detail(label: "Added", value: Self.time(factor.createdAt) ?? ""),
+                Detail(label: "Last used", value: Self.time(factor.lastUsedAt) ?? "never"),
+            ],
             blocked: nil, action: AdminPath.reportLost(user: user.id!, factor: factor.id!).string, needsCode: false, needsReason: false,
             needsPassword: true, button: "Report lost or stolen", danger: true, backLink: AdminPath.user(user.id!).string)
         return try await req.render("admin-epcs-action", page, status: status)
@@ -601,8 +658,10 @@ struct EPCSPages: RouteCollection {
         let (user, factor) = try await Self.userAndFactor(req)
         let session = try req.requireSession()
         do {
-            try await AdminService(request: req, admin: session).confirmAdminPassword(try req.content.decode(AdminWebController.PasswordForm.self).adminPassword)
-            _ = try await LostDeviceReport(request: req).report(factorID: factor.id!, of: user, practice: session.practice, reportedBy: session.userID)
+            try await AdminService(request: req, admin: session).confirmAdminPassword(
+                try req.content.decode(AdminWebController.PasswordForm.self).adminPassword)
+            _ = try await LostDeviceReport(request: req).report(
+                factorID: factor.id!, of: user, practice: session.practice, reportedBy: session.userID)
             return req.redirect(to: AdminPath.user(user.id!), notice: .deviceReportedLost)
         } catch let error as any AbortError {
             return try await renderLostDevice(req, user: user, factor: factor, error: error.reason, status: error.status)

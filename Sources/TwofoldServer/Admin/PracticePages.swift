@@ -107,7 +107,8 @@ enum PracticePages {
     static func settings(_ req: Request, error: String?, status: HTTPResponseStatus) async throws -> Response {
         let session = try req.requireSession()
         let practice = try await Practice.find(session.practiceID, on: req.db) ?? session.practice
-        let context = SettingsPage(layout: req.layout("Practice settings", error: error), settings: practice.settings, policy: req.policy.practice)
+        let context = SettingsPage(
+            layout: req.layout("Practice settings", error: error), settings: practice.settings, policy: req.policy.practice)
         return try await req.render("admin-practice", context, status: status)
     }
 
@@ -147,19 +148,23 @@ enum PracticePages {
         let toText = (try? req.query.get(String.self, at: "to")) ?? ""
         let result = try await AuditQuery(database: req.db, practiceID: session.practiceID).run(filter)
         let rows = result.events.map { entry in
-            AuditRow(chain: entry.chain, seq: entry.seq, time: SecurityWebController.format(entry.time), event: entry.event, actor: entry.actor ?? "",
-                     subject: entry.subject ?? "", ip: entry.ip, userAgent: UserAgentSummary.describe(entry.userAgent),
-                     details: entry.details.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", "))
+            AuditRow(
+                chain: entry.chain, seq: entry.seq, time: SecurityWebController.format(entry.time), event: entry.event,
+                actor: entry.actor ?? "",
+                subject: entry.subject ?? "", ip: entry.ip, userAgent: UserAgentSummary.describe(entry.userAgent),
+                details: entry.details.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", "))
         }
         var items: [String] = []
-        for (key, value) in [("from", fromText), ("to", toText), ("user", filter.user ?? ""), ("type", filter.type ?? "")] where !value.isEmpty {
+        for (key, value) in [("from", fromText), ("to", toText), ("user", filter.user ?? ""), ("type", filter.type ?? "")]
+        where !value.isEmpty {
             items.append("\(key)=\(value.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")")
         }
         func link(_ page: Int) -> String { AdminPath.audit.string + "?" + (items + ["page=\(page)"]).joined(separator: "&") }
         let context = AuditPage(
             layout: req.layout("Audit log"), rows: rows, from: fromText, to: toText, user: filter.user ?? "", type: filter.type ?? "",
             types: AuditEventType.allCases.map(\.rawValue).sorted(), total: result.total, page: result.page, pageCount: result.pageCount,
-            previousLink: result.page > 1 ? link(result.page - 1) : nil, nextLink: result.page < result.pageCount ? link(result.page + 1) : nil,
+            previousLink: result.page > 1 ? link(result.page - 1) : nil,
+            nextLink: result.page < result.pageCount ? link(result.page + 1) : nil,
             csvLink: AdminPath.auditCSV.string + (items.isEmpty ? "" : "?" + items.joined(separator: "&")),
             exportLink: AdminPath.auditExport.string + (items.isEmpty ? "" : "?" + items.joined(separator: "&")))
         return try await req.render("admin-audit", context)

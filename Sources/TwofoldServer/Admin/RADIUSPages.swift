@@ -39,21 +39,26 @@ struct RADIUSPages: RouteCollection {
         var adminPassword: String?
     }
 
-    func render(_ req: Request, error: String? = nil, notice: String? = nil, newSecret: String? = nil, newClientName: String? = nil,
-                status: HTTPResponseStatus = .ok) async throws -> Response {
+    func render(
+        _ req: Request, error: String? = nil, notice: String? = nil, newSecret: String? = nil, newClientName: String? = nil,
+        status: HTTPResponseStatus = .ok
+    ) async throws -> Response {
         let session = try req.requireSession()
-        let clients = try await RADIUSClient.query(on: req.db).filter(\.$practice.$id == session.practiceID).sort(\.$createdAt, .descending).all()
+        let clients = try await RADIUSClient.query(on: req.db).filter(\.$practice.$id == session.practiceID).sort(\.$createdAt, .descending)
+            .all()
         let format = Date.FormatStyle(date: .abbreviated, time: .shortened)
         var layout = req.layout("RADIUS", error: error)
         if let notice { layout.notice = notice }
         let rows = try clients.map { client in
-            Row(id: try client.requireID().uuidString, name: client.name, address: client.address,
+            Row(
+                id: try client.requireID().uuidString, name: client.name, address: client.address,
                 mode: client.mode == .codeOnly ? "Code only (the device checks the password)" : "Password, then code",
                 created: client.createdAt.map { $0.formatted(format) } ?? "", revoked: client.revokedAt.map { $0.formatted(format) },
                 revokeAction: AdminPath.revokeRADIUSClient(try client.requireID()).string)
         }
-        let page = Page(layout: layout, clients: rows, newSecret: newSecret, newClientName: newClientName,
-                        listening: req.twofold.configuration.radiusListen.map(\.description))
+        let page = Page(
+            layout: layout, clients: rows, newSecret: newSecret, newClientName: newClientName,
+            listening: req.twofold.configuration.radiusListen.map(\.description))
         return try await req.renderUncached("admin-radius", page, status: status)
     }
 
@@ -71,8 +76,9 @@ struct RADIUSPages: RouteCollection {
             }
             let given = form.secret.flatMap { $0.isEmpty ? nil : $0 }
             let created = try await RADIUSClientService(database: req.db, sealer: req.twofold.sealer, now: req.now)
-                .create(practiceID: session.practiceID, name: form.name ?? "", address: form.address ?? "", mode: mode, secret: given,
-                        roleAsFilterID: form.roleFilterID != nil, actorID: session.userID, origin: req.clientIP)
+                .create(
+                    practiceID: session.practiceID, name: form.name ?? "", address: form.address ?? "", mode: mode, secret: given,
+                    roleAsFilterID: form.roleFilterID != nil, actorID: session.userID, origin: req.clientIP)
             req.application.radiusClients.invalidate()
             if given != nil {
                 return try await render(req, notice: "\(created.client.name) was added with the shared secret you gave.")
@@ -88,13 +94,16 @@ struct RADIUSPages: RouteCollection {
     @Sendable func revoke(req: Request) async throws -> Response {
         let session = try req.requireSession()
         let form = try req.content.decode(AdminWebController.PasswordForm.self)
-        guard let id = req.parameters.get("id", as: UUID.self) else { throw Abort(.notFound, reason: "There is no such RADIUS client in your practice.") }
+        guard let id = req.parameters.get("id", as: UUID.self) else {
+            throw Abort(.notFound, reason: "There is no such RADIUS client in your practice.")
+        }
         do {
             try await AdminService(request: req, admin: session).confirmAdminPassword(form.adminPassword)
             let client = try await RADIUSClientService(database: req.db, sealer: req.twofold.sealer, now: req.now)
                 .revoke(id: id, practiceID: session.practiceID, actorID: session.userID, origin: req.clientIP)
             req.application.radiusClients.invalidate()
-            return try await render(req, notice: "\(client.name) was revoked: its requests are dropped from now on (on other instances within a few seconds).")
+            return try await render(
+                req, notice: "\(client.name) was revoked: its requests are dropped from now on (on other instances within a few seconds).")
         } catch RADIUSClientError.notFound {
             throw Abort(.notFound, reason: "There is no such RADIUS client in your practice.")
         } catch let error as any AbortError {

@@ -45,7 +45,8 @@ struct StaffDirectory {
             }
             return query
         }
-        let total = try await matching(database.sql.select().column(SQLFunction("COUNT", args: SQLLiteral.all), as: "n").from(User.schema))
+        let total =
+            try await matching(database.sql.select().column(SQLFunction("COUNT", args: SQLLiteral.all), as: "n").from(User.schema))
             .first(decoding: CountRow.self)?.n ?? 0
         let users = try await matching(database.sql.select().column(SQLLiteral.all).from(User.schema))
             .orderBy("last_name").orderBy("first_name").orderBy("username_key")

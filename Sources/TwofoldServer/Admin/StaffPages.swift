@@ -43,28 +43,31 @@ enum StaffPages {
         let invitations = try await InvitationService.pending(userIDs: page.rows.compactMap(\.user.id), on: req.db)
         let rows = page.rows.map { row -> StaffRow in
             let id = row.user.id!
-            let (text, state): (String, String) = switch row.twoFactor {
-            case .active(let kind, let shortID): ("Active: \(kind == .totp ? "app" : "SMS") \(shortID)", "active")
-            case .requiredNotSetUp: ("Required — not yet set up", "required")
-            case .inactive: ("Inactive", "inactive")
-            }
-            return StaffRow(id: id.uuidString, username: row.user.username, name: row.user.fullName, email: row.user.email,
-                            primaryProvider: row.primaryProviderName ?? (row.user.role == .provider ? "Provider" : ""),
-                            cell: row.user.cellPhone ?? "", twoFactor: text, twoFactorState: state, canSetUp: state == "inactive",
-                            invitation: invitations[id].map { invitationLabel($0.state(at: req.now)) },
-                            invitationDetail: invitations[id].flatMap { invitationDetail($0, now: req.now) },
-                            invitationState: invitations[id].map { invitationStateName($0.state(at: req.now)) },
-                            viewLink: AdminPath.user(id).string, editLink: AdminPath.edit(id).string,
-                            deleteLink: AdminPath.delete(id).string, setUpLink: AdminPath.setUp(id).string)
+            let (text, state): (String, String) =
+                switch row.twoFactor {
+                case .active(let kind, let shortID): ("Active: \(kind == .totp ? "app" : "SMS") \(shortID)", "active")
+                case .requiredNotSetUp: ("Required — not yet set up", "required")
+                case .inactive: ("Inactive", "inactive")
+                }
+            return StaffRow(
+                id: id.uuidString, username: row.user.username, name: row.user.fullName, email: row.user.email,
+                primaryProvider: row.primaryProviderName ?? (row.user.role == .provider ? "Provider" : ""),
+                cell: row.user.cellPhone ?? "", twoFactor: text, twoFactorState: state, canSetUp: state == "inactive",
+                invitation: invitations[id].map { invitationLabel($0.state(at: req.now)) },
+                invitationDetail: invitations[id].flatMap { invitationDetail($0, now: req.now) },
+                invitationState: invitations[id].map { invitationStateName($0.state(at: req.now)) },
+                viewLink: AdminPath.user(id).string, editLink: AdminPath.edit(id).string,
+                deleteLink: AdminPath.delete(id).string, setUpLink: AdminPath.setUp(id).string)
         }
         func link(_ number: Int) -> String {
             var items = ["page=\(number)"]
             if !search.isEmpty { items.insert("q=\(search.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")", at: 0) }
             return AdminPath.staff.string + "?" + items.joined(separator: "&")
         }
-        let context = ListPage(layout: req.layout("Staff Members", error: error), rows: rows, search: search, total: page.total, page: page.page,
-                               pageCount: page.pageCount, previousLink: page.page > 1 ? link(page.page - 1) : nil,
-                               nextLink: page.page < page.pageCount ? link(page.page + 1) : nil)
+        let context = ListPage(
+            layout: req.layout("Staff Members", error: error), rows: rows, search: search, total: page.total, page: page.page,
+            pageCount: page.pageCount, previousLink: page.page > 1 ? link(page.page - 1) : nil,
+            nextLink: page.page < page.pageCount ? link(page.page + 1) : nil)
         return try await req.render("admin-staff", context, status: status)
     }
 
@@ -154,9 +157,10 @@ enum StaffPages {
             cell: user.cellPhone ?? "", role: user.role.rawValue, manageAccounts: user.has(.manageAccounts),
             twoFactorRequired: user.twoFactorRequired || service.admin.practice.mandatoryTwoFactor,
             factors: factors.map { factor in
-                UserFactorRow(text: "\(factor.nickname) (\(factor.kind.displayName), \(factor.shortID))\(factor.isPrimary ? " — primary" : "")",
-                              epcsEligible: req.epcsRules.isEligible(factor, practice: service.admin.practice),
-                              reportLostLink: AdminPath.reportLost(user: id, factor: factor.id!).string)
+                UserFactorRow(
+                    text: "\(factor.nickname) (\(factor.kind.displayName), \(factor.shortID))\(factor.isPrimary ? " — primary" : "")",
+                    epcsEligible: req.epcsRules.isEligible(factor, practice: service.admin.practice),
+                    reportLostLink: AdminPath.reportLost(user: id, factor: factor.id!).string)
             },
             isSelf: id == service.admin.userID, disableAction: AdminPath.disable(id).string, setUpLink: AdminPath.setUp(id).string,
             editLink: AdminPath.edit(id).string, epcs: try await EPCSPages.userSection(req, user: user, viewer: service.admin.user))
@@ -232,7 +236,8 @@ enum StaffPages {
         let service = try AdminWebController.service(req)
         let selectedProvider = input?.primaryProviderId ?? user?.primaryProviderID?.uuidString
         let providers = try await service.directory.providers().filter { $0.id != user?.id }.map {
-            ProviderOption(id: $0.id!.uuidString, name: "Dr. \($0.firstName) \($0.lastName)", selected: $0.id!.uuidString == selectedProvider)
+            ProviderOption(
+                id: $0.id!.uuidString, name: "Dr. \($0.firstName) \($0.lastName)", selected: $0.id!.uuidString == selectedProvider)
         }
         var context = FormPage(
             layout: req.layout(user == nil ? "Add a staff member" : "Edit \(user!.fullName)", error: error), isNew: user == nil,
@@ -273,22 +278,31 @@ enum StaffPages {
             context = ConfirmPage(
                 layout: req.layout("Set up two-factor authentication", error: error),
                 heading: "Set up two-factor authentication for \(user.fullName)",
-                lines: ["Email to use: \(user.email)", "Cell phone to use: \(cell.isEmpty ? "none on file" : cell)",
-                        "At their next sign-in, \(user.firstName) must set up an authenticator app or confirm a text-message code sent to this cell phone before doing anything else."],
+                lines: [
+                    "Email to use: \(user.email)", "Cell phone to use: \(cell.isEmpty ? "none on file" : cell)",
+                    "At their next sign-in, \(user.firstName) must set up an authenticator app or confirm a text-message code sent to this cell phone before doing anything else.",
+                ],
                 blocked: cell.isEmpty ? AdminError.noCellPhone(name: user.fullName).reason : nil,
                 fixLink: cell.isEmpty ? AdminPath.edit(user.id!).string : nil,
                 action: AdminPath.setUp(user.id!).string, button: "Confirm", danger: false)
         case .delete(let user):
             context = ConfirmPage(
                 layout: req.layout("Delete staff member", error: error), heading: "Delete \(user.fullName) (\(user.username))?",
-                lines: ["They will no longer be able to sign in. Their sign-in methods are removed.", "The audit log keeps every event about them."],
+                lines: [
+                    "They will no longer be able to sign in. Their sign-in methods are removed.",
+                    "The audit log keeps every event about them.",
+                ],
                 blocked: nil, fixLink: nil, action: AdminPath.delete(user.id!).string, button: "Delete staff member", danger: true)
         case .revokeInvitation(let user):
             context = ConfirmPage(
-                layout: req.layout("Withdraw invitation", error: error), heading: "Withdraw the invitation of \(user.fullName) (\(user.username))?",
-                lines: ["The link in their email stops working at once, and they cannot sign in: their account has no password yet.",
-                        "You can send them a new invitation later from their page, or delete the account."],
-                blocked: nil, fixLink: nil, action: AdminPath.revokeInvitation(user.id!).string, button: "Withdraw invitation", danger: true,
+                layout: req.layout("Withdraw invitation", error: error),
+                heading: "Withdraw the invitation of \(user.fullName) (\(user.username))?",
+                lines: [
+                    "The link in their email stops working at once, and they cannot sign in: their account has no password yet.",
+                    "You can send them a new invitation later from their page, or delete the account.",
+                ],
+                blocked: nil, fixLink: nil, action: AdminPath.revokeInvitation(user.id!).string, button: "Withdraw invitation",
+                danger: true,
                 backLink: AdminPath.user(user.id!).string)
         }
         return try await req.render("admin-confirm", context, status: status)

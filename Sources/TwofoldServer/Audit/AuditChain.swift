@@ -42,7 +42,8 @@ enum AuditChain {
         if content.chain == AuditCheckpoint.mainChain {
             return keys.mac("twofold-audit-v1|\(keyID)|\(previous)|" + canonical(content), keyID: keyID)
         }
-        return keys.mac("twofold-audit-v2|\(content.chain.utf8.count):\(content.chain)|\(keyID)|\(previous)|" + canonical(content), keyID: keyID)
+        return keys.mac(
+            "twofold-audit-v2|\(content.chain.utf8.count):\(content.chain)|\(keyID)|\(previous)|" + canonical(content), keyID: keyID)
     }
 
     static func detailsJSON(_ details: [String: String]) -> String {

@@ -4,9 +4,9 @@ import SQLKit
 import Vapor
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The registry of audit chains: one row per chain, holding its head. Each process appends to chains of its own
@@ -48,13 +48,16 @@ enum AuditChainRegistry {
     /// Registers chain `id` with an empty head and signs its `open` checkpoint, unless it is registered already
     /// (another task of this process won the race). Runs in the caller's transaction.
     static func register(_ id: String, instance: String, on database: any Database, ms: Int64, keys: AuditKeys) async throws {
-        let inserted = try await database.sql.raw("""
+        let inserted = try await database.sql.raw(
+            """
             INSERT INTO \(ident: table) (id, created_ms, instance, key_id, status, seq, hash)
             VALUES (\(bind: id), \(bind: ms), \(bind: instance), \(bind: keys.signingKeyID), \(bind: Status.open.rawValue), \(bind: Int64(0)), \(bind: AuditChainHead.genesisHash))
             ON CONFLICT (id) DO NOTHING RETURNING id
-            """).first()
+            """
+        ).first()
         guard inserted != nil else { return }
-        try await AuditCheckpoint.signed(chain: id, kind: .open, seq: 0, head: AuditChainHead.genesisHash, ms: ms, keys: keys).insert(on: database)
+        try await AuditCheckpoint.signed(chain: id, kind: .open, seq: 0, head: AuditChainHead.genesisHash, ms: ms, keys: keys).insert(
+            on: database)
         try await database.sql.update(table).set("checkpoint_seq", to: Int64(0)).set("checkpoint_ms", to: ms).where("id", .equal, id).run()
     }
 
@@ -95,15 +98,21 @@ struct AddPerInstanceAuditChains: AsyncMigration {
         let keys = try AuditContext.of(database).keys
         let now = AuditLog.milliseconds(Date())
         try await database.transaction { db in
-            guard let head = try await db.sql.raw("SELECT seq, hash, checkpoint_seq, checkpoint_ms FROM \(ident: AuditChainHead.table) WHERE id = 1")
+            guard
+                let head = try await db.sql.raw(
+                    "SELECT seq, hash, checkpoint_seq, checkpoint_ms FROM \(ident: AuditChainHead.table) WHERE id = 1"
+                )
                 .first(decoding: AuditLog.HeadRow.self)
             else { throw Abort(.internalServerError, reason: "The audit log has no head row.") }
-            let first = try await db.sql.raw("SELECT MIN(occurred_ms) AS ms FROM \(ident: AuditEvent.schema)").first(decoding: MinimumMS.self)?.ms
+            let first = try await db.sql.raw("SELECT MIN(occurred_ms) AS ms FROM \(ident: AuditEvent.schema)").first(
+                decoding: MinimumMS.self)?.ms
             try await db.sql.insert(into: AuditChainRegistry.table)
                 .columns(AuditChainRegistry.columns)
-                .values(SQLBind(AuditCheckpoint.mainChain), SQLBind(first ?? now), SQLBind("the single chain before per-instance chains"),
-                        SQLBind(keys.signingKeyID), SQLBind(AuditChainRegistry.Status.closed.rawValue), SQLBind(head.seq), SQLBind(head.hash),
-                        SQLBind(head.checkpoint_seq), SQLBind(head.checkpoint_ms))
+                .values(
+                    SQLBind(AuditCheckpoint.mainChain), SQLBind(first ?? now), SQLBind("the single chain before per-instance chains"),
+                    SQLBind(keys.signingKeyID), SQLBind(AuditChainRegistry.Status.closed.rawValue), SQLBind(head.seq), SQLBind(head.hash),
+                    SQLBind(head.checkpoint_seq), SQLBind(head.checkpoint_ms)
+                )
                 .run()
             // The closed chain's end must be signed, or its newest events could be removed without a trace.
             if head.seq > (head.checkpoint_seq ?? -1) {
@@ -117,7 +126,9 @@ struct AddPerInstanceAuditChains: AsyncMigration {
             try await database.sql.raw("ALTER TABLE \(ident: AuditEvent.schema) ADD COLUMN chain_id TEXT NOT NULL DEFAULT 'main'").run()
             try await database.sql.raw("ALTER TABLE \(ident: AuditEvent.schema) ALTER COLUMN chain_id DROP DEFAULT").run()
             try await database.sql.raw("ALTER TABLE \(ident: AuditEvent.schema) DROP CONSTRAINT \(ident: "uq:audit_events.seq")").run()
-            try await database.sql.raw("ALTER TABLE \(ident: AuditEvent.schema) ADD CONSTRAINT \(ident: Self.uniqueName) UNIQUE (chain_id, seq)").run()
+            try await database.sql.raw(
+                "ALTER TABLE \(ident: AuditEvent.schema) ADD CONSTRAINT \(ident: Self.uniqueName) UNIQUE (chain_id, seq)"
+            ).run()
             try await database.sql.raw("DROP INDEX IF EXISTS \(ident: "audit_practice_idx")").run()
         } else {
             // SQLite cannot drop a table constraint: rebuild the table with the new one and copy every row.
@@ -134,8 +145,10 @@ struct AddPerInstanceAuditChains: AsyncMigration {
     /// Recreates `audit_events` (SQLite) with `chain_id` and the (chain, seq) constraint, or without both for
     /// ``revert(on:)``; the rows keep every value.
     static func rebuildEvents(on database: any Database, withChain: Bool) async throws {
-        let shared = ["id", "seq", "practice_id", "actor_id", "subject_id", "event", "ip", "user_agent", "details",
-                      "occurred_ms", "occurred_at", "prev_hash", "hash", "key_id"]
+        let shared = [
+            "id", "seq", "practice_id", "actor_id", "subject_id", "event", "ip", "user_agent", "details",
+            "occurred_ms", "occurred_at", "prev_hash", "hash", "key_id",
+        ]
         let rebuilt = AuditEvent.schema + "_rebuilt"
         try await database.transaction { db in
             var schema = db.schema(rebuilt)
@@ -153,13 +166,16 @@ struct AddPerInstanceAuditChains: AsyncMigration {
                 .field("prev_hash", .string, .required)
                 .field("hash", .string, .required)
                 .field("key_id", .string)
-            schema = withChain
+            schema =
+                withChain
                 ? schema.field("chain_id", .string, .required).unique(on: "chain_id", "seq", name: Self.uniqueName)
                 : schema.unique(on: "seq", name: "uq:audit_events.seq")
             try await schema.create()
             let columns = SQLList(shared.map { SQLIdentifier($0) })
             if withChain {
-                try await db.sql.raw("INSERT INTO \(ident: rebuilt) (\(columns), chain_id) SELECT \(columns), 'main' FROM \(ident: AuditEvent.schema)").run()
+                try await db.sql.raw(
+                    "INSERT INTO \(ident: rebuilt) (\(columns), chain_id) SELECT \(columns), 'main' FROM \(ident: AuditEvent.schema)"
+                ).run()
             } else {
                 try await db.sql.raw("INSERT INTO \(ident: rebuilt) (\(columns)) SELECT \(columns) FROM \(ident: AuditEvent.schema)").run()
             }
@@ -170,12 +186,18 @@ struct AddPerInstanceAuditChains: AsyncMigration {
 
     /// Back to the single head row; refused while per-instance chains hold events, which the old layout cannot keep.
     func revert(on database: any Database) async throws {
-        let others = try await database.sql.raw("SELECT COUNT(*) AS n FROM \(ident: AuditEvent.schema) WHERE chain_id <> 'main'").first(decoding: Count.self)?.n ?? 0
+        let others =
+            try await database.sql.raw("SELECT COUNT(*) AS n FROM \(ident: AuditEvent.schema) WHERE chain_id <> 'main'").first(
+                decoding: Count.self)?.n ?? 0
         guard others == 0 else {
-            throw Abort(.conflict, reason: "The audit log has \(others) events in per-instance chains; they cannot be moved back into a single chain.")
+            throw Abort(
+                .conflict,
+                reason: "The audit log has \(others) events in per-instance chains; they cannot be moved back into a single chain.")
         }
-        let main = try await database.sql.select().columns(AuditChainRegistry.columns.map { SQLIdentifier($0) }).from(AuditChainRegistry.table)
-            .where("id", .equal, AuditCheckpoint.mainChain).first(decoding: AuditChainRegistry.Row.self)
+        let main = try await database.sql.select().columns(AuditChainRegistry.columns.map { SQLIdentifier($0) }).from(
+            AuditChainRegistry.table
+        )
+        .where("id", .equal, AuditCheckpoint.mainChain).first(decoding: AuditChainRegistry.Row.self)
         try await database.schema(AuditChainHead.table)
             .field("id", .int, .required)
             .field("seq", .int64, .required)
@@ -186,14 +208,19 @@ struct AddPerInstanceAuditChains: AsyncMigration {
             .create()
         try await database.sql.insert(into: AuditChainHead.table)
             .columns("id", "seq", "hash", "checkpoint_seq", "checkpoint_ms")
-            .values(SQLBind(1), SQLBind(main?.seq ?? 0), SQLBind(main?.hash ?? AuditChainHead.genesisHash), SQLBind(main?.checkpoint_seq), SQLBind(main?.checkpoint_ms))
+            .values(
+                SQLBind(1), SQLBind(main?.seq ?? 0), SQLBind(main?.hash ?? AuditChainHead.genesisHash), SQLBind(main?.checkpoint_seq),
+                SQLBind(main?.checkpoint_ms)
+            )
             .run()
         try await database.sql.raw("DELETE FROM \(ident: AuditCheckpoint.table) WHERE chain_id <> 'main'").run()
         try await database.sql.raw("DROP INDEX IF EXISTS \(ident: "audit_checkpoints_chain_idx")").run()
         try await database.sql.raw("DROP INDEX IF EXISTS \(ident: "audit_practice_time_idx")").run()
         if database.isPostgres {
             try await database.sql.raw("ALTER TABLE \(ident: AuditEvent.schema) DROP CONSTRAINT \(ident: Self.uniqueName)").run()
-            try await database.sql.raw("ALTER TABLE \(ident: AuditEvent.schema) ADD CONSTRAINT \(ident: "uq:audit_events.seq") UNIQUE (seq)").run()
+            try await database.sql.raw(
+                "ALTER TABLE \(ident: AuditEvent.schema) ADD CONSTRAINT \(ident: "uq:audit_events.seq") UNIQUE (seq)"
+            ).run()
             try await database.sql.raw("ALTER TABLE \(ident: AuditEvent.schema) DROP COLUMN chain_id").run()
         } else {
             try await Self.rebuildEvents(on: database, withChain: false)

@@ -44,7 +44,9 @@ struct AuditCheckpoint: Codable, Sendable, Equatable {
         return Array(fields.map { "\($0.utf8.count):\($0)" }.joined(separator: "|").utf8)
     }
 
-    static func signed(chain: String = mainChain, kind: Kind, seq: Int64, head: String, ms: Int64, keys: AuditKeys) throws -> AuditCheckpoint {
+    static func signed(chain: String = mainChain, kind: Kind, seq: Int64, head: String, ms: Int64, keys: AuditKeys) throws
+        -> AuditCheckpoint
+    {
         var checkpoint = AuditCheckpoint(chain: chain, kind: kind, seq: seq, head: head, ms: ms, keyID: keys.signingKeyID, signature: "")
         checkpoint.signature = try keys.signingKey.signature(for: checkpoint.signedMessage).base64EncodedString()
         return checkpoint
@@ -53,7 +55,8 @@ struct AuditCheckpoint: Codable, Sendable, Equatable {
     /// Why the signature does not hold, or `nil` when it does.
     func signatureProblem(keys: AuditKeys) -> String? {
         guard let key = keys.publicKeys[keyID] else {
-            return "is signed with key \(keyID), which is not one of this server's (add the old sealing key to TWOFOLD_PREVIOUS_SECRET_KEYS)"
+            return
+                "is signed with key \(keyID), which is not one of this server's (add the old sealing key to TWOFOLD_PREVIOUS_SECRET_KEYS)"
         }
         guard let signature = Data(base64Encoded: signature), key.isValidSignature(signature, for: signedMessage) else {
             return "has a signature that does not verify: it was forged or changed"
@@ -62,7 +65,8 @@ struct AuditCheckpoint: Codable, Sendable, Equatable {
     }
 
     var label: String {
-        kind == .open ? "opening checkpoint of chain \(chain) (\(time.ISO8601Format()))" : "checkpoint at event #\(seq) (\(time.ISO8601Format()))"
+        kind == .open
+            ? "opening checkpoint of chain \(chain) (\(time.ISO8601Format()))" : "checkpoint at event #\(seq) (\(time.ISO8601Format()))"
     }
 
     var jsonLine: String {
@@ -76,7 +80,10 @@ struct AuditCheckpoint: Codable, Sendable, Equatable {
     func insert(on database: any Database) async throws {
         try await database.sql.insert(into: Self.table)
             .columns("id", "chain_id", "kind", "seq", "head", "created_ms", "key_id", "signature")
-            .values(SQLBind(UUID()), SQLBind(chain), SQLBind(kind.rawValue), SQLBind(seq), SQLBind(head), SQLBind(ms), SQLBind(keyID), SQLBind(signature))
+            .values(
+                SQLBind(UUID()), SQLBind(chain), SQLBind(kind.rawValue), SQLBind(seq), SQLBind(head), SQLBind(ms), SQLBind(keyID),
+                SQLBind(signature)
+            )
             .run()
     }
 
@@ -97,8 +104,9 @@ struct AuditCheckpoint: Codable, Sendable, Equatable {
         if let chain { query = query.where("chain_id", .equal, chain) }
         if let seq { query = query.where("seq", .greaterThan, seq) }
         return try await query.orderBy("chain_id").orderBy("seq").orderBy("created_ms").all(decoding: Row.self).map {
-            AuditCheckpoint(chain: $0.chain_id, kind: Kind(rawValue: $0.kind) ?? .head, seq: $0.seq, head: $0.head, ms: $0.created_ms,
-                            keyID: $0.key_id, signature: $0.signature)
+            AuditCheckpoint(
+                chain: $0.chain_id, kind: Kind(rawValue: $0.kind) ?? .head, seq: $0.seq, head: $0.head, ms: $0.created_ms,
+                keyID: $0.key_id, signature: $0.signature)
         }
     }
 
@@ -129,10 +137,12 @@ struct AuditCheckpoint: Codable, Sendable, Equatable {
             guard !unpublished.isEmpty else { return published }
             if let file { try append(unpublished.map(\.jsonLine), to: file) }
             for checkpoint in unpublished {
-                context.logger.info("Audit checkpoint", metadata: [
-                    "audit_checkpoint": .string(checkpoint.jsonLine), "chain": .string(checkpoint.chain),
-                    "seq": .stringConvertible(checkpoint.seq), "head": .string(checkpoint.head),
-                ])
+                context.logger.info(
+                    "Audit checkpoint",
+                    metadata: [
+                        "audit_checkpoint": .string(checkpoint.jsonLine), "chain": .string(checkpoint.chain),
+                        "seq": .stringConvertible(checkpoint.seq), "head": .string(checkpoint.head),
+                    ])
                 published[checkpoint.chain] = max(published[checkpoint.chain] ?? -1, checkpoint.seq)
             }
             shipped = unpublished
@@ -206,11 +216,15 @@ struct AddKeyedAuditChain: AsyncMigration {
     static func sealLegacySegment(on database: any Database, now: Date) async throws {
         let keys = try AuditContext.of(database).keys
         try await database.transaction { db in
-            guard let head = try await db.sql.raw("SELECT seq, hash FROM \(ident: AuditChainHead.table) WHERE id = 1").first(decoding: AuditLog.HeadRow.self)
+            guard
+                let head = try await db.sql.raw("SELECT seq, hash FROM \(ident: AuditChainHead.table) WHERE id = 1").first(
+                    decoding: AuditLog.HeadRow.self)
             else { throw Abort(.internalServerError, reason: "The audit log has no head row.") }
             let ms = AuditLog.milliseconds(now)
             try await AuditCheckpoint.signed(kind: .legacyEnd, seq: head.seq, head: head.hash, ms: ms, keys: keys).insert(on: db)
-            try await db.sql.update(AuditChainHead.table).set("checkpoint_seq", to: head.seq).set("checkpoint_ms", to: ms).where("id", .equal, 1).run()
+            try await db.sql.update(AuditChainHead.table).set("checkpoint_seq", to: head.seq).set("checkpoint_ms", to: ms).where(
+                "id", .equal, 1
+            ).run()
         }
         if !database.inTransaction { try? await AuditCheckpoint.publish(on: database) }
     }

@@ -63,7 +63,8 @@ struct AuditExportManifest: Codable, Sendable, Equatable {
 
     static func encoder(pretty: Bool = false) -> JSONEncoder {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = pretty ? [.sortedKeys, .withoutEscapingSlashes, .prettyPrinted] : [.sortedKeys, .withoutEscapingSlashes]
+        encoder.outputFormatting =
+            pretty ? [.sortedKeys, .withoutEscapingSlashes, .prettyPrinted] : [.sortedKeys, .withoutEscapingSlashes]
         return encoder
     }
 
@@ -129,8 +130,9 @@ struct AuditExport {
     func csv(_ filter: AuditQuery.Filter) async throws -> (csv: String, manifest: AuditExportManifest) {
         let rows = try await AuditQuery(database: database, practiceID: practiceID).csvRows(filter)
         let csv = ([AuditQuery.csvHeader] + rows.map(\.line)).joined(separator: "\r\n") + "\r\n"
-        let manifest = try await manifest(.csv, filter, header: AuditQuery.csvHeader, digest: AuditExportManifest.digest(csv),
-                                          rows: rows.map { .init(chain: $0.entry.chain, seq: $0.entry.seq, digest: AuditExportManifest.digest($0.line)) })
+        let manifest = try await manifest(
+            .csv, filter, header: AuditQuery.csvHeader, digest: AuditExportManifest.digest(csv),
+            rows: rows.map { .init(chain: $0.entry.chain, seq: $0.entry.seq, digest: AuditExportManifest.digest($0.line)) })
         return (csv, manifest)
     }
 
@@ -138,23 +140,30 @@ struct AuditExport {
     func json(_ filter: AuditQuery.Filter) async throws -> AuditExportBundle {
         let events = try await AuditQuery(database: database, practiceID: practiceID).csvRows(filter).map { AuditExportEvent($0.entry) }
         let rows = events.map { AuditExportManifest.Row(chain: $0.chain, seq: $0.seq, digest: AuditExportManifest.digest($0.canonical)) }
-        let manifest = try await manifest(.json, filter, header: nil, digest: AuditExportManifest.digest(rows.map(\.digest).joined(separator: "\n")), rows: rows)
+        let manifest = try await manifest(
+            .json, filter, header: nil, digest: AuditExportManifest.digest(rows.map(\.digest).joined(separator: "\n")), rows: rows)
         return AuditExportBundle(manifest: manifest, events: events)
     }
 
-    private func manifest(_ kind: AuditExportManifest.Kind, _ filter: AuditQuery.Filter, header: String?, digest: String,
-                          rows: [AuditExportManifest.Row]) async throws -> AuditExportManifest {
+    private func manifest(
+        _ kind: AuditExportManifest.Kind, _ filter: AuditQuery.Filter, header: String?, digest: String,
+        rows: [AuditExportManifest.Row]
+    ) async throws -> AuditExportManifest {
         let keys = try AuditContext.of(database).keys
         let verification = try await AuditLog.verify(on: database, keys: keys)
         let chains = try await AuditChainRegistry.all(on: database)
         var newest: [AuditCheckpoint] = []
         for chain in chains {
-            if let last = try await AuditCheckpoint.all(on: database, chain: chain.id, after: (chain.checkpoint_seq ?? 0) - 1).last { newest.append(last) }
+            if let last = try await AuditCheckpoint.all(on: database, chain: chain.id, after: (chain.checkpoint_seq ?? 0) - 1).last {
+                newest.append(last)
+            }
         }
         func text(_ date: Date?) -> String? { date?.ISO8601Format(.iso8601.year().month().day().time(includingFractionalSeconds: true)) }
         var manifest = AuditExportManifest(
             kind: kind, practice: practiceID.uuidString,
-            filter: .init(from: text(filter.from), to: text(filter.to), user: filter.user.flatMap { $0.isEmpty ? nil : $0 }, type: filter.type.flatMap { $0.isEmpty ? nil : $0 }),
+            filter: .init(
+                from: text(filter.from), to: text(filter.to), user: filter.user.flatMap { $0.isEmpty ? nil : $0 },
+                type: filter.type.flatMap { $0.isEmpty ? nil : $0 }),
             exportedMS: AuditLog.milliseconds(now), header: header, count: rows.count, digest: digest, rows: rows,
             chains: chains.map { .init(chain: $0.id, seq: $0.seq, head: $0.hash) }, checkpoints: newest,
             logIntact: verification.isIntact, logProblem: verification.problem, keyID: keys.signingKeyID)
@@ -176,7 +185,9 @@ enum AuditExportVerifier {
         var keys: [Curve25519.Signing.PublicKey] = []
         for line in text.split(whereSeparator: \.isNewline) {
             for word in line.split(separator: " ") {
-                if let data = Data(base64Encoded: String(word)), data.count == 32, let key = try? Curve25519.Signing.PublicKey(rawRepresentation: data) {
+                if let data = Data(base64Encoded: String(word)), data.count == 32,
+                    let key = try? Curve25519.Signing.PublicKey(rawRepresentation: data)
+                {
                     keys.append(key)
                 }
             }
@@ -195,7 +206,9 @@ enum AuditExportVerifier {
             rows = bundle.events.map { ($0.canonical, $0.chain, String($0.seq)) }
             wholeDigest = AuditExportManifest.digest(rows.map { AuditExportManifest.digest($0.text) }.joined(separator: "\n"))
         } else {
-            guard let manifestData else { return Outcome(problems: ["the file is not a JSON export, and no manifest was given for a CSV export"]) }
+            guard let manifestData else {
+                return Outcome(problems: ["the file is not a JSON export, and no manifest was given for a CSV export"])
+            }
             guard let decoded = try? decoder.decode(AuditExportManifest.self, from: manifestData) else {
                 return Outcome(problems: ["the manifest is not an audit export manifest"])
             }
@@ -204,19 +217,26 @@ enum AuditExportVerifier {
             var records = csvRecords(text)
             guard !records.isEmpty else { return Outcome(problems: ["the CSV file is empty"], manifest: manifest) }
             let header = records.removeFirst()
-            if header != manifest.header { return Outcome(problems: ["the CSV header is not the one that was signed: columns were changed"], manifest: manifest) }
+            if header != manifest.header {
+                return Outcome(problems: ["the CSV header is not the one that was signed: columns were changed"], manifest: manifest)
+            }
             rows = records.map { record in
                 let cells = csvCells(record)
                 return (record, cells.last ?? "", cells.first ?? "")
             }
             wholeDigest = AuditExportManifest.digest(text)
         }
-        guard manifest.format == AuditExportManifest.format else { return Outcome(problems: ["the manifest has format \(manifest.format), not \(AuditExportManifest.format)"]) }
+        guard manifest.format == AuditExportManifest.format else {
+            return Outcome(problems: ["the manifest has format \(manifest.format), not \(AuditExportManifest.format)"])
+        }
 
         // The signature first: without it nothing in the manifest can be trusted.
         guard let key = keys.first(where: { AuditKeys.keyID($0) == manifest.keyID }) else {
             let given = keys.map(AuditKeys.keyID).joined(separator: ", ")
-            return Outcome(problems: ["the manifest is signed with key \(manifest.keyID), not with the public key given (\(given.isEmpty ? "none could be read" : given)): the wrong key, or not an export of this server"], manifest: manifest)
+            return Outcome(
+                problems: [
+                    "the manifest is signed with key \(manifest.keyID), not with the public key given (\(given.isEmpty ? "none could be read" : given)): the wrong key, or not an export of this server"
+                ], manifest: manifest)
         }
         guard let signature = Data(base64Encoded: manifest.signature), key.isValidSignature(signature, for: manifest.signedMessage) else {
             return Outcome(problems: ["the manifest's signature does not verify: the manifest was changed or forged"], manifest: manifest)
@@ -241,7 +261,8 @@ enum AuditExportVerifier {
         var positions: [String: [Int]] = [:]
         for (index, row) in signed.enumerated() { positions[row.digest, default: []].append(index) }
         let inFile = Set(digests)
-        let signedByEvent = Dictionary(signed.enumerated().map { ("\($0.element.chain)#\($0.element.seq)", $0.offset) }, uniquingKeysWith: { first, _ in first })
+        let signedByEvent = Dictionary(
+            signed.enumerated().map { ("\($0.element.chain)#\($0.element.seq)", $0.offset) }, uniquingKeysWith: { first, _ in first })
         // A row is out of place when it was signed before a row the file shows above it (a removed row shifts the
         // rest without reordering them).
         var latest = -1
@@ -249,7 +270,10 @@ enum AuditExportVerifier {
             let name = "row \(index + 1) (event #\(rows[index].seq) of chain \(rows[index].chain))"
             if let places = positions[digest] {
                 let place = places.first { $0 > latest } ?? places[0]
-                if place < latest { problems.append("\(name) is out of place: it was signed as row \(place + 1), before a row shown above it; rows were reordered") }
+                if place < latest {
+                    problems.append(
+                        "\(name) is out of place: it was signed as row \(place + 1), before a row shown above it; rows were reordered")
+                }
                 latest = max(latest, place)
             } else if let original = signedByEvent["\(rows[index].chain)#\(rows[index].seq)"], !inFile.contains(signed[original].digest) {
                 problems.append("\(name) was edited: it differs from the signed row \(original + 1)")
@@ -300,9 +324,14 @@ enum AuditExportVerifier {
             let character = characters[index]
             index += 1
             if quoted {
-                if character != "\"" { current.append(character) }
-                else if index < characters.count, characters[index] == "\"" { current.append("\""); index += 1 }
-                else { quoted = false }
+                if character != "\"" {
+                    current.append(character)
+                } else if index < characters.count, characters[index] == "\"" {
+                    current.append("\"")
+                    index += 1
+                } else {
+                    quoted = false
+                }
             } else if character == "\"" {
                 quoted = true
             } else if character == "," {

@@ -36,7 +36,9 @@ struct AuditKeys: Sendable {
 
     /// 16 hex digits of SHA-256("twofold-audit-key-id" ‖ 0x00 ‖ key): names the key without revealing it.
     static func keyID(_ key: SymmetricKey) -> String {
-        key.withUnsafeBytes { TwofoldCore.Digest.hex(Array(SHA256.hash(data: Array("twofold-audit-key-id".utf8) + [0] + Array($0)).prefix(8))) }
+        key.withUnsafeBytes {
+            TwofoldCore.Digest.hex(Array(SHA256.hash(data: Array("twofold-audit-key-id".utf8) + [0] + Array($0)).prefix(8)))
+        }
     }
 
     /// 16 hex digits of SHA-256 of the raw public key: what an auditor compares with `twofold audit public-key`.
@@ -125,7 +127,9 @@ final class AuditContext: AnyModelMiddleware, Sendable {
     /// The chains this process has appended to (or will).
     var writerChains: [String] { state.withLockedValue { Array($0.writers.prefix(max(1, $0.policy.writers))) } }
 
-    func handle(_ event: ModelEvent, _ model: any AnyModel, on db: any Database, chainingTo next: any AnyModelResponder) -> EventLoopFuture<Void> {
+    func handle(_ event: ModelEvent, _ model: any AnyModel, on db: any Database, chainingTo next: any AnyModelResponder) -> EventLoopFuture<
+        Void
+    > {
         next.handle(event, model, on: db)
     }
 

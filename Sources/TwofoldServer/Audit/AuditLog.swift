@@ -45,16 +45,22 @@ enum AuditLog {
             else { preconditionFailure("the current audit key is always configured") }
             // A plain INSERT: this runs for every security event, and building a Fluent model costs reflection.
             try await db.sql.insert(into: AuditEvent.schema)
-                .columns("id", "chain_id", "seq", "practice_id", "actor_id", "subject_id", "event", "ip", "user_agent", "details",
-                         "occurred_ms", "occurred_at", "prev_hash", "hash", "key_id")
-                .values(SQLBind(UUID()), SQLBind(chain), SQLBind(content.seq), SQLBind(content.practiceID), SQLBind(content.actorID), SQLBind(content.subjectID),
-                        SQLBind(content.event), SQLBind(content.ip), SQLBind(content.userAgent), SQLBind(content.details),
-                        SQLBind(occurredMS), SQLBind(date(occurredMS)), SQLBind(head.hash), SQLBind(mac), SQLBind(keys.macKeyID))
+                .columns(
+                    "id", "chain_id", "seq", "practice_id", "actor_id", "subject_id", "event", "ip", "user_agent", "details",
+                    "occurred_ms", "occurred_at", "prev_hash", "hash", "key_id"
+                )
+                .values(
+                    SQLBind(UUID()), SQLBind(chain), SQLBind(content.seq), SQLBind(content.practiceID), SQLBind(content.actorID),
+                    SQLBind(content.subjectID),
+                    SQLBind(content.event), SQLBind(content.ip), SQLBind(content.userAgent), SQLBind(content.details),
+                    SQLBind(occurredMS), SQLBind(date(occurredMS)), SQLBind(head.hash), SQLBind(mac), SQLBind(keys.macKeyID)
+                )
                 .run()
             var update = db.sql.update(AuditChainRegistry.table).set("hash", to: mac)
             let due = head.isCheckpointDue(now: occurredMS, policy: policy)
             if due {
-                try await AuditCheckpoint.signed(chain: chain, kind: .head, seq: head.seq, head: mac, ms: occurredMS, keys: keys).insert(on: db)
+                try await AuditCheckpoint.signed(chain: chain, kind: .head, seq: head.seq, head: mac, ms: occurredMS, keys: keys).insert(
+                    on: db)
                 update = update.set("checkpoint_seq", to: head.seq).set("checkpoint_ms", to: occurredMS)
             }
             try await update.where("id", .equal, chain).run()
@@ -67,9 +73,11 @@ enum AuditLog {
 
     /// Moves the head of `chain` one on and returns it, or `nil` when the chain is not registered yet.
     private static func advance(_ chain: String, on db: any Database) async throws -> HeadRow? {
-        try await db.sql.raw("""
+        try await db.sql.raw(
+            """
             UPDATE \(ident: AuditChainRegistry.table) SET seq = seq + 1 WHERE id = \(bind: chain) RETURNING seq, hash, checkpoint_seq, checkpoint_ms
-            """).first(decoding: HeadRow.self)
+            """
+        ).first(decoding: HeadRow.self)
     }
 
     /// Writes a checkpoint of every chain's head that has events after its last checkpoint, when that is older than
@@ -80,17 +88,24 @@ enum AuditLog {
         let context = try AuditContext.of(database)
         let keys = context.keys, policy = context.policy
         let ms = milliseconds(now)
-        let pending = try await database.sql.raw("""
+        let pending = try await database.sql.raw(
+            """
             SELECT id FROM \(ident: AuditChainRegistry.table) WHERE seq > COALESCE(checkpoint_seq, -1) ORDER BY created_ms, id
-            """).all(decoding: ChainID.self)
+            """
+        ).all(decoding: ChainID.self)
         for chain in pending.map(\.id) {
             try await database.transaction { db in
-                guard let head = try await db.sql.raw("""
-                    UPDATE \(ident: AuditChainRegistry.table) SET seq = seq WHERE id = \(bind: chain) RETURNING seq, hash, checkpoint_seq, checkpoint_ms
-                    """).first(decoding: HeadRow.self)
+                guard
+                    let head = try await db.sql.raw(
+                        """
+                        UPDATE \(ident: AuditChainRegistry.table) SET seq = seq WHERE id = \(bind: chain) RETURNING seq, hash, checkpoint_seq, checkpoint_ms
+                        """
+                    ).first(decoding: HeadRow.self)
                 else { return }
-                guard head.seq > (head.checkpoint_seq ?? -1), force || ms - (head.checkpoint_ms ?? 0) >= Int64(policy.interval * 1000) else { return }
-                try await AuditCheckpoint.signed(chain: chain, kind: .head, seq: head.seq, head: head.hash, ms: ms, keys: keys).insert(on: db)
+                guard head.seq > (head.checkpoint_seq ?? -1), force || ms - (head.checkpoint_ms ?? 0) >= Int64(policy.interval * 1000)
+                else { return }
+                try await AuditCheckpoint.signed(chain: chain, kind: .head, seq: head.seq, head: head.hash, ms: ms, keys: keys).insert(
+                    on: db)
                 try await db.sql.update(AuditChainRegistry.table).set("checkpoint_seq", to: head.seq).set("checkpoint_ms", to: ms)
                     .where("id", .equal, chain).run()
             }
@@ -127,8 +142,10 @@ enum AuditLog {
     /// Walks every registered chain in order and checks each link, the shown time and every checkpoint in the
     /// database and in `external` (read from a checkpoint file, with its line numbers); checks that the registry,
     /// the checkpoints and the events name the same chains; names the first problem.
-    static func verify(on database: any Database, keys: AuditKeys? = nil,
-                       external: [(line: Int, checkpoint: AuditCheckpoint)] = [], source: String = "the checkpoint file") async throws -> Verification {
+    static func verify(
+        on database: any Database, keys: AuditKeys? = nil,
+        external: [(line: Int, checkpoint: AuditCheckpoint)] = [], source: String = "the checkpoint file"
+    ) async throws -> Verification {
         let keys = try keys ?? AuditContext.of(database).keys
         // Checkpoints before the registry: every head a checkpoint read here names is then at or below the registry's.
         var stored = try await AuditCheckpoint.all(on: database)
@@ -143,23 +160,35 @@ enum AuditLog {
             if let problem = checkpoint.signatureProblem(keys: keys) { return failed("the \(checkpoint.label) in the database \(problem)") }
         }
         for (line, checkpoint) in external {
-            if let problem = checkpoint.signatureProblem(keys: keys) { return failed("the \(checkpoint.label) on line \(line) of \(source) \(problem)") }
+            if let problem = checkpoint.signatureProblem(keys: keys) {
+                return failed("the \(checkpoint.label) on line \(line) of \(source) \(problem)")
+            }
         }
         // The registry, the checkpoints and the events must name the same chains.
         let registered = Set(chains.map(\.id))
         for (line, checkpoint) in external where !registered.contains(checkpoint.chain) {
-            return failed("chain \(checkpoint.chain), named by the \(checkpoint.label) on line \(line) of \(source), is not in the registry: the chain was removed together with its registry row")
+            return failed(
+                "chain \(checkpoint.chain), named by the \(checkpoint.label) on line \(line) of \(source), is not in the registry: the chain was removed together with its registry row"
+            )
         }
         for checkpoint in stored where !registered.contains(checkpoint.chain) {
-            return failed("chain \(checkpoint.chain), named by the \(checkpoint.label) in the database, is not in the registry: its registry row was removed")
+            return failed(
+                "chain \(checkpoint.chain), named by the \(checkpoint.label) in the database, is not in the registry: its registry row was removed"
+            )
         }
-        let eventChains = try await database.sql.raw("SELECT DISTINCT chain_id FROM \(ident: AuditEvent.schema)").all(decoding: EventChain.self).map(\.chain_id)
+        let eventChains = try await database.sql.raw("SELECT DISTINCT chain_id FROM \(ident: AuditEvent.schema)").all(
+            decoding: EventChain.self
+        ).map(\.chain_id)
         if let stray = eventChains.sorted().first(where: { !registered.contains($0) }) {
-            return failed("events of chain \(stray) are in the log but the chain is not in the registry: its registry row was removed, or the events were inserted")
+            return failed(
+                "events of chain \(stray) are in the log but the chain is not in the registry: its registry row was removed, or the events were inserted"
+            )
         }
         // The file's checkpoints must also be in the database.
         for (line, checkpoint) in external where !stored.contains(checkpoint) {
-            return failed("the \(checkpoint.label) on line \(line) of \(source) is missing from the database: checkpoints were removed, or the log was rewritten")
+            return failed(
+                "the \(checkpoint.label) on line \(line) of \(source) is missing from the database: checkpoints were removed, or the log was rewritten"
+            )
         }
 
         for chain in chains {
@@ -168,13 +197,19 @@ enum AuditLog {
                 // Registered after the checkpoints were read: read its own again.
                 own = try await AuditCheckpoint.all(on: database, chain: chain.id)
                 stored += own.filter { !stored.contains($0) }
-                if let problem = own.lazy.compactMap({ $0.signatureProblem(keys: keys) }).first { return failed("a checkpoint of chain \(chain.id) in the database \(problem)") }
+                if let problem = own.lazy.compactMap({ $0.signatureProblem(keys: keys) }).first {
+                    return failed("a checkpoint of chain \(chain.id) in the database \(problem)")
+                }
                 guard own.contains(where: { $0.kind == .open && $0.seq == 0 && $0.head == AuditChainHead.genesisHash }) else {
-                    return failed("chain \(chain.id) (\(chain.instance)) has no signed opening checkpoint: its registry row was forged, or its checkpoints were removed")
+                    return failed(
+                        "chain \(chain.id) (\(chain.instance)) has no signed opening checkpoint: its registry row was forged, or its checkpoints were removed"
+                    )
                 }
             }
             let externalOwn = external.filter { $0.checkpoint.chain == chain.id }
-            if let problem = try await verify(chain: chain, on: database, keys: keys, stored: own, external: externalOwn, source: source, checked: &checked) {
+            if let problem = try await verify(
+                chain: chain, on: database, keys: keys, stored: own, external: externalOwn, source: source, checked: &checked)
+            {
                 return failed(problem)
             }
         }
@@ -184,8 +219,10 @@ enum AuditLog {
     private struct EventChain: Decodable { var chain_id: String }
 
     /// Walks one chain up to the head its registry row recorded; `nil` when it holds.
-    private static func verify(chain: AuditChainRegistry.Row, on database: any Database, keys: AuditKeys, stored: [AuditCheckpoint],
-                               external: [(line: Int, checkpoint: AuditCheckpoint)], source: String, checked: inout Int) async throws -> String? {
+    private static func verify(
+        chain: AuditChainRegistry.Row, on database: any Database, keys: AuditKeys, stored: [AuditCheckpoint],
+        external: [(line: Int, checkpoint: AuditCheckpoint)], source: String, checked: inout Int
+    ) async throws -> String? {
         let isMain = chain.id == AuditCheckpoint.mainChain
         let label = isMain ? "" : " of chain \(chain.id)"
         // The main chain's signed end of the unkeyed segment: every later event must be keyed.
@@ -200,8 +237,13 @@ enum AuditLog {
             legacyEnd = end
         }
         var expectations: [Int64: [(String, String)]] = [:]
-        for checkpoint in stored { expectations[checkpoint.seq, default: []].append((checkpoint.head, "the \(checkpoint.label)\(label) in the database")) }
-        for (line, checkpoint) in external { expectations[checkpoint.seq, default: []].append((checkpoint.head, "the \(checkpoint.label)\(label) on line \(line) of \(source)")) }
+        for checkpoint in stored {
+            expectations[checkpoint.seq, default: []].append((checkpoint.head, "the \(checkpoint.label)\(label) in the database"))
+        }
+        for (line, checkpoint) in external {
+            expectations[checkpoint.seq, default: []].append(
+                (checkpoint.head, "the \(checkpoint.label)\(label) on line \(line) of \(source)"))
+        }
         if let mismatch = expectations[0]?.first(where: { $0.0 != AuditChainHead.genesisHash }) {
             return "\(mismatch.1) does not match the start of the chain"
         }
@@ -222,7 +264,8 @@ enum AuditLog {
                 }
                 let content = AuditChain.Content(
                     seq: event.seq, occurredMS: event.occurredMS, practiceID: event.practiceID, actorID: event.actorID,
-                    subjectID: event.subjectID, event: event.event, ip: event.ip, userAgent: event.userAgent, details: event.details, chain: event.chainID)
+                    subjectID: event.subjectID, event: event.event, ip: event.ip, userAgent: event.userAgent, details: event.details,
+                    chain: event.chainID)
                 if isMain, event.seq <= legacyEnd {
                     if event.keyID != nil || AuditChain.hash(previous: previous, content: content) != event.hash {
                         return "\(name) was changed after it was written"
@@ -234,14 +277,17 @@ enum AuditLog {
                             : "\(name) has no keyed link: the chain was recomputed without the audit key"
                     }
                     guard let mac = AuditChain.mac(previous: previous, content: content, keyID: keyID, keys: keys) else {
-                        return "\(name) is linked with audit key \(keyID), which is not configured (add the old sealing key to TWOFOLD_PREVIOUS_SECRET_KEYS)"
+                        return
+                            "\(name) is linked with audit key \(keyID), which is not configured (add the old sealing key to TWOFOLD_PREVIOUS_SECRET_KEYS)"
                     }
                     if !ConstantTime.equals(Array(mac.utf8), Array(event.hash.utf8)) {
-                        return "\(name) was changed after it was written, moved from another chain, or its link was recomputed without the audit key"
+                        return
+                            "\(name) was changed after it was written, moved from another chain, or its link was recomputed without the audit key"
                     }
                 }
                 if abs(event.occurredAt.timeIntervalSince1970 * 1000 - Double(event.occurredMS)) >= 1 {
-                    return "\(name) shows the time \(event.occurredAt.ISO8601Format()) but was written at \(date(event.occurredMS).ISO8601Format()): its time was changed"
+                    return
+                        "\(name) shows the time \(event.occurredAt.ISO8601Format()) but was written at \(date(event.occurredMS).ISO8601Format()): its time was changed"
                 }
                 if let mismatch = expectations[event.seq]?.first(where: { $0.0 != event.hash }) {
                     return isMain && event.seq == legacyEnd
@@ -256,7 +302,8 @@ enum AuditLog {
         }
         let last = expectedSeq - 1
         if let beyond = expectations.keys.filter({ $0 > last }).max(), let source = expectations[beyond]?.first {
-            return "chain \(chain.id) ends at event #\(last) but \(source.1) records event #\(beyond): the newest events were removed and the head rolled back"
+            return
+                "chain \(chain.id) ends at event #\(last) but \(source.1) records event #\(beyond): the newest events were removed and the head rolled back"
         }
         if last != chain.seq || previous != chain.hash {
             return last == 0 && chain.seq > 0
@@ -266,7 +313,9 @@ enum AuditLog {
         // Rows past the head that the registry row does not account for (re-read: appends go on meanwhile).
         let beyond = try await AuditEvent.query(on: database).filter(\.$chainID == chain.id).filter(\.$seq > chain.seq).max(\.$seq)
         if let beyond {
-            let now = try await database.sql.select().column("seq").from(AuditChainRegistry.table).where("id", .equal, chain.id).first(decoding: SeqRow.self)?.seq ?? 0
+            let now =
+                try await database.sql.select().column("seq").from(AuditChainRegistry.table).where("id", .equal, chain.id).first(
+                    decoding: SeqRow.self)?.seq ?? 0
             if beyond > now { return "event #\(beyond)\(label) lies beyond the head of the chain (#\(now)): a row was inserted" }
         }
         return nil
@@ -277,7 +326,10 @@ enum AuditLog {
 
 extension Request {
     /// Records a security event with this request's client address and browser.
-    func audit(_ type: AuditEventType, practiceID: UUID?, actorID: UUID? = nil, subjectID: UUID? = nil, details: [String: String] = [:], on database: (any Database)? = nil) async throws {
+    func audit(
+        _ type: AuditEventType, practiceID: UUID?, actorID: UUID? = nil, subjectID: UUID? = nil, details: [String: String] = [:],
+        on database: (any Database)? = nil
+    ) async throws {
         let entry = AuditEntry(
             type: type, practiceID: practiceID, actorID: actorID, subjectID: subjectID ?? actorID,
             ip: clientIP, userAgent: headers.first(name: .userAgent) ?? "", details: details)
@@ -293,9 +345,12 @@ struct AuditRecorder: Sendable {
     var ip: String
     var userAgent: String
 
-    func callAsFunction(_ type: AuditEventType, practiceID: UUID?, actorID: UUID? = nil, subjectID: UUID? = nil, details: [String: String] = [:]) async throws {
-        let entry = AuditEntry(type: type, practiceID: practiceID, actorID: actorID, subjectID: subjectID ?? actorID,
-                               ip: ip, userAgent: userAgent, details: details)
+    func callAsFunction(
+        _ type: AuditEventType, practiceID: UUID?, actorID: UUID? = nil, subjectID: UUID? = nil, details: [String: String] = [:]
+    ) async throws {
+        let entry = AuditEntry(
+            type: type, practiceID: practiceID, actorID: actorID, subjectID: subjectID ?? actorID,
+            ip: ip, userAgent: userAgent, details: details)
         try await AuditLog.append(entry, on: database, now: now)
     }
 }

@@ -52,18 +52,23 @@ struct AuditQuery {
             day.timeZone = TimeZone(identifier: "UTC")
             day.isLenient = false
             var parsed: Date?
-            if text.count == 10, let date = day.date(from: text) { parsed = endOfDay ? date.addingTimeInterval(86_399.999) : date }
-            else if text.count <= 40, let date = try? Date(text, strategy: .iso8601) { parsed = date }
+            if text.count == 10, let date = day.date(from: text) {
+                parsed = endOfDay ? date.addingTimeInterval(86_399.999) : date
+            } else if text.count <= 40, let date = try? Date(text, strategy: .iso8601) {
+                parsed = date
+            }
             guard let parsed, dateBounds.contains(parsed) else {
-                throw Abort(.badRequest, reason: "\(name) must be a day like 2026-11-25 or a time like 2026-11-25T14:00:00Z, from 1970 to 9999.")
+                throw Abort(
+                    .badRequest, reason: "\(name) must be a day like 2026-11-25 or a time like 2026-11-25T14:00:00Z, from 1970 to 9999.")
             }
             return parsed
         }
         let page = try req.boundedQuery("page", in: QueryBounds.page)
         let from = try date("from", endOfDay: false), to = try date("to", endOfDay: true)
         if let from, let to, from > to { throw Abort(.badRequest, reason: "from must not be later than to.") }
-        return Filter(from: from, to: to,
-                      user: try? req.query.get(String.self, at: "user"), type: try? req.query.get(String.self, at: "type"), page: page)
+        return Filter(
+            from: from, to: to,
+            user: try? req.query.get(String.self, at: "user"), type: try? req.query.get(String.self, at: "type"), page: page)
     }
 
     func run(_ filter: Filter, limit: Int = AuditQuery.pageSize) async throws -> Result {
@@ -72,23 +77,32 @@ struct AuditQuery {
         if let to = filter.to { query = query.filter(\.$occurredAt <= to) }
         if let type = filter.type?.trimmingCharacters(in: .whitespaces), !type.isEmpty { query = query.filter(\.$event == type) }
         if let username = filter.user?.trimmingCharacters(in: .whitespaces), !username.isEmpty {
-            let user = try await User.query(on: database).filter(\.$usernameKey == User.key(for: username)).filter(\.$practice.$id == practiceID).first()
+            let user = try await User.query(on: database).filter(\.$usernameKey == User.key(for: username)).filter(
+                \.$practice.$id == practiceID
+            ).first()
             let id = user?.id ?? UUID()
             query = query.group(.or) { $0.filter(\.$actorID == id).filter(\.$subjectID == id) }
         }
         let total = try await query.copy().count()
         let page = min(max(1, filter.page ?? 1), QueryBounds.page.upperBound)
         // One stable order across the chains: newest first, then by chain, then by place in the chain.
-        let events = try await query.sort(\.$occurredMS, .descending).sort(\.$chainID, .descending).sort(\.$seq, .descending).range(((page - 1) * limit)..<(page * limit)).all()
+        let events = try await query.sort(\.$occurredMS, .descending).sort(\.$chainID, .descending).sort(\.$seq, .descending).range(
+            ((page - 1) * limit)..<(page * limit)
+        ).all()
         let ids = Set(events.flatMap { [$0.actorID, $0.subjectID].compactMap { $0 } })
-        let names = ids.isEmpty ? [:] : Dictionary(uniqueKeysWithValues: try await User.query(on: database).filter(\.$id ~~ Array(ids)).all().map { ($0.id!, $0.username) })
+        let names =
+            ids.isEmpty
+            ? [:]
+            : Dictionary(
+                uniqueKeysWithValues: try await User.query(on: database).filter(\.$id ~~ Array(ids)).all().map { ($0.id!, $0.username) })
         let entries = events.map { event in
-            Entry(chain: event.chainID, seq: event.seq, time: AuditLog.date(event.occurredMS),  // the covered time; `audit verify` checks occurred_at agrees
-                  event: event.event,
-                  actor: event.actorID.map { names[$0] ?? "deleted user \($0.uuidString.prefix(8))" },
-                  subject: event.subjectID.map { names[$0] ?? "deleted user \($0.uuidString.prefix(8))" },
-                  ip: event.ip, userAgent: event.userAgent,
-                  details: (try? JSONDecoder().decode([String: String].self, from: Data(event.details.utf8))) ?? [:])
+            Entry(
+                chain: event.chainID, seq: event.seq, time: AuditLog.date(event.occurredMS), // the covered time; `audit verify` checks occurred_at agrees
+                event: event.event,
+                actor: event.actorID.map { names[$0] ?? "deleted user \($0.uuidString.prefix(8))" },
+                subject: event.subjectID.map { names[$0] ?? "deleted user \($0.uuidString.prefix(8))" },
+                ip: event.ip, userAgent: event.userAgent,
+                details: (try? JSONDecoder().decode([String: String].self, from: Data(event.details.utf8))) ?? [:])
         }
         return Result(events: entries, total: total, page: page, pageCount: max(1, (total + limit - 1) / limit))
     }
@@ -120,8 +134,10 @@ struct AuditQuery {
 
     static func csvLine(_ entry: Entry) -> String {
         let details = entry.details.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "; ")
-        let cells = [String(entry.seq), entry.time.ISO8601Format(),
-                     entry.event, entry.actor ?? "", entry.subject ?? "", entry.ip, entry.userAgent, details, entry.chain]
+        let cells = [
+            String(entry.seq), entry.time.ISO8601Format(),
+            entry.event, entry.actor ?? "", entry.subject ?? "", entry.ip, entry.userAgent, details, entry.chain,
+        ]
         return cells.map(csvCell).joined(separator: ",")
     }
 

@@ -20,7 +20,8 @@ final class AuditShipping: Sendable {
         /// `udp://host:514` or `tcp://host:601` (`[::1]:514` for an IPv6 address).
         init?(_ text: String) {
             guard let url = URL(string: text), let scheme = url.scheme.flatMap(Transport.init(rawValue:)),
-                  let host = url.host, !host.isEmpty, url.path.isEmpty || url.path == "/", url.user == nil else { return nil }
+                let host = url.host, !host.isEmpty, url.path.isEmpty || url.path == "/", url.user == nil
+            else { return nil }
             transport = scheme
             self.host = host.hasPrefix("[") ? String(host.dropFirst().dropLast()) : host
             port = url.port ?? (scheme == .udp ? 514 : 601)
@@ -37,12 +38,18 @@ final class AuditShipping: Sendable {
         static func from(_ env: [String: String], problems: inout [String]) -> Targets {
             var targets = Targets()
             if let text = env["TWOFOLD_AUDIT_CHECKPOINT_WEBHOOK"], !text.isEmpty {
-                if TwofoldConfiguration.isAcceptableOutboundURL(text), let url = URL(string: text) { targets.webhook = url }
-                else { problems.append("TWOFOLD_AUDIT_CHECKPOINT_WEBHOOK must be an https:// URL (http:// only for 127.0.0.1 or localhost)") }
+                if TwofoldConfiguration.isAcceptableOutboundURL(text), let url = URL(string: text) {
+                    targets.webhook = url
+                } else {
+                    problems.append("TWOFOLD_AUDIT_CHECKPOINT_WEBHOOK must be an https:// URL (http:// only for 127.0.0.1 or localhost)")
+                }
             }
             if let text = env["TWOFOLD_AUDIT_SYSLOG"], !text.isEmpty {
-                if let syslog = Syslog(text) { targets.syslog = syslog }
-                else { problems.append("TWOFOLD_AUDIT_SYSLOG must look like udp://syslog.example.org:514 or tcp://syslog.example.org:601") }
+                if let syslog = Syslog(text) {
+                    targets.syslog = syslog
+                } else {
+                    problems.append("TWOFOLD_AUDIT_SYSLOG must look like udp://syslog.example.org:514 or tcp://syslog.example.org:601")
+                }
             }
             return targets
         }
@@ -59,9 +66,11 @@ final class AuditShipping: Sendable {
     private let hostname = AuditChainRegistry.instanceLabel().split(separator: " ").first.map(String.init) ?? "-"
     private let inFlight = NIOLockedValueBox<[UUID: Task<Void, Never>]>([:])
 
-    init(targets: Targets, client: HTTPClient, group: any EventLoopGroup, logger: Logger, attempts: Int = 3,
-         timeout: TimeAmount = .seconds(5), retryDelay: Duration = .seconds(2),
-         failed: @escaping @Sendable (_ target: String, _ problem: String, _ checkpoint: AuditCheckpoint) async -> Void) {
+    init(
+        targets: Targets, client: HTTPClient, group: any EventLoopGroup, logger: Logger, attempts: Int = 3,
+        timeout: TimeAmount = .seconds(5), retryDelay: Duration = .seconds(2),
+        failed: @escaping @Sendable (_ target: String, _ problem: String, _ checkpoint: AuditCheckpoint) async -> Void
+    ) {
         self.targets = targets
         self.client = client
         self.group = group
@@ -111,9 +120,12 @@ final class AuditShipping: Sendable {
                 if round < attempts { try? await Task.sleep(for: retryDelay) }
             }
         }
-        logger.error("Audit checkpoint could not be shipped", metadata: [
-            "target": .string(target), "chain": .string(checkpoint.chain), "seq": .stringConvertible(checkpoint.seq), "error": .string(problem),
-        ])
+        logger.error(
+            "Audit checkpoint could not be shipped",
+            metadata: [
+                "target": .string(target), "chain": .string(checkpoint.chain), "seq": .stringConvertible(checkpoint.seq),
+                "error": .string(problem),
+            ])
         await failed(target, problem, checkpoint)
     }
 
@@ -129,7 +141,9 @@ final class AuditShipping: Sendable {
         request.body = .bytes(ByteBuffer(string: line))
         let response = try await client.execute(request, timeout: timeout)
         _ = try? await response.body.collect(upTo: 64 * 1024)
-        guard (200..<300).contains(response.status.code) else { throw DeliveryError(description: "the webhook answered \(response.status.code)") }
+        guard (200..<300).contains(response.status.code) else {
+            throw DeliveryError(description: "the webhook answered \(response.status.code)")
+        }
     }
 
     /// RFC 5424: facility 13 (log audit), severity 5 (notice); the message is the checkpoint's JSON line.
@@ -158,11 +172,15 @@ final class AuditShipping: Sendable {
     static func live(_ app: Application, targets: Targets) -> AuditShipping? {
         guard !targets.isEmpty else { return nil }
         let weak = WeakApplication(app)
-        return AuditShipping(targets: targets, client: app.http.client.shared, group: app.eventLoopGroup, logger: app.logger) { target, problem, checkpoint in
+        return AuditShipping(targets: targets, client: app.http.client.shared, group: app.eventLoopGroup, logger: app.logger) {
+            target, problem, checkpoint in
             guard let app = weak.app else { return }
-            try? await AuditLog.append(AuditEntry(type: .auditCheckpointShippingFailed, practiceID: nil, ip: "maintenance", details: [
-                "target": target, "chain": checkpoint.chain, "seq": String(checkpoint.seq), "error": String(problem.prefix(200)),
-            ]), on: app.db, now: app.twofold.clock.now())
+            try? await AuditLog.append(
+                AuditEntry(
+                    type: .auditCheckpointShippingFailed, practiceID: nil, ip: "maintenance",
+                    details: [
+                        "target": target, "chain": checkpoint.chain, "seq": String(checkpoint.seq), "error": String(problem.prefix(200)),
+                    ]), on: app.db, now: app.twofold.clock.now())
         }
     }
 

@@ -5,7 +5,9 @@ import Vapor
 /// `twofold api-key create --practice ID --name NAME` (prints the key once), `twofold api-key revoke ID`, `twofold api-key list --practice ID`.
 struct APIKeyCommands: AsyncCommandGroup {
     var help: String { "Manage API keys for integrating systems." }
-    var commands: [String: any AnyAsyncCommand] { ["create": CreateAPIKeyCommand(), "revoke": RevokeAPIKeyCommand(), "list": ListAPIKeysCommand()] }
+    var commands: [String: any AnyAsyncCommand] {
+        ["create": CreateAPIKeyCommand(), "revoke": RevokeAPIKeyCommand(), "list": ListAPIKeysCommand()]
+    }
 }
 
 struct CreateAPIKeyCommand: AsyncCommand {
@@ -23,9 +25,13 @@ struct CreateAPIKeyCommand: AsyncCommand {
         guard let practiceID = UUID(uuidString: practiceText) else { throw CLIError("--practice must be a practice id") }
         let app = context.application
         try await prepareDatabase(app)
-        let created = try await APIKeyService(database: app.db, now: app.twofold.clock.now(), address: "cli").create(practiceID: practiceID, name: name)
+        let created = try await APIKeyService(database: app.db, now: app.twofold.clock.now(), address: "cli").create(
+            practiceID: practiceID, name: name)
         context.console.print(created.key)
-        FileHandle.standardError.write(Data("API key \(created.record.id!.uuidString) created; it is shown only once. Revoke it with: twofold api-key revoke \(created.record.id!.uuidString)\n".utf8))
+        FileHandle.standardError.write(
+            Data(
+                "API key \(created.record.id!.uuidString) created; it is shown only once. Revoke it with: twofold api-key revoke \(created.record.id!.uuidString)\n"
+                    .utf8))
     }
 }
 
@@ -37,7 +43,9 @@ struct RevokeAPIKeyCommand: AsyncCommand {
     var help: String { "Revokes an API key; requests with it are refused from then on." }
 
     func run(using context: CommandContext, signature: Signature) async throws {
-        guard let id = UUID(uuidString: signature.id) else { throw CLIError("give the key's id (a UUID), as printed by `twofold api-key list`") }
+        guard let id = UUID(uuidString: signature.id) else {
+            throw CLIError("give the key's id (a UUID), as printed by `twofold api-key list`")
+        }
         let app = context.application
         try await prepareDatabase(app)
         let key = try await APIKeyService(database: app.db, now: app.twofold.clock.now(), address: "cli").revoke(id: id)
@@ -53,7 +61,9 @@ struct ListAPIKeysCommand: AsyncCommand {
     var help: String { "Lists a practice's API keys (never the keys themselves)." }
 
     func run(using context: CommandContext, signature: Signature) async throws {
-        guard let text = signature.practice, let practiceID = UUID(uuidString: text) else { throw CLIError("--practice <practice id> is required") }
+        guard let text = signature.practice, let practiceID = UUID(uuidString: text) else {
+            throw CLIError("--practice <practice id> is required")
+        }
         let app = context.application
         try await prepareDatabase(app)
         let keys = try await APIKey.query(on: app.db).filter(\.$practice.$id == practiceID).sort(\.$createdAt).all()

@@ -31,7 +31,9 @@ struct CreatePracticeCommand: AsyncCommand {
     var help: String { "Creates a practice and prints its id." }
 
     func run(using context: CommandContext, signature: Signature) async throws {
-        guard let name = signature.name else { throw CLIError("--name is required, e.g. twofold practice create --name \"Riverside Family Medicine\"") }
+        guard let name = signature.name else {
+            throw CLIError("--name is required, e.g. twofold practice create --name \"Riverside Family Medicine\"")
+        }
         let app = context.application
         try await prepareDatabase(app)
         let practice = try await AccountProvisioning(database: app.db, passwords: app.password.async, now: app.twofold.clock.now())
@@ -42,16 +44,22 @@ struct CreatePracticeCommand: AsyncCommand {
 
 /// The options `user create` and `user invite` share, checked the same way.
 enum UserCommandOptions {
-    static func validated(practice: String?, username: String?, firstName: String?, lastName: String?, email: String?, role: String?,
-                          alsoMissing: [String] = []) throws -> (practiceID: UUID, role: User.Role) {
+    static func validated(
+        practice: String?, username: String?, firstName: String?, lastName: String?, email: String?, role: String?,
+        alsoMissing: [String] = []
+    ) throws -> (practiceID: UUID, role: User.Role) {
         var missing: [String] = []
-        for (flag, value) in [("--practice", practice), ("--username", username), ("--first-name", firstName), ("--last-name", lastName),
-                              ("--email", email)] where value == nil {
+        for (flag, value) in [
+            ("--practice", practice), ("--username", username), ("--first-name", firstName), ("--last-name", lastName),
+            ("--email", email),
+        ] where value == nil {
             missing.append(flag)
         }
         missing += alsoMissing
         guard missing.isEmpty else { throw CLIError("missing: " + missing.joined(separator: ", ")) }
-        guard let practiceID = UUID(uuidString: practice!) else { throw CLIError("--practice must be a practice id like 3F2504E0-4F89-41D3-9A0C-0305E82C3301") }
+        guard let practiceID = UUID(uuidString: practice!) else {
+            throw CLIError("--practice must be a practice id like 3F2504E0-4F89-41D3-9A0C-0305E82C3301")
+        }
         switch role?.lowercased() ?? "staff" {
         case "provider": return (practiceID, .provider)
         case "staff": return (practiceID, .staff)
@@ -84,14 +92,19 @@ struct CreateUserCommand: AsyncCommand {
     func run(using context: CommandContext, signature: Signature) async throws {
         let (practiceID, role) = try UserCommandOptions.validated(
             practice: signature.practice, username: signature.username, firstName: signature.firstName, lastName: signature.lastName,
-            email: signature.email, role: signature.role, alsoMissing: signature.passwordStdin ? [] : ["--password-stdin (pipe the password in)"])
-        guard let line = readLine(strippingNewline: true), !line.isEmpty else { throw CLIError("no password on standard input; try: echo 'the password' | twofold user create … --password-stdin") }
+            email: signature.email, role: signature.role,
+            alsoMissing: signature.passwordStdin ? [] : ["--password-stdin (pipe the password in)"])
+        guard let line = readLine(strippingNewline: true), !line.isEmpty else {
+            throw CLIError("no password on standard input; try: echo 'the password' | twofold user create … --password-stdin")
+        }
         let app = context.application
         try await prepareDatabase(app)
-        let user = try await AccountProvisioning(database: app.db, passwords: app.password.async, now: app.twofold.clock.now()).createUser(.init(
-            practiceID: practiceID, username: signature.username!, firstName: signature.firstName!, lastName: signature.lastName!,
-            email: signature.email!, cellPhone: signature.cell, role: role, permissions: signature.manageAccounts ? [.manageAccounts] : [],
-            password: line))
+        let user = try await AccountProvisioning(database: app.db, passwords: app.password.async, now: app.twofold.clock.now()).createUser(
+            .init(
+                practiceID: practiceID, username: signature.username!, firstName: signature.firstName!, lastName: signature.lastName!,
+                email: signature.email!, cellPhone: signature.cell, role: role,
+                permissions: signature.manageAccounts ? [.manageAccounts] : [],
+                password: line))
         context.console.print(user.id!.uuidString)
     }
 }
@@ -143,7 +156,10 @@ struct ListOutboxCommand: AsyncCommand {
 struct AuditCommands: AsyncCommandGroup {
     var help: String { "Check the audit log." }
     var commands: [String: any AnyAsyncCommand] {
-        ["verify": VerifyAuditCommand(), "public-key": AuditPublicKeyCommand(), "export": ExportAuditCommand(), "verify-export": VerifyAuditExportCommand()]
+        [
+            "verify": VerifyAuditCommand(), "public-key": AuditPublicKeyCommand(), "export": ExportAuditCommand(),
+            "verify-export": VerifyAuditExportCommand(),
+        ]
     }
 }
 
@@ -172,7 +188,9 @@ struct ExportAuditCommand: AsyncCommand {
             throw CLIError("--practice must be a practice id like 3F2504E0-4F89-41D3-9A0C-0305E82C3301")
         }
         guard let output = signature.output, !output.isEmpty else { throw CLIError("--output FILE is required") }
-        guard let format = AuditExportManifest.Kind(rawValue: signature.format ?? "csv") else { throw CLIError("--format must be csv or json") }
+        guard let format = AuditExportManifest.Kind(rawValue: signature.format ?? "csv") else {
+            throw CLIError("--format must be csv or json")
+        }
         func date(_ name: String, _ text: String?, endOfDay: Bool) throws -> Date? {
             guard let text, !text.isEmpty else { return nil }
             if text.count == 10, let day = try? Date(text + "T00:00:00Z", strategy: .iso8601), AuditQuery.dateBounds.contains(day) {
@@ -183,8 +201,9 @@ struct ExportAuditCommand: AsyncCommand {
             }
             return time
         }
-        let filter = AuditQuery.Filter(from: try date("from", signature.from, endOfDay: false), to: try date("to", signature.to, endOfDay: true),
-                                       user: signature.user, type: signature.type)
+        let filter = AuditQuery.Filter(
+            from: try date("from", signature.from, endOfDay: false), to: try date("to", signature.to, endOfDay: true),
+            user: signature.user, type: signature.type)
         if let from = filter.from, let to = filter.to, from > to { throw CLIError("--from must not be later than --to") }
         let app = context.application
         try await prepareDatabase(app)
@@ -202,8 +221,10 @@ struct ExportAuditCommand: AsyncCommand {
             try AuditExportManifest.encoder(pretty: true).encode(bundle).write(to: URL(fileURLWithPath: output))
             manifest = bundle.manifest
         }
-        let state = manifest.logIntact ? "the audit log verified intact" : "WARNING: the audit log is NOT intact: \(manifest.logProblem ?? "")"
-        context.console.print("Exported \(manifest.count) events to \(output)\(format == .csv ? " (manifest: \(output).manifest.json)" : ""); \(state).")
+        let state =
+            manifest.logIntact ? "the audit log verified intact" : "WARNING: the audit log is NOT intact: \(manifest.logProblem ?? "")"
+        context.console.print(
+            "Exported \(manifest.count) events to \(output)\(format == .csv ? " (manifest: \(output).manifest.json)" : ""); \(state).")
     }
 }
 
@@ -220,9 +241,14 @@ struct VerifyAuditExportCommand: AsyncCommand {
     var help: String { "Checks an audit export offline with the public key: names every edited, removed, inserted or moved row." }
 
     func run(using context: CommandContext, signature: Signature) async throws {
-        guard let keyText = signature.publicKey, !keyText.isEmpty else { throw CLIError("--public-key is required (see twofold audit public-key)") }
-        let keys = AuditExportVerifier.publicKeys(FileManager.default.contents(atPath: keyText).map { String(decoding: $0, as: UTF8.self) } ?? keyText)
-        guard !keys.isEmpty else { throw CLIError("--public-key must be a base64 Ed25519 public key or a file with the lines of twofold audit public-key") }
+        guard let keyText = signature.publicKey, !keyText.isEmpty else {
+            throw CLIError("--public-key is required (see twofold audit public-key)")
+        }
+        let keys = AuditExportVerifier.publicKeys(
+            FileManager.default.contents(atPath: keyText).map { String(decoding: $0, as: UTF8.self) } ?? keyText)
+        guard !keys.isEmpty else {
+            throw CLIError("--public-key must be a base64 Ed25519 public key or a file with the lines of twofold audit public-key")
+        }
         guard let file = FileManager.default.contents(atPath: signature.file) else { throw CLIError("cannot read \(signature.file)") }
         let manifestPath = signature.manifest ?? signature.file + ".manifest.json"
         let outcome = AuditExportVerifier.verify(file: file, manifest: FileManager.default.contents(atPath: manifestPath), keys: keys)
@@ -230,15 +256,23 @@ struct VerifyAuditExportCommand: AsyncCommand {
             throw CLIError("the export is NOT as signed:\n" + outcome.problems.prefix(50).map { "  - " + $0 }.joined(separator: "\n"))
         }
         let exported = AuditLog.date(manifest.exportedMS).ISO8601Format()
-        context.console.print("The export matches its signed manifest: \(manifest.count) events of practice \(manifest.practice), exported \(exported) with key \(manifest.keyID).")
-        if !manifest.logIntact { context.console.print("Note: when it was exported, the server found the audit log NOT intact: \(manifest.logProblem ?? "")") }
+        context.console.print(
+            "The export matches its signed manifest: \(manifest.count) events of practice \(manifest.practice), exported \(exported) with key \(manifest.keyID)."
+        )
+        if !manifest.logIntact {
+            context.console.print("Note: when it was exported, the server found the audit log NOT intact: \(manifest.logProblem ?? "")")
+        }
     }
 }
 
 /// Walks the audit chain and its checkpoints; exit status 0 only when intact.
 struct VerifyAuditCommand: AsyncCommand {
     struct Signature: CommandSignature {
-        @Option(name: "checkpoints", help: "An audit-checkpoints.jsonl kept outside the database (a copy of the one in the data directory), to check the database against.")
+        @Option(
+            name: "checkpoints",
+            help:
+                "An audit-checkpoints.jsonl kept outside the database (a copy of the one in the data directory), to check the database against."
+        )
         var checkpoints: String?
     }
     var help: String { "Checks that no audit event was changed, removed, inserted, reordered or backdated." }
@@ -252,7 +286,9 @@ struct VerifyAuditCommand: AsyncCommand {
             throw CLIError("the audit log is NOT intact: \(problem) (\(result.checked) events before it verified)")
         }
         let file = signature.checkpoints.map { "; the \(external.count) checkpoints in \($0) match it" } ?? ""
-        context.console.print("The audit log is intact: \(result.checked) events in \(result.chains) chains and \(result.checkpoints - external.count) signed checkpoints verified\(file).")
+        context.console.print(
+            "The audit log is intact: \(result.checked) events in \(result.chains) chains and \(result.checkpoints - external.count) signed checkpoints verified\(file)."
+        )
     }
 }
 
@@ -263,7 +299,8 @@ struct AuditPublicKeyCommand: AsyncCommand {
 
     func run(using context: CommandContext, signature: Signature) async throws {
         let keys = try context.application.auditContext.keys
-        context.console.print("ed25519 \(keys.signingKeyID) \(keys.signingKey.publicKey.rawRepresentation.base64EncodedString())  (current)")
+        context.console.print(
+            "ed25519 \(keys.signingKeyID) \(keys.signingKey.publicKey.rawRepresentation.base64EncodedString())  (current)")
         for (id, key) in keys.publicKeys.sorted(by: { $0.key < $1.key }) where id != keys.signingKeyID {
             context.console.print("ed25519 \(id) \(key.rawRepresentation.base64EncodedString())  (previous sealing key)")
         }

@@ -20,11 +20,18 @@ struct EPCSReportCommand: AsyncCommand {
         @Flag(name: "csv", help: "Print the report as CSV (RFC 4180).") var csv: Bool
     }
 
-    var help: String { "Prints the daily EPCS audit report of a practice: events, potential security incidents and the audit verification." }
+    var help: String {
+        "Prints the daily EPCS audit report of a practice: events, potential security incidents and the audit verification."
+    }
 
     func run(using context: CommandContext, signature: Signature) async throws {
-        guard let practiceText = signature.practice else { throw CLIError("--practice is required, e.g. twofold epcs report --practice 3F2504E0-4F89-41D3-9A0C-0305E82C3301 --date 2030-03-18") }
-        guard let practiceID = UUID(uuidString: practiceText) else { throw CLIError("--practice must be a practice id like 3F2504E0-4F89-41D3-9A0C-0305E82C3301") }
+        guard let practiceText = signature.practice else {
+            throw CLIError(
+                "--practice is required, e.g. twofold epcs report --practice 3F2504E0-4F89-41D3-9A0C-0305E82C3301 --date 2030-03-18")
+        }
+        guard let practiceID = UUID(uuidString: practiceText) else {
+            throw CLIError("--practice must be a practice id like 3F2504E0-4F89-41D3-9A0C-0305E82C3301")
+        }
         guard let date = signature.date else { throw CLIError("--date is required: the UTC day as YYYY-MM-DD, e.g. --date 2030-03-18") }
         guard !(signature.json && signature.csv) else { throw CLIError("choose one of --json and --csv") }
         let app = context.application
@@ -35,7 +42,9 @@ struct EPCSReportCommand: AsyncCommand {
             throw CLIError("--date: " + error.reason)
         }
         try await prepareDatabase(app)
-        guard let practice = try await Practice.find(practiceID, on: app.db) else { throw CLIError("there is no practice with id \(practiceID.uuidString)") }
+        guard let practice = try await Practice.find(practiceID, on: app.db) else {
+            throw CLIError("there is no practice with id \(practiceID.uuidString)")
+        }
         let report = try await EPCSReport(database: app.db, now: now).build(practice: practice, day: date)
         if signature.json {
             context.console.output(try report.json().consoleText(), newLine: false)
@@ -63,12 +72,15 @@ struct EPCSReportCommand: AsyncCommand {
             lines.append(line)
         }
         lines.append("")
-        lines.append("\(report.incidentCount) potential security incident\(report.incidentCount == 1 ? "" : "s")\(report.incidents.isEmpty ? "." : ":")")
+        lines.append(
+            "\(report.incidentCount) potential security incident\(report.incidentCount == 1 ? "" : "s")\(report.incidents.isEmpty ? "." : ":")"
+        )
         for incident in report.incidents {
             lines.append("  - \(incident.reason): \(incident.detail)")
         }
         if let review = report.review {
-            lines.append("Reviewed by \(review.reviewedBy) at \(review.reviewedAt.ISO8601Format())\(review.note.isEmpty ? "" : ": \(review.note)")")
+            lines.append(
+                "Reviewed by \(review.reviewedBy) at \(review.reviewedAt.ISO8601Format())\(review.note.isEmpty ? "" : ": \(review.note)")")
         } else {
             lines.append("Not reviewed yet.")
         }

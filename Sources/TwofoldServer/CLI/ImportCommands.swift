@@ -14,18 +14,22 @@ struct ImportCommand: AsyncCommand {
     struct Signature: CommandSignature {
         @Option(name: "practice", help: "The practice to import into.") var practice: String?
         @Argument(name: "file", help: "The CSV file.") var file: String
-        @Flag(name: "invite", help: "Users: email an invitation (valid 7 days) to each imported user without a password_hash.") var invite: Bool
+        @Flag(name: "invite", help: "Users: email an invitation (valid 7 days) to each imported user without a password_hash.") var invite:
+            Bool
     }
 
     var help: String {
         switch kind {
-        case .users: "Imports staff: username,first_name,last_name,email,cell,role[,password_hash] (bcrypt); --invite emails an invitation to those without a hash."
+        case .users:
+            "Imports staff: username,first_name,last_name,email,cell,role[,password_hash] (bcrypt); --invite emails an invitation to those without a hash."
         case .factors: "Imports authenticator keys: username,secret,digits,algorithm,period,nickname (secret in base32)."
         }
     }
 
     func run(using context: CommandContext, signature: Signature) async throws {
-        guard let text = signature.practice, let practiceID = UUID(uuidString: text) else { throw CLIError("--practice <practice id> is required") }
+        guard let text = signature.practice, let practiceID = UUID(uuidString: text) else {
+            throw CLIError("--practice <practice id> is required")
+        }
         guard let data = FileManager.default.contents(atPath: signature.file), let csv = String(data: data, encoding: .utf8) else {
             throw CLIError("cannot read \(signature.file) as UTF-8 text")
         }
@@ -39,10 +43,13 @@ struct ImportCommand: AsyncCommand {
             let seconds = String(format: "%.1f", Date().timeIntervalSince(started))
             context.console.print("Imported \(count) \(kind == .users ? "users" : "authenticator keys") in \(seconds) s.")
             if signature.invite {
-                let usernames = try Importer.records(csv, required: [], optional: ["username", "first_name", "last_name", "email", "cell", "role", "password_hash"])
-                    .map { $0["username"] }
+                let usernames = try Importer.records(
+                    csv, required: [], optional: ["username", "first_name", "last_name", "email", "cell", "role", "password_hash"]
+                )
+                .map { $0["username"] }
                 let invited = try await InvitationService(application: app).inviteImported(usernames: usernames, practiceID: practiceID)
-                context.console.print("Queued \(invited) invitation\(invited == 1 ? "" : "s") (valid 7 days) to the imported users without a password.")
+                context.console.print(
+                    "Queued \(invited) invitation\(invited == 1 ? "" : "s") (valid 7 days) to the imported users without a password.")
             }
         } catch let problems as Importer.Problems {
             throw CLIError(problems.description)

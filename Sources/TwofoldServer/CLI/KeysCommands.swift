@@ -25,14 +25,21 @@ struct RotateKeysCommand: AsyncCommand {
         for algorithm in SigningAlgorithm.allCases {
             let rotated = try await store.rotate(algorithm)
             created.append(rotated.key)
-            try await AuditLog.append(AuditEntry(type: .signingKeyRotated, practiceID: nil, details: [
-                "kid": rotated.key.kid, "alg": algorithm.rawValue, "retired": rotated.retired.joined(separator: ","), "removed": String(removed.count),
-            ]), on: app.db, now: now)
+            try await AuditLog.append(
+                AuditEntry(
+                    type: .signingKeyRotated, practiceID: nil,
+                    details: [
+                        "kid": rotated.key.kid, "alg": algorithm.rawValue, "retired": rotated.retired.joined(separator: ","),
+                        "removed": String(removed.count),
+                    ]), on: app.db, now: now)
         }
         // One new kid a line, ES256 (the step-up key) last.
         for key in created { context.console.print(key.kid) }
         let named = created.map { "\($0.algorithm.rawValue) \($0.kid)" }.joined(separator: ", ")
-        FileHandle.standardError.write(Data("New signing keys \(named) sign from now on; the previous ones stay published for 24 hours; \(removed.count) expired key(s) deleted.\n".utf8))
+        FileHandle.standardError.write(
+            Data(
+                "New signing keys \(named) sign from now on; the previous ones stay published for 24 hours; \(removed.count) expired key(s) deleted.\n"
+                    .utf8))
     }
 }
 
@@ -50,12 +57,13 @@ struct ListKeysCommand: AsyncCommand {
         let time = ISO8601DateFormatter()
         for algorithm in SigningAlgorithm.allCases {
             for key in keys where key.algorithm == algorithm {
-                let state = switch key.retiredAt {
-                case nil: "signing"
-                case let retired? where retired.addingTimeInterval(SigningKeyStore.publishedAfterRetirement) > now:
-                    "published until \(time.string(from: retired.addingTimeInterval(SigningKeyStore.publishedAfterRetirement)))"
-                case _?: "expired"
-                }
+                let state =
+                    switch key.retiredAt {
+                    case nil: "signing"
+                    case let retired? where retired.addingTimeInterval(SigningKeyStore.publishedAfterRetirement) > now:
+                        "published until \(time.string(from: retired.addingTimeInterval(SigningKeyStore.publishedAfterRetirement)))"
+                    case _?: "expired"
+                    }
                 context.console.print("\(key.kid)  \(algorithm.rawValue)  created \(time.string(from: key.createdAt))  \(state)")
             }
         }

@@ -14,12 +14,16 @@ enum SealingKeyFile {
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         } catch {
-            throw ConfigurationError(problems: ["cannot create the data directory \(directory); make it writable (TWOFOLD_DATA_DIR) or set TWOFOLD_SECRET_KEY"])
+            throw ConfigurationError(problems: [
+                "cannot create the data directory \(directory); make it writable (TWOFOLD_DATA_DIR) or set TWOFOLD_SECRET_KEY"
+            ])
         }
         let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else {
             if errno == EEXIST { return try read(path, waitingForWriter: true) }
-            throw ConfigurationError(problems: ["cannot write \(path); make the data directory (TWOFOLD_DATA_DIR) writable or set TWOFOLD_SECRET_KEY"])
+            throw ConfigurationError(problems: [
+                "cannot write \(path); make the data directory (TWOFOLD_DATA_DIR) writable or set TWOFOLD_SECRET_KEY"
+            ])
         }
         defer { close(descriptor) }
         let key = SealingKey.generate()
@@ -27,7 +31,9 @@ enum SealingKeyFile {
         let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
         guard written == bytes.count, fsync(descriptor) == 0 else {
             unlink(path)
-            throw ConfigurationError(problems: ["cannot write \(path); make the data directory (TWOFOLD_DATA_DIR) writable or set TWOFOLD_SECRET_KEY"])
+            throw ConfigurationError(problems: [
+                "cannot write \(path); make the data directory (TWOFOLD_DATA_DIR) writable or set TWOFOLD_SECRET_KEY"
+            ])
         }
         return key
     }
@@ -40,7 +46,8 @@ enum SealingKeyFile {
             let text = ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
             if let key = try? SealingKey(base64: text) { return key }
             if Date() >= deadline {
-                let problem = text.isEmpty
+                let problem =
+                    text.isEmpty
                     ? "\(path) is empty; if Twofold never sealed anything with it, delete it and start again, otherwise restore it from backup"
                     : "\(path) does not hold a valid key (base64 of 32 bytes); restore it from backup"
                 throw ConfigurationError(problems: [problem])

@@ -133,7 +133,9 @@ extension TwofoldConfiguration {
             } else if url.hasPrefix("sqlite://") {
                 config.storage = .sqliteFile(path: String(url.dropFirst("sqlite://".count)))
             } else {
-                problems.append("DATABASE_URL must start with postgres:// (or sqlite:// for a file path); leave it unset for the built-in SQLite database")
+                problems.append(
+                    "DATABASE_URL must start with postgres:// (or sqlite:// for a file path); leave it unset for the built-in SQLite database"
+                )
             }
         } else {
             config.storage = .sqliteFile(path: (dataDirectory as NSString).appendingPathComponent("twofold.sqlite"))
@@ -163,13 +165,19 @@ extension TwofoldConfiguration {
             if token.isEmpty { problems.append("TWILIO_AUTH_TOKEN is required when TWOFOLD_SMS_SENDER=twilio") }
             if from.isEmpty { problems.append("TWILIO_FROM_NUMBER is required when TWOFOLD_SMS_SENDER=twilio") }
             let base = env["TWILIO_API_BASE_URL"].flatMap { $0.isEmpty ? nil : $0 } ?? "https://api.twilio.com"
-            if !isAcceptableOutboundURL(base) { problems.append("TWILIO_API_BASE_URL must be an https:// URL (http:// only for 127.0.0.1 or localhost)") }
+            if !isAcceptableOutboundURL(base) {
+                problems.append("TWILIO_API_BASE_URL must be an https:// URL (http:// only for 127.0.0.1 or localhost)")
+            }
             config.smsSender = .twilio(.init(accountSID: sid, authToken: token, fromNumber: from, apiBaseURL: base))
         case "webhook":
             let url = env["TWOFOLD_SMS_WEBHOOK_URL"] ?? ""
             let secret = env["TWOFOLD_SMS_WEBHOOK_SECRET"] ?? ""
-            if !isAcceptableOutboundURL(url) { problems.append("TWOFOLD_SMS_WEBHOOK_URL must be an https:// URL (http:// only for 127.0.0.1 or localhost)") }
-            if secret.utf8.count < 16 { problems.append("TWOFOLD_SMS_WEBHOOK_SECRET must be at least 16 characters; it signs every webhook request") }
+            if !isAcceptableOutboundURL(url) {
+                problems.append("TWOFOLD_SMS_WEBHOOK_URL must be an https:// URL (http:// only for 127.0.0.1 or localhost)")
+            }
+            if secret.utf8.count < 16 {
+                problems.append("TWOFOLD_SMS_WEBHOOK_SECRET must be at least 16 characters; it signs every webhook request")
+            }
             config.smsSender = .webhook(.init(url: url, signingSecret: secret))
         case let other:
             problems.append("TWOFOLD_SMS_SENDER must be outbox, twilio or webhook (got \(other))")
@@ -182,8 +190,11 @@ extension TwofoldConfiguration {
             do {
                 var settings = try smtpSettings(url: env["TWOFOLD_SMTP_URL"] ?? "")
                 if let caFile = env["TWOFOLD_SMTP_CA_FILE"], !caFile.isEmpty {
-                    if FileManager.default.isReadableFile(atPath: caFile) { settings.caFile = caFile } else {
-                        problems.append("TWOFOLD_SMTP_CA_FILE \(caFile) cannot be read; it must be a PEM file of the certificate authorities to trust")
+                    if FileManager.default.isReadableFile(atPath: caFile) {
+                        settings.caFile = caFile
+                    } else {
+                        problems.append(
+                            "TWOFOLD_SMTP_CA_FILE \(caFile) cannot be read; it must be a PEM file of the certificate authorities to trust")
                     }
                 }
                 config.emailSender = .smtp(settings)
@@ -191,7 +202,9 @@ extension TwofoldConfiguration {
                 problems.append(problem.description)
             }
             if (env["TWOFOLD_PUBLIC_URL"] ?? "").isEmpty {
-                problems.append("TWOFOLD_PUBLIC_URL is required when TWOFOLD_EMAIL_SENDER=smtp: links in messages must point at the address users reach Twofold at")
+                problems.append(
+                    "TWOFOLD_PUBLIC_URL is required when TWOFOLD_EMAIL_SENDER=smtp: links in messages must point at the address users reach Twofold at"
+                )
             }
         case let other:
             problems.append("TWOFOLD_EMAIL_SENDER must be outbox or smtp (got \(other))")
@@ -212,13 +225,19 @@ extension TwofoldConfiguration {
             if let value = Int(cost), (4...31).contains(value), value >= minimumBcryptCost || allowWeak {
                 config.bcryptCost = value
             } else if let value = Int(cost), (4..<minimumBcryptCost).contains(value) {
-                problems.append("TWOFOLD_BCRYPT_COST \(value) is too weak for stored passwords; use \(minimumBcryptCost) to 31 (default 12). Only test and development set-ups may go lower, with TWOFOLD_ALLOW_WEAK_BCRYPT=1")
+                problems.append(
+                    "TWOFOLD_BCRYPT_COST \(value) is too weak for stored passwords; use \(minimumBcryptCost) to 31 (default 12). Only test and development set-ups may go lower, with TWOFOLD_ALLOW_WEAK_BCRYPT=1"
+                )
             } else {
                 problems.append("TWOFOLD_BCRYPT_COST must be a whole number from \(minimumBcryptCost) to 31 (default 12)")
             }
         }
         if let token = env["TWOFOLD_METRICS_TOKEN"], !token.isEmpty {
-            if token.count < 16 { problems.append("TWOFOLD_METRICS_TOKEN must be at least 16 characters") } else { config.metricsToken = token }
+            if token.count < 16 {
+                problems.append("TWOFOLD_METRICS_TOKEN must be at least 16 characters")
+            } else {
+                config.metricsToken = token
+            }
         }
         if let url = env["TWOFOLD_PUBLIC_URL"], !url.isEmpty {
             if let parsed = URL(string: url), ["http", "https"].contains(parsed.scheme?.lowercased() ?? ""), parsed.host != nil {
@@ -227,17 +246,23 @@ extension TwofoldConfiguration {
                 problems.append("TWOFOLD_PUBLIC_URL must be an http(s) address such as https://2fa.example-clinic.org")
             }
         }
-        do { config.relyingParty = try relyingParty(from: env, publicURL: config.publicURL) } catch let problem as RelyingParty.ConfigurationProblem {
+        do { config.relyingParty = try relyingParty(from: env, publicURL: config.publicURL) } catch let problem
+            as RelyingParty.ConfigurationProblem
+        {
             problems.append(problem.description)
         }
         if let proxies = env["TWOFOLD_TRUSTED_PROXIES"], !proxies.isEmpty {
-            if let parsed = TrustedProxies(list: proxies) { config.trustedProxies = parsed } else {
+            if let parsed = TrustedProxies(list: proxies) {
+                config.trustedProxies = parsed
+            } else {
                 problems.append("TWOFOLD_TRUSTED_PROXIES must be comma-separated addresses or CIDR blocks, e.g. 127.0.0.1/32,10.0.0.0/8")
             }
         }
         if let listen = env["TWOFOLD_RADIUS_LISTEN"], !listen.isEmpty {
             for part in listen.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) {
-                if let address = RADIUSListenAddress(part) { config.radiusListen.append(address) } else {
+                if let address = RADIUSListenAddress(part) {
+                    config.radiusListen.append(address)
+                } else {
                     problems.append("TWOFOLD_RADIUS_LISTEN entry \(part) must be address:port, e.g. 127.0.0.1:1812 or [::1]:1812")
                 }
             }
@@ -252,13 +277,17 @@ extension TwofoldConfiguration {
     static func relyingParty(from env: [String: String], publicURL: String?) throws -> RelyingParty {
         let publicAddress = publicURL.flatMap { URL(string: $0) }
         let publicHost = publicAddress?.host
-        let publicOrigin = publicAddress.flatMap { url in url.scheme.map { "\($0)://\(url.host ?? "")" + (url.port.map { ":\($0)" } ?? "") } }
+        let publicOrigin = publicAddress.flatMap { url in url.scheme.map { "\($0)://\(url.host ?? "")" + (url.port.map { ":\($0)" } ?? "") }
+        }
         let id = env["TWOFOLD_RP_ID"].flatMap { $0.isEmpty ? nil : $0 } ?? publicHost ?? "localhost"
-        let origins = env["TWOFOLD_ORIGINS"].flatMap { $0.isEmpty ? nil : $0 }?.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        let origins =
+            env["TWOFOLD_ORIGINS"].flatMap { $0.isEmpty ? nil : $0 }?.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
             ?? [publicOrigin ?? "http://localhost:8080"]
         var party = try RelyingParty.validated(id: id, origins: origins, name: "Twofold")
         if let path = env["TWOFOLD_WEBAUTHN_TRUST_ANCHORS"], !path.isEmpty {
-            guard let pem = try? String(contentsOfFile: path, encoding: .utf8) else { throw RelyingParty.ConfigurationProblem.trustAnchors("cannot read \(path)") }
+            guard let pem = try? String(contentsOfFile: path, encoding: .utf8) else {
+                throw RelyingParty.ConfigurationProblem.trustAnchors("cannot read \(path)")
+            }
             party.trustAnchors = try RelyingParty.certificates(pem: pem)
         }
         return party
@@ -289,7 +318,9 @@ public struct RADIUSListenAddress: Sendable, Equatable, CustomStringConvertible 
             hostPart = pieces[0]
             portPart = pieces[1]
         }
-        guard !hostPart.isEmpty, CIDRBlock(String(hostPart)) != nil, let port = Int(portPart), (1...65_535).contains(port) else { return nil }
+        guard !hostPart.isEmpty, CIDRBlock(String(hostPart)) != nil, let port = Int(portPart), (1...65_535).contains(port) else {
+            return nil
+        }
         host = String(hostPart)
         self.port = port
     }
@@ -306,9 +337,14 @@ extension TwofoldConfiguration {
     /// Parses `smtp://[user[:password]@]host[:port]` (STARTTLS, port 587 by default) or `smtps://…` (implicit TLS,
     /// port 465); user and password are percent-decoded.
     static func smtpSettings(url text: String) throws -> SMTPSettings {
-        let usage = "TWOFOLD_SMTP_URL must look like smtp://user:password@smtp.example.org:587 (STARTTLS) or smtps://user:password@smtp.example.org:465 (TLS)"
-        guard !text.isEmpty else { throw SMTPURLProblem(description: "TWOFOLD_SMTP_URL is required when TWOFOLD_EMAIL_SENDER=smtp; " + usage.dropFirst("TWOFOLD_SMTP_URL ".count)) }
-        guard let components = URLComponents(string: text), let scheme = components.scheme?.lowercased(), let host = components.host, !host.isEmpty
+        let usage =
+            "TWOFOLD_SMTP_URL must look like smtp://user:password@smtp.example.org:587 (STARTTLS) or smtps://user:password@smtp.example.org:465 (TLS)"
+        guard !text.isEmpty else {
+            throw SMTPURLProblem(
+                description: "TWOFOLD_SMTP_URL is required when TWOFOLD_EMAIL_SENDER=smtp; " + usage.dropFirst("TWOFOLD_SMTP_URL ".count))
+        }
+        guard let components = URLComponents(string: text), let scheme = components.scheme?.lowercased(), let host = components.host,
+            !host.isEmpty
         else { throw SMTPURLProblem(description: usage) }
         let security: SMTPSettings.Security
         switch scheme {
@@ -317,12 +353,13 @@ extension TwofoldConfiguration {
         default: throw SMTPURLProblem(description: usage)
         }
         if let port = components.port, !(1...65535).contains(port) { throw SMTPURLProblem(description: usage) }
-        guard (components.path.isEmpty || components.path == "/"), components.query == nil else { throw SMTPURLProblem(description: usage) }
+        guard components.path.isEmpty || components.path == "/", components.query == nil else { throw SMTPURLProblem(description: usage) }
         let user = components.percentEncodedUser.flatMap { $0.removingPercentEncoding }
         let password = components.percentEncodedPassword.flatMap { $0.removingPercentEncoding }
         if password != nil, user == nil { throw SMTPURLProblem(description: usage) }
-        return SMTPSettings(host: host, port: components.port ?? (security == .implicitTLS ? 465 : 587), security: security,
-                            username: user.flatMap { $0.isEmpty ? nil : $0 }, password: password, caFile: nil)
+        return SMTPSettings(
+            host: host, port: components.port ?? (security == .implicitTLS ? 465 : 587), security: security,
+            username: user.flatMap { $0.isEmpty ? nil : $0 }, password: password, caFile: nil)
     }
 
     /// `Name <address>` or a bare address, without line breaks.
@@ -330,7 +367,11 @@ extension TwofoldConfiguration {
         let usage = "TWOFOLD_EMAIL_FROM must be an address such as 2fa@example-clinic.org or \"Riverside 2FA <2fa@example-clinic.org>\""
         if from.contains(where: { $0.isNewline }) { return usage }
         let address: Substring
-        if let open = from.lastIndex(of: "<"), from.hasSuffix(">") { address = from[from.index(after: open)..<from.index(before: from.endIndex)] } else { address = Substring(from) }
+        if let open = from.lastIndex(of: "<"), from.hasSuffix(">") {
+            address = from[from.index(after: open)..<from.index(before: from.endIndex)]
+        } else {
+            address = Substring(from)
+        }
         let parts = address.split(separator: "@", omittingEmptySubsequences: false)
         guard parts.count == 2, !parts[0].isEmpty, parts[1].contains("."), !address.contains(where: \.isWhitespace) else { return usage }
         return nil

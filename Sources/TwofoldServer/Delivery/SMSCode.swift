@@ -26,7 +26,10 @@ final class SMSCode: Model, @unchecked Sendable {
 
     init() {}
 
-    init(id: UUID = UUID(), userID: UUID, factorID: UUID?, phone: String, purpose: Purpose, codeHash: String, now: Date, lifetime: TimeInterval) {
+    init(
+        id: UUID = UUID(), userID: UUID, factorID: UUID?, phone: String, purpose: Purpose, codeHash: String, now: Date,
+        lifetime: TimeInterval
+    ) {
         self.id = id
         self.$user.id = userID
         self.$factor.id = factorID

@@ -23,8 +23,10 @@ enum SMSError: AbortError {
         switch self {
         case .notAllowed: "Your practice does not allow codes by text message. Use your authenticator app or a recovery code."
         case .noPhone: "There is no cell phone number on your profile. Add one in your profile, or ask your practice administrator."
-        case .noConfirmedPhone: "You have not set up text messages as a sign-in method. Use your authenticator app, another method or a recovery code."
-        case .rateLimited(let seconds): "A code was sent recently. Wait \(seconds) seconds before asking for another one, or use the code you already received."
+        case .noConfirmedPhone:
+            "You have not set up text messages as a sign-in method. Use your authenticator app, another method or a recovery code."
+        case .rateLimited(let seconds):
+            "A code was sent recently. Wait \(seconds) seconds before asking for another one, or use the code you already received."
         case .deliveryFailed: "We could not send the text message. Try again in a few minutes, or use another method."
         }
     }
@@ -48,7 +50,7 @@ struct SMSCodeService {
         let trimmed = input.trimmingCharacters(in: .whitespacesAndNewlines)
         let digits = trimmed.filter(\.isNumber)
         guard (7...15).contains(digits.count),
-              trimmed.allSatisfy({ $0.isNumber || " +-().".contains($0) })
+            trimmed.allSatisfy({ $0.isNumber || " +-().".contains($0) })
         else { return nil }
         return (trimmed.hasPrefix("+") ? "+" : "") + digits
     }
@@ -63,23 +65,31 @@ struct SMSCodeService {
         try await earlier.delete()
         let digits = max(6, practice.otpDigits)
         let code = SecureRandom.digits(digits)
-        let record = SMSCode(userID: user.id!, factorID: factorID, phone: phone, purpose: purpose, codeHash: "", now: now, lifetime: request.policy.sms.codeLifetime)
+        let record = SMSCode(
+            userID: user.id!, factorID: factorID, phone: phone, purpose: purpose, codeHash: "", now: now,
+            lifetime: request.policy.sms.codeLifetime)
         record.codeHash = Self.hash(code: code, id: record.id!)
         try await record.create(on: request.db)
-        let body = "\(code) is your \(practice.name) sign-in code. It expires in \(request.policy.sms.codeLifetimeMinutes) minutes. Never share it; \(practice.name) staff will never ask for it."
+        let body =
+            "\(code) is your \(practice.name) sign-in code. It expires in \(request.policy.sms.codeLifetimeMinutes) minutes. Never share it; \(practice.name) staff will never ask for it."
         do {
             try await request.application.smsSender.send(to: phone, body: body, database: request.db, client: request.client, now: now)
         } catch {
             try await record.delete(on: request.db)
             request.metrics.sms(sent: false)
-            request.logger.warning("SMS delivery failed", metadata: ["sender": .string(request.application.smsSender.name), "problem": .string(String(describing: error))])
-            try await request.audit(.smsFailed, practiceID: practice.id, actorID: user.id, details: ["to": Self.maskedPhone(phone), "purpose": purpose.rawValue, "sender": request.application.smsSender.name])
+            request.logger.warning(
+                "SMS delivery failed",
+                metadata: ["sender": .string(request.application.smsSender.name), "problem": .string(String(describing: error))])
+            try await request.audit(
+                .smsFailed, practiceID: practice.id, actorID: user.id,
+                details: ["to": Self.maskedPhone(phone), "purpose": purpose.rawValue, "sender": request.application.smsSender.name])
             throw SMSError.deliveryFailed
         }
         request.metrics.sms(sent: true)
         record.delivered = true
         try await record.save(on: request.db)
-        try await request.audit(.smsSent, practiceID: practice.id, actorID: user.id, details: ["to": Self.maskedPhone(phone), "purpose": purpose.rawValue])
+        try await request.audit(
+            .smsSent, practiceID: practice.id, actorID: user.id, details: ["to": Self.maskedPhone(phone), "purpose": purpose.rawValue])
     }
 
     private func enforceLimits(userID: UUID, phone: String, practiceID: UUID, now: Date) async throws {
@@ -113,17 +123,21 @@ struct SMSCodeService {
         var match: SMSCode?
         for candidate in candidates {
             // Each guess at a code is reserved first: after five, the code is spent whatever comes next.
-            let reserved = try await request.db.sql.raw("""
+            let reserved = try await request.db.sql.raw(
+                """
                 UPDATE \(ident: SMSCode.schema) SET attempts = attempts + 1
                 WHERE id = \(bind: try candidate.requireID()) AND used_at IS NULL AND attempts < \(bind: request.policy.sms.guessesPerCode) RETURNING id
-                """).all()
+                """
+            ).all()
             guard !reserved.isEmpty else { continue }
             if ConstantTime.equals(Self.hash(code: input, id: try candidate.requireID()), candidate.codeHash) { match = candidate }
         }
         guard let match else { return nil }
-        let claimed = try await request.db.sql.raw("""
+        let claimed = try await request.db.sql.raw(
+            """
             UPDATE \(ident: SMSCode.schema) SET used_at = \(bind: now) WHERE id = \(bind: match.id!) AND used_at IS NULL RETURNING id
-            """).all()
+            """
+        ).all()
         return claimed.isEmpty ? nil : match
     }
 

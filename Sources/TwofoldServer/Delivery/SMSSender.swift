@@ -1,6 +1,6 @@
 import Fluent
-import SQLKit
 import Foundation
+import SQLKit
 import Vapor
 
 /// A text message that could not be handed to the provider.
@@ -91,7 +91,8 @@ struct WebhookSender: SMSSender {
             response = try await client.post(URI(string: settings.url)) { request in
                 request.headers.contentType = .json
                 request.headers.replaceOrAdd(name: "X-Twofold-Timestamp", value: timestamp)
-                request.headers.replaceOrAdd(name: "X-Twofold-Signature", value: Self.signature(secret: settings.signingSecret, timestamp: timestamp, body: json))
+                request.headers.replaceOrAdd(
+                    name: "X-Twofold-Signature", value: Self.signature(secret: settings.signingSecret, timestamp: timestamp, body: json))
                 request.body = ByteBuffer(data: json)
             }
         } catch {

@@ -14,12 +14,14 @@ struct EPCSAPIController: RouteCollection {
         practice.on(.POST, APIPath.practiceUserEPCSGrants(.placeholder), body: .collect(maxSize: Self.bodyLimit), use: enter)
         practice.on(.DELETE, APIPath.practiceUserEPCS(.placeholder), body: .collect(maxSize: Self.bodyLimit), use: revoke)
         practice.on(.PUT, APIPath.practiceUserEPCSApprover(.placeholder), body: .collect(maxSize: Self.bodyLimit), use: designate)
-        practice.on(.POST, APIPath.practiceUserReportLost(user: .placeholder, factor: .placeholder), body: .collect(maxSize: Self.bodyLimit),
-                    use: adminReportLost)
+        practice.on(
+            .POST, APIPath.practiceUserReportLost(user: .placeholder, factor: .placeholder), body: .collect(maxSize: Self.bodyLimit),
+            use: adminReportLost)
         practice.get(APIPath.epcsGrants, use: grants)
         practice.on(.POST, APIPath.epcsGrantApprove(.placeholder), body: .collect(maxSize: Self.bodyLimit), use: approve)
         practice.on(.POST, APIPath.epcsGrantRefuse(.placeholder), body: .collect(maxSize: Self.bodyLimit), use: refuse)
-        practice.on(.POST, APIPath.epcsGrantConfirmRevocation(.placeholder), body: .collect(maxSize: Self.bodyLimit), use: confirmRevocation)
+        practice.on(
+            .POST, APIPath.epcsGrantConfirmRevocation(.placeholder), body: .collect(maxSize: Self.bodyLimit), use: confirmRevocation)
         practice.get(APIPath.epcsApprovers, use: approvers)
         practice.get(APIPath.epcsSettings, use: settings)
         practice.on(.PATCH, APIPath.epcsSettings, body: .collect(maxSize: Self.bodyLimit), use: updateSettings)
@@ -33,7 +35,9 @@ struct EPCSAPIController: RouteCollection {
     // MARK: bodies
 
     /// Runs a second-approver step with the proof in the body, or starts a push request for it (202).
-    private func secondApproverStep(_ req: Request, action: String, run: (EPCSService, UUID, ApproverProof) async throws -> GrantStatus) async throws -> Response {
+    private func secondApproverStep(_ req: Request, action: String, run: (EPCSService, UUID, ApproverProof) async throws -> GrantStatus)
+        async throws -> Response
+    {
         let id = try Self.uuid(req, "grantId", notFound: .grantNotFound)
         // The second approver's proof: `{code}`, or `{push: true}` to send the step to their push device and then
         // `{pushChallengeId}` once it is approved there.
@@ -42,11 +46,14 @@ struct EPCSAPIController: RouteCollection {
         if body.push == true {
             // A push request sent for the step: show the number; the device asks for it.
             let push = try await service.startPush(grantID: id, action: action)
-            return try await API.EPCSPushPending(grantId: id.uuidString, status: .pendingPush, pushChallengeId: try push.requireID().uuidString,
-                                                 number: push.number, expiresAt: push.expiresAt)
-                .encodeResponse(status: .accepted, for: req)
+            return try await API.EPCSPushPending(
+                grantId: id.uuidString, status: .pendingPush, pushChallengeId: try push.requireID().uuidString,
+                number: push.number, expiresAt: push.expiresAt
+            )
+            .encodeResponse(status: .accepted, for: req)
         }
-        let proof: ApproverProof = try APIField.uuid(body.pushChallengeId, "pushChallengeId").map { .push(challengeID: $0) } ?? .code(body.code)
+        let proof: ApproverProof =
+            try APIField.uuid(body.pushChallengeId, "pushChallengeId").map { .push(challengeID: $0) } ?? .code(body.code)
         return try await run(service, id, proof).encodeResponse(for: req)
     }
 
@@ -55,7 +62,9 @@ struct EPCSAPIController: RouteCollection {
     typealias GrantStatus = API.EPCSGrantStatus
 
     static func grantStatus(_ grant: EPCSGrant, revocationConfirmed: Bool? = nil) throws -> GrantStatus {
-        GrantStatus(grantId: try grant.requireID().uuidString, status: try .documented(grant.status.rawValue), revocationConfirmed: revocationConfirmed)
+        GrantStatus(
+            grantId: try grant.requireID().uuidString, status: try .documented(grant.status.rawValue),
+            revocationConfirmed: revocationConfirmed)
     }
 
     struct GrantDTO: Content {
@@ -87,7 +96,8 @@ struct EPCSAPIController: RouteCollection {
             deaNumber = grant.deaNumber
             deaExpiresOn = grant.deaExpiresOn
             states = grant.stateList
-            proofing = EPCSProofing(provider: grant.proofingProvider, date: grant.proofingDate, level: grant.proofingLevel, reference: grant.proofingReference)
+            proofing = EPCSProofing(
+                provider: grant.proofingProvider, date: grant.proofingDate, level: grant.proofingLevel, reference: grant.proofingReference)
             enteredBy = grant.enteredBy
             enteredAt = grant.enteredAt
             decidedBy = grant.decidedBy
@@ -105,8 +115,9 @@ struct EPCSAPIController: RouteCollection {
     }
 
     static func approver(_ user: User) throws -> API.EPCSApprover {
-        API.EPCSApprover(userId: try user.requireID().uuidString, username: user.username, name: user.fullName, approver: user.epcsApprover,
-                         deaRegistrant: user.deaRegistrant)
+        API.EPCSApprover(
+            userId: try user.requireID().uuidString, username: user.username, name: user.fullName, approver: user.epcsApprover,
+            deaRegistrant: user.deaRegistrant)
     }
 
     // MARK: helpers
@@ -141,9 +152,11 @@ struct EPCSAPIController: RouteCollection {
 
     @Sendable func enter(req: Request) async throws -> Response {
         let userID = try AdminWebController.userID(req)
-        let body = try Self.decode(API.EnterEPCSGrantRequest.self, from: req,
-                                   expected: "{deaNumber, deaExpiresOn, states: [..], proofing: {provider, date, level, reference}, adminPassword}")
-        let proofing = EPCSProofing(provider: body.proofing.provider, date: body.proofing.date, level: body.proofing.level, reference: body.proofing.reference)
+        let body = try Self.decode(
+            API.EnterEPCSGrantRequest.self, from: req,
+            expected: "{deaNumber, deaExpiresOn, states: [..], proofing: {provider, date, level, reference}, adminPassword}")
+        let proofing = EPCSProofing(
+            provider: body.proofing.provider, date: body.proofing.date, level: body.proofing.level, reference: body.proofing.reference)
         let input = EPCSGrantInput(deaNumber: body.deaNumber, deaExpiresOn: body.deaExpiresOn, states: body.states, proofing: proofing)
         let grant = try await Self.service(req).enter(userID: userID, input: input, adminPassword: body.adminPassword)
         return try await Self.grantStatus(grant).encodeResponse(status: .created, for: req)
@@ -164,7 +177,8 @@ struct EPCSAPIController: RouteCollection {
     @Sendable func revoke(req: Request) async throws -> GrantStatus {
         let userID = try AdminWebController.userID(req)
         let body = try Self.decodeOptional(API.EPCSGrantDecisionRequest.self, from: req, expected: "{reason, adminPassword}")
-        return try Self.grantStatus(try await Self.service(req).revoke(userID: userID, reason: body?.reason, adminPassword: body?.adminPassword))
+        return try Self.grantStatus(
+            try await Self.service(req).revoke(userID: userID, reason: body?.reason, adminPassword: body?.adminPassword))
     }
 
     @Sendable func confirmRevocation(req: Request) async throws -> Response {
@@ -182,8 +196,10 @@ struct EPCSAPIController: RouteCollection {
 
     @Sendable func designate(req: Request) async throws -> API.EPCSApprover {
         let userID = try AdminWebController.userID(req)
-        let body = try Self.decode(API.DesignateEPCSApproverRequest.self, from: req, expected: "{approver: true|false, deaRegistrant: true|false, adminPassword}")
-        let user = try await Self.service(req).designate(userID: userID, approver: body.approver, registrant: body.deaRegistrant, adminPassword: body.adminPassword)
+        let body = try Self.decode(
+            API.DesignateEPCSApproverRequest.self, from: req, expected: "{approver: true|false, deaRegistrant: true|false, adminPassword}")
+        let user = try await Self.service(req).designate(
+            userID: userID, approver: body.approver, registrant: body.deaRegistrant, adminPassword: body.adminPassword)
         return try Self.approver(user)
     }
 
@@ -198,22 +214,27 @@ struct EPCSAPIController: RouteCollection {
     }
 
     @Sendable func updateSettings(req: Request) async throws -> EPCSService.Settings {
-        let body = try Self.decode(API.UpdateEPCSSettingsRequest.self, from: req,
-                                   expected: "{eligibleTokens, securityKeyAAGUIDs, workingHoursStart, workingHoursEnd, adminPassword}")
+        let body = try Self.decode(
+            API.UpdateEPCSSettingsRequest.self, from: req,
+            expected: "{eligibleTokens, securityKeyAAGUIDs, workingHoursStart, workingHoursEnd, adminPassword}")
         let current = EPCSService.settings(of: try req.requireSession().practice)
-        let merged = EPCSService.Settings(eligibleTokens: body.eligibleTokens?.map(\.rawValue) ?? current.eligibleTokens,
-                                          securityKeyAAGUIDs: body.securityKeyAAGUIDs ?? current.securityKeyAAGUIDs,
-                                          workingHoursStart: body.workingHoursStart ?? current.workingHoursStart,
-                                          workingHoursEnd: body.workingHoursEnd ?? current.workingHoursEnd)
+        let merged = EPCSService.Settings(
+            eligibleTokens: body.eligibleTokens?.map(\.rawValue) ?? current.eligibleTokens,
+            securityKeyAAGUIDs: body.securityKeyAAGUIDs ?? current.securityKeyAAGUIDs,
+            workingHoursStart: body.workingHoursStart ?? current.workingHoursStart,
+            workingHoursEnd: body.workingHoursEnd ?? current.workingHoursEnd)
         return try await Self.service(req).updateSettings(merged, adminPassword: body.adminPassword)
     }
 
     // MARK: alerts
 
     @Sendable func alerts(req: Request) async throws -> API.EPCSAlertList {
-        API.EPCSAlertList(alerts: try await Self.service(req).openAlerts().map {
-            API.EPCSAlert(id: try $0.requireID().uuidString, kind: $0.kind, subjectId: $0.subjectID?.uuidString, message: $0.message, createdAt: $0.createdAt)
-        })
+        API.EPCSAlertList(
+            alerts: try await Self.service(req).openAlerts().map {
+                API.EPCSAlert(
+                    id: try $0.requireID().uuidString, kind: $0.kind, subjectId: $0.subjectID?.uuidString, message: $0.message,
+                    createdAt: $0.createdAt)
+            })
     }
 
     @Sendable func acknowledge(req: Request) async throws -> HTTPStatus {
@@ -230,7 +251,8 @@ struct EPCSAPIController: RouteCollection {
         let factorID = try Self.uuid(req, "id", notFound: .factorNotFound)
         let body = try Self.decodeOptional(API.PasswordConfirmation.self, from: req, expected: "{password}")
         try await Reauthentication(request: req).confirm(password: body?.password, session: session)
-        let result = try await LostDeviceReport(request: req).report(factorID: factorID, of: session.user, practice: session.practice, reportedBy: session.userID)
+        let result = try await LostDeviceReport(request: req).report(
+            factorID: factorID, of: session.user, practice: session.practice, reportedBy: session.userID)
         return API.LostDevice(factorId: factorID.uuidString, revokedGrant: result.revoked != nil)
     }
 
@@ -243,7 +265,8 @@ struct EPCSAPIController: RouteCollection {
         let admin = try AdminService(request: req, admin: session)
         let user = try await admin.directory.user(userID)
         try await admin.confirmAdminPassword(body?.adminPassword)
-        let result = try await LostDeviceReport(request: req).report(factorID: factorID, of: user, practice: session.practice, reportedBy: session.userID)
+        let result = try await LostDeviceReport(request: req).report(
+            factorID: factorID, of: user, practice: session.practice, reportedBy: session.userID)
         return API.LostDevice(factorId: factorID.uuidString, revokedGrant: result.revoked != nil)
     }
 }

@@ -44,7 +44,10 @@ final class EPCSGrant: Model, @unchecked Sendable {
 
     init() {}
 
-    init(practiceID: UUID, userID: UUID, deaNumber: String, deaExpiresOn: String, states: [String], proofing: EPCSProofing, enteredBy: UUID, now: Date) {
+    init(
+        practiceID: UUID, userID: UUID, deaNumber: String, deaExpiresOn: String, states: [String], proofing: EPCSProofing, enteredBy: UUID,
+        now: Date
+    ) {
         id = UUID()
         self.practiceID = practiceID
         $user.id = userID
@@ -158,7 +161,7 @@ enum EPCSDay {
     static func start(_ text: String) -> Date? {
         let parts = text.split(separator: "-")
         guard text.count == 10, parts.count == 3, let year = Int(parts[0]), let month = Int(parts[1]), let day = Int(parts[2]),
-              (1900...9999).contains(year), parts[0].count == 4, parts[1].count == 2, parts[2].count == 2
+            (1900...9999).contains(year), parts[0].count == 4, parts[1].count == 2, parts[2].count == 2
         else { return nil }
         guard let date = calendar.date(from: DateComponents(year: year, month: month, day: day)), string(date) == text else { return nil }
         return date
@@ -166,7 +169,9 @@ enum EPCSDay {
 
     /// The first day of a YYYY-MM month, and the first day of the next.
     static func month(_ text: String) -> (start: Date, end: Date)? {
-        guard text.count == 7, let start = start(text + "-01"), let end = calendar.date(byAdding: .month, value: 1, to: start) else { return nil }
+        guard text.count == 7, let start = start(text + "-01"), let end = calendar.date(byAdding: .month, value: 1, to: start) else {
+            return nil
+        }
         return (start, end)
     }
 }
@@ -217,7 +222,9 @@ struct CreateEPCSTables: AsyncMigration {
             .create()
         // At most one grant per prescriber waits for approval or is active: a second entry must not race past the check.
         if let sql = database as? any SQLDatabase {
-            try await sql.raw("CREATE UNIQUE INDEX epcs_grants_one_open ON epcs_grants (user_id) WHERE status IN ('pending_approval', 'active')").run()
+            try await sql.raw(
+                "CREATE UNIQUE INDEX epcs_grants_one_open ON epcs_grants (user_id) WHERE status IN ('pending_approval', 'active')"
+            ).run()
             try await sql.raw("CREATE INDEX epcs_grants_practice ON epcs_grants (practice_id, status)").run()
         }
         try await database.schema(User.schema)
@@ -233,7 +240,9 @@ struct CreateEPCSTables: AsyncMigration {
             .field("epcs_security_key_aaguids", .string, .required, .sql(.default("")))
             .update()
         try await database.schema(Practice.schema)
-            .field("epcs_working_hours_start", .int, .required, .sql(.default(TwofoldPolicy.standard.practice.epcsWorkingHoursStart.default)))
+            .field(
+                "epcs_working_hours_start", .int, .required, .sql(.default(TwofoldPolicy.standard.practice.epcsWorkingHoursStart.default))
+            )
             .update()
         try await database.schema(Practice.schema)
             .field("epcs_working_hours_end", .int, .required, .sql(.default(TwofoldPolicy.standard.practice.epcsWorkingHoursEnd.default)))

@@ -76,7 +76,8 @@ struct EPCSDailyReport: Content, Equatable {
     var verification: Verification?
     var review: Review?
 
-    static let reportingDuty = "Potential security incidents must be reported to the application provider and to DEA within one business day (21 CFR 1311.150(c))."
+    static let reportingDuty =
+        "Potential security incidents must be reported to the application provider and to DEA within one business day (21 CFR 1311.150(c))."
 
     // MARK: renderings
 
@@ -98,18 +99,28 @@ struct EPCSDailyReport: Content, Equatable {
         var lines = ["seq,time,event,actor,subject,details,incident"]
         func line(_ cells: [String]) { lines.append(cells.map(AuditQuery.csvCell).joined(separator: ",")) }
         for row in events {
-            line([String(row.seq), row.time.ISO8601Format(), row.type, row.actor ?? "", row.subject ?? "", Self.detailsText(row.details), row.incident ?? ""])
+            line([
+                String(row.seq), row.time.ISO8601Format(), row.type, row.actor ?? "", row.subject ?? "", Self.detailsText(row.details),
+                row.incident ?? "",
+            ])
         }
         if let verification {
-            var details = ["scope": verification.scope, "intact": String(verification.intact), "events_checked": String(verification.eventsChecked),
-                           "checkpoints_checked": String(verification.checkpointsChecked)]
+            var details = [
+                "scope": verification.scope, "intact": String(verification.intact), "events_checked": String(verification.eventsChecked),
+                "checkpoints_checked": String(verification.checkpointsChecked),
+            ]
             if let problem = verification.problem { details["problem"] = problem }
-            line(["", verification.verifiedAt.ISO8601Format(), "audit.verification", "", "", Self.detailsText(details),
-                  verification.intact ? "" : EPCSReport.Flag.integrity])
+            line([
+                "", verification.verifiedAt.ISO8601Format(), "audit.verification", "", "", Self.detailsText(details),
+                verification.intact ? "" : EPCSReport.Flag.integrity,
+            ])
         }
         for revocation in revocationsAwaitingConfirmation {
-            line(["", revocation.revokedAt.ISO8601Format(), "epcs.revocation_awaiting_confirmation", revocation.revokedBy, revocation.username,
-                  Self.detailsText(["grant": revocation.grant, "reason": revocation.reason]), EPCSReport.Flag.unconfirmedRevocation])
+            line([
+                "", revocation.revokedAt.ISO8601Format(), "epcs.revocation_awaiting_confirmation", revocation.revokedBy,
+                revocation.username,
+                Self.detailsText(["grant": revocation.grant, "reason": revocation.reason]), EPCSReport.Flag.unconfirmedRevocation,
+            ])
         }
         return lines.joined(separator: "\r\n") + "\r\n"
     }
@@ -150,16 +161,19 @@ struct EPCSAuditVerifier: Sendable {
                 external = try AuditCheckpoint.read(file: path)
             } catch {
                 let problem = "the checkpoint file cannot be read: \(error)"
-                return .init(intact: false, scope: "whole_log", eventsChecked: 0, checkpointsChecked: 0, checkpointFile: path, problem: problem,
-                             summary: "The audit log could NOT be verified: \(problem).", verifiedAt: now)
+                return .init(
+                    intact: false, scope: "whole_log", eventsChecked: 0, checkpointsChecked: 0, checkpointFile: path, problem: problem,
+                    summary: "The audit log could NOT be verified: \(problem).", verifiedAt: now)
             }
         }
         let result = try await AuditLog.verify(on: database, keys: keys, external: external, source: file ?? "the checkpoint file")
         let against = file.map { " and compared with \($0)" } ?? ""
-        let summary = result.problem.map { "The audit log is NOT intact: \($0) (\(result.checked) events before it verified)." }
+        let summary =
+            result.problem.map { "The audit log is NOT intact: \($0) (\(result.checked) events before it verified)." }
             ?? "The whole audit log is intact: \(result.checked) events and \(result.checkpoints) signed checkpoints verified\(against). This day's events are part of those chains; there is no separate verification of a single day."
-        return .init(intact: result.isIntact, scope: "whole_log", eventsChecked: result.checked, checkpointsChecked: result.checkpoints,
-                     checkpointFile: file, problem: result.problem, summary: summary, verifiedAt: now)
+        return .init(
+            intact: result.isIntact, scope: "whole_log", eventsChecked: result.checked, checkpointsChecked: result.checkpoints,
+            checkpointFile: file, problem: result.problem, summary: summary, verifiedAt: now)
     }
 }
 
@@ -200,8 +214,11 @@ struct EPCSReport {
         AuditEventType.stepUpRequested, .stepUpVerified, .stepUpFailed, .secondFactorLocked, .secondFactorLockedPermanently,
         .pendingSignInCancelled, .auditIntegrityFailed, .factorRemoved, .passkeyRemoved, .twoFactorDisabled, .adminTwoFactorDisabled,
     ].map(\.rawValue)
-    static let lockoutEvents: Set<String> = [AuditEventType.secondFactorLocked, .secondFactorLockedPermanently, .pendingSignInCancelled].map(\.rawValue).asSet
-    static let factorRemovalEvents: Set<String> = [AuditEventType.factorRemoved, .passkeyRemoved, .twoFactorDisabled, .adminTwoFactorDisabled].map(\.rawValue).asSet
+    static let lockoutEvents: Set<String> = [AuditEventType.secondFactorLocked, .secondFactorLockedPermanently, .pendingSignInCancelled]
+        .map(\.rawValue).asSet
+    static let factorRemovalEvents: Set<String> = [
+        AuditEventType.factorRemoved, .passkeyRemoved, .twoFactorDisabled, .adminTwoFactorDisabled,
+    ].map(\.rawValue).asSet
 
     enum DayError: AbortError {
         case invalid(String)
@@ -211,7 +228,8 @@ struct EPCSReport {
         var status: HTTPResponseStatus { .badRequest }
         var reason: String {
             switch self {
-            case .invalid(let text): "\u{201C}\(text.prefix(40))\u{201D} is not a day: give a UTC calendar day as YYYY-MM-DD, e.g. 2030-03-18."
+            case .invalid(let text):
+                "\u{201C}\(text.prefix(40))\u{201D} is not a day: give a UTC calendar day as YYYY-MM-DD, e.g. 2030-03-18."
             case .future(let day): "\(day) has not begun yet (days are UTC); a report covers today or an earlier day."
             case .invalidMonth(let text): "\u{201C}\(text.prefix(40))\u{201D} is not a month: give month=YYYY-MM, e.g. 2030-03."
             }
@@ -228,7 +246,9 @@ struct EPCSReport {
     // MARK: building
 
     func build(practiceID: UUID, day: String) async throws -> EPCSDailyReport {
-        guard let practice = try await Practice.find(practiceID, on: database) else { throw Abort(.notFound, reason: "There is no such practice.") }
+        guard let practice = try await Practice.find(practiceID, on: database) else {
+            throw Abort(.notFound, reason: "There is no such practice.")
+        }
         return try await build(practice: practice, day: day)
     }
 
@@ -258,8 +278,9 @@ struct EPCSReport {
             let day = EPCSDay.string(start)
             let end = start.addingTimeInterval(86_400)
             let dayLoaded = loaded.restricted(from: start, to: end)
-            let report = try await compose(practice: practice, day: day, end: end, loaded: dayLoaded, verification: nil,
-                                           review: reviews.first { $0.day == day })
+            let report = try await compose(
+                practice: practice, day: day, end: end, loaded: dayLoaded, verification: nil,
+                review: reviews.first { $0.day == day })
             result.append(EPCSReportDay(day: day, events: report.events.count, incidents: report.incidentCount, review: report.review))
         }
         return result
@@ -274,7 +295,9 @@ struct EPCSReport {
 
     /// What approvers still have to look at: unreviewed days with EPCS events, and unacknowledged alerts.
     func pending(practiceID: UUID) async throws -> Pending {
-        guard let practice = try await Practice.find(practiceID, on: database) else { throw Abort(.notFound, reason: "There is no such practice.") }
+        guard let practice = try await Practice.find(practiceID, on: database) else {
+            throw Abort(.notFound, reason: "There is no such practice.")
+        }
         let days = try await days(practice: practice).filter { $0.events > 0 && $0.review == nil }
         let alerts = try await EPCSAlert.query(on: database).filter(\.$practiceID == practiceID).filter(\.$acknowledgedAt == nil).count()
         return Pending(days: days, openAlerts: alerts)
@@ -334,9 +357,16 @@ struct EPCSReport {
             return person.map(prescribers.contains) == true
         }
         var ids = Set(events.flatMap { [$0.actorID, $0.subjectID].compactMap { $0 } })
-        for grant in grants { ids.insert(grant.$user.id); if let by = grant.revokedBy { ids.insert(by) } }
-        let names = ids.isEmpty ? [:] : Dictionary(
-            try await User.query(on: database).filter(\.$id ~~ Array(ids)).all().map { ($0.id!, $0.username) }, uniquingKeysWith: { a, _ in a })
+        for grant in grants {
+            ids.insert(grant.$user.id)
+            if let by = grant.revokedBy { ids.insert(by) }
+        }
+        let names =
+            ids.isEmpty
+            ? [:]
+            : Dictionary(
+                try await User.query(on: database).filter(\.$id ~~ Array(ids)).all().map { ($0.id!, $0.username) },
+                uniquingKeysWith: { a, _ in a })
         return Loaded(events: events, names: names, prescribers: prescribers, grants: grants)
     }
 
@@ -346,8 +376,10 @@ struct EPCSReport {
 
     // MARK: flagging
 
-    private func compose(practice: Practice, day: String, end: Date, loaded: Loaded, verification: EPCSDailyReport.Verification?,
-                         review: EPCSReportReview?) async throws -> EPCSDailyReport {
+    private func compose(
+        practice: Practice, day: String, end: Date, loaded: Loaded, verification: EPCSDailyReport.Verification?,
+        review: EPCSReportReview?
+    ) async throws -> EPCSDailyReport {
         func name(_ id: UUID?) -> String? { id.map { loaded.names[$0] ?? "deleted user \($0.uuidString.prefix(8))" } }
         let calendar = EPCSDay.calendar
         let start = practice.epcsWorkingHoursStart, finish = practice.epcsWorkingHoursEnd
@@ -370,27 +402,39 @@ struct EPCSReport {
             case AuditEventType.epcsTokenReportedLost.rawValue: flag = Flag.lostToken
             case AuditEventType.epcsGrantApproved.rawValue:
                 let parts = calendar.dateComponents([.hour, .weekday], from: time)
-                if EPCS.isOutsideWorkingHours(hour: parts.hour ?? 0, weekday: parts.weekday ?? 1, start: start, end: finish) { flag = Flag.afterHours }
+                if EPCS.isOutsideWorkingHours(hour: parts.hour ?? 0, weekday: parts.weekday ?? 1, start: start, end: finish) {
+                    flag = Flag.afterHours
+                }
             case AuditEventType.epcsSigningFailed.rawValue:
                 if let person, failures[person, default: 0] >= EPCS.repeatedFailureThreshold { flag = Flag.repeatedFailures }
             case let type where Self.lockoutEvents.contains(type):
                 if let person, loaded.prescribers.contains(person) { flag = Flag.lockout }
             default: break
             }
-            rows.append(.init(seq: event.seq, time: time, type: event.event, actor: name(event.actorID), subject: name(event.subjectID),
-                              details: details, incident: flag))
+            rows.append(
+                .init(
+                    seq: event.seq, time: time, type: event.event, actor: name(event.actorID), subject: name(event.subjectID),
+                    details: details, incident: flag))
             guard let flag else { continue }
             if flag == Flag.repeatedFailures {
                 guard let person, repeatedCounted.insert(person).inserted else { continue }
-                incidents.append(.init(reason: flag, detail: "\(failures[person] ?? 0) failed EPCS signings by \(name(person) ?? "a prescriber") on \(day)",
-                                       seq: event.seq, time: time, subject: name(person)))
+                incidents.append(
+                    .init(
+                        reason: flag,
+                        detail: "\(failures[person] ?? 0) failed EPCS signings by \(name(person) ?? "a prescriber") on \(day)",
+                        seq: event.seq, time: time, subject: name(person)))
             } else {
-                incidents.append(.init(reason: flag, detail: Self.incidentDetail(event.event, details: details, time: time, hours: (start, finish)),
-                                       seq: event.seq, time: time, subject: name(event.subjectID ?? event.actorID)))
+                incidents.append(
+                    .init(
+                        reason: flag, detail: Self.incidentDetail(event.event, details: details, time: time, hours: (start, finish)),
+                        seq: event.seq, time: time, subject: name(event.subjectID ?? event.actorID)))
             }
         }
         if let verification, !verification.intact {
-            incidents.append(.init(reason: Flag.integrity, detail: verification.problem ?? verification.summary, seq: nil, time: verification.verifiedAt, subject: nil))
+            incidents.append(
+                .init(
+                    reason: Flag.integrity, detail: verification.problem ?? verification.summary, seq: nil, time: verification.verifiedAt,
+                    subject: nil))
         }
         // Revocations one approver made that no second approver had confirmed when the day ended.
         let open = loaded.grants.filter { grant in
@@ -398,13 +442,17 @@ struct EPCSReport {
             return grant.revocationConfirmedAt.map { $0 >= end } ?? true
         }.sorted { ($0.revokedAt ?? .distantPast) < ($1.revokedAt ?? .distantPast) }
         let revocations = open.map { grant in
-            EPCSDailyReport.OpenRevocation(grant: grant.shortID, username: name(grant.$user.id) ?? "", revokedAt: grant.revokedAt ?? end,
-                                           revokedBy: name(grant.revokedBy) ?? "", reason: grant.revocationReason ?? "")
+            EPCSDailyReport.OpenRevocation(
+                grant: grant.shortID, username: name(grant.$user.id) ?? "", revokedAt: grant.revokedAt ?? end,
+                revokedBy: name(grant.revokedBy) ?? "", reason: grant.revocationReason ?? "")
         }
         for revocation in revocations {
-            incidents.append(.init(reason: Flag.unconfirmedRevocation,
-                                   detail: "grant \(revocation.grant) of \(revocation.username), revoked by \(revocation.revokedBy) at \(revocation.revokedAt.ISO8601Format()), was not confirmed by a second approver",
-                                   seq: nil, time: revocation.revokedAt, subject: revocation.username))
+            incidents.append(
+                .init(
+                    reason: Flag.unconfirmedRevocation,
+                    detail:
+                        "grant \(revocation.grant) of \(revocation.username), revoked by \(revocation.revokedBy) at \(revocation.revokedAt.ISO8601Format()), was not confirmed by a second approver",
+                    seq: nil, time: revocation.revokedAt, subject: revocation.username))
         }
         var reviewed: EPCSDailyReport.Review?
         if let review {
@@ -471,12 +519,17 @@ struct EPCSMonthlyLog: Content, Equatable {
             .filter(\.$actionType == StepUpChallenge.epcsActionType).filter(\.$status ~~ [.verified, .completed])
             .filter(\.$authTime >= start).filter(\.$authTime < end).sort(\.$authTime).all()
         let grantIDs = Array(Set(rows.compactMap(\.epcsGrantID)))
-        let grants = grantIDs.isEmpty ? [:] : Dictionary(
-            try await EPCSGrant.query(on: database).filter(\.$id ~~ grantIDs).all().map { ($0.id!, $0.deaNumber) }, uniquingKeysWith: { a, _ in a })
+        let grants =
+            grantIDs.isEmpty
+            ? [:]
+            : Dictionary(
+                try await EPCSGrant.query(on: database).filter(\.$id ~~ grantIDs).all().map { ($0.id!, $0.deaNumber) },
+                uniquingKeysWith: { a, _ in a })
         let signings = rows.map { row in
-            Signing(time: row.authTime ?? row.createdAt, summary: row.summary, actionHash: row.actionHash, attestationHash: row.attestationHash,
-                    factors: (row.amr ?? "").split(separator: " ").map(String.init), deaNumber: row.epcsGrantID.flatMap { grants[$0] },
-                    status: row.status.rawValue)
+            Signing(
+                time: row.authTime ?? row.createdAt, summary: row.summary, actionHash: row.actionHash, attestationHash: row.attestationHash,
+                factors: (row.amr ?? "").split(separator: " ").map(String.init), deaNumber: row.epcsGrantID.flatMap { grants[$0] },
+                status: row.status.rawValue)
         }
         return EPCSMonthlyLog(month: name, signings: signings)
     }
@@ -484,8 +537,10 @@ struct EPCSMonthlyLog: Content, Equatable {
     func csv() -> String {
         var lines = ["time,summary,action_hash,attestation_hash,factors,dea_number,status"]
         for signing in signings {
-            let cells = [signing.time.ISO8601Format(), signing.summary, signing.actionHash, signing.attestationHash ?? "",
-                         signing.factors.joined(separator: " "), signing.deaNumber ?? "", signing.status]
+            let cells = [
+                signing.time.ISO8601Format(), signing.summary, signing.actionHash, signing.attestationHash ?? "",
+                signing.factors.joined(separator: " "), signing.deaNumber ?? "", signing.status,
+            ]
             lines.append(cells.map(AuditQuery.csvCell).joined(separator: ","))
         }
         return lines.joined(separator: "\r\n") + "\r\n"
@@ -538,7 +593,8 @@ final class EPCSDailyAnalysis: Model, @unchecked Sendable {
             let day = EPCSDay.string(grant.enteredAt)
             if firstGrant[grant.practiceID].map({ day < $0 }) ?? true { firstGrant[grant.practiceID] = day }
         }
-        let done = Set(try await EPCSDailyAnalysis.query(on: database).filter(\.$day ~~ days).all().map { "\($0.practiceID.uuidString)/\($0.day)" })
+        let done = Set(
+            try await EPCSDailyAnalysis.query(on: database).filter(\.$day ~~ days).all().map { "\($0.practiceID.uuidString)/\($0.day)" })
         var todo: [(day: String, practiceID: UUID)] = []
         for day in days {
             for (practiceID, first) in firstGrant.sorted(by: { $0.key.uuidString < $1.key.uuidString })
@@ -549,25 +605,31 @@ final class EPCSDailyAnalysis: Model, @unchecked Sendable {
         var outcome = Outcome(day: yesterday, analysed: [], alerts: 0)
         guard !todo.isEmpty else { return outcome }
         let reports = EPCSReport(database: database, now: now, verifier: try verifier ?? EPCSAuditVerifier.of(database))
-        let verification = try await reports.verifier.verify(on: database, now: now)  // one walk of the chain for all practices and days
+        let verification = try await reports.verifier.verify(on: database, now: now) // one walk of the chain for all practices and days
         for (day, practiceID) in todo {
             guard let practice = try await Practice.find(practiceID, on: database) else { continue }
             let report = try await reports.build(practice: practice, day: day, verification: verification)
             let created = try await database.transaction { db -> Bool in
-                let rows = try await db.sql.raw("""
+                let rows = try await db.sql.raw(
+                    """
                     INSERT INTO \(ident: schema) (id, practice_id, day, analysed_at, incidents, intact)
                     VALUES (\(bind: UUID()), \(bind: practiceID), \(bind: day), \(bind: now), \(bind: report.incidentCount), \(bind: verification.intact))
                     ON CONFLICT (practice_id, day) DO NOTHING RETURNING id
-                    """).all()
-                guard !rows.isEmpty else { return false }  // another instance analysed it first
+                    """
+                ).all()
+                guard !rows.isEmpty else { return false } // another instance analysed it first
                 if !verification.intact, day == yesterday {
-                    try await AuditLog.append(AuditEntry(type: .auditIntegrityFailed, practiceID: practiceID, ip: "maintenance",
-                                                         details: ["day": day, "problem": String((verification.problem ?? "").prefix(500))]), on: db, now: now)
+                    try await AuditLog.append(
+                        AuditEntry(
+                            type: .auditIntegrityFailed, practiceID: practiceID, ip: "maintenance",
+                            details: ["day": day, "problem": String((verification.problem ?? "").prefix(500))]), on: db, now: now)
                 }
                 if report.incidentCount > 0 {
                     let noun = report.incidentCount == 1 ? "potential security incident" : "potential security incidents"
-                    try await EPCSAlert(practiceID: practiceID, kind: alertKind, subjectID: nil,
-                                        message: "\(report.incidentCount) \(noun) in the EPCS report of \(day)", now: now).create(on: db)
+                    try await EPCSAlert(
+                        practiceID: practiceID, kind: alertKind, subjectID: nil,
+                        message: "\(report.incidentCount) \(noun) in the EPCS report of \(day)", now: now
+                    ).create(on: db)
                 }
                 return true
             }
@@ -630,7 +692,9 @@ struct EPCSHomePanel: Encodable {
         return EPCSHomePanel(
             alerts: alerts.map { Alert(message: $0.message, time: SecurityWebController.format($0.createdAt)) },
             unreviewed: pending.days.count,
-            incidents: pending.days.filter { $0.incidents > 0 }.map { Incident(day: $0.day, count: $0.incidents, link: AdminPath.epcsReport($0.day).string) },
+            incidents: pending.days.filter { $0.incidents > 0 }.map {
+                Incident(day: $0.day, count: $0.incidents, link: AdminPath.epcsReport($0.day).string)
+            },
             openIncidents: pending.openIncidents)
     }
 }

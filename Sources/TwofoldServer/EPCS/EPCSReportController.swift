@@ -45,8 +45,10 @@ struct EPCSReportController: RouteCollection {
 
         var reason: String {
             switch self {
-            case .notApprover: "Only one of the practice's EPCS access approvers may mark a daily EPCS report reviewed (21 CFR 1311.150(c)); the attempt was recorded."
-            case .alreadyReviewed(let by, let at): "This day's report was already reviewed by \(by) on \(SecurityWebController.format(at)); a report is reviewed once. Add anything new to your incident records instead."
+            case .notApprover:
+                "Only one of the practice's EPCS access approvers may mark a daily EPCS report reviewed (21 CFR 1311.150(c)); the attempt was recorded."
+            case .alreadyReviewed(let by, let at):
+                "This day's report was already reviewed by \(by) on \(SecurityWebController.format(at)); a report is reviewed once. Add anything new to your incident records instead."
             case .noteTooLong: "The review note may have at most \(ReviewInput.noteLimit) characters."
             }
         }
@@ -65,35 +67,45 @@ struct EPCSReportController: RouteCollection {
         let session = try req.requireSession()
         let (day, _) = try EPCSReport.validatedDay(rawDay, now: req.now)
         guard session.user.epcsApprover else {
-            try await req.audit(.epcsUnauthorizedAttempt, practiceID: session.practiceID, actorID: session.userID,
-                                details: ["action": "review_report", "day": day, "reason": "not an EPCS access approver"])
+            try await req.audit(
+                .epcsUnauthorizedAttempt, practiceID: session.practiceID, actorID: session.userID,
+                details: ["action": "review_report", "day": day, "reason": "not an EPCS access approver"])
             throw ReviewError.notApprover
         }
         let note = (input.note ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
         guard note.count <= ReviewInput.noteLimit else { throw ReviewError.noteTooLong }
-        if let existing = try await EPCSReportReview.query(on: req.db).filter(\.$practiceID == session.practiceID).filter(\.$day == day).first() {
-            throw ReviewError.alreadyReviewed(by: try await User.find(existing.reviewedBy, on: req.db)?.username ?? "a former approver", at: existing.reviewedAt)
+        if let existing = try await EPCSReportReview.query(on: req.db).filter(\.$practiceID == session.practiceID).filter(\.$day == day)
+            .first()
+        {
+            throw ReviewError.alreadyReviewed(
+                by: try await User.find(existing.reviewedBy, on: req.db)?.username ?? "a former approver", at: existing.reviewedAt)
         }
         guard let password = input.adminPassword, !password.isEmpty else { throw Reauthentication.Failure.passwordRequired }
         try await Reauthentication(request: req).confirm(password: password, session: session)
         let report = try await reports(req).build(practice: session.practice, day: day)
-        let review = EPCSReportReview(practiceID: session.practiceID, day: day, reviewedBy: session.userID, incidents: report.incidentCount, note: note, now: req.now)
+        let review = EPCSReportReview(
+            practiceID: session.practiceID, day: day, reviewedBy: session.userID, incidents: report.incidentCount, note: note, now: req.now)
         do {
             try await req.db.transaction { db in
                 try await review.create(on: db)
-                try await req.audit(.epcsReportReviewed, practiceID: session.practiceID, actorID: session.userID, subjectID: nil, details: [
-                    "day": day, "incidents": String(report.incidentCount), "events": String(report.events.count),
-                    "audit_intact": String(report.verification?.intact ?? false), "note": String(note.prefix(200)),
-                ], on: db)
+                try await req.audit(
+                    .epcsReportReviewed, practiceID: session.practiceID, actorID: session.userID, subjectID: nil,
+                    details: [
+                        "day": day, "incidents": String(report.incidentCount), "events": String(report.events.count),
+                        "audit_intact": String(report.verification?.intact ?? false), "note": String(note.prefix(200)),
+                    ], on: db)
             }
         } catch let error as any DatabaseError where error.isConstraintFailure {
             // Two approvers at once: the first review counts.
-            let existing = try await EPCSReportReview.query(on: req.db).filter(\.$practiceID == session.practiceID).filter(\.$day == day).first()
-            throw ReviewError.alreadyReviewed(by: try await existing.asyncMap { try await User.find($0.reviewedBy, on: req.db)?.username } ?? "another approver",
-                                              at: existing?.reviewedAt ?? req.now)
+            let existing = try await EPCSReportReview.query(on: req.db).filter(\.$practiceID == session.practiceID).filter(\.$day == day)
+                .first()
+            throw ReviewError.alreadyReviewed(
+                by: try await existing.asyncMap { try await User.find($0.reviewedBy, on: req.db)?.username } ?? "another approver",
+                at: existing?.reviewedAt ?? req.now)
         }
         var reviewed = report
-        reviewed.review = .init(reviewedBy: session.user.username, reviewedAt: review.reviewedAt, note: note, incidents: report.incidentCount)
+        reviewed.review = .init(
+            reviewedBy: session.user.username, reviewedAt: review.reviewedAt, note: note, incidents: report.incidentCount)
         return reviewed
     }
 
@@ -151,19 +163,26 @@ struct EPCSReportController: RouteCollection {
         let session = try req.requireSession()
         let days = try await Self.reports(req).days(practice: session.practice)
         let lines = days.map { day in
-            DayLine(day: day.day, link: AdminPath.epcsReport(day.day).string, events: day.events, incidents: day.incidents,
-                    reviewed: day.review.map { "Reviewed by \($0.reviewedBy) on \(SecurityWebController.format($0.reviewedAt))" } ?? "Not reviewed",
-                    isReviewed: day.review != nil)
+            DayLine(
+                day: day.day, link: AdminPath.epcsReport(day.day).string, events: day.events, incidents: day.incidents,
+                reviewed: day.review.map { "Reviewed by \($0.reviewedBy) on \(SecurityWebController.format($0.reviewedAt))" }
+                    ?? "Not reviewed",
+                isReviewed: day.review != nil)
         }
-        return try await req.render("admin-epcs-reports", ListPage(layout: req.layout("EPCS daily reports"), days: lines,
-                                                                    unreviewed: days.filter { $0.events > 0 && $0.review == nil }.count))
+        return try await req.render(
+            "admin-epcs-reports",
+            ListPage(
+                layout: req.layout("EPCS daily reports"), days: lines,
+                unreviewed: days.filter { $0.events > 0 && $0.review == nil }.count))
     }
 
     /// The day's report page, or its `.csv` / `.json` export.
     @Sendable func dayPage(req: Request) async throws -> Response {
         let session = try req.requireSession()
         let parameter = try req.parameters.require("day")
-        for (suffix, type) in [(".csv", HTTPMediaType(type: "text", subType: "csv", parameters: ["charset": "utf-8"])), (".json", HTTPMediaType.json)]
+        for (suffix, type) in [
+            (".csv", HTTPMediaType(type: "text", subType: "csv", parameters: ["charset": "utf-8"])), (".json", HTTPMediaType.json),
+        ]
         where parameter.hasSuffix(suffix) {
             let day = String(parameter.dropLast(suffix.count))
             let report = try await Self.reports(req).build(practice: session.practice, day: day)
@@ -179,11 +198,15 @@ struct EPCSReportController: RouteCollection {
         let session = try req.requireSession()
         let report = try await Self.reports(req).build(practice: session.practice, day: day)
         let rows = report.events.map { row in
-            Row(seq: String(row.seq), time: SecurityWebController.format(row.time), type: row.type, actor: row.actor ?? "", subject: row.subject ?? "",
-                details: row.details.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", "), incident: row.incident)
+            Row(
+                seq: String(row.seq), time: SecurityWebController.format(row.time), type: row.type, actor: row.actor ?? "",
+                subject: row.subject ?? "",
+                details: row.details.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", "),
+                incident: row.incident)
         }
         let page = DayPage(
-            layout: req.layout("EPCS report \(report.day)", error: error), day: report.day, practiceName: report.practiceName, workingHours: report.workingHours,
+            layout: req.layout("EPCS report \(report.day)", error: error), day: report.day, practiceName: report.practiceName,
+            workingHours: report.workingHours,
             rows: rows, incidents: report.incidents, incidentCount: report.incidentCount,
             verificationIntact: report.verification?.intact ?? false, verificationSummary: report.verification?.summary ?? "",
             review: report.review, reviewedAt: report.review.map { SecurityWebController.format($0.reviewedAt) },
@@ -221,7 +244,8 @@ struct EPCSReportController: RouteCollection {
 
     @Sendable func apiMonthlyLog(req: Request) async throws -> EPCSMonthlyLog {
         let session = try req.requireSession()
-        return try await EPCSMonthlyLog.build(database: req.db, userID: session.userID, month: try? req.query.get(String.self, at: "month"), now: req.now)
+        return try await EPCSMonthlyLog.build(
+            database: req.db, userID: session.userID, month: try? req.query.get(String.self, at: "month"), now: req.now)
     }
 
     // MARK: the prescriber's monthly log
@@ -248,15 +272,19 @@ struct EPCSReportController: RouteCollection {
 
     @Sendable func monthlyPage(req: Request) async throws -> Response {
         let session = try req.requireSession()
-        let log = try await EPCSMonthlyLog.build(database: req.db, userID: session.userID, month: try? req.query.get(String.self, at: "month"), now: req.now)
+        let log = try await EPCSMonthlyLog.build(
+            database: req.db, userID: session.userID, month: try? req.query.get(String.self, at: "month"), now: req.now)
         let (_, start, end) = try EPCSMonthlyLog.validatedMonth(log.month, now: req.now)
         let previous = EPCSDay.calendar.date(byAdding: .month, value: -1, to: start)!
         let current = String(EPCSDay.string(req.now).prefix(7))
         let next = String(EPCSDay.string(end).prefix(7))
         let signings = log.signings.map { signing in
-            Signing(time: SecurityWebController.format(signing.time), summary: EPCS.summaryLines(signing.summary), actionHash: signing.actionHash,
-                    attestationHash: signing.attestationHash ?? "", factors: signing.factors.joined(separator: ", "), deaNumber: signing.deaNumber ?? "",
-                    status: signing.status)
+            Signing(
+                time: SecurityWebController.format(signing.time), summary: EPCS.summaryLines(signing.summary),
+                actionHash: signing.actionHash,
+                attestationHash: signing.attestationHash ?? "", factors: signing.factors.joined(separator: ", "),
+                deaNumber: signing.deaNumber ?? "",
+                status: signing.status)
         }
         let monthName = start.formatted(Date.FormatStyle(timeZone: TimeZone(identifier: "UTC")!).month(.wide).year())
         let page = MonthlyPage(
@@ -269,7 +297,8 @@ struct EPCSReportController: RouteCollection {
 
     @Sendable func monthlyCSV(req: Request) async throws -> Response {
         let session = try req.requireSession()
-        let log = try await EPCSMonthlyLog.build(database: req.db, userID: session.userID, month: try? req.query.get(String.self, at: "month"), now: req.now)
+        let log = try await EPCSMonthlyLog.build(
+            database: req.db, userID: session.userID, month: try? req.query.get(String.self, at: "month"), now: req.now)
         let response = Response(status: .ok, body: .init(string: log.csv()))
         response.headers.contentType = HTTPMediaType(type: "text", subType: "csv", parameters: ["charset": "utf-8"])
         response.headers.contentDisposition = .init(.attachment, filename: "twofold-epcs-signings-\(log.month).csv")

@@ -36,30 +36,40 @@ enum EPCSError: AbortError, Equatable {
         case .noPushDevice: .conflict
         case .pushDenied: .forbidden
         case .tooFewApprovers, .notProvider, .needsManageAccounts, .notPending, .alreadyOpen, .noActiveGrant, .alreadyConfirmed,
-             .noAuthenticatorApp, .noEligibleToken: .conflict
+            .noAuthenticatorApp, .noEligibleToken:
+            .conflict
         }
     }
 
     var reason: String {
         switch self {
         case .invalid(let why): why
-        case .notApprover: "Only the practice's EPCS access approvers may enter, approve or revoke EPCS permissions (21 CFR 1311.125(a)). An administrator designates approvers on a user's page."
+        case .notApprover:
+            "Only the practice's EPCS access approvers may enter, approve or revoke EPCS permissions (21 CFR 1311.125(a)). An administrator designates approvers on a user's page."
         case .ownGrant: "You entered this grant, so a second approver must approve it (21 CFR 1311.125(c): two different people)."
         case .ownPermission: "You cannot enter, approve or confirm your own EPCS permission; two other approvers must."
-        case .approverNotRegistrant: "The second approver must be a DEA registrant (21 CFR 1311.125(c)). Ask an approver who is marked as a DEA registrant."
-        case .tooFewApprovers: "EPCS permissions need at least two EPCS access approvers, at least one of them a DEA registrant (21 CFR 1311.125(a)). Designate them on the users' pages first."
-        case .notProvider(let name): "\(name) is a staff account; only providers can be given permission to sign controlled-substance prescriptions."
+        case .approverNotRegistrant:
+            "The second approver must be a DEA registrant (21 CFR 1311.125(c)). Ask an approver who is marked as a DEA registrant."
+        case .tooFewApprovers:
+            "EPCS permissions need at least two EPCS access approvers, at least one of them a DEA registrant (21 CFR 1311.125(a)). Designate them on the users' pages first."
+        case .notProvider(let name):
+            "\(name) is a staff account; only providers can be given permission to sign controlled-substance prescriptions."
         case .needsManageAccounts(let name): "\(name) needs the Manage Accounts permission before they can be an EPCS access approver."
         case .grantNotFound: "There is no such EPCS grant in your practice."
         case .notPending(let status): "This grant is \(status.replacingOccurrences(of: "_", with: " ")), not waiting for approval."
-        case .alreadyOpen(let name): "\(name) already has an EPCS grant that is active or waiting for approval. Revoke it first to enter a new one."
+        case .alreadyOpen(let name):
+            "\(name) already has an EPCS grant that is active or waiting for approval. Revoke it first to enter a new one."
         case .noActiveGrant(let name): "\(name) has no active EPCS permission."
         case .alreadyConfirmed: "This revocation is already confirmed."
-        case .noAuthenticatorApp: "Approving needs a fresh code from your authenticator app (never a text message, a recovery code or a remembered browser). Add an authenticator app under Account › Security first."
-        case .notPermitted: "This user has no active permission to sign controlled-substance prescriptions. Two of the practice's EPCS access approvers must grant it (21 CFR 1311.125); the attempt was recorded."
-        case .noEligibleToken: "This prescriber has no device the practice counts for EPCS signing (a push device, an authenticator app, or an attested security key, as the practice's EPCS settings list). Add one under Account › Security."
+        case .noAuthenticatorApp:
+            "Approving needs a fresh code from your authenticator app (never a text message, a recovery code or a remembered browser). Add an authenticator app under Account › Security first."
+        case .notPermitted:
+            "This user has no active permission to sign controlled-substance prescriptions. Two of the practice's EPCS access approvers must grant it (21 CFR 1311.125); the attempt was recorded."
+        case .noEligibleToken:
+            "This prescriber has no device the practice counts for EPCS signing (a push device, an authenticator app, or an attested security key, as the practice's EPCS settings list). Add one under Account › Security."
         case .factorNotFound: "There is no such device on this account."
-        case .noPushDevice: "You have no active push device. Approve with a code from your authenticator app instead, or add a push device under Account › Security."
+        case .noPushDevice:
+            "You have no active push device. Approve with a code from your authenticator app instead, or add a push device under Account › Security."
         case .pushPending: "Not approved yet. Approve the request on your push device (enter the number shown here), then continue."
         case .pushNotFound: "There is no such push request for this step; start a new one."
         case .pushDenied: "The request was denied on your device, or it expired. Nothing was changed; start again."
@@ -109,13 +119,16 @@ struct EPCSRules {
         case .push: return tokens.contains(.push) && practice.allowPush
         case .webauthn:
             return tokens.contains(.securityKey) && practice.allowPasskeys
-                && EPCS.securityKeyIsEligible(backupEligible: factor.backupEligible, attestation: factor.attestation, aaguid: factor.aaguid,
-                                              trustAnchorsConfigured: trustAnchorsConfigured, allowedAAGUIDs: EPCS.aaguidList(practice.epcsSecurityKeyAAGUIDs).list)
+                && EPCS.securityKeyIsEligible(
+                    backupEligible: factor.backupEligible, attestation: factor.attestation, aaguid: factor.aaguid,
+                    trustAnchorsConfigured: trustAnchorsConfigured, allowedAAGUIDs: EPCS.aaguidList(practice.epcsSecurityKeyAAGUIDs).list)
         }
     }
 
     func eligibleFactors(userID: UUID, practice: Practice) async throws -> [Factor] {
-        try await Factor.query(on: database).filter(\.$user.$id == userID).filter(\.$status == .active).all().filter { isEligible($0, practice: practice) }
+        try await Factor.query(on: database).filter(\.$user.$id == userID).filter(\.$status == .active).all().filter {
+            isEligible($0, practice: practice)
+        }
     }
 }
 
@@ -182,26 +195,42 @@ struct EPCSService {
     static func validated(_ input: EPCSGrantInput, now: Date) throws -> EPCSGrantInput {
         var problems: [String] = []
         guard let dea = DEANumber(input.deaNumber) else {
-            throw EPCSError.invalid("deaNumber must be a DEA registration number: two letters and seven digits whose last is the check digit, e.g. AB1234563.")
+            throw EPCSError.invalid(
+                "deaNumber must be a DEA registration number: two letters and seven digits whose last is the check digit, e.g. AB1234563.")
         }
-        if EPCSDay.start(input.deaExpiresOn) == nil { problems.append("deaExpiresOn must be a date YYYY-MM-DD") }
-        else if input.deaExpiresOn < EPCSDay.string(now) { problems.append("the DEA registration expired on \(input.deaExpiresOn)") }
+        if EPCSDay.start(input.deaExpiresOn) == nil {
+            problems.append("deaExpiresOn must be a date YYYY-MM-DD")
+        } else if input.deaExpiresOn < EPCSDay.string(now) {
+            problems.append("the DEA registration expired on \(input.deaExpiresOn)")
+        }
         let states = input.states.map { $0.trimmingCharacters(in: .whitespaces).uppercased() }.filter { !$0.isEmpty }
         if states.isEmpty { problems.append("states must list at least one state the practitioner is authorized in, e.g. [\"NY\"]") }
-        if let bad = states.first(where: { !EPCS.stateCodes.contains($0) }) { problems.append("\(bad) is not a US state or territory code") }
+        if let bad = states.first(where: { !EPCS.stateCodes.contains($0) }) {
+            problems.append("\(bad) is not a US state or territory code")
+        }
         if states.count > 60 { problems.append("states may list at most 60 codes") }
-        let proofing = EPCSProofing(provider: input.proofing.provider.trimmingCharacters(in: .whitespacesAndNewlines),
-                                    date: input.proofing.date.trimmingCharacters(in: .whitespaces),
-                                    level: input.proofing.level.trimmingCharacters(in: .whitespacesAndNewlines),
-                                    reference: input.proofing.reference.trimmingCharacters(in: .whitespacesAndNewlines))
-        if !(1...120).contains(proofing.provider.count) { problems.append("proofing.provider must name the credential service provider (1 to 120 characters)") }
+        let proofing = EPCSProofing(
+            provider: input.proofing.provider.trimmingCharacters(in: .whitespacesAndNewlines),
+            date: input.proofing.date.trimmingCharacters(in: .whitespaces),
+            level: input.proofing.level.trimmingCharacters(in: .whitespacesAndNewlines),
+            reference: input.proofing.reference.trimmingCharacters(in: .whitespacesAndNewlines))
+        if !(1...120).contains(proofing.provider.count) {
+            problems.append("proofing.provider must name the credential service provider (1 to 120 characters)")
+        }
         if let date = EPCSDay.start(proofing.date) {
             if date > now { problems.append("proofing.date cannot be in the future") }
-        } else { problems.append("proofing.date must be a date YYYY-MM-DD") }
-        if !(1...40).contains(proofing.level.count) { problems.append("proofing.level must give the assurance level, e.g. IAL2 (1 to 40 characters)") }
-        if !(1...120).contains(proofing.reference.count) { problems.append("proofing.reference must give the provider's reference (1 to 120 characters)") }
+        } else {
+            problems.append("proofing.date must be a date YYYY-MM-DD")
+        }
+        if !(1...40).contains(proofing.level.count) {
+            problems.append("proofing.level must give the assurance level, e.g. IAL2 (1 to 40 characters)")
+        }
+        if !(1...120).contains(proofing.reference.count) {
+            problems.append("proofing.reference must give the provider's reference (1 to 120 characters)")
+        }
         guard problems.isEmpty else { throw EPCSError.invalid("Cannot enter the grant: " + problems.joined(separator: "; ") + ".") }
-        return EPCSGrantInput(deaNumber: dea.value, deaExpiresOn: input.deaExpiresOn, states: Array(Set(states)).sorted(), proofing: proofing)
+        return EPCSGrantInput(
+            deaNumber: dea.value, deaExpiresOn: input.deaExpiresOn, states: Array(Set(states)).sorted(), proofing: proofing)
     }
 
     /// The first step: an approver enters a provider's grant, confirmed with their own password. It waits for a second approver.
@@ -214,15 +243,19 @@ struct EPCSService {
         let approvers = try await approvers()
         guard approvers.count >= 2, approvers.contains(where: \.deaRegistrant) else { throw EPCSError.tooFewApprovers }
         try await confirmPassword(adminPassword)
-        let grant = EPCSGrant(practiceID: practiceID, userID: userID, deaNumber: input.deaNumber, deaExpiresOn: input.deaExpiresOn,
-                              states: input.states, proofing: input.proofing, enteredBy: admin.userID, now: request.now)
+        let grant = EPCSGrant(
+            practiceID: practiceID, userID: userID, deaNumber: input.deaNumber, deaExpiresOn: input.deaExpiresOn,
+            states: input.states, proofing: input.proofing, enteredBy: admin.userID, now: request.now)
         do {
             try await request.db.transaction { db in
                 try await grant.create(on: db)
-                try await audit(.epcsGrantEntered, subject: userID, [
-                    "grant": grant.shortID, "username": user.username, "dea": DEANumber(grant.deaNumber)?.masked ?? "", "dea_expires_on": grant.deaExpiresOn,
-                    "states": grant.states, "proofing_provider": grant.proofingProvider, "proofing_level": grant.proofingLevel,
-                ], on: db)
+                try await audit(
+                    .epcsGrantEntered, subject: userID,
+                    [
+                        "grant": grant.shortID, "username": user.username, "dea": DEANumber(grant.deaNumber)?.masked ?? "",
+                        "dea_expires_on": grant.deaExpiresOn,
+                        "states": grant.states, "proofing_provider": grant.proofingProvider, "proofing_level": grant.proofingLevel,
+                    ], on: db)
             }
         } catch let error as any DatabaseError where error.isConstraintFailure {
             throw EPCSError.alreadyOpen(user.fullName)
@@ -231,7 +264,9 @@ struct EPCSService {
     }
 
     func grant(_ id: UUID) async throws -> EPCSGrant {
-        guard let grant = try await EPCSGrant.query(on: request.db).filter(\.$id == id).filter(\.$practiceID == practiceID).with(\.$user).first()
+        guard
+            let grant = try await EPCSGrant.query(on: request.db).filter(\.$id == id).filter(\.$practiceID == practiceID).with(\.$user)
+                .first()
         else { throw EPCSError.grantNotFound }
         return grant
     }
@@ -254,8 +289,9 @@ struct EPCSService {
         case .code(let code):
             try await confirmFreshCode(code, grant: grant, action: action)
         case .push(let challengeID):
-            guard let push = try await PushChallenge.query(on: request.db).filter(\.$id == challengeID).filter(\.$user.$id == admin.userID)
-                .filter(\.$purpose == .epcsApproval).filter(\.$epcsGrantID == grant.id).filter(\.$epcsAction == action).first()
+            guard
+                let push = try await PushChallenge.query(on: request.db).filter(\.$id == challengeID).filter(\.$user.$id == admin.userID)
+                    .filter(\.$purpose == .epcsApproval).filter(\.$epcsGrantID == grant.id).filter(\.$epcsAction == action).first()
             else { throw EPCSError.pushNotFound }
             switch push.status {
             case .pending where push.expiresAt > request.now:
@@ -263,7 +299,9 @@ struct EPCSService {
             case .approved where try await PushService(request: request).consume(push):
                 return
             default:
-                try await audit(.epcsApprovalFailed, subject: grant.$user.id, ["grant": grant.shortID, "action": action, "reason": "push_" + push.status.rawValue])
+                try await audit(
+                    .epcsApprovalFailed, subject: grant.$user.id,
+                    ["grant": grant.shortID, "action": action, "reason": "push_" + push.status.rawValue])
                 throw EPCSError.pushDenied
             }
         }
@@ -278,18 +316,23 @@ struct EPCSService {
             try await checkSecondApprover(grant, firstApprover: grant.enteredBy, action: action)
             guard grant.status == .pendingApproval else { throw EPCSError.notPending(grant.visibleStatus(now: request.now)) }
         case "confirm_revocation":
-            guard grant.status == .revoked, let revokedBy = grant.revokedBy else { throw EPCSError.notPending(grant.visibleStatus(now: request.now)) }
+            guard grant.status == .revoked, let revokedBy = grant.revokedBy else {
+                throw EPCSError.notPending(grant.visibleStatus(now: request.now))
+            }
             guard grant.revocationConfirmedAt == nil else { throw EPCSError.alreadyConfirmed }
             try await checkSecondApprover(grant, firstApprover: revokedBy, action: action)
         default:
             throw EPCSError.invalid("Unknown EPCS step \(action).")
         }
-        let hasDevice = try await Factor.query(on: request.db).filter(\.$user.$id == admin.userID).filter(\.$status == .active).filter(\.$kind == .push).count() > 0
+        let hasDevice =
+            try await Factor.query(on: request.db).filter(\.$user.$id == admin.userID).filter(\.$status == .active).filter(\.$kind == .push)
+            .count() > 0
         guard hasDevice else { throw EPCSError.noPushDevice }
         let what = action == "approve_grant" ? "Approve the EPCS permission of" : "Confirm the revocation of the EPCS permission of"
         let summary = "\(what) \(grant.user.fullName) (DEA \(DEANumber(grant.deaNumber)?.masked ?? ""))"
-        let push = try await PushService(request: request).startChallenge(user: admin.user, practice: admin.practice, factorID: nil,
-                                                                          purpose: .epcsApproval, action: summary)
+        let push = try await PushService(request: request).startChallenge(
+            user: admin.user, practice: admin.practice, factorID: nil,
+            purpose: .epcsApproval, action: summary)
         push.epcsGrantID = grant.id
         push.epcsAction = action
         try await push.save(on: request.db)
@@ -299,8 +342,12 @@ struct EPCSService {
     /// Checks the approver's fresh authenticator code through the one code check (reserved before it is checked,
     /// single use, counted against the approver's step-up counter and lockout).
     private func confirmFreshCode(_ rawCode: String?, grant: EPCSGrant, action: String) async throws {
-        guard let code = CodeCheck.normalize(rawCode ?? "") else { throw EPCSError.invalid("code must be the 6 to 8 digits your authenticator app shows now.") }
-        let factors = try await Factor.query(on: request.db).filter(\.$user.$id == admin.userID).filter(\.$status == .active).filter(\.$kind == .totp).all()
+        guard let code = CodeCheck.normalize(rawCode ?? "") else {
+            throw EPCSError.invalid("code must be the 6 to 8 digits your authenticator app shows now.")
+        }
+        let factors = try await Factor.query(on: request.db).filter(\.$user.$id == admin.userID).filter(\.$status == .active).filter(
+            \.$kind == .totp
+        ).all()
         guard !factors.isEmpty else { throw EPCSError.noAuthenticatorApp }
         switch try await CodeCheck(request: request).check(code, user: admin.user, factors: factors, smsFactor: nil, channel: .stepUp) {
         case .accepted:
@@ -309,7 +356,9 @@ struct EPCSService {
             try await audit(.epcsApprovalFailed, subject: grant.$user.id, ["grant": grant.shortID, "action": action, "reason": "replayed"])
             throw SignInError.codeAlreadyUsed
         case .wrong(let failures):
-            try await audit(.epcsApprovalFailed, subject: grant.$user.id, ["grant": grant.shortID, "action": action, "reason": "wrong_code", "failures": String(failures)])
+            try await audit(
+                .epcsApprovalFailed, subject: grant.$user.id,
+                ["grant": grant.shortID, "action": action, "reason": "wrong_code", "failures": String(failures)])
             throw SignInError.wrongCode
         }
     }
@@ -342,18 +391,22 @@ struct EPCSService {
         let now = request.now
         try await request.db.transaction { db in
             // Only one decision counts, however many approvers submit at once.
-            let rows = try await (db as! any SQLDatabase).raw("""
+            let rows = try await (db as! any SQLDatabase).raw(
+                """
                 UPDATE \(ident: EPCSGrant.schema) SET status = \(bind: status.rawValue), decided_by = \(bind: admin.userID), decided_at = \(bind: now)
                 WHERE id = \(bind: try grant.requireID()) AND status = 'pending_approval' RETURNING id
-                """).all()
+                """
+            ).all()
             guard !rows.isEmpty else { throw EPCSError.notPending("already decided") }
             grant.status = status
             grant.decidedBy = admin.userID
             grant.decidedAt = now
-            try await audit(type, subject: grant.$user.id, extra.merging([
-                "grant": grant.shortID, "username": grant.user.username, "dea": DEANumber(grant.deaNumber)?.masked ?? "",
-                "entered_by": grant.enteredBy.uuidString,
-            ]) { a, _ in a }, on: db)
+            try await audit(
+                type, subject: grant.$user.id,
+                extra.merging([
+                    "grant": grant.shortID, "username": grant.user.username, "dea": DEANumber(grant.deaNumber)?.masked ?? "",
+                    "entered_by": grant.enteredBy.uuidString,
+                ]) { a, _ in a }, on: db)
         }
     }
 
@@ -362,8 +415,9 @@ struct EPCSService {
     func revoke(userID: UUID, reason: String?, adminPassword: String?) async throws -> EPCSGrant {
         guard admin.user.epcsApprover else { try await refuse(.notApprover, action: "revoke_grant", subject: userID) }
         let user = try await directory.user(userID)
-        guard let grant = try await EPCSGrant.query(on: request.db).filter(\.$user.$id == userID)
-            .filter(\.$status ~~ [.active, .pendingApproval]).with(\.$user).first()
+        guard
+            let grant = try await EPCSGrant.query(on: request.db).filter(\.$user.$id == userID)
+                .filter(\.$status ~~ [.active, .pendingApproval]).with(\.$user).first()
         else { throw EPCSError.noActiveGrant(user.fullName) }
         try await confirmPassword(adminPassword)
         try await Self.revoke(grant, reason: Self.reasonText(reason), by: admin.userID, request: request)
@@ -379,17 +433,20 @@ struct EPCSService {
     static func revoke(_ grant: EPCSGrant, reason: String, by actorID: UUID, request: Request) async throws {
         let now = request.now
         try await request.db.transaction { db in
-            let rows = try await (db as! any SQLDatabase).raw("""
+            let rows = try await (db as! any SQLDatabase).raw(
+                """
                 UPDATE \(ident: EPCSGrant.schema) SET status = 'revoked', revoked_by = \(bind: actorID), revoked_at = \(bind: now),
                 revocation_reason = \(bind: reason) WHERE id = \(bind: try grant.requireID()) AND status IN ('active', 'pending_approval') RETURNING id
-                """).all()
+                """
+            ).all()
             guard !rows.isEmpty else { return }
             grant.status = .revoked
             grant.revokedBy = actorID
             grant.revokedAt = now
             grant.revocationReason = reason
-            try await request.audit(.epcsGrantRevoked, practiceID: grant.practiceID, actorID: actorID, subjectID: grant.$user.id,
-                                    details: ["grant": grant.shortID, "dea": DEANumber(grant.deaNumber)?.masked ?? "", "reason": reason], on: db)
+            try await request.audit(
+                .epcsGrantRevoked, practiceID: grant.practiceID, actorID: actorID, subjectID: grant.$user.id,
+                details: ["grant": grant.shortID, "dea": DEANumber(grant.deaNumber)?.masked ?? "", "reason": reason], on: db)
         }
     }
 
@@ -400,20 +457,25 @@ struct EPCSService {
 
     func confirmRevocation(grantID: UUID, proof: ApproverProof) async throws -> EPCSGrant {
         let grant = try await grant(grantID)
-        guard grant.status == .revoked, let revokedBy = grant.revokedBy else { throw EPCSError.notPending(grant.visibleStatus(now: request.now)) }
+        guard grant.status == .revoked, let revokedBy = grant.revokedBy else {
+            throw EPCSError.notPending(grant.visibleStatus(now: request.now))
+        }
         guard grant.revocationConfirmedAt == nil else { throw EPCSError.alreadyConfirmed }
         try await checkSecondApprover(grant, firstApprover: revokedBy, action: "confirm_revocation")
         try await confirm(proof, grant: grant, action: "confirm_revocation")
         let now = request.now
         try await request.db.transaction { db in
-            let rows = try await (db as! any SQLDatabase).raw("""
+            let rows = try await (db as! any SQLDatabase).raw(
+                """
                 UPDATE \(ident: EPCSGrant.schema) SET revocation_confirmed_by = \(bind: admin.userID), revocation_confirmed_at = \(bind: now)
                 WHERE id = \(bind: try grant.requireID()) AND revocation_confirmed_at IS NULL RETURNING id
-                """).all()
+                """
+            ).all()
             guard !rows.isEmpty else { throw EPCSError.alreadyConfirmed }
             grant.revocationConfirmedBy = admin.userID
             grant.revocationConfirmedAt = now
-            try await audit(.epcsRevocationConfirmed, subject: grant.$user.id, ["grant": grant.shortID, "revoked_by": revokedBy.uuidString], on: db)
+            try await audit(
+                .epcsRevocationConfirmed, subject: grant.$user.id, ["grant": grant.shortID, "revoked_by": revokedBy.uuidString], on: db)
         }
         return grant
     }
@@ -428,23 +490,34 @@ struct EPCSService {
     }
 
     static func settings(of practice: Practice) -> Settings {
-        Settings(eligibleTokens: EPCS.Token.list(practice.epcsTokens).map(\.rawValue), securityKeyAAGUIDs: EPCS.aaguidList(practice.epcsSecurityKeyAAGUIDs).list,
-                 workingHoursStart: practice.epcsWorkingHoursStart, workingHoursEnd: practice.epcsWorkingHoursEnd)
+        Settings(
+            eligibleTokens: EPCS.Token.list(practice.epcsTokens).map(\.rawValue),
+            securityKeyAAGUIDs: EPCS.aaguidList(practice.epcsSecurityKeyAAGUIDs).list,
+            workingHoursStart: practice.epcsWorkingHoursStart, workingHoursEnd: practice.epcsWorkingHoursEnd)
     }
 
     func updateSettings(_ settings: Settings, adminPassword: String?) async throws -> Settings {
         var tokens: [EPCS.Token] = []
         for name in settings.eligibleTokens {
             guard let token = EPCS.Token(rawValue: name) else {
-                throw EPCSError.invalid("eligibleTokens may list \(EPCS.Token.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", ")); \"\(name)\" is not one. Text messages and recovery codes never count.")
+                throw EPCSError.invalid(
+                    "eligibleTokens may list \(EPCS.Token.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", ")); \"\(name)\" is not one. Text messages and recovery codes never count."
+                )
             }
             if !tokens.contains(token) { tokens.append(token) }
         }
         let aaguids = EPCS.aaguidList(settings.securityKeyAAGUIDs.joined(separator: ","))
-        if let bad = aaguids.invalid { throw EPCSError.invalid("\(bad) is not an AAGUID (a UUID such as 2fc0579f-8113-47ea-b116-bb5a8db9202a).") }
+        if let bad = aaguids.invalid {
+            throw EPCSError.invalid("\(bad) is not an AAGUID (a UUID such as 2fc0579f-8113-47ea-b116-bb5a8db9202a).")
+        }
         let start = request.policy.practice.epcsWorkingHoursStart, end = request.policy.practice.epcsWorkingHoursEnd
-        guard start.contains(settings.workingHoursStart), end.contains(settings.workingHoursEnd), settings.workingHoursStart < settings.workingHoursEnd
-        else { throw EPCSError.invalid("Working hours run from a start hour (\(start.lowerBound)–\(start.upperBound)) to a later end hour (\(end.lowerBound)–\(end.upperBound)), in UTC.") }
+        guard start.contains(settings.workingHoursStart), end.contains(settings.workingHoursEnd),
+            settings.workingHoursStart < settings.workingHoursEnd
+        else {
+            throw EPCSError.invalid(
+                "Working hours run from a start hour (\(start.lowerBound)–\(start.upperBound)) to a later end hour (\(end.lowerBound)–\(end.upperBound)), in UTC."
+            )
+        }
         try await confirmPassword(adminPassword)
         let practice = admin.practice
         let before = Self.settings(of: practice)
@@ -455,17 +528,22 @@ struct EPCSService {
         let after = Self.settings(of: practice)
         guard after != before else { return after }
         try await practice.save(on: request.db)
-        try await audit(.epcsSettingsChanged, subject: nil, [
-            "eligible_tokens": after.eligibleTokens.joined(separator: ","), "security_key_aaguids": String(after.securityKeyAAGUIDs.count),
-            "working_hours": "\(after.workingHoursStart)-\(after.workingHoursEnd)",
-        ])
+        try await audit(
+            .epcsSettingsChanged, subject: nil,
+            [
+                "eligible_tokens": after.eligibleTokens.joined(separator: ","),
+                "security_key_aaguids": String(after.securityKeyAAGUIDs.count),
+                "working_hours": "\(after.workingHoursStart)-\(after.workingHoursEnd)",
+            ])
         return after
     }
 
     // MARK: alerts
 
     func openAlerts() async throws -> [EPCSAlert] {
-        try await EPCSAlert.query(on: request.db).filter(\.$practiceID == practiceID).filter(\.$acknowledgedAt == nil).sort(\.$createdAt, .descending).all()
+        try await EPCSAlert.query(on: request.db).filter(\.$practiceID == practiceID).filter(\.$acknowledgedAt == nil).sort(
+            \.$createdAt, .descending
+        ).all()
     }
 
     func acknowledge(alertID: UUID) async throws {
@@ -476,7 +554,8 @@ struct EPCSService {
         alert.acknowledgedBy = admin.userID
         alert.acknowledgedAt = request.now
         try await alert.save(on: request.db)
-        try await audit(.epcsAlertAcknowledged, subject: alert.subjectID, ["alert": alert.kind, "message": String(alert.message.prefix(200))])
+        try await audit(
+            .epcsAlertAcknowledged, subject: alert.subjectID, ["alert": alert.kind, "message": String(alert.message.prefix(200))])
     }
 }
 
@@ -485,8 +564,12 @@ struct EPCSService {
 struct LostDeviceReport {
     let request: Request
 
-    func report(factorID: UUID, of user: User, practice: Practice, reportedBy actorID: UUID) async throws -> (factor: Factor, revoked: EPCSGrant?) {
-        guard let factor = try await Factor.query(on: request.db).filter(\.$id == factorID).filter(\.$user.$id == (try user.requireID())).first()
+    func report(factorID: UUID, of user: User, practice: Practice, reportedBy actorID: UUID) async throws -> (
+        factor: Factor, revoked: EPCSGrant?
+    ) {
+        guard
+            let factor = try await Factor.query(on: request.db).filter(\.$id == factorID).filter(\.$user.$id == (try user.requireID()))
+                .first()
         else { throw EPCSError.factorNotFound }
         let userID = try user.requireID()
         let others = try await TwoFactorReset.otherActiveFactors(of: userID, besides: factorID, on: request.db)
@@ -494,20 +577,32 @@ struct LostDeviceReport {
             try await TwoFactorReset.remove(factor, remaining: others, userID: userID, on: db)
             // A device that may be in someone else's hands: the browsers it helped remember are forgotten too.
             try await RememberedBrowser.query(on: db).filter(\.$user.$id == userID).delete()
-            try await request.audit(.epcsTokenReportedLost, practiceID: practice.id, actorID: actorID, subjectID: userID,
-                                    details: ["factor": factor.shortID, "kind": factor.kind.rawValue, "nickname": factor.nickname,
-                                              "by": actorID == userID ? "owner" : "administrator"], on: db)
-            try await request.audit(factor.kind == .webauthn ? .passkeyRemoved : .factorRemoved, practiceID: practice.id, actorID: actorID, subjectID: userID,
-                                    details: ["factor": factor.shortID, "kind": factor.kind.rawValue, "nickname": factor.nickname, "reason": "reported_lost"], on: db)
+            try await request.audit(
+                .epcsTokenReportedLost, practiceID: practice.id, actorID: actorID, subjectID: userID,
+                details: [
+                    "factor": factor.shortID, "kind": factor.kind.rawValue, "nickname": factor.nickname,
+                    "by": actorID == userID ? "owner" : "administrator",
+                ], on: db)
+            try await request.audit(
+                factor.kind == .webauthn ? .passkeyRemoved : .factorRemoved, practiceID: practice.id, actorID: actorID, subjectID: userID,
+                details: ["factor": factor.shortID, "kind": factor.kind.rawValue, "nickname": factor.nickname, "reason": "reported_lost"],
+                on: db)
         }
         var revoked: EPCSGrant?
-        if let grant = try await EPCSGrant.query(on: request.db).filter(\.$user.$id == userID).filter(\.$status ~~ [.active, .pendingApproval]).first() {
-            try await EPCSService.revoke(grant, reason: "device reported lost or stolen (\(factor.kind.displayName), \(factor.nickname))", by: actorID, request: request)
+        if let grant = try await EPCSGrant.query(on: request.db).filter(\.$user.$id == userID).filter(
+            \.$status ~~ [.active, .pendingApproval]
+        ).first() {
+            try await EPCSService.revoke(
+                grant, reason: "device reported lost or stolen (\(factor.kind.displayName), \(factor.nickname))", by: actorID,
+                request: request)
             revoked = grant
         }
-        let message = "\(user.fullName) reported \(factor.kind.displayName.lowercased()) \u{201C}\(factor.nickname)\u{201D} lost or stolen"
+        let message =
+            "\(user.fullName) reported \(factor.kind.displayName.lowercased()) \u{201C}\(factor.nickname)\u{201D} lost or stolen"
             + (revoked != nil ? "; their EPCS permission was revoked and needs two approvers to be granted again." : ".")
-        try await EPCSAlert(practiceID: try practice.requireID(), kind: "device_lost", subjectID: userID, message: message, now: request.now).create(on: request.db)
+        try await EPCSAlert(
+            practiceID: try practice.requireID(), kind: "device_lost", subjectID: userID, message: message, now: request.now
+        ).create(on: request.db)
         return (factor, revoked)
     }
 }

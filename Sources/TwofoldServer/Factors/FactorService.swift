@@ -35,11 +35,13 @@ enum FactorError: AbortError, Equatable {
         case .tooManyAttempts: "Too many wrong codes for this set-up. Start the set-up again."
         case .required(let why): why
         case .methodNotAllowed(let method): "Your practice does not allow \(method). Choose another method."
-        case .noCellPhone: "There is no cell phone number on your profile. Add one in your profile first (Account › Profile), then set up text messages."
+        case .noCellPhone:
+            "There is no cell phone number on your profile. Add one in your profile first (Account › Profile), then set up text messages."
         case .invalidNickname: "Give the method a name of 1 to 60 characters."
         case .passwordTooShortForOneFactor:
             "Your password is too short to protect your account on its own. Choose a password of at least \(PasswordRules.singleFactorMinimumLength) characters first (Account › Change password), then turn two-factor authentication off."
-        case .proofRequired: "Turning off two-factor authentication (or removing your last sign-in method) needs a current code from your app or phone, or one of your recovery codes."
+        case .proofRequired:
+            "Turning off two-factor authentication (or removing your last sign-in method) needs a current code from your app or phone, or one of your recovery codes."
         }
     }
 }
@@ -65,18 +67,23 @@ struct FactorService {
 
     /// "Authenticator app", then "Authenticator app 2" and so on, counting the user's active factors of that kind.
     func defaultNickname(kind: Factor.Kind, userID: UUID) async throws -> String {
-        let count = try await Factor.query(on: request.db).filter(\.$user.$id == userID).filter(\.$kind == kind).filter(\.$status == .active).count()
+        let count = try await Factor.query(on: request.db).filter(\.$user.$id == userID).filter(\.$kind == kind).filter(
+            \.$status == .active
+        ).count()
         return count == 0 ? kind.displayName : "\(kind.displayName) \(count + 1)"
     }
 
     /// Starts an authenticator-app enrollment: a new key, sealed, in a pending factor.
     func beginTOTP(session: CurrentSession, nickname: String?) async throws -> TOTPEnrollment {
         guard session.practice.allowTOTP else { throw FactorError.methodNotAllowed("authenticator apps") }
-        try await Factor.query(on: request.db).filter(\.$user.$id == session.userID).filter(\.$status == .pending).filter(\.$kind == .totp).delete()
+        try await Factor.query(on: request.db).filter(\.$user.$id == session.userID).filter(\.$status == .pending).filter(\.$kind == .totp)
+            .delete()
         let name = try Self.cleanNickname(nickname, default: try await defaultNickname(kind: .totp, userID: session.userID))
         let parameters = try OTPParameters(algorithm: .sha1, digits: session.practice.otpDigits, period: 30)
         let secret = OTPSecret.generate(for: parameters.algorithm)
-        let factor = Factor(userID: session.userID, kind: .totp, nickname: name, digits: parameters.digits, algorithm: parameters.algorithm.rawValue, period: parameters.period)
+        let factor = Factor(
+            userID: session.userID, kind: .totp, nickname: name, digits: parameters.digits, algorithm: parameters.algorithm.rawValue,
+            period: parameters.period)
         factor.enrollmentSessionID = session.record.id
         factor.sealedSecret = Data(try request.twofold.sealer.seal(secret.bytes, context: TOTPVerifier.sealingContext(for: factor.id!)))
         try await factor.create(on: request.db)
@@ -92,7 +99,8 @@ struct FactorService {
     }
 
     private func enrollment(for factor: Factor, session: CurrentSession, secret: OTPSecret) throws -> TOTPEnrollment {
-        let parameters = try OTPParameters(algorithm: OTPAlgorithm(rawValue: factor.algorithm) ?? .sha1, digits: factor.digits, period: factor.period)
+        let parameters = try OTPParameters(
+            algorithm: OTPAlgorithm(rawValue: factor.algorithm) ?? .sha1, digits: factor.digits, period: factor.period)
         let uri = OTPAuthURI(issuer: session.practice.name, account: session.user.username, secret: secret, parameters: parameters)
         let svg = try QRCode(text: uri.uri).svg(moduleSize: 5, quietZone: 4, title: "QR code for your authenticator app")
         return TOTPEnrollment(factor: factor, secret: secret, uri: uri, qrSVG: svg)
@@ -102,14 +110,16 @@ struct FactorService {
     func beginSMS(session: CurrentSession, nickname: String?) async throws -> Factor {
         guard session.practice.allowSMS else { throw FactorError.methodNotAllowed("text-message codes") }
         guard let phone = session.user.cellPhone, !phone.isEmpty else { throw FactorError.noCellPhone }
-        try await Factor.query(on: request.db).filter(\.$user.$id == session.userID).filter(\.$status == .pending).filter(\.$kind == .sms).delete()
+        try await Factor.query(on: request.db).filter(\.$user.$id == session.userID).filter(\.$status == .pending).filter(\.$kind == .sms)
+            .delete()
         let name = try Self.cleanNickname(nickname, default: try await defaultNickname(kind: .sms, userID: session.userID))
         let factor = Factor(userID: session.userID, kind: .sms, nickname: name, digits: max(6, session.practice.otpDigits))
         factor.phone = phone
         factor.enrollmentSessionID = session.record.id
         try await factor.create(on: request.db)
         do {
-            try await SMSCodeService(request: request).send(to: phone, user: session.user, practice: session.practice, purpose: .enrollment, factorID: factor.id)
+            try await SMSCodeService(request: request).send(
+                to: phone, user: session.user, practice: session.practice, purpose: .enrollment, factorID: factor.id)
         } catch {
             try await factor.delete(on: request.db)
             throw error
@@ -120,7 +130,8 @@ struct FactorService {
     func resendSMS(id: UUID, session: CurrentSession) async throws -> Factor {
         let factor = try await ownFactor(id, session: session)
         guard factor.status == .pending, factor.kind == .sms, let phone = factor.phone else { throw FactorError.notPending }
-        try await SMSCodeService(request: request).send(to: phone, user: session.user, practice: session.practice, purpose: .enrollment, factorID: factor.id)
+        try await SMSCodeService(request: request).send(
+            to: phone, user: session.user, practice: session.practice, purpose: .enrollment, factorID: factor.id)
         return factor
     }
 
@@ -147,10 +158,14 @@ struct FactorService {
         let accepted: Bool
         switch factor.kind {
         case .totp:
-            accepted = try await TOTPVerifier(database: request.db, sealer: request.twofold.sealer, now: request.now).verify(code, factor: factor) == .accepted
+            accepted =
+                try await TOTPVerifier(database: request.db, sealer: request.twofold.sealer, now: request.now).verify(code, factor: factor)
+                == .accepted
         case .sms:
             guard session.practice.allowSMS else { throw FactorError.methodNotAllowed("text-message codes") }
-            accepted = try await SMSCodeService(request: request).redeem(code, userID: session.userID, purpose: .enrollment, factorID: factor.id) != nil
+            accepted =
+                try await SMSCodeService(request: request).redeem(code, userID: session.userID, purpose: .enrollment, factorID: factor.id)
+                != nil
         case .push, .webauthn:
             // A push device activates itself with its first signed request (PushService); a passkey is verified when created.
             throw FactorError.notPending
@@ -172,8 +187,9 @@ struct FactorService {
             factor.isPrimary = !hadActive
             try await factor.save(on: db)
             let codes = hadActive ? nil : try await RecoveryCodeService(request: request).regenerate(userID: userID, on: db)
-            try await request.audit(.factorAdded, practiceID: session.practiceID, actorID: userID,
-                                    details: ["factor": factor.shortID, "kind": factor.kind.rawValue, "nickname": factor.nickname], on: db)
+            try await request.audit(
+                .factorAdded, practiceID: session.practiceID, actorID: userID,
+                details: ["factor": factor.shortID, "kind": factor.kind.rawValue, "nickname": factor.nickname], on: db)
             try await EnrollmentSessions.factorActivated(factor, on: db)
             let token = try await signInAfterEnrollment(session: session, factor: factor, on: db)
             return Activation(factor: factor, recoveryCodes: codes, sessionToken: token)
@@ -193,12 +209,15 @@ struct FactorService {
         session.record.stage = .signedIn
         session.record.failedAttempts = 0
         session.record.tokenHash = TwofoldCore.Digest.sha256Hex(token)
-        session.record.recordAuthentication(AuthenticationContext(password: true, secondFactor: AuthenticationContext.SecondFactor(rawValue: factor.kind.rawValue),
-                                                                  deviceBoundKey: factor.backupEligible == false), at: request.now)
+        session.record.recordAuthentication(
+            AuthenticationContext(
+                password: true, secondFactor: AuthenticationContext.SecondFactor(rawValue: factor.kind.rawValue),
+                deviceBoundKey: factor.backupEligible == false), at: request.now)
         try await session.record.save(on: db)
         try await KnownSignInAddress.record(userID: session.userID, address: request.clientThrottleKey, now: request.now, on: db)
-        try await request.audit(.signInSucceeded, practiceID: session.practiceID, actorID: session.userID,
-                                details: ["method": "enrollment", "factor": factor.shortID], on: db)
+        try await request.audit(
+            .signInSucceeded, practiceID: session.practiceID, actorID: session.userID,
+            details: ["method": "enrollment", "factor": factor.shortID], on: db)
         return token
     }
 
@@ -215,7 +234,9 @@ struct FactorService {
         factor.nickname = try Self.cleanNickname(nickname, default: "")
         guard !factor.nickname.isEmpty else { throw FactorError.invalidNickname }
         try await factor.save(on: request.db)
-        try await request.audit(.factorRenamed, practiceID: session.practiceID, actorID: session.userID, details: ["factor": factor.shortID, "from": old, "to": factor.nickname])
+        try await request.audit(
+            .factorRenamed, practiceID: session.practiceID, actorID: session.userID,
+            details: ["factor": factor.shortID, "from": old, "to": factor.nickname])
         return factor
     }
 
@@ -227,7 +248,8 @@ struct FactorService {
             factor.isPrimary = true
             try await factor.save(on: db)
         }
-        try await request.audit(.factorMadePrimary, practiceID: session.practiceID, actorID: session.userID, details: ["factor": factor.shortID])
+        try await request.audit(
+            .factorMadePrimary, practiceID: session.practiceID, actorID: session.userID, details: ["factor": factor.shortID])
         return factor
     }
 
@@ -239,27 +261,34 @@ struct FactorService {
         let others = try await TwoFactorReset.otherActiveFactors(of: session.userID, besides: id, on: request.db)
         if factor.status == .active, others.isEmpty {
             if session.twoFactorRequired {
-                throw FactorError.required("This is your only sign-in method and \(session.practice.mandatoryTwoFactor ? "your practice" : "your administrator") requires two-factor authentication. Add another method first, then remove this one.")
+                throw FactorError.required(
+                    "This is your only sign-in method and \(session.practice.mandatoryTwoFactor ? "your practice" : "your administrator") requires two-factor authentication. Add another method first, then remove this one."
+                )
             }
             try await confirmTurningOff(code: code, session: session)
         }
         try await request.db.transaction { db in
             try await TwoFactorReset.remove(factor, remaining: others, userID: session.userID, on: db)
-            try await request.audit(factor.kind == .webauthn ? .passkeyRemoved : .factorRemoved, practiceID: session.practiceID, actorID: session.userID,
-                                    details: ["factor": factor.shortID, "kind": factor.kind.rawValue, "nickname": factor.nickname], on: db)
+            try await request.audit(
+                factor.kind == .webauthn ? .passkeyRemoved : .factorRemoved, practiceID: session.practiceID, actorID: session.userID,
+                details: ["factor": factor.shortID, "kind": factor.kind.rawValue, "nickname": factor.nickname], on: db)
         }
     }
 
     /// Turns two-factor authentication off for the signed-in user, after a current code proves they hold a factor.
     func disableTwoFactor(code: String, session: CurrentSession) async throws {
         if session.twoFactorRequired {
-            throw FactorError.required("Your \(session.practice.mandatoryTwoFactor ? "practice requires" : "administrator requires") two-factor authentication, so it cannot be turned off. You can add or replace methods instead.")
+            throw FactorError.required(
+                "Your \(session.practice.mandatoryTwoFactor ? "practice requires" : "administrator requires") two-factor authentication, so it cannot be turned off. You can add or replace methods instead."
+            )
         }
         let confirmedWith = try await confirmTurningOff(code: code, session: session)
         try await request.db.transaction { db in
             try await Factor.query(on: db).filter(\.$user.$id == session.userID).delete()
             try await TwoFactorReset.clearSecondaryState(userID: session.userID, on: db)
-            try await request.audit(.twoFactorDisabled, practiceID: session.practiceID, actorID: session.userID, details: ["confirmed_with": confirmedWith], on: db)
+            try await request.audit(
+                .twoFactorDisabled, practiceID: session.practiceID, actorID: session.userID, details: ["confirmed_with": confirmedWith],
+                on: db)
         }
     }
 
@@ -323,11 +352,12 @@ extension FactorService.Activation {
     /// The page after a method is added on the web: the recovery codes of a first method, else Security; a sign-in
     /// that this enrollment finished gets its new session cookie.
     func page(_ req: Request) async throws -> Response {
-        let response = if let recoveryCodes {
-            try await RecoveryCodesPage.render(req, codes: recoveryCodes, firstTime: true)
-        } else {
-            req.redirect(to: WebPath.security, notice: .factorAdded)
-        }
+        let response =
+            if let recoveryCodes {
+                try await RecoveryCodesPage.render(req, codes: recoveryCodes, firstTime: true)
+            } else {
+                req.redirect(to: WebPath.security, notice: .factorAdded)
+            }
         if let sessionToken {
             response.cookies[req.sessionCookieName] = SessionCookie.value(sessionToken, secure: req.twofold.configuration.secureCookies)
         }

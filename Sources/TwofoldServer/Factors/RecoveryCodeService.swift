@@ -21,7 +21,9 @@ struct RecoveryCodeService {
 
     /// Replaces the signed-in user's codes at their request (audited); they must have 2FA on.
     func regenerate(session: CurrentSession) async throws -> [RecoveryCode] {
-        guard session.hasActiveFactor else { throw Abort(.conflict, reason: "Turn on two-factor authentication first; recovery codes come with it.") }
+        guard session.hasActiveFactor else {
+            throw Abort(.conflict, reason: "Turn on two-factor authentication first; recovery codes come with it.")
+        }
         let codes = try await regenerate(userID: session.userID)
         try await request.audit(.recoveryCodesRegenerated, practiceID: session.practiceID, actorID: session.userID)
         return codes
@@ -40,9 +42,11 @@ struct RecoveryCodeService {
             if let hashed = HashedRecoveryCode(encoded: record.codeHash), hashed.matches(input) { match = record }
         }
         guard let match else { return nil }
-        let claimed = try await request.db.sql.raw("""
+        let claimed = try await request.db.sql.raw(
+            """
             UPDATE \(ident: RecoveryCodeRecord.schema) SET used_at = \(bind: request.now) WHERE id = \(bind: match.id!) AND used_at IS NULL RETURNING id
-            """).all()
+            """
+        ).all()
         guard !claimed.isEmpty else { return nil }
         return unused.count - 1
     }

@@ -20,12 +20,15 @@ struct TOTPVerifier {
     }
 
     func secret(of factor: Factor) throws -> OTPSecret {
-        guard let sealed = factor.sealedSecret else { throw Abort(.conflict, reason: "This factor has no key; remove it and set it up again.") }
+        guard let sealed = factor.sealedSecret else {
+            throw Abort(.conflict, reason: "This factor has no key; remove it and set it up again.")
+        }
         return OTPSecret(bytes: try sealer.open(Array(sealed), context: Self.sealingContext(for: factor.id!)))
     }
 
     func totp(for factor: Factor) throws -> TwofoldCore.TOTP {
-        let parameters = try OTPParameters(algorithm: OTPAlgorithm(rawValue: factor.algorithm) ?? .sha1, digits: factor.digits, period: factor.period)
+        let parameters = try OTPParameters(
+            algorithm: OTPAlgorithm(rawValue: factor.algorithm) ?? .sha1, digits: factor.digits, period: factor.period)
         return TwofoldCore.TOTP(secret: try secret(of: factor), parameters: parameters)
     }
 
@@ -33,10 +36,12 @@ struct TOTPVerifier {
     /// and the check-and-set happens in one UPDATE so concurrent submissions of one code let exactly one through.
     func verify(_ code: String, factor: Factor) async throws -> Outcome {
         guard factor.kind == .totp, let step = try totp(for: factor).verify(code, at: now) else { return .wrong }
-        let claimed = try await database.sql.raw("""
+        let claimed = try await database.sql.raw(
+            """
             UPDATE \(ident: Factor.schema) SET last_used_step = \(bind: step), last_used_at = \(bind: now)
             WHERE id = \(bind: factor.id!) AND (last_used_step IS NULL OR last_used_step < \(bind: step)) RETURNING id
-            """).all()
+            """
+        ).all()
         return claimed.isEmpty ? .replayed : .accepted
     }
 

@@ -17,11 +17,14 @@ struct APIKeyService {
 
     /// The service as an administrator's request uses it.
     init(request: Request, actorID: UUID) {
-        self.init(database: request.db, now: request.now, actorID: actorID, address: request.clientIP, userAgent: request.userAgent,
-                  cache: request.application.apiKeyCache)
+        self.init(
+            database: request.db, now: request.now, actorID: actorID, address: request.clientIP, userAgent: request.userAgent,
+            cache: request.application.apiKeyCache)
     }
 
-    init(database: any Database, now: Date, actorID: UUID? = nil, address: String = "cli", userAgent: String = "", cache: APIKeyCache? = nil) {
+    init(
+        database: any Database, now: Date, actorID: UUID? = nil, address: String = "cli", userAgent: String = "", cache: APIKeyCache? = nil
+    ) {
         self.database = database
         self.now = now
         self.actorID = actorID
@@ -38,18 +41,27 @@ struct APIKeyService {
 
     func create(practiceID: UUID, name rawName: String) async throws -> Created {
         let name = rawName.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard (1...100).contains(name.count) else { throw Abort(.badRequest, reason: "Give the key a name of 1 to 100 characters, e.g. \"EHR production\".") }
-        guard try await Practice.find(practiceID, on: database) != nil else { throw Abort(.notFound, reason: "There is no practice with id \(practiceID).") }
+        guard (1...100).contains(name.count) else {
+            throw Abort(.badRequest, reason: "Give the key a name of 1 to 100 characters, e.g. \"EHR production\".")
+        }
+        guard try await Practice.find(practiceID, on: database) != nil else {
+            throw Abort(.notFound, reason: "There is no practice with id \(practiceID).")
+        }
         let key = APIKey.prefix + SecureRandom.token()
-        let record = APIKey(practiceID: practiceID, name: name, hint: String(key.prefix(APIKey.prefix.count + 6)), keyHash: Digest.sha256Hex(key))
+        let record = APIKey(
+            practiceID: practiceID, name: name, hint: String(key.prefix(APIKey.prefix.count + 6)), keyHash: Digest.sha256Hex(key))
         try await record.create(on: database)
-        try await AuditLog.append(AuditEntry(type: .apiKeyCreated, practiceID: practiceID, actorID: actorID, subjectID: actorID, ip: address, userAgent: userAgent,
-                                             details: ["name": name, "key": record.hint + "…"]), on: database, now: now)
+        try await AuditLog.append(
+            AuditEntry(
+                type: .apiKeyCreated, practiceID: practiceID, actorID: actorID, subjectID: actorID, ip: address, userAgent: userAgent,
+                details: ["name": name, "key": record.hint + "…"]), on: database, now: now)
         return Created(record: record, key: key)
     }
 
     func revoke(id: UUID) async throws -> APIKey {
-        guard let record = try await APIKey.find(id, on: database) else { throw Abort(.notFound, reason: "There is no API key with id \(id).") }
+        guard let record = try await APIKey.find(id, on: database) else {
+            throw Abort(.notFound, reason: "There is no API key with id \(id).")
+        }
         guard record.revokedAt == nil else {
             cache?.forget(keyHash: record.keyHash)
             return record
@@ -57,8 +69,11 @@ struct APIKeyService {
         record.revokedAt = now
         try await record.save(on: database)
         cache?.forget(keyHash: record.keyHash)
-        try await AuditLog.append(AuditEntry(type: .apiKeyRevoked, practiceID: record.$practice.id, actorID: actorID, subjectID: actorID, ip: address, userAgent: userAgent,
-                                             details: ["name": record.name, "key": record.hint + "…"]), on: database, now: now)
+        try await AuditLog.append(
+            AuditEntry(
+                type: .apiKeyRevoked, practiceID: record.$practice.id, actorID: actorID, subjectID: actorID, ip: address,
+                userAgent: userAgent,
+                details: ["name": record.name, "key": record.hint + "…"]), on: database, now: now)
         return record
     }
 
@@ -71,7 +86,7 @@ struct APIKeyService {
     /// The active key with this hash, or nil for an unknown or revoked key (``APIKeyCache`` is the way in).
     func active(keyHash: String) async throws -> APIKey? {
         guard let record = try await APIKey.query(on: database).filter(\.$keyHash == keyHash).first(),
-              record.revokedAt == nil
+            record.revokedAt == nil
         else { return nil }
         return record
     }
@@ -81,7 +96,8 @@ struct APIKeyService {
 struct APIKeyGuard: AsyncMiddleware {
     func respond(to request: Request, chainingTo next: any AsyncResponder) async throws -> Response {
         guard let bearer = request.headers.bearerAuthorization?.token else {
-            return APIError.response(.unauthorized, "Send the practice's API key as Authorization: Bearer tfk_… (create one with `twofold api-key create`).")
+            return APIError.response(
+                .unauthorized, "Send the practice's API key as Authorization: Bearer tfk_… (create one with `twofold api-key create`).")
         }
         guard let key = try await request.application.apiKeyCache.active(bearer: bearer, database: request.db, now: request.now) else {
             return APIError.response(.unauthorized, "The API key is not valid or has been revoked.")
@@ -136,7 +152,8 @@ final class APIKeyCache: Sendable {
             entries.withLockedValue { _ = $0.removeValue(forKey: hash) }
             return nil
         }
-        let entry = Entry(id: key.id!, practiceID: key.$practice.id, name: key.name, hint: key.hint, expires: now.addingTimeInterval(Self.lifetime))
+        let entry = Entry(
+            id: key.id!, practiceID: key.$practice.id, name: key.name, hint: key.hint, expires: now.addingTimeInterval(Self.lifetime))
         guard !revoked.withLockedValue({ $0.contains(hash) }) else { return nil }
         entries.withLockedValue { cache in
             if cache.count > 10_000 { cache.removeAll() }

@@ -30,7 +30,13 @@ enum CSVReader {
             pending = iterator.next()
             if inQuotes {
                 if scalar == "\"" {
-                    if pending == "\"" { field.unicodeScalars.append("\""); pending = iterator.next() } else { inQuotes = false; justClosedQuote = true }
+                    if pending == "\"" {
+                        field.unicodeScalars.append("\"")
+                        pending = iterator.next()
+                    } else {
+                        inQuotes = false
+                        justClosedQuote = true
+                    }
                 } else {
                     if scalar == "\n" { line += 1 }
                     field.unicodeScalars.append(scalar)
@@ -50,7 +56,11 @@ enum CSVReader {
                 rowStart = line
                 justClosedQuote = false
             case "\"":
-                guard field.isEmpty, !justClosedQuote else { throw Failure(description: "line \(line): a quote in the middle of a field; wrap the whole field in quotes and double any quote inside it") }
+                guard field.isEmpty, !justClosedQuote else {
+                    throw Failure(
+                        description:
+                            "line \(line): a quote in the middle of a field; wrap the whole field in quotes and double any quote inside it")
+                }
                 inQuotes = true
             default:
                 guard !justClosedQuote else { throw Failure(description: "line \(line): text after a closing quote") }

@@ -33,14 +33,20 @@ struct Importer {
     static func records(_ text: String, required: [String], optional: [String]) throws -> [Record] {
         let rows: [CSVReader.Row]
         do { rows = try CSVReader.parse(text) } catch { throw Problems(lines: ["\(error)"]) }
-        guard let header = rows.first else { throw Problems(lines: ["the file is empty; the first line must name the columns: \(required.joined(separator: ","))"]) }
+        guard let header = rows.first else {
+            throw Problems(lines: ["the file is empty; the first line must name the columns: \(required.joined(separator: ","))"])
+        }
         let columns = header.fields.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
         let missing = required.filter { !columns.contains($0) }
         let unknown = columns.filter { !required.contains($0) && !optional.contains($0) }
         guard missing.isEmpty, unknown.isEmpty else {
             var lines: [String] = []
             if !missing.isEmpty { lines.append("line 1: missing column(s) \(missing.joined(separator: ", "))") }
-            if !unknown.isEmpty { lines.append("line 1: unknown column(s) \(unknown.joined(separator: ", ")); allowed: \((required + optional).joined(separator: ", "))") }
+            if !unknown.isEmpty {
+                lines.append(
+                    "line 1: unknown column(s) \(unknown.joined(separator: ", ")); allowed: \((required + optional).joined(separator: ", "))"
+                )
+            }
             throw Problems(lines: lines)
         }
         var records: [Record] = []
@@ -70,7 +76,8 @@ struct Importer {
     static let unusablePasswordHash = "!imported-without-password"
 
     func importUsers(csv: String) async throws -> Int {
-        let records = try Self.records(csv, required: ["username", "first_name", "last_name", "email", "cell", "role"], optional: ["password_hash"])
+        let records = try Self.records(
+            csv, required: ["username", "first_name", "last_name", "email", "cell", "role"], optional: ["password_hash"])
         var problems: [String] = []
         func problem(_ record: Record, _ column: String, _ text: String) {
             if problems.count < Self.maximumReportedProblems { problems.append("line \(record.line), column \(column): \(text)") }
@@ -101,15 +108,20 @@ struct Importer {
                 problem(record, "password_hash", "bcrypt cost must be 4 to \(Self.maximumImportedCost) (each sign-in would check it)")
             }
             guard problems.isEmpty, let email, let role else { continue }
-            users.append(ImportedUser(username: username, firstName: record["first_name"], lastName: record["last_name"], email: email,
-                                      cellPhone: cell, role: role, passwordHash: hash))
+            users.append(
+                ImportedUser(
+                    username: username, firstName: record["first_name"], lastName: record["last_name"], email: email,
+                    cellPhone: cell, role: role, passwordHash: hash))
         }
-        guard try await Practice.find(practiceID, on: database) != nil else { throw Problems(lines: ["there is no practice with id \(practiceID)"]) }
+        guard try await Practice.find(practiceID, on: database) != nil else {
+            throw Problems(lines: ["there is no practice with id \(practiceID)"])
+        }
         if problems.isEmpty {
             let keys = Array(seen.keys)
             for start in stride(from: 0, to: keys.count, by: Self.batchSize) {
                 let chunk = Array(keys[start..<min(start + Self.batchSize, keys.count)])
-                for existing in try await User.query(on: database).filter(\.$usernameKey ~~ chunk).all() where problems.count < Self.maximumReportedProblems {
+                for existing in try await User.query(on: database).filter(\.$usernameKey ~~ chunk).all()
+                where problems.count < Self.maximumReportedProblems {
                     problems.append("line \(seen[existing.usernameKey] ?? 0), column username: \(existing.username) already exists")
                 }
             }
@@ -120,7 +132,9 @@ struct Importer {
         let audit = AuditEntry(type: .usersImported, practiceID: practiceID, details: ["count": String(rows.count)])
         try await database.transaction { tx in
             for start in stride(from: 0, to: rows.count, by: Self.batchSize) {
-                try await rows[start..<min(start + Self.batchSize, rows.count)].map { $0.model(practiceID: practiceID, emailVerifiedAt: now) }.create(on: tx)
+                try await rows[start..<min(start + Self.batchSize, rows.count)].map {
+                    $0.model(practiceID: practiceID, emailVerifiedAt: now)
+                }.create(on: tx)
             }
             try await AuditLog.append(audit, on: tx, now: now)
         }
@@ -140,7 +154,8 @@ struct Importer {
         for start in stride(from: 0, to: keys.count, by: Self.batchSize) {
             let chunk = Array(keys[start..<min(start + Self.batchSize, keys.count)])
             for user in try await database.sql.select().columns("id", "username_key").from(User.schema)
-                .where("practice_id", .equal, practiceID).where("username_key", .in, chunk).all(decoding: UserKeyRow.self) {
+                .where("practice_id", .equal, practiceID).where("username_key", .in, chunk).all(decoding: UserKeyRow.self)
+            {
                 usersByKey[user.username_key] = (user.id, false)
             }
         }
@@ -149,7 +164,8 @@ struct Importer {
         for start in stride(from: 0, to: ids.count, by: Self.batchSize) {
             let chunk = Array(ids[start..<min(start + Self.batchSize, ids.count)])
             for row in try await database.sql.select().distinct().column("user_id").from(Factor.schema)
-                .where("user_id", .in, chunk).where("status", .equal, Factor.Status.active.rawValue).all(decoding: FactorOwnerRow.self) {
+                .where("user_id", .in, chunk).where("status", .equal, Factor.Status.active.rawValue).all(decoding: FactorOwnerRow.self)
+            {
                 if let key = keysByID[row.user_id] { usersByKey[key]?.hasFactor = true }
             }
         }
@@ -163,9 +179,12 @@ struct Importer {
             let secret = try? OTPSecret(base32: record["secret"])
             if secret == nil { problem(record, "secret", "must be base32 of at least 80 bits") }
             let digits = Int(record["digits"].isEmpty ? "6" : record["digits"])
-            let algorithm = OTPAlgorithm(rawValue: (record["algorithm"].isEmpty ? "SHA1" : record["algorithm"]).uppercased().replacingOccurrences(of: "-", with: ""))
+            let algorithm = OTPAlgorithm(
+                rawValue: (record["algorithm"].isEmpty ? "SHA1" : record["algorithm"]).uppercased().replacingOccurrences(of: "-", with: ""))
             let period = Int(record["period"].isEmpty ? "30" : record["period"])
-            let parameters = algorithm.flatMap { algorithm in digits.flatMap { digits in period.flatMap { try? OTPParameters(algorithm: algorithm, digits: digits, period: $0) } } }
+            let parameters = algorithm.flatMap { algorithm in
+                digits.flatMap { digits in period.flatMap { try? OTPParameters(algorithm: algorithm, digits: digits, period: $0) } }
+            }
             if algorithm == nil { problem(record, "algorithm", "must be SHA1, SHA256 or SHA512") }
             if digits == nil || !(6...8).contains(digits ?? 0) { problem(record, "digits", "must be 6, 7 or 8") }
             if period == nil || !(15...300).contains(period ?? 0) { problem(record, "period", "must be 15 to 300 seconds") }
@@ -173,9 +192,10 @@ struct Importer {
             if nickname.count > 60 { problem(record, "nickname", "at most 60 characters") }
             guard problems.isEmpty, let secret, let parameters else { continue }
             let id = UUID()
-            factors.append(ImportedFactor(
-                id: id, userID: user.id, nickname: nickname, parameters: parameters, isPrimary: !user.hasFactor,
-                sealedSecret: Data(try sealer.seal(secret.bytes, context: TOTPVerifier.sealingContext(for: id)))))
+            factors.append(
+                ImportedFactor(
+                    id: id, userID: user.id, nickname: nickname, parameters: parameters, isPrimary: !user.hasFactor,
+                    sealedSecret: Data(try sealer.seal(secret.bytes, context: TOTPVerifier.sealingContext(for: id)))))
             usersByKey[User.key(for: record["username"])]?.hasFactor = true
         }
         guard problems.isEmpty else { throw Problems(lines: problems) }
@@ -204,15 +224,20 @@ struct Importer {
 
         /// - Parameter emailVerifiedAt: the import's time: an address the practice's administrator supplies counts as verified.
         func model(practiceID: UUID, emailVerifiedAt: Date? = nil) -> User {
-            let user = User(id: UUID(), practiceID: practiceID, username: username, firstName: firstName, lastName: lastName, email: email,
-                            cellPhone: cellPhone, role: role, permissions: [], passwordHash: passwordHash.isEmpty ? Importer.unusablePasswordHash : passwordHash)
+            let user = User(
+                id: UUID(), practiceID: practiceID, username: username, firstName: firstName, lastName: lastName, email: email,
+                cellPhone: cellPhone, role: role, permissions: [],
+                passwordHash: passwordHash.isEmpty ? Importer.unusablePasswordHash : passwordHash)
             user.mustChangePassword = passwordHash.isEmpty
             user.emailVerifiedAt = emailVerifiedAt
             return user
         }
     }
 
-    private struct UserKeyRow: Decodable { var id: UUID; var username_key: String }
+    private struct UserKeyRow: Decodable {
+        var id: UUID
+        var username_key: String
+    }
     private struct FactorOwnerRow: Decodable { var user_id: UUID }
 
     /// An authenticator key checked and sealed, ready to insert: a plain row rather than a Fluent model, so a million
@@ -225,13 +250,17 @@ struct Importer {
         var isPrimary: Bool
         var sealedSecret: Data
 
-        static let columns = ["id", "user_id", "kind", "status", "nickname", "is_primary", "sealed_secret", "digits", "algorithm", "period",
-                              "created_at", "activated_at"]
+        static let columns = [
+            "id", "user_id", "kind", "status", "nickname", "is_primary", "sealed_secret", "digits", "algorithm", "period",
+            "created_at", "activated_at",
+        ]
 
         func values(now: Date) -> [any SQLExpression] {
-            [SQLBind(id), SQLBind(userID), SQLBind(Factor.Kind.totp.rawValue), SQLBind(Factor.Status.active.rawValue), SQLBind(nickname),
-             SQLBind(isPrimary), SQLBind(sealedSecret), SQLBind(parameters.digits), SQLBind(parameters.algorithm.rawValue),
-             SQLBind(parameters.period), SQLBind(now), SQLBind(now)]
+            [
+                SQLBind(id), SQLBind(userID), SQLBind(Factor.Kind.totp.rawValue), SQLBind(Factor.Status.active.rawValue), SQLBind(nickname),
+                SQLBind(isPrimary), SQLBind(sealedSecret), SQLBind(parameters.digits), SQLBind(parameters.algorithm.rawValue),
+                SQLBind(parameters.period), SQLBind(now), SQLBind(now),
+            ]
         }
     }
 }

@@ -13,7 +13,9 @@ struct ValidateController: RouteCollection {
     @Sendable func validate(req: Request) async throws -> API.ValidationResult {
         guard let key = req.apiKey else { throw Abort(.unauthorized) }
         let body = try req.apiBody(API.ValidateRequest.self)
-        guard !body.username.isEmpty, body.username.count <= 128 else { throw Abort(.badRequest, reason: "username must be 1 to 128 characters.") }
+        guard !body.username.isEmpty, body.username.count <= 128 else {
+            throw Abort(.badRequest, reason: "username must be 1 to 128 characters.")
+        }
         guard let code = CodeCheck.normalize(body.code) else { throw Abort(.badRequest, reason: "code must be 6 to 8 digits.") }
         let accepted = try await DirectVerification(request: req, key: key).check(username: body.username, code: code)
         return API.ValidationResult(result: accepted ? .accept : .reject)
@@ -31,7 +33,8 @@ struct DirectVerification {
     func check(username: String, code: String) async throws -> Bool {
         let practiceID = key.$practice.id
         guard let user = try await HotPath.user(usernameKey: User.key(for: username), practiceID: practiceID, on: request.db) else {
-            try await audit(.validateRejected, userID: nil, details: ["reason": "unknown_user", "username": String(User.key(for: username).prefix(64))])
+            try await audit(
+                .validateRejected, userID: nil, details: ["reason": "unknown_user", "username": String(User.key(for: username).prefix(64))])
             return false
         }
         // Failures through this API key count on a channel of their own: a VPN user typing a colleague's name
@@ -39,7 +42,8 @@ struct DirectVerification {
         let factors = try await HotPath.activeAuthenticators(userID: user.id!, on: request.db)
         let outcome: CodeCheck.Outcome
         do {
-            outcome = try await CodeCheck(request: request).check(code, user: user, factors: factors, smsFactor: nil, channel: .validate(apiKeyID: try key.requireID()))
+            outcome = try await CodeCheck(request: request).check(
+                code, user: user, factors: factors, smsFactor: nil, channel: .validate(apiKeyID: try key.requireID()))
         } catch is SignInError {
             try await audit(.validateRejected, userID: user.id, details: ["reason": "locked"])
             return false
@@ -52,8 +56,12 @@ struct DirectVerification {
             try await audit(.validateRejected, userID: user.id, details: ["reason": "replayed"])
         case .wrong(let failures):
             // One audit event per request: the rejection carries the failure count.
-            try await audit(.validateRejected, userID: user.id, details: ["reason": factors.isEmpty ? "no_authenticator" : "wrong_code",
-                                                                          "consecutive_failures": String(failures)])
+            try await audit(
+                .validateRejected, userID: user.id,
+                details: [
+                    "reason": factors.isEmpty ? "no_authenticator" : "wrong_code",
+                    "consecutive_failures": String(failures),
+                ])
         }
         return false
     }
@@ -86,10 +94,13 @@ enum HotPath {
     }
 
     static func user(usernameKey: String, practiceID: UUID, on database: any Database) async throws -> User? {
-        guard let row = try await database.sql.raw("""
-            SELECT id, practice_id, second_factor_failures, second_factor_last_failure_at FROM \(ident: User.schema)
-            WHERE username_key = \(bind: usernameKey) AND practice_id = \(bind: practiceID)
-            """).first(decoding: UserRow.self)
+        guard
+            let row = try await database.sql.raw(
+                """
+                SELECT id, practice_id, second_factor_failures, second_factor_last_failure_at FROM \(ident: User.schema)
+                WHERE username_key = \(bind: usernameKey) AND practice_id = \(bind: practiceID)
+                """
+            ).first(decoding: UserRow.self)
         else { return nil }
         let user = User()
         user.id = row.id
@@ -100,11 +111,15 @@ enum HotPath {
     }
 
     static func activeAuthenticators(userID: UUID, on database: any Database) async throws -> [Factor] {
-        try await database.sql.raw("""
+        try await database.sql.raw(
+            """
             SELECT id, nickname, sealed_secret, digits, algorithm, period, last_used_step FROM \(ident: Factor.schema)
             WHERE user_id = \(bind: userID) AND status = 'active' AND kind = 'totp'
-            """).all(decoding: FactorRow.self).map { row in
-            let factor = Factor(id: row.id, userID: userID, kind: .totp, nickname: row.nickname, digits: row.digits, algorithm: row.algorithm, period: row.period)
+            """
+        ).all(decoding: FactorRow.self).map { row in
+            let factor = Factor(
+                id: row.id, userID: userID, kind: .totp, nickname: row.nickname, digits: row.digits, algorithm: row.algorithm,
+                period: row.period)
             factor.status = .active
             factor.sealedSecret = row.sealed_secret
             factor.lastUsedStep = row.last_used_step

@@ -33,8 +33,10 @@ struct CodeCheck {
     ///   - auditFailure: whether the lockout policy's failure event is written (channels that write one rejection
     ///     event of their own pass false).
     /// - Throws: ``SignInError`` when the channel is locked or must wait; the attempt is then not counted.
-    func check(_ code: String, user: User, factors: [Factor], smsFactor: Factor?, channel: SecondFactorChannel,
-               auditFailure: Bool = false, afterReserving: () async throws -> Void = {}) async throws -> Outcome {
+    func check(
+        _ code: String, user: User, factors: [Factor], smsFactor: Factor?, channel: SecondFactorChannel,
+        auditFailure: Bool = false, afterReserving: () async throws -> Void = {}
+    ) async throws -> Outcome {
         let guardRail = SecondFactorGuard(request: request)
         let attempt = try await guardRail.reserve(user: user, channel: channel)
         try await afterReserving()

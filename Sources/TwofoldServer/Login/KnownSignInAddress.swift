@@ -10,16 +10,20 @@ enum KnownSignInAddress {
     static let retention: TimeInterval = 90 * 86_400
 
     static func record(userID: UUID, address: String, now: Date, on database: any Database) async throws {
-        try await database.sql.raw("""
+        try await database.sql.raw(
+            """
             INSERT INTO \(ident: schema) (user_id, address, last_success_at) VALUES (\(bind: userID), \(bind: address), \(bind: now))
             ON CONFLICT (user_id, address) DO UPDATE SET last_success_at = \(bind: now)
-            """).run()
+            """
+        ).run()
     }
 
     static func contains(userID: UUID, address: String, now: Date = Date(), on database: any Database) async throws -> Bool {
-        try await database.sql.raw("""
+        try await database.sql.raw(
+            """
             SELECT address FROM \(ident: schema) WHERE user_id = \(bind: userID) AND address = \(bind: address)
-            """).first() != nil
+            """
+        ).first() != nil
     }
 }
 

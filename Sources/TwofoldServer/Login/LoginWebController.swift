@@ -43,9 +43,14 @@ struct LoginWebController: RouteCollection {
         // to a signed-in browser; signing in replaces the session.
         let forApplication = (try? req.query.get(String.self, at: "continue")) == "oidc" && req.cookies[OIDCController.pendingCookie] != nil
         if let session = req.currentSession, !forApplication { return req.redirect(to: Self.destination(for: session.record.stage)) }
-        let error = req.sessionExpired || (try? req.query.get(String.self, at: "expired")) != nil ? Notice.expired.message(PageLimits(req.policy)) : nil
+        let error =
+            req.sessionExpired || (try? req.query.get(String.self, at: "expired")) != nil
+            ? Notice.expired.message(PageLimits(req.policy)) : nil
         let username = String(((try? req.query.get(String.self, at: "username")) ?? "").prefix(100))
-        return try await req.render("login", try await LoginPage(layout: req.layout("Sign in", practice: try await Self.brandName(req), error: error), username: username, request: req))
+        return try await req.render(
+            "login",
+            try await LoginPage(
+                layout: req.layout("Sign in", practice: try await Self.brandName(req), error: error), username: username, request: req))
     }
 
     @Sendable func submitLogin(req: Request) async throws -> Response {
@@ -59,7 +64,9 @@ struct LoginWebController: RouteCollection {
             response.cookies[req.sessionCookieName] = SessionCookie.value(started.token, secure: req.twofold.configuration.secureCookies)
             return response
         } catch let error as SignInError {
-            let page = try await LoginPage(layout: req.layout("Sign in", practice: try await Self.brandName(req), error: error.reason), username: String(username.prefix(100)), request: req)
+            let page = try await LoginPage(
+                layout: req.layout("Sign in", practice: try await Self.brandName(req), error: error.reason),
+                username: String(username.prefix(100)), request: req)
             let response = try await req.render("login", page, status: error.status)
             response.headers.add(contentsOf: error.headers)
             return response
@@ -129,23 +136,30 @@ struct LoginWebController: RouteCollection {
     }
 
     /// The second-factor page (also shown by the push and passkey pages after a refused proof).
-    static func renderTwoFactor(_ req: Request, method: String?, error: String?, status: HTTPResponseStatus, smsSentTo: String?) async throws -> Response {
+    static func renderTwoFactor(_ req: Request, method: String?, error: String?, status: HTTPResponseStatus, smsSentTo: String?)
+        async throws -> Response
+    {
         let session = try req.requireSession()
         let factors = try await SignInService(request: req).activeFactors(of: session.user)
         let views = factors.map { factor in
-            MethodView(id: factor.id!.uuidString, nickname: factor.nickname, kind: factor.kind.rawValue, kindName: factor.kind.displayName,
-                       primary: factor.isPrimary, link: WebPath.twoFactor.string(query: ["method": factor.id!.uuidString]))
+            MethodView(
+                id: factor.id!.uuidString, nickname: factor.nickname, kind: factor.kind.rawValue, kindName: factor.kind.displayName,
+                primary: factor.isPrimary, link: WebPath.twoFactor.string(query: ["method": factor.id!.uuidString]))
         }
         let usingSMS = method == "sms" || smsSentTo != nil
-        let current = usingSMS ? nil : (views.first { $0.id == method } ?? (method == "passkey" ? views.first { $0.kind == "webauthn" } : nil) ?? views.first)
+        let current =
+            usingSMS
+            ? nil : (views.first { $0.id == method } ?? (method == "passkey" ? views.first { $0.kind == "webauthn" } : nil) ?? views.first)
         let hasPhone = factors.contains { $0.kind == .sms }
         let page = TwoFactorPage(
             layout: req.layout("Two-factor authentication", error: error),
             current: current, others: views.filter { $0.id != current?.id },
             smsAvailable: session.practice.allowSMS && hasPhone, smsSentTo: smsSentTo,
             usingSMS: usingSMS || current?.kind == "sms", usingPush: !usingSMS && current?.kind == "push",
-            usingPasskey: !usingSMS && current?.kind == "webauthn", hasPasskey: factors.contains { $0.kind == .webauthn }, rememberDays: session.practice.rememberBrowserDays,
-            digits: current?.kind == "totp" ? (factors.first { $0.id?.uuidString == current?.id }?.digits ?? 6) : max(6, session.practice.otpDigits))
+            usingPasskey: !usingSMS && current?.kind == "webauthn", hasPasskey: factors.contains { $0.kind == .webauthn },
+            rememberDays: session.practice.rememberBrowserDays,
+            digits: current?.kind == "totp"
+                ? (factors.first { $0.id?.uuidString == current?.id }?.digits ?? 6) : max(6, session.practice.otpDigits))
         return try await req.render("two-factor", page, status: status)
     }
 
@@ -154,8 +168,10 @@ struct LoginWebController: RouteCollection {
         let form = try req.content.decode(TwoFactorForm.self)
         let service = SignInService(request: req)
         do {
-            let factor = try await service.verifyCode(form.code ?? "", factorID: form.method == "sms" ? nil : form.factorId, session: session)
-            return try await service.finish(session: session, method: factor.kind.rawValue, factor: factor, remember: form.remember != nil).webResponse(req)
+            let factor = try await service.verifyCode(
+                form.code ?? "", factorID: form.method == "sms" ? nil : form.factorId, session: session)
+            return try await service.finish(session: session, method: factor.kind.rawValue, factor: factor, remember: form.remember != nil)
+                .webResponse(req)
         } catch let error as SignInError where error == .pendingSignInCancelled {
             return try await LoginWebController.loginPage(req, error: error.reason, status: error.status, clearingSession: true)
         } catch let error as any AbortError {
@@ -174,14 +190,19 @@ struct LoginWebController: RouteCollection {
         try await session.record.delete(on: req.db)
         var details: [String: String] = [:]
         if let client { details = ["client_id": client.clientID, "application": client.name] }
-        try await req.audit(client == nil ? .signOut : .oidcLogout, practiceID: session.practiceID, actorID: session.userID, details: details)
+        try await req.audit(
+            client == nil ? .signOut : .oidcLogout, practiceID: session.practiceID, actorID: session.userID, details: details)
         try await OIDCService.sessionEnded(req, sessionID: sessionID, userID: session.userID)
     }
 
     static func loginPage(_ req: Request, error: String, status: HTTPResponseStatus, clearingSession: Bool) async throws -> Response {
-        let page = try await LoginPage(layout: Layout(title: "Sign in", practiceName: try await brandName(req), csrf: req.anonymousCSRFToken, error: error), username: "", request: req)
+        let page = try await LoginPage(
+            layout: Layout(title: "Sign in", practiceName: try await brandName(req), csrf: req.anonymousCSRFToken, error: error),
+            username: "", request: req)
         let response = try await req.render("login", page, status: status)
-        if clearingSession { response.cookies[req.sessionCookieName] = SessionCookie.expired(secure: req.twofold.configuration.secureCookies) }
+        if clearingSession {
+            response.cookies[req.sessionCookieName] = SessionCookie.expired(secure: req.twofold.configuration.secureCookies)
+        }
         return response
     }
 
@@ -220,7 +241,8 @@ struct LoginWebController: RouteCollection {
         } catch let error as SignInError where error == .pendingSignInCancelled {
             return try await LoginWebController.loginPage(req, error: error.reason, status: error.status, clearingSession: true)
         } catch let error as any AbortError {
-            return try await req.render("recovery", RecoveryPage(layout: req.layout("Use a recovery code", error: error.reason)), status: error.status)
+            return try await req.render(
+                "recovery", RecoveryPage(layout: req.layout("Use a recovery code", error: error.reason)), status: error.status)
         }
     }
 
@@ -255,10 +277,13 @@ struct LoginWebController: RouteCollection {
             .compactMap { client in client.startURL.map { HomePage.Application(name: client.name, startURL: $0) } }
         let epcs = try await EPCSHomePanel.make(for: session, database: req.db, now: req.now)
         let prescriber = try await EPCSMonthlyLog.isPrescriber(userID: session.userID, database: req.db)
-        return try await req.render("home", HomePage(layout: req.layout("Home"), firstName: session.user.firstName,
-                                                     twoFactorOn: session.hasActiveFactor, recoveryCodesLeft: left,
-                                                     applications: applications, epcs: epcs,
-                                                     epcsLogLink: prescriber ? WebPath.epcsLog.string : nil))
+        return try await req.render(
+            "home",
+            HomePage(
+                layout: req.layout("Home"), firstName: session.user.firstName,
+                twoFactorOn: session.hasActiveFactor, recoveryCodesLeft: left,
+                applications: applications, epcs: epcs,
+                epcsLogLink: prescriber ? WebPath.epcsLog.string : nil))
     }
 }
 
@@ -269,8 +294,6 @@ extension Request {
         return session
     }
 }
-
-
 
 extension SignInService.Finished {
     /// The browser's answer to a finished sign-in: the new session cookie, the remembered-browser cookie if one was

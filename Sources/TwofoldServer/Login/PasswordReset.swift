@@ -164,13 +164,16 @@ enum PasswordResetError: AbortError, Equatable {
 
     var reason: String {
         switch self {
-        case .linkInvalid(let minutes): "This link to set a new password has expired or was already used. Links work once, for \(minutes) minutes; a newer link or a sign-in voids older ones. Ask for a new one."
+        case .linkInvalid(let minutes):
+            "This link to set a new password has expired or was already used. Links work once, for \(minutes) minutes; a newer link or a sign-in voids older ones. Ask for a new one."
         case .passwordsDiffer: "The two new passwords do not match."
         case .weakPassword(let problem): problem
         case .codeRequired: "Enter a current code from your authenticator app or text message, or one of your recovery codes."
-        case .wrongCode: "That code is not correct. Enter a current code from your authenticator app or text message, or an unused recovery code."
+        case .wrongCode:
+            "That code is not correct. Enter a current code from your authenticator app or text message, or an unused recovery code."
         case .codeAlreadyUsed: "That code was already used. Wait for your authenticator app to show the next one."
-        case .noCodeMethod: "Your practice asks for a code from your second factor before a password reset, and your sign-in methods (push or passkey) cannot give one here. Ask your practice administrator to reset your password."
+        case .noCodeMethod:
+            "Your practice asks for a code from your second factor before a password reset, and your sign-in methods (push or passkey) cannot give one here. Ask your practice administrator to reset your password."
         case .emptyLogin: "Enter your username or your email address."
         case .noVerifiedEmail(let name): "\(name) has no confirmed email address, so a reset link cannot be sent."
         }
@@ -201,49 +204,69 @@ struct PasswordResetService {
         let throttle = ThrottleStore(database: request.db)
         // The same reservations and the same rendering happen for unknown accounts: only their outcome differs.
         var throttled: String?
-        if case .blocked = try await throttle.reserve("reset:ip:\(request.clientThrottleKey)", limit: request.policy.passwordReset.perAddress, now: now) {
+        if case .blocked = try await throttle.reserve(
+            "reset:ip:\(request.clientThrottleKey)", limit: request.policy.passwordReset.perAddress, now: now)
+        {
             throttled = "address"
         }
-        if throttled == nil, case .blocked = try await throttle.reserve("reset:login:\(login)", limit: request.policy.passwordReset.perLogin, now: now) {
+        if throttled == nil,
+            case .blocked = try await throttle.reserve("reset:login:\(login)", limit: request.policy.passwordReset.perLogin, now: now)
+        {
             throttled = "login"
         }
-        let matches = try await request.db.sql.raw("""
+        let matches = try await request.db.sql.raw(
+            """
             SELECT id FROM \(ident: User.schema)
             WHERE username_key = \(bind: login) OR (LOWER(email) = \(bind: login) AND email_verified_at IS NOT NULL)
             ORDER BY username_key LIMIT 5
-            """).all(decoding: MatchRow.self)
+            """
+        ).all(decoding: MatchRow.self)
         let users = matches.isEmpty ? [] : try await User.query(on: request.db).filter(\.$id ~~ matches.map(\.id)).all()
         if users.isEmpty {
             // A decoy message is rendered (never queued), so an unknown account costs the same work.
             _ = try await MailTemplates.render("password-reset", ResetMail.decoy, with: request.view)
-            try await request.audit(throttled == nil ? .passwordResetRequested : .passwordResetThrottled, practiceID: nil,
-                                    details: ["login": String(login.prefix(64)), "matched": "false"].merging(throttled.map { ["limit": $0] } ?? [:]) { a, _ in a })
+            try await request.audit(
+                throttled == nil ? .passwordResetRequested : .passwordResetThrottled, practiceID: nil,
+                details: ["login": String(login.prefix(64)), "matched": "false"].merging(throttled.map { ["limit": $0] } ?? [:]) { a, _ in a
+                })
             return
         }
         for user in users {
             let userID = try user.requireID()
             var limit = throttled
-            if limit == nil, case .blocked = try await throttle.reserve("reset:user:\(userID.uuidString.lowercased())", limit: request.policy.passwordReset.perAccount, now: now) {
+            if limit == nil,
+                case .blocked = try await throttle.reserve(
+                    "reset:user:\(userID.uuidString.lowercased())", limit: request.policy.passwordReset.perAccount, now: now)
+            {
                 limit = "account"
             }
-            if limit == nil, case .blocked = try await throttle.reserve("reset:practice:\(user.$practice.id.uuidString.lowercased())", limit: request.policy.passwordReset.perPractice, now: now) {
+            if limit == nil,
+                case .blocked = try await throttle.reserve(
+                    "reset:practice:\(user.$practice.id.uuidString.lowercased())", limit: request.policy.passwordReset.perPractice, now: now
+                )
+            {
                 limit = "practice"
             }
             let via = user.usernameKey == login ? "username" : "email"
             if let limit {
                 _ = try await MailTemplates.render("password-reset", ResetMail.decoy, with: request.view)
-                try await request.audit(.passwordResetThrottled, practiceID: user.$practice.id, subjectID: userID,
-                                        details: ["login": String(login.prefix(64)), "matched": "true", "via": via, "limit": limit])
+                try await request.audit(
+                    .passwordResetThrottled, practiceID: user.$practice.id, subjectID: userID,
+                    details: ["login": String(login.prefix(64)), "matched": "true", "via": via, "limit": limit])
                 continue
             }
             guard user.emailVerifiedAt != nil, !user.email.isEmpty else {
                 _ = try await MailTemplates.render("password-reset", ResetMail.decoy, with: request.view)
-                try await request.audit(.passwordResetRequested, practiceID: user.$practice.id, subjectID: userID,
-                                        details: ["login": String(login.prefix(64)), "matched": "true", "via": via, "sent": "false", "reason": "no_verified_email"])
+                try await request.audit(
+                    .passwordResetRequested, practiceID: user.$practice.id, subjectID: userID,
+                    details: [
+                        "login": String(login.prefix(64)), "matched": "true", "via": via, "sent": "false", "reason": "no_verified_email",
+                    ])
                 continue
             }
-            try await request.audit(.passwordResetRequested, practiceID: user.$practice.id, subjectID: userID,
-                                    details: ["login": String(login.prefix(64)), "matched": "true", "via": via, "sent": "true"])
+            try await request.audit(
+                .passwordResetRequested, practiceID: user.$practice.id, subjectID: userID,
+                details: ["login": String(login.prefix(64)), "matched": "true", "via": via, "sent": "true"])
             try await sendLink(to: user, by: nil)
         }
     }
@@ -256,8 +279,10 @@ struct PasswordResetService {
         let practice = try await Practice.find(user.$practice.id, on: request.db)
         let token = SecureRandom.token(byteCount: 32)
         let mail = ResetMail(
-            subject: "Set a new password for \(practice?.name ?? "Twofold")", practiceName: practice?.name ?? "Twofold", firstName: user.firstName,
-            username: user.username, link: request.mailLink(WebPath.passwordReset(token).string), minutes: request.policy.passwordReset.linkLifetimeMinutes,
+            subject: "Set a new password for \(practice?.name ?? "Twofold")", practiceName: practice?.name ?? "Twofold",
+            firstName: user.firstName,
+            username: user.username, link: request.mailLink(WebPath.passwordReset(token).string),
+            minutes: request.policy.passwordReset.linkLifetimeMinutes,
             requestedAt: SecurityWebController.format(now), requestedFrom: request.clientIP, browser: request.userAgentSummary,
             administrator: administrator?.fullName)
         let body = try await MailTemplates.render("password-reset", mail, with: request.view)
@@ -278,20 +303,25 @@ struct PasswordResetService {
             reset.requestedIP = ip
             reset.requestedBy = administrator?.id
             try await reset.create(on: db)
-            try await request.mailer.enqueue(OutgoingMail(to: user.email, subject: mail.subject, body: body, category: "password_reset",
-                                                          practiceID: user.$practice.id, userID: userID), on: db)
+            try await request.mailer.enqueue(
+                OutgoingMail(
+                    to: user.email, subject: mail.subject, body: body, category: "password_reset",
+                    practiceID: user.$practice.id, userID: userID), on: db)
             var details = ["to": Self.maskedEmail(user.email), "expires_minutes": String(mail.minutes)]
             if let administrator { details["sent_by"] = administrator.username }
-            try await request.audit(.passwordResetSent, practiceID: user.$practice.id, actorID: administrator?.id, subjectID: userID, details: details, on: db)
+            try await request.audit(
+                .passwordResetSent, practiceID: user.$practice.id, actorID: administrator?.id, subjectID: userID, details: details, on: db)
         }
     }
 
     /// Voids every unused link of the user (a newer link, a sign-in, a reset).
     static func voidOutstanding(userID: UUID, now: Date, on db: any Database) async throws {
-        try await db.sql.raw("""
+        try await db.sql.raw(
+            """
             UPDATE \(ident: PasswordReset.schema) SET voided_at = \(bind: now)
             WHERE user_id = \(bind: userID) AND used_at IS NULL AND voided_at IS NULL
-            """).run()
+            """
+        ).run()
     }
 
     /// `d…@example.org`: enough for the audit log to tell which address a message went to.
@@ -325,22 +355,24 @@ struct PasswordResetService {
     /// The link's reset and user, or ``PasswordResetError/linkInvalid(minutes:)`` when it expired, was used or voided, or never existed.
     func target(token: String) async throws -> Target {
         guard !token.isEmpty, token.utf8.count <= 128,
-              let reset = try await PasswordReset.query(on: request.db).filter(\.$tokenHash == TwofoldCore.Digest.sha256Hex(token)).first(),
-              reset.isUsable(at: now),
-              let user = try await User.find(reset.$user.id, on: request.db),
-              let practice = try await Practice.find(user.$practice.id, on: request.db)
+            let reset = try await PasswordReset.query(on: request.db).filter(\.$tokenHash == TwofoldCore.Digest.sha256Hex(token)).first(),
+            reset.isUsable(at: now),
+            let user = try await User.find(reset.$user.id, on: request.db),
+            let practice = try await Practice.find(user.$practice.id, on: request.db)
         else { throw PasswordResetError.linkInvalid(minutes: request.policy.passwordReset.linkLifetimeMinutes) }
         let factors = try await SignInService(request: request).activeFactors(of: user)
         let left = try await RecoveryCodeService(request: request).remaining(userID: try user.requireID())
-        return Target(reset: reset, user: user, practice: practice, factors: factors, recoveryCodesLeft: left,
-                      rules: try await PasswordRules.context(for: user, on: request.db))
+        return Target(
+            reset: reset, user: user, practice: practice, factors: factors, recoveryCodesLeft: left,
+            rules: try await PasswordRules.context(for: user, on: request.db))
     }
 
     /// Sends a text-message code to the user's confirmed phone for the reset page.
     func sendSMS(token: String) async throws -> String {
         let target = try await target(token: token)
         guard let phone = target.smsFactor?.phone, !phone.isEmpty else { throw SMSError.noConfirmedPhone }
-        try await SMSCodeService(request: request).send(to: phone, user: target.user, practice: target.practice, purpose: .signIn, factorID: nil)
+        try await SMSCodeService(request: request).send(
+            to: phone, user: target.user, practice: target.practice, purpose: .signIn, factorID: nil)
         return SMSCodeService.maskedPhone(phone)
     }
 
@@ -363,23 +395,30 @@ struct PasswordResetService {
             proof = try await checkSecondFactor(code ?? "", target: target)
         }
         let hash = try await request.passwordHasher.hash(password)
-        let meetsSingleFactorMinimum = PasswordRules.meetsSingleFactorMinimum(password, username: target.rules.username, practiceName: target.rules.practiceName)
+        let meetsSingleFactorMinimum = PasswordRules.meetsSingleFactorMinimum(
+            password, username: target.rules.username, practiceName: target.rules.practiceName)
         let now = self.now
         let secondFactor = proof
         let resetID = try target.reset.requireID()
         let ended: [IDRow] = try await request.db.transaction { db in
             // Single use: the link counts only if this statement is the one that marks it used.
-            let claimed = try await db.sql.raw("""
+            let claimed = try await db.sql.raw(
+                """
                 UPDATE \(ident: PasswordReset.schema) SET used_at = \(bind: now)
                 WHERE id = \(bind: resetID) AND used_at IS NULL AND voided_at IS NULL AND expires_at > \(bind: now) RETURNING id
-                """).all(decoding: IDRow.self)
+                """
+            ).all(decoding: IDRow.self)
             guard !claimed.isEmpty else { throw PasswordResetError.linkInvalid(minutes: request.policy.passwordReset.linkLifetimeMinutes) }
             try await db.sql.update(User.schema)
-                .set("password_hash", to: hash).set("password_single_factor_ok", to: meetsSingleFactorMinimum).set("must_change_password", to: false)
+                .set("password_hash", to: hash).set("password_single_factor_ok", to: meetsSingleFactorMinimum).set(
+                    "must_change_password", to: false
+                )
                 .where("id", .equal, userID).run()
-            let sessions = try await db.sql.raw("""
+            let sessions = try await db.sql.raw(
+                """
                 DELETE FROM \(ident: SessionRecord.schema) WHERE user_id = \(bind: userID) RETURNING id
-                """).all(decoding: IDRow.self)
+                """
+            ).all(decoding: IDRow.self)
             try await RememberedBrowser.query(on: db).filter(\.$user.$id == userID).delete()
             try await Self.voidOutstanding(userID: userID, now: now, on: db)
             var details = ["second_factor": secondFactor, "sessions_ended": String(sessions.count)]
@@ -403,12 +442,14 @@ struct PasswordResetService {
         let user = target.user
         if let code = CodeCheck.normalize(input) {
             guard !target.codeFactors.isEmpty else { throw PasswordResetError.wrongCode }
-            let outcome = try await CodeCheck(request: request).check(code, user: user, factors: target.factors, smsFactor: target.smsFactor,
-                                                                     channel: .signIn, auditFailure: true)
+            let outcome = try await CodeCheck(request: request).check(
+                code, user: user, factors: target.factors, smsFactor: target.smsFactor,
+                channel: .signIn, auditFailure: true)
             switch outcome {
             case .accepted(let factor): return factor.kind.rawValue
             case .replayed:
-                try await request.audit(.secondFactorReplayRejected, practiceID: user.$practice.id, actorID: user.id, details: ["during": "password_reset"])
+                try await request.audit(
+                    .secondFactorReplayRejected, practiceID: user.$practice.id, actorID: user.id, details: ["during": "password_reset"])
                 throw PasswordResetError.codeAlreadyUsed
             case .wrong: throw PasswordResetError.wrongCode
             }
@@ -421,7 +462,9 @@ struct PasswordResetService {
             throw PasswordResetError.wrongCode
         }
         try await guardRail.recordSuccess(attempt, user: user, kind: "recovery_code")
-        try await request.audit(.recoveryCodeUsed, practiceID: user.$practice.id, actorID: user.id, details: ["remaining": String(remaining), "during": "password_reset"])
+        try await request.audit(
+            .recoveryCodeUsed, practiceID: user.$practice.id, actorID: user.id,
+            details: ["remaining": String(remaining), "during": "password_reset"])
         return "recovery_code"
     }
 }
@@ -441,7 +484,8 @@ struct ResetMail: Encodable, Sendable {
     var administrator: String?
 
     /// Rendered (and thrown away) for requests that match no account, so they cost the same work.
-    static let decoy = ResetMail(subject: "Set a new password for Twofold", practiceName: "Twofold", firstName: "there", username: "user",
-                                 link: "https://twofold.invalid/login/reset/" + String(repeating: "x", count: 43), minutes: 30,
-                                 requestedAt: "", requestedFrom: "", browser: "", administrator: nil)
+    static let decoy = ResetMail(
+        subject: "Set a new password for Twofold", practiceName: "Twofold", firstName: "there", username: "user",
+        link: "https://twofold.invalid/login/reset/" + String(repeating: "x", count: 43), minutes: 30,
+        requestedAt: "", requestedFrom: "", browser: "", administrator: nil)
 }

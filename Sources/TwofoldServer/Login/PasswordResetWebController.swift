@@ -33,18 +33,29 @@ struct PasswordResetWebController: RouteCollection {
     }
 
     @Sendable func showForgot(req: Request) async throws -> Response {
-        try await req.render("forgot-password", ForgotPage(layout: req.layout("Forgot password?", practice: try await LoginWebController.brandName(req)), sent: false, minutes: req.policy.passwordReset.linkLifetimeMinutes))
+        try await req.render(
+            "forgot-password",
+            ForgotPage(
+                layout: req.layout("Forgot password?", practice: try await LoginWebController.brandName(req)), sent: false,
+                minutes: req.policy.passwordReset.linkLifetimeMinutes))
     }
 
     @Sendable func submitForgot(req: Request) async throws -> Response {
         let login = (try req.content.decode(ForgotForm.self).login ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
         let brand = try await LoginWebController.brandName(req)
         guard !login.isEmpty else {
-            return try await req.render("forgot-password", ForgotPage(layout: req.layout("Forgot password?", practice: brand, error: PasswordResetError.emptyLogin.reason), sent: false, minutes: req.policy.passwordReset.linkLifetimeMinutes),
-                                        status: .badRequest)
+            return try await req.render(
+                "forgot-password",
+                ForgotPage(
+                    layout: req.layout("Forgot password?", practice: brand, error: PasswordResetError.emptyLogin.reason), sent: false,
+                    minutes: req.policy.passwordReset.linkLifetimeMinutes),
+                status: .badRequest)
         }
         try await PasswordResetService(request: req).requestLink(login: login)
-        return try await req.render("forgot-password", ForgotPage(layout: req.layout("Forgot password?", practice: brand), sent: true, minutes: req.policy.passwordReset.linkLifetimeMinutes))
+        return try await req.render(
+            "forgot-password",
+            ForgotPage(
+                layout: req.layout("Forgot password?", practice: brand), sent: true, minutes: req.policy.passwordReset.linkLifetimeMinutes))
     }
 
     // MARK: the reset link
@@ -76,13 +87,17 @@ struct PasswordResetWebController: RouteCollection {
 
     static func token(_ req: Request) -> String { req.parameters.get("token") ?? "" }
 
-    static func renderReset(_ req: Request, token: String, error: String?, status: HTTPResponseStatus, smsSentTo: String? = nil) async throws -> Response {
+    static func renderReset(_ req: Request, token: String, error: String?, status: HTTPResponseStatus, smsSentTo: String? = nil)
+        async throws -> Response
+    {
         let target: PasswordResetService.Target
         do {
             target = try await PasswordResetService(request: req).target(token: token)
         } catch let error as PasswordResetError {
-            let page = ResetPage(layout: req.layout("Link expired", practice: try await LoginWebController.brandName(req), error: nil), state: "invalid", action: "", smsAction: "",
-                                 username: "", minimumLength: 0, askCode: false, hasApp: false, smsAvailable: false, recoveryCodesLeft: 0)
+            let page = ResetPage(
+                layout: req.layout("Link expired", practice: try await LoginWebController.brandName(req), error: nil), state: "invalid",
+                action: "", smsAction: "",
+                username: "", minimumLength: 0, askCode: false, hasApp: false, smsAvailable: false, recoveryCodesLeft: 0)
             return try await req.render("reset-password", page, status: error.status)
         }
         let page = ResetPage(
@@ -104,7 +119,8 @@ struct PasswordResetWebController: RouteCollection {
         let token = Self.token(req)
         let form = try req.content.decode(ResetForm.self)
         do {
-            try await PasswordResetService(request: req).reset(token: token, password: form.newPassword ?? "", confirmation: form.confirmPassword ?? "", code: form.code)
+            try await PasswordResetService(request: req).reset(
+                token: token, password: form.newPassword ?? "", confirmation: form.confirmPassword ?? "", code: form.code)
             let response = req.redirect(to: WebPath.login, notice: .passwordResetDone)
             let secure = req.twofold.configuration.secureCookies
             response.cookies[req.sessionCookieName] = SessionCookie.expired(secure: secure)
@@ -155,13 +171,16 @@ struct PasswordResetWebController: RouteCollection {
         return try await Self.renderConfirm(req, state: "done", token: token, address: user.email, status: .ok)
     }
 
-    static func renderConfirm(_ req: Request, state: String, token: String, address: String, status: HTTPResponseStatus) async throws -> Response {
+    static func renderConfirm(_ req: Request, state: String, token: String, address: String, status: HTTPResponseStatus) async throws
+        -> Response
+    {
         let signedIn = req.currentSession?.record.stage == .signedIn
         var practiceName = req.currentSession?.practice.name
         if practiceName == nil { practiceName = try await LoginWebController.brandName(req) }
-        let page = ConfirmPage(layout: req.layout("Confirm your email address", practice: practiceName),
-                               state: state, action: WebPath.emailConfirm(token).string, address: address,
-                               link: signedIn ? WebPath.profile.string : WebPath.login.string)
+        let page = ConfirmPage(
+            layout: req.layout("Confirm your email address", practice: practiceName),
+            state: state, action: WebPath.emailConfirm(token).string, address: address,
+            link: signedIn ? WebPath.profile.string : WebPath.login.string)
         return try await req.render("email-confirm", page, status: status)
     }
 
@@ -177,7 +196,8 @@ struct PasswordResetWebController: RouteCollection {
         let id = try AdminWebController.userID(req)
         let user = try await service.directory.user(id)
         do {
-            _ = try await service.sendPasswordReset(to: id, adminPassword: try req.content.decode(AdminWebController.PasswordForm.self).adminPassword)
+            _ = try await service.sendPasswordReset(
+                to: id, adminPassword: try req.content.decode(AdminWebController.PasswordForm.self).adminPassword)
             return req.redirect(to: AdminPath.user(id), notice: .passwordResetSent)
         } catch let error as any AbortError {
             return try await Self.renderAdminConfirm(req, user: user, error: error.reason, status: error.status)
@@ -187,14 +207,19 @@ struct PasswordResetWebController: RouteCollection {
     static func renderAdminConfirm(_ req: Request, user: User, error: String?, status: HTTPResponseStatus) async throws -> Response {
         let verified = user.emailVerifiedAt != nil && !user.email.isEmpty
         let practice = try req.requireSession().practice
-        var lines = ["The link goes to \(user.email)\(user.pendingEmail.map { " (not to \($0), which is waiting for confirmation)" } ?? ""). It works once, for \(req.policy.passwordReset.linkLifetimeMinutes) minutes; \(user.firstName)'s current password keeps working until they use it.",
-                     "Setting the new password signs \(user.firstName) out everywhere and forgets their remembered browsers; they still need their second factor at the next sign-in."]
-        if practice.resetRequiresSecondFactor { lines.append("Your practice asks for a code from their second factor (or a recovery code) before the new password is accepted.") }
+        var lines = [
+            "The link goes to \(user.email)\(user.pendingEmail.map { " (not to \($0), which is waiting for confirmation)" } ?? ""). It works once, for \(req.policy.passwordReset.linkLifetimeMinutes) minutes; \(user.firstName)'s current password keeps working until they use it.",
+            "Setting the new password signs \(user.firstName) out everywhere and forgets their remembered browsers; they still need their second factor at the next sign-in.",
+        ]
+        if practice.resetRequiresSecondFactor {
+            lines.append("Your practice asks for a code from their second factor (or a recovery code) before the new password is accepted.")
+        }
         let context = StaffPages.ConfirmPage(
             layout: req.layout("Send a password reset link", error: error), heading: "Send \(user.fullName) a password reset link?",
             lines: lines, blocked: verified ? nil : PasswordResetError.noVerifiedEmail(name: user.fullName).reason,
             fixLink: verified ? nil : AdminPath.edit(user.id!).string,
-            action: AdminPath.passwordReset(user.id!).string, button: "Send a password reset link", danger: false, backLink: AdminPath.user(user.id!).string)
+            action: AdminPath.passwordReset(user.id!).string, button: "Send a password reset link", danger: false,
+            backLink: AdminPath.user(user.id!).string)
         return try await req.render("admin-confirm", context, status: status)
     }
 }

@@ -60,13 +60,16 @@ struct SecondFactorGuard {
             // web sign-in must not slow down the user's VPN).
             let account = try await readCounter(userID: userID, channel: .signIn)
             let decision = policy.decision(consecutiveFailures: account.failures, lastFailureAt: account.last_failure_at, now: now)
-            if case .wait = decision {} else {
+            if case .wait = decision {
+            } else {
                 try await refuseIfBlocked(decision, user: user, channel: .signIn, failures: account.failures)
             }
         }
         for _ in 0..<50 {
             let seen = try await readCounter(userID: userID, channel: channel)
-            try await refuseIfBlocked(policy.decision(consecutiveFailures: seen.failures, lastFailureAt: seen.last_failure_at, now: now), user: user, channel: channel, failures: seen.failures)
+            try await refuseIfBlocked(
+                policy.decision(consecutiveFailures: seen.failures, lastFailureAt: seen.last_failure_at, now: now), user: user,
+                channel: channel, failures: seen.failures)
             if let failures = try await compareAndIncrement(userID: userID, channel: channel, seen: seen.failures, now: now) {
                 if channel == .signIn {
                     user.secondFactorFailures = failures
@@ -83,16 +86,20 @@ struct SecondFactorGuard {
     /// Audits and measures a wrong code whose attempt was reserved (the counter already holds it), and any lock it starts.
     func recordFailure(_ attempt: Attempt, user: User, method: String, auditing: Bool = true) async throws {
         if auditing {
-            try await request.audit(.secondFactorFailed, practiceID: user.$practice.id, actorID: user.id,
-                                    details: ["method": method, "consecutive_failures": String(attempt.failures), "channel": attempt.channel.auditName])
+            try await request.audit(
+                .secondFactorFailed, practiceID: user.$practice.id, actorID: user.id,
+                details: ["method": method, "consecutive_failures": String(attempt.failures), "channel": attempt.channel.auditName])
         }
         request.metrics.verification(kind: method, outcome: .reject)
         if policy.startsLock(atFailures: attempt.failures) {
             request.metrics.lockout()
             let permanent = attempt.failures >= policy.permanentLockAt
-            try await request.audit(permanent ? .secondFactorLockedPermanently : .secondFactorLocked, practiceID: user.$practice.id, actorID: user.id,
-                                    details: ["consecutive_failures": String(attempt.failures), "channel": attempt.channel.auditName,
-                                              "minutes": permanent ? "until reset" : String(Int(policy.lockDuration / 60))])
+            try await request.audit(
+                permanent ? .secondFactorLockedPermanently : .secondFactorLocked, practiceID: user.$practice.id, actorID: user.id,
+                details: [
+                    "consecutive_failures": String(attempt.failures), "channel": attempt.channel.auditName,
+                    "minutes": permanent ? "until reset" : String(Int(policy.lockDuration / 60)),
+                ])
         }
     }
 
@@ -116,7 +123,9 @@ struct SecondFactorGuard {
     /// whose failures are counted per address because they name no user).
     func ensureNotLocked(user: User) async throws {
         let account = try await readCounter(userID: try user.requireID(), channel: .signIn)
-        try await refuseIfBlocked(policy.decision(consecutiveFailures: account.failures, lastFailureAt: account.last_failure_at, now: request.now), user: user, channel: .signIn, failures: account.failures)
+        try await refuseIfBlocked(
+            policy.decision(consecutiveFailures: account.failures, lastFailureAt: account.last_failure_at, now: request.now), user: user,
+            channel: .signIn, failures: account.failures)
     }
 
     /// An administrator's reset: every channel starts again from zero.
@@ -130,58 +139,78 @@ struct SecondFactorGuard {
     private func readCounter(userID: UUID, channel: SecondFactorChannel) async throws -> CounterRow {
         let sql = request.db.sql
         guard let name = channel.counterName else {
-            return try await sql.raw("""
+            return try await sql.raw(
+                """
                 SELECT second_factor_failures AS failures, second_factor_last_failure_at AS last_failure_at FROM \(ident: User.schema) WHERE id = \(bind: userID)
-                """).first(decoding: CounterRow.self) ?? CounterRow(failures: 0, last_failure_at: nil)
+                """
+            ).first(decoding: CounterRow.self) ?? CounterRow(failures: 0, last_failure_at: nil)
         }
-        return try await sql.raw("""
+        return try await sql.raw(
+            """
             SELECT failures, last_failure_at FROM \(ident: CreateSecondFactorCounter.schema) WHERE user_id = \(bind: userID) AND channel = \(bind: name)
-            """).first(decoding: CounterRow.self) ?? CounterRow(failures: 0, last_failure_at: nil)
+            """
+        ).first(decoding: CounterRow.self) ?? CounterRow(failures: 0, last_failure_at: nil)
     }
 
     /// Raises the counter from `seen` to `seen + 1`; nil when another request changed it first.
     private func compareAndIncrement(userID: UUID, channel: SecondFactorChannel, seen: Int, now: Date) async throws -> Int? {
         let sql = request.db.sql
         guard let name = channel.counterName else {
-            return try await sql.raw("""
+            return try await sql.raw(
+                """
                 UPDATE \(ident: User.schema) SET second_factor_failures = second_factor_failures + 1, second_factor_last_failure_at = \(bind: now)
                 WHERE id = \(bind: userID) AND second_factor_failures = \(bind: seen) RETURNING second_factor_failures AS failures
-                """).first(decoding: CountRow.self)?.failures
+                """
+            ).first(decoding: CountRow.self)?.failures
         }
         if seen == 0 {
-            let inserted = try await sql.raw("""
+            let inserted = try await sql.raw(
+                """
                 INSERT INTO \(ident: CreateSecondFactorCounter.schema) (user_id, channel, failures, last_failure_at)
                 VALUES (\(bind: userID), \(bind: name), 1, \(bind: now)) ON CONFLICT (user_id, channel) DO NOTHING RETURNING failures
-                """).first(decoding: CountRow.self)
+                """
+            ).first(decoding: CountRow.self)
             if let inserted { return inserted.failures }
         }
-        return try await sql.raw("""
+        return try await sql.raw(
+            """
             UPDATE \(ident: CreateSecondFactorCounter.schema) SET failures = failures + 1, last_failure_at = \(bind: now)
             WHERE user_id = \(bind: userID) AND channel = \(bind: name) AND failures = \(bind: seen) RETURNING failures
-            """).first(decoding: CountRow.self)?.failures
+            """
+        ).first(decoding: CountRow.self)?.failures
     }
 
     private func clear(userID: UUID, channel: SecondFactorChannel) async throws {
         let sql = request.db.sql
         guard let name = channel.counterName else {
-            try await sql.raw("UPDATE \(ident: User.schema) SET second_factor_failures = 0 WHERE id = \(bind: userID) AND second_factor_failures <> 0").run()
+            try await sql.raw(
+                "UPDATE \(ident: User.schema) SET second_factor_failures = 0 WHERE id = \(bind: userID) AND second_factor_failures <> 0"
+            ).run()
             return
         }
-        try await sql.raw("DELETE FROM \(ident: CreateSecondFactorCounter.schema) WHERE user_id = \(bind: userID) AND channel = \(bind: name)").run()
+        try await sql.raw(
+            "DELETE FROM \(ident: CreateSecondFactorCounter.schema) WHERE user_id = \(bind: userID) AND channel = \(bind: name)"
+        ).run()
     }
 
-    private func refuseIfBlocked(_ decision: SecondFactorLockoutPolicy.Decision, user: User, channel: SecondFactorChannel, failures: Int) async throws {
+    private func refuseIfBlocked(_ decision: SecondFactorLockoutPolicy.Decision, user: User, channel: SecondFactorChannel, failures: Int)
+        async throws
+    {
         let now = request.now
         switch decision {
         case .allowed:
             return
         case .wait(let until):
             request.metrics.verification(kind: "any", outcome: .locked)
-            try await request.audit(.secondFactorThrottled, practiceID: user.$practice.id, actorID: user.id, details: ["failures": String(failures), "channel": channel.auditName])
+            try await request.audit(
+                .secondFactorThrottled, practiceID: user.$practice.id, actorID: user.id,
+                details: ["failures": String(failures), "channel": channel.auditName])
             throw SignInError.wait(seconds: max(1, Int(until.timeIntervalSince(now).rounded(.up))))
         case .locked(let until):
             request.metrics.verification(kind: "any", outcome: .locked)
-            try await request.audit(.secondFactorThrottled, practiceID: user.$practice.id, actorID: user.id, details: ["failures": String(failures), "locked": "true", "channel": channel.auditName])
+            try await request.audit(
+                .secondFactorThrottled, practiceID: user.$practice.id, actorID: user.id,
+                details: ["failures": String(failures), "locked": "true", "channel": channel.auditName])
             throw SignInError.locked(minutes: max(1, Int((until.timeIntervalSince(now) / 60).rounded(.up))))
         case .lockedUntilReset:
             request.metrics.verification(kind: "any", outcome: .locked)

@@ -28,14 +28,18 @@ struct SessionGuard: AsyncMiddleware {
         guard let session = request.currentSession else {
             return style == .web
                 ? request.redirect(to: WebPath.login, query: request.sessionExpired ? ["expired": "1"] : [:])
-                : APIError.response(.unauthorized, request.sessionExpired ? "Your session has ended (after a period of inactivity, or at the practice's session lifetime). Sign in again." : "Sign in first: send Authorization: Bearer <token> from POST /api/v1/login.")
+                : APIError.response(
+                    .unauthorized,
+                    request.sessionExpired
+                        ? "Your session has ended (after a period of inactivity, or at the practice's session lifetime). Sign in again."
+                        : "Sign in first: send Authorization: Bearer <token> from POST /api/v1/login.")
         }
         let stage = session.record.stage
         switch requirement {
         case .signedIn where stage == .signedIn && !session.mustEnroll && !session.user.mustChangePassword,
-             .passwordChange where stage == .signedIn && !session.mustEnroll,
-             .secondFactor where stage == .secondFactor,
-             .enrollmentOrSignedIn where stage == .enrollment || stage == .signedIn:
+            .passwordChange where stage == .signedIn && !session.mustEnroll,
+            .secondFactor where stage == .secondFactor,
+            .enrollmentOrSignedIn where stage == .enrollment || stage == .signedIn:
             return nil
         default:
             break
@@ -51,14 +55,24 @@ struct SessionGuard: AsyncMiddleware {
             }
         case .api:
             switch stage {
-            case .secondFactor: return APIError.response(.unauthorized, "Complete the second factor first (POST /api/v1/login/verify).", state: "second_factor_required")
-            case .enrollment: return APIError.response(.forbidden, "enrollment_required: set up two-factor authentication first (POST /api/v1/me/factors/totp).", state: "enrollment_required")
+            case .secondFactor:
+                return APIError.response(
+                    .unauthorized, "Complete the second factor first (POST /api/v1/login/verify).", state: "second_factor_required")
+            case .enrollment:
+                return APIError.response(
+                    .forbidden, "enrollment_required: set up two-factor authentication first (POST /api/v1/me/factors/totp).",
+                    state: "enrollment_required")
             case .signedIn:
                 if session.mustEnroll {
-                    return APIError.response(.forbidden, "enrollment_required: your practice requires two-factor authentication; set it up first (POST /api/v1/me/factors/totp).", state: "enrollment_required")
+                    return APIError.response(
+                        .forbidden,
+                        "enrollment_required: your practice requires two-factor authentication; set it up first (POST /api/v1/me/factors/totp).",
+                        state: "enrollment_required")
                 }
                 if session.user.mustChangePassword {
-                    return APIError.response(.forbidden, "password_change_required: choose a new password first (Account › Change password).", state: "password_change_required")
+                    return APIError.response(
+                        .forbidden, "password_change_required: choose a new password first (Account › Change password).",
+                        state: "password_change_required")
                 }
                 return APIError.response(.conflict, "You are already signed in.")
             }

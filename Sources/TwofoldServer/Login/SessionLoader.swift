@@ -29,7 +29,7 @@ struct SessionLoader: AsyncMiddleware {
 
     private func load(token: String, viaBearer: Bool, into request: Request) async throws {
         guard token.utf8.count <= 128,
-              let record = try await SessionRecord.query(on: request.db)
+            let record = try await SessionRecord.query(on: request.db)
                 .filter(\.$tokenHash == TwofoldCore.Digest.sha256Hex(token)).with(\.$user).first()
         else { return }
         let user = record.user
@@ -40,14 +40,16 @@ struct SessionLoader: AsyncMiddleware {
         if now.timeIntervalSince(record.lastSeenAt) > idleLimit {
             try await record.delete(on: request.db)
             request.sessionExpired = true
-            try await request.audit(.sessionExpired, practiceID: practice.id, actorID: user.id, details: ["idle_minutes": String(practice.inactivityMinutes)])
+            try await request.audit(
+                .sessionExpired, practiceID: practice.id, actorID: user.id, details: ["idle_minutes": String(practice.inactivityMinutes)])
             return
         }
         if now.timeIntervalSince(record.createdAt) > lifetime {
             try await record.delete(on: request.db)
             request.sessionExpired = true
-            try await request.audit(.sessionExpired, practiceID: practice.id, actorID: user.id,
-                                    details: ["reason": "lifetime", "lifetime_hours": String(practice.sessionLifetimeHours)])
+            try await request.audit(
+                .sessionExpired, practiceID: practice.id, actorID: user.id,
+                details: ["reason": "lifetime", "lifetime_hours": String(practice.sessionLifetimeHours)])
             return
         }
         if now.timeIntervalSince(record.lastSeenAt) > Self.touchInterval {
@@ -68,6 +70,7 @@ struct SessionLoader: AsyncMiddleware {
             try await record.save(on: request.db)
             try await request.audit(.sessionEnrollmentRequired, practiceID: practice.id, actorID: user.id)
         }
-        request.currentSession = CurrentSession(record: record, user: user, practice: practice, hasActiveFactor: hasActiveFactor, viaBearer: viaBearer)
+        request.currentSession = CurrentSession(
+            record: record, user: user, practice: practice, hasActiveFactor: hasActiveFactor, viaBearer: viaBearer)
     }
 }

@@ -30,8 +30,10 @@ enum SignInError: AbortError, Equatable {
         case .wrongCode: "That code is not correct. Check the code and try again."
         case .codeAlreadyUsed: "That code has already been used. Wait for your app to show a new code, then enter it."
         case .wait(let seconds): "Too many wrong codes. Wait \(Self.duration(seconds)) before trying again."
-        case .locked(let minutes): "Too many wrong codes: two-factor sign-in is locked for \(minutes) minutes. Try again later or contact your practice administrator."
-        case .lockedUntilReset: "Two-factor sign-in is locked after too many wrong codes. Ask your practice administrator to reset your two-factor authentication."
+        case .locked(let minutes):
+            "Too many wrong codes: two-factor sign-in is locked for \(minutes) minutes. Try again later or contact your practice administrator."
+        case .lockedUntilReset:
+            "Two-factor sign-in is locked after too many wrong codes. Ask your practice administrator to reset your two-factor authentication."
         case .pendingSignInCancelled: "Too many wrong codes. For your security, sign in again with your password."
         case .wrongRecoveryCode: "That recovery code is not valid or has already been used."
         case .unknownFactor: "That sign-in method does not exist on your account. Choose one of your methods."

@@ -31,7 +31,8 @@ struct SignInService {
         let throttle = ThrottleStore(database: request.db)
         let user = key.isEmpty ? nil : try await User.query(on: request.db).filter(\.$usernameKey == key).first()
         let accountKey = "password:user:\(key)"
-        var reserved = try await throttle.reserve("password:ip:\(request.clientThrottleKey)", limit: request.policy.signIn.passwordPerAddress, now: now)
+        var reserved = try await throttle.reserve(
+            "password:ip:\(request.clientThrottleKey)", limit: request.policy.signIn.passwordPerAddress, now: now)
         if reserved.retryAfter == nil {
             reserved = try await throttle.reserve(accountKey, limit: request.policy.signIn.passwordPerAccount, now: now)
             if reserved.retryAfter != nil, let user, let trusted = try await trustedAllowance(for: user, rememberToken: rememberToken) {
@@ -39,13 +40,15 @@ struct SignInService {
             }
         }
         if let seconds = reserved.retryAfter {
-            try await request.audit(.signInThrottled, practiceID: user?.$practice.id, subjectID: user?.id, details: ["username": String(key.prefix(64))])
+            try await request.audit(
+                .signInThrottled, practiceID: user?.$practice.id, subjectID: user?.id, details: ["username": String(key.prefix(64))])
             throw SignInError.passwordThrottled(retryAfter: seconds)
         }
         let passwordMatches = await request.verifyPassword(password, against: user?.passwordHash)
         guard let user, passwordMatches, let practice = try await Practice.find(user.$practice.id, on: request.db) else {
-            try await request.audit(.signInFailed, practiceID: user?.$practice.id, subjectID: user?.id,
-                                    details: ["username": String(key.prefix(64)), "reason": user == nil ? "unknown_user" : "wrong_password"])
+            try await request.audit(
+                .signInFailed, practiceID: user?.$practice.id, subjectID: user?.id,
+                details: ["username": String(key.prefix(64)), "reason": user == nil ? "unknown_user" : "wrong_password"])
             throw SignInError.invalidCredentials
         }
         try await throttle.reset(accountKey)
@@ -65,11 +68,14 @@ struct SignInService {
         } else {
             stage = (practice.mandatoryTwoFactor || user.twoFactorRequired) ? .enrollment : .signedIn
         }
-        let (session, token) = try await openSession(user: user, stage: stage, channel: channel,
-                                                     authentication: stage == .signedIn ? AuthenticationContext(password: true, secondFactor: nil) : nil)
+        let (session, token) = try await openSession(
+            user: user, stage: stage, channel: channel,
+            authentication: stage == .signedIn ? AuthenticationContext(password: true, secondFactor: nil) : nil)
         if stage == .signedIn {
             try await KnownSignInAddress.record(userID: try user.requireID(), address: request.clientThrottleKey, now: now, on: request.db)
-            try await request.audit(method == "password" ? .signInSucceeded : .signInRememberedBrowser, practiceID: practice.id, actorID: user.id, details: ["method": method])
+            try await request.audit(
+                method == "password" ? .signInSucceeded : .signInRememberedBrowser, practiceID: practice.id, actorID: user.id,
+                details: ["method": method])
         }
         return Started(session: session, token: token, user: user, practice: practice, factors: factors)
     }
@@ -79,8 +85,11 @@ struct SignInService {
     private func trustedAllowance(for user: User, rememberToken: String?) async throws -> String? {
         let userID = try user.requireID()
         if let rememberToken, rememberToken.utf8.count <= 128,
-           let browser = try await RememberedBrowser.query(on: request.db).filter(\.$tokenHash == TwofoldCore.Digest.sha256Hex(rememberToken)).first(),
-           browser.$user.id == userID, browser.expiresAt > request.now, let id = browser.id {
+            let browser = try await RememberedBrowser.query(on: request.db).filter(
+                \.$tokenHash == TwofoldCore.Digest.sha256Hex(rememberToken)
+            ).first(),
+            browser.$user.id == userID, browser.expiresAt > request.now, let id = browser.id
+        {
             return "browser:\(id.uuidString.lowercased())"
         }
         if try await KnownSignInAddress.contains(userID: userID, address: request.clientThrottleKey, on: request.db) {
@@ -93,10 +102,14 @@ struct SignInService {
     /// second factor); any session the request already had is ended.
     func passwordlessSignIn(user: User, practice: Practice, factor: Factor, channel: SessionRecord.Channel) async throws -> Started {
         try await endCurrentSession()
-        let (session, token) = try await openSession(user: user, stage: .signedIn, channel: channel,
-                                                     authentication: AuthenticationContext(password: false, secondFactor: .webauthn, deviceBoundKey: factor.backupEligible == false))
-        try await KnownSignInAddress.record(userID: try user.requireID(), address: request.clientThrottleKey, now: request.now, on: request.db)
-        try await request.audit(.signInSucceeded, practiceID: practice.id, actorID: user.id, details: ["method": "passkey_passwordless", "factor": factor.shortID])
+        let (session, token) = try await openSession(
+            user: user, stage: .signedIn, channel: channel,
+            authentication: AuthenticationContext(password: false, secondFactor: .webauthn, deviceBoundKey: factor.backupEligible == false))
+        try await KnownSignInAddress.record(
+            userID: try user.requireID(), address: request.clientThrottleKey, now: request.now, on: request.db)
+        try await request.audit(
+            .signInSucceeded, practiceID: practice.id, actorID: user.id,
+            details: ["method": "passkey_passwordless", "factor": factor.shortID])
         return Started(session: session, token: token, user: user, practice: practice, factors: [factor])
     }
 
@@ -106,12 +119,16 @@ struct SignInService {
     func passwordChosen(user: User, practice: Practice, channel: SessionRecord.Channel, method: String) async throws -> Started {
         try await endCurrentSession()
         let factors = try await activeFactors(of: user)
-        let stage: SessionRecord.Stage = !factors.isEmpty ? .secondFactor
+        let stage: SessionRecord.Stage =
+            !factors.isEmpty
+            ? .secondFactor
             : (practice.mandatoryTwoFactor || user.twoFactorRequired) ? .enrollment : .signedIn
-        let (session, token) = try await openSession(user: user, stage: stage, channel: channel,
-                                                     authentication: stage == .signedIn ? AuthenticationContext(password: true, secondFactor: nil) : nil)
+        let (session, token) = try await openSession(
+            user: user, stage: stage, channel: channel,
+            authentication: stage == .signedIn ? AuthenticationContext(password: true, secondFactor: nil) : nil)
         if stage == .signedIn {
-            try await KnownSignInAddress.record(userID: try user.requireID(), address: request.clientThrottleKey, now: request.now, on: request.db)
+            try await KnownSignInAddress.record(
+                userID: try user.requireID(), address: request.clientThrottleKey, now: request.now, on: request.db)
             try await request.audit(.signInSucceeded, practiceID: practice.id, actorID: user.id, details: ["method": method])
         }
         return Started(session: session, token: token, user: user, practice: practice, factors: factors)
@@ -122,10 +139,13 @@ struct SignInService {
             .sort(\.$isPrimary, .descending).sort(\.$createdAt).all()
     }
 
-    private func openSession(user: User, stage: SessionRecord.Stage, channel: SessionRecord.Channel, authentication: AuthenticationContext?) async throws -> (SessionRecord, String) {
+    private func openSession(user: User, stage: SessionRecord.Stage, channel: SessionRecord.Channel, authentication: AuthenticationContext?)
+        async throws -> (SessionRecord, String)
+    {
         let token = SecureRandom.token()
         let session = SessionRecord(
-            userID: user.id!, tokenHash: TwofoldCore.Digest.sha256Hex(token), stage: stage, channel: channel, csrfToken: SecureRandom.token(),
+            userID: user.id!, tokenHash: TwofoldCore.Digest.sha256Hex(token), stage: stage, channel: channel,
+            csrfToken: SecureRandom.token(),
             ip: request.clientIP, userAgent: request.userAgent, now: request.now)
         if let authentication { session.recordAuthentication(authentication, at: request.now) }
         try await session.create(on: request.db)
@@ -143,9 +163,11 @@ struct SignInService {
     /// Ends the request's session, if any (sign-out, and before a new sign-in).
     func endCurrentSession() async throws {
         guard let (token, _) = SessionLoader.token(in: request),
-              let ended = try await request.db.sql.raw("""
+            let ended = try await request.db.sql.raw(
+                """
                 DELETE FROM \(ident: SessionRecord.schema) WHERE token_hash = \(bind: TwofoldCore.Digest.sha256Hex(token)) RETURNING id, user_id
-                """).first(decoding: EndedSessionRow.self)
+                """
+            ).first(decoding: EndedSessionRow.self)
         else { return }
         // The applications signed in through the old session are signed out too: on a shared workstation the next
         // person's sign-in must not inherit them.
@@ -159,10 +181,11 @@ struct SignInService {
     /// for browsers remembered before the change too.
     private func consumeRememberedBrowser(token: String, user: User, practice: Practice) async throws -> Bool {
         guard practice.rememberBrowserDays > 0, token.utf8.count <= 128,
-              let browser = try await RememberedBrowser.query(on: request.db).filter(\.$tokenHash == TwofoldCore.Digest.sha256Hex(token)).first(),
-              browser.$user.id == user.id, browser.expiresAt > request.now,
-              let remembered = browser.createdAt,
-              request.now < remembered.addingTimeInterval(TimeInterval(practice.rememberBrowserDays) * 86_400)
+            let browser = try await RememberedBrowser.query(on: request.db).filter(\.$tokenHash == TwofoldCore.Digest.sha256Hex(token))
+                .first(),
+            browser.$user.id == user.id, browser.expiresAt > request.now,
+            let remembered = browser.createdAt,
+            request.now < remembered.addingTimeInterval(TimeInterval(practice.rememberBrowserDays) * 86_400)
         else { return false }
         browser.lastUsedAt = request.now
         browser.lastIP = request.clientIP
@@ -177,7 +200,9 @@ struct SignInService {
             userID: user.id!, tokenHash: TwofoldCore.Digest.sha256Hex(token), userAgent: request.userAgentSummary,
             lastIP: request.clientIP, createdAt: request.now, expiresAt: request.now.addingTimeInterval(TimeInterval(days) * 86_400))
         try await browser.create(on: request.db)
-        try await request.audit(.rememberedBrowserCreated, practiceID: user.$practice.id, actorID: user.id, details: ["browser": browser.userAgent, "days": String(days)])
+        try await request.audit(
+            .rememberedBrowserCreated, practiceID: user.$practice.id, actorID: user.id,
+            details: ["browser": browser.userAgent, "days": String(days)])
         return token
     }
 
@@ -187,7 +212,9 @@ struct SignInService {
     /// Used for the second step of sign-in and, with `countsTowardPendingSignIn: false`, to confirm turning 2FA off.
     /// - Parameter factorID: the method the user picked; nil tries every active method.
     /// - Returns: the factor that matched.
-    func verifyCode(_ rawCode: String, factorID: UUID?, session: CurrentSession, countsTowardPendingSignIn: Bool = true) async throws -> Factor {
+    func verifyCode(_ rawCode: String, factorID: UUID?, session: CurrentSession, countsTowardPendingSignIn: Bool = true) async throws
+        -> Factor
+    {
         guard let code = CodeCheck.normalize(rawCode) else { throw SignInError.malformedCode }
         var factors = try await activeFactors(of: session.user)
         if let factorID {
@@ -199,8 +226,10 @@ struct SignInService {
         let smsFactor = session.practice.allowSMS ? factors.first(where: { $0.kind == .sms }) : nil
         var pendingAttempts: Int?
         // The account's attempt first: a request told to wait does not use up one of the pending sign-in's attempts.
-        let outcome = try await CodeCheck(request: request).check(code, user: session.user, factors: factors, smsFactor: smsFactor, channel: .signIn,
-                                                                   auditFailure: true) {
+        let outcome = try await CodeCheck(request: request).check(
+            code, user: session.user, factors: factors, smsFactor: smsFactor, channel: .signIn,
+            auditFailure: true
+        ) {
             if countsTowardPendingSignIn { pendingAttempts = try await reservePendingAttempt(session: session) }
         }
         switch outcome {
@@ -229,7 +258,8 @@ struct SignInService {
             throw SignInError.wrongRecoveryCode
         }
         try await guardRail.recordSuccess(attempt, user: session.user, kind: "recovery_code")
-        try await request.audit(.recoveryCodeUsed, practiceID: session.practiceID, actorID: session.userID, details: ["remaining": String(remaining)])
+        try await request.audit(
+            .recoveryCodeUsed, practiceID: session.practiceID, actorID: session.userID, details: ["remaining": String(remaining)])
         return remaining
     }
 
@@ -240,10 +270,12 @@ struct SignInService {
     @discardableResult
     func reservePendingAttempt(session: CurrentSession) async throws -> Int {
         let limit = request.policy.lockout.pendingSignInLimit
-        let row = try await request.db.sql.raw("""
+        let row = try await request.db.sql.raw(
+            """
             UPDATE \(ident: SessionRecord.schema) SET failed_attempts = failed_attempts + 1
             WHERE id = \(bind: try session.record.requireID()) AND failed_attempts < \(bind: limit) RETURNING failed_attempts
-            """).first(decoding: AttemptRow.self)
+            """
+        ).first(decoding: AttemptRow.self)
         guard let row else { try await cancelPendingSignIn(session: session) }
         return row.failed_attempts
     }
@@ -270,8 +302,10 @@ struct SignInService {
         record.stage = .signedIn
         record.failedAttempts = 0
         record.reauthenticatedAt = request.now
-        record.recordAuthentication(AuthenticationContext(password: true, secondFactor: AuthenticationContext.SecondFactor(rawValue: method),
-                                                          deviceBoundKey: factor?.backupEligible == false), at: request.now)
+        record.recordAuthentication(
+            AuthenticationContext(
+                password: true, secondFactor: AuthenticationContext.SecondFactor(rawValue: method),
+                deviceBoundKey: factor?.backupEligible == false), at: request.now)
         let newToken = SecureRandom.token()
         record.tokenHash = TwofoldCore.Digest.sha256Hex(newToken)
         try await record.save(on: request.db)
@@ -309,7 +343,8 @@ struct SignInService {
         guard session.practice.allowSMS else { throw SMSError.notAllowed }
         let factors = try await activeFactors(of: session.user)
         guard let phone = factors.first(where: { $0.kind == .sms })?.phone, !phone.isEmpty else { throw SMSError.noConfirmedPhone }
-        try await SMSCodeService(request: request).send(to: phone, user: session.user, practice: session.practice, purpose: .signIn, factorID: nil)
+        try await SMSCodeService(request: request).send(
+            to: phone, user: session.user, practice: session.practice, purpose: .signIn, factorID: nil)
         return SMSCodeService.maskedPhone(phone)
     }
 }

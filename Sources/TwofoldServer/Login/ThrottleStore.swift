@@ -37,14 +37,16 @@ struct ThrottleStore {
     func reserve(_ key: String, limit: FixedWindowLimit, now: Date) async throws -> Reservation {
         let windowOpen = now.addingTimeInterval(-limit.window)
         let t = SQLIdentifier(Self.table)
-        let row = try await database.sql.raw("""
+        let row = try await database.sql.raw(
+            """
             INSERT INTO \(t) (\(ident: "key"), \(ident: "count"), \(ident: "window_started_at")) VALUES (\(bind: key), 1, \(bind: now))
             ON CONFLICT (\(ident: "key")) DO UPDATE SET
               \(ident: "count") = CASE WHEN \(t).\(ident: "window_started_at") <= \(bind: windowOpen) THEN 1 ELSE \(t).\(ident: "count") + 1 END,
               \(ident: "window_started_at") = CASE WHEN \(t).\(ident: "window_started_at") <= \(bind: windowOpen) THEN \(bind: now) ELSE \(t).\(ident: "window_started_at") END
             WHERE \(t).\(ident: "window_started_at") <= \(bind: windowOpen) OR \(t).\(ident: "count") < \(bind: limit.limit)
             RETURNING \(ident: "count"), \(ident: "window_started_at")
-            """).first(decoding: Row.self)
+            """
+        ).first(decoding: Row.self)
         if let row { return .reserved(count: row.count) }
         let current = try await database.sql.select().columns("count", "window_started_at").from(Self.table)
             .where("key", .equal, key).first(decoding: Row.self)
@@ -55,10 +57,12 @@ struct ThrottleStore {
     /// Gives back one reserved attempt of the current window (a failure counter whose check succeeded).
     func release(_ key: String, limit: FixedWindowLimit, now: Date) async throws {
         let windowOpen = now.addingTimeInterval(-limit.window)
-        try await database.sql.raw("""
+        try await database.sql.raw(
+            """
             UPDATE \(ident: Self.table) SET \(ident: "count") = \(ident: "count") - 1
             WHERE \(ident: "key") = \(bind: key) AND \(ident: "count") > 0 AND \(ident: "window_started_at") > \(bind: windowOpen)
-            """).run()
+            """
+        ).run()
     }
 
     /// Clears a counter (the right password clears its account's count of wrong ones).
@@ -69,9 +73,11 @@ struct ThrottleStore {
     /// Deletes counters whose window ended before `cutoff`; they would start afresh anyway.
     @discardableResult
     func prune(olderThan cutoff: Date) async throws -> Int {
-        let rows = try await database.sql.raw("""
+        let rows = try await database.sql.raw(
+            """
             DELETE FROM \(ident: Self.table) WHERE \(ident: "window_started_at") < \(bind: cutoff) RETURNING \(ident: "key")
-            """).all()
+            """
+        ).all()
         return rows.count
     }
 }

@@ -85,7 +85,8 @@ enum InvitationError: AbortError, Equatable {
 
     var reason: String {
         switch self {
-        case .gone: "This invitation link no longer works: it was used already, it expired (invitations are valid for 7 days), or your administrator replaced or withdrew it. Ask your practice administrator to send you a new invitation."
+        case .gone:
+            "This invitation link no longer works: it was used already, it expired (invitations are valid for 7 days), or your administrator replaced or withdrew it. Ask your practice administrator to send you a new invitation."
         case .alreadyAccepted: "This staff member accepted their invitation already; they sign in with their own password."
         case .notOpen: "There is no open invitation for this staff member."
         case .passwordsDiffer: "The two passwords do not match."
@@ -143,9 +144,13 @@ struct InvitationService: @unchecked Sendable {
 
     static func path(for token: String) -> String { WebPath.invitation(token).string }
 
-    private func audit(_ type: AuditEventType, practiceID: UUID, actorID: UUID?, subjectID: UUID, details: [String: String], on db: any Database) async throws {
-        try await AuditLog.append(AuditEntry(type: type, practiceID: practiceID, actorID: actorID, subjectID: subjectID, ip: ip, userAgent: userAgent, details: details),
-                                  on: db, now: now)
+    private func audit(
+        _ type: AuditEventType, practiceID: UUID, actorID: UUID?, subjectID: UUID, details: [String: String], on db: any Database
+    ) async throws {
+        try await AuditLog.append(
+            AuditEntry(
+                type: type, practiceID: practiceID, actorID: actorID, subjectID: subjectID, ip: ip, userAgent: userAgent, details: details),
+            on: db, now: now)
     }
 
     // MARK: sending
@@ -200,10 +205,15 @@ struct InvitationService: @unchecked Sendable {
             link: linkBase + Self.path(for: token), expires: Self.displayDate(invitation.expiresAt), days: validity.validityDays,
             twoFactorRequired: practice.mandatoryTwoFactor || user.twoFactorRequired)
         let body = try await MailTemplates.render("invitation", context, with: views)
-        try await mailer.enqueue(OutgoingMail(to: user.email, subject: subject, body: body, category: "invitation", practiceID: practiceID, userID: userID), on: db)
-        try await audit(existing == nil ? .invitationSent : .invitationResent, practiceID: practiceID, actorID: inviter?.id, subjectID: userID,
-                        details: ["username": user.username, "email": user.email, "expires_at": invitation.expiresAt.ISO8601Format(),
-                                  "sent_count": String(invitation.sentCount)], on: db)
+        try await mailer.enqueue(
+            OutgoingMail(to: user.email, subject: subject, body: body, category: "invitation", practiceID: practiceID, userID: userID),
+            on: db)
+        try await audit(
+            existing == nil ? .invitationSent : .invitationResent, practiceID: practiceID, actorID: inviter?.id, subjectID: userID,
+            details: [
+                "username": user.username, "email": user.email, "expires_at": invitation.expiresAt.ISO8601Format(),
+                "sent_count": String(invitation.sentCount),
+            ], on: db)
         return invitation
     }
 
@@ -211,14 +221,17 @@ struct InvitationService: @unchecked Sendable {
     func revoke(user: User, actorID: UUID?) async throws {
         let userID = try user.requireID()
         try await database.transaction { db in
-            let revoked = try await db.sql.raw("""
+            let revoked = try await db.sql.raw(
+                """
                 UPDATE \(ident: Invitation.schema) SET revoked_at = \(bind: now)
                 WHERE user_id = \(bind: userID) AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > \(bind: now)
                 RETURNING id, practice_id
-                """).first(decoding: InvitationRow.self)
+                """
+            ).first(decoding: InvitationRow.self)
             guard let revoked else { throw InvitationError.notOpen }
-            try await audit(.invitationRevoked, practiceID: revoked.practice_id, actorID: actorID, subjectID: userID,
-                            details: ["username": user.username, "email": user.email], on: db)
+            try await audit(
+                .invitationRevoked, practiceID: revoked.practice_id, actorID: actorID, subjectID: userID,
+                details: ["username": user.username, "email": user.email], on: db)
         }
     }
 
@@ -252,12 +265,13 @@ struct InvitationService: @unchecked Sendable {
     /// The open invitation of a link's token; ``InvitationError/gone`` when it is unknown, expired, revoked or used.
     func open(token: String) async throws -> Opened {
         guard (20...128).contains(token.utf8.count),
-              let invitation = try await Invitation.query(on: database).filter(\.$tokenHash == Self.tokenHash(token)).first(),
-              invitation.state(at: now) == .open,
-              let user = try await User.find(invitation.userID, on: database),
-              let practice = try await Practice.find(invitation.practiceID, on: database)
+            let invitation = try await Invitation.query(on: database).filter(\.$tokenHash == Self.tokenHash(token)).first(),
+            invitation.state(at: now) == .open,
+            let user = try await User.find(invitation.userID, on: database),
+            let practice = try await Practice.find(invitation.practiceID, on: database)
         else { throw InvitationError.gone }
-        return Opened(invitation: invitation, user: user, practice: practice, rules: try await PasswordRules.context(for: user, on: database))
+        return Opened(
+            invitation: invitation, user: user, practice: practice, rules: try await PasswordRules.context(for: user, on: database))
     }
 
     /// Sets the password the invited user chose and uses the invitation up (once: a conditional update, so two
@@ -267,23 +281,27 @@ struct InvitationService: @unchecked Sendable {
         guard password == confirmation else { throw InvitationError.passwordsDiffer }
         if let problem = PasswordRules.problem(with: password, context: opened.rules) { throw InvitationError.password(problem) }
         let hash = try await passwords.hash(password)
-        let meetsMinimum = PasswordRules.meetsSingleFactorMinimum(password, username: opened.user.username, practiceName: opened.practice.name)
+        let meetsMinimum = PasswordRules.meetsSingleFactorMinimum(
+            password, username: opened.user.username, practiceName: opened.practice.name)
         let user = opened.user
         let userID = try user.requireID()
         try await database.transaction { db in
-            let used = try await db.sql.raw("""
+            let used = try await db.sql.raw(
+                """
                 UPDATE \(ident: Invitation.schema) SET accepted_at = \(bind: now)
                 WHERE token_hash = \(bind: Self.tokenHash(token)) AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > \(bind: now)
                 RETURNING id, practice_id
-                """).first(decoding: InvitationRow.self)
+                """
+            ).first(decoding: InvitationRow.self)
             guard used != nil else { throw InvitationError.gone }
             // Written with SQL directly: the model layer logs its inputs at debug level.
             try await db.sql.update(User.schema)
                 .set("password_hash", to: hash).set("password_single_factor_ok", to: meetsMinimum).set("must_change_password", to: false)
                 .set("updated_at", to: now)
                 .where("id", .equal, userID).run()
-            try await audit(.invitationAccepted, practiceID: opened.practice.requireID(), actorID: userID, subjectID: userID,
-                            details: ["username": user.username, "sent_count": String(opened.invitation.sentCount)], on: db)
+            try await audit(
+                .invitationAccepted, practiceID: opened.practice.requireID(), actorID: userID, subjectID: userID,
+                details: ["username": user.username, "sent_count": String(opened.invitation.sentCount)], on: db)
         }
         user.passwordHash = hash
         user.passwordMeetsSingleFactorMinimum = meetsMinimum

@@ -25,12 +25,15 @@ struct InviteUserCommand: AsyncCommand {
             email: signature.email, role: signature.role)
         let app = context.application
         try await prepareDatabase(app)
-        guard let practice = try await Practice.find(practiceID, on: app.db) else { throw CLIError("there is no practice with id \(practiceID)") }
+        guard let practice = try await Practice.find(practiceID, on: app.db) else {
+            throw CLIError("there is no practice with id \(practiceID)")
+        }
         let invitations = InvitationService(application: app)
         let now = app.twofold.clock.now()
         let input = AccountProvisioning.NewUser(
             practiceID: practiceID, username: signature.username!, firstName: signature.firstName!, lastName: signature.lastName!,
-            email: signature.email!, cellPhone: signature.cell, role: role, permissions: signature.manageAccounts ? [.manageAccounts] : [], password: nil)
+            email: signature.email!, cellPhone: signature.cell, role: role, permissions: signature.manageAccounts ? [.manageAccounts] : [],
+            password: nil)
         let passwords = app.password.async
         let (user, invitation): (User, Invitation)
         do {
@@ -42,7 +45,8 @@ struct InviteUserCommand: AsyncCommand {
             throw CLIError(error.reason)
         }
         context.console.print(try user.requireID().uuidString)
-        context.console.print("An invitation to \(user.email) was queued; its link is valid until \(InvitationService.displayDate(invitation.expiresAt)).")
+        context.console.print(
+            "An invitation to \(user.email) was queued; its link is valid until \(InvitationService.displayDate(invitation.expiresAt)).")
     }
 }
 

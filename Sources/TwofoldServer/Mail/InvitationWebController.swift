@@ -42,8 +42,10 @@ struct InvitationWebController: RouteCollection {
         let service = InvitationService(request: req)
         let token = Self.token(req)
         do {
-            let (user, practice) = try await service.accept(token: token, password: form.password ?? "", confirmation: form.confirmPassword ?? "")
-            let started = try await SignInService(request: req).passwordChosen(user: user, practice: practice, channel: .web, method: "invitation")
+            let (user, practice) = try await service.accept(
+                token: token, password: form.password ?? "", confirmation: form.confirmPassword ?? "")
+            let started = try await SignInService(request: req).passwordChosen(
+                user: user, practice: practice, channel: .web, method: "invitation")
             let notice: Notice = started.session.stage == .enrollment ? .invitationAcceptedEnroll : .invitationAccepted
             let response = req.redirect(to: LoginWebController.destination(for: started.session.stage), notice: notice)
             response.cookies[req.sessionCookieName] = SessionCookie.value(started.token, secure: req.twofold.configuration.secureCookies)
@@ -55,7 +57,9 @@ struct InvitationWebController: RouteCollection {
         }
     }
 
-    private func render(_ req: Request, _ opened: InvitationService.Opened, error: String?, status: HTTPResponseStatus) async throws -> Response {
+    private func render(_ req: Request, _ opened: InvitationService.Opened, error: String?, status: HTTPResponseStatus) async throws
+        -> Response
+    {
         let page = Page(
             layout: req.layout("Welcome to Twofold", practice: opened.practice.name, error: error), gone: false,
             practiceName: opened.practice.name, name: opened.user.fullName, username: opened.user.username,
@@ -67,8 +71,9 @@ struct InvitationWebController: RouteCollection {
     }
 
     private func renderGone(_ req: Request) async throws -> Response {
-        let page = Page(layout: req.layout("This invitation link no longer works", error: nil), gone: true, practiceName: "", name: "", username: "",
-                        minimumLength: PasswordRules.minimumLength, twoFactorRequired: false, expires: "", action: "")
+        let page = Page(
+            layout: req.layout("This invitation link no longer works", error: nil), gone: true, practiceName: "", name: "", username: "",
+            minimumLength: PasswordRules.minimumLength, twoFactorRequired: false, expires: "", action: "")
         return try await req.render("invite", page, status: .gone)
     }
 }

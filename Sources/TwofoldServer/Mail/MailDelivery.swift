@@ -72,19 +72,23 @@ final class MailDelivery: LifecycleHandler, Sendable {
     }
 
     func didBootAsync(_ application: Application) async throws {
-        let transport = SMTPTransport(client: SMTPClient(settings: settings, heloName: Self.heloName(publicURL: application.twofold.configuration.publicURL),
-                                                         eventLoopGroup: application.eventLoopGroup, logger: application.logger))
+        let transport = SMTPTransport(
+            client: SMTPClient(
+                settings: settings, heloName: Self.heloName(publicURL: application.twofold.configuration.publicURL),
+                eventLoopGroup: application.eventLoopGroup, logger: application.logger))
         let signal = self.signal
         let handle = Task { [transport] in
             while !Task.isCancelled {
                 var full = false
                 do {
                     let services = application.twofold
-                    let outcome = try await Self.drainOnce(database: application.db, now: services.clock.now(), transport: transport, sealer: services.sealer,
-                                                           from: services.configuration.emailFrom, clock: services.clock, logger: application.logger)
+                    let outcome = try await Self.drainOnce(
+                        database: application.db, now: services.clock.now(), transport: transport, sealer: services.sealer,
+                        from: services.configuration.emailFrom, clock: services.clock, logger: application.logger)
                     full = outcome.claimed == Self.batchSize
                 } catch {
-                    application.logger.warning("Reading the mail queue failed; trying again", metadata: ["error": .string(String(describing: error))])
+                    application.logger.warning(
+                        "Reading the mail queue failed; trying again", metadata: ["error": .string(String(describing: error))])
                 }
                 if Task.isCancelled { break }
                 if !full { await signal.wait(timeout: Self.pollInterval) }
@@ -122,8 +126,10 @@ final class MailDelivery: LifecycleHandler, Sendable {
     /// One round: claims due messages (queued and due, or leased by an instance whose lease ran out) and sends
     /// each through `transport`. `clock` (default: always `now`) renews the lease between messages.
     @discardableResult
-    static func drainOnce(database: any Database, now: Date, transport: any MailTransport, sealer: SecretSealer, from: String,
-                          clock: TwofoldClock? = nil, logger: Logger = Logger(label: "twofold.mail")) async throws -> Outcome {
+    static func drainOnce(
+        database: any Database, now: Date, transport: any MailTransport, sealer: SecretSealer, from: String,
+        clock: TwofoldClock? = nil, logger: Logger = Logger(label: "twofold.mail")
+    ) async throws -> Outcome {
         let clock = clock ?? TwofoldClock { now }
         let claimed = try await claim(database: database, now: now)
         var outcome = Outcome(claimed: claimed.count)
@@ -140,7 +146,9 @@ final class MailDelivery: LifecycleHandler, Sendable {
             }
             if mail.attempts > maximumAttempts {
                 // Its instance stopped during the last attempt.
-                try await finish(mail, status: .failed, error: "the delivery task stopped during the last attempt", database: database, now: current, logger: logger)
+                try await finish(
+                    mail, status: .failed, error: "the delivery task stopped during the last attempt", database: database, now: current,
+                    logger: logger)
                 outcome.failed += 1
                 continue
             }
@@ -162,13 +170,18 @@ final class MailDelivery: LifecycleHandler, Sendable {
                         .where("id", .equal, SQLBind(mail.id)).where("status", .equal, SQLBind(QueuedMail.Status.sending.rawValue))
                         .where("attempts", .equal, SQLBind(mail.attempts))
                         .run()
-                    logger.notice("Email not sent; trying again later", metadata: [
-                        "mail_id": .string(mail.id.uuidString), "attempt": .stringConvertible(mail.attempts), "retry_in_seconds": .stringConvertible(Int(wait)),
-                        "error": .string(failure.description),
-                    ])
+                    logger.notice(
+                        "Email not sent; trying again later",
+                        metadata: [
+                            "mail_id": .string(mail.id.uuidString), "attempt": .stringConvertible(mail.attempts),
+                            "retry_in_seconds": .stringConvertible(Int(wait)),
+                            "error": .string(failure.description),
+                        ])
                     outcome.retried += 1
                 } else {
-                    let reason = failure.kind == .permanent ? failure.description : "\(failure.description) (gave up after \(mail.attempts) attempts)"
+                    let reason =
+                        failure.kind == .permanent
+                        ? failure.description : "\(failure.description) (gave up after \(mail.attempts) attempts)"
                     try await finish(mail, status: .failed, error: reason, database: database, now: after, logger: logger)
                     outcome.failed += 1
                 }
@@ -195,7 +208,9 @@ final class MailDelivery: LifecycleHandler, Sendable {
             RETURNING id, practice_id, user_id, recipient, category, subject, sealed_body, attempts, message_id, created_at
             """
         let rows = try await sql.raw(query).all()
-        return try rows.map { try $0.decode(model: Claimed.self) }.sorted { ($0.created_at, $0.id.uuidString) < ($1.created_at, $1.id.uuidString) }
+        return try rows.map { try $0.decode(model: Claimed.self) }.sorted {
+            ($0.created_at, $0.id.uuidString) < ($1.created_at, $1.id.uuidString)
+        }
     }
 
     /// The message of a queued row: `From` from `TWOFOLD_EMAIL_FROM`, `Date` when it was queued (the same on every retry).
@@ -203,40 +218,50 @@ final class MailDelivery: LifecycleHandler, Sendable {
         guard let sealed = mail.sealed_body else { throw SMTPDeliveryError.permanent("the message's body was wiped") }
         let body: MailBody
         do {
-            body = try JSONDecoder().decode(MailBody.self, from: Data(try sealer.open(Array(sealed), context: Mailer.sealingContext(for: mail.id))))
+            body = try JSONDecoder().decode(
+                MailBody.self, from: Data(try sealer.open(Array(sealed), context: Mailer.sealingContext(for: mail.id))))
         } catch {
             throw SMTPDeliveryError.permanent("the message's body cannot be opened with the sealing keys")
         }
         do {
-            return MIMEMessage(from: try MailAddress(parsing: from, field: "From"), to: try MailAddress(parsing: mail.recipient, field: "To"),
-                               subject: mail.subject, date: mail.created_at, messageID: mail.message_id, text: body.text, html: body.html)
+            return MIMEMessage(
+                from: try MailAddress(parsing: from, field: "From"), to: try MailAddress(parsing: mail.recipient, field: "To"),
+                subject: mail.subject, date: mail.created_at, messageID: mail.message_id, text: body.text, html: body.html)
         } catch let error as MailFormatError {
             throw SMTPDeliveryError.permanent("the message cannot be sent: \(error)")
         }
     }
 
     /// `sent` or `failed`: the body wiped, the lease released; a failure is audited.
-    private static func finish(_ mail: Claimed, status: QueuedMail.Status, error: String?, database: any Database, now: Date, logger: Logger) async throws {
+    private static func finish(
+        _ mail: Claimed, status: QueuedMail.Status, error: String?, database: any Database, now: Date, logger: Logger
+    ) async throws {
         var update = database.sql.update(QueuedMail.schema)
             .set("status", to: SQLBind(status.rawValue))
             .set("sealed_body", to: SQLBind(nil as Data?))
             .set("lease_until", to: SQLBind(nil as Date?))
             .set("last_error", to: SQLBind(error.map { String($0.prefix(500)) }))
         if status == .sent { update = update.set("sent_at", to: SQLBind(now)) }
-        let changed = try await update
+        let changed =
+            try await update
             .where("id", .equal, SQLBind(mail.id)).where("status", .equal, SQLBind(QueuedMail.Status.sending.rawValue))
             .where("attempts", .equal, SQLBind(mail.attempts))
             .returning("id").all()
         guard status == .failed, !changed.isEmpty else { return }
-        logger.error("Email could not be delivered", metadata: [
-            "mail_id": .string(mail.id.uuidString), "category": .string(mail.category), "attempts": .stringConvertible(mail.attempts),
-            "error": .string(error ?? ""),
-        ])
+        logger.error(
+            "Email could not be delivered",
+            metadata: [
+                "mail_id": .string(mail.id.uuidString), "category": .string(mail.category), "attempts": .stringConvertible(mail.attempts),
+                "error": .string(error ?? ""),
+            ])
         do {
-            try await AuditLog.append(AuditEntry(type: .mailFailed, practiceID: mail.practice_id, subjectID: mail.user_id, details: [
-                "mail_id": mail.id.uuidString.lowercased(), "category": mail.category, "recipient": mail.recipient,
-                "attempts": String(mail.attempts), "reason": String((error ?? "").prefix(300)),
-            ]), on: database, now: now)
+            try await AuditLog.append(
+                AuditEntry(
+                    type: .mailFailed, practiceID: mail.practice_id, subjectID: mail.user_id,
+                    details: [
+                        "mail_id": mail.id.uuidString.lowercased(), "category": mail.category, "recipient": mail.recipient,
+                        "attempts": String(mail.attempts), "reason": String((error ?? "").prefix(300)),
+                    ]), on: database, now: now)
         } catch {
             logger.error("Auditing an undelivered email failed", metadata: ["mail_id": .string(mail.id.uuidString)])
         }
@@ -333,7 +358,9 @@ struct TestMailCommand: AsyncCommand {
 
     func run(using context: CommandContext, signature: Signature) async throws {
         let app = context.application
-        guard let to = signature.to?.trimmingCharacters(in: .whitespaces), MailAddress.isValid(to) else { throw CLIError("--to ADDRESS is required: an email address") }
+        guard let to = signature.to?.trimmingCharacters(in: .whitespaces), MailAddress.isValid(to) else {
+            throw CLIError("--to ADDRESS is required: an email address")
+        }
         try await prepareDatabase(app)
         let config = app.twofold.configuration
         let server: String
@@ -342,12 +369,21 @@ struct TestMailCommand: AsyncCommand {
         case .smtp(let settings): server = "\(settings.security == .implicitTLS ? "smtps" : "smtp")://\(settings.host):\(settings.port)"
         }
         let subject = "Twofold test message ✓"
-        let body = try await MailTemplates.render("test", Context(subject: subject, practiceName: "Twofold", sender: config.emailFrom, smtpServer: server,
-                                                                  queuedAt: MIMEEncoding.rfc5322Date(app.twofold.clock.now())), with: app.view)
+        let body = try await MailTemplates.render(
+            "test",
+            Context(
+                subject: subject, practiceName: "Twofold", sender: config.emailFrom, smtpServer: server,
+                queuedAt: MIMEEncoding.rfc5322Date(app.twofold.clock.now())), with: app.view)
         let id = try await app.mailer.enqueue(OutgoingMail(to: to, subject: subject, body: body, category: "test"))
         switch config.emailSender {
-        case .outbox: context.console.print("Kept test message \(id.uuidString.lowercased()) for \(to.lowercased()) in the outbox (TWOFOLD_EMAIL_SENDER=outbox); see `twofold mail list`.")
-        case .smtp: context.console.print("Queued test message \(id.uuidString.lowercased()) for \(to.lowercased()); the running server sends it through \(server). Check with `twofold mail list --to \(to.lowercased())`.")
+        case .outbox:
+            context.console.print(
+                "Kept test message \(id.uuidString.lowercased()) for \(to.lowercased()) in the outbox (TWOFOLD_EMAIL_SENDER=outbox); see `twofold mail list`."
+            )
+        case .smtp:
+            context.console.print(
+                "Queued test message \(id.uuidString.lowercased()) for \(to.lowercased()); the running server sends it through \(server). Check with `twofold mail list --to \(to.lowercased())`."
+            )
         }
     }
 }

@@ -86,11 +86,16 @@ struct Mailer: Sendable {
         let messageID = "\(Digest.hex(SecureRandom.bytes(12))).\(Int(now.timeIntervalSince1970))@\(messageIDDomain)"
         // Written with SQL directly: the model layer logs its inputs at debug level.
         try await (db ?? database).sql.insert(into: QueuedMail.schema)
-            .columns("id", "practice_id", "user_id", "recipient", "category", "subject", "sealed_body", "status", "attempts",
-                     "next_attempt_at", "message_id", "created_at", "sent_at")
-            .values(SQLBind(id), SQLBind(mail.practiceID), SQLBind(mail.userID), SQLBind(mail.to.trimmingCharacters(in: .whitespaces).lowercased()), SQLBind(mail.category),
-                    SQLBind(mail.subject), SQLBind(Data(sealed)), SQLBind(status.rawValue), SQLBind(0), SQLBind(now), SQLBind(messageID),
-                    SQLBind(now), SQLBind(status == .kept ? now : nil as Date?))
+            .columns(
+                "id", "practice_id", "user_id", "recipient", "category", "subject", "sealed_body", "status", "attempts",
+                "next_attempt_at", "message_id", "created_at", "sent_at"
+            )
+            .values(
+                SQLBind(id), SQLBind(mail.practiceID), SQLBind(mail.userID),
+                SQLBind(mail.to.trimmingCharacters(in: .whitespaces).lowercased()), SQLBind(mail.category),
+                SQLBind(mail.subject), SQLBind(Data(sealed)), SQLBind(status.rawValue), SQLBind(0), SQLBind(now), SQLBind(messageID),
+                SQLBind(now), SQLBind(status == .kept ? now : nil as Date?)
+            )
             .run()
         return id
     }
@@ -110,15 +115,17 @@ struct Mailer: Sendable {
 
 extension Application {
     var mailer: Mailer {
-        Mailer(database: db, sealer: twofold.sealer, now: twofold.clock.now(), sender: twofold.configuration.emailSender,
-               messageIDDomain: Mailer.domain(of: twofold.configuration.emailFrom))
+        Mailer(
+            database: db, sealer: twofold.sealer, now: twofold.clock.now(), sender: twofold.configuration.emailSender,
+            messageIDDomain: Mailer.domain(of: twofold.configuration.emailFrom))
     }
 }
 
 extension Request {
     var mailer: Mailer {
-        Mailer(database: db, sealer: twofold.sealer, now: now, sender: twofold.configuration.emailSender,
-               messageIDDomain: Mailer.domain(of: twofold.configuration.emailFrom))
+        Mailer(
+            database: db, sealer: twofold.sealer, now: now, sender: twofold.configuration.emailSender,
+            messageIDDomain: Mailer.domain(of: twofold.configuration.emailFrom))
     }
 }
 
@@ -190,9 +197,10 @@ struct ListMailCommand: AsyncCommand {
         let mailer = app.mailer
         let items = try await query.all().map { mail in
             let body = try mailer.body(of: mail)
-            return Item(id: try mail.requireID(), to: mail.recipient, subject: mail.subject, category: mail.category, status: mail.status.rawValue,
-                        createdAt: mail.createdAt, sentAt: mail.sentAt, attempts: mail.attempts, lastError: mail.lastError,
-                        messageId: mail.messageID, text: body?.text, html: body?.html)
+            return Item(
+                id: try mail.requireID(), to: mail.recipient, subject: mail.subject, category: mail.category, status: mail.status.rawValue,
+                createdAt: mail.createdAt, sentAt: mail.sentAt, attempts: mail.attempts, lastError: mail.lastError,
+                messageId: mail.messageID, text: body?.text, html: body?.html)
         }
         if signature.json {
             let encoder = JSONEncoder()
@@ -204,7 +212,10 @@ struct ListMailCommand: AsyncCommand {
         } else {
             for item in items {
                 context.console.print("\(item.createdAt.ISO8601Format())  \(item.status)  \(item.to)  \(item.subject)")
-                if let text = item.text { context.console.print(text.split(separator: "\n", omittingEmptySubsequences: false).map { "    " + $0 }.joined(separator: "\n")) }
+                if let text = item.text {
+                    context.console.print(
+                        text.split(separator: "\n", omittingEmptySubsequences: false).map { "    " + $0 }.joined(separator: "\n"))
+                }
             }
         }
     }

@@ -92,7 +92,8 @@ struct SMTPClient: Sendable {
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         if implicitTLS {
-                            try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: sslContext, serverHostname: serverHostname))
+                            try channel.pipeline.syncOperations.addHandler(
+                                NIOSSLClientHandler(context: sslContext, serverHostname: serverHostname))
                         }
                         let handler = SMTPReplyHandler()
                         try channel.pipeline.syncOperations.addHandler(handler)
@@ -104,18 +105,25 @@ struct SMTPClient: Sendable {
         } catch {
             throw classify(error, stage: "connecting")
         }
-        guard let handler = replyHandler.withLockedValue({ $0 }) else { preconditionFailure("the channel initializer adds the reply handler") }
-        let session = SMTPSession(channel: channel, handler: handler, deadline: started + timeouts.session, timeouts: timeouts, logger: logger)
+        guard let handler = replyHandler.withLockedValue({ $0 }) else {
+            preconditionFailure("the channel initializer adds the reply handler")
+        }
+        let session = SMTPSession(
+            channel: channel, handler: handler, deadline: started + timeouts.session, timeouts: timeouts, logger: logger)
         var stage = "the greeting"
         do {
-            try await conversation(session, sslContext: sslContext, serverHostname: serverHostname, sender: sender, recipient: recipient,
-                                   message: message, stage: &stage)
+            try await conversation(
+                session, sslContext: sslContext, serverHostname: serverHostname, sender: sender, recipient: recipient,
+                message: message, stage: &stage)
         } catch {
             session.close()
             let failure = classify(error, stage: stage)
-            logger.log(level: failure.kind == .permanent ? .warning : .notice, "SMTP delivery failed", metadata: [
-                "smtp_host": .string(settings.host), "stage": .string(stage), "kind": .string(failure.kind.rawValue), "error": .string(failure.description),
-            ])
+            logger.log(
+                level: failure.kind == .permanent ? .warning : .notice, "SMTP delivery failed",
+                metadata: [
+                    "smtp_host": .string(settings.host), "stage": .string(stage), "kind": .string(failure.kind.rawValue),
+                    "error": .string(failure.description),
+                ])
             throw failure
         }
         // QUIT is a courtesy: the message was accepted already.
@@ -124,8 +132,10 @@ struct SMTPClient: Sendable {
         session.close()
     }
 
-    private func conversation(_ session: SMTPSession, sslContext: NIOSSLContext, serverHostname: String?, sender: String, recipient: String,
-                              message: [UInt8], stage: inout String) async throws {
+    private func conversation(
+        _ session: SMTPSession, sslContext: NIOSSLContext, serverHostname: String?, sender: String, recipient: String,
+        message: [UInt8], stage: inout String
+    ) async throws {
         let greeting = try await session.reply()
         guard greeting.code == 220 else { throw SMTPDeliveryError.refused(greeting, at: "the connection") }
 
@@ -134,7 +144,9 @@ struct SMTPClient: Sendable {
         var overTLS = settings.security == .implicitTLS
         if !overTLS {
             guard capabilities.startTLS else {
-                throw SMTPDeliveryError.temporary("the SMTP server \(settings.host) does not offer STARTTLS; Twofold sends mail only over TLS (use smtps:// for a server with TLS on connect)")
+                throw SMTPDeliveryError.temporary(
+                    "the SMTP server \(settings.host) does not offer STARTTLS; Twofold sends mail only over TLS (use smtps:// for a server with TLS on connect)"
+                )
             }
             stage = "STARTTLS"
             let reply = try await session.command("STARTTLS")
@@ -150,7 +162,8 @@ struct SMTPClient: Sendable {
             precondition(overTLS)
             let password = settings.password ?? ""
             if capabilities.authMechanisms.contains("PLAIN") {
-                let reply = try await session.command("AUTH PLAIN " + SMTPAuthentication.plain(username: username, password: password), redacted: "AUTH PLAIN ***")
+                let reply = try await session.command(
+                    "AUTH PLAIN " + SMTPAuthentication.plain(username: username, password: password), redacted: "AUTH PLAIN ***")
                 guard reply.code == 235 else { throw SMTPDeliveryError.refused(reply, at: "the user name and password (AUTH PLAIN)") }
             } else if capabilities.authMechanisms.contains("LOGIN") {
                 let encoded = SMTPAuthentication.login(username: username, password: password)
@@ -162,7 +175,9 @@ struct SMTPClient: Sendable {
                 guard reply.code == 235 else { throw SMTPDeliveryError.refused(reply, at: "the user name and password (AUTH LOGIN)") }
             } else {
                 let offered = capabilities.authMechanisms.sorted().joined(separator: " ")
-                throw SMTPDeliveryError.temporary("the SMTP server \(settings.host) offers no AUTH PLAIN or LOGIN (it offers: \(offered.isEmpty ? "none" : offered)), but TWOFOLD_SMTP_URL has a user name")
+                throw SMTPDeliveryError.temporary(
+                    "the SMTP server \(settings.host) offers no AUTH PLAIN or LOGIN (it offers: \(offered.isEmpty ? "none" : offered)), but TWOFOLD_SMTP_URL has a user name"
+                )
             }
         }
 
@@ -170,11 +185,16 @@ struct SMTPClient: Sendable {
         let wire = SMTPDataEncoding.encode(message)
         var parameters: [String] = []
         if let maximum = capabilities.maximumSize {
-            guard wire.count <= maximum else { throw SMTPDeliveryError.permanent("the message (\(wire.count) bytes) is larger than the SMTP server accepts (\(maximum) bytes)") }
+            guard wire.count <= maximum else {
+                throw SMTPDeliveryError.permanent(
+                    "the message (\(wire.count) bytes) is larger than the SMTP server accepts (\(maximum) bytes)")
+            }
             parameters.append("SIZE=\(wire.count)")
         }
         if !sender.allSatisfy(\.isASCII) || !recipient.allSatisfy(\.isASCII) {
-            guard capabilities.smtpUTF8 else { throw SMTPDeliveryError.permanent("the SMTP server does not accept addresses with non-ASCII characters (no SMTPUTF8)") }
+            guard capabilities.smtpUTF8 else {
+                throw SMTPDeliveryError.permanent("the SMTP server does not accept addresses with non-ASCII characters (no SMTPUTF8)")
+            }
             parameters.append("SMTPUTF8")
         }
         let mail = try await session.command(try SMTPCommand.mailFrom(sender, parameters: parameters))
@@ -191,7 +211,8 @@ struct SMTPClient: Sendable {
         try await session.write(bytes: wire)
         let accepted = try await session.reply(timeout: timeouts.dataEnd)
         guard accepted.code == 250 else { throw SMTPDeliveryError.refused(accepted, at: "the message") }
-        logger.debug("SMTP server accepted a message", metadata: ["smtp_host": .string(settings.host), "reply": .string(accepted.description)])
+        logger.debug(
+            "SMTP server accepted a message", metadata: ["smtp_host": .string(settings.host), "reply": .string(accepted.description)])
     }
 
     private func ehlo(_ session: SMTPSession) async throws -> SMTPCapabilities {
@@ -214,12 +235,18 @@ struct SMTPClient: Sendable {
             case .lineTooLong: return .temporary("the SMTP server \(server) sent a line that is too long (during \(stage))")
             case .dataBeforeTLS: return .temporary("the SMTP server \(server) sent data before the TLS handshake after STARTTLS; refused")
             }
-        case let error as NIOSSLError: return .temporary("TLS with the SMTP server \(server) failed: \(Self.describeTLS(error)) (during \(stage)); check the server's certificate and TWOFOLD_SMTP_CA_FILE")
-        case let error as NIOSSLExtraError: return .temporary("TLS with the SMTP server \(server) failed: \(error) (during \(stage)); the certificate does not name \(settings.host)")
+        case let error as NIOSSLError:
+            return .temporary(
+                "TLS with the SMTP server \(server) failed: \(Self.describeTLS(error)) (during \(stage)); check the server's certificate and TWOFOLD_SMTP_CA_FILE"
+            )
+        case let error as NIOSSLExtraError:
+            return .temporary(
+                "TLS with the SMTP server \(server) failed: \(error) (during \(stage)); the certificate does not name \(settings.host)")
         case let error as BoringSSLError: return .temporary("TLS with the SMTP server \(server) failed: \(error) (during \(stage))")
         case let error as ChannelError:
             if case .connectTimeout = error {
-                return .temporary("could not connect to the SMTP server \(server) within \(timeouts.connect.nanoseconds / 1_000_000_000) seconds")
+                return .temporary(
+                    "could not connect to the SMTP server \(server) within \(timeouts.connect.nanoseconds / 1_000_000_000) seconds")
             }
             return .temporary("the connection to the SMTP server \(server) failed during \(stage): \(error)")
         default:
@@ -231,11 +258,14 @@ struct SMTPClient: Sendable {
     /// The BoringSSL reasons (`CERTIFICATE_VERIFY_FAILED`, …) without file names and error numbers.
     static func describeTLS(_ error: NIOSSLError) -> String {
         let text = String(describing: error)
-        let reasons = text.split(whereSeparator: { !($0.isUppercase || $0 == "_" || $0.isNumber) }).filter { $0.count >= 6 && $0.contains("_") }
+        let reasons = text.split(whereSeparator: { !($0.isUppercase || $0 == "_" || $0.isNumber) }).filter {
+            $0.count >= 6 && $0.contains("_")
+        }
         var seen: [String] = []
         for reason in reasons.map(String.init) where !seen.contains(reason) { seen.append(reason) }
         if seen.contains("CERTIFICATE_VERIFY_FAILED") {
-            return "the server's certificate could not be verified against the system's CAs and TWOFOLD_SMTP_CA_FILE (\(seen.joined(separator: ", ")))"
+            return
+                "the server's certificate could not be verified against the system's CAs and TWOFOLD_SMTP_CA_FILE (\(seen.joined(separator: ", ")))"
         }
         return seen.isEmpty ? String(text.prefix(200)) : "the TLS handshake failed (\(seen.joined(separator: ", ")))"
     }
@@ -292,7 +322,8 @@ struct SMTPSession: Sendable {
         try await channel.eventLoop.submit {
             guard !handler.value.hasBufferedInput else { throw SMTPReplyHandler.Failure.dataBeforeTLS }
             if let failure = handler.value.failure { throw failure }
-            try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: serverHostname), position: .first)
+            try channel.pipeline.syncOperations.addHandler(
+                NIOSSLClientHandler(context: context, serverHostname: serverHostname), position: .first)
         }.get()
     }
 

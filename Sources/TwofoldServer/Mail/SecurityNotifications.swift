@@ -32,7 +32,8 @@ struct SecurityNotifier: Sendable {
             let server = app.http.server.configuration
             return Services(
                 views: app.view, sealer: app.twofold.sealer, sender: configuration.emailSender, emailFrom: configuration.emailFrom,
-                linkBase: configuration.publicURL ?? "http://\(server.hostname == "0.0.0.0" ? "localhost" : server.hostname):\(server.port)",
+                linkBase: configuration.publicURL
+                    ?? "http://\(server.hostname == "0.0.0.0" ? "localhost" : server.hostname):\(server.port)",
                 logger: app.logger)
         }
     }
@@ -72,9 +73,9 @@ struct SecurityNotifier: Sendable {
     static func mayNotify(_ type: AuditEventType) -> Bool {
         switch type {
         case .factorAdded, .factorRemoved, .passkeyRemoved, .twoFactorDisabled, .adminTwoFactorDisabled, .adminTwoFactorRequired,
-             .recoveryCodesRegenerated, .recoveryCodeUsed, .passwordChanged, .passwordReset, .rememberedBrowserCreated,
-             .secondFactorLocked, .secondFactorLockedPermanently, .epcsGrantApproved, .epcsGrantRevoked, .epcsTokenReportedLost,
-             .userUpdated, .emailChangeRequested:
+            .recoveryCodesRegenerated, .recoveryCodeUsed, .passwordChanged, .passwordReset, .rememberedBrowserCreated,
+            .secondFactorLocked, .secondFactorLockedPermanently, .epcsGrantApproved, .epcsGrantRevoked, .epcsTokenReportedLost,
+            .userUpdated, .emailChangeRequested:
             return true
         default:
             // `passkey.added` follows the `factor.added` of the same passkey, which already notified.
@@ -95,92 +96,122 @@ struct SecurityNotifier: Sendable {
         }
         switch entry.type {
         case .factorAdded:
-            return Notice(headline: "A sign-in method was added to your account",
-                          what: "\(method(details)) was added to your account\(by.map { " by \($0)" } ?? ""). It can now confirm your sign-ins to \(practice).",
-                          advice: .password, copy: administrator != nil)
+            return Notice(
+                headline: "A sign-in method was added to your account",
+                what:
+                    "\(method(details)) was added to your account\(by.map { " by \($0)" } ?? ""). It can now confirm your sign-ins to \(practice).",
+                advice: .password, copy: administrator != nil)
         case .factorRemoved, .passkeyRemoved:
             // A device reported lost removes its method too: the lost-device message already says so.
             if details["reason"] == "reported_lost" { return nil }
             var removed = details
             if entry.type == .passkeyRemoved, removed["kind"] == nil { removed["kind"] = Factor.Kind.webauthn.rawValue }
-            return Notice(headline: "A sign-in method was removed from your account",
-                          what: "\(method(removed)) was removed from your account\(by.map { " by \($0)" } ?? ""). It no longer works for signing in to \(practice).",
-                          advice: .administrator, copy: administrator != nil)
+            return Notice(
+                headline: "A sign-in method was removed from your account",
+                what:
+                    "\(method(removed)) was removed from your account\(by.map { " by \($0)" } ?? ""). It no longer works for signing in to \(practice).",
+                advice: .administrator, copy: administrator != nil)
         case .twoFactorDisabled:
-            return Notice(headline: "Two-factor authentication was turned off for your account",
-                          what: "Two-factor authentication was turned off from your security settings: your sign-in methods and recovery codes were removed, and signing in to \(practice) now needs only your password.",
-                          advice: .password, copy: administrator != nil)
+            return Notice(
+                headline: "Two-factor authentication was turned off for your account",
+                what:
+                    "Two-factor authentication was turned off from your security settings: your sign-in methods and recovery codes were removed, and signing in to \(practice) now needs only your password.",
+                advice: .password, copy: administrator != nil)
         case .adminTwoFactorDisabled:
             let count = details["factors_removed"].flatMap(Int.init)
             let removed = count.map { $0 == 1 ? "its 1 sign-in method" : "its \($0) sign-in methods" } ?? "its sign-in methods"
-            return Notice(headline: "An administrator turned off two-factor authentication for your account",
-                          what: "\(by ?? "An administrator of \(practice)") turned off two-factor authentication for your account and removed \(removed), its recovery codes and remembered browsers. You were signed out everywhere.",
-                          advice: .password, copy: true)
+            return Notice(
+                headline: "An administrator turned off two-factor authentication for your account",
+                what:
+                    "\(by ?? "An administrator of \(practice)") turned off two-factor authentication for your account and removed \(removed), its recovery codes and remembered browsers. You were signed out everywhere.",
+                advice: .password, copy: true)
         case .adminTwoFactorRequired:
-            return Notice(headline: "An administrator now requires two-factor authentication for your account",
-                          what: "\(by ?? "An administrator of \(practice)") now requires two-factor authentication for your account: at your next sign-in you will set up a sign-in method before anything else.",
-                          advice: .administrator, copy: true)
+            return Notice(
+                headline: "An administrator now requires two-factor authentication for your account",
+                what:
+                    "\(by ?? "An administrator of \(practice)") now requires two-factor authentication for your account: at your next sign-in you will set up a sign-in method before anything else.",
+                advice: .administrator, copy: true)
         case .recoveryCodesRegenerated:
-            return Notice(headline: "New recovery codes were created for your account",
-                          what: "A new set of recovery codes was created for your account. Your previous recovery codes no longer work.",
-                          advice: .password, copy: administrator != nil)
+            return Notice(
+                headline: "New recovery codes were created for your account",
+                what: "A new set of recovery codes was created for your account. Your previous recovery codes no longer work.",
+                advice: .password, copy: administrator != nil)
         case .recoveryCodeUsed:
             let remaining = details["remaining"].flatMap(Int.init)
             let left = remaining.map { $0 == 1 ? " 1 unused recovery code is left." : " \($0) unused recovery codes are left." } ?? ""
             let purpose = details["during"] == "password_reset" ? "to reset your password" : "to sign in to your account"
-            return Notice(headline: "A recovery code was used",
-                          what: "One of your recovery codes was used \(purpose).\(left)",
-                          advice: .password, copy: false)
+            return Notice(
+                headline: "A recovery code was used",
+                what: "One of your recovery codes was used \(purpose).\(left)",
+                advice: .password, copy: false)
         case .passwordChanged:
-            return Notice(headline: "Your password was changed",
-                          what: "The password of your account at \(practice) was changed\(by.map { " by \($0)" } ?? "").",
-                          advice: .administrator, copy: administrator != nil)
+            return Notice(
+                headline: "Your password was changed",
+                what: "The password of your account at \(practice) was changed\(by.map { " by \($0)" } ?? "").",
+                advice: .administrator, copy: administrator != nil)
         case .passwordReset:
-            return Notice(headline: "Your password was reset",
-                          what: "The password of your account at \(practice) was reset with a link sent by email. Every session and remembered browser of your account was signed out.",
-                          advice: .administrator, copy: false)
+            return Notice(
+                headline: "Your password was reset",
+                what:
+                    "The password of your account at \(practice) was reset with a link sent by email. Every session and remembered browser of your account was signed out.",
+                advice: .administrator, copy: false)
         case .rememberedBrowserCreated:
             let browser = UserAgentSummary.describe(entry.userAgent.isEmpty ? details["browser"] ?? "" : entry.userAgent)
             let days = details["days"].flatMap(Int.init)
-            return Notice(headline: "A browser was remembered for your account",
-                          what: "A browser (\(browser)) was remembered after signing in: it will not be asked for a code\(days.map { " for \($0) \($0 == 1 ? "day" : "days")" } ?? ""). You can forget it in your security settings.",
-                          advice: .password, copy: false)
+            return Notice(
+                headline: "A browser was remembered for your account",
+                what:
+                    "A browser (\(browser)) was remembered after signing in: it will not be asked for a code\(days.map { " for \($0) \($0 == 1 ? "day" : "days")" } ?? ""). You can forget it in your security settings.",
+                advice: .password, copy: false)
         case .secondFactorLocked, .secondFactorLockedPermanently:
             let failures = details["consecutive_failures"].map { "\($0) wrong codes in a row" } ?? "Too many wrong codes"
-            let length = entry.type == .secondFactorLockedPermanently
+            let length =
+                entry.type == .secondFactorLockedPermanently
                 ? "until an administrator unlocks it"
                 : details["minutes"].flatMap(Int.init).map { "for \($0) minutes" } ?? "for a while"
-            return Notice(headline: entry.type == .secondFactorLockedPermanently ? "Your account is locked until an administrator unlocks it" : "Your account is locked after wrong codes",
-                          what: "\(failures) were entered for your account, so confirming a sign-in with a code is locked \(length).",
-                          advice: .lockout, copy: true)
+            return Notice(
+                headline: entry.type == .secondFactorLockedPermanently
+                    ? "Your account is locked until an administrator unlocks it" : "Your account is locked after wrong codes",
+                what: "\(failures) were entered for your account, so confirming a sign-in with a code is locked \(length).",
+                advice: .lockout, copy: true)
         case .epcsGrantApproved:
-            return Notice(headline: "You may now sign prescriptions for controlled substances",
-                          what: "\(by.map { "\($0) approved" } ?? "An administrator approved") your permission to sign prescriptions for controlled substances (EPCS) at \(practice). It is active now.",
-                          advice: .administrator, copy: true)
+            return Notice(
+                headline: "You may now sign prescriptions for controlled substances",
+                what:
+                    "\(by.map { "\($0) approved" } ?? "An administrator approved") your permission to sign prescriptions for controlled substances (EPCS) at \(practice). It is active now.",
+                advice: .administrator, copy: true)
         case .epcsGrantRevoked:
             let reason = details["reason"].flatMap { $0.isEmpty ? nil : " Reason given: \($0)." } ?? ""
-            return Notice(headline: "Your permission to sign prescriptions for controlled substances was revoked",
-                          what: "Your permission to sign prescriptions for controlled substances (EPCS) at \(practice) was revoked\(by.map { " by \($0)" } ?? "").\(reason)",
-                          advice: .administrator, copy: administrator != nil)
+            return Notice(
+                headline: "Your permission to sign prescriptions for controlled substances was revoked",
+                what:
+                    "Your permission to sign prescriptions for controlled substances (EPCS) at \(practice) was revoked\(by.map { " by \($0)" } ?? "").\(reason)",
+                advice: .administrator, copy: administrator != nil)
         case .epcsTokenReportedLost:
-            return Notice(headline: "A device of yours was reported lost or stolen",
-                          what: "\(method(details)) was reported lost or stolen\(by.map { " by \($0)" } ?? ""). It was removed from your account, and every browser it helped remember was forgotten.",
-                          advice: .administrator, copy: administrator != nil)
+            return Notice(
+                headline: "A device of yours was reported lost or stolen",
+                what:
+                    "\(method(details)) was reported lost or stolen\(by.map { " by \($0)" } ?? ""). It was removed from your account, and every browser it helped remember was forgotten.",
+                advice: .administrator, copy: administrator != nil)
         case .userUpdated:
             // The user's own edits are their profile (audited as `profile.updated`); only an administrator's notify.
             guard administrator != nil else { return nil }
             var now: [String] = []
             if let role = details["role"] { now.append("role \(role == "staff" ? "staff" : "provider")") }
             if let manage = details["manage_accounts"] { now.append("Manage Accounts permission \(manage == "true" ? "on" : "off")") }
-            return Notice(headline: "An administrator changed your account",
-                          what: "\(by ?? "An administrator") changed the details of your account (name, email address, cell phone, role or permissions).\(now.isEmpty ? "" : " Your account now has: \(now.joined(separator: ", ")).")",
-                          advice: .administrator, copy: true)
+            return Notice(
+                headline: "An administrator changed your account",
+                what:
+                    "\(by ?? "An administrator") changed the details of your account (name, email address, cell phone, role or permissions).\(now.isEmpty ? "" : " Your account now has: \(now.joined(separator: ", ")).")",
+                advice: .administrator, copy: true)
         case .emailChangeRequested:
             // An administrator's edit already notified (`user.updated`); the user's own request tells the address in use.
             guard administrator == nil else { return nil }
-            return Notice(headline: "A new email address was entered for your account",
-                          what: "A new email address\(details["to"].map { " (\($0))" } ?? "") was entered for your account. Email keeps coming to this address until the new one is confirmed with the link sent to it.",
-                          advice: .password, copy: false)
+            return Notice(
+                headline: "A new email address was entered for your account",
+                what:
+                    "A new email address\(details["to"].map { " (\($0))" } ?? "") was entered for your account. Email keeps coming to this address until the new one is confirmed with the link sent to it.",
+                advice: .password, copy: false)
         default:
             return nil
         }
@@ -232,7 +263,8 @@ struct SecurityNotifier: Sendable {
     func prepare(_ entry: AuditEntry, on database: any Database, now: Date) async throws -> Prepared? {
         guard Self.mayNotify(entry.type), let userID = entry.subjectID ?? entry.actorID, let services = services() else { return nil }
         guard let user = try await User.find(userID, on: database),
-              let practice = try await Practice.find(user.$practice.id, on: database) else { return nil }
+            let practice = try await Practice.find(user.$practice.id, on: database)
+        else { return nil }
         var administrator: String?
         if let actorID = entry.actorID, actorID != userID {
             administrator = try await User.find(actorID, on: database)?.fullName ?? "An administrator"
@@ -253,8 +285,9 @@ struct SecurityNotifier: Sendable {
             address: entry.ip.isEmpty ? "not recorded (the Twofold command line)" : entry.ip,
             browser: summary, browserDetail: agent.isEmpty || agent == summary ? nil : agent, administrator: administrator,
             advice: Self.adviceText(notice.advice, practice: practice.name), link: services.linkBase + WebPath.security.string)
-        let mailer = Mailer(database: database, sealer: services.sealer, now: now, sender: services.sender,
-                            messageIDDomain: Mailer.domain(of: services.emailFrom))
+        let mailer = Mailer(
+            database: database, sealer: services.sealer, now: now, sender: services.sender,
+            messageIDDomain: Mailer.domain(of: services.emailFrom))
         // A lost or stolen device also reaches every EPCS access approver of the practice (21 CFR 1311.102, 1311.125(d)).
         var approvers: [User] = []
         if entry.type == .epcsTokenReportedLost {
@@ -269,26 +302,35 @@ struct SecurityNotifier: Sendable {
                 alert.subject = "EPCS: \(user.fullName) reported a device lost or stolen"
                 alert.firstName = approver.firstName
                 alert.copyFor = "\(user.fullName) (\(user.username))"
-                alert.copyNote = "You receive this as an EPCS access approver of \(practice.name). \(user.fullName)'s permission to sign controlled-substance prescriptions was revoked at once (21 CFR 1311.125(d)); granting it again needs two approvers. The alert stays on your home page until an approver acknowledges it."
+                alert.copyNote =
+                    "You receive this as an EPCS access approver of \(practice.name). \(user.fullName)'s permission to sign controlled-substance prescriptions was revoked at once (21 CFR 1311.125(d)); granting it again needs two approvers. The alert stays on your home page until an approver acknowledges it."
                 let body = try await MailTemplates.render("notification", alert, with: services.views)
-                messages.append(OutgoingMail(to: approver.email, subject: alert.subject, body: body, category: "notification_epcs_approver.epcs_token_reported_lost",
-                                             practiceID: practice.id, userID: approver.id))
+                messages.append(
+                    OutgoingMail(
+                        to: approver.email, subject: alert.subject, body: body,
+                        category: "notification_epcs_approver.epcs_token_reported_lost",
+                        practiceID: practice.id, userID: approver.id))
             }
             if hasAddress {
                 let body = try await MailTemplates.render("notification", context, with: services.views)
-                messages.append(OutgoingMail(to: address, subject: notice.headline, body: body, category: Self.category(entry.type, copy: false),
-                                             practiceID: practice.id, userID: userID))
+                messages.append(
+                    OutgoingMail(
+                        to: address, subject: notice.headline, body: body, category: Self.category(entry.type, copy: false),
+                        practiceID: practice.id, userID: userID))
             }
             if sendsCopy, let copyAddress {
                 let name = "\(user.fullName) (\(user.username))"
                 context.subject = "Copy: \(notice.headline) (\(user.fullName))"
                 context.copyFor = name
-                context.copyNote = hasAddress
+                context.copyNote =
+                    hasAddress
                     ? "This is a copy for \(practice.name)'s notification address. The message below went to \(name)."
                     : "This is a copy for \(practice.name)'s notification address. \(name) has no email address, so only this copy was sent."
                 let body = try await MailTemplates.render("notification", context, with: services.views)
-                messages.append(OutgoingMail(to: copyAddress, subject: context.subject, body: body, category: Self.category(entry.type, copy: true),
-                                             practiceID: practice.id, userID: userID))
+                messages.append(
+                    OutgoingMail(
+                        to: copyAddress, subject: context.subject, body: body, category: Self.category(entry.type, copy: true),
+                        practiceID: practice.id, userID: userID))
             }
         } catch {
             // A template that cannot render must not stop the change (a lockout, a password reset) it reports.

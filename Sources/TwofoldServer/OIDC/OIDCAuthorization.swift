@@ -22,15 +22,23 @@ struct AuthorizationParameters: Equatable, Sendable {
     /// Checks the client and its redirect URI first: until both are known good, nothing may be redirected.
     static func checkClient(_ client: OIDCClient?, redirectURI: String?) throws -> OIDCClient {
         guard let client, client.enabled else {
-            throw OIDCPageError(title: "Unknown application",
-                                message: "The application that sent you here is not registered with Twofold, or has been turned off. Tell your practice's administrator which application you were opening.")
+            throw OIDCPageError(
+                title: "Unknown application",
+                message:
+                    "The application that sent you here is not registered with Twofold, or has been turned off. Tell your practice's administrator which application you were opening."
+            )
         }
         guard let redirectURI, !redirectURI.isEmpty else {
-            throw OIDCPageError(title: "Sign-in request incomplete", message: "The application did not say where to send you back (redirect_uri is missing).")
+            throw OIDCPageError(
+                title: "Sign-in request incomplete",
+                message: "The application did not say where to send you back (redirect_uri is missing).")
         }
         guard client.redirectURIs.contains(redirectURI) else {
-            throw OIDCPageError(title: "Sign-in request refused",
-                                message: "The application asked to send you back to an address that is not registered for \(client.name). Nothing was sent. An administrator can check the application's redirect URIs under Administration › Applications.")
+            throw OIDCPageError(
+                title: "Sign-in request refused",
+                message:
+                    "The application asked to send you back to an address that is not registered for \(client.name). Nothing was sent. An administrator can check the application's redirect URIs under Administration › Applications."
+            )
         }
         return client
     }
@@ -38,8 +46,12 @@ struct AuthorizationParameters: Equatable, Sendable {
     /// Reads the remaining parameters; any problem is an OAuth error for the (already checked) redirect URI.
     init(_ parameters: [String: String], client: OIDCClient, redirectURI: String) throws {
         self.redirectURI = redirectURI
-        if parameters["request"] != nil { throw OAuthError(code: "request_not_supported", description: "Request objects are not supported.") }
-        if parameters["request_uri"] != nil { throw OAuthError(code: "request_uri_not_supported", description: "request_uri is not supported.") }
+        if parameters["request"] != nil {
+            throw OAuthError(code: "request_not_supported", description: "Request objects are not supported.")
+        }
+        if parameters["request_uri"] != nil {
+            throw OAuthError(code: "request_uri_not_supported", description: "request_uri is not supported.")
+        }
         guard let responseType = parameters["response_type"], !responseType.isEmpty else {
             throw OAuthError.invalidRequest("response_type is missing; use response_type=code.")
         }
@@ -53,11 +65,15 @@ struct AuthorizationParameters: Equatable, Sendable {
         scope = granted.joined(separator: " ")
 
         state = parameters["state"]
-        if let state, state.utf8.count > Self.maxStateLength { throw OAuthError.invalidRequest("state is longer than \(Self.maxStateLength) bytes.") }
+        if let state, state.utf8.count > Self.maxStateLength {
+            throw OAuthError.invalidRequest("state is longer than \(Self.maxStateLength) bytes.")
+        }
         guard let nonce = parameters["nonce"], !nonce.isEmpty else {
             throw OAuthError.invalidRequest("nonce is required: send a fresh random value and check it in the id token.")
         }
-        guard nonce.utf8.count <= Self.maxNonceLength else { throw OAuthError.invalidRequest("nonce is longer than \(Self.maxNonceLength) bytes.") }
+        guard nonce.utf8.count <= Self.maxNonceLength else {
+            throw OAuthError.invalidRequest("nonce is longer than \(Self.maxNonceLength) bytes.")
+        }
         self.nonce = nonce
 
         if let challenge = parameters["code_challenge"] {
@@ -69,8 +85,12 @@ struct AuthorizationParameters: Equatable, Sendable {
             }
             codeChallenge = challenge
         } else {
-            if parameters["code_challenge_method"] != nil { throw OAuthError.invalidRequest("code_challenge_method without code_challenge.") }
-            if client.isPublic { throw OAuthError.invalidRequest("This application is a public client: PKCE (code_challenge with S256) is required.") }
+            if parameters["code_challenge_method"] != nil {
+                throw OAuthError.invalidRequest("code_challenge_method without code_challenge.")
+            }
+            if client.isPublic {
+                throw OAuthError.invalidRequest("This application is a public client: PKCE (code_challenge with S256) is required.")
+            }
             codeChallenge = nil
         }
 
@@ -78,7 +98,9 @@ struct AuthorizationParameters: Equatable, Sendable {
         for prompt in prompts where !["none", "login", "consent", "select_account"].contains(prompt) {
             throw OAuthError.invalidRequest("prompt \(prompt.prefix(40)) is not known.")
         }
-        if prompts.contains("none"), prompts.count > 1 { throw OAuthError.invalidRequest("prompt=none cannot be combined with other values.") }
+        if prompts.contains("none"), prompts.count > 1 {
+            throw OAuthError.invalidRequest("prompt=none cannot be combined with other values.")
+        }
         promptNone = prompts.contains("none")
         promptLogin = prompts.contains("login")
 
@@ -91,7 +113,9 @@ struct AuthorizationParameters: Equatable, Sendable {
             maxAge = nil
         }
         requiredLevel = parameters["acr_values"].flatMap(AssuranceLevel.required(byACRValues:))
-        loginHint = parameters["login_hint"].map { String($0.trimmingCharacters(in: .whitespacesAndNewlines).prefix(100)) }.flatMap { $0.isEmpty ? nil : $0 }
+        loginHint = parameters["login_hint"].map { String($0.trimmingCharacters(in: .whitespacesAndNewlines).prefix(100)) }.flatMap {
+            $0.isEmpty ? nil : $0
+        }
     }
 }
 
@@ -99,10 +123,11 @@ struct AuthorizationParameters: Equatable, Sendable {
 enum PKCE {
     /// 43–128 characters of the unreserved set (§4.1).
     static func isWellFormed(_ value: String) -> Bool {
-        (43...128).contains(value.utf8.count) && value.utf8.allSatisfy { byte in
-            (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A) || (byte >= 0x30 && byte <= 0x39)
-                || byte == 0x2D || byte == 0x2E || byte == 0x5F || byte == 0x7E
-        }
+        (43...128).contains(value.utf8.count)
+            && value.utf8.allSatisfy { byte in
+                (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A) || (byte >= 0x30 && byte <= 0x39)
+                    || byte == 0x2D || byte == 0x2E || byte == 0x5F || byte == 0x7E
+            }
     }
 
     static func challenge(for verifier: String) -> String {
@@ -140,8 +165,10 @@ enum AuthorizationDecision: Equatable, Sendable {
 
     /// - Parameter factorDemanded: a fresh factor was already asked for this request; if the session still falls
     ///   short, the request fails rather than asking again.
-    static func decide(session: Session?, promptNone: Bool, promptLogin: Bool, maxAge: Int?, requiredLevel: AssuranceLevel?,
-                       factorDemanded: Bool, requestedAt: Date, now: Date) -> AuthorizationDecision {
+    static func decide(
+        session: Session?, promptNone: Bool, promptLogin: Bool, maxAge: Int?, requiredLevel: AssuranceLevel?,
+        factorDemanded: Bool, requestedAt: Date, now: Date
+    ) -> AuthorizationDecision {
         guard let session else { return promptNone ? .refuse(.loginRequired()) : .signIn }
         guard session.signedIn else { return promptNone ? .refuse(.loginRequired()) : .continueSignIn }
         guard session.samePractice else {
@@ -165,12 +192,17 @@ enum AuthorizationDecision: Equatable, Sendable {
             switch requiredLevel {
             case .phishingResistant:
                 guard session.hasPasskey else {
-                    return .refuse(.unmetAuthenticationRequirements("The application requires a passkey or security key, and this account has none. Add one under Account › Security."))
+                    return .refuse(
+                        .unmetAuthenticationRequirements(
+                            "The application requires a passkey or security key, and this account has none. Add one under Account › Security."
+                        ))
                 }
                 return .freshFactor(passkeyOnly: true)
             case .twoFactor:
                 guard session.hasSecondFactor else {
-                    return .refuse(.unmetAuthenticationRequirements("The application requires two-factor authentication; turn it on under Account › Security first."))
+                    return .refuse(
+                        .unmetAuthenticationRequirements(
+                            "The application requires two-factor authentication; turn it on under Account › Security first."))
                 }
                 return .freshFactor(passkeyOnly: false)
             case .password:

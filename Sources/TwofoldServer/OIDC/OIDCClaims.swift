@@ -68,10 +68,23 @@ struct IDTokenClaims: JWTPayload, Equatable {
         case iss, sub, aud, exp, iat, auth_time, nonce, sid, amr, acr, azp, at_hash
     }
 
-    init(iss: String, sub: String, aud: String, exp: Int64, iat: Int64, auth_time: Int64, nonce: String?, sid: String,
-         amr: [String], acr: String, azp: String, at_hash: String?, user: OIDCUserClaims) {
-        self.iss = iss; self.sub = sub; self.aud = aud; self.exp = exp; self.iat = iat; self.auth_time = auth_time
-        self.nonce = nonce; self.sid = sid; self.amr = amr; self.acr = acr; self.azp = azp; self.at_hash = at_hash; self.user = user
+    init(
+        iss: String, sub: String, aud: String, exp: Int64, iat: Int64, auth_time: Int64, nonce: String?, sid: String,
+        amr: [String], acr: String, azp: String, at_hash: String?, user: OIDCUserClaims
+    ) {
+        self.iss = iss
+        self.sub = sub
+        self.aud = aud
+        self.exp = exp
+        self.iat = iat
+        self.auth_time = auth_time
+        self.nonce = nonce
+        self.sid = sid
+        self.amr = amr
+        self.acr = acr
+        self.azp = azp
+        self.at_hash = at_hash
+        self.user = user
     }
 
     init(from decoder: any Decoder) throws {

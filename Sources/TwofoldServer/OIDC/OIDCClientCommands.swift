@@ -6,8 +6,10 @@ import Vapor
 struct OIDCClientCommands: AsyncCommandGroup {
     var help: String { "Manage the OpenID Connect applications (EHR, portal, intranet) of a practice." }
     var commands: [String: any AnyAsyncCommand] {
-        ["create": CreateOIDCClientCommand(), "list": ListOIDCClientsCommand(), "revoke": RevokeOIDCClientCommand(),
-         "rotate-secret": RotateOIDCClientSecretCommand(), "delete": DeleteOIDCClientCommand()]
+        [
+            "create": CreateOIDCClientCommand(), "list": ListOIDCClientsCommand(), "revoke": RevokeOIDCClientCommand(),
+            "rotate-secret": RotateOIDCClientSecretCommand(), "delete": DeleteOIDCClientCommand(),
+        ]
     }
 }
 
@@ -34,7 +36,8 @@ struct CreateOIDCClientCommand: AsyncCommand {
         @Option(name: "practice", help: "The practice id the application belongs to.") var practice: String?
         @Option(name: "name", help: "What the application is, e.g. \"Riverside EHR\".") var name: String?
         @Option(name: "redirect-uri", help: "A redirect URI, matched exactly; repeat for several (up to 10).") var redirectURI: String?
-        @Option(name: "post-logout-redirect-uri", help: "Where RP-initiated logout may return; repeat for several.") var postLogoutRedirectURI: String?
+        @Option(name: "post-logout-redirect-uri", help: "Where RP-initiated logout may return; repeat for several.")
+        var postLogoutRedirectURI: String?
         @Option(name: "backchannel-logout-uri", help: "Where Twofold posts back-channel logout tokens.") var backchannelLogoutURI: String?
         @Option(name: "start-url", help: "The link on users' home page.") var startURL: String?
         @Flag(name: "public", help: "A public client (native or browser app): no secret, PKCE required.") var isPublic: Bool
@@ -56,8 +59,9 @@ struct CreateOIDCClientCommand: AsyncCommand {
     }
 
     func run(using context: CommandContext, signature: Signature) async throws {
-        try await create(context, signature, redirectURIs: signature.redirectURI.map { [$0] } ?? [],
-                         postLogoutRedirectURIs: signature.postLogoutRedirectURI.map { [$0] } ?? [])
+        try await create(
+            context, signature, redirectURIs: signature.redirectURI.map { [$0] } ?? [],
+            postLogoutRedirectURIs: signature.postLogoutRedirectURI.map { [$0] } ?? [])
     }
 
     static func takeAll(_ name: String, from input: inout CommandInput) -> [String] {
@@ -69,21 +73,26 @@ struct CreateOIDCClientCommand: AsyncCommand {
         return values
     }
 
-    private func create(_ context: CommandContext, _ signature: Signature, redirectURIs: [String], postLogoutRedirectURIs: [String]) async throws {
+    private func create(_ context: CommandContext, _ signature: Signature, redirectURIs: [String], postLogoutRedirectURIs: [String])
+        async throws
+    {
         guard let practiceText = signature.practice, let name = signature.name, !redirectURIs.isEmpty else {
-            throw CLIError("--practice, --name and at least one --redirect-uri are required, e.g. twofold oidc-client create --practice <id> "
-                           + "--name \"Riverside EHR\" --redirect-uri https://ehr.example.org/oidc/callback")
+            throw CLIError(
+                "--practice, --name and at least one --redirect-uri are required, e.g. twofold oidc-client create --practice <id> "
+                    + "--name \"Riverside EHR\" --redirect-uri https://ehr.example.org/oidc/callback")
         }
         guard let practiceID = UUID(uuidString: practiceText) else { throw CLIError("--practice must be a practice id") }
-        let input = OIDCClientInput(name: name, redirectURIs: redirectURIs, postLogoutRedirectURIs: postLogoutRedirectURIs,
-                                    backchannelLogoutURI: signature.backchannelLogoutURI, startURL: signature.startURL,
-                                    isPublic: signature.isPublic, idTokenAlgorithm: signature.idTokenAlgorithm ?? "RS256",
-                                    allowOfflineAccess: signature.allowRefresh)
+        let input = OIDCClientInput(
+            name: name, redirectURIs: redirectURIs, postLogoutRedirectURIs: postLogoutRedirectURIs,
+            backchannelLogoutURI: signature.backchannelLogoutURI, startURL: signature.startURL,
+            isPublic: signature.isPublic, idTokenAlgorithm: signature.idTokenAlgorithm ?? "RS256",
+            allowOfflineAccess: signature.allowRefresh)
         let registry = try await OIDCClientRegistry.forCommand(context)
         let created = try await OIDCClientRegistry.cli { try await registry.create(practiceID: practiceID, input) }
         context.console.print("client_id: \(created.client.clientID)")
         if let secret = created.secret { context.console.print("client_secret: \(secret)") }
-        let kind = created.secret == nil ? "public application (PKCE, no secret)" : "confidential application; the secret is shown only once"
+        let kind =
+            created.secret == nil ? "public application (PKCE, no secret)" : "confidential application; the secret is shown only once"
         FileHandle.standardError.write(Data("Registered \(created.client.name) as a \(kind).\n".utf8))
     }
 }
@@ -106,12 +115,17 @@ struct ListOIDCClientsCommand: AsyncCommand {
     }
 
     func run(using context: CommandContext, signature: Signature) async throws {
-        guard let text = signature.practice, let practiceID = UUID(uuidString: text) else { throw CLIError("--practice <practice id> is required") }
+        guard let text = signature.practice, let practiceID = UUID(uuidString: text) else {
+            throw CLIError("--practice <practice id> is required")
+        }
         let registry = try await OIDCClientRegistry.forCommand(context)
-        guard try await Practice.find(practiceID, on: registry.database) != nil else { throw CLIError(OIDCClientError.practiceNotFound.reason) }
+        guard try await Practice.find(practiceID, on: registry.database) != nil else {
+            throw CLIError(OIDCClientError.practiceNotFound.reason)
+        }
         let items = try await registry.list(practiceID: practiceID).map { client in
-            Item(clientId: client.clientID, name: client.name, type: client.isPublic ? "public" : "confidential",
-                 status: client.enabled ? "enabled" : "disabled", redirectUris: client.redirectURIs, createdAt: client.createdAt)
+            Item(
+                clientId: client.clientID, name: client.name, type: client.isPublic ? "public" : "confidential",
+                status: client.enabled ? "enabled" : "disabled", redirectUris: client.redirectURIs, createdAt: client.createdAt)
         }
         if signature.json {
             let encoder = JSONEncoder()
@@ -156,7 +170,8 @@ struct RotateOIDCClientSecretCommand: AsyncCommand {
         let rotated = try await OIDCClientRegistry.cli { try await registry.rotateSecret(clientID: signature.clientID) }
         context.console.print("client_id: \(rotated.client.clientID)")
         context.console.print("client_secret: \(rotated.secret)")
-        FileHandle.standardError.write(Data("The old secret of \(rotated.client.name) no longer works; the new one is shown only once.\n".utf8))
+        FileHandle.standardError.write(
+            Data("The old secret of \(rotated.client.name) no longer works; the new one is shown only once.\n".utf8))
     }
 }
 

@@ -1,6 +1,6 @@
 import Fluent
-import TwofoldCore
 import Foundation
+import TwofoldCore
 import Vapor
 
 /// What an administrator can run into while registering applications (pages, API and CLI alike).
@@ -105,24 +105,30 @@ struct OIDCClientRegistry {
         guard try await Practice.find(practiceID, on: database) != nil else { throw OIDCClientError.practiceNotFound }
         var problems: [String] = []
         let name = Self.validName(input.name, problems: &problems)
-        let redirects = Self.validRedirectURIs(input.redirectURIs, label: "redirect URI", count: Self.redirectURICount,
-                                               isPublic: input.isPublic, problems: &problems)
-        let postLogout = Self.validRedirectURIs(input.postLogoutRedirectURIs, label: "post-logout redirect URI",
-                                                count: Self.postLogoutRedirectURICount, isPublic: input.isPublic, problems: &problems)
+        let redirects = Self.validRedirectURIs(
+            input.redirectURIs, label: "redirect URI", count: Self.redirectURICount,
+            isPublic: input.isPublic, problems: &problems)
+        let postLogout = Self.validRedirectURIs(
+            input.postLogoutRedirectURIs, label: "post-logout redirect URI",
+            count: Self.postLogoutRedirectURICount, isPublic: input.isPublic, problems: &problems)
         let backchannel = Self.validBackchannelURI(input.backchannelLogoutURI, problems: &problems)
         let start = Self.validStartURL(input.startURL, problems: &problems)
         let algorithm = Self.validAlgorithm(input.idTokenAlgorithm, problems: &problems)
         guard problems.isEmpty else { throw Self.invalid("Cannot register the application", problems) }
 
         let secret = input.isPublic ? nil : OIDCClient.newSecret()
-        let client = OIDCClient(practiceID: practiceID, clientID: OIDCClient.newClientID(), name: name, secretHash: secret?.hash,
-                                redirectURIs: redirects, postLogoutRedirectURIs: postLogout, backchannelLogoutURI: backchannel,
-                                startURL: start, idTokenAlgorithm: algorithm, allowOfflineAccess: input.allowOfflineAccess, now: now)
+        let client = OIDCClient(
+            practiceID: practiceID, clientID: OIDCClient.newClientID(), name: name, secretHash: secret?.hash,
+            redirectURIs: redirects, postLogoutRedirectURIs: postLogout, backchannelLogoutURI: backchannel,
+            startURL: start, idTokenAlgorithm: algorithm, allowOfflineAccess: input.allowOfflineAccess, now: now)
         try await database.transaction { db in
             try await client.create(on: db)
-            try await audit(.oidcClientCreated, client, extra: [
-                "type": input.isPublic ? "public" : "confidential", "redirect_uris": redirects.joined(separator: " "),
-                "id_token_alg": algorithm, "allow_offline_access": String(input.allowOfflineAccess)], on: db)
+            try await audit(
+                .oidcClientCreated, client,
+                extra: [
+                    "type": input.isPublic ? "public" : "confidential", "redirect_uris": redirects.joined(separator: " "),
+                    "id_token_alg": algorithm, "allow_offline_access": String(input.allowOfflineAccess),
+                ], on: db)
         }
         return Created(client: client, secret: secret?.secret)
     }
@@ -135,8 +141,9 @@ struct OIDCClientRegistry {
             Self.validRedirectURIs($0, label: "redirect URI", count: Self.redirectURICount, isPublic: client.isPublic, problems: &problems)
         }
         let postLogout = change.postLogoutRedirectURIs.map {
-            Self.validRedirectURIs($0, label: "post-logout redirect URI", count: Self.postLogoutRedirectURICount,
-                                   isPublic: client.isPublic, problems: &problems)
+            Self.validRedirectURIs(
+                $0, label: "post-logout redirect URI", count: Self.postLogoutRedirectURICount,
+                isPublic: client.isPublic, problems: &problems)
         }
         let backchannel = change.backchannelLogoutURI.map { Self.validBackchannelURI($0, problems: &problems) }
         let start = change.startURL.map { Self.validStartURL($0, problems: &problems) }
@@ -224,8 +231,10 @@ struct OIDCClientRegistry {
     private func audit(_ type: AuditEventType, _ client: OIDCClient, extra: [String: String] = [:], on db: any Database) async throws {
         var details = ["client": client.name, "client_id": client.clientID]
         details.merge(extra) { current, _ in current }
-        try await AuditLog.append(AuditEntry(type: type, practiceID: client.$practice.id, actorID: actor.userID, subjectID: actor.userID,
-                                             ip: actor.ip, userAgent: actor.userAgent, details: details), on: db, now: now)
+        try await AuditLog.append(
+            AuditEntry(
+                type: type, practiceID: client.$practice.id, actorID: actor.userID, subjectID: actor.userID,
+                ip: actor.ip, userAgent: actor.userAgent, details: details), on: db, now: now)
     }
 
     // MARK: validation
@@ -236,7 +245,9 @@ struct OIDCClientRegistry {
 
     static func validName(_ raw: String, problems: inout [String]) -> String {
         let name = raw.trimmingCharacters(in: .whitespacesAndNewlines)
-        if !nameLength.contains(name.count) { problems.append("the name must be \(nameLength.lowerBound) to \(nameLength.upperBound) characters") }
+        if !nameLength.contains(name.count) {
+            problems.append("the name must be \(nameLength.lowerBound) to \(nameLength.upperBound) characters")
+        }
         return name
     }
 
@@ -247,14 +258,18 @@ struct OIDCClientRegistry {
     }
 
     /// Redirect and post-logout redirect URIs: trimmed, empty lines dropped, duplicates removed, each checked.
-    static func validRedirectURIs(_ raw: [String], label: String, count: ClosedRange<Int>, isPublic: Bool, problems: inout [String]) -> [String] {
+    static func validRedirectURIs(_ raw: [String], label: String, count: ClosedRange<Int>, isPublic: Bool, problems: inout [String])
+        -> [String]
+    {
         var uris: [String] = []
         for uri in raw.map({ $0.trimmingCharacters(in: .whitespacesAndNewlines) }) where !uri.isEmpty && !uris.contains(uri) {
             uris.append(uri)
         }
         if !count.contains(uris.count) {
-            problems.append(count.lowerBound == 0 ? "give at most \(count.upperBound) \(label)s"
-                                                  : "give \(count.lowerBound) to \(count.upperBound) \(label)s")
+            problems.append(
+                count.lowerBound == 0
+                    ? "give at most \(count.upperBound) \(label)s"
+                    : "give \(count.lowerBound) to \(count.upperBound) \(label)s")
         }
         for uri in uris {
             if let problem = redirectURIProblem(uri, isPublic: isPublic) { problems.append("the \(label) \(quoted(uri)) \(problem)") }
@@ -276,7 +291,8 @@ struct OIDCClientRegistry {
             return isLoopback(components.host ?? "") ? nil : "must use https (http only for localhost, 127.0.0.1 or [::1])"
         default:
             guard scheme.contains(".") else {
-                return "must use https, http on a loopback address, or a private-use scheme in reverse-domain form (com.example.app:/callback)"
+                return
+                    "must use https, http on a loopback address, or a private-use scheme in reverse-domain form (com.example.app:/callback)"
             }
             return isPublic ? nil : "uses a private-use scheme, which is for public (native) applications only"
         }
@@ -284,12 +300,16 @@ struct OIDCClientRegistry {
 
     static func validBackchannelURI(_ raw: String?, problems: inout [String]) -> String? {
         guard let uri = raw?.trimmingCharacters(in: .whitespacesAndNewlines), !uri.isEmpty else { return nil }
-        let problem: String? = commonProblem(uri) ?? {
-            guard let components = URLComponents(string: uri), let scheme = components.scheme?.lowercased(), ["https", "http"].contains(scheme)
-            else { return "must be an https URL" }
-            if let problem = webProblem(components) { return problem }
-            return scheme == "https" || isLoopback(components.host ?? "") ? nil : "must use https (http only for localhost, 127.0.0.1 or [::1])"
-        }()
+        let problem: String? =
+            commonProblem(uri)
+            ?? {
+                guard let components = URLComponents(string: uri), let scheme = components.scheme?.lowercased(),
+                    ["https", "http"].contains(scheme)
+                else { return "must be an https URL" }
+                if let problem = webProblem(components) { return problem }
+                return scheme == "https" || isLoopback(components.host ?? "")
+                    ? nil : "must use https (http only for localhost, 127.0.0.1 or [::1])"
+            }()
         if let problem { problems.append("the back-channel logout URI \(quoted(uri)) \(problem)") }
         return uri
     }
@@ -299,8 +319,10 @@ struct OIDCClientRegistry {
         var problem: String?
         if url.count > maximumURILength || url.contains(where: { $0.isWhitespace }) {
             problem = "must be at most \(maximumURILength) characters without spaces"
-        } else if let components = URLComponents(string: url), let scheme = components.scheme?.lowercased(), ["https", "http"].contains(scheme),
-                  let host = components.host, !host.isEmpty {
+        } else if let components = URLComponents(string: url), let scheme = components.scheme?.lowercased(),
+            ["https", "http"].contains(scheme),
+            let host = components.host, !host.isEmpty
+        {
             problem = nil
         } else {
             problem = "must be an http or https URL, e.g. https://ehr.example.org/"
@@ -324,7 +346,8 @@ struct OIDCClientRegistry {
 
     /// localhost, 127.0.0.0/8 and ::1 (RFC 8252 §7.3; the host may come bracketed or not).
     static func isLoopback(_ rawHost: String) -> Bool {
-        ClientAddress.isLoopbackHost(rawHost) || rawHost.lowercased().trimmingCharacters(in: CharacterSet(charactersIn: "[]")) == "0:0:0:0:0:0:0:1"
+        ClientAddress.isLoopbackHost(rawHost)
+            || rawHost.lowercased().trimmingCharacters(in: CharacterSet(charactersIn: "[]")) == "0:0:0:0:0:0:0:1"
     }
 
     private static func quoted(_ uri: String) -> String {
@@ -335,7 +358,8 @@ struct OIDCClientRegistry {
 extension OIDCClientRegistry {
     /// The registry acting for the signed-in administrator of this request.
     init(request: Request, actorID: UUID?) {
-        self.init(database: request.db, now: request.now,
-                  actor: Actor(userID: actorID, ip: request.clientIP, userAgent: request.headers.first(name: .userAgent) ?? ""))
+        self.init(
+            database: request.db, now: request.now,
+            actor: Actor(userID: actorID, ip: request.clientIP, userAgent: request.headers.first(name: .userAgent) ?? ""))
     }
 }

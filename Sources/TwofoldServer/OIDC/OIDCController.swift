@@ -26,8 +26,8 @@ struct OIDCController: RouteCollection {
     /// A production server that signs applications in must know its public address: the issuer of every token.
     static func checkIssuer(_ app: Application) async throws {
         guard app.twofold.configuration.publicURL == nil, app.environment == .production,
-              (app.environment.arguments.dropFirst().first ?? "serve") == "serve",
-              try await OIDCClient.query(on: app.db).filter(\.$enabled == true).first() != nil
+            (app.environment.arguments.dropFirst().first ?? "serve") == "serve",
+            try await OIDCClient.query(on: app.db).filter(\.$enabled == true).first() != nil
         else { return }
         struct MissingPublicURL: Error, CustomStringConvertible {
             var description: String {
@@ -56,9 +56,11 @@ struct OIDCController: RouteCollection {
             "subject_types_supported": .strings(["public"]),
             "id_token_signing_alg_values_supported": .strings(["RS256", "ES256"]),
             "scopes_supported": .strings(AuthorizationParameters.supportedScopes),
-            "claims_supported": .strings(["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "sid", "amr", "acr", "azp", "at_hash",
-                                          "name", "given_name", "family_name", "preferred_username", "email", "email_verified",
-                                          "phone_number", "phone_number_verified", "practice", "roles"]),
+            "claims_supported": .strings([
+                "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "sid", "amr", "acr", "azp", "at_hash",
+                "name", "given_name", "family_name", "preferred_username", "email", "email_verified",
+                "phone_number", "phone_number_verified", "practice", "roles",
+            ]),
             "token_endpoint_auth_methods_supported": .strings(["client_secret_basic", "client_secret_post", "none"]),
             "revocation_endpoint_auth_methods_supported": .strings(["client_secret_basic", "client_secret_post", "none"]),
             "introspection_endpoint_auth_methods_supported": .strings(["client_secret_basic", "client_secret_post"]),
@@ -89,7 +91,9 @@ struct OIDCController: RouteCollection {
         let client: OIDCClient
         do {
             var found: OIDCClient?
-            if let id = parameters["client_id"], id.utf8.count <= 128 { found = try await OIDCClient.query(on: req.db).filter(\.$clientID == id).first() }
+            if let id = parameters["client_id"], id.utf8.count <= 128 {
+                found = try await OIDCClient.query(on: req.db).filter(\.$clientID == id).first()
+            }
             client = try AuthorizationParameters.checkClient(found, redirectURI: parameters["redirect_uri"])
         } catch let error as OIDCPageError {
             return try await errorPage(req, error)
@@ -98,7 +102,8 @@ struct OIDCController: RouteCollection {
         do {
             let validated = try AuthorizationParameters(parameters, client: client, redirectURI: redirectURI)
             let (pending, handle) = try await service.storePending(validated, client: client)
-            return try await proceed(req, service: service, pending: pending, client: client, handle: handle, promptNone: validated.promptNone)
+            return try await proceed(
+                req, service: service, pending: pending, client: client, handle: handle, promptNone: validated.promptNone)
         } catch let error as OAuthError {
             return Self.redirect(req, to: redirectURI, issuer: issuer, state: parameters["state"], error: error)
         }
@@ -118,19 +123,23 @@ struct OIDCController: RouteCollection {
         return try await proceed(req, service: service, pending: pending, client: client, handle: handle, promptNone: false)
     }
 
-    private func proceed(_ req: Request, service: OIDCService, pending: OIDCAuthorizationRequest, client: OIDCClient, handle: String, promptNone: Bool) async throws -> Response {
+    private func proceed(
+        _ req: Request, service: OIDCService, pending: OIDCAuthorizationRequest, client: OIDCClient, handle: String, promptNone: Bool
+    ) async throws -> Response {
         let session = req.currentSession
         let decision = try await service.decide(pending, client: client, session: session, promptNone: promptNone)
         let waiting: Response
         switch decision {
         case .issue:
             let code = try await service.issueCode(pending, client: client, session: session!)
-            var response = Self.redirect(req, to: pending.redirectURI, issuer: service.context.issuer, state: pending.state, error: nil, code: code)
+            var response = Self.redirect(
+                req, to: pending.redirectURI, issuer: service.context.issuer, state: pending.state, error: nil, code: code)
             response = Self.clearingPending(response, req)
             return response
         case .refuse(let error):
             try await pending.delete(on: req.db)
-            return Self.clearingPending(Self.redirect(req, to: pending.redirectURI, issuer: service.context.issuer, state: pending.state, error: error), req)
+            return Self.clearingPending(
+                Self.redirect(req, to: pending.redirectURI, issuer: service.context.issuer, state: pending.state, error: error), req)
         case .signIn, .freshSignIn:
             if let hint = pending.loginHint ?? (decision == .freshSignIn ? session?.user.username : nil) {
                 waiting = req.redirect(to: WebPath.login, query: ["continue": "oidc", "username": hint])
@@ -144,7 +153,8 @@ struct OIDCController: RouteCollection {
             waiting = req.redirect(to: WebPath.twoFactor, query: passkeyOnly ? ["method": "passkey"] : [:])
         }
         waiting.cookies[Self.pendingCookie] = HTTPCookies.Value(
-            string: handle, maxAge: Int(req.policy.oidc.pendingRequestLifetime), path: "/", isSecure: req.twofold.configuration.secureCookies,
+            string: handle, maxAge: Int(req.policy.oidc.pendingRequestLifetime), path: "/",
+            isSecure: req.twofold.configuration.secureCookies,
             isHTTPOnly: true, sameSite: .lax)
         return waiting
     }
@@ -152,7 +162,8 @@ struct OIDCController: RouteCollection {
     /// The origin of the redirect URI of the authorization this browser is signing in for, if any.
     static func pendingRedirectOrigin(_ req: Request) async throws -> String? {
         guard let handle = req.cookies[pendingCookie]?.string, !handle.isEmpty, handle.utf8.count <= 128,
-              let pending = try await OIDCAuthorizationRequest.query(on: req.db).filter(\.$handleHash == TwofoldCore.Digest.sha256Hex(handle)).first()
+            let pending = try await OIDCAuthorizationRequest.query(on: req.db).filter(\.$handleHash == TwofoldCore.Digest.sha256Hex(handle))
+                .first()
         else { return nil }
         return cspSource(of: pending.redirectURI)
     }
@@ -172,8 +183,9 @@ struct OIDCController: RouteCollection {
     }
 
     static func expiredCookie(_ req: Request) -> HTTPCookies.Value {
-        HTTPCookies.Value(string: "", expires: Date(timeIntervalSince1970: 0), maxAge: 0, path: "/",
-                          isSecure: req.twofold.configuration.secureCookies, isHTTPOnly: true, sameSite: .lax)
+        HTTPCookies.Value(
+            string: "", expires: Date(timeIntervalSince1970: 0), maxAge: 0, path: "/",
+            isSecure: req.twofold.configuration.secureCookies, isHTTPOnly: true, sameSite: .lax)
     }
 
     private static func clearingPending(_ response: Response, _ req: Request) -> Response {
@@ -182,7 +194,9 @@ struct OIDCController: RouteCollection {
     }
 
     /// The authorization response (RFC 6749 §4.1.2, with `iss` per RFC 9207), in the redirect URI's query.
-    static func redirect(_ req: Request, to redirectURI: String, issuer: String, state: String?, error: OAuthError?, code: String? = nil) -> Response {
+    static func redirect(_ req: Request, to redirectURI: String, issuer: String, state: String?, error: OAuthError?, code: String? = nil)
+        -> Response
+    {
         var items: [URLQueryItem] = []
         if let code { items.append(URLQueryItem(name: "code", value: code)) }
         if let error {
@@ -208,7 +222,9 @@ struct OIDCController: RouteCollection {
             let client = try await service.authenticate(try Self.credentials(req, form: form))
             switch form["grant_type"] {
             case "authorization_code"?:
-                return try Self.json(try await service.exchange(code: form["code"], redirectURI: form["redirect_uri"], verifier: form["code_verifier"], client: client))
+                return try Self.json(
+                    try await service.exchange(
+                        code: form["code"], redirectURI: form["redirect_uri"], verifier: form["code_verifier"], client: client))
             case "refresh_token"?:
                 return try Self.json(try await service.refresh(form["refresh_token"], scope: form["scope"], client: client))
             case let other?:
@@ -222,7 +238,9 @@ struct OIDCController: RouteCollection {
     @Sendable func userInfo(req: Request) async throws -> Response {
         try await Self.endpoint(req, limited: false) { service in
             var token = req.headers.bearerAuthorization?.token
-            if token == nil, req.method == .POST, req.headers.contentType == .urlEncodedForm { token = try Self.form(of: req)["access_token"] }
+            if token == nil, req.method == .POST, req.headers.contentType == .urlEncodedForm {
+                token = try Self.form(of: req)["access_token"]
+            }
             return try Self.json(try await service.userInfo(accessToken: token))
         }
     }
@@ -240,7 +258,9 @@ struct OIDCController: RouteCollection {
         try await Self.endpoint(req, limited: true) { service in
             let form = try Self.form(of: req)
             let client = try await service.authenticate(try Self.credentials(req, form: form))
-            guard !client.isPublic else { throw OAuthError.invalidClient("Introspection is for confidential clients (with a secret).", basic: false) }
+            guard !client.isPublic else {
+                throw OAuthError.invalidClient("Introspection is for confidential clients (with a secret).", basic: false)
+            }
             return try Self.json(try await service.introspect(form["token"], client: client))
         }
     }
@@ -275,20 +295,29 @@ struct OIDCController: RouteCollection {
 
     /// All requests of one client address to the token, revocation and introspection endpoints, reserved first.
     private static func limitAddress(_ req: Request) async throws {
-        let reserved = try await ThrottleStore(database: req.db).reserve("oidc:token:ip:\(req.clientThrottleKey)", limit: req.policy.oidc.tokenRequestsPerAddress, now: req.now)
+        let reserved = try await ThrottleStore(database: req.db).reserve(
+            "oidc:token:ip:\(req.clientThrottleKey)", limit: req.policy.oidc.tokenRequestsPerAddress, now: req.now)
         if let retryAfter = reserved.retryAfter {
-            throw OAuthError(code: "temporarily_unavailable", description: "Too many requests from this address; try again in \(retryAfter) seconds.", status: .tooManyRequests)
+            throw OAuthError(
+                code: "temporarily_unavailable", description: "Too many requests from this address; try again in \(retryAfter) seconds.",
+                status: .tooManyRequests)
         }
     }
 
     /// The client's credentials: HTTP Basic (RFC 6749 §2.3.1, form-encoded id and secret), or in the form body.
     static func credentials(_ req: Request, form: [String: String]) throws -> OIDCService.ClientCredentials? {
         if let header = req.headers.first(name: .authorization), header.lowercased().hasPrefix("basic ") {
-            if form["client_secret"] != nil { throw OAuthError.invalidRequest("Use one client authentication method, not both Basic and client_secret.") }
-            guard let basic = req.headers.basicAuthorization else { throw OAuthError.invalidClient("The Basic authorization header is malformed.", basic: true) }
+            if form["client_secret"] != nil {
+                throw OAuthError.invalidRequest("Use one client authentication method, not both Basic and client_secret.")
+            }
+            guard let basic = req.headers.basicAuthorization else {
+                throw OAuthError.invalidClient("The Basic authorization header is malformed.", basic: true)
+            }
             let id = basic.username.removingPercentEncoding ?? basic.username
             let secret = basic.password.removingPercentEncoding ?? basic.password
-            if let formID = form["client_id"], formID != id { throw OAuthError.invalidRequest("client_id in the body differs from the Basic credentials.") }
+            if let formID = form["client_id"], formID != id {
+                throw OAuthError.invalidRequest("client_id in the body differs from the Basic credentials.")
+            }
             return .basic(id: id, secret: secret)
         }
         guard let id = form["client_id"] else { return nil }
@@ -319,29 +348,39 @@ struct OIDCController: RouteCollection {
         let service = try OIDCService(request: req, issuer: issuer)
         var client: OIDCClient?
         if let hint = parameters["id_token_hint"], !hint.isEmpty {
-            guard hint.utf8.count <= 8192, let claims = try? await service.context.signer.verify(hint, as: IDTokenHint.self), claims.iss == issuer else {
-                return try await errorPage(req, OIDCPageError(title: "Sign-out request refused", message: "The application's id_token_hint was not issued by Twofold."))
+            guard hint.utf8.count <= 8192, let claims = try? await service.context.signer.verify(hint, as: IDTokenHint.self),
+                claims.iss == issuer
+            else {
+                return try await errorPage(
+                    req,
+                    OIDCPageError(title: "Sign-out request refused", message: "The application's id_token_hint was not issued by Twofold."))
             }
             client = try await OIDCClient.query(on: req.db).filter(\.$clientID == claims.aud).first()
         }
         if let clientID = parameters["client_id"], !clientID.isEmpty {
             if let client, client.clientID != clientID {
-                return try await errorPage(req, OIDCPageError(title: "Sign-out request refused", message: "client_id does not match the id_token_hint."))
+                return try await errorPage(
+                    req, OIDCPageError(title: "Sign-out request refused", message: "client_id does not match the id_token_hint."))
             }
             client = try await OIDCClient.query(on: req.db).filter(\.$clientID == String(clientID.prefix(128))).first()
         }
         let postLogout = parameters["post_logout_redirect_uri"].flatMap { $0.isEmpty ? nil : $0 }
         if let postLogout, client?.postLogoutRedirectURIs.contains(postLogout) != true {
-            return try await errorPage(req, OIDCPageError(
-                title: "Sign-out request refused",
-                message: "The application asked to send you to an address that is not registered as its sign-out address. You are still signed in; sign out from Twofold's menu instead."))
+            return try await errorPage(
+                req,
+                OIDCPageError(
+                    title: "Sign-out request refused",
+                    message:
+                        "The application asked to send you to an address that is not registered as its sign-out address. You are still signed in; sign out from Twofold's menu instead."
+                ))
         }
         let state = parameters["state"].map { String($0.prefix(AuthorizationParameters.maxStateLength)) }
         let confirmed = req.method == .POST && parameters["confirm"] == "yes"
         if confirmed {
             if let session = req.currentSession {
                 guard let provided = parameters[CSRFGuard.fieldName], ConstantTime.equals(session.record.csrfToken, provided) else {
-                    throw Abort(.forbidden, reason: "This form has expired or did not come from Twofold. Go back, reload the page and try again.")
+                    throw Abort(
+                        .forbidden, reason: "This form has expired or did not come from Twofold. Go back, reload the page and try again.")
                 }
                 try await LoginWebController.endSession(req, session: session, via: client)
             }
@@ -350,7 +389,9 @@ struct OIDCController: RouteCollection {
                 response.cookies[req.sessionCookieName] = SessionCookie.expired(secure: req.twofold.configuration.secureCookies)
                 return response
             }
-            let page = LogoutPage(layout: Layout(title: "Signed out", practiceName: nil, csrf: req.anonymousCSRFToken), applicationName: client?.name, signedIn: false)
+            let page = LogoutPage(
+                layout: Layout(title: "Signed out", practiceName: nil, csrf: req.anonymousCSRFToken), applicationName: client?.name,
+                signedIn: false)
             let response = try await req.render("oidc-logout", page)
             response.cookies[req.sessionCookieName] = SessionCookie.expired(secure: req.twofold.configuration.secureCookies)
             return response
@@ -360,8 +401,10 @@ struct OIDCController: RouteCollection {
             return req.redirect(to: Self.postLogoutURL(postLogout, state: state))
         }
         if let postLogout, let origin = Self.cspSource(of: postLogout) { req.formActionOrigins.append(origin) }
-        let page = LogoutPage(layout: req.layout(req.currentSession == nil ? "Signed out" : "Sign out"), applicationName: client?.name, clientID: client?.clientID,
-                              postLogoutRedirectURI: postLogout, state: state, signedIn: req.currentSession != nil)
+        let page = LogoutPage(
+            layout: req.layout(req.currentSession == nil ? "Signed out" : "Sign out"), applicationName: client?.name,
+            clientID: client?.clientID,
+            postLogoutRedirectURI: postLogout, state: state, signedIn: req.currentSession != nil)
         return try await req.renderUncached("oidc-logout", page, status: .ok)
     }
 
@@ -384,7 +427,9 @@ struct OIDCController: RouteCollection {
         guard req.headers.contentType == .urlEncodedForm else {
             throw OAuthError.invalidRequest("Send the parameters as application/x-www-form-urlencoded.")
         }
-        guard let form = try? req.content.decode([String: String].self) else { throw OAuthError.invalidRequest("The form body could not be read.") }
+        guard let form = try? req.content.decode([String: String].self) else {
+            throw OAuthError.invalidRequest("The form body could not be read.")
+        }
         return form
     }
 
@@ -395,16 +440,20 @@ struct OIDCController: RouteCollection {
             var signedIn: Bool
             var homeLink: String
         }
-        return try await req.render("error", Page(layout: req.layout(error.title), reason: error.message,
-                                                  signedIn: req.currentSession?.record.stage == .signedIn, homeLink: WebPath.home.string), status: error.status)
+        return try await req.render(
+            "error",
+            Page(
+                layout: req.layout(error.title), reason: error.message,
+                signedIn: req.currentSession?.record.stage == .signedIn, homeLink: WebPath.home.string), status: error.status)
     }
 }
 
 extension OIDCService {
     init(request: Request, issuer: String) throws {
-        self.init(context: OIDCContext(
-            database: request.db, now: request.now, issuer: issuer, signer: request.tokenSigner, audit: request.auditRecorder,
-            client: request.client, logger: request.logger, policy: request.policy))
+        self.init(
+            context: OIDCContext(
+                database: request.db, now: request.now, issuer: issuer, signer: request.tokenSigner, audit: request.auditRecorder,
+                client: request.client, logger: request.logger, policy: request.policy))
     }
 }
 
@@ -421,13 +470,16 @@ extension Request {
     /// The provider's issuer: `TWOFOLD_PUBLIC_URL`; without it only a server under test or one reached on its own
     /// loopback address (development on one machine) answers, as for step-up assertions.
     func oidcIssuer() throws -> String {
-        guard let issuer = StepUpService.issuer(publicURL: twofold.configuration.publicURL, isTesting: application.environment == .testing,
-                                                host: headers.first(name: .host), peerIsLoopback: StepUpService.isLoopback(remoteAddress),
-                                                requestBaseURL: publicBaseURL)
+        guard
+            let issuer = StepUpService.issuer(
+                publicURL: twofold.configuration.publicURL, isTesting: application.environment == .testing,
+                host: headers.first(name: .host), peerIsLoopback: StepUpService.isLoopback(remoteAddress),
+                requestBaseURL: publicBaseURL)
         else {
-            throw OIDCPageError(title: "OpenID Connect is not set up",
-                                message: "Set TWOFOLD_PUBLIC_URL to the address users reach Twofold at; until then Twofold cannot sign in applications.",
-                                status: .serviceUnavailable)
+            throw OIDCPageError(
+                title: "OpenID Connect is not set up",
+                message: "Set TWOFOLD_PUBLIC_URL to the address users reach Twofold at; until then Twofold cannot sign in applications.",
+                status: .serviceUnavailable)
         }
         return issuer
     }

@@ -32,9 +32,11 @@ final class OIDCClient: Model, @unchecked Sendable {
 
     init() {}
 
-    init(practiceID: UUID, clientID: String, name: String, secretHash: String?, redirectURIs: [String],
-         postLogoutRedirectURIs: [String] = [], backchannelLogoutURI: String? = nil, startURL: String? = nil,
-         idTokenAlgorithm: String = "RS256", allowOfflineAccess: Bool = false, now: Date) {
+    init(
+        practiceID: UUID, clientID: String, name: String, secretHash: String?, redirectURIs: [String],
+        postLogoutRedirectURIs: [String] = [], backchannelLogoutURI: String? = nil, startURL: String? = nil,
+        idTokenAlgorithm: String = "RS256", allowOfflineAccess: Bool = false, now: Date
+    ) {
         id = UUID()
         $practice.id = practiceID
         self.clientID = clientID
@@ -272,13 +274,17 @@ struct CreateOIDCTables: AsyncMigration {
         try await database.schema(SessionRecord.schema).field("amr", .string).update()
         try await database.schema(SessionRecord.schema).field("acr", .string).update()
         try await database.schema(Practice.schema)
-            .field("oidc_access_token_minutes", .int, .required, .sql(.default(TwofoldPolicy.standard.practice.accessTokenMinutes.default))).update()
+            .field("oidc_access_token_minutes", .int, .required, .sql(.default(TwofoldPolicy.standard.practice.accessTokenMinutes.default)))
+            .update()
         try await database.schema(Practice.schema)
-            .field("oidc_refresh_token_days", .int, .required, .sql(.default(TwofoldPolicy.standard.practice.refreshTokenDays.default))).update()
+            .field("oidc_refresh_token_days", .int, .required, .sql(.default(TwofoldPolicy.standard.practice.refreshTokenDays.default)))
+            .update()
     }
 
     func revert(on database: any Database) async throws {
-        for schema in [OIDCSessionClient.schema, OIDCToken.schema, OIDCAuthorizationCode.schema, OIDCAuthorizationRequest.schema, OIDCClient.schema] {
+        for schema in [
+            OIDCSessionClient.schema, OIDCToken.schema, OIDCAuthorizationCode.schema, OIDCAuthorizationRequest.schema, OIDCClient.schema,
+        ] {
             try await database.schema(schema).delete()
         }
     }

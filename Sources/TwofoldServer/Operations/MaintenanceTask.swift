@@ -36,7 +36,7 @@ final class MaintenanceTask: LifecycleHandler, Sendable {
         try await SMSCode.query(on: database).filter(\.$expiresAt < cutoff).delete()
         let challenges = try await WebAuthnChallenge.query(on: database).filter(\.$expiresAt < cutoff).count()
         try await WebAuthnChallenge.query(on: database).filter(\.$expiresAt < cutoff).delete()
-        try await SigningKeyStore.prune(on: database, now: now)  // keys retired a day ago are no longer published
+        try await SigningKeyStore.prune(on: database, now: now) // keys retired a day ago are no longer published
         return Pruned(throttleBuckets: buckets, smsCodes: codes, webAuthnChallenges: challenges)
     }
 
@@ -47,23 +47,33 @@ final class MaintenanceTask: LifecycleHandler, Sendable {
                 if Task.isCancelled { break }
                 do {
                     let pruned = try await Self.prune(database: application.db, now: application.twofold.clock.now())
-                    application.logger.debug("Pruned stale rows", metadata: [
-                        "throttle_buckets": .stringConvertible(pruned.throttleBuckets), "sms_codes": .stringConvertible(pruned.smsCodes),
-                        "webauthn_challenges": .stringConvertible(pruned.webAuthnChallenges),
-                    ])
+                    application.logger.debug(
+                        "Pruned stale rows",
+                        metadata: [
+                            "throttle_buckets": .stringConvertible(pruned.throttleBuckets),
+                            "sms_codes": .stringConvertible(pruned.smsCodes),
+                            "webauthn_challenges": .stringConvertible(pruned.webAuthnChallenges),
+                        ])
                 } catch {
-                    application.logger.warning("Pruning stale rows failed; trying again in ten minutes", metadata: ["error": .string(String(reflecting: type(of: error)))])
+                    application.logger.warning(
+                        "Pruning stale rows failed; trying again in ten minutes",
+                        metadata: ["error": .string(String(reflecting: type(of: error)))])
                 }
                 // §1311.150(b): yesterday's EPCS audit report, once per UTC day for each practice with EPCS grants.
                 do {
                     let outcome = try await EPCSDailyAnalysis.run(database: application.db, now: application.twofold.clock.now())
                     if !outcome.analysed.isEmpty {
-                        application.logger.info("EPCS daily analysis", metadata: [
-                            "day": .string(outcome.day), "practices": .stringConvertible(outcome.analysed.count), "alerts": .stringConvertible(outcome.alerts),
-                        ])
+                        application.logger.info(
+                            "EPCS daily analysis",
+                            metadata: [
+                                "day": .string(outcome.day), "practices": .stringConvertible(outcome.analysed.count),
+                                "alerts": .stringConvertible(outcome.alerts),
+                            ])
                     }
                 } catch {
-                    application.logger.warning("The daily EPCS analysis failed; trying again in ten minutes", metadata: ["error": .string(String(reflecting: type(of: error)))])
+                    application.logger.warning(
+                        "The daily EPCS analysis failed; trying again in ten minutes",
+                        metadata: ["error": .string(String(reflecting: type(of: error)))])
                 }
             }
         }
@@ -77,7 +87,9 @@ final class MaintenanceTask: LifecycleHandler, Sendable {
                 do {
                     try await AuditLog.checkpointIfDue(on: application.db, now: application.twofold.clock.now())
                 } catch {
-                    application.logger.warning("Writing an audit checkpoint failed; trying again", metadata: ["error": .string(String(reflecting: type(of: error)))])
+                    application.logger.warning(
+                        "Writing an audit checkpoint failed; trying again",
+                        metadata: ["error": .string(String(reflecting: type(of: error)))])
                 }
             }
         }

@@ -7,23 +7,34 @@ import Vapor
 /// lockouts and database errors. Labels use route patterns, never raw paths or user input, so their number stays small.
 struct TwofoldMetrics: Sendable {
     let registry = PrometheusCollectorRegistry()
-    static let latencyBuckets: [Duration] = [.milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25),
-                                             .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5)]
+    static let latencyBuckets: [Duration] = [
+        .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25),
+        .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5),
+    ]
 
     static func name(_ subsystem: String?, _ metric: String, unit: String, help: String) -> MetricNameDescriptor {
         MetricNameDescriptor(namespace: "twofold", subsystem: subsystem, metricName: metric, unitName: unit, helpText: help)
     }
 
-    static var requests: MetricNameDescriptor { name("http", "requests", unit: "total", help: "HTTP requests by route pattern, method and status.") }
+    static var requests: MetricNameDescriptor {
+        name("http", "requests", unit: "total", help: "HTTP requests by route pattern, method and status.")
+    }
     static var latency: MetricNameDescriptor { name("http", "request_duration", unit: "seconds", help: "Time to answer HTTP requests.") }
-    static var verifications: MetricNameDescriptor { name(nil, "verifications", unit: "total", help: "Second-factor checks by factor kind and outcome.") }
+    static var verifications: MetricNameDescriptor {
+        name(nil, "verifications", unit: "total", help: "Second-factor checks by factor kind and outcome.")
+    }
     static var messages: MetricNameDescriptor { name(nil, "sms", unit: "total", help: "Text messages handed to the sender.") }
     static var lockouts: MetricNameDescriptor { name(nil, "lockouts", unit: "total", help: "Second-factor lockouts started.") }
-    static var databaseErrors: MetricNameDescriptor { name("database", "errors", unit: "total", help: "Requests that failed on a database error.") }
+    static var databaseErrors: MetricNameDescriptor {
+        name("database", "errors", unit: "total", help: "Requests that failed on a database error.")
+    }
 
     func request(route: String, method: String, status: UInt, duration: Duration) {
-        registry.makeCounter(descriptor: Self.requests, labels: [("route", route), ("method", method), ("status", String(status))]).increment()
-        registry.makeDurationHistogram(descriptor: Self.latency, labels: [("route", route), ("method", method)], buckets: Self.latencyBuckets).record(duration)
+        registry.makeCounter(descriptor: Self.requests, labels: [("route", route), ("method", method), ("status", String(status))])
+            .increment()
+        registry.makeDurationHistogram(
+            descriptor: Self.latency, labels: [("route", route), ("method", method)], buckets: Self.latencyBuckets
+        ).record(duration)
     }
 
     enum Outcome: String {
@@ -47,9 +58,15 @@ struct TwofoldMetrics: Sendable {
         registry.makeCounter(descriptor: Self.databaseErrors).increment()
     }
 
-    static var radiusRequests: MetricNameDescriptor { name("radius", "requests", unit: "total", help: "RADIUS Access-Requests answered, by outcome (accept, reject, challenge).") }
-    static var radiusDrops: MetricNameDescriptor { name("radius", "dropped", unit: "total", help: "RADIUS datagrams dropped without an answer, by reason.") }
-    static var radiusLatency: MetricNameDescriptor { name("radius", "request_duration", unit: "seconds", help: "Time to answer a RADIUS Access-Request.") }
+    static var radiusRequests: MetricNameDescriptor {
+        name("radius", "requests", unit: "total", help: "RADIUS Access-Requests answered, by outcome (accept, reject, challenge).")
+    }
+    static var radiusDrops: MetricNameDescriptor {
+        name("radius", "dropped", unit: "total", help: "RADIUS datagrams dropped without an answer, by reason.")
+    }
+    static var radiusLatency: MetricNameDescriptor {
+        name("radius", "request_duration", unit: "seconds", help: "Time to answer a RADIUS Access-Request.")
+    }
 
     func radius(outcome: String) {
         registry.makeCounter(descriptor: Self.radiusRequests, labels: [("outcome", outcome)]).increment()

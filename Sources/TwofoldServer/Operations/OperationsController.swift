@@ -27,7 +27,9 @@ struct OperationsController: RouteCollection {
         case let mapping as [AnyHashable: Any]:
             var object: [String: Any] = [:]
             for (key, child) in mapping {
-                guard let key = key.base as? String else { throw Abort(.internalServerError, reason: "openapi.yaml has a key that is not a string: \(key)") }
+                guard let key = key.base as? String else {
+                    throw Abort(.internalServerError, reason: "openapi.yaml has a key that is not a string: \(key)")
+                }
                 object[key] = try jsonValue(child)
             }
             return object
@@ -62,15 +64,18 @@ struct OperationsController: RouteCollection {
 
     @Sendable func ready(req: Request) async throws -> Response {
         do {
-            let applied = try await req.db.sql.select().column(SQLFunction("COUNT", args: SQLLiteral.all), as: "n")
+            let applied =
+                try await req.db.sql.select().column(SQLFunction("COUNT", args: SQLLiteral.all), as: "n")
                 .from("_fluent_migrations").first(decoding: CountRow.self)?.n ?? 0
             let expected = DatabaseSetup.migrations.count
             guard applied >= expected else {
-                return try await Status(status: "unavailable", reason: "database migrations are pending; run `twofold migrate`").encodeResponse(status: .serviceUnavailable, for: req)
+                return try await Status(status: "unavailable", reason: "database migrations are pending; run `twofold migrate`")
+                    .encodeResponse(status: .serviceUnavailable, for: req)
             }
             return try await Status(status: "ready").encodeResponse(for: req)
         } catch {
-            return try await Status(status: "unavailable", reason: "the database is not reachable").encodeResponse(status: .serviceUnavailable, for: req)
+            return try await Status(status: "unavailable", reason: "the database is not reachable").encodeResponse(
+                status: .serviceUnavailable, for: req)
         }
     }
 

@@ -61,7 +61,8 @@ struct PasskeyAPIController: RouteCollection {
         }
         guard session.record.stage == .secondFactor else { throw PasskeyError.alreadySignedIn }
         let factor = try await service.verifySecondFactor(body.credential, session: session)
-        let finished = try await SignInService(request: req).finish(session: session, method: "webauthn", factor: factor, remember: body.rememberBrowser == true)
+        let finished = try await SignInService(request: req).finish(
+            session: session, method: "webauthn", factor: factor, remember: body.rememberBrowser == true)
         return API.PasskeySignedIn(status: .authenticated, token: finished.token, rememberToken: finished.rememberToken)
     }
 }

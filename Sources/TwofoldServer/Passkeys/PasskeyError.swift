@@ -31,9 +31,11 @@ enum PasskeyError: AbortError, Equatable {
         case .challengeUnknown: "This passkey request has expired or was already used (each lasts 5 minutes and works once). Try again."
         case .invalidCredential: "Send the credential as the JSON that PublicKeyCredential.toJSON() produces."
         case .rejected(let error): "The passkey was not accepted. \(error.description)"
-        case .unknownCredential: "That passkey is not registered with Twofold for this account (it may have been removed). Use another method."
+        case .unknownCredential:
+            "That passkey is not registered with Twofold for this account (it may have been removed). Use another method."
         case .alreadyRegistered: "That passkey or security key is already registered."
-        case .cloned: "This security key's signature counter went backwards, which can mean it was copied, so Twofold refused it. Use another method and tell your administrator."
+        case .cloned:
+            "This security key's signature counter went backwards, which can mean it was copied, so Twofold refused it. Use another method and tell your administrator."
         case .alreadySignedIn: "You are already signed in."
         }
     }

@@ -25,18 +25,25 @@ struct PasskeyService {
         CredentialDescriptorJSON(id: factor.credentialID ?? "", transports: factor.transports?.split(separator: ",").map(String.init))
     }
 
-    private func issue(_ purpose: WebAuthnChallenge.Purpose, userID: UUID?, contextID: UUID?, userVerification: Bool) async throws -> [UInt8] {
+    private func issue(_ purpose: WebAuthnChallenge.Purpose, userID: UUID?, contextID: UUID?, userVerification: Bool) async throws
+        -> [UInt8]
+    {
         let challenge = SecureRandom.bytes(RelyingParty.challengeLength)
         try await WebAuthnChallenge.prune(now: request.now, on: request.db)
-        try await WebAuthnChallenge(challenge: challenge, purpose: purpose, userID: userID, contextID: contextID,
-                                    userVerificationRequired: userVerification, now: request.now).create(on: request.db)
+        try await WebAuthnChallenge(
+            challenge: challenge, purpose: purpose, userID: userID, contextID: contextID,
+            userVerificationRequired: userVerification, now: request.now
+        ).create(on: request.db)
         return challenge
     }
 
     /// Finds and uses up the challenge a browser response answers; nil when it is unknown, expired or used.
-    private func consume(answeredBy clientDataJSON: String, purpose: WebAuthnChallenge.Purpose) async throws -> (WebAuthnChallenge, [UInt8]) {
+    private func consume(answeredBy clientDataJSON: String, purpose: WebAuthnChallenge.Purpose) async throws -> (WebAuthnChallenge, [UInt8])
+    {
         let bytes: [UInt8]
-        do { bytes = try RelyingParty.challenge(inClientData: clientDataJSON) } catch let error as WebAuthnError { throw PasskeyError.rejected(error) }
+        do { bytes = try RelyingParty.challenge(inClientData: clientDataJSON) } catch let error as WebAuthnError {
+            throw PasskeyError.rejected(error)
+        }
         guard let challenge = try await WebAuthnChallenge.consume(bytes, purpose: purpose, now: request.now, on: request.db) else {
             throw PasskeyError.challengeUnknown
         }
@@ -55,26 +62,34 @@ struct PasskeyService {
         party.name = session.practice.name
         let user = session.user
         let displayName = "\(user.firstName) \(user.lastName)".trimmingCharacters(in: .whitespaces)
-        return party.creationOptions(challenge: challenge, userHandle: Self.userHandle(session.userID), userName: user.username,
-                                     displayName: displayName.isEmpty ? user.username : displayName,
-                                     excluding: existing.map(Self.descriptor), residentKey: .preferred, userVerification: "preferred")
+        return party.creationOptions(
+            challenge: challenge, userHandle: Self.userHandle(session.userID), userName: user.username,
+            displayName: displayName.isEmpty ? user.username : displayName,
+            excluding: existing.map(Self.descriptor), residentKey: .preferred, userVerification: "preferred")
     }
 
     /// Verifies a new credential and adds it as an active method (the first method becomes primary and brings recovery codes).
-    func register(_ credential: RegistrationResponseJSON, nickname: String?, session: CurrentSession) async throws -> FactorService.Activation {
+    func register(_ credential: RegistrationResponseJSON, nickname: String?, session: CurrentSession) async throws
+        -> FactorService.Activation
+    {
         guard session.practice.allowPasskeys else { throw PasskeyError.notAllowed }
-        let name = try FactorService.cleanNickname(nickname, default: try await FactorService(request: request).defaultNickname(kind: .webauthn, userID: session.userID))
+        let name = try FactorService.cleanNickname(
+            nickname, default: try await FactorService(request: request).defaultNickname(kind: .webauthn, userID: session.userID))
         let (challenge, bytes) = try await consume(answeredBy: credential.response.clientDataJSON, purpose: .registration)
         guard challenge.userID == session.userID, challenge.contextID == session.record.id else { throw PasskeyError.challengeUnknown }
         let registered: RelyingParty.RegisteredCredential
         do {
             registered = try await party.verifyRegistration(credential, challenge: bytes, requireUserVerification: false, now: request.now)
         } catch let error as WebAuthnError {
-            try await request.audit(.passkeyRejected, practiceID: session.practiceID, actorID: session.userID, details: ["ceremony": "registration", "reason": error.description])
+            try await request.audit(
+                .passkeyRejected, practiceID: session.practiceID, actorID: session.userID,
+                details: ["ceremony": "registration", "reason": error.description])
             throw PasskeyError.rejected(error)
         }
         let credentialID = Base64URL.encode(registered.credentialID)
-        guard try await Factor.query(on: request.db).filter(\.$credentialID == credentialID).first() == nil else { throw PasskeyError.alreadyRegistered }
+        guard try await Factor.query(on: request.db).filter(\.$credentialID == credentialID).first() == nil else {
+            throw PasskeyError.alreadyRegistered
+        }
         let factor = Factor(userID: session.userID, kind: .webauthn, nickname: name)
         factor.credentialID = credentialID
         factor.publicKey = Data(registered.publicKey)
@@ -87,10 +102,12 @@ struct PasskeyService {
         factor.enrollmentSessionID = session.record.id
         try await factor.create(on: request.db)
         let activation = try await FactorService(request: request).turnOn(factor, session: session)
-        try await request.audit(.passkeyAdded, practiceID: session.practiceID, actorID: session.userID, details: [
-            "factor": factor.shortID, "nickname": name, "aaguid": registered.aaguid, "attestation": factor.attestation ?? "",
-            "synced": String(registered.backupEligible), "user_verified": String(registered.userVerified),
-        ])
+        try await request.audit(
+            .passkeyAdded, practiceID: session.practiceID, actorID: session.userID,
+            details: [
+                "factor": factor.shortID, "nickname": name, "aaguid": registered.aaguid, "attestation": factor.attestation ?? "",
+                "synced": String(registered.backupEligible), "user_verified": String(registered.userVerified),
+            ])
         return activation
     }
 
@@ -106,7 +123,9 @@ struct PasskeyService {
             let challenge = try await issue(.secondFactor, userID: session.userID, contextID: session.record.id, userVerification: false)
             return party.requestOptions(challenge: challenge, allowing: passkeys.map(Self.descriptor), userVerification: "preferred")
         }
-        guard try await Practice.query(on: request.db).filter(\.$allowPasswordless == true).first() != nil else { throw PasskeyError.passwordlessOff }
+        guard try await Practice.query(on: request.db).filter(\.$allowPasswordless == true).first() != nil else {
+            throw PasskeyError.passwordlessOff
+        }
         let throttle = ThrottleStore(database: request.db)
         let key = "passkey:options:ip:\(request.clientThrottleKey)"
         if let seconds = try await throttle.reserve(key, limit: request.policy.passkeys.optionsPerAddress, now: request.now).retryAfter {
@@ -118,8 +137,9 @@ struct PasskeyService {
 
     /// Checks a passkey assertion as the second step of sign-in. Failures count against the account like wrong codes.
     func verifySecondFactor(_ assertion: AuthenticationResponseJSON, session: CurrentSession) async throws -> Factor {
-        try await verifyOwnPasskey(assertion, purpose: .secondFactor, contextID: session.record.id, user: session.user, practice: session.practice,
-                                   requireUserVerification: false, ceremony: "sign_in", channel: .signIn, pendingSession: session)
+        try await verifyOwnPasskey(
+            assertion, purpose: .secondFactor, contextID: session.record.id, user: session.user, practice: session.practice,
+            requireUserVerification: false, ceremony: "sign_in", channel: .signIn, pendingSession: session)
     }
 
     /// Passwordless sign-in: the credential names its user (user handle); user verification stands in for the password.
@@ -134,18 +154,21 @@ struct PasskeyService {
         let (_, bytes) = try await consume(answeredBy: assertion.response.clientDataJSON, purpose: .passwordless)
         do {
             guard let factor = try await storedPasskey(for: assertion, userID: nil),
-                  let user = try await User.find(factor.$user.id, on: request.db),
-                  let practice = try await Practice.find(user.$practice.id, on: request.db)
+                let user = try await User.find(factor.$user.id, on: request.db),
+                let practice = try await Practice.find(user.$practice.id, on: request.db)
             else { throw PasskeyError.unknownCredential }
             guard practice.allowPasswordless else { throw PasskeyError.passwordlessOff }
             guard let handle = assertion.response.userHandle, (try? Base64URL.decode(handle)) == Self.userHandle(user.id!) else {
                 throw PasskeyError.rejected(.malformed("a passwordless sign-in needs the passkey's user handle, and it must match"))
             }
             try await SecondFactorGuard(request: request).ensureNotLocked(user: user)
-            try await verify(assertion, challenge: bytes, factor: factor, practice: practice, user: user, requireUserVerification: true, purpose: "passwordless")
+            try await verify(
+                assertion, challenge: bytes, factor: factor, practice: practice, user: user, requireUserVerification: true,
+                purpose: "passwordless")
             try await SecondFactorGuard(request: request).recordSuccess(user: user, kind: "webauthn")
             try await throttle.release(key, limit: request.policy.passkeys.failuresPerAddress, now: request.now)
-            return try await SignInService(request: request).passwordlessSignIn(user: user, practice: practice, factor: factor, channel: channel)
+            return try await SignInService(request: request).passwordlessSignIn(
+                user: user, practice: practice, factor: factor, channel: channel)
         } catch let error as PasskeyError {
             try await request.audit(.signInFailed, practiceID: nil, details: ["method": "passkey_passwordless", "reason": error.reason])
             throw error
@@ -165,9 +188,11 @@ struct PasskeyService {
     /// Verifies a step-up assertion; the caller marks the step-up verified.
     func verifyStepUp(_ assertion: AuthenticationResponseJSON, for stepUp: StepUpChallenge) async throws -> Factor {
         guard let user = try await User.find(stepUp.$user.id, on: request.db),
-              let practice = try await Practice.find(user.$practice.id, on: request.db) else { throw PasskeyError.unknownCredential }
-        return try await verifyOwnPasskey(assertion, purpose: .stepUp, contextID: stepUp.id, user: user, practice: practice,
-                                          requireUserVerification: true, ceremony: "step_up", channel: .stepUp, pendingSession: nil)
+            let practice = try await Practice.find(user.$practice.id, on: request.db)
+        else { throw PasskeyError.unknownCredential }
+        return try await verifyOwnPasskey(
+            assertion, purpose: .stepUp, contextID: stepUp.id, user: user, practice: practice,
+            requireUserVerification: true, ceremony: "step_up", channel: .stepUp, pendingSession: nil)
     }
 
     // MARK: shared
@@ -175,9 +200,11 @@ struct PasskeyService {
     /// An assertion by a known user: the account's guessing limits, the challenge issued for this purpose and
     /// session or step-up, one of the user's own passkeys, the signature. The attempt is reserved on `channel`
     /// (and on the pending sign-in, if any) before the assertion is checked; a refused passkey stays counted.
-    private func verifyOwnPasskey(_ assertion: AuthenticationResponseJSON, purpose: WebAuthnChallenge.Purpose, contextID: UUID?, user: User,
-                                  practice: Practice, requireUserVerification: Bool, ceremony: String,
-                                  channel: SecondFactorChannel, pendingSession: CurrentSession?) async throws -> Factor {
+    private func verifyOwnPasskey(
+        _ assertion: AuthenticationResponseJSON, purpose: WebAuthnChallenge.Purpose, contextID: UUID?, user: User,
+        practice: Practice, requireUserVerification: Bool, ceremony: String,
+        channel: SecondFactorChannel, pendingSession: CurrentSession?
+    ) async throws -> Factor {
         let guardRail = SecondFactorGuard(request: request)
         let (challenge, bytes) = try await consume(answeredBy: assertion.response.clientDataJSON, purpose: purpose)
         guard challenge.contextID == contextID else { throw PasskeyError.challengeUnknown }
@@ -187,50 +214,66 @@ struct PasskeyService {
         if let pendingSession { pendingAttempts = try await signIn.reservePendingAttempt(session: pendingSession) }
         do {
             guard let factor = try await storedPasskey(for: assertion, userID: user.id) else { throw PasskeyError.unknownCredential }
-            try await verify(assertion, challenge: bytes, factor: factor, practice: practice, user: user,
-                             requireUserVerification: requireUserVerification || challenge.userVerificationRequired, purpose: ceremony)
+            try await verify(
+                assertion, challenge: bytes, factor: factor, practice: practice, user: user,
+                requireUserVerification: requireUserVerification || challenge.userVerificationRequired, purpose: ceremony)
             try await guardRail.recordSuccess(attempt, user: user, kind: "webauthn")
             return factor
         } catch let error as PasskeyError {
             try await guardRail.recordFailure(attempt, user: user, method: "webauthn")
-            if let pendingSession, let pendingAttempts { try await signIn.cancelIfPendingLimitReached(attempts: pendingAttempts, session: pendingSession) }
+            if let pendingSession, let pendingAttempts {
+                try await signIn.cancelIfPendingLimitReached(attempts: pendingAttempts, session: pendingSession)
+            }
             throw error
         }
     }
 
     private func storedPasskey(for assertion: AuthenticationResponseJSON, userID: UUID?) async throws -> Factor? {
-        guard let rawID = try? RelyingParty.credentialID(of: assertion) else { throw PasskeyError.rejected(.malformed("rawId is not base64url")) }
-        var query = Factor.query(on: request.db).filter(\.$credentialID == Base64URL.encode(rawID)).filter(\.$kind == .webauthn).filter(\.$status == .active)
+        guard let rawID = try? RelyingParty.credentialID(of: assertion) else {
+            throw PasskeyError.rejected(.malformed("rawId is not base64url"))
+        }
+        var query = Factor.query(on: request.db).filter(\.$credentialID == Base64URL.encode(rawID)).filter(\.$kind == .webauthn).filter(
+            \.$status == .active)
         if let userID { query = query.filter(\.$user.$id == userID) }
         return try await query.first()
     }
 
     /// Verifies the signature and flags, then keeps the counter; a counter that went backwards is audited and,
     /// when the practice says so, refused.
-    private func verify(_ assertion: AuthenticationResponseJSON, challenge: [UInt8], factor: Factor, practice: Practice, user: User,
-                        requireUserVerification: Bool, purpose: String) async throws {
+    private func verify(
+        _ assertion: AuthenticationResponseJSON, challenge: [UInt8], factor: Factor, practice: Practice, user: User,
+        requireUserVerification: Bool, purpose: String
+    ) async throws {
         let stored = UInt32(clamping: factor.signCount ?? 0)
         let verified: RelyingParty.VerifiedAssertion
         do {
-            verified = try party.verifyAuthentication(assertion, challenge: challenge, credentialID: try Base64URL.decode(factor.credentialID ?? ""),
-                                                      publicKey: Array(factor.publicKey ?? Data()), storedSignCount: stored,
-                                                      requireUserVerification: requireUserVerification)
+            verified = try party.verifyAuthentication(
+                assertion, challenge: challenge, credentialID: try Base64URL.decode(factor.credentialID ?? ""),
+                publicKey: Array(factor.publicKey ?? Data()), storedSignCount: stored,
+                requireUserVerification: requireUserVerification)
         } catch let error as WebAuthnError {
-            try await request.audit(.passkeyRejected, practiceID: practice.id, actorID: user.id, details: ["factor": factor.shortID, "ceremony": purpose, "reason": error.description])
+            try await request.audit(
+                .passkeyRejected, practiceID: practice.id, actorID: user.id,
+                details: ["factor": factor.shortID, "ceremony": purpose, "reason": error.description])
             throw PasskeyError.rejected(error)
         }
         if verified.signCountRegressed {
-            try await request.audit(.passkeySignCountAnomaly, practiceID: practice.id, actorID: user.id, details: [
-                "factor": factor.shortID, "stored": String(stored), "received": String(verified.signCount), "refused": String(practice.refuseClonedPasskeys),
-            ])
+            try await request.audit(
+                .passkeySignCountAnomaly, practiceID: practice.id, actorID: user.id,
+                details: [
+                    "factor": factor.shortID, "stored": String(stored), "received": String(verified.signCount),
+                    "refused": String(practice.refuseClonedPasskeys),
+                ])
             if practice.refuseClonedPasskeys { throw PasskeyError.cloned }
         }
         factor.signCount = Int64(max(verified.signCount, stored))
         factor.backedUp = verified.backedUp
         factor.lastUsedAt = request.now
         try await factor.save(on: request.db)
-        try await request.audit(.passkeyUsed, practiceID: practice.id, actorID: user.id, details: [
-            "factor": factor.shortID, "ceremony": purpose, "user_verified": String(verified.userVerified),
-        ])
+        try await request.audit(
+            .passkeyUsed, practiceID: practice.id, actorID: user.id,
+            details: [
+                "factor": factor.shortID, "ceremony": purpose, "user_verified": String(verified.userVerified),
+            ])
     }
 }

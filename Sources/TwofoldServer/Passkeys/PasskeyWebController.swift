@@ -20,7 +20,7 @@ struct PasskeyWebController: RouteCollection {
 
     static func credential<T: Decodable>(_ type: T.Type, in form: CredentialForm) throws -> T {
         guard let text = form.credential, !text.isEmpty, text.utf8.count <= 64_000,
-              let value = try? JSONDecoder().decode(type, from: Data(text.utf8))
+            let value = try? JSONDecoder().decode(type, from: Data(text.utf8))
         else { throw PasskeyError.invalidCredential }
         return value
     }
@@ -43,11 +43,14 @@ struct PasskeyWebController: RouteCollection {
         do {
             let assertion = try Self.credential(AuthenticationResponseJSON.self, in: form)
             let factor = try await PasskeyService(request: req).verifySecondFactor(assertion, session: session)
-            return try await SignInService(request: req).finish(session: session, method: "webauthn", factor: factor, remember: form.remember != nil).webResponse(req)
+            return try await SignInService(request: req).finish(
+                session: session, method: "webauthn", factor: factor, remember: form.remember != nil
+            ).webResponse(req)
         } catch let error as SignInError where error == .pendingSignInCancelled {
             return try await LoginWebController.loginPage(req, error: error.reason, status: error.status, clearingSession: true)
         } catch let error as any AbortError {
-            let response = try await LoginWebController.renderTwoFactor(req, method: "passkey", error: error.reason, status: error.status, smsSentTo: nil)
+            let response = try await LoginWebController.renderTwoFactor(
+                req, method: "passkey", error: error.reason, status: error.status, smsSentTo: nil)
             response.headers.add(contentsOf: error.headers)
             return response
         }

@@ -43,11 +43,13 @@ final class WebAuthnChallenge: Model, @unchecked Sendable {
     /// Marks the challenge used and returns it, or nil when it is unknown, expired or already used.
     /// One conditional UPDATE, so two racing requests cannot both use it.
     static func consume(_ challenge: [UInt8], purpose: Purpose, now: Date, on database: any Database) async throws -> WebAuthnChallenge? {
-        let row = try await database.sql.raw("""
+        let row = try await database.sql.raw(
+            """
             UPDATE \(ident: schema) SET used_at = \(bind: now)
             WHERE challenge_hash = \(bind: hash(challenge)) AND purpose = \(bind: purpose.rawValue) AND used_at IS NULL AND expires_at > \(bind: now)
             RETURNING id
-            """).first(decoding: Row.self)
+            """
+        ).first(decoding: Row.self)
         guard let row else { return nil }
         return try await WebAuthnChallenge.find(row.id, on: database)
     }
@@ -70,7 +72,8 @@ struct CreateWebAuthnChallenge: AsyncMigration {
             .field("expires_at", .datetime, .required)
             .field("used_at", .datetime)
             .create()
-        try await database.sqlIndex(name: "webauthn_challenges_hash_idx", on: WebAuthnChallenge.schema, columns: ["challenge_hash"], unique: true)
+        try await database.sqlIndex(
+            name: "webauthn_challenges_hash_idx", on: WebAuthnChallenge.schema, columns: ["challenge_hash"], unique: true)
     }
 
     func revert(on database: any Database) async throws {

@@ -45,7 +45,10 @@ final class Practice: Model, @unchecked Sendable {
     init() {}
 
     /// A new practice with the policy's default settings (``PracticeSettings/defaults(name:mandatoryTwoFactor:policy:)``).
-    init(id: UUID? = nil, name: String, mandatoryTwoFactor: Bool = false, policy: TwofoldPolicy.PracticeSettings = TwofoldPolicy.standard.practice) {
+    init(
+        id: UUID? = nil, name: String, mandatoryTwoFactor: Bool = false,
+        policy: TwofoldPolicy.PracticeSettings = TwofoldPolicy.standard.practice
+    ) {
         self.id = id
         // Assigned one by one: a key-path write reads the field first, and these are not initialised yet.
         let settings = PracticeSettings.defaults(name: name, mandatoryTwoFactor: mandatoryTwoFactor, policy: policy)
@@ -125,7 +128,8 @@ struct AddPasskeySettingsToPractice: AsyncMigration {
 struct AddSessionLifetimeToPractice: AsyncMigration {
     func prepare(on database: any Database) async throws {
         try await database.schema(Practice.schema)
-            .field("session_lifetime_hours", .int, .required, .sql(.default(TwofoldPolicy.standard.practice.sessionLifetimeHours.default))).update()
+            .field("session_lifetime_hours", .int, .required, .sql(.default(TwofoldPolicy.standard.practice.sessionLifetimeHours.default)))
+            .update()
     }
 
     func revert(on database: any Database) async throws {

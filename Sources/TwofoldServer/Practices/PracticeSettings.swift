@@ -52,11 +52,12 @@ struct PracticeSettings: Equatable, Sendable {
         _ model: ReferenceWritableKeyPath<Practice, Value> & Sendable, describe: @escaping @Sendable (Value) -> String = { "\($0)" },
         same: @escaping @Sendable (Value, Value) -> Bool = { $0 == $1 }
     ) -> Field {
-        Field(name: name, column: column,
-              read: { practice, values in values[keyPath: settings] = practice[keyPath: model] },
-              write: { values, practice in practice[keyPath: model] = values[keyPath: settings] },
-              describe: { describe($0[keyPath: settings]) },
-              same: { same($0[keyPath: settings], $1[keyPath: settings]) })
+        Field(
+            name: name, column: column,
+            read: { practice, values in values[keyPath: settings] = practice[keyPath: model] },
+            write: { values, practice in practice[keyPath: model] = values[keyPath: settings] },
+            describe: { describe($0[keyPath: settings]) },
+            same: { same($0[keyPath: settings], $1[keyPath: settings]) })
     }
 
     static let fields: [Field] = [
@@ -75,16 +76,19 @@ struct PracticeSettings: Equatable, Sendable {
         field("accessTokenMinutes", "oidc_access_token_minutes", \.accessTokenMinutes, \.accessTokenMinutes),
         field("refreshTokenDays", "oidc_refresh_token_days", \.refreshTokenDays, \.refreshTokenDays),
         field("resetRequiresSecondFactor", "reset_requires_second_factor", \.resetRequiresSecondFactor, \.resetRequiresSecondFactor),
-        field("notificationCopyAddress", "notification_copy_address", \.notificationCopyAddress, \.notificationCopyAddress,
-              describe: { $0 ?? "none" }, same: { $0?.lowercased() == $1?.lowercased() }),
+        field(
+            "notificationCopyAddress", "notification_copy_address", \.notificationCopyAddress, \.notificationCopyAddress,
+            describe: { $0 ?? "none" }, same: { $0?.lowercased() == $1?.lowercased() }),
     ]
 
     // MARK: the model
 
-    init(name: String, mandatoryTwoFactor: Bool, rememberBrowserDays: Int, inactivityMinutes: Int, otpDigits: Int, allowSMS: Bool,
-         allowTOTP: Bool, allowPush: Bool, allowPasskeys: Bool, allowPasswordless: Bool, refuseClonedPasskeys: Bool,
-         sessionLifetimeHours: Int, accessTokenMinutes: Int, refreshTokenDays: Int, resetRequiresSecondFactor: Bool,
-         notificationCopyAddress: String?) {
+    init(
+        name: String, mandatoryTwoFactor: Bool, rememberBrowserDays: Int, inactivityMinutes: Int, otpDigits: Int, allowSMS: Bool,
+        allowTOTP: Bool, allowPush: Bool, allowPasskeys: Bool, allowPasswordless: Bool, refuseClonedPasskeys: Bool,
+        sessionLifetimeHours: Int, accessTokenMinutes: Int, refreshTokenDays: Int, resetRequiresSecondFactor: Bool,
+        notificationCopyAddress: String?
+    ) {
         self.name = name
         self.mandatoryTwoFactor = mandatoryTwoFactor
         self.rememberBrowserDays = rememberBrowserDays
@@ -134,9 +138,12 @@ struct PracticeSettings: Equatable, Sendable {
             problems.append("\(label) must be \(bounded.lowerBound) to \(bounded.upperBound) \(unit)\(note) (\(field), not \(value))")
         }
         if !policy.nameLength.contains(name.count) {
-            problems.append("the practice name must be \(policy.nameLength.lowerBound) to \(policy.nameLength.upperBound) characters (name)")
+            problems.append(
+                "the practice name must be \(policy.nameLength.lowerBound) to \(policy.nameLength.upperBound) characters (name)")
         }
-        check(rememberBrowserDays, policy.rememberBrowserDays, "remembering a browser", "rememberBrowserDays", "days", note: ", 0 turns it off")
+        check(
+            rememberBrowserDays, policy.rememberBrowserDays, "remembering a browser", "rememberBrowserDays", "days",
+            note: ", 0 turns it off")
         check(inactivityMinutes, policy.inactivityMinutes, "the inactivity timeout", "inactivityMinutes", "minutes")
         check(sessionLifetimeHours, policy.sessionLifetimeHours, "the session lifetime", "sessionLifetimeHours", "hours")
         check(accessTokenMinutes, policy.accessTokenMinutes, "the access token lifetime", "accessTokenMinutes", "minutes")

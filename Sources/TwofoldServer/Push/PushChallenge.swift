@@ -45,7 +45,10 @@ final class PushChallenge: Model, @unchecked Sendable {
 
     init() {}
 
-    init(user: User, factor: Factor, practiceID: UUID, purpose: Purpose, summary: String, ip: String, userAgent: String, now: Date, lifetime: TimeInterval) {
+    init(
+        user: User, factor: Factor, practiceID: UUID, purpose: Purpose, summary: String, ip: String, userAgent: String, now: Date,
+        lifetime: TimeInterval
+    ) {
         id = UUID()
         $user.id = user.id!
         $factor.id = factor.id!

@@ -17,13 +17,16 @@ struct PushDeviceController: RouteCollection {
         let key = "push-enroll:ip:\(req.clientThrottleKey)"
         // Failed enrollments count per address; each attempt is reserved first and given back when it enrolls.
         if let seconds = try await throttle.reserve(key, limit: req.policy.push.enrollmentsPerAddress, now: req.now).retryAfter {
-            throw Abort(.tooManyRequests, headers: ["Retry-After": String(seconds)],
-                        reason: "Too many enrollment attempts from this address. Try again later.")
+            throw Abort(
+                .tooManyRequests, headers: ["Retry-After": String(seconds)],
+                reason: "Too many enrollment attempts from this address. Try again later.")
         }
         let body = try req.apiBody(API.EnrollPushDeviceRequest.self)
-        let factor = try await PushService(request: req).enrollDevice(token: body.token, publicKey: body.publicKey, deviceName: body.deviceName, proof: body.proof)
+        let factor = try await PushService(request: req).enrollDevice(
+            token: body.token, publicKey: body.publicKey, deviceName: body.deviceName, proof: body.proof)
         try await throttle.release(key, limit: req.policy.push.enrollmentsPerAddress, now: req.now)
-        return API.PushDevice(deviceId: try factor.requireID().uuidString, nickname: factor.nickname, status: try .documented(factor.status.rawValue))
+        return API.PushDevice(
+            deviceId: try factor.requireID().uuidString, nickname: factor.nickname, status: try .documented(factor.status.rawValue))
     }
 
     /// Long poll: waits up to `wait` seconds (0 to 30, default 0) for a challenge to arrive.
@@ -37,10 +40,13 @@ struct PushDeviceController: RouteCollection {
             try await Task.sleep(for: .milliseconds(500))
             pending = try await service.pending(for: device)
         }
-        return API.PushChallenges(deviceId: try device.requireID().uuidString, challenges: try pending.map {
-            API.PushChallenges.ChallengesPayloadPayload(id: try $0.requireID().uuidString, purpose: try .documented($0.purpose.rawValue), summary: $0.summary, ip: $0.ip,
-                  browser: $0.userAgent, createdAt: $0.createdAt, expiresAt: $0.expiresAt, numberRequired: $0.numberRequired)
-        })
+        return API.PushChallenges(
+            deviceId: try device.requireID().uuidString,
+            challenges: try pending.map {
+                API.PushChallenges.ChallengesPayloadPayload(
+                    id: try $0.requireID().uuidString, purpose: try .documented($0.purpose.rawValue), summary: $0.summary, ip: $0.ip,
+                    browser: $0.userAgent, createdAt: $0.createdAt, expiresAt: $0.expiresAt, numberRequired: $0.numberRequired)
+            })
     }
 
     @Sendable func answer(req: Request) async throws -> API.PushAnswer {
@@ -48,10 +54,11 @@ struct PushDeviceController: RouteCollection {
         let device = try await service.authenticateDevice()
         let id = try req.parameters.id("id", notFound: PushError.challengeNotFound)
         let body = try req.apiBody(API.AnswerPushChallengeRequest.self)
-        let decision: PushService.Decision = switch body.decision {
-        case .approve: .approve(number: body.number)
-        case .deny: .deny(fraud: body.fraud ?? false)
-        }
+        let decision: PushService.Decision =
+            switch body.decision {
+            case .approve: .approve(number: body.number)
+            case .deny: .deny(fraud: body.fraud ?? false)
+            }
         let challenge = try await service.answer(challengeID: id, device: device, decision: decision)
         return API.PushAnswer(id: id.uuidString, status: try .documented(challenge.status.rawValue))
     }

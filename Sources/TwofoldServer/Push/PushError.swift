@@ -31,7 +31,8 @@ enum PushError: AbortError, Equatable {
         switch self {
         case .notAllowed: "Your practice does not allow push notification devices. Choose another method."
         case .noDevice: "There is no active push device on this account. Choose another method."
-        case .enrollmentInvalid(let minutes): "This enrollment link is not valid: it was used already or is older than \(minutes) minutes. Start the set-up again."
+        case .enrollmentInvalid(let minutes):
+            "This enrollment link is not valid: it was used already or is older than \(minutes) minutes. Start the set-up again."
         case .malformedKey: "publicKey must be an uncompressed P-256 public key (65 bytes, base64url)."
         case .badProof: "The enrollment proof does not verify with the public key sent."
         case .deviceUnknown: "This device is not enrolled (or was removed). Enroll it again."
@@ -39,7 +40,8 @@ enum PushError: AbortError, Equatable {
         case .replayedRequest: "This signed request was already used; every request needs a new nonce."
         case .challengeNotFound: "There is no such push request."
         case .challengeClosed: "This push request was already answered or has expired."
-        case .wrongNumber: "The number does not match the one shown in the browser, so the request was refused. If you did not start this sign-in, report it."
+        case .wrongNumber:
+            "The number does not match the one shown in the browser, so the request was refused. If you did not start this sign-in, report it."
         case .tooManyChallenges: "Too many push requests in a short time. Wait a few minutes or use another method."
         case .notApproved(let status): "The push request is \(status), not approved."
         }

@@ -20,7 +20,8 @@ struct PushService {
     /// Starts enrolling a push device: a pending factor and a one-time URI (valid 10 minutes) for the device to scan.
     func beginEnrollment(session: CurrentSession, nickname: String?) async throws -> Enrollment {
         guard session.practice.allowPush else { throw PushError.notAllowed }
-        try await Factor.query(on: request.db).filter(\.$user.$id == session.userID).filter(\.$status == .pending).filter(\.$kind == .push).delete()
+        try await Factor.query(on: request.db).filter(\.$user.$id == session.userID).filter(\.$status == .pending).filter(\.$kind == .push)
+            .delete()
         let fallback = try await FactorService(request: request).defaultNickname(kind: .push, userID: session.userID)
         let factor = Factor(userID: session.userID, kind: .push, nickname: try FactorService.cleanNickname(nickname, default: fallback))
         factor.enrollmentSessionID = session.record.id
@@ -36,19 +37,24 @@ struct PushService {
     /// A device presents the enrollment token, its public key and a proof; the token works once.
     func enrollDevice(token: String, publicKey: String, deviceName: String?, proof: String) async throws -> Factor {
         guard let keyBytes = try? Base64URL.decode(publicKey), keyBytes.count == 65,
-              let key = try? P256.Signing.PublicKey(x963Representation: keyBytes)
+            let key = try? P256.Signing.PublicKey(x963Representation: keyBytes)
         else { throw PushError.malformedKey }
-        guard let proofBytes = try? Base64URL.decode(proof), let signature = try? P256.Signing.ECDSASignature(rawRepresentation: proofBytes),
-              key.isValidSignature(signature, for: PushEnrollmentURI.proofMessage(token: token))
+        guard let proofBytes = try? Base64URL.decode(proof),
+            let signature = try? P256.Signing.ECDSASignature(rawRepresentation: proofBytes),
+            key.isValidSignature(signature, for: PushEnrollmentURI.proofMessage(token: token))
         else { throw PushError.badProof }
         let now = request.now
         // Claiming the token and storing the key is one statement, so a token cannot enroll two devices.
-        let claimed = try await request.db.sql.raw("""
+        let claimed = try await request.db.sql.raw(
+            """
             UPDATE \(ident: Factor.schema) SET public_key = \(bind: Data(keyBytes)), enrollment_token_hash = NULL
             WHERE enrollment_token_hash = \(bind: Digest.sha256Hex(token)) AND kind = 'push' AND status = 'pending'
               AND public_key IS NULL AND enrollment_expires_at > \(bind: now) RETURNING id
-            """).first(decoding: IDRow.self)
-        guard let id = claimed?.id, let factor = try await Factor.find(id, on: request.db) else { throw PushError.enrollmentInvalid(minutes: request.policy.push.enrollmentLifetimeMinutes) }
+            """
+        ).first(decoding: IDRow.self)
+        guard let id = claimed?.id, let factor = try await Factor.find(id, on: request.db) else {
+            throw PushError.enrollmentInvalid(minutes: request.policy.push.enrollmentLifetimeMinutes)
+        }
         if let name = deviceName?.trimmingCharacters(in: .whitespacesAndNewlines), !name.isEmpty, name.count <= 60 {
             factor.nickname = name
             try await factor.save(on: request.db)
@@ -67,14 +73,17 @@ struct PushService {
             throw PushError.deviceRejected(failure.description)
         }
         guard let id = UUID(uuidString: envelope.deviceID),
-              let factor = try await Factor.find(id, on: request.db), factor.kind == .push,
-              let keyData = factor.publicKey, let key = try? P256.Signing.PublicKey(x963Representation: keyData)
+            let factor = try await Factor.find(id, on: request.db), factor.kind == .push,
+            let keyData = factor.publicKey, let key = try? P256.Signing.PublicKey(x963Representation: keyData)
         else { throw PushError.deviceUnknown }
         let body = request.body.data.map { Array($0.readableBytesView) } ?? []
         do {
-            try envelope.verify(method: request.method.rawValue, pathAndQuery: request.url.string, body: body, publicKey: key, now: request.now)
+            try envelope.verify(
+                method: request.method.rawValue, pathAndQuery: request.url.string, body: body, publicKey: key, now: request.now)
         } catch let failure as DeviceRequestSignature.Failure {
-            try await request.audit(.pushDeviceRejected, practiceID: nil, subjectID: factor.$user.id, details: ["factor": factor.shortID, "reason": failure.description])
+            try await request.audit(
+                .pushDeviceRejected, practiceID: nil, subjectID: factor.$user.id,
+                details: ["factor": factor.shortID, "reason": failure.description])
             throw PushError.deviceRejected(failure.description)
         }
         try await spendNonce(envelope.nonce, factorID: id)
@@ -85,11 +94,15 @@ struct PushService {
     private func spendNonce(_ nonce: String, factorID: UUID) async throws {
         let now = request.now
         let window = now.addingTimeInterval(-2 * DeviceRequestSignature.allowedSkew)
-        try await request.db.sql.raw("DELETE FROM \(ident: CreateDeviceNonce.schema) WHERE factor_id = \(bind: factorID) AND seen_at < \(bind: window)").run()
-        let inserted = try await request.db.sql.raw("""
+        try await request.db.sql.raw(
+            "DELETE FROM \(ident: CreateDeviceNonce.schema) WHERE factor_id = \(bind: factorID) AND seen_at < \(bind: window)"
+        ).run()
+        let inserted = try await request.db.sql.raw(
+            """
             INSERT INTO \(ident: CreateDeviceNonce.schema) (factor_id, nonce, seen_at) VALUES (\(bind: factorID), \(bind: nonce), \(bind: now))
             ON CONFLICT DO NOTHING RETURNING nonce
-            """).all()
+            """
+        ).all()
         guard !inserted.isEmpty else { throw PushError.replayedRequest }
     }
 
@@ -103,34 +116,43 @@ struct PushService {
             factor.isPrimary = !hadActive
             try await factor.save(on: db)
             try await EnrollmentSessions.factorActivated(factor, on: db)
-            try await request.audit(.factorAdded, practiceID: user.$practice.id, actorID: user.id,
-                                    details: ["factor": factor.shortID, "kind": "push", "nickname": factor.nickname], on: db)
+            try await request.audit(
+                .factorAdded, practiceID: user.$practice.id, actorID: user.id,
+                details: ["factor": factor.shortID, "kind": "push", "nickname": factor.nickname], on: db)
         }
     }
 
     // MARK: challenges
 
     /// Sends a challenge to one of the user's active push devices (the one named, else the primary or most recent).
-    func startChallenge(user: User, practice: Practice, factorID: UUID?, purpose: PushChallenge.Purpose,
-                        sessionID: UUID? = nil, stepUpID: UUID? = nil, action: String? = nil,
-                        terminalSummary: String? = nil) async throws -> PushChallenge {
+    func startChallenge(
+        user: User, practice: Practice, factorID: UUID?, purpose: PushChallenge.Purpose,
+        sessionID: UUID? = nil, stepUpID: UUID? = nil, action: String? = nil,
+        terminalSummary: String? = nil
+    ) async throws -> PushChallenge {
         guard practice.allowPush else { throw PushError.notAllowed }
         var query = Factor.query(on: request.db).filter(\.$user.$id == user.id!).filter(\.$kind == .push).filter(\.$status == .active)
         if let factorID { query = query.filter(\.$id == factorID) }
-        guard let device = try await query.sort(\.$isPrimary, .descending).sort(\.$lastUsedAt, .descending).first() else { throw PushError.noDevice }
+        guard let device = try await query.sort(\.$isPrimary, .descending).sort(\.$lastUsedAt, .descending).first() else {
+            throw PushError.noDevice
+        }
         let throttle = ThrottleStore(database: request.db)
         let key = "push:user:\(user.id!.uuidString)"
         // Reserved before the challenge exists: a burst of requests sends at most the limit to the device.
-        if case .blocked = try await throttle.reserve(key, limit: request.policy.push.challengesPerUser, now: request.now) { throw PushError.tooManyChallenges }
+        if case .blocked = try await throttle.reserve(key, limit: request.policy.push.challengesPerUser, now: request.now) {
+            throw PushError.tooManyChallenges
+        }
         let summary = terminalSummary ?? action.map { "\(practice.name): \($0)" } ?? "Sign in to \(practice.name)"
-        let challenge = PushChallenge(user: user, factor: device, practiceID: practice.id!, purpose: purpose, summary: summary,
-                                      ip: request.clientIP, userAgent: request.userAgent, now: request.now,
-                                      lifetime: request.policy.push.challengeLifetime)
+        let challenge = PushChallenge(
+            user: user, factor: device, practiceID: practice.id!, purpose: purpose, summary: summary,
+            ip: request.clientIP, userAgent: request.userAgent, now: request.now,
+            lifetime: request.policy.push.challengeLifetime)
         challenge.sessionID = sessionID
         challenge.stepUpID = stepUpID
         challenge.numberRequired = terminalSummary == nil
         try await challenge.create(on: request.db)
-        try await request.audit(.pushSent, practiceID: practice.id, actorID: user.id, details: ["factor": device.shortID, "purpose": purpose.rawValue])
+        try await request.audit(
+            .pushSent, practiceID: practice.id, actorID: user.id, details: ["factor": device.shortID, "purpose": purpose.rawValue])
         return challenge
     }
 
@@ -148,7 +170,9 @@ struct PushService {
 
     /// Records the device's answer. Exactly one answer counts: the status changes only from pending, before expiry.
     func answer(challengeID: UUID, device: Factor, decision: Decision) async throws -> PushChallenge {
-        guard let challenge = try await PushChallenge.query(on: request.db).filter(\.$id == challengeID).filter(\.$factor.$id == device.id!).first()
+        guard
+            let challenge = try await PushChallenge.query(on: request.db).filter(\.$id == challengeID).filter(\.$factor.$id == device.id!)
+                .first()
         else { throw PushError.challengeNotFound }
         var newStatus = PushChallenge.Status.denied
         var fraud = false
@@ -166,16 +190,20 @@ struct PushService {
             fraud = reported
         }
         let now = request.now
-        let changed = try await request.db.sql.raw("""
+        let changed = try await request.db.sql.raw(
+            """
             UPDATE \(ident: PushChallenge.schema) SET status = \(bind: newStatus.rawValue), answered_at = \(bind: now), fraud_reported = \(bind: fraud)
             WHERE id = \(bind: challengeID) AND status = 'pending' AND expires_at > \(bind: now) RETURNING id
-            """).all()
+            """
+        ).all()
         guard !changed.isEmpty else { throw PushError.challengeClosed }
         challenge.status = newStatus
         challenge.answeredAt = now
         challenge.fraudReported = fraud
-        let details = ["factor": device.shortID, "challenge": String(challengeID.uuidString.prefix(8)), "purpose": challenge.purpose.rawValue,
-                       "browser_ip": challenge.ip]
+        let details = [
+            "factor": device.shortID, "challenge": String(challengeID.uuidString.prefix(8)), "purpose": challenge.purpose.rawValue,
+            "browser_ip": challenge.ip,
+        ]
         let userID = challenge.$user.id
         if newStatus == .approved {
             device.lastUsedAt = now
@@ -186,17 +214,20 @@ struct PushService {
             throw PushError.wrongNumber
         } else {
             // A "this wasn't me" answer is the administrators' signal that someone else has the user's password.
-            try await request.audit(fraud ? .pushFraudReported : .pushDenied, practiceID: challenge.practiceID, actorID: userID, details: details)
+            try await request.audit(
+                fraud ? .pushFraudReported : .pushDenied, practiceID: challenge.practiceID, actorID: userID, details: details)
         }
         return challenge
     }
 
     /// Marks an approved challenge as used by its sign-in or step-up; true for exactly one caller.
     func consume(_ challenge: PushChallenge) async throws -> Bool {
-        let rows = try await request.db.sql.raw("""
+        let rows = try await request.db.sql.raw(
+            """
             UPDATE \(ident: PushChallenge.schema) SET consumed_at = \(bind: request.now)
             WHERE id = \(bind: challenge.id!) AND status = 'approved' AND consumed_at IS NULL RETURNING id
-            """).all()
+            """
+        ).all()
         return !rows.isEmpty
     }
 }

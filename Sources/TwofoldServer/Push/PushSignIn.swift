@@ -20,8 +20,9 @@ extension PushService {
 
     /// The sign-in challenge `id` of this half-signed-in session.
     func signInChallenge(_ id: UUID, session: CurrentSession) async throws -> PushChallenge {
-        guard let challenge = try await PushChallenge.query(on: request.db).filter(\.$id == id).filter(\.$purpose == .signIn)
-            .filter(\.$sessionID == session.record.id!).first()
+        guard
+            let challenge = try await PushChallenge.query(on: request.db).filter(\.$id == id).filter(\.$purpose == .signIn)
+                .filter(\.$sessionID == session.record.id!).first()
         else { throw PushError.challengeNotFound }
         return challenge
     }

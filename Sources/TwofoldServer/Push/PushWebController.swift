@@ -40,7 +40,8 @@ struct PushWebController: RouteCollection {
                 user: session.user, practice: session.practice, factorID: form.factorId, purpose: .signIn, sessionID: session.record.id)
             return try await renderWait(req, challenge: challenge, remember: form.remember != nil, error: nil)
         } catch let error as any AbortError {
-            return try await LoginWebController.renderTwoFactor(req, method: form.factorId?.uuidString, error: error.reason, status: error.status, smsSentTo: nil)
+            return try await LoginWebController.renderTwoFactor(
+                req, method: form.factorId?.uuidString, error: error.reason, status: error.status, smsSentTo: nil)
         }
     }
 
@@ -48,15 +49,17 @@ struct PushWebController: RouteCollection {
         let session = try req.requireSession()
         let device = try await challenge.$factor.get(on: req.db)
         let path = WebPath.twoFactorPush(challenge.id!).string
-        let page = WaitPage(layout: req.layout("Approve on your device", error: error), number: challenge.number, device: device.nickname,
-                            statusURL: path, finishAction: path, remember: remember, rememberDays: session.practice.rememberBrowserDays,
-                            backLink: WebPath.twoFactor.string(query: ["method": device.id!.uuidString]))
+        let page = WaitPage(
+            layout: req.layout("Approve on your device", error: error), number: challenge.number, device: device.nickname,
+            statusURL: path, finishAction: path, remember: remember, rememberDays: session.practice.rememberBrowserDays,
+            backLink: WebPath.twoFactor.string(query: ["method": device.id!.uuidString]))
         return try await req.render("push-wait", page)
     }
 
     @Sendable func signInStatus(req: Request) async throws -> PollStatus {
         let session = try req.requireSession()
-        let challenge = try await PushService(request: req).signInChallenge(try req.parameters.require("challengeID", as: UUID.self), session: session)
+        let challenge = try await PushService(request: req).signInChallenge(
+            try req.parameters.require("challengeID", as: UUID.self), session: session)
         return PollStatus(status: challenge.visibleStatus(now: req.now))
     }
 
@@ -67,18 +70,23 @@ struct PushWebController: RouteCollection {
         let challenge = try await service.signInChallenge(try req.parameters.require("challengeID", as: UUID.self), session: session)
         switch challenge.visibleStatus(now: req.now) {
         case "pending":
-            return try await renderWait(req, challenge: challenge, remember: form.remember != nil,
-                                        error: "Not approved yet. Open the request on your device and enter the number shown here.")
+            return try await renderWait(
+                req, challenge: challenge, remember: form.remember != nil,
+                error: "Not approved yet. Open the request on your device and enter the number shown here.")
         case "approved":
             guard try await service.claimSignIn(challenge, session: session) else { throw PushError.challengeClosed }
-            return try await SignInService(request: req).finish(session: session, method: "push", factor: try await challenge.$factor.get(on: req.db),
-                                                                remember: form.remember != nil).webResponse(req)
+            return try await SignInService(request: req).finish(
+                session: session, method: "push", factor: try await challenge.$factor.get(on: req.db),
+                remember: form.remember != nil
+            ).webResponse(req)
         case "denied":
-            return try await LoginWebController.renderTwoFactor(req, method: challenge.$factor.id.uuidString,
-                                                                  error: "The request was denied on your device.", status: .forbidden, smsSentTo: nil)
+            return try await LoginWebController.renderTwoFactor(
+                req, method: challenge.$factor.id.uuidString,
+                error: "The request was denied on your device.", status: .forbidden, smsSentTo: nil)
         default:
-            return try await LoginWebController.renderTwoFactor(req, method: challenge.$factor.id.uuidString,
-                                                                  error: "The request expired. Send a new one.", status: .gone, smsSentTo: nil)
+            return try await LoginWebController.renderTwoFactor(
+                req, method: challenge.$factor.id.uuidString,
+                error: "The request expired. Send a new one.", status: .gone, smsSentTo: nil)
         }
     }
 
@@ -112,14 +120,16 @@ struct PushWebController: RouteCollection {
     }
 
     func renderEnrollment(_ req: Request, factor: Factor, qrSVG: String?, uri: String?, error: String?) async throws -> Response {
-        let page = EnrollPage(layout: req.layout("Set up a push device", error: error), qrSVG: qrSVG, uri: uri, nickname: factor.nickname,
-                              statusURL: WebPath.setupPushStatus(factor.id!).string, finishAction: WebPath.setupPush(factor.id!).string)
+        let page = EnrollPage(
+            layout: req.layout("Set up a push device", error: error), qrSVG: qrSVG, uri: uri, nickname: factor.nickname,
+            statusURL: WebPath.setupPushStatus(factor.id!).string, finishAction: WebPath.setupPush(factor.id!).string)
         return try await req.render("setup-push", page)
     }
 
     @Sendable func enrollmentStatus(req: Request) async throws -> PollStatus {
         let session = try req.requireSession()
-        let factor = try await FactorService(request: req).ownFactor(try req.parameters.require("factorID", as: UUID.self), session: session)
+        let factor = try await FactorService(request: req).ownFactor(
+            try req.parameters.require("factorID", as: UUID.self), session: session)
         guard factor.kind == .push else { throw FactorError.notFound }
         return PollStatus(status: factor.status == .active ? "active" : (factor.publicKey == nil ? "waiting" : "enrolled"))
     }
@@ -129,8 +139,9 @@ struct PushWebController: RouteCollection {
         let id = try req.parameters.require("factorID", as: UUID.self)
         let factor = try await FactorService(request: req).ownFactor(id, session: session)
         guard let activation = try await PushService(request: req).finishEnrollment(factor, session: session) else {
-            return try await renderEnrollment(req, factor: factor, qrSVG: nil, uri: nil,
-                                              error: "The device has not finished enrolling yet. Scan the code with it (or start again), then continue.")
+            return try await renderEnrollment(
+                req, factor: factor, qrSVG: nil, uri: nil,
+                error: "The device has not finished enrolling yet. Scan the code with it (or start again), then continue.")
         }
         return try await activation.page(req)
     }

@@ -15,24 +15,30 @@ enum RADIUSChallengeRecord {
         var password_verified: Bool
     }
 
-    static func issue(clientID: UUID, userID: UUID, passwordVerified: Bool, now: Date, lifetime: TimeInterval, on db: any Database) async throws -> [UInt8] {
+    static func issue(clientID: UUID, userID: UUID, passwordVerified: Bool, now: Date, lifetime: TimeInterval, on db: any Database)
+        async throws -> [UInt8]
+    {
         let state = SecureRandom.bytes(16)
-        try await db.sql.raw("""
+        try await db.sql.raw(
+            """
             INSERT INTO \(ident: schema) (state_hash, client_id, user_id, password_verified, created_at, expires_at)
             VALUES (\(bind: TwofoldCore.Digest.sha256Hex(Base64URL.encode(state))), \(bind: clientID), \(bind: userID), \(bind: passwordVerified),
                     \(bind: now), \(bind: now.addingTimeInterval(lifetime)))
-            """).run()
+            """
+        ).run()
         return state
     }
 
     /// Spends a challenge: true for exactly one answer, before it expires.
     static func claim(state: [UInt8], clientID: UUID, now: Date, on db: any Database) async throws -> Claimed? {
-        try await db.sql.raw("""
+        try await db.sql.raw(
+            """
             UPDATE \(ident: schema) SET used_at = \(bind: now)
             WHERE state_hash = \(bind: TwofoldCore.Digest.sha256Hex(Base64URL.encode(state))) AND client_id = \(bind: clientID)
               AND used_at IS NULL AND expires_at > \(bind: now)
             RETURNING user_id, password_verified
-            """).first(decoding: Claimed.self)
+            """
+        ).first(decoding: Claimed.self)
     }
 }
 
@@ -80,8 +86,9 @@ struct RADIUSAuthenticator {
     private func channelRequest() -> Request {
         var headers = HTTPHeaders()
         headers.add(name: .userAgent, value: "RADIUS \(client.name)")
-        return Request(application: app, method: .POST, url: URI(path: "/radius"), headers: headers, remoteAddress: source,
-                       logger: app.logger, on: app.eventLoopGroup.next())
+        return Request(
+            application: app, method: .POST, url: URI(path: "/radius"), headers: headers, remoteAddress: source,
+            logger: app.logger, on: app.eventLoopGroup.next())
     }
 
     func decide() async throws -> RADIUSDecision {
@@ -92,7 +99,8 @@ struct RADIUSAuthenticator {
         if packet.hasEAPMessage || packet.hasCHAPPassword || packet.hiddenUserPassword == nil {
             return try await reject(request, user: nil, reason: "not_pap", message: "Twofold accepts PAP (User-Password) only.")
         }
-        guard let bytes = try? packet.userPassword(secret: RADIUSSharedSecret(client.secret)), let input = String(bytes: bytes ?? [], encoding: .utf8)
+        guard let bytes = try? packet.userPassword(secret: RADIUSSharedSecret(client.secret)),
+            let input = String(bytes: bytes ?? [], encoding: .utf8)
         else { return try await reject(request, user: nil, reason: "unreadable_password") }
         let user = try await User.query(on: request.db).filter(\.$usernameKey == User.key(for: username))
             .filter(\.$practice.$id == client.practiceID).first()
@@ -102,7 +110,9 @@ struct RADIUSAuthenticator {
         switch client.mode {
         case .codeOnly:
             guard let user else { return try await reject(request, user: nil, reason: "unknown_user", username: username) }
-            if let refusal = try await enrollmentRefusal(request, user: user, factors: try await SignInService(request: request).activeFactors(of: user)) {
+            if let refusal = try await enrollmentRefusal(
+                request, user: user, factors: try await SignInService(request: request).activeFactors(of: user))
+            {
                 return refusal
             }
             return try await checkCode(request, input, user: user, channel: .radius(clientID: client.id))
@@ -118,8 +128,9 @@ struct RADIUSAuthenticator {
         let accountKey = "password:user:\(User.key(for: username))"
         // One request is one guess, however its User-Password is read.
         if case .blocked = try await throttle.reserve(accountKey, limit: app.policy.signIn.passwordPerAccount, now: request.now) {
-            try await request.audit(.signInThrottled, practiceID: client.practiceID, subjectID: user?.id,
-                                    details: ["username": String(User.key(for: username).prefix(64)), "channel": "radius", "radius_client": client.name])
+            try await request.audit(
+                .signInThrottled, practiceID: client.practiceID, subjectID: user?.id,
+                details: ["username": String(User.key(for: username).prefix(64)), "channel": "radius", "radius_client": client.name])
             return try await reject(request, user: user, reason: "password_throttled", username: username)
         }
         // The whole input as the password, then — for devices that cannot do challenges — the password followed by a
@@ -145,34 +156,44 @@ struct RADIUSAuthenticator {
                 return try await checkCode(request, code, user: user, channel: .signIn)
             }
             guard factors.contains(where: { $0.kind == .totp || $0.kind == .sms || $0.kind == .push }) else {
-                return try await reject(request, user: user, reason: "no_code_method",
-                                        message: "Your sign-in methods show no code. Add an authenticator app in Twofold (Account › Security) to sign in here.")
+                return try await reject(
+                    request, user: user, reason: "no_code_method",
+                    message: "Your sign-in methods show no code. Add an authenticator app in Twofold (Account › Security) to sign in here.")
             }
             return try await challenge(request, user: user, factors: factors)
         }
-        try await request.audit(.signInFailed, practiceID: client.practiceID, subjectID: user?.id,
-                                details: ["username": String(User.key(for: username).prefix(64)), "reason": user == nil ? "unknown_user" : "wrong_password",
-                                          "channel": "radius", "radius_client": client.name])
+        try await request.audit(
+            .signInFailed, practiceID: client.practiceID, subjectID: user?.id,
+            details: [
+                "username": String(User.key(for: username).prefix(64)), "reason": user == nil ? "unknown_user" : "wrong_password",
+                "channel": "radius", "radius_client": client.name,
+            ])
         return try await reject(request, user: user, reason: user == nil ? "unknown_user" : "wrong_password", username: username)
     }
 
     /// A user who must set up 2FA and has no method yet is told to sign in on the web first.
     private func enrollmentRefusal(_ request: Request, user: User, factors: [Factor]) async throws -> RADIUSDecision? {
-        guard factors.isEmpty, let practice = try await Practice.find(user.$practice.id, on: request.db), practice.mandatoryTwoFactor || user.twoFactorRequired
+        guard factors.isEmpty, let practice = try await Practice.find(user.$practice.id, on: request.db),
+            practice.mandatoryTwoFactor || user.twoFactorRequired
         else { return nil }
-        return try await reject(request, user: user, reason: "enrollment_required",
-                                message: "Your practice requires two-factor authentication. Sign in to Twofold in a web browser first to set it up.")
+        return try await reject(
+            request, user: user, reason: "enrollment_required",
+            message: "Your practice requires two-factor authentication. Sign in to Twofold in a web browser first to set it up.")
     }
 
     private func challenge(_ request: Request, user: User, factors: [Factor]) async throws -> RADIUSDecision {
-        let state = try await RADIUSChallengeRecord.issue(clientID: client.id, userID: try user.requireID(), passwordVerified: true, now: request.now,
-                                                             lifetime: app.policy.radius.challengeLifetime, on: request.db)
+        let state = try await RADIUSChallengeRecord.issue(
+            clientID: client.id, userID: try user.requireID(), passwordVerified: true, now: request.now,
+            lifetime: app.policy.radius.challengeLifetime, on: request.db)
         let kinds = Set(factors.map(\.kind))
         var options: [String] = []
         if kinds.contains(.totp) { options.append("the code from your authenticator app") }
         if kinds.contains(.sms) { options.append("a text-message code (type sms to get one)") }
         if kinds.contains(.push) { options.append("type push to approve on your phone") }
-        let prompt = options.isEmpty ? "This sign-in needs an authenticator-app or text-message code; none is set up for you." : "Enter " + options.joined(separator: ", or ") + "."
+        let prompt =
+            options.isEmpty
+            ? "This sign-in needs an authenticator-app or text-message code; none is set up for you."
+            : "Enter " + options.joined(separator: ", or ") + "."
         try await request.audit(.radiusChallenged, practiceID: client.practiceID, subjectID: user.id, details: deviceDetails())
         app.metrics.radius(outcome: "challenge")
         return RADIUSDecision(code: .accessChallenge, attributes: RADIUSAttribute.replyMessages(prompt) + [.state(state)])
@@ -182,7 +203,7 @@ struct RADIUSAuthenticator {
 
     private func answerChallenge(_ request: Request, state: [UInt8], input: String, user: User?) async throws -> RADIUSDecision {
         guard let claimed = try await RADIUSChallengeRecord.claim(state: state, clientID: client.id, now: request.now, on: request.db),
-              let user, user.id == claimed.user_id
+            let user, user.id == claimed.user_id
         else { return try await reject(request, user: user, reason: "unknown_state") }
         let answer = input.trimmingCharacters(in: .whitespaces).lowercased()
         if answer == "sms" {
@@ -196,32 +217,40 @@ struct RADIUSAuthenticator {
 
     private func sendSMS(_ request: Request, user: User) async throws -> RADIUSDecision {
         guard let practice = try await Practice.find(user.$practice.id, on: request.db), practice.allowSMS,
-              let phone = try await SignInService(request: request).activeFactors(of: user).first(where: { $0.kind == .sms })?.phone
+            let phone = try await SignInService(request: request).activeFactors(of: user).first(where: { $0.kind == .sms })?.phone
         else { return try await reject(request, user: user, reason: "no_confirmed_phone") }
         do {
             try await SMSCodeService(request: request).send(to: phone, user: user, practice: practice, purpose: .signIn, factorID: nil)
         } catch let error as SMSError {
             return try await reject(request, user: user, reason: "sms_refused", message: error.reason)
         }
-        let state = try await RADIUSChallengeRecord.issue(clientID: client.id, userID: try user.requireID(), passwordVerified: true, now: request.now,
-                                                             lifetime: app.policy.radius.challengeLifetime, on: request.db)
-        try await request.audit(.radiusChallenged, practiceID: client.practiceID, subjectID: user.id, details: deviceDetails().merging(["sms": "sent"]) { $1 })
+        let state = try await RADIUSChallengeRecord.issue(
+            clientID: client.id, userID: try user.requireID(), passwordVerified: true, now: request.now,
+            lifetime: app.policy.radius.challengeLifetime, on: request.db)
+        try await request.audit(
+            .radiusChallenged, practiceID: client.practiceID, subjectID: user.id, details: deviceDetails().merging(["sms": "sent"]) { $1 })
         app.metrics.radius(outcome: "challenge")
-        return RADIUSDecision(code: .accessChallenge,
-                              attributes: RADIUSAttribute.replyMessages("A code was sent to \(SMSCodeService.maskedPhone(phone)). Enter it.") + [.state(state)])
+        return RADIUSDecision(
+            code: .accessChallenge,
+            attributes: RADIUSAttribute.replyMessages("A code was sent to \(SMSCodeService.maskedPhone(phone)). Enter it.") + [
+                .state(state)
+            ])
     }
 
     /// Sends a push request and holds the answer until the device approves or denies it, or the client's timeout
     /// passes. The terminal cannot show a number, so the device shows the client, the address and the device asking
     /// instead, and approving needs no number. Retransmissions meanwhile are in-flight duplicates and get no second push.
     private func waitForPush(_ request: Request, user: User) async throws -> RADIUSDecision {
-        guard let practice = try await Practice.find(user.$practice.id, on: request.db) else { return try await reject(request, user: user, reason: "no_push_device") }
+        guard let practice = try await Practice.find(user.$practice.id, on: request.db) else {
+            return try await reject(request, user: user, reason: "no_push_device")
+        }
         let from = packet.callingStationID ?? packet.nasIPAddress ?? source.ipAddress ?? "an unknown address"
         let summary = "Sign in to \(practice.name) through \(client.name) from \(from)"
         let push = PushService(request: request)
         let challenge: PushChallenge
         do {
-            challenge = try await push.startChallenge(user: user, practice: practice, factorID: nil, purpose: .signIn, terminalSummary: summary)
+            challenge = try await push.startChallenge(
+                user: user, practice: practice, factorID: nil, purpose: .signIn, terminalSummary: summary)
         } catch let error as PushError {
             return try await reject(request, user: user, reason: "push_refused", message: error.reason)
         }
@@ -252,7 +281,8 @@ struct RADIUSAuthenticator {
         let smsFactor = practice?.allowSMS == true ? factors.first(where: { $0.kind == .sms }) : nil
         let outcome: CodeCheck.Outcome
         do {
-            outcome = try await CodeCheck(request: request).check(code, user: user, factors: factors, smsFactor: smsFactor, channel: channel)
+            outcome = try await CodeCheck(request: request).check(
+                code, user: user, factors: factors, smsFactor: smsFactor, channel: channel)
         } catch is SignInError {
             return try await reject(request, user: user, reason: "locked")
         }
@@ -278,8 +308,10 @@ struct RADIUSAuthenticator {
         return RADIUSDecision(code: .accessAccept, attributes: attributes)
     }
 
-    private func reject(_ request: Request, user: User?, reason: String, message: String = deniedMessage, username: String? = nil,
-                        failures: Int? = nil) async throws -> RADIUSDecision {
+    private func reject(
+        _ request: Request, user: User?, reason: String, message: String = deniedMessage, username: String? = nil,
+        failures: Int? = nil
+    ) async throws -> RADIUSDecision {
         var details = deviceDetails()
         details["reason"] = reason
         if let username, user == nil { details["username"] = String(User.key(for: username).prefix(64)) }

@@ -107,26 +107,36 @@ struct RADIUSClientService {
     /// Registers a device. `secret` nil generates one (40 characters from a CSPRNG).
     /// - Parameter roleAsFilterID: send the user's role (`provider`, `staff` or `administrator`) as `Filter-Id` on
     ///   Access-Accept, for VPN group policies.
-    func create(practiceID: UUID, name rawName: String, address rawAddress: String, mode: RADIUSClient.Mode, secret given: String?,
-                roleAsFilterID: Bool = false, actorID: UUID? = nil, origin: String = "cli") async throws -> Created {
+    func create(
+        practiceID: UUID, name rawName: String, address rawAddress: String, mode: RADIUSClient.Mode, secret given: String?,
+        roleAsFilterID: Bool = false, actorID: UUID? = nil, origin: String = "cli"
+    ) async throws -> Created {
         var problems: [String] = []
         let name = rawName.trimmingCharacters(in: .whitespacesAndNewlines)
         if !(1...80).contains(name.count) { problems.append("the name must be 1 to 80 characters") }
         let address = rawAddress.trimmingCharacters(in: .whitespaces)
-        if CIDRBlock(address) == nil { problems.append("the address must be an IP address or CIDR block, e.g. 10.0.0.1/32 or 192.0.2.0/24") }
+        if CIDRBlock(address) == nil {
+            problems.append("the address must be an IP address or CIDR block, e.g. 10.0.0.1/32 or 192.0.2.0/24")
+        }
         if let given {
-            if given.utf8.count < RADIUSClient.minimumSecretLength { problems.append("the shared secret must be at least \(RADIUSClient.minimumSecretLength) characters") }
+            if given.utf8.count < RADIUSClient.minimumSecretLength {
+                problems.append("the shared secret must be at least \(RADIUSClient.minimumSecretLength) characters")
+            }
             if given.utf8.count > 128 { problems.append("the shared secret must be at most 128 characters") }
         }
         if try await Practice.find(practiceID, on: database) == nil { problems.append("there is no practice with id \(practiceID)") }
-        guard problems.isEmpty else { throw RADIUSClientError.invalid("Cannot add the RADIUS client: " + problems.joined(separator: "; ") + ".") }
+        guard problems.isEmpty else {
+            throw RADIUSClientError.invalid("Cannot add the RADIUS client: " + problems.joined(separator: "; ") + ".")
+        }
         let secret = given ?? Self.generateSecret()
         let client = RADIUSClient(practiceID: practiceID, name: name, address: address, mode: mode)
         client.roleAttribute = roleAsFilterID ? "Filter-Id" : nil
         client.sealedSecret = Data(try sealer.seal(Array(secret.utf8), context: RADIUSClient.sealingContext(for: try client.requireID())))
         try await client.create(on: database)
-        try await AuditLog.append(AuditEntry(type: .radiusClientCreated, practiceID: practiceID, actorID: actorID, ip: origin,
-                                             details: ["client": name, "address": address, "mode": mode.rawValue]), on: database, now: now)
+        try await AuditLog.append(
+            AuditEntry(
+                type: .radiusClientCreated, practiceID: practiceID, actorID: actorID, ip: origin,
+                details: ["client": name, "address": address, "mode": mode.rawValue]), on: database, now: now)
         return Created(client: client, secret: secret)
     }
 
@@ -137,8 +147,10 @@ struct RADIUSClientService {
         guard client.revokedAt == nil else { return client }
         client.revokedAt = now
         try await client.save(on: database)
-        try await AuditLog.append(AuditEntry(type: .radiusClientRevoked, practiceID: client.$practice.id, actorID: actorID, ip: origin,
-                                             details: ["client": client.name, "address": client.address]), on: database, now: now)
+        try await AuditLog.append(
+            AuditEntry(
+                type: .radiusClientRevoked, practiceID: client.$practice.id, actorID: actorID, ip: origin,
+                details: ["client": client.name, "address": client.address]), on: database, now: now)
         return client
     }
 

@@ -47,10 +47,11 @@ final class RADIUSClientRegistry: Sendable {
         let clients = try await RADIUSClient.query(on: database).filter(\.$revokedAt == nil).all()
         return clients.compactMap { client in
             guard let id = client.id, let block = CIDRBlock(client.address),
-                  let secret = try? sealer.open(Array(client.sealedSecret), context: RADIUSClient.sealingContext(for: id))
+                let secret = try? sealer.open(Array(client.sealedSecret), context: RADIUSClient.sealingContext(for: id))
             else { return nil }
-            return Entry(id: id, practiceID: client.$practice.id, name: client.name, block: block, mode: client.mode, secret: secret,
-                         pushTimeout: client.pushTimeoutSeconds, roleAttribute: client.roleAttribute)
+            return Entry(
+                id: id, practiceID: client.$practice.id, name: client.name, block: block, mode: client.mode, secret: secret,
+                pushTimeout: client.pushTimeoutSeconds, roleAttribute: client.roleAttribute)
         }
     }
 }

@@ -17,14 +17,17 @@ struct CreateRADIUSClientCommand: AsyncCommand {
         @Option(name: "address", help: "The device's source address or CIDR block, e.g. 10.0.0.1/32.") var address: String?
         @Option(name: "mode", help: "password+code (default) or code-only.") var mode: String?
         @Flag(name: "secret-stdin", help: "Read the shared secret from standard input instead of generating one.") var secretStdin: Bool
-        @Flag(name: "role-filter-id", help: "Send the user's role (provider, staff, administrator) as Filter-Id on Access-Accept.") var roleFilterID: Bool
+        @Flag(name: "role-filter-id", help: "Send the user's role (provider, staff, administrator) as Filter-Id on Access-Accept.")
+        var roleFilterID: Bool
     }
 
     var help: String { "Registers a RADIUS client and prints its shared secret once (`secret: …`)." }
 
     func run(using context: CommandContext, signature: Signature) async throws {
         guard let practiceText = signature.practice, let name = signature.name, let address = signature.address else {
-            throw CLIError("--practice, --name and --address are required, e.g. twofold radius-client create --practice <id> --name \"Clinic VPN\" --address 10.0.0.1/32")
+            throw CLIError(
+                "--practice, --name and --address are required, e.g. twofold radius-client create --practice <id> --name \"Clinic VPN\" --address 10.0.0.1/32"
+            )
         }
         guard let practiceID = UUID(uuidString: practiceText) else { throw CLIError("--practice must be a practice id") }
         guard let mode = RADIUSClient.Mode(rawValue: signature.mode ?? RADIUSClient.Mode.passwordAndCode.rawValue) else {
@@ -39,11 +42,16 @@ struct CreateRADIUSClientCommand: AsyncCommand {
         try await prepareDatabase(app)
         do {
             let created = try await RADIUSClientService(database: app.db, sealer: app.twofold.sealer, now: app.twofold.clock.now())
-                .create(practiceID: practiceID, name: name, address: address, mode: mode, secret: secret, roleAsFilterID: signature.roleFilterID)
+                .create(
+                    practiceID: practiceID, name: name, address: address, mode: mode, secret: secret, roleAsFilterID: signature.roleFilterID
+                )
             app.radiusClients.invalidate()
             context.console.print("client_id: \(try created.client.requireID().uuidString)")
             if secret == nil { context.console.print("secret: \(created.secret)") }
-            FileHandle.standardError.write(Data("RADIUS client \(created.client.name) (\(created.client.address), \(mode.rawValue)) added. The secret is shown only once.\n".utf8))
+            FileHandle.standardError.write(
+                Data(
+                    "RADIUS client \(created.client.name) (\(created.client.address), \(mode.rawValue)) added. The secret is shown only once.\n"
+                        .utf8))
         } catch let error as RADIUSClientError {
             throw CLIError(error.description)
         }
@@ -58,13 +66,18 @@ struct ListRADIUSClientsCommand: AsyncCommand {
     var help: String { "Lists a practice's RADIUS clients (never their secrets)." }
 
     func run(using context: CommandContext, signature: Signature) async throws {
-        guard let text = signature.practice, let practiceID = UUID(uuidString: text) else { throw CLIError("--practice <practice id> is required") }
+        guard let text = signature.practice, let practiceID = UUID(uuidString: text) else {
+            throw CLIError("--practice <practice id> is required")
+        }
         let app = context.application
         try await prepareDatabase(app)
-        let clients = try await RADIUSClientService(database: app.db, sealer: app.twofold.sealer, now: app.twofold.clock.now()).list(practiceID: practiceID)
+        let clients = try await RADIUSClientService(database: app.db, sealer: app.twofold.sealer, now: app.twofold.clock.now()).list(
+            practiceID: practiceID)
         if clients.isEmpty { context.console.print("No RADIUS clients.") }
         for client in clients {
-            context.console.print("\(try client.requireID().uuidString)  \(client.address)  \(client.mode.rawValue)  \(client.revokedAt == nil ? "active" : "revoked")  \(client.name)")
+            context.console.print(
+                "\(try client.requireID().uuidString)  \(client.address)  \(client.mode.rawValue)  \(client.revokedAt == nil ? "active" : "revoked")  \(client.name)"
+            )
         }
     }
 }
@@ -77,11 +90,14 @@ struct RevokeRADIUSClientCommand: AsyncCommand {
     var help: String { "Revokes a RADIUS client: its packets are dropped from then on." }
 
     func run(using context: CommandContext, signature: Signature) async throws {
-        guard let id = UUID(uuidString: signature.id) else { throw CLIError("give the client's id (a UUID), as printed by `twofold radius-client list`") }
+        guard let id = UUID(uuidString: signature.id) else {
+            throw CLIError("give the client's id (a UUID), as printed by `twofold radius-client list`")
+        }
         let app = context.application
         try await prepareDatabase(app)
         do {
-            let client = try await RADIUSClientService(database: app.db, sealer: app.twofold.sealer, now: app.twofold.clock.now()).revoke(id: id)
+            let client = try await RADIUSClientService(database: app.db, sealer: app.twofold.sealer, now: app.twofold.clock.now()).revoke(
+                id: id)
             app.radiusClients.invalidate()
             context.console.print("Revoked RADIUS client \(client.name) (\(client.address)).")
         } catch let error as RADIUSClientError {

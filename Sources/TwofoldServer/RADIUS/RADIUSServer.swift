@@ -33,7 +33,9 @@ final class RADIUSProcessor: Sendable {
         do { packet = try RADIUSPacket(decoding: bytes) } catch {
             return await drop(reason: "malformed", address: address, now: now)
         }
-        guard packet.code == .accessRequest || packet.code == .statusServer else { return await drop(reason: "unsupported", address: address, now: now) }
+        guard packet.code == .accessRequest || packet.code == .statusServer else {
+            return await drop(reason: "unsupported", address: address, now: now)
+        }
         let client: RADIUSClientRegistry.Entry?
         do { client = try await app.radiusClients.client(for: address, database: app.db, sealer: app.twofold.sealer, now: now) } catch {
             app.logger.warning("RADIUS: cannot load clients", metadata: ["error": .string(String(reflecting: type(of: error)))])
@@ -48,8 +50,10 @@ final class RADIUSProcessor: Sendable {
         }
         if packet.code == .statusServer {
             // RFC 5997: a health check of a verified client is answered with Access-Accept.
-            return try? RADIUSPacket.response(to: packet, code: .accessAccept, attributes: RADIUSAttribute.replyMessages("Twofold is up."),
-                                              secret: RADIUSSharedSecret(client.secret)).encoded()
+            return try? RADIUSPacket.response(
+                to: packet, code: .accessAccept, attributes: RADIUSAttribute.replyMessages("Twofold is up."),
+                secret: RADIUSSharedSecret(client.secret)
+            ).encoded()
         }
         let key = RADIUSRequestKey(clientAddress: address, port: UInt16(source.port ?? 0), request: packet)
         switch claim(key, clientID: client.id, now: now) {
@@ -60,10 +64,13 @@ final class RADIUSProcessor: Sendable {
         var answer: [UInt8]?
         do {
             let decision = try await RADIUSAuthenticator(app: app, client: client, packet: packet, source: source).decide()
-            answer = try RADIUSPacket.response(to: packet, code: decision.code, attributes: decision.attributes,
-                                               secret: RADIUSSharedSecret(client.secret)).encoded()
+            answer = try RADIUSPacket.response(
+                to: packet, code: decision.code, attributes: decision.attributes,
+                secret: RADIUSSharedSecret(client.secret)
+            ).encoded()
         } catch {
-            app.logger.warning("RADIUS: request failed", metadata: ["client": .string(client.name), "error": .string(String(reflecting: type(of: error)))])
+            app.logger.warning(
+                "RADIUS: request failed", metadata: ["client": .string(client.name), "error": .string(String(reflecting: type(of: error)))])
         }
         remember(key, answer: answer, now: app.twofold.clock.now())
         app.metrics.radiusAnswered(after: ContinuousClock.now - started)
@@ -110,14 +117,19 @@ final class RADIUSProcessor: Sendable {
     }
 
     /// Counts a dropped datagram and audits it at most once a minute per address and reason.
-    private func drop(reason: String, address: String, now: Date, client: RADIUSClientRegistry.Entry? = nil, audited: Bool = true) async -> [UInt8]? {
+    private func drop(reason: String, address: String, now: Date, client: RADIUSClientRegistry.Entry? = nil, audited: Bool = true) async
+        -> [UInt8]?
+    {
         app.metrics.radiusDropped(reason: reason)
         guard audited else { return nil }
         let bucket = "radius:drop-audit:\(ClientAddress.throttleKey(address)):\(reason)"
-        if case .reserved = (try? await ThrottleStore(database: app.db).reserve(bucket, limit: FixedWindowLimit(limit: 1, window: 60), now: now)) {
+        if case .reserved =
+            (try? await ThrottleStore(database: app.db).reserve(bucket, limit: FixedWindowLimit(limit: 1, window: 60), now: now))
+        {
             var details = ["reason": reason, "address": address]
             if let client { details["radius_client"] = client.name }
-            try? await AuditLog.append(AuditEntry(type: .radiusDropped, practiceID: client?.practiceID, ip: address, details: details), on: app.db, now: now)
+            try? await AuditLog.append(
+                AuditEntry(type: .radiusDropped, practiceID: client?.practiceID, ip: address, details: details), on: app.db, now: now)
         }
         return nil
     }
@@ -174,7 +186,9 @@ final class RADIUSServer: LifecycleHandler, Sendable {
         let channel = try await DatagramBootstrap(group: app.eventLoopGroup)
             .channelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(RADIUSDatagramHandler(processor: processor)) }
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(RADIUSDatagramHandler(processor: processor))
+                }
             }
             .bind(host: host, port: port).get()
         channels.withLockedValue { $0.append(channel) }

@@ -102,7 +102,8 @@ struct OpenedSigningKey: Sendable {
         switch material {
         case .rs256(let key):
             let (modulus, exponent) = try key.publicKey.getKeyPrimitives()
-            return .init(kty: "RSA", kid: kid, alg: algorithm.rawValue, n: Base64URL.encode(Array(modulus)), e: Base64URL.encode(Array(exponent)))
+            return .init(
+                kty: "RSA", kid: kid, alg: algorithm.rawValue, n: Base64URL.encode(Array(modulus)), e: Base64URL.encode(Array(exponent)))
         case .es256(let key):
             guard let point = key.publicKey.parameters else { throw TokenSignerError.malformed("the EC key has no coordinates") }
             return .init(kty: "EC", kid: kid, alg: algorithm.rawValue, crv: "P-256", x: point.x, y: point.y)
@@ -127,7 +128,8 @@ struct SigningKeyStore {
     /// The key of `algorithm` that signs now; the first use of an algorithm creates its key.
     func current(_ algorithm: SigningAlgorithm) async throws -> OpenedSigningKey {
         if let newest = try await SigningKey.query(on: database).filter(\.$algorithm == algorithm).filter(\.$retiredAt == nil)
-            .sort(\.$createdAt, .descending).sort(\.$kid, .descending).first() {
+            .sort(\.$createdAt, .descending).sort(\.$kid, .descending).first()
+        {
             return try open(newest)
         }
         return try await create(algorithm)
@@ -197,12 +199,15 @@ struct SigningKeyStore {
     }
 
     private func open(_ record: SigningKey) throws -> OpenedSigningKey {
-        let raw = try sealer.open(Array(record.sealedPrivateKey), context: SigningKey.sealingContext(kid: record.kid, algorithm: record.algorithm))
-        let material: OpenedSigningKey.Material = switch record.algorithm {
-        case .es256: .es256(try ES256PrivateKey(backing: P256.Signing.PrivateKey(rawRepresentation: raw)))
-        case .rs256: .rs256(try JWTKit.Insecure.RSA.PrivateKey(backing: _RSA.Signing.PrivateKey(derRepresentation: raw)))
-        }
-        return OpenedSigningKey(kid: record.kid, algorithm: record.algorithm, material: material, createdAt: record.createdAt,
-                                retiredAt: record.retiredAt)
+        let raw = try sealer.open(
+            Array(record.sealedPrivateKey), context: SigningKey.sealingContext(kid: record.kid, algorithm: record.algorithm))
+        let material: OpenedSigningKey.Material =
+            switch record.algorithm {
+            case .es256: .es256(try ES256PrivateKey(backing: P256.Signing.PrivateKey(rawRepresentation: raw)))
+            case .rs256: .rs256(try JWTKit.Insecure.RSA.PrivateKey(backing: _RSA.Signing.PrivateKey(derRepresentation: raw)))
+            }
+        return OpenedSigningKey(
+            kid: record.kid, algorithm: record.algorithm, material: material, createdAt: record.createdAt,
+            retiredAt: record.retiredAt)
     }
 }

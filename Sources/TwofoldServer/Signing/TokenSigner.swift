@@ -64,12 +64,13 @@ struct TokenSigner: Sendable {
     private var store: SigningKeyStore { SigningKeyStore(database: database, sealer: sealer, now: now) }
 
     /// Sorted keys and unescaped slashes: the compact form step-up assertions have always had.
-    private static let serializer = DefaultJWTSerializer(jsonEncoder: {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        encoder.dateEncodingStrategy = .secondsSince1970
-        return encoder
-    }())
+    private static let serializer = DefaultJWTSerializer(
+        jsonEncoder: {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            encoder.dateEncodingStrategy = .secondsSince1970
+            return encoder
+        }())
 
     /// Signs with the current key of `algorithm` (creating it on first use).
     /// - Parameters:

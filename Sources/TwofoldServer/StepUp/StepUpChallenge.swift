@@ -37,7 +37,10 @@ final class StepUpChallenge: Model, @unchecked Sendable {
 
     init() {}
 
-    init(practiceID: UUID, userID: UUID, apiKeyID: UUID, actionType: String, summary: String, actionHash: String, now: Date, lifetime: TimeInterval) {
+    init(
+        practiceID: UUID, userID: UUID, apiKeyID: UUID, actionType: String, summary: String, actionHash: String, now: Date,
+        lifetime: TimeInterval
+    ) {
         id = UUID()
         self.practiceID = practiceID
         $user.id = userID

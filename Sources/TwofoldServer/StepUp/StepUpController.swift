@@ -15,8 +15,11 @@ struct StepUpController: RouteCollection {
         stepUp.on(.POST, APIPath.stepUpPasskey(.placeholder), body: .collect(maxSize: "64kb"), use: passkey)
         routes.get(OIDCPath.jwks, use: jwks)
         if let app = routes as? Application, app.twofold.configuration.publicURL == nil, app.environment != .testing,
-           (app.environment.arguments.dropFirst().first ?? "serve") == "serve" {
-            app.logger.warning("TWOFOLD_PUBLIC_URL is not set: step-up answers 503 except on this machine's loopback address (http://localhost…), because an assertion's issuer must not come from the Host header. Set TWOFOLD_PUBLIC_URL to the address users reach Twofold at.")
+            (app.environment.arguments.dropFirst().first ?? "serve") == "serve"
+        {
+            app.logger.warning(
+                "TWOFOLD_PUBLIC_URL is not set: step-up answers 503 except on this machine's loopback address (http://localhost…), because an assertion's issuer must not come from the Host header. Set TWOFOLD_PUBLIC_URL to the address users reach Twofold at."
+            )
         }
     }
 
@@ -30,15 +33,18 @@ struct StepUpController: RouteCollection {
         let body = try req.apiBody(API.CreateStepUpRequest.self)
         let service = StepUpService(request: req)
         let action = StepUpService.Action(type: body.action._type, summary: body.action.summary, hash: body.action.hash)
-        let (challenge, methods) = try await service.create(key: key, userID: try APIField.uuid(body.userId, "userId"), username: body.username,
-                                                            action: action)
+        let (challenge, methods) = try await service.create(
+            key: key, userID: try APIField.uuid(body.userId, "userId"), username: body.username,
+            action: action)
         let id = try challenge.requireID()
         // `url`: a page where the user can complete the step-up in their browser. `audience`: the assertion's `aud`, this
         // API key's id. For an EPCS signing, the attestation the prescriber is shown and the factors needed at once.
-        let response = API.StepUpCreated(challengeId: id.uuidString, methods: try methods.map { try API.StepUpCreated.MethodsPayloadPayload.documented($0) }, expiresAt: challenge.expiresAt,
-                                         url: try service.issuer() + WebPath.stepUp(id).string,
-                                         audience: challenge.apiKeyID.uuidString, attestation: try await service.attestationDocument(challenge),
-                                         attestationHash: challenge.attestationHash, factorsRequired: challenge.isEPCS ? [.password, .hardToken] : nil)
+        let response = API.StepUpCreated(
+            challengeId: id.uuidString, methods: try methods.map { try API.StepUpCreated.MethodsPayloadPayload.documented($0) },
+            expiresAt: challenge.expiresAt,
+            url: try service.issuer() + WebPath.stepUp(id).string,
+            audience: challenge.apiKeyID.uuidString, attestation: try await service.attestationDocument(challenge),
+            attestationHash: challenge.attestationHash, factorsRequired: challenge.isEPCS ? [.password, .hardToken] : nil)
         return try await response.encodeResponse(status: .created, for: req)
     }
 
@@ -64,7 +70,8 @@ struct StepUpController: RouteCollection {
     @Sendable func passkeyOptions(req: Request) async throws -> RequestOptionsJSON {
         guard let key = req.apiKey else { throw Abort(.unauthorized) }
         let service = StepUpService(request: req)
-        return try await service.passkeyOptions(try await service.load(try req.parameters.id("id", notFound: StepUpError.notFound), for: key))
+        return try await service.passkeyOptions(
+            try await service.load(try req.parameters.id("id", notFound: StepUpError.notFound), for: key))
     }
 
     @Sendable func passkey(req: Request) async throws -> API.StepUpAssertion {
@@ -97,4 +104,3 @@ struct StepUpController: RouteCollection {
         return response
     }
 }
-

@@ -34,14 +34,18 @@ enum StepUpError: AbortError, Equatable {
         switch self {
         case .invalid(let why): why
         case .userNotFound: "There is no such user in this API key's practice."
-        case .noHardFactor: "This user has no authenticator app, push device or passkey. Step-up accepts only those (never a text message, a recovery code or a remembered browser); ask the user to add one under Account › Security."
+        case .noHardFactor:
+            "This user has no authenticator app, push device or passkey. Step-up accepts only those (never a text message, a recovery code or a remembered browser); ask the user to add one under Account › Security."
         case .notFound: "There is no such step-up request for this practice."
         case .expired: "This step-up request has expired (they last 5 minutes). Start a new one."
         case .closed(let status): "This step-up request is already \(status)."
-        case .passwordRequired: "Signing a controlled-substance prescription needs two factors at this moment: your password and a hard token (21 CFR 1311.115). Enter your password too."
+        case .passwordRequired:
+            "Signing a controlled-substance prescription needs two factors at this moment: your password and a hard token (21 CFR 1311.115). Enter your password too."
         case .wrongPassword: "The password is not correct."
-        case .ineligibleDevice: "This device does not count for signing controlled-substance prescriptions in your practice (text messages, recovery codes and synced passkeys never do). Use a device listed as EPCS-eligible under Account › Security."
-        case .noPublicURL: "Step-up is unavailable: the server has no public address, so its assertions would have no trustworthy issuer. The operator must set TWOFOLD_PUBLIC_URL (e.g. https://2fa.example-clinic.org) and restart Twofold."
+        case .ineligibleDevice:
+            "This device does not count for signing controlled-substance prescriptions in your practice (text messages, recovery codes and synced passkeys never do). Use a device listed as EPCS-eligible under Account › Security."
+        case .noPublicURL:
+            "Step-up is unavailable: the server has no public address, so its assertions would have no trustworthy issuer. The operator must set TWOFOLD_PUBLIC_URL (e.g. https://2fa.example-clinic.org) and restart Twofold."
         }
     }
 }
@@ -83,7 +87,6 @@ struct StepUpService {
         var factors: [String]
     }
 
-
     // MARK: starting
 
     func create(key: APIKey, userID: UUID?, username: String?, action: Action) async throws -> (StepUpChallenge, [String]) {
@@ -96,31 +99,44 @@ struct StepUpService {
         case (nil, let name?): query = query.filter(\.$usernameKey == User.key(for: name))
         default: throw StepUpError.invalid("Name the user with exactly one of userId or username.")
         }
-        guard let user = try await query.first(), let practice = try await Practice.find(practiceID, on: request.db) else { throw StepUpError.userNotFound }
-        let challenge = StepUpChallenge(practiceID: practiceID, userID: user.id!, apiKeyID: key.id!, actionType: action.type.lowercased(),
-                                        summary: action.summary, actionHash: action.hash, now: request.now,
-                                        lifetime: request.policy.stepUp.challengeLifetime)
+        guard let user = try await query.first(), let practice = try await Practice.find(practiceID, on: request.db) else {
+            throw StepUpError.userNotFound
+        }
+        let challenge = StepUpChallenge(
+            practiceID: practiceID, userID: user.id!, apiKeyID: key.id!, actionType: action.type.lowercased(),
+            summary: action.summary, actionHash: action.hash, now: request.now,
+            lifetime: request.policy.stepUp.challengeLifetime)
         if challenge.isEPCS {
             // §1311.125: only a prescriber two approvers gave permission may sign; anyone else is an attempted
             // unauthorized access, recorded for the daily report.
             guard let grant = try await request.epcsRules.activeGrant(userID: user.requireID()) else {
-                try await request.audit(.epcsUnauthorizedAttempt, practiceID: practiceID, subjectID: user.id,
-                                        details: ["api_key": key.name, "action": "epcs_step_up", "summary": String(action.summary.prefix(200)), "reason": "no active EPCS permission"])
+                try await request.audit(
+                    .epcsUnauthorizedAttempt, practiceID: practiceID, subjectID: user.id,
+                    details: [
+                        "api_key": key.name, "action": "epcs_step_up", "summary": String(action.summary.prefix(200)),
+                        "reason": "no active EPCS permission",
+                    ])
                 throw EPCSError.notPermitted
             }
             challenge.epcsGrantID = grant.id
-            challenge.attestationHash = EPCS.attestationHash(EPCS.attestationDocument(summary: action.summary, practitioner: user.fullName, deaNumber: grant.deaNumber))
+            challenge.attestationHash = EPCS.attestationHash(
+                EPCS.attestationDocument(summary: action.summary, practitioner: user.fullName, deaNumber: grant.deaNumber))
         }
         let methods = try await methods(for: user, practice: practice, epcs: challenge.isEPCS)
         guard !methods.isEmpty else { throw challenge.isEPCS ? EPCSError.noEligibleToken : StepUpError.noHardFactor }
         try await challenge.create(on: request.db)
-        try await request.audit(.stepUpRequested, practiceID: practiceID, subjectID: user.id,
-                                details: ["api_key": key.name, "step_up": challenge.shortID, "action_type": challenge.actionType, "summary": String(action.summary.prefix(200))])
+        try await request.audit(
+            .stepUpRequested, practiceID: practiceID, subjectID: user.id,
+            details: [
+                "api_key": key.name, "step_up": challenge.shortID, "action_type": challenge.actionType,
+                "summary": String(action.summary.prefix(200)),
+            ])
         return (challenge, methods)
     }
 
     static func validate(_ action: Action) throws {
-        guard (1...64).contains(action.type.count), action.type.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) })
+        guard (1...64).contains(action.type.count),
+            action.type.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) })
         else { throw StepUpError.invalid("action.type must be 1 to 64 letters, digits, '.', '_' or '-', e.g. \"epcs\".") }
         if action.type.lowercased() == StepUpChallenge.epcsActionType {
             // One or more prescriptions, one per line, shown above the attestation (§1311.140(a)(1)).
@@ -130,8 +146,11 @@ struct StepUpService {
             guard (1...200).contains(summary.count), !summary.contains(where: \.isNewline)
             else { throw StepUpError.invalid("action.summary must be one line of 1 to 200 characters; the user sees it before approving.") }
         }
-        guard (16...128).contains(action.hash.count), action.hash.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_=+/".contains($0)) })
-        else { throw StepUpError.invalid("action.hash must be 16 to 128 characters of hex or base64, e.g. the SHA-256 of the prescription.") }
+        guard (16...128).contains(action.hash.count),
+            action.hash.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_=+/".contains($0)) })
+        else {
+            throw StepUpError.invalid("action.hash must be 16 to 128 characters of hex or base64, e.g. the SHA-256 of the prescription.")
+        }
     }
 
     /// The fresh factors step-up accepts for this user: authenticator apps, push devices and passkeys (with user verification).
@@ -169,9 +188,11 @@ struct StepUpService {
     /// loopback address (development on one machine) uses the request's address; anywhere else the Host header is the
     /// caller's to choose, so step-up is refused until the operator sets the public address.
     func issuer() throws -> String {
-        guard let issuer = Self.issuer(publicURL: request.twofold.configuration.publicURL, isTesting: request.application.environment == .testing,
-                                       host: request.headers.first(name: .host), peerIsLoopback: Self.isLoopback(request.remoteAddress),
-                                       requestBaseURL: request.publicBaseURL)
+        guard
+            let issuer = Self.issuer(
+                publicURL: request.twofold.configuration.publicURL, isTesting: request.application.environment == .testing,
+                host: request.headers.first(name: .host), peerIsLoopback: Self.isLoopback(request.remoteAddress),
+                requestBaseURL: request.publicBaseURL)
         else { throw StepUpError.noPublicURL }
         return issuer
     }
@@ -206,7 +227,9 @@ struct StepUpService {
         if challenge.isEPCS, password?.isEmpty ?? true { throw StepUpError.passwordRequired }
         let user = try await challenge.$user.get(on: request.db)
         let attempts = try await reserveAttempt(challenge)
-        var factors = try await Factor.query(on: request.db).filter(\.$user.$id == user.id!).filter(\.$status == .active).filter(\.$kind == .totp).all()
+        var factors = try await Factor.query(on: request.db).filter(\.$user.$id == user.id!).filter(\.$status == .active).filter(
+            \.$kind == .totp
+        ).all()
         if challenge.isEPCS {
             let practice = try await practice(of: challenge)
             try await checkKnowledge(challenge, user: user, password: password, attempts: attempts)
@@ -231,10 +254,12 @@ struct StepUpService {
     /// Reserves one of the step-up's attempts before any factor is checked: a parallel burst evaluates at most the
     /// limit; every attempt taken by checks still running answers "wait".
     private func reserveAttempt(_ challenge: StepUpChallenge) async throws -> Int {
-        let reserved = try await request.db.sql.raw("""
+        let reserved = try await request.db.sql.raw(
+            """
             UPDATE \(ident: StepUpChallenge.schema) SET failed_attempts = failed_attempts + 1
             WHERE id = \(bind: try challenge.requireID()) AND failed_attempts < \(bind: request.policy.stepUp.guessesPerChallenge) RETURNING failed_attempts
-            """).first(decoding: AttemptsRow.self)
+            """
+        ).first(decoding: AttemptsRow.self)
         guard let attempts = reserved?.failed_attempts else { throw SignInError.wait(seconds: 1) }
         return attempts
     }
@@ -265,8 +290,9 @@ struct StepUpService {
     private func checkKnowledge(_ challenge: StepUpChallenge, user: User, password: String?, attempts: Int) async throws {
         guard let password, !password.isEmpty else { throw StepUpError.passwordRequired }
         guard try await request.epcsRules.activeGrant(userID: user.requireID())?.id == challenge.epcsGrantID else {
-            try await request.audit(.epcsUnauthorizedAttempt, practiceID: challenge.practiceID, subjectID: user.id,
-                                    details: ["action": "epcs_step_up", "step_up": challenge.shortID, "reason": "EPCS permission revoked or expired"])
+            try await request.audit(
+                .epcsUnauthorizedAttempt, practiceID: challenge.practiceID, subjectID: user.id,
+                details: ["action": "epcs_step_up", "step_up": challenge.shortID, "reason": "EPCS permission revoked or expired"])
             try await cancel(challenge)
             throw EPCSError.notPermitted
         }
@@ -324,8 +350,9 @@ struct StepUpService {
         let practice = try await practice(of: challenge)
         if challenge.isEPCS, !EPCS.Token.list(practice.epcsTokens).contains(.push) { throw StepUpError.ineligibleDevice }
         try await verifyKnowledge(challenge, password: password)
-        return try await PushService(request: request).startChallenge(user: user, practice: practice, factorID: factorID, purpose: .stepUp,
-                                                                     stepUpID: challenge.id, action: try await attestationDocument(challenge) ?? challenge.summary)
+        return try await PushService(request: request).startChallenge(
+            user: user, practice: practice, factorID: factorID, purpose: .stepUp,
+            stepUpID: challenge.id, action: try await attestationDocument(challenge) ?? challenge.summary)
     }
 
     /// Takes in the answer of a push request for this step-up, if one came.
@@ -383,28 +410,36 @@ struct StepUpService {
 
     private func markVerified(_ challenge: StepUpChallenge, amr: String, factor: Factor) async throws {
         let now = request.now
-        let rows = try await request.db.sql.raw("""
+        let rows = try await request.db.sql.raw(
+            """
             UPDATE \(ident: StepUpChallenge.schema) SET status = 'verified', amr = \(bind: amr), auth_time = \(bind: now)
             WHERE id = \(bind: challenge.id!) AND status = 'pending' AND expires_at > \(bind: now) RETURNING id
-            """).all()
+            """
+        ).all()
         guard !rows.isEmpty else { throw StepUpError.closed("verified or closed") }
         challenge.status = .verified
         challenge.amr = amr
         challenge.authTime = now
-        try await request.audit(.stepUpVerified, practiceID: challenge.practiceID, subjectID: challenge.$user.id,
-                                details: ["step_up": challenge.shortID, "amr": amr, "factor": factor.shortID, "action_type": challenge.actionType])
+        try await request.audit(
+            .stepUpVerified, practiceID: challenge.practiceID, subjectID: challenge.$user.id,
+            details: ["step_up": challenge.shortID, "amr": amr, "factor": factor.shortID, "action_type": challenge.actionType])
         if challenge.isEPCS {
             let grant = try await epcsGrant(of: challenge)
-            try await request.audit(.epcsSigningCompleted, practiceID: challenge.practiceID, subjectID: challenge.$user.id, details: [
-                "step_up": challenge.shortID, "amr": amr, "factor": factor.shortID, "kind": factor.kind.rawValue, "action_hash": challenge.actionHash,
-                "attestation_sha256": challenge.attestationHash ?? "", "dea": grant.flatMap { DEANumber($0.deaNumber)?.masked } ?? "",
-                "summary": String(challenge.summary.prefix(200)),
-            ])
+            try await request.audit(
+                .epcsSigningCompleted, practiceID: challenge.practiceID, subjectID: challenge.$user.id,
+                details: [
+                    "step_up": challenge.shortID, "amr": amr, "factor": factor.shortID, "kind": factor.kind.rawValue,
+                    "action_hash": challenge.actionHash,
+                    "attestation_sha256": challenge.attestationHash ?? "", "dea": grant.flatMap { DEANumber($0.deaNumber)?.masked } ?? "",
+                    "summary": String(challenge.summary.prefix(200)),
+                ])
         }
     }
 
     private func cancel(_ challenge: StepUpChallenge) async throws {
-        try await request.db.sql.raw("UPDATE \(ident: StepUpChallenge.schema) SET status = 'cancelled' WHERE id = \(bind: challenge.id!) AND status = 'pending'").run()
+        try await request.db.sql.raw(
+            "UPDATE \(ident: StepUpChallenge.schema) SET status = 'cancelled' WHERE id = \(bind: challenge.id!) AND status = 'pending'"
+        ).run()
         challenge.status = .cancelled
     }
 
@@ -412,25 +447,31 @@ struct StepUpService {
 
     private func epcsClaim(_ challenge: StepUpChallenge) async throws -> EPCSClaim? {
         guard let grant = try await epcsGrant(of: challenge) else { return nil }
-        return EPCSClaim(dea_number: grant.deaNumber, grant_id: try grant.requireID().uuidString, attestation_sha256: challenge.attestationHash ?? "",
-                         factors: ["knowledge", "hard_token"])
+        return EPCSClaim(
+            dea_number: grant.deaNumber, grant_id: try grant.requireID().uuidString, attestation_sha256: challenge.attestationHash ?? "",
+            factors: ["knowledge", "hard_token"])
     }
 
     /// Signs the assertion of a verified step-up; only the first caller gets one.
     func issueAssertion(_ challenge: StepUpChallenge) async throws -> String? {
         let issuerURL = try issuer()
         let now = request.now
-        let rows = try await request.db.sql.raw("""
+        let rows = try await request.db.sql.raw(
+            """
             UPDATE \(ident: StepUpChallenge.schema) SET status = 'completed'
             WHERE id = \(bind: challenge.id!) AND status = 'verified' AND expires_at > \(bind: now) RETURNING id
-            """).all()
+            """
+        ).all()
         guard !rows.isEmpty else { return nil }
         challenge.status = .completed
         let claims = Claims(
-            iss: issuerURL, aud: challenge.apiKeyID.uuidString, sub: challenge.$user.id.uuidString, practice: challenge.practiceID.uuidString,
-            amr: (challenge.amr ?? "otp").split(separator: " ").map(String.init), auth_time: Int64((challenge.authTime ?? now).timeIntervalSince1970),
+            iss: issuerURL, aud: challenge.apiKeyID.uuidString, sub: challenge.$user.id.uuidString,
+            practice: challenge.practiceID.uuidString,
+            amr: (challenge.amr ?? "otp").split(separator: " ").map(String.init),
+            auth_time: Int64((challenge.authTime ?? now).timeIntervalSince1970),
             action_type: challenge.actionType, action_hash: challenge.actionHash, jti: challenge.id!.uuidString,
-            iat: Int64(now.timeIntervalSince1970), exp: Int64(now.addingTimeInterval(request.policy.stepUp.assertionLifetime).timeIntervalSince1970),
+            iat: Int64(now.timeIntervalSince1970),
+            exp: Int64(now.addingTimeInterval(request.policy.stepUp.assertionLifetime).timeIntervalSince1970),
             epcs: try await epcsClaim(challenge))
         return try await request.tokenSigner.sign(claims, algorithm: .es256)
     }

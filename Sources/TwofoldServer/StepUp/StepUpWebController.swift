@@ -47,26 +47,30 @@ struct StepUpWebController: RouteCollection {
     /// The step-up, if it belongs to the signed-in user (anyone else gets a 404).
     private func own(_ req: Request) async throws -> StepUpChallenge {
         let session = try req.requireSession()
-        let challenge = try await StepUpService(request: req).load(try req.parameters.require("id", as: UUID.self), practiceID: session.practiceID)
+        let challenge = try await StepUpService(request: req).load(
+            try req.parameters.require("id", as: UUID.self), practiceID: session.practiceID)
         guard challenge.$user.id == session.userID else { throw StepUpError.notFound }
         return challenge
     }
 
-    func render(_ req: Request, _ challenge: StepUpChallenge, error: String? = nil, number: Int? = nil, status: HTTPResponseStatus = .ok) async throws -> Response {
+    func render(_ req: Request, _ challenge: StepUpChallenge, error: String? = nil, number: Int? = nil, status: HTTPResponseStatus = .ok)
+        async throws -> Response
+    {
         let session = try req.requireSession()
         let service = StepUpService(request: req)
         let methods = try await service.methods(for: session.user, practice: session.practice, epcs: challenge.isEPCS)
         let id = try challenge.requireID()
         let deaNumber = try await service.epcsGrant(of: challenge)?.deaNumber ?? ""
         let title = challenge.isEPCS ? "Sign controlled-substance prescription" : "Confirm a sensitive action"
-        let page = Page(layout: req.layout(title, error: error), summary: challenge.summary, actionType: challenge.actionType,
-                        state: challenge.visibleStatus(now: req.now), hasTOTP: methods.contains("totp"), hasPush: methods.contains("push"),
-                        hasPasskey: methods.contains("webauthn"), passkeyAction: WebPath.stepUpPasskey(id).string,
-                        passkeyOptions: WebPath.stepUpPasskeyOptions(id).string, action: WebPath.stepUp(id).string,
-                        pushAction: WebPath.stepUpPush(id).string, number: number, statusURL: WebPath.stepUpStatus(id).string,
-                        finishAction: WebPath.stepUpPushFinish(id).string,
-                        isEPCS: challenge.isEPCS, prescriptions: EPCS.summaryLines(challenge.summary), practitioner: session.user.fullName,
-                        deaNumber: deaNumber, attestationStatement: EPCS.attestationStatement, attestationHash: challenge.attestationHash ?? "")
+        let page = Page(
+            layout: req.layout(title, error: error), summary: challenge.summary, actionType: challenge.actionType,
+            state: challenge.visibleStatus(now: req.now), hasTOTP: methods.contains("totp"), hasPush: methods.contains("push"),
+            hasPasskey: methods.contains("webauthn"), passkeyAction: WebPath.stepUpPasskey(id).string,
+            passkeyOptions: WebPath.stepUpPasskeyOptions(id).string, action: WebPath.stepUp(id).string,
+            pushAction: WebPath.stepUpPush(id).string, number: number, statusURL: WebPath.stepUpStatus(id).string,
+            finishAction: WebPath.stepUpPushFinish(id).string,
+            isEPCS: challenge.isEPCS, prescriptions: EPCS.summaryLines(challenge.summary), practitioner: session.user.fullName,
+            deaNumber: deaNumber, attestationStatement: EPCS.attestationStatement, attestationHash: challenge.attestationHash ?? "")
         return try await req.render("step-up", page, status: status)
     }
 
@@ -115,14 +119,17 @@ struct StepUpWebController: RouteCollection {
 
     @Sendable func status(req: Request) async throws -> PollStatus {
         let challenge = try await own(req)
-        let answered = try await PushChallenge.query(on: req.db).filter(\.$stepUpID == challenge.id!).filter(\.$status != .pending).count() > 0
+        let answered =
+            try await PushChallenge.query(on: req.db).filter(\.$stepUpID == challenge.id!).filter(\.$status != .pending).count() > 0
         return PollStatus(status: answered ? "answered" : challenge.visibleStatus(now: req.now))
     }
 
     @Sendable func finishPush(req: Request) async throws -> Response {
         let challenge = try await own(req)
         try await StepUpService(request: req).collectPush(challenge)
-        let error = challenge.visibleStatus(now: req.now) == "pending" ? "Not approved yet. Approve the request on your device, then continue." : nil
+        let error =
+            challenge.visibleStatus(now: req.now) == "pending"
+            ? "Not approved yet. Approve the request on your device, then continue." : nil
         return try await render(req, challenge, error: error)
     }
 }

@@ -12,7 +12,8 @@ enum DatabaseSetup {
         AddPrimaryProviderToUser(), CreateAPIKey(), AddPushDeviceToFactor(), AddAllowPushToPractice(),
         CreatePushChallenge(), CreateDeviceNonce(), CreateSigningKey(), CreateStepUpChallenge(),
         AddPasskeyToFactor(), AddPasskeySettingsToPractice(), CreateWebAuthnChallenge(),
-        CreateSecondFactorCounter(), AddEnrollmentSessionToFactor(), AddSessionLifetimeToPractice(), AddAttemptsToSMSCode(), CreateKnownSignInAddress(),
+        CreateSecondFactorCounter(), AddEnrollmentSessionToFactor(), AddSessionLifetimeToPractice(), AddAttemptsToSMSCode(),
+        CreateKnownSignInAddress(),
         CreateSealingKeyCheck(),
         AddPasswordSingleFactorFlagToUser(),
         CreateRADIUSClient(), CreateRADIUSChallenge(), AddNumberRequiredToPushChallenge(),
@@ -29,17 +30,33 @@ enum DatabaseSetup {
         AddPerInstanceAuditChains(),
     ]
 
-    static func configure(_ app: Application, storage: TwofoldConfiguration.Storage, postgresConnectionsPerEventLoop: Int = 8, connectionWaitSeconds: Int = 30) throws {
+    static func configure(
+        _ app: Application, storage: TwofoldConfiguration.Storage, postgresConnectionsPerEventLoop: Int = 8, connectionWaitSeconds: Int = 30
+    ) throws {
         switch storage {
         // SQL statements and query values are logged only at trace level: their values include code and token hashes.
         case .sqliteMemory:
-            app.databases.use(singleConnection(.sqlite(.memory, connectionPoolTimeout: .seconds(Int64(connectionWaitSeconds)), dataEncoder: .init(), dataDecoder: .init(), sqlLogLevel: .trace)).queryValuesOnlyAtTrace, as: .sqlite)
+            app.databases.use(
+                singleConnection(
+                    .sqlite(
+                        .memory, connectionPoolTimeout: .seconds(Int64(connectionWaitSeconds)), dataEncoder: .init(), dataDecoder: .init(),
+                        sqlLogLevel: .trace)
+                ).queryValuesOnlyAtTrace, as: .sqlite)
         case .sqliteFile(let path):
-            app.databases.use(singleConnection(.sqlite(.file(path), connectionPoolTimeout: .seconds(Int64(connectionWaitSeconds)), dataEncoder: .init(), dataDecoder: .init(), sqlLogLevel: .trace)).queryValuesOnlyAtTrace, as: .sqlite)
+            app.databases.use(
+                singleConnection(
+                    .sqlite(
+                        .file(path), connectionPoolTimeout: .seconds(Int64(connectionWaitSeconds)), dataEncoder: .init(),
+                        dataDecoder: .init(), sqlLogLevel: .trace)
+                ).queryValuesOnlyAtTrace, as: .sqlite)
         case .postgres(let url, let searchPath):
             var configuration = try SQLPostgresConfiguration(url: url)
             if let searchPath { configuration.searchPath = [searchPath] }
-            app.databases.use(.postgres(configuration: configuration, maxConnectionsPerEventLoop: postgresConnectionsPerEventLoop, connectionPoolTimeout: .seconds(Int64(connectionWaitSeconds)), sqlLogLevel: .trace).queryValuesOnlyAtTrace, as: .psql)
+            app.databases.use(
+                .postgres(
+                    configuration: configuration, maxConnectionsPerEventLoop: postgresConnectionsPerEventLoop,
+                    connectionPoolTimeout: .seconds(Int64(connectionWaitSeconds)), sqlLogLevel: .trace
+                ).queryValuesOnlyAtTrace, as: .psql)
         }
         for migration in migrations { app.migrations.add(migration) }
         AuditContext.install(on: app)
@@ -59,7 +76,9 @@ enum DatabaseSetup {
         guard let sql = app.db as? any SQLDatabase, sql.dialect.name == "sqlite" else { return }
         let mode = try await sql.raw("PRAGMA journal_mode=WAL").first(decoding: JournalMode.self)?.journal_mode ?? ""
         if mode != "wal", mode != "memory" {
-            app.logger.warning("SQLite could not switch to WAL mode (journal mode is \(mode)); the database works but concurrent sign-ins will wait on each other. Keep the data directory on a local disk.")
+            app.logger.warning(
+                "SQLite could not switch to WAL mode (journal mode is \(mode)); the database works but concurrent sign-ins will wait on each other. Keep the data directory on a local disk."
+            )
         }
         try await sql.raw("PRAGMA synchronous=NORMAL").run()
         try await sql.raw("PRAGMA cache_size=\(unsafeRaw: String(cachePages))").run()

@@ -26,9 +26,11 @@ struct QueryValuesOnlyAtTrace: DatabaseConfiguration {
         let inner: any DatabaseDriver
 
         func makeDatabase(with context: DatabaseContext) -> any Database {
-            inner.makeDatabase(with: DatabaseContext(
-                configuration: context.configuration, logger: QueryValuesOnlyAtTrace.logger(context.logger), eventLoop: context.eventLoop,
-                history: context.history, pageSizeLimit: context.pageSizeLimit, shouldTrace: context.shouldTrace))
+            inner.makeDatabase(
+                with: DatabaseContext(
+                    configuration: context.configuration, logger: QueryValuesOnlyAtTrace.logger(context.logger),
+                    eventLoop: context.eventLoop,
+                    history: context.history, pageSizeLimit: context.pageSizeLimit, shouldTrace: context.shouldTrace))
         }
 
         func shutdown() { inner.shutdown() }

@@ -15,9 +15,11 @@ enum SealingKeyCheck {
         let current = sealer.currentFingerprint
         if try await recorded(on: database) == nil {
             try await refuseForeignSecrets(database: database, sealer: sealer)
-            try await database.sql.raw("""
+            try await database.sql.raw(
+                """
                 INSERT INTO \(ident: table) (id, key_id, recorded_at) VALUES (1, \(bind: current), \(bind: now)) ON CONFLICT (id) DO NOTHING
-                """).run()
+                """
+            ).run()
         }
         guard let expected = try await recorded(on: database) else {
             throw ConfigurationError(problems: ["the sealing key check in the database could not be recorded; run `twofold migrate`"])
@@ -26,10 +28,14 @@ enum SealingKeyCheck {
         guard sealer.openingFingerprints.contains(expected) else {
             throw ConfigurationError(problems: [mismatch(expected: expected, actual: current)])
         }
-        try await database.sql.raw("""
+        try await database.sql.raw(
+            """
             UPDATE \(ident: table) SET key_id = \(bind: current), recorded_at = \(bind: now) WHERE id = 1 AND key_id = \(bind: expected)
-            """).run()
-        logger.notice("The sealing key changed from key id \(expected) to \(current); keep the old key in TWOFOLD_PREVIOUS_SECRET_KEYS until every secret is sealed again.")
+            """
+        ).run()
+        logger.notice(
+            "The sealing key changed from key id \(expected) to \(current); keep the old key in TWOFOLD_PREVIOUS_SECRET_KEYS until every secret is sealed again."
+        )
     }
 
     static func mismatch(expected: String, actual: String) -> String {
@@ -52,11 +58,13 @@ enum SealingKeyCheck {
             .all(decoding: SealedRow.self).compactMap(\.sealed_secret)
         guard let foreign = blobs.first(where: { !sealer.hasKey(for: Array($0)) }) else { return }
         let keyID = foreign.count >= 5 ? Digest.hex(Array(foreign[1..<5])) : "?"
-        throw ConfigurationError(problems: ["""
+        throw ConfigurationError(problems: [
+            """
             this database's secrets are sealed with a key (blob key id \(keyID)) that this instance's key (id \(sealer.currentFingerprint)) \
             is not; set TWOFOLD_SECRET_KEY to the key of the instance that created the database (its TWOFOLD_SECRET_KEY, or the \
             twofold.key file in its data directory), or add it to TWOFOLD_PREVIOUS_SECRET_KEYS.
-            """])
+            """
+        ])
     }
 
     private struct Row: Decodable { var key_id: String }

@@ -24,9 +24,10 @@ struct SingleConnectionSQLite: DatabaseConfiguration {
         let eventLoop: any EventLoop
 
         func makeDatabase(with context: DatabaseContext) -> any Database {
-            inner.makeDatabase(with: DatabaseContext(
-                configuration: context.configuration, logger: context.logger, eventLoop: eventLoop,
-                history: context.history, pageSizeLimit: context.pageSizeLimit, shouldTrace: context.shouldTrace))
+            inner.makeDatabase(
+                with: DatabaseContext(
+                    configuration: context.configuration, logger: context.logger, eventLoop: eventLoop,
+                    history: context.history, pageSizeLimit: context.pageSizeLimit, shouldTrace: context.shouldTrace))
         }
 
         func shutdown() { inner.shutdown() }

@@ -25,8 +25,12 @@ struct AssetsController: RouteCollection {
     func boot(routes: any RoutesBuilder) throws {
         let css = stylesheet
         let js = script
-        routes.get(WebPath.styles) { _ in Self.asset(css, type: HTTPMediaType(type: "text", subType: "css", parameters: ["charset": "utf-8"])) }
-        routes.get(WebPath.script) { _ in Self.asset(js, type: HTTPMediaType(type: "text", subType: "javascript", parameters: ["charset": "utf-8"])) }
+        routes.get(WebPath.styles) { _ in
+            Self.asset(css, type: HTTPMediaType(type: "text", subType: "css", parameters: ["charset": "utf-8"]))
+        }
+        routes.get(WebPath.script) { _ in
+            Self.asset(js, type: HTTPMediaType(type: "text", subType: "javascript", parameters: ["charset": "utf-8"]))
+        }
     }
 
     private static func asset(_ data: Data, type: HTTPMediaType) -> Response {

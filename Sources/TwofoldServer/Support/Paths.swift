@@ -70,22 +70,30 @@ extension RoutesBuilder {
     }
 
     @discardableResult
-    func get<Response: AsyncResponseEncodable>(_ path: some RoutePath, use closure: @Sendable @escaping (Request) async throws -> Response) -> Route {
+    func get<Response: AsyncResponseEncodable>(_ path: some RoutePath, use closure: @Sendable @escaping (Request) async throws -> Response)
+        -> Route
+    {
         on(.GET, path.pattern, use: closure)
     }
 
     @discardableResult
-    func post<Response: AsyncResponseEncodable>(_ path: some RoutePath, use closure: @Sendable @escaping (Request) async throws -> Response) -> Route {
+    func post<Response: AsyncResponseEncodable>(_ path: some RoutePath, use closure: @Sendable @escaping (Request) async throws -> Response)
+        -> Route
+    {
         on(.POST, path.pattern, use: closure)
     }
 
     @discardableResult
-    func patch<Response: AsyncResponseEncodable>(_ path: some RoutePath, use closure: @Sendable @escaping (Request) async throws -> Response) -> Route {
+    func patch<Response: AsyncResponseEncodable>(
+        _ path: some RoutePath, use closure: @Sendable @escaping (Request) async throws -> Response
+    ) -> Route {
         on(.PATCH, path.pattern, use: closure)
     }
 
     @discardableResult
-    func delete<Response: AsyncResponseEncodable>(_ path: some RoutePath, use closure: @Sendable @escaping (Request) async throws -> Response) -> Route {
+    func delete<Response: AsyncResponseEncodable>(
+        _ path: some RoutePath, use closure: @Sendable @escaping (Request) async throws -> Response
+    ) -> Route {
         on(.DELETE, path.pattern, use: closure)
     }
 }
@@ -210,12 +218,12 @@ enum WebPath: RoutePath {
         switch self {
         case .home, .setup, .security, .setupPushStatus, .stepUpStatus, .epcsLog, .epcsLogCSV, .styles, .script: [.GET]
         case .login, .twoFactor, .recovery, .forgotPassword, .passwordReset, .emailConfirm, .invitation, .setupAppFactor,
-             .setupSMSFactor, .twoFactorPush, .stepUp, .securityFactorReportLost, .profile, .password:
+            .setupSMSFactor, .twoFactorPush, .stepUp, .securityFactorReportLost, .profile, .password:
             [.GET, .POST]
         case .logout, .twoFactorSMS, .passwordResetSMS, .setupApp, .setupSMS, .setupSMSResend, .setupPushStart, .setupPush,
-             .setupPasskey, .recoveryCodesSaved, .twoFactorPasskey, .loginPasskey, .twoFactorPushStart, .stepUpPush,
-             .stepUpPushFinish, .stepUpPasskey, .stepUpPasskeyOptions, .securityRecoveryCodes, .securityDisable,
-             .securityBrowserRevoke, .securityFactorRemove, .securityFactorPrimary, .securityFactorRename:
+            .setupPasskey, .recoveryCodesSaved, .twoFactorPasskey, .loginPasskey, .twoFactorPushStart, .stepUpPush,
+            .stepUpPushFinish, .stepUpPasskey, .stepUpPasskeyOptions, .securityRecoveryCodes, .securityDisable,
+            .securityBrowserRevoke, .securityFactorRemove, .securityFactorPrimary, .securityFactorRename:
             [.POST]
         }
     }
@@ -329,11 +337,11 @@ enum AdminPath: RoutePath {
         switch self {
         case .newStaff, .user, .audit, .auditCSV, .auditExport, .newApplication, .epcs, .epcsReports, .epcsReport: [.GET]
         case .staff, .edit, .delete, .setUp, .revokeInvitation, .passwordReset, .practice, .apiKeys, .radius, .applications,
-             .editApplication, .applicationSecret, .disableApplication, .enableApplication, .deleteApplication, .epcsApprove,
-             .epcsRefuse, .epcsConfirmRevocation, .epcsGrant, .epcsRevoke, .reportLost:
+            .editApplication, .applicationSecret, .disableApplication, .enableApplication, .deleteApplication, .epcsApprove,
+            .epcsRefuse, .epcsConfirmRevocation, .epcsGrant, .epcsRevoke, .reportLost:
             [.GET, .POST]
         case .disable, .resendInvitation, .revokeAPIKey, .revokeRADIUSClient, .epcsSettings, .epcsReportReview,
-             .epcsAcknowledge, .epcsApprover:
+            .epcsAcknowledge, .epcsApprover:
             [.POST]
         }
     }
@@ -494,7 +502,7 @@ enum APIPath: RoutePath {
     var methods: [HTTPMethod] {
         switch self {
         case .loginPushStatus, .me, .meFactors, .meBrowsers, .meEPCSLog, .practiceAudit, .epcsGrants, .epcsApprovers,
-             .epcsAlerts, .epcsReport, .pushChallenges, .stepUp:
+            .epcsAlerts, .epcsReport, .pushChallenges, .stepUp:
             [.GET]
         case .practice, .epcsSettings: [.GET, .PATCH]
         case .practiceUsers, .applications: [.GET, .POST]
@@ -503,12 +511,12 @@ enum APIPath: RoutePath {
         case .meTwoFactor, .meBrowser, .practiceUserInvitation, .practiceUserEPCS: [.DELETE]
         case .practiceUserEPCSApprover: [.PUT]
         case .login, .loginVerify, .loginSMS, .loginRecovery, .loginPush, .logout, .forgotPassword, .resetPassword,
-             .passkeySignInOptions, .passkeySignIn, .meFactorTOTP, .meFactorSMS, .meFactorPush, .meFactorActivate,
-             .meFactorReportLost, .mePasskeyRegistrationOptions, .mePasskey, .meRecoveryCodes, .practiceUserResendInvitation,
-             .practiceUserSetUp, .practiceUserDisable, .practiceUserPasswordReset, .practiceUserEPCSGrants,
-             .practiceUserReportLost, .applicationSecret, .applicationDisable, .applicationEnable, .epcsGrantApprove,
-             .epcsGrantRefuse, .epcsGrantConfirmRevocation, .epcsAlertAcknowledge, .epcsReportReview, .validate, .pushEnroll,
-             .pushChallenge, .stepUps, .stepUpVerify, .stepUpPush, .stepUpPasskeyOptions, .stepUpPasskey:
+            .passkeySignInOptions, .passkeySignIn, .meFactorTOTP, .meFactorSMS, .meFactorPush, .meFactorActivate,
+            .meFactorReportLost, .mePasskeyRegistrationOptions, .mePasskey, .meRecoveryCodes, .practiceUserResendInvitation,
+            .practiceUserSetUp, .practiceUserDisable, .practiceUserPasswordReset, .practiceUserEPCSGrants,
+            .practiceUserReportLost, .applicationSecret, .applicationDisable, .applicationEnable, .epcsGrantApprove,
+            .epcsGrantRefuse, .epcsGrantConfirmRevocation, .epcsAlertAcknowledge, .epcsReportReview, .validate, .pushEnroll,
+            .pushChallenge, .stepUps, .stepUpVerify, .stepUpPush, .stepUpPasskeyOptions, .stepUpPasskey:
             [.POST]
         }
     }

@@ -8,9 +8,14 @@ struct SecurityHeaders: AsyncMiddleware {
         // A form on this page may end, after redirects, at an application's redirect URI (an OpenID Connect sign-in
         // or sign-out in progress); browsers check every hop against form-action, so that origin is allowed too.
         var formActions = ["'self'"] + request.formActionOrigins
-        if response.headers.contentType == .html, let origin = try await OIDCController.pendingRedirectOrigin(request) { formActions.append(origin) }
+        if response.headers.contentType == .html, let origin = try await OIDCController.pendingRedirectOrigin(request) {
+            formActions.append(origin)
+        }
         let headers: [(String, String)] = [
-            ("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action \(Set(formActions).sorted().joined(separator: " ")); frame-ancestors 'none'; base-uri 'none'"),
+            (
+                "Content-Security-Policy",
+                "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action \(Set(formActions).sorted().joined(separator: " ")); frame-ancestors 'none'; base-uri 'none'"
+            ),
             ("X-Frame-Options", "DENY"),
             ("X-Content-Type-Options", "nosniff"),
             ("Referrer-Policy", "no-referrer"),

@@ -31,9 +31,11 @@ struct TwofoldErrorMiddleware: AsyncMiddleware {
         }
         if error is any DatabaseError { request.metrics.databaseError() }
         if status.code >= 500 {
-            request.logger.error("Request failed", metadata: ["path": .string(request.url.path), "error": .string(String(reflecting: type(of: error)))])
+            request.logger.error(
+                "Request failed", metadata: ["path": .string(request.url.path), "error": .string(String(reflecting: type(of: error)))])
         } else {
-            request.logger.info("Request refused", metadata: ["path": .string(request.url.path), "status": .stringConvertible(status.code)])
+            request.logger.info(
+                "Request refused", metadata: ["path": .string(request.url.path), "status": .stringConvertible(status.code)])
         }
         headers.remove(name: .contentType)
         headers.remove(name: .contentLength)
@@ -41,8 +43,9 @@ struct TwofoldErrorMiddleware: AsyncMiddleware {
             return APIError.response(status, reason, headers: headers)
         }
         do {
-            let page = ErrorPage(layout: request.layout(status.reasonPhrase, error: nil), status: Int(status.code), reason: reason,
-                                 signedIn: request.currentSession != nil)
+            let page = ErrorPage(
+                layout: request.layout(status.reasonPhrase, error: nil), status: Int(status.code), reason: reason,
+                signedIn: request.currentSession != nil)
             let response = try await request.render("error", page, status: status)
             response.headers.add(contentsOf: headers)
             return response

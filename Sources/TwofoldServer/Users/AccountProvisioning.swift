@@ -32,7 +32,10 @@ struct AccountProvisioning {
         guard (1...120).contains(name.count) else { throw Abort(.badRequest, reason: "The practice name must be 1 to 120 characters.") }
         let practice = Practice(name: name, mandatoryTwoFactor: mandatoryTwoFactor)
         try await practice.create(on: database)
-        try await AuditLog.append(AuditEntry(type: .practiceCreated, practiceID: practice.id, details: ["name": name, "mandatory_two_factor": String(mandatoryTwoFactor)]), on: database, now: now)
+        try await AuditLog.append(
+            AuditEntry(
+                type: .practiceCreated, practiceID: practice.id,
+                details: ["name": name, "mandatory_two_factor": String(mandatoryTwoFactor)]), on: database, now: now)
         return practice
     }
 
@@ -49,7 +52,9 @@ struct AccountProvisioning {
             cell = SMSCodeService.normalizedPhone(raw)
             if cell == nil { problems.append("the cell phone needs 7 to 15 digits, e.g. +1 555 123 4567") }
         }
-        guard let practice = try await Practice.find(input.practiceID, on: database) else { throw Abort(.notFound, reason: "There is no practice with id \(input.practiceID).") }
+        guard let practice = try await Practice.find(input.practiceID, on: database) else {
+            throw Abort(.notFound, reason: "There is no practice with id \(input.practiceID).")
+        }
         // A new user has no factor yet: the password is their only one unless the practice requires 2FA.
         let rules = PasswordRules.Context(hasSecondFactor: practice.mandatoryTwoFactor, username: username, practiceName: practice.name)
         if let password = input.password, let problem = PasswordRules.problem(with: password, context: rules) {
@@ -58,19 +63,28 @@ struct AccountProvisioning {
         if try await User.query(on: database).filter(\.$usernameKey == User.key(for: username)).first() != nil {
             problems.append("the username \(username) is already taken")
         }
-        guard problems.isEmpty else { throw Abort(.badRequest, reason: "Cannot create the user: " + problems.joined(separator: "; ") + ".") }
+        guard problems.isEmpty else {
+            throw Abort(.badRequest, reason: "Cannot create the user: " + problems.joined(separator: "; ") + ".")
+        }
         var hash = InvitationService.unusablePasswordHash
         if let password = input.password { hash = try await passwords.hash(password) }
-        let user = User(practiceID: input.practiceID, username: username, firstName: input.firstName.trimmingCharacters(in: .whitespaces),
-                        lastName: input.lastName.trimmingCharacters(in: .whitespaces), email: email!, cellPhone: cell,
-                        role: input.role, permissions: input.permissions, passwordHash: hash)
-        user.passwordMeetsSingleFactorMinimum = input.password.map { PasswordRules.meetsSingleFactorMinimum($0, username: username, practiceName: practice.name) } ?? false
+        let user = User(
+            practiceID: input.practiceID, username: username, firstName: input.firstName.trimmingCharacters(in: .whitespaces),
+            lastName: input.lastName.trimmingCharacters(in: .whitespaces), email: email!, cellPhone: cell,
+            role: input.role, permissions: input.permissions, passwordHash: hash)
+        user.passwordMeetsSingleFactorMinimum =
+            input.password.map { PasswordRules.meetsSingleFactorMinimum($0, username: username, practiceName: practice.name) } ?? false
         // An address an administrator (or the CLI) enters counts as verified; later changes wait for a confirmation link.
         user.emailVerifiedAt = now
         try await user.create(on: database)
-        try await AuditLog.append(AuditEntry(type: .userCreated, practiceID: input.practiceID, actorID: actorID, subjectID: user.id,
-                                             details: ["username": username, "role": input.role.rawValue, "permissions": input.permissions.map(\.rawValue).joined(separator: ",")]),
-                                  on: database, now: now)
+        try await AuditLog.append(
+            AuditEntry(
+                type: .userCreated, practiceID: input.practiceID, actorID: actorID, subjectID: user.id,
+                details: [
+                    "username": username, "role": input.role.rawValue,
+                    "permissions": input.permissions.map(\.rawValue).joined(separator: ","),
+                ]),
+            on: database, now: now)
         return user
     }
 }

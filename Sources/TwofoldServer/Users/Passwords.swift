@@ -38,7 +38,9 @@ enum PasswordRules {
                 ? "Choose a password of at least \(context.minimumLength) characters."
                 : "Choose a password of at least \(context.minimumLength) characters (\(minimumLength) once two-factor authentication is on); a few unrelated words make a good one."
         }
-        if password.utf8.count > maximumBytes { return "Choose a password of at most \(maximumBytes) bytes (bcrypt ignores anything longer)." }
+        if password.utf8.count > maximumBytes {
+            return "Choose a password of at most \(maximumBytes) bytes (bcrypt ignores anything longer)."
+        }
         let candidate = normalized(password)
         if let username = context.username.map(normalized), !username.isEmpty, candidate == username {
             return "Choose a password that is not your username."
@@ -82,10 +84,10 @@ enum PasswordRules {
     static func bcryptCost(of hash: String) -> Int? {
         let bytes = Array(hash.utf8)
         guard bytes.count == 60, bytes[0] == UInt8(ascii: "$"), bytes[1] == UInt8(ascii: "2"),
-              [UInt8(ascii: "a"), UInt8(ascii: "b"), UInt8(ascii: "y")].contains(bytes[2]), bytes[3] == UInt8(ascii: "$"),
-              bytes[6] == UInt8(ascii: "$"),
-              let cost = Int(String(decoding: bytes[4...5], as: UTF8.self)), (4...31).contains(cost),
-              bytes[7...].allSatisfy(bcryptAlphabet.contains)
+            [UInt8(ascii: "a"), UInt8(ascii: "b"), UInt8(ascii: "y")].contains(bytes[2]), bytes[3] == UInt8(ascii: "$"),
+            bytes[6] == UInt8(ascii: "$"),
+            let cost = Int(String(decoding: bytes[4...5], as: UTF8.self)), (4...31).contains(cost),
+            bytes[7...].allSatisfy(bcryptAlphabet.contains)
         else { return nil }
         return cost
     }
@@ -164,7 +166,9 @@ extension Request {
         user.passwordHash = hash
         user.passwordMeetsSingleFactorMinimum = meetsMinimum
         if needsRehash {
-            try await audit(.passwordRehashed, practiceID: user.$practice.id, actorID: id, details: ["from_cost": String(storedCost), "to_cost": String(targetCost)])
+            try await audit(
+                .passwordRehashed, practiceID: user.$practice.id, actorID: id,
+                details: ["from_cost": String(storedCost), "to_cost": String(targetCost)])
         }
     }
 }

@@ -96,29 +96,42 @@ enum Notice: String {
         case .profileUpdated: "Your profile was updated."
         case .passwordChanged: "Your password was changed. Other sessions and remembered browsers were signed out."
         case .smsSent: "A code was sent by text message."
-        case .staffCreated: "The staff account was created. Give the temporary password to the staff member; they must change it at first sign-in."
+        case .staffCreated:
+            "The staff account was created. Give the temporary password to the staff member; they must change it at first sign-in."
         case .staffUpdated: "The staff account was saved."
         case .staffDeleted: "The staff account was deleted. Its audit history is kept."
-        case .twoFactorSetUp: "Two-factor authentication is successfully set for the selected staff member. They will set it up at their next sign-in."
-        case .twoFactorDisabledByAdmin: "Two-factor authentication was disabled: their methods, recovery codes and remembered browsers were removed and they were signed out everywhere."
+        case .twoFactorSetUp:
+            "Two-factor authentication is successfully set for the selected staff member. They will set it up at their next sign-in."
+        case .twoFactorDisabledByAdmin:
+            "Two-factor authentication was disabled: their methods, recovery codes and remembered browsers were removed and they were signed out everywhere."
         case .settingsSaved: "The practice settings were saved."
-        case .epcsGrantEntered: "The EPCS grant was entered. It waits for a second EPCS access approver, a DEA registrant, to approve it with a code from their authenticator app; until then the prescriber cannot sign."
-        case .epcsGrantApproved: "The EPCS grant was approved: the prescriber may now sign controlled-substance prescriptions with two-factor authentication."
+        case .epcsGrantEntered:
+            "The EPCS grant was entered. It waits for a second EPCS access approver, a DEA registrant, to approve it with a code from their authenticator app; until then the prescriber cannot sign."
+        case .epcsGrantApproved:
+            "The EPCS grant was approved: the prescriber may now sign controlled-substance prescriptions with two-factor authentication."
         case .epcsGrantRefused: "The EPCS grant was refused. A new grant needs two approvers again."
-        case .epcsGrantRevoked: "The EPCS permission was revoked; it took effect at once. A second approver confirms the revocation on this page."
+        case .epcsGrantRevoked:
+            "The EPCS permission was revoked; it took effect at once. A second approver confirms the revocation on this page."
         case .epcsRevocationConfirmed: "The revocation was confirmed."
         case .epcsSettingsSaved: "The EPCS settings were saved."
         case .epcsAlertAcknowledged: "The alert was acknowledged."
         case .epcsApproverSaved: "The EPCS approver designation was saved."
-        case .deviceReportedLost: "The device was reported lost or stolen and no longer works. Any EPCS permission was revoked, and the practice's EPCS approvers were alerted."
-        case .invitationSent: "The staff account was created and an invitation was emailed. The link is valid for \(limits.invitationDays) days; the staff member chooses their own password."
-        case .invitationResent: "A new invitation was emailed. The earlier link no longer works; the new one is valid for \(limits.invitationDays) days."
+        case .deviceReportedLost:
+            "The device was reported lost or stolen and no longer works. Any EPCS permission was revoked, and the practice's EPCS approvers were alerted."
+        case .invitationSent:
+            "The staff account was created and an invitation was emailed. The link is valid for \(limits.invitationDays) days; the staff member chooses their own password."
+        case .invitationResent:
+            "A new invitation was emailed. The earlier link no longer works; the new one is valid for \(limits.invitationDays) days."
         case .invitationRevoked: "The invitation was withdrawn; its link no longer works."
         case .invitationAccepted: "Welcome! Your password is set and you are signed in."
-        case .invitationAcceptedEnroll: "Welcome! Your password is set. Your practice requires two-factor authentication: set up a method now to finish."
-        case .passwordResetDone: "Your password was reset, and every session and remembered browser of your account was signed out. Sign in with your new password (and your second factor, if you have one)."
-        case .passwordResetSent: "A link to choose a new password was emailed to the staff member. It works once, for \(limits.passwordResetMinutes) minutes; their current password keeps working until they use it."
-        case .emailConfirmationSent: "Your profile was updated. We sent a confirmation link to the new email address: it is used once you open the link (within \(limits.emailConfirmationHours) hours). Until then, email goes to your current address."
+        case .invitationAcceptedEnroll:
+            "Welcome! Your password is set. Your practice requires two-factor authentication: set up a method now to finish."
+        case .passwordResetDone:
+            "Your password was reset, and every session and remembered browser of your account was signed out. Sign in with your new password (and your second factor, if you have one)."
+        case .passwordResetSent:
+            "A link to choose a new password was emailed to the staff member. It works once, for \(limits.passwordResetMinutes) minutes; their current password keeps working until they use it."
+        case .emailConfirmationSent:
+            "Your profile was updated. We sent a confirmation link to the new email address: it is used once you open the link (within \(limits.emailConfirmationHours) hours). Until then, email goes to your current address."
         case .emailConfirmed: "Your email address was confirmed and is now in use."
         }
     }

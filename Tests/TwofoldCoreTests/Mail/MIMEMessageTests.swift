@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import TwofoldCore
 
 /// A small reader of what the composer writes: headers unfolded, encoded-words decoded, parts split at the boundary
@@ -52,10 +53,14 @@ enum MailReader {
         var i = 0
         while i < bytes.count {
             if bytes[i] == UInt8(ascii: "="), i + 2 < bytes.count,
-               let value = UInt8(String(decoding: bytes[(i + 1)...(i + 2)], as: UTF8.self), radix: 16) {
-                out.append(value); i += 3; continue
+                let value = UInt8(String(decoding: bytes[(i + 1)...(i + 2)], as: UTF8.self), radix: 16)
+            {
+                out.append(value)
+                i += 3
+                continue
             }
-            out.append(bytes[i]); i += 1
+            out.append(bytes[i])
+            i += 1
         }
         return out
     }
@@ -71,51 +76,53 @@ enum MailReader {
 }
 
 @Suite struct MIMEMessageTests {
-    static let date = Date(timeIntervalSince1970: 1_796_115_903)  // 2026-12-01 09:05:03 UTC, a Tuesday
+    static let date = Date(timeIntervalSince1970: 1_796_115_903) // 2026-12-01 09:05:03 UTC, a Tuesday
 
     func message(subject: String = "Reset your password", from: String = "Riverside 2FA <2fa@example-clinic.org>") throws -> MIMEMessage {
-        MIMEMessage(from: try MailAddress(parsing: from), to: try MailAddress(parsing: "dr.smith@example.org", field: "To"), subject: subject,
-                    date: Self.date, messageID: "abc123.1796115903@example-clinic.org",
-                    text: "Hello Sam,\n\nOpen this link: https://2fa.example-clinic.org/reset?t=A=B\n.\nGrüße, Café ☕\n",
-                    html: "<p>Hello Sam,</p>\n<p><a href=\"https://2fa.example-clinic.org/reset?t=A=B\">Reset</a></p>\n",
-                    boundary: "=_fixedboundary")
+        MIMEMessage(
+            from: try MailAddress(parsing: from), to: try MailAddress(parsing: "dr.smith@example.org", field: "To"), subject: subject,
+            date: Self.date, messageID: "abc123.1796115903@example-clinic.org",
+            text: "Hello Sam,\n\nOpen this link: https://2fa.example-clinic.org/reset?t=A=B\n.\nGrüße, Café ☕\n",
+            html: "<p>Hello Sam,</p>\n<p><a href=\"https://2fa.example-clinic.org/reset?t=A=B\">Reset</a></p>\n",
+            boundary: "=_fixedboundary")
     }
 
     @Test func composesTheExactHeadersAndParts() throws {
         let text = String(decoding: try message().rendered(), as: UTF8.self)
-        #expect(text == """
-            From: Riverside 2FA <2fa@example-clinic.org>\r
-            To: dr.smith@example.org\r
-            Subject: Reset your password\r
-            Date: Tue, 01 Dec 2026 09:05:03 +0000\r
-            Message-ID: <abc123.1796115903@example-clinic.org>\r
-            MIME-Version: 1.0\r
-            Auto-Submitted: auto-generated\r
-            Content-Type: multipart/alternative;\r
-             boundary="=_fixedboundary"\r
-            \r
-            This is a message in MIME format: a plain text and an HTML version.\r
-            \r
-            --=_fixedboundary\r
-            Content-Type: text/plain; charset=utf-8\r
-            Content-Transfer-Encoding: quoted-printable\r
-            \r
-            Hello Sam,\r
-            \r
-            Open this link: https://2fa.example-clinic.org/reset?t=3DA=3DB\r
-            .\r
-            Gr=C3=BC=C3=9Fe, Caf=C3=A9 =E2=98=95\r
-            \r
-            --=_fixedboundary\r
-            Content-Type: text/html; charset=utf-8\r
-            Content-Transfer-Encoding: quoted-printable\r
-            \r
-            <p>Hello Sam,</p>\r
-            <p><a href=3D"https://2fa.example-clinic.org/reset?t=3DA=3DB">Reset</a></p>\r
-            \r
-            --=_fixedboundary--\r
+        #expect(
+            text == """
+                From: Riverside 2FA <2fa@example-clinic.org>\r
+                To: dr.smith@example.org\r
+                Subject: Reset your password\r
+                Date: Tue, 01 Dec 2026 09:05:03 +0000\r
+                Message-ID: <abc123.1796115903@example-clinic.org>\r
+                MIME-Version: 1.0\r
+                Auto-Submitted: auto-generated\r
+                Content-Type: multipart/alternative;\r
+                 boundary="=_fixedboundary"\r
+                \r
+                This is a message in MIME format: a plain text and an HTML version.\r
+                \r
+                --=_fixedboundary\r
+                Content-Type: text/plain; charset=utf-8\r
+                Content-Transfer-Encoding: quoted-printable\r
+                \r
+                Hello Sam,\r
+                \r
+                Open this link: https://2fa.example-clinic.org/reset?t=3DA=3DB\r
+                .\r
+                Gr=C3=BC=C3=9Fe, Caf=C3=A9 =E2=98=95\r
+                \r
+                --=_fixedboundary\r
+                Content-Type: text/html; charset=utf-8\r
+                Content-Transfer-Encoding: quoted-printable\r
+                \r
+                <p>Hello Sam,</p>\r
+                <p><a href=3D"https://2fa.example-clinic.org/reset?t=3DA=3DB">Reset</a></p>\r
+                \r
+                --=_fixedboundary--\r
 
-            """)
+                """)
     }
 
     @Test func everyLineEndsInCRLFAndIsShort() throws {
@@ -124,14 +131,17 @@ enum MailReader {
         m.text = String(repeating: "x", count: 500) + "\n" + String(repeating: "é", count: 200)
         let bytes = try m.rendered()
         let text = String(decoding: bytes, as: UTF8.self)
-        #expect(bytes.allSatisfy { $0 < 0x80 })  // 7-bit on the wire
+        #expect(bytes.allSatisfy { $0 < 0x80 }) // 7-bit on the wire
         #expect(!text.replacingOccurrences(of: "\r\n", with: "").contains("\n"))
         #expect(!text.replacingOccurrences(of: "\r\n", with: "").contains("\r"))
         for line in text.components(separatedBy: "\r\n") { #expect(line.utf8.count <= 78, "\(line)") }
         let parsed = MailReader.parse(text)
         #expect(MailReader.decodeWords(parsed.header("Subject")!) == long)
-        let plain = parsed.body.components(separatedBy: "--=_fixedboundary")[1].components(separatedBy: "\r\n\r\n").dropFirst().joined(separator: "\r\n\r\n")
-        #expect(MailReader.quotedPrintableBody(String(plain.dropLast(2))).hasPrefix(String(repeating: "x", count: 500) + "\n" + String(repeating: "é", count: 200)))
+        let plain = parsed.body.components(separatedBy: "--=_fixedboundary")[1].components(separatedBy: "\r\n\r\n").dropFirst().joined(
+            separator: "\r\n\r\n")
+        #expect(
+            MailReader.quotedPrintableBody(String(plain.dropLast(2))).hasPrefix(
+                String(repeating: "x", count: 500) + "\n" + String(repeating: "é", count: 200)))
     }
 
     @Test func roundTripsTheBodiesThroughAReader() throws {
@@ -141,7 +151,9 @@ enum MailReader {
         #expect(parts.count == 4 && parts[3] == "--\r\n")
         let plain = parts[1].components(separatedBy: "\r\n\r\n")
         #expect(plain[0].contains("Content-Type: text/plain; charset=utf-8"))
-        #expect(MailReader.quotedPrintableBody(plain.dropFirst().joined(separator: "\r\n\r\n")) == m.text + "\n" || MailReader.quotedPrintableBody(plain.dropFirst().joined(separator: "\r\n\r\n")) == m.text)
+        #expect(
+            MailReader.quotedPrintableBody(plain.dropFirst().joined(separator: "\r\n\r\n")) == m.text + "\n"
+                || MailReader.quotedPrintableBody(plain.dropFirst().joined(separator: "\r\n\r\n")) == m.text)
         let html = parts[2].components(separatedBy: "\r\n\r\n")
         #expect(html[0].contains("Content-Type: text/html; charset=utf-8"))
         #expect(MailReader.quotedPrintableBody(html.dropFirst().joined(separator: "\r\n\r\n")).hasPrefix(m.html))
@@ -157,11 +169,11 @@ enum MailReader {
 
     /// RFC 2047 §8 examples and UTF-8 boundaries: a word never splits a character.
     @Test func rfc2047Vectors() {
-        #expect(MailReader.decodeWords("=?ISO-8859-1?Q?a?=") == "=?ISO-8859-1?Q?a?=")  // other charsets are left alone by the reader
+        #expect(MailReader.decodeWords("=?ISO-8859-1?Q?a?=") == "=?ISO-8859-1?Q?a?=") // other charsets are left alone by the reader
         #expect(MIMEEncoding.encodedWords("Café", firstLineUsed: 9) == ["=?utf-8?B?Q2Fmw6k=?="])
         #expect(MIMEEncoding.qEncodedWord("Café au lait") == "=?utf-8?Q?Caf=C3=A9_au_lait?=")
         #expect(MailReader.decodeWords("=?utf-8?Q?Caf=C3=A9_au_lait?=") == "Café au lait")
-        #expect(MailReader.decodeWords("=?utf-8?B?YQ==?= =?utf-8?B?Yg==?=") == "ab")  // whitespace between words vanishes
+        #expect(MailReader.decodeWords("=?utf-8?B?YQ==?= =?utf-8?B?Yg==?=") == "ab") // whitespace between words vanishes
         let emoji = String(repeating: "👩‍⚕️", count: 30)
         let words = MIMEEncoding.encodedWords(emoji, firstLineUsed: 9)
         #expect(words.count > 1)
@@ -169,7 +181,7 @@ enum MailReader {
             #expect(word.count <= 75)
             #expect((index == 0 ? 9 : 1) + word.count <= 78)
             let payload = word.dropFirst("=?utf-8?B?".count).dropLast(2)
-            #expect(String(data: Data(base64Encoded: String(payload))!, encoding: .utf8) != nil)  // each word is whole UTF-8
+            #expect(String(data: Data(base64Encoded: String(payload))!, encoding: .utf8) != nil) // each word is whole UTF-8
         }
         #expect(MailReader.decodeWords(words.joined(separator: "\r\n ").replacingOccurrences(of: "\r\n", with: "")) == emoji)
     }
@@ -185,7 +197,9 @@ enum MailReader {
     }
 
     @Test func refusesHeaderInjection() throws {
-        #expect(throws: MailFormatError.headerInjection(field: "Subject")) { try message(subject: "Hi\r\nBcc: victim@example.org").rendered() }
+        #expect(throws: MailFormatError.headerInjection(field: "Subject")) {
+            try message(subject: "Hi\r\nBcc: victim@example.org").rendered()
+        }
         #expect(throws: MailFormatError.headerInjection(field: "Subject")) { try message(subject: "Hi\nX: y").rendered() }
         #expect(throws: MailFormatError.headerInjection(field: "From")) { try MailAddress(parsing: "A\r\nB <a@example.org>") }
         var m = try message()
@@ -202,7 +216,9 @@ enum MailReader {
     }
 
     @Test func parsesAddresses() throws {
-        #expect(try MailAddress(parsing: "\"Dr. Smith, MD\" <s@example.org>") == MailAddress(displayName: "Dr. Smith, MD", address: "s@example.org"))
+        #expect(
+            try MailAddress(parsing: "\"Dr. Smith, MD\" <s@example.org>")
+                == MailAddress(displayName: "Dr. Smith, MD", address: "s@example.org"))
         #expect(try MailAddress(parsing: "<s@example.org>") == MailAddress(address: "s@example.org"))
         #expect(MailAddress(displayName: "Dr. Smith, MD", address: "s@example.org").headerValue() == "\"Dr. Smith, MD\" <s@example.org>")
         #expect(MailAddress(displayName: "Riverside 2FA", address: "s@example.org").headerValue() == "Riverside 2FA <s@example.org>")
@@ -223,7 +239,8 @@ enum MailReader {
         #expect(lines.allSatisfy { $0.count <= 76 })
         #expect(lines.contains("end=20"))
         #expect(lines.last == "\ttab=09")
-        #expect(MailReader.quotedPrintableBody(lines.joined(separator: "\r\n")) == String(repeating: "ab=", count: 60) + "\nend \n\ttab\t\n")
+        #expect(
+            MailReader.quotedPrintableBody(lines.joined(separator: "\r\n")) == String(repeating: "ab=", count: 60) + "\nend \n\ttab\t\n")
     }
 
     @Test func randomBoundariesDiffer() {

@@ -1,12 +1,15 @@
 import Foundation
 import Testing
+
 @testable import TwofoldCore
 
 @Suite struct SMTPProtocolTests {
     /// A recorded EHLO reply of Postfix after STARTTLS.
-    static let postfixEHLO = "250-mail.example-clinic.org\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-VRFY\r\n250-ETRN\r\n250-AUTH PLAIN LOGIN\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-DSN\r\n250-SMTPUTF8\r\n250 CHUNKING\r\n"
+    static let postfixEHLO =
+        "250-mail.example-clinic.org\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-VRFY\r\n250-ETRN\r\n250-AUTH PLAIN LOGIN\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-DSN\r\n250-SMTPUTF8\r\n250 CHUNKING\r\n"
     /// Microsoft 365 before STARTTLS (smtp.office365.com:587).
-    static let office365EHLO = "250-AM0PR02CA0001.outlook.office365.com Hello [203.0.113.7]\r\n250-SIZE 157286400\r\n250-PIPELINING\r\n250-DSN\r\n250-ENHANCEDSTATUSCODES\r\n250-STARTTLS\r\n250-8BITMIME\r\n250-BINARYMIME\r\n250-CHUNKING\r\n250 SMTPUTF8\r\n"
+    static let office365EHLO =
+        "250-AM0PR02CA0001.outlook.office365.com Hello [203.0.113.7]\r\n250-SIZE 157286400\r\n250-PIPELINING\r\n250-DSN\r\n250-ENHANCEDSTATUSCODES\r\n250-STARTTLS\r\n250-8BITMIME\r\n250-BINARYMIME\r\n250-CHUNKING\r\n250 SMTPUTF8\r\n"
 
     @Test func parsesSingleAndMultiLineReplies() throws {
         let replies = try SMTPReplyParser.parseAll("220 mail.example.org ESMTP\r\n" + Self.postfixEHLO + "354\r\n")
@@ -32,7 +35,9 @@ import Testing
         #expect(try parser.consume(line: "250-first") == nil)
         #expect(parser.isInsideReply)
         #expect(throws: SMTPProtocolError.inconsistentCode(expected: 250, got: 251)) { try parser.consume(line: "251 second") }
-        #expect(throws: SMTPProtocolError.malformedReply("(the reply ended inside a multi-line reply)")) { try SMTPReplyParser.parseAll("250-a\r\n250-b\r\n") }
+        #expect(throws: SMTPProtocolError.malformedReply("(the reply ended inside a multi-line reply)")) {
+            try SMTPReplyParser.parseAll("250-a\r\n250-b\r\n")
+        }
     }
 
     @Test func refusesEndlessReplies() throws {
@@ -60,7 +65,9 @@ import Testing
     /// RFC 4616 and the common base64 of AUTH LOGIN.
     @Test func authenticationEncodings() {
         #expect(SMTPAuthentication.plain(username: "tim", password: "tanstaaftanstaaf") == "AHRpbQB0YW5zdGFhZnRhbnN0YWFm")
-        #expect(SMTPAuthentication.plain(username: "jöhn", password: "pä ss") == Data([0] + Array("jöhn".utf8) + [0] + Array("pä ss".utf8)).base64EncodedString())
+        #expect(
+            SMTPAuthentication.plain(username: "jöhn", password: "pä ss")
+                == Data([0] + Array("jöhn".utf8) + [0] + Array("pä ss".utf8)).base64EncodedString())
         let login = SMTPAuthentication.login(username: "user@example.org", password: "secret")
         #expect(login.username == "dXNlckBleGFtcGxlLm9yZw==")
         #expect(login.password == "c2VjcmV0")

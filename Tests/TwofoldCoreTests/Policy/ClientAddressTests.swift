@@ -1,4 +1,5 @@
 import Testing
+
 @testable import TwofoldCore
 
 @Suite("Client addresses: IPv4-mapped IPv6 and throttling keys")

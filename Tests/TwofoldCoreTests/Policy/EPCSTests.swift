@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import TwofoldCore
 
 @Suite("EPCS rules: DEA numbers, the attestation, eligible tokens")
@@ -24,13 +25,16 @@ struct EPCSTests {
     }
 
     @Test func attestationDocumentHasTheSummaryPractitionerAndStatementOfTheRule() {
-        let document = EPCS.attestationDocument(summary: "oxycodone 5 mg, #20\r\n\n  hydrocodone 10 mg, #10  ", practitioner: "Sam Smith", deaNumber: "AB1234563")
+        let document = EPCS.attestationDocument(
+            summary: "oxycodone 5 mg, #20\r\n\n  hydrocodone 10 mg, #10  ", practitioner: "Sam Smith", deaNumber: "AB1234563")
         let lines = document.components(separatedBy: "\n")
         #expect(lines[0] == "oxycodone 5 mg, #20")
         #expect(lines[1] == "hydrocodone 10 mg, #10")
         #expect(document.contains("Practitioner: Sam Smith\nDEA registration number: AB1234563"))
         #expect(lines.last == EPCS.attestationStatement)
-        #expect(EPCS.attestationStatement.hasPrefix("By completing the two-factor authentication protocol at this time, you are legally signing the prescription(s)"))
+        #expect(
+            EPCS.attestationStatement.hasPrefix(
+                "By completing the two-factor authentication protocol at this time, you are legally signing the prescription(s)"))
         #expect(EPCS.attestationStatement.hasSuffix("whose name and DEA registration number appear above."))
         #expect(EPCS.attestationHash(document) == Digest.sha256Hex(document))
         #expect(EPCS.attestationHash(document).count == 64)
@@ -51,7 +55,8 @@ struct EPCSTests {
         #expect(EPCS.Token.text([.securityKey, .push]) == "push,security_key")
         let aaguid = "2fc0579f-8113-47ea-b116-bb5a8db9202a"
         func eligible(backup: Bool?, attestation: String?, anchors: Bool = true, allowed: [String] = [], aaguid: String? = aaguid) -> Bool {
-            EPCS.securityKeyIsEligible(backupEligible: backup, attestation: attestation, aaguid: aaguid, trustAnchorsConfigured: anchors, allowedAAGUIDs: allowed)
+            EPCS.securityKeyIsEligible(
+                backupEligible: backup, attestation: attestation, aaguid: aaguid, trustAnchorsConfigured: anchors, allowedAAGUIDs: allowed)
         }
         #expect(eligible(backup: false, attestation: "packed/basic"))
         #expect(!eligible(backup: true, attestation: "packed/basic"), "a synced passkey is not a hard token")

@@ -19,12 +19,16 @@ struct SecondFactorLockoutTests {
         #expect(policy.delay(afterFailures: 9) == 16)
         #expect(policy.delay(afterFailures: 12) == 60)
         #expect(policy.delay(afterFailures: 99) == 60)
-        #expect(policy.decision(consecutiveFailures: 6, lastFailureAt: t0, now: t0.addingTimeInterval(1)) == .wait(until: t0.addingTimeInterval(2)))
+        #expect(
+            policy.decision(consecutiveFailures: 6, lastFailureAt: t0, now: t0.addingTimeInterval(1))
+                == .wait(until: t0.addingTimeInterval(2)))
         #expect(policy.decision(consecutiveFailures: 6, lastFailureAt: t0, now: t0.addingTimeInterval(2)) == .allowed)
     }
 
     @Test func everyTwentiethFailureLocksFifteenMinutes() {
-        #expect(policy.decision(consecutiveFailures: 20, lastFailureAt: t0, now: t0.addingTimeInterval(899)) == .locked(until: t0.addingTimeInterval(900)))
+        #expect(
+            policy.decision(consecutiveFailures: 20, lastFailureAt: t0, now: t0.addingTimeInterval(899))
+                == .locked(until: t0.addingTimeInterval(900)))
         #expect(policy.decision(consecutiveFailures: 20, lastFailureAt: t0, now: t0.addingTimeInterval(900)) == .allowed)
         #expect(policy.decision(consecutiveFailures: 40, lastFailureAt: t0, now: t0) == .locked(until: t0.addingTimeInterval(900)))
         #expect(policy.startsLock(atFailures: 20))

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import TwofoldCore
 
 @Suite("Trusted proxies and CIDR blocks")

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import TwofoldCore
 
 /// Packets and helpers shared by the RADIUS codec and fuzz tests.
@@ -15,7 +16,8 @@ enum RADIUSFixtures {
 
     /// RFC 2865 §7.1 "User Telnet to Specified Host": Access-Request from NAS 192.168.1.16 for user nemo on port 3
     /// with password "arctangent", shared secret "xyzzy5461".
-    static let rfc71Request = hex("""
+    static let rfc71Request = hex(
+        """
         01 00 00 38 0f 40 3f 94 73 97 80 57 bd 83 d5 cb
         98 f4 22 7a 01 06 6e 65 6d 6f 02 12 0d be 70 8d
         93 d4 13 ce 31 96 e4 3f 78 2a 0a ee 04 06 c0 a8
@@ -23,7 +25,8 @@ enum RADIUSFixtures {
         """)
 
     /// RFC 2865 §7.1: the Access-Accept (Service-Type Login, Login-Service Telnet, Login-IP-Host 192.168.1.3).
-    static let rfc71Accept = hex("""
+    static let rfc71Accept = hex(
+        """
         02 00 00 26 86 fe 22 0e 76 24 ba 2a 10 05 f6 bf
         9b 55 e0 b2 06 06 00 00 00 01 0f 06 00 00 00 00
         0e 06 c0 a8 01 03
@@ -32,7 +35,8 @@ enum RADIUSFixtures {
     /// RFC 2865 §7.2 "Framed User Authenticating with CHAP": Access-Request for flopsy with CHAP-Password (CHAP ID
     /// 22), NAS-Port 20, Service-Type Framed, Framed-Protocol PPP. (The RFC gives no secret for §7.2, so its
     /// Access-Accept cannot be verified; only the request is used.)
-    static let rfc72CHAPRequest = hex("""
+    static let rfc72CHAPRequest = hex(
+        """
         01 01 00 47 2a ee 86 f0 8d 0d 55 96 9c a5 97 8e
         0d 33 67 a2 01 08 66 6c 6f 70 73 79 03 13 16 e9
         75 57 c3 16 18 58 95 f2 93 ff 63 44 07 72 75 04
@@ -41,7 +45,8 @@ enum RADIUSFixtures {
         """)
 
     /// RFC 2865 §7.3 "User with Challenge-Response card": the Access-Challenge with a Reply-Message and State.
-    static let rfc73Challenge = hex("""
+    static let rfc73Challenge = hex(
+        """
         0b 02 00 4e 36 f3 c8 76 4a e8 c7 11 57 40 3c 0c
         71 ff 9c 45 12 30 43 68 61 6c 6c 65 6e 67 65 20
         33 32 37 36 39 34 33 30 2e 20 20 45 6e 74 65 72
@@ -64,7 +69,8 @@ enum RADIUSFixtures {
     ///     A=lambda m:bytes([80,18])+m+bytes([1,7])+b"alice"+bytes([2,18])+up+bytes([32,7])+b"vpn-1"
     ///     B=A(bytes(16));H=bytes([1,42])+(20+len(B)).to_bytes(2,"big")
     ///     print((H+RA+A(hmac.new(S,H+RA+B,hashlib.md5).digest())).hex())'
-    static let pythonRequest = hex("""
+    static let pythonRequest = hex(
+        """
         012a0046000102030405060708090a0b0c0d0e0f50125037d7b0bf71c259c472e82c63ae86d20107616c6963650212ba1f57ab8604825d\
         13f1f05beeac70cf200776706e2d31
         """)
@@ -78,7 +84,8 @@ enum RADIUSFixtures {
     ///     B=A(bytes(16));H=bytes([2,42])+(20+len(B)).to_bytes(2,"big")
     ///     P=H+RA+A(hmac.new(S,H+RA+B,hashlib.md5).digest())
     ///     print((H+hashlib.md5(P+S).digest()+P[20:]).hex())'
-    static let pythonAccept = hex("""
+    static let pythonAccept = hex(
+        """
         022a003658ad93523c21fb2e585ff873dfcf97395012f265ac1596736c4f9326a6bb081d76f7120957656c636f6d6519077374616666
         """)
 
@@ -96,8 +103,10 @@ enum RADIUSFixtures {
 }
 
 /// Runs `body` and checks that it throws a ``RADIUSError`` with `code`.
-func expectRADIUSError(_ code: RADIUSError.Code, sourceLocation: SourceLocation = #_sourceLocation,
-                       _ body: () throws -> Void) {
+func expectRADIUSError(
+    _ code: RADIUSError.Code, sourceLocation: SourceLocation = #_sourceLocation,
+    _ body: () throws -> Void
+) {
     do {
         try body()
         Issue.record("Expected RADIUSError \(code), but nothing was thrown", sourceLocation: sourceLocation)
@@ -127,8 +136,9 @@ struct RADIUSRFCExampleTests {
 
     @Test func section71PasswordHidesToTheRFCOctets() throws {
         let requestAuthenticator = RADIUSFixtures.hex("0f403f9473978057bd83d5cb98f4227a")
-        let hidden = try RADIUSUserPassword.hide(Array("arctangent".utf8), secret: RADIUSFixtures.rfcSecret,
-                                                 requestAuthenticator: requestAuthenticator)
+        let hidden = try RADIUSUserPassword.hide(
+            Array("arctangent".utf8), secret: RADIUSFixtures.rfcSecret,
+            requestAuthenticator: requestAuthenticator)
         #expect(hidden == RADIUSFixtures.hex("0dbe708d93d413ce3196e43f782a0aee"))
     }
 
@@ -210,8 +220,11 @@ struct RADIUSAuthenticatorTests {
         let bytes = try request.encoded()
         // verify
         #expect(request.attributes.first?.type == .messageAuthenticator)
-        #expect(request.attributes.map(\.type) == [.messageAuthenticator, .userName, .userPassword, .nasIdentifier,
-                                                   .callingStationID])
+        #expect(
+            request.attributes.map(\.type) == [
+                .messageAuthenticator, .userName, .userPassword, .nasIdentifier,
+                .callingStationID,
+            ])
         #expect(request.authenticator == RADIUSFixtures.vectorAuthenticator)
         #expect(Self.requestVerifies(bytes))
         let decoded = try RADIUSPacket(decoding: bytes)
@@ -220,10 +233,12 @@ struct RADIUSAuthenticatorTests {
     }
 
     @Test func requestAuthenticatorComesFromTheInjectedRandomSource() throws {
-        let first = try RADIUSPacket.accessRequest(identifier: 1, userName: "a", password: nil, secret: Self.secret,
-                                                   randomBytes: { Array(repeating: 0x11, count: $0) })
-        let second = try RADIUSPacket.accessRequest(identifier: 1, userName: "a", password: nil, secret: Self.secret,
-                                                    randomBytes: { Array(repeating: 0x22, count: $0) })
+        let first = try RADIUSPacket.accessRequest(
+            identifier: 1, userName: "a", password: nil, secret: Self.secret,
+            randomBytes: { Array(repeating: 0x11, count: $0) })
+        let second = try RADIUSPacket.accessRequest(
+            identifier: 1, userName: "a", password: nil, secret: Self.secret,
+            randomBytes: { Array(repeating: 0x22, count: $0) })
         #expect(first.authenticator == Array(repeating: 0x11, count: 16))
         #expect(second.authenticator == Array(repeating: 0x22, count: 16))
         #expect(first.messageAuthenticator != second.messageAuthenticator)
@@ -262,8 +277,9 @@ struct RADIUSAuthenticatorTests {
     }
 
     @Test func statusServerCarriesAVerifiedMessageAuthenticator() throws {
-        let status = try RADIUSPacket.statusServer(identifier: 3, attributes: [.text(.nasIdentifier, "probe")],
-                                                   secret: Self.secret, randomBytes: RADIUSFixtures.fixedRandom)
+        let status = try RADIUSPacket.statusServer(
+            identifier: 3, attributes: [.text(.nasIdentifier, "probe")],
+            secret: Self.secret, randomBytes: RADIUSFixtures.fixedRandom)
         #expect(status.code == .statusServer)
         #expect(status.attributes.first?.type == .messageAuthenticator)
         try RADIUSPacket(decoding: try status.encoded()).verifyRequest(secret: Self.secret)
@@ -287,14 +303,16 @@ struct RADIUSAuthenticatorTests {
         // setup
         let request = try RADIUSPacket(decoding: RADIUSFixtures.pythonRequest)
         // act
-        let accept = try RADIUSPacket.response(to: request, code: .accessAccept,
-                                               attributes: RADIUSAttribute.replyMessages("Welcome")
-                                                   + [RADIUSAttribute(.class, Array("staff".utf8))],
-                                               secret: RADIUSFixtures.vectorSecret)
+        let accept = try RADIUSPacket.response(
+            to: request, code: .accessAccept,
+            attributes: RADIUSAttribute.replyMessages("Welcome")
+                + [RADIUSAttribute(.class, Array("staff".utf8))],
+            secret: RADIUSFixtures.vectorSecret)
         // verify
         #expect(try accept.encoded() == RADIUSFixtures.pythonAccept)
-        try RADIUSPacket(decoding: RADIUSFixtures.pythonAccept).verifyResponse(to: request,
-                                                                               secret: RADIUSFixtures.vectorSecret)
+        try RADIUSPacket(decoding: RADIUSFixtures.pythonAccept).verifyResponse(
+            to: request,
+            secret: RADIUSFixtures.vectorSecret)
     }
 
     @Test(arguments: [RADIUSCode.accessAccept, .accessReject, .accessChallenge])
@@ -316,8 +334,10 @@ struct RADIUSAuthenticatorTests {
 
     @Test func flippingAnyByteOfAResponseBreaksVerification() throws {
         let request = try Self.request()
-        let bytes = try RADIUSPacket.response(to: request, code: .accessAccept,
-                                              attributes: [RADIUSAttribute(.class, [9, 9])], secret: Self.secret).encoded()
+        let bytes = try RADIUSPacket.response(
+            to: request, code: .accessAccept,
+            attributes: [RADIUSAttribute(.class, [9, 9])], secret: Self.secret
+        ).encoded()
         for index in bytes.indices {
             for mask: UInt8 in [0x01, 0x80] {
                 var tampered = bytes
@@ -348,16 +368,18 @@ struct RADIUSAuthenticatorTests {
         let request = try Self.request()
         var accept = try RADIUSPacket.response(to: request, code: .accessAccept, attributes: [], secret: Self.secret)
         accept.attributes[0].value[0] ^= 1
-        accept.authenticator = try accept.computeResponseAuthenticator(requestAuthenticator: request.authenticator,
-                                                                       secret: Self.secret)
+        accept.authenticator = try accept.computeResponseAuthenticator(
+            requestAuthenticator: request.authenticator,
+            secret: Self.secret)
         expectRADIUSError(.badMessageAuthenticator) { try accept.verifyResponse(to: request, secret: Self.secret) }
     }
 
     @Test func responseWithoutMessageAuthenticatorIsRefused() throws {
         let request = try Self.request()
         var accept = RADIUSPacket(code: .accessAccept, identifier: request.identifier, attributes: [])
-        accept.authenticator = try accept.computeResponseAuthenticator(requestAuthenticator: request.authenticator,
-                                                                       secret: Self.secret)
+        accept.authenticator = try accept.computeResponseAuthenticator(
+            requestAuthenticator: request.authenticator,
+            secret: Self.secret)
         try accept.verifyResponseAuthenticator(to: request, secret: Self.secret)
         expectRADIUSError(.missingMessageAuthenticator) { try accept.verifyResponse(to: request, secret: Self.secret) }
     }
@@ -369,8 +391,10 @@ struct RADIUSAuthenticatorTests {
         // act
         let response = try RADIUSPacket.response(
             to: request, code: .accessReject,
-            attributes: [RADIUSAttribute(.replyMessage, [65]),
-                         RADIUSAttribute(.messageAuthenticator, [UInt8](repeating: 7, count: 16))],
+            attributes: [
+                RADIUSAttribute(.replyMessage, [65]),
+                RADIUSAttribute(.messageAuthenticator, [UInt8](repeating: 7, count: 16)),
+            ],
             secret: Self.secret)
         // verify
         #expect(response.attributes.map(\.type) == [.messageAuthenticator, .replyMessage, .proxyState, .proxyState])
@@ -421,7 +445,8 @@ struct RADIUSStrictDecodingTests {
     }
 
     @Test func maximumLengthPacketDecodes() throws {
-        let filler = (0..<15).flatMap { _ in F.attribute(200, Array(repeating: 1, count: 253)) }
+        let filler =
+            (0..<15).flatMap { _ in F.attribute(200, Array(repeating: 1, count: 253)) }
             + F.attribute(201, Array(repeating: 2, count: 4096 - 20 - 15 * 255 - 2))
         let bytes = F.datagram(attributes: filler)
         #expect(bytes.count == 4096)
@@ -469,7 +494,8 @@ struct RADIUSStrictDecodingTests {
     }
 
     @Test func repeatableAttributesKeepOrderAndDuplicates() throws {
-        let raw = F.attribute(18, [0x61]) + F.attribute(25, [1]) + F.attribute(18, [0x62]) + F.attribute(25, [2])
+        let raw =
+            F.attribute(18, [0x61]) + F.attribute(25, [1]) + F.attribute(18, [0x62]) + F.attribute(25, [2])
             + F.attribute(26, [0, 0, 0, 9, 1, 3, 0x78]) + F.attribute(26, [0, 0, 0, 9])
         let packet = try RADIUSPacket(decoding: F.datagram(code: 2, attributes: raw))
         #expect(packet.replyMessages == ["a", "b"])
@@ -481,8 +507,11 @@ struct RADIUSStrictDecodingTests {
     @Test func unknownAttributeTypesAreKept() throws {
         let raw = F.attribute(200, [1, 2, 3]) + F.attribute(241, []) + F.attribute(1, [0x78])
         let packet = try RADIUSPacket(decoding: F.datagram(attributes: raw))
-        #expect(packet.attributes == [RADIUSAttribute(RADIUSAttributeType(200), [1, 2, 3]),
-                                      RADIUSAttribute(RADIUSAttributeType(241), []), .text(.userName, "x")])
+        #expect(
+            packet.attributes == [
+                RADIUSAttribute(RADIUSAttributeType(200), [1, 2, 3]),
+                RADIUSAttribute(RADIUSAttributeType(241), []), .text(.userName, "x"),
+            ])
         #expect(try packet.encoded() == F.datagram(attributes: raw))
     }
 
@@ -564,15 +593,18 @@ struct RADIUSEncodingTests {
     }
 
     @Test func valueOver253OctetsIsNotEncodable() {
-        let packet = RADIUSPacket(code: .accessAccept, identifier: 1,
-                                  attributes: [RADIUSAttribute(.class, Array(repeating: 0, count: 254))])
+        let packet = RADIUSPacket(
+            code: .accessAccept, identifier: 1,
+            attributes: [RADIUSAttribute(.class, Array(repeating: 0, count: 254))])
         expectRADIUSError(.badAttribute(25)) { _ = try packet.encoded() }
     }
 
     @Test func packetOver4096OctetsIsNotEncodable() {
-        let packet = RADIUSPacket(code: .accessAccept, identifier: 1,
-                                  attributes: Array(repeating: RADIUSAttribute(.class, Array(repeating: 0, count: 253)),
-                                                    count: 17))
+        let packet = RADIUSPacket(
+            code: .accessAccept, identifier: 1,
+            attributes: Array(
+                repeating: RADIUSAttribute(.class, Array(repeating: 0, count: 253)),
+                count: 17))
         expectRADIUSError(.badLength) { _ = try packet.encoded() }
     }
 
@@ -588,8 +620,11 @@ struct RADIUSEncodingTests {
         let attributes = RADIUSAttribute.replyMessages(text)
         // verify
         #expect(attributes.map(\.value.count) == [253, 253, 94])
-        let reply = try RADIUSPacket(decoding: try RADIUSPacket(code: .accessChallenge, identifier: 1,
-                                                                attributes: attributes).encoded())
+        let reply = try RADIUSPacket(
+            decoding: try RADIUSPacket(
+                code: .accessChallenge, identifier: 1,
+                attributes: attributes
+            ).encoded())
         #expect(reply.replyMessages.joined() == text)
     }
 
@@ -611,8 +646,11 @@ struct RADIUSEncodingTests {
             RADIUSAttribute(.vendorSpecific, [0, 0, 0x30, 0x39, 1, 3, 0x61]),
         ]
         // act
-        let packet = try RADIUSPacket(decoding: try RADIUSPacket(code: .accessRequest, identifier: 1,
-                                                                 attributes: attributes).encoded())
+        let packet = try RADIUSPacket(
+            decoding: try RADIUSPacket(
+                code: .accessRequest, identifier: 1,
+                attributes: attributes
+            ).encoded())
         // verify
         #expect(packet.userName == "bob")
         #expect(packet.nasIPAddress == "10.0.0.1")
@@ -641,16 +679,20 @@ struct RADIUSEncodingTests {
 
     @Test func requestKeyIdentifiesRetransmissions() throws {
         // setup
-        let request = try RADIUSPacket.accessRequest(identifier: 5, userName: "u", password: nil,
-                                                     secret: RADIUSSharedSecret("s"),
-                                                     randomBytes: RADIUSFixtures.fixedRandom)
+        let request = try RADIUSPacket.accessRequest(
+            identifier: 5, userName: "u", password: nil,
+            secret: RADIUSSharedSecret("s"),
+            randomBytes: RADIUSFixtures.fixedRandom)
         var fresh = request
         fresh.authenticator = Array(repeating: 1, count: 16)
         // act
         let key = RADIUSRequestKey(clientAddress: "192.0.2.1", port: 40000, request: request)
         // verify
-        #expect(key == RADIUSRequestKey(clientAddress: "192.0.2.1", port: 40000, identifier: 5,
-                                        requestAuthenticator: RADIUSFixtures.vectorAuthenticator))
+        #expect(
+            key
+                == RADIUSRequestKey(
+                    clientAddress: "192.0.2.1", port: 40000, identifier: 5,
+                    requestAuthenticator: RADIUSFixtures.vectorAuthenticator))
         #expect(key != RADIUSRequestKey(clientAddress: "192.0.2.1", port: 40000, request: fresh))
         #expect(key != RADIUSRequestKey(clientAddress: "192.0.2.1", port: 40001, request: request))
         #expect(key != RADIUSRequestKey(clientAddress: "192.0.2.2", port: 40000, request: request))
@@ -667,33 +709,39 @@ struct RADIUSEncodingTests {
 @Suite("RADIUS: User-Password hiding (RFC 2865 §5.2)")
 struct RADIUSUserPasswordTests {
     static let secret = RADIUSSharedSecret("password-hiding-secret")
-    static let authenticator: [UInt8] = [0x9c, 0x1f, 0x33, 0x08, 0x77, 0x00, 0xfe, 0x42,
-                                         0x10, 0x20, 0x30, 0x40, 0x50, 0x60, 0x70, 0x80]
+    static let authenticator: [UInt8] = [
+        0x9c, 0x1f, 0x33, 0x08, 0x77, 0x00, 0xfe, 0x42,
+        0x10, 0x20, 0x30, 0x40, 0x50, 0x60, 0x70, 0x80,
+    ]
 
     @Test func everyLengthFrom1To128RoundTrips() throws {
         var rng = RADIUSFuzzTests.SplitMix(state: 2865)
         for length in 1...128 {
             // NUL is the padding octet, so the password itself holds none (RFC 2865 §5.2).
             let password = (0..<length).map { _ in UInt8.random(in: 1...255, using: &rng) }
-            let hidden = try RADIUSUserPassword.hide(password, secret: Self.secret,
-                                                     requestAuthenticator: Self.authenticator)
+            let hidden = try RADIUSUserPassword.hide(
+                password, secret: Self.secret,
+                requestAuthenticator: Self.authenticator)
             #expect(hidden.count == (length + 15) / 16 * 16)
             #expect(hidden.prefix(length) != password[...])
-            let clear = try RADIUSUserPassword.unhide(hidden, secret: Self.secret,
-                                                      requestAuthenticator: Self.authenticator)
+            let clear = try RADIUSUserPassword.unhide(
+                hidden, secret: Self.secret,
+                requestAuthenticator: Self.authenticator)
             #expect(clear == password, "length \(length)")
         }
     }
 
     @Test func passwordOver128OctetsIsRefused() {
         expectRADIUSError(.passwordTooLong) {
-            _ = try RADIUSUserPassword.hide(Array(repeating: 0x61, count: 129), secret: Self.secret,
-                                            requestAuthenticator: Self.authenticator)
+            _ = try RADIUSUserPassword.hide(
+                Array(repeating: 0x61, count: 129), secret: Self.secret,
+                requestAuthenticator: Self.authenticator)
         }
         expectRADIUSError(.passwordTooLong) {
-            _ = try RADIUSPacket.accessRequest(identifier: 1, userName: "u",
-                                               password: Array(repeating: 0x61, count: 129),
-                                               secret: Self.secret, randomBytes: RADIUSFixtures.fixedRandom)
+            _ = try RADIUSPacket.accessRequest(
+                identifier: 1, userName: "u",
+                password: Array(repeating: 0x61, count: 129),
+                secret: Self.secret, randomBytes: RADIUSFixtures.fixedRandom)
         }
     }
 
@@ -706,18 +754,21 @@ struct RADIUSUserPasswordTests {
 
     @Test func secondBlockIsChainedOnTheFirstCiphertext() throws {
         // Same first 16 octets, different second block: only the second hidden block may differ.
-        let first = try RADIUSUserPassword.hide(Array(repeating: 0x61, count: 20), secret: Self.secret,
-                                                requestAuthenticator: Self.authenticator)
-        let second = try RADIUSUserPassword.hide(Array(repeating: 0x61, count: 16) + Array(repeating: 0x62, count: 4),
-                                                 secret: Self.secret, requestAuthenticator: Self.authenticator)
+        let first = try RADIUSUserPassword.hide(
+            Array(repeating: 0x61, count: 20), secret: Self.secret,
+            requestAuthenticator: Self.authenticator)
+        let second = try RADIUSUserPassword.hide(
+            Array(repeating: 0x61, count: 16) + Array(repeating: 0x62, count: 4),
+            secret: Self.secret, requestAuthenticator: Self.authenticator)
         #expect(first.prefix(16) == second.prefix(16))
         #expect(first.suffix(16) != second.suffix(16))
     }
 
     @Test func hiddenValueOfImpossibleLengthIsRefused() {
         expectRADIUSError(.badAttribute(2)) {
-            _ = try RADIUSUserPassword.unhide(Array(repeating: 1, count: 17), secret: Self.secret,
-                                              requestAuthenticator: Self.authenticator)
+            _ = try RADIUSUserPassword.unhide(
+                Array(repeating: 1, count: 17), secret: Self.secret,
+                requestAuthenticator: Self.authenticator)
         }
         expectRADIUSError(.badAttribute(2)) {
             _ = try RADIUSUserPassword.unhide([], secret: Self.secret, requestAuthenticator: Self.authenticator)
@@ -725,10 +776,12 @@ struct RADIUSUserPasswordTests {
     }
 
     @Test func wrongSecretRevealsSomethingElse() throws {
-        let hidden = try RADIUSUserPassword.hide(Array("123456".utf8), secret: Self.secret,
-                                                 requestAuthenticator: Self.authenticator)
-        let revealed = try RADIUSUserPassword.unhide(hidden, secret: RADIUSSharedSecret("other"),
-                                                     requestAuthenticator: Self.authenticator)
+        let hidden = try RADIUSUserPassword.hide(
+            Array("123456".utf8), secret: Self.secret,
+            requestAuthenticator: Self.authenticator)
+        let revealed = try RADIUSUserPassword.unhide(
+            hidden, secret: RADIUSSharedSecret("other"),
+            requestAuthenticator: Self.authenticator)
         #expect(revealed != Array("123456".utf8))
     }
 }

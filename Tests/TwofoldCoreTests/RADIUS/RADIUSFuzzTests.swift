@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import TwofoldCore
 
 /// Tens of thousands of random and mutated datagrams for the RADIUS decoder: each is refused with a
@@ -24,16 +25,21 @@ struct RADIUSFuzzTests {
     static func seeds() throws -> [[UInt8]] {
         let request = try RADIUSPacket.accessRequest(
             identifier: 77, userName: "carol", password: Array("a password of more than 32 octets..".utf8),
-            state: [1, 2, 3, 4], attributes: [.text(.nasIdentifier, "fw"), .integer(.nasPort, 1),
-                                              RADIUSAttribute(.vendorSpecific, [0, 0, 0, 9, 1, 4, 0x61, 0x62])],
+            state: [1, 2, 3, 4],
+            attributes: [
+                .text(.nasIdentifier, "fw"), .integer(.nasPort, 1),
+                RADIUSAttribute(.vendorSpecific, [0, 0, 0, 9, 1, 4, 0x61, 0x62]),
+            ],
             secret: secret, randomBytes: RADIUSFixtures.fixedRandom)
         let challenge = try RADIUSPacket.response(
             to: request, code: .accessChallenge,
             attributes: RADIUSAttribute.replyMessages(String(repeating: "Enter your code. ", count: 20)) + [.state([9])],
             secret: secret)
-        return [RADIUSFixtures.rfc71Request, RADIUSFixtures.rfc71Accept, RADIUSFixtures.rfc72CHAPRequest,
-                RADIUSFixtures.rfc73Challenge, RADIUSFixtures.pythonRequest, RADIUSFixtures.pythonAccept,
-                try request.encoded(), try challenge.encoded()]
+        return [
+            RADIUSFixtures.rfc71Request, RADIUSFixtures.rfc71Accept, RADIUSFixtures.rfc72CHAPRequest,
+            RADIUSFixtures.rfc73Challenge, RADIUSFixtures.pythonRequest, RADIUSFixtures.pythonAccept,
+            try request.encoded(), try challenge.encoded(),
+        ]
     }
 
     static func randomBytes(_ count: Int, _ rng: inout SplitMix) -> [UInt8] {
@@ -52,8 +58,9 @@ struct RADIUSFuzzTests {
         case 1 where !bytes.isEmpty:
             bytes = Array(bytes.prefix(Int.random(in: 0..<bytes.count, using: &rng)))
         case 2:
-            bytes.insert(contentsOf: randomBytes(Int.random(in: 1...16, using: &rng), &rng),
-                         at: Int.random(in: 0...bytes.count, using: &rng))
+            bytes.insert(
+                contentsOf: randomBytes(Int.random(in: 1...16, using: &rng), &rng),
+                at: Int.random(in: 0...bytes.count, using: &rng))
         case 3 where bytes.count > 2:
             let start = Int.random(in: 0..<bytes.count - 1, using: &rng)
             bytes.removeSubrange(start..<min(bytes.count, start + Int.random(in: 1...8, using: &rng)))
@@ -129,13 +136,16 @@ struct RADIUSFuzzTests {
             for _ in 0..<Int.random(in: 0...12, using: &rng) {
                 var type = UInt8.random(in: 0...255, using: &rng)
                 while boundedTypes.contains(type) { type = UInt8.random(in: 0...255, using: &rng) }
-                attributes.append(RADIUSAttribute(RADIUSAttributeType(type),
-                                                  Self.randomBytes(Int.random(in: 0...253, using: &rng), &rng)))
+                attributes.append(
+                    RADIUSAttribute(
+                        RADIUSAttributeType(type),
+                        Self.randomBytes(Int.random(in: 0...253, using: &rng), &rng)))
             }
             attributes += RADIUSAttribute.replyMessages(String(repeating: "x", count: Int.random(in: 0...600, using: &rng)))
             let code = RADIUSCode.allCases[Int.random(in: 0..<RADIUSCode.allCases.count, using: &rng)]
-            let packet = RADIUSPacket(code: code, identifier: UInt8.random(in: 0...255, using: &rng),
-                                      authenticator: Self.randomBytes(16, &rng), attributes: attributes)
+            let packet = RADIUSPacket(
+                code: code, identifier: UInt8.random(in: 0...255, using: &rng),
+                authenticator: Self.randomBytes(16, &rng), attributes: attributes)
             guard let bytes = try? packet.encoded() else { continue }
             // act / verify
             #expect(try RADIUSPacket(decoding: bytes) == packet)

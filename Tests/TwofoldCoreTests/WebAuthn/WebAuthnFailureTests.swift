@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import TwofoldCore
 
 /// Every verification rule, broken one at a time on otherwise valid recorded ceremonies.
@@ -26,11 +27,14 @@ struct WebAuthnFailureTests {
     @Test func anotherChallengeIsRefused() async throws {
         let other = Base64URL.encode(SecureRandom.bytes(32))
         await #expect(throws: WebAuthnError.challengeMismatch) {
-            try await passkey.party.verifyRegistration(passkey.registration.credential, challenge: passkey.challenge(other), requireUserVerification: true)
+            try await passkey.party.verifyRegistration(
+                passkey.registration.credential, challenge: passkey.challenge(other), requireUserVerification: true)
         }
         let key = try await passkey.register()
         // Replaying the first sign-in against the second sign-in's challenge.
-        #expect(throws: WebAuthnError.challengeMismatch) { try passkey.authenticate(0, key: key, challenge: passkey.authentications[1].challenge) }
+        #expect(throws: WebAuthnError.challengeMismatch) {
+            try passkey.authenticate(0, key: key, challenge: passkey.authentications[1].challenge)
+        }
     }
 
     @Test func tamperedAssertionSignatureIsRefused() async throws {
@@ -38,10 +42,14 @@ struct WebAuthnFailureTests {
             let key = try await fixture.register()
             var assertion = fixture.authentications[0].credential
             assertion.response.signature = Tamper.flip(assertion.response.signature, at: -3)
-            #expect(throws: WebAuthnError.invalidSignature, "\(fixture.name)") { try fixture.authenticate(0, key: key, assertion: assertion) }
+            #expect(throws: WebAuthnError.invalidSignature, "\(fixture.name)") {
+                try fixture.authenticate(0, key: key, assertion: assertion)
+            }
             var counter = fixture.authentications[0].credential
             counter.response.authenticatorData = Tamper.flip(counter.response.authenticatorData, at: 36)
-            #expect(throws: WebAuthnError.invalidSignature, "\(fixture.name)") { try fixture.authenticate(0, key: key, storedSignCount: 0, assertion: counter) }
+            #expect(throws: WebAuthnError.invalidSignature, "\(fixture.name)") {
+                try fixture.authenticate(0, key: key, storedSignCount: 0, assertion: counter)
+            }
         }
     }
 
@@ -49,8 +57,10 @@ struct WebAuthnFailureTests {
         for fixture in WebAuthnFixture.all where fixture.expected.format != "none" {
             var credential = fixture.registration.credential
             credential.response.attestationObject = Tamper.attestation(credential.response.attestationObject) { entries in
-                guard let index = entries.firstIndex(where: { $0.key == .text("attStmt") }), case .map(var statement) = entries[index].value,
-                      let sig = statement.firstIndex(where: { $0.key == .text("sig") }), case .bytes(var bytes) = statement[sig].value else { return }
+                guard let index = entries.firstIndex(where: { $0.key == .text("attStmt") }),
+                    case .map(var statement) = entries[index].value,
+                    let sig = statement.firstIndex(where: { $0.key == .text("sig") }), case .bytes(var bytes) = statement[sig].value
+                else { return }
                 bytes[bytes.count - 2] ^= 0x01
                 statement[sig].value = .bytes(bytes)
                 entries[index].value = .map(statement)
@@ -62,7 +72,8 @@ struct WebAuthnFailureTests {
     @Test func tamperedRelyingPartyHashInRegistrationIsRefused() async throws {
         var credential = packed.registration.credential
         credential.response.attestationObject = Tamper.attestation(credential.response.attestationObject) { entries in
-            guard let index = entries.firstIndex(where: { $0.key == .text("authData") }), case .bytes(var bytes) = entries[index].value else { return }
+            guard let index = entries.firstIndex(where: { $0.key == .text("authData") }), case .bytes(var bytes) = entries[index].value
+            else { return }
             bytes[0] ^= 0x01
             entries[index].value = .bytes(bytes)
         }
@@ -90,7 +101,9 @@ struct WebAuthnFailureTests {
         let key = try await passkey.register()
         var swapped = passkey.authentications[0].credential
         swapped.response.clientDataJSON = passkey.registration.credential.response.clientDataJSON
-        #expect(throws: WebAuthnError.wrongCeremony(expected: "webauthn.get", received: "webauthn.create")) { try passkey.authenticate(0, key: key, assertion: swapped) }
+        #expect(throws: WebAuthnError.wrongCeremony(expected: "webauthn.get", received: "webauthn.create")) {
+            try passkey.authenticate(0, key: key, assertion: swapped)
+        }
         var framed = passkey.registration.credential
         framed.response.clientDataJSON = Tamper.clientData(framed.response.clientDataJSON) { $0["crossOrigin"] = true }
         await #expect(throws: WebAuthnError.crossOriginRefused) { try await passkey.register(credential: framed) }
@@ -120,7 +133,9 @@ struct WebAuthnFailureTests {
         credential.response.attestationObject = Base64URL.encode([0xFF, 0x00])
         await #expect(throws: WebAuthnError.self) { try await packed.register(credential: credential) }
         credential.response.attestationObject = "***"
-        await #expect(throws: WebAuthnError.malformed("attestationObject is not base64url of at most 16384 bytes")) { try await packed.register(credential: credential) }
+        await #expect(throws: WebAuthnError.malformed("attestationObject is not base64url of at most 16384 bytes")) {
+            try await packed.register(credential: credential)
+        }
         credential = packed.registration.credential
         credential.response.clientDataJSON = Base64URL.encode(Array("not json".utf8))
         await #expect(throws: WebAuthnError.self) { try await packed.register(credential: credential) }

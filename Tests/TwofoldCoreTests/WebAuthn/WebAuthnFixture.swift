@@ -1,5 +1,6 @@
 import Foundation
 import X509
+
 @testable import TwofoldCore
 
 /// A recorded ceremony (Tests/TwofoldCoreTests/Fixtures/WebAuthn, made by Tests/e2e/webauthn_fixtures/make_fixtures.py
@@ -41,7 +42,7 @@ struct WebAuthnFixture: Decodable {
 
     static let all: [WebAuthnFixture] = {
         guard let folder = Bundle.module.url(forResource: "Fixtures", withExtension: nil)?.appendingPathComponent("WebAuthn"),
-              let files = try? FileManager.default.contentsOfDirectory(at: folder, includingPropertiesForKeys: nil)
+            let files = try? FileManager.default.contentsOfDirectory(at: folder, includingPropertiesForKeys: nil)
         else { return [] }
         return files.filter { $0.pathExtension == "json" }.sorted { $0.lastPathComponent < $1.lastPathComponent }.compactMap { url in
             try? JSONDecoder().decode(WebAuthnFixture.self, from: Data(contentsOf: url))
@@ -61,18 +62,23 @@ struct WebAuthnFixture: Decodable {
 
     func challenge(_ text: String) -> [UInt8] { (try? Base64URL.decode(text)) ?? [] }
 
-    func register(with party: RelyingParty? = nil, credential: RegistrationResponseJSON? = nil, requireUserVerification: Bool? = nil) async throws -> RelyingParty.RegisteredCredential {
+    func register(with party: RelyingParty? = nil, credential: RegistrationResponseJSON? = nil, requireUserVerification: Bool? = nil)
+        async throws -> RelyingParty.RegisteredCredential
+    {
         try await (party ?? self.party).verifyRegistration(
             credential ?? registration.credential, challenge: challenge(registration.challenge),
             requireUserVerification: requireUserVerification ?? registration.requireUserVerification)
     }
 
-    func authenticate(_ index: Int, key: RelyingParty.RegisteredCredential, storedSignCount: UInt32? = nil, party: RelyingParty? = nil,
-                      assertion: AuthenticationResponseJSON? = nil, challenge text: String? = nil,
-                      requireUserVerification: Bool? = nil) throws -> RelyingParty.VerifiedAssertion {
+    func authenticate(
+        _ index: Int, key: RelyingParty.RegisteredCredential, storedSignCount: UInt32? = nil, party: RelyingParty? = nil,
+        assertion: AuthenticationResponseJSON? = nil, challenge text: String? = nil,
+        requireUserVerification: Bool? = nil
+    ) throws -> RelyingParty.VerifiedAssertion {
         let step = authentications[index]
         return try (party ?? self.party).verifyAuthentication(
-            assertion ?? step.credential, challenge: challenge(text ?? step.challenge), credentialID: key.credentialID, publicKey: key.publicKey,
+            assertion ?? step.credential, challenge: challenge(text ?? step.challenge), credentialID: key.credentialID,
+            publicKey: key.publicKey,
             storedSignCount: storedSignCount ?? (index == 0 ? key.signCount : authentications[index - 1].expectedSignCount),
             requireUserVerification: requireUserVerification ?? step.requireUserVerification)
     }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import TwofoldCore
 
 @Suite("WebAuthn: recorded ceremonies verify")
@@ -48,8 +49,9 @@ struct WebAuthnFixtureTests {
         #expect(try await chained.register(with: party).attestationType == .basic)
         // An expired validation time is refused too.
         await #expect(throws: WebAuthnError.untrustedAttestation) {
-            try await party.verifyRegistration(chained.registration.credential, challenge: chained.challenge(chained.registration.challenge),
-                                               requireUserVerification: true, now: Date(timeIntervalSince1970: 4_000_000_000))
+            try await party.verifyRegistration(
+                chained.registration.credential, challenge: chained.challenge(chained.registration.challenge),
+                requireUserVerification: true, now: Date(timeIntervalSince1970: 4_000_000_000))
         }
     }
 
@@ -57,7 +59,10 @@ struct WebAuthnFixtureTests {
         let der = try #require(WebAuthnFixture.named("fido2-packed-x5c-es256").trustAnchors?.first)
         var lines = ["-----BEGIN CERTIFICATE-----"]
         var rest = Substring(der)
-        while !rest.isEmpty { lines.append(String(rest.prefix(64))); rest = rest.dropFirst(64) }
+        while !rest.isEmpty {
+            lines.append(String(rest.prefix(64)))
+            rest = rest.dropFirst(64)
+        }
         lines.append("-----END CERTIFICATE-----")
         let pem = lines.joined(separator: "\n")
         let certificates = try RelyingParty.certificates(pem: pem + "\n" + pem + "\n")
@@ -67,9 +72,10 @@ struct WebAuthnFixtureTests {
 
     @Test func creationOptionsUseTheJSONForms() throws {
         let party = RelyingParty(id: "localhost", name: "Clinic", origins: ["http://localhost:8080"])
-        let options = party.creationOptions(challenge: SecureRandom.bytes(32), userHandle: Array(repeating: 7, count: 16), userName: "alice",
-                                            displayName: "Alice Smith", excluding: [CredentialDescriptorJSON(id: "AAEC", transports: ["usb"])],
-                                            residentKey: .preferred, userVerification: "preferred")
+        let options = party.creationOptions(
+            challenge: SecureRandom.bytes(32), userHandle: Array(repeating: 7, count: 16), userName: "alice",
+            displayName: "Alice Smith", excluding: [CredentialDescriptorJSON(id: "AAEC", transports: ["usb"])],
+            residentKey: .preferred, userVerification: "preferred")
         let json = try JSONSerialization.jsonObject(with: JSONEncoder().encode(options)) as? [String: Any] ?? [:]
         #expect((json["challenge"] as? String)?.count == 43)
         #expect((json["rp"] as? [String: String])?["id"] == "localhost")
@@ -82,15 +88,28 @@ struct WebAuthnFixtureTests {
     }
 
     @Test func relyingPartySettingsAreChecked() throws {
-        let good = try RelyingParty.validated(id: "2FA.Example-Clinic.org", origins: ["https://2fa.example-clinic.org/", "https://ehr.2fa.example-clinic.org:8443"], name: "T")
+        let good = try RelyingParty.validated(
+            id: "2FA.Example-Clinic.org", origins: ["https://2fa.example-clinic.org/", "https://ehr.2fa.example-clinic.org:8443"], name: "T"
+        )
         #expect(good.id == "2fa.example-clinic.org")
         #expect(good.origins == ["https://2fa.example-clinic.org", "https://ehr.2fa.example-clinic.org:8443"])
-        #expect(try RelyingParty.validated(id: "localhost", origins: ["http://localhost:8080"], name: "T").origins == ["http://localhost:8080"])
-        #expect(throws: RelyingParty.ConfigurationProblem.self) { try RelyingParty.validated(id: "127.0.0.1", origins: ["http://127.0.0.1:8080"], name: "T") }
-        #expect(throws: RelyingParty.ConfigurationProblem.self) { try RelyingParty.validated(id: "https://clinic.org", origins: [], name: "T") }
-        #expect(throws: RelyingParty.ConfigurationProblem.self) { try RelyingParty.validated(id: "clinic.org", origins: ["https://evil.org"], name: "T") }
-        #expect(throws: RelyingParty.ConfigurationProblem.self) { try RelyingParty.validated(id: "clinic.org", origins: ["http://clinic.org"], name: "T") }
-        #expect(throws: RelyingParty.ConfigurationProblem.self) { try RelyingParty.validated(id: "clinic.org", origins: ["https://clinic.org/login"], name: "T") }
+        #expect(
+            try RelyingParty.validated(id: "localhost", origins: ["http://localhost:8080"], name: "T").origins == ["http://localhost:8080"])
+        #expect(throws: RelyingParty.ConfigurationProblem.self) {
+            try RelyingParty.validated(id: "127.0.0.1", origins: ["http://127.0.0.1:8080"], name: "T")
+        }
+        #expect(throws: RelyingParty.ConfigurationProblem.self) {
+            try RelyingParty.validated(id: "https://clinic.org", origins: [], name: "T")
+        }
+        #expect(throws: RelyingParty.ConfigurationProblem.self) {
+            try RelyingParty.validated(id: "clinic.org", origins: ["https://evil.org"], name: "T")
+        }
+        #expect(throws: RelyingParty.ConfigurationProblem.self) {
+            try RelyingParty.validated(id: "clinic.org", origins: ["http://clinic.org"], name: "T")
+        }
+        #expect(throws: RelyingParty.ConfigurationProblem.self) {
+            try RelyingParty.validated(id: "clinic.org", origins: ["https://clinic.org/login"], name: "T")
+        }
         #expect(throws: RelyingParty.ConfigurationProblem.self) { try RelyingParty.certificates(pem: "not a certificate") }
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import TwofoldCore
 
 /// Thousands of random and mutated inputs for the attestation and authenticator-data parsers: each must be
@@ -22,12 +23,15 @@ struct WebAuthnFuzzTests {
         var bytes = input
         switch Int.random(in: 0..<5, using: &rng) {
         case 0 where !bytes.isEmpty:
-            for _ in 0..<Int.random(in: 1...4, using: &rng) { bytes[Int.random(in: 0..<bytes.count, using: &rng)] ^= UInt8.random(in: 1...255, using: &rng) }
+            for _ in 0..<Int.random(in: 1...4, using: &rng) {
+                bytes[Int.random(in: 0..<bytes.count, using: &rng)] ^= UInt8.random(in: 1...255, using: &rng)
+            }
         case 1 where !bytes.isEmpty:
             bytes = Array(bytes.prefix(Int.random(in: 0..<bytes.count, using: &rng)))
         case 2:
-            bytes.insert(contentsOf: (0..<Int.random(in: 1...16, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) },
-                         at: Int.random(in: 0...bytes.count, using: &rng))
+            bytes.insert(
+                contentsOf: (0..<Int.random(in: 1...16, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) },
+                at: Int.random(in: 0...bytes.count, using: &rng))
         case 3 where bytes.count > 2:
             let start = Int.random(in: 0..<bytes.count - 1, using: &rng)
             bytes.removeSubrange(start..<min(bytes.count, start + Int.random(in: 1...8, using: &rng)))
@@ -64,8 +68,12 @@ struct WebAuthnFuzzTests {
                 var mutated = assertion
                 switch Int.random(in: 0..<3, using: &rng) {
                 case 0: mutated.response.authenticatorData = Base64URL.encode(Self.mutate(data, &rng))
-                case 1: mutated.response.clientDataJSON = Base64URL.encode(Self.mutate((try? Base64URL.decode(assertion.response.clientDataJSON)) ?? [], &rng))
-                default: mutated.response.signature = Base64URL.encode(Self.mutate((try? Base64URL.decode(assertion.response.signature)) ?? [], &rng))
+                case 1:
+                    mutated.response.clientDataJSON = Base64URL.encode(
+                        Self.mutate((try? Base64URL.decode(assertion.response.clientDataJSON)) ?? [], &rng))
+                default:
+                    mutated.response.signature = Base64URL.encode(
+                        Self.mutate((try? Base64URL.decode(assertion.response.signature)) ?? [], &rng))
                 }
                 do {
                     _ = try fixture.authenticate(0, key: key, assertion: mutated)

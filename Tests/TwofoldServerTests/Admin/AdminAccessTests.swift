@@ -1,8 +1,9 @@
 import Fluent
 import Foundation
 import Testing
-@testable import TwofoldServer
 import VaporTesting
+
+@testable import TwofoldServer
 
 /// Every administration route and API path, walked as four kinds of unwelcome caller.
 @Suite("Administration: tenancy and permissions")
@@ -71,7 +72,11 @@ struct AdminAccessTests {
     static func body(_ endpoint: Endpoint) -> [String: any Sendable]? {
         guard endpoint.method != .GET else { return nil }
         // The JSON API refuses fields an operation does not take, so each operation gets only its own; the pages ignore extras.
-        guard endpoint.api else { return ["adminPassword": Fixtures.password, "rememberBrowserDays": 14, "firstName": "X", "lastName": "Y", "email": "x@example.org"] }
+        guard endpoint.api else {
+            return [
+                "adminPassword": Fixtures.password, "rememberBrowserDays": 14, "firstName": "X", "lastName": "Y", "email": "x@example.org",
+            ]
+        }
         if endpoint.method == .PATCH { return ["adminPassword": Fixtures.password, "rememberBrowserDays": 14] }
         return ["adminPassword": Fixtures.password]
     }
@@ -127,7 +132,8 @@ struct AdminAccessTests {
         try await withTestApp { ctx in
             let world = try await Self.world(ctx)
             for endpoint in Self.endpoints {
-                let response = try await world.halfSignedIn.send(endpoint.method, endpoint.path(world.victim.id!), json: Self.body(endpoint))
+                let response = try await world.halfSignedIn.send(
+                    endpoint.method, endpoint.path(world.victim.id!), json: Self.body(endpoint))
                 if endpoint.api {
                     #expect(response.status == .unauthorized, "\(endpoint) → \(response.status)")
                 } else {

@@ -2,8 +2,9 @@ import Fluent
 import Foundation
 import SQLKit
 import Testing
-@testable import TwofoldServer
 import VaporTesting
+
+@testable import TwofoldServer
 
 @Suite("Administration: staff, 2FA set-up and reset, settings, audit")
 struct AdminFlowTests {
@@ -60,8 +61,12 @@ struct AdminFlowTests {
             let (kim, _, _) = try await APIClient.login(ctx, username: "kim")
             #expect(try await kim.send(.GET, "/api/v1/me/factors").status == .ok)
             _ = try await web.get("/admin/practice")
-            let saved = try await web.post("/admin/practice", ["name": "Riverside Family Medicine", "mandatoryTwoFactor": "1", "allowTOTP": "1", "allowSMS": "1",
-                                                              "rememberBrowserDays": "14", "inactivityMinutes": "30", "otpDigits": "6", "adminPassword": Fixtures.password])
+            let saved = try await web.post(
+                "/admin/practice",
+                [
+                    "name": "Riverside Family Medicine", "mandatoryTwoFactor": "1", "allowTOTP": "1", "allowSMS": "1",
+                    "rememberBrowserDays": "14", "inactivityMinutes": "30", "otpDigits": "6", "adminPassword": Fixtures.password,
+                ])
             #expect(saved.location == "/admin/practice?notice=settings-saved")
             let blocked = try await kim.send(.GET, "/api/v1/me/factors")
             #expect(blocked.status == .forbidden)
@@ -79,7 +84,8 @@ struct AdminFlowTests {
             let practice = try await Fixtures.practice(ctx)
             _ = try await Fixtures.user(ctx, practice: practice, username: "admin", admin: true)
             let (admin, _, _) = try await APIClient.login(ctx, username: "admin")
-            let bad = try await admin.send(.PATCH, "/api/v1/practice", json: ["adminPassword": Fixtures.password, "rememberBrowserDays": 91, "otpDigits": 9])
+            let bad = try await admin.send(
+                .PATCH, "/api/v1/practice", json: ["adminPassword": Fixtures.password, "rememberBrowserDays": 91, "otpDigits": 9])
             #expect(bad.status == .badRequest)
             #expect(bad.reason.contains("0 to 90"))
             #expect(bad.reason.contains("6, 7 or 8"))
@@ -89,7 +95,8 @@ struct AdminFlowTests {
             #expect(noPassword.reason.contains("adminPassword"))
             let emptyPassword = try await admin.send(.PATCH, "/api/v1/practice", json: ["adminPassword": "", "otpDigits": 8])
             #expect(emptyPassword.status == .unauthorized)
-            let ok = try await admin.send(.PATCH, "/api/v1/practice", json: ["adminPassword": Fixtures.password, "otpDigits": 8, "rememberBrowserDays": 0])
+            let ok = try await admin.send(
+                .PATCH, "/api/v1/practice", json: ["adminPassword": Fixtures.password, "otpDigits": 8, "rememberBrowserDays": 0])
             #expect(ok.status == .ok)
             #expect(ok.json["otpDigits"] as? Int == 8)
         }
@@ -105,7 +112,9 @@ struct AdminFlowTests {
                 let (client, _, _) = try await APIClient.login(ctx, username: username)
                 let start = try await client.send(.POST, "/api/v1/me/factors/totp", json: [:])
                 let id = try #require(start.json["factorId"] as? String)
-                _ = try await client.send(.POST, "/api/v1/me/factors/\(id)/activate", json: ["code": try Fixtures.code(try #require(start.json["secret"] as? String), at: ctx.clock.now)])
+                _ = try await client.send(
+                    .POST, "/api/v1/me/factors/\(id)/activate",
+                    json: ["code": try Fixtures.code(try #require(start.json["secret"] as? String), at: ctx.clock.now)])
             }
             let staffSession = try await Flows.halfSignedIn(ctx, username: "lost.phone")
             ctx.clock.advance(30)
@@ -115,11 +124,16 @@ struct AdminFlowTests {
             // sign the admin in with their code
             let adminFactor = try #require(try await Factor.query(on: ctx.app.db).filter(\.$user.$id == admin.id!).first())
             let secret = try TOTPVerifier(database: ctx.app.db, sealer: ctx.app.twofold.sealer, now: ctx.clock.now).secret(of: adminFactor)
-            #expect(try await adminClient.send(.POST, "/api/v1/login/verify", json: ["code": try Fixtures.code(secret.base32, at: ctx.clock.now)]).status == .ok)
+            #expect(
+                try await adminClient.send(
+                    .POST, "/api/v1/login/verify", json: ["code": try Fixtures.code(secret.base32, at: ctx.clock.now)]
+                ).status == .ok)
 
-            let selfDisable = try await adminClient.send(.POST, "/api/v1/practice/users/\(admin.id!)/two-factor/disable", json: ["adminPassword": Fixtures.password])
+            let selfDisable = try await adminClient.send(
+                .POST, "/api/v1/practice/users/\(admin.id!)/two-factor/disable", json: ["adminPassword": Fixtures.password])
             #expect(selfDisable.status == .conflict)
-            let disabled = try await adminClient.send(.POST, "/api/v1/practice/users/\(staff.id!)/two-factor/disable", json: ["adminPassword": Fixtures.password])
+            let disabled = try await adminClient.send(
+                .POST, "/api/v1/practice/users/\(staff.id!)/two-factor/disable", json: ["adminPassword": Fixtures.password])
             #expect(disabled.status == .noContent)
             #expect(try await Factor.query(on: ctx.app.db).filter(\.$user.$id == staff.id!).count() == 0)
             #expect(try await RecoveryCodeRecord.query(on: ctx.app.db).filter(\.$user.$id == staff.id!).count() == 0)
@@ -136,9 +150,14 @@ struct AdminFlowTests {
             let (web, practice) = try await Self.adminWeb(ctx)
             let provider = try await Fixtures.user(ctx, practice: practice, username: "dr.jones", role: .provider)
             _ = try await web.get("/admin/staff/new")
-            let created = try await web.post("/admin/staff", [
-                "username": "new.staff", "firstName": "Nia", "lastName": "New", "email": "nia@example.org", "cellPhone": "+1 555 000 1234",
-                "role": "staff", "primaryProviderId": provider.id!.uuidString, "temporaryPassword": "temporary pass 1", "adminPassword": Fixtures.password])
+            let created = try await web.post(
+                "/admin/staff",
+                [
+                    "username": "new.staff", "firstName": "Nia", "lastName": "New", "email": "nia@example.org",
+                    "cellPhone": "+1 555 000 1234",
+                    "role": "staff", "primaryProviderId": provider.id!.uuidString, "temporaryPassword": "temporary pass 1",
+                    "adminPassword": Fixtures.password,
+                ])
             #expect(created.location?.hasPrefix("/admin/staff?notice=staff-created") == true)
             let list = try await web.get("/admin/staff?q=NIA")
             #expect(list.text.contains("new.staff"))
@@ -152,13 +171,17 @@ struct AdminFlowTests {
             #expect(try await staffWeb.get("/").location == "/account/password")
             let page = try await staffWeb.get("/account/password")
             #expect(page.text.contains("temporary password"))
-            let changed = try await staffWeb.post("/account/password", ["currentPassword": "temporary pass 1", "newPassword": "my own password", "confirmPassword": "my own password"])
+            let changed = try await staffWeb.post(
+                "/account/password",
+                ["currentPassword": "temporary pass 1", "newPassword": "my own password", "confirmPassword": "my own password"])
             #expect(changed.location?.hasPrefix("/account/security") == true)
             #expect(try await staffWeb.get("/").status == .ok)
 
             let user = try #require(try await User.query(on: ctx.app.db).filter(\.$usernameKey == "new.staff").first())
             _ = try await web.get("/admin/staff/\(user.id!)/edit")
-            let edited = try await web.post("/admin/staff/\(user.id!)/edit", ["firstName": "Nia", "lastName": "Newer", "email": "nia@example.org", "role": "staff", "adminPassword": Fixtures.password])
+            let edited = try await web.post(
+                "/admin/staff/\(user.id!)/edit",
+                ["firstName": "Nia", "lastName": "Newer", "email": "nia@example.org", "role": "staff", "adminPassword": Fixtures.password])
             #expect(edited.location == "/admin/staff?notice=staff-updated")
             let confirm = try await web.get("/admin/staff/\(user.id!)/delete")
             #expect(confirm.text.contains("Delete Nia Newer"))
@@ -179,8 +202,11 @@ struct AdminFlowTests {
             for batch in stride(from: 0, to: 5000, by: 500) {
                 var users: [User] = []
                 for index in batch..<(batch + 500) {
-                    users.append(User(practiceID: practice.id!, username: "user\(index)", firstName: "First\(index)", lastName: String(format: "Last%05d", index),
-                                      email: "user\(index)@example.org", cellPhone: nil, role: .staff, permissions: [], passwordHash: hash))
+                    users.append(
+                        User(
+                            practiceID: practice.id!, username: "user\(index)", firstName: "First\(index)",
+                            lastName: String(format: "Last%05d", index),
+                            email: "user\(index)@example.org", cellPhone: nil, role: .staff, permissions: [], passwordHash: hash))
                 }
                 try await users.create(on: ctx.app.db)
             }
@@ -242,7 +268,9 @@ struct AdminAPIKeyTests {
             let revoked = try await web.post("/admin/api-keys/\(stored.id!.uuidString)/revoke", ["adminPassword": Fixtures.password])
             #expect(revoked.text.contains("was revoked"))
             ctx.clock.advance(APIKeyCache.lifetime)
-            #expect(try await APIClient(ctx, token: key).send(.POST, "/api/v1/validate", json: ["username": "nobody", "code": "123456"]).status == .unauthorized)
+            #expect(
+                try await APIClient(ctx, token: key).send(.POST, "/api/v1/validate", json: ["username": "nobody", "code": "123456"]).status
+                    == .unauthorized)
             #expect(try await AuditEvent.query(on: ctx.app.db).filter(\.$event ~~ ["api_key.created", "api_key.revoked"]).count() == 2)
         }
     }

@@ -2,8 +2,9 @@ import Fluent
 import Foundation
 import SQLKit
 import Testing
-@testable import TwofoldServer
 import VaporTesting
+
+@testable import TwofoldServer
 
 @Suite("Audit hash chain")
 struct AuditChainTests {
@@ -77,7 +78,11 @@ struct AuditChainTests {
             forged.occurredMS = first.occurredMS
             forged.occurredAt = first.occurredAt
             forged.prevHash = first.hash
-            forged.hash = AuditChain.hash(previous: first.hash, content: .init(seq: 2, occurredMS: first.occurredMS, practiceID: nil, actorID: nil, subjectID: nil, event: forged.event, ip: forged.ip, userAgent: "", details: "{}"))
+            forged.hash = AuditChain.hash(
+                previous: first.hash,
+                content: .init(
+                    seq: 2, occurredMS: first.occurredMS, practiceID: nil, actorID: nil, subjectID: nil, event: forged.event, ip: forged.ip,
+                    userAgent: "", details: "{}"))
             try await forged.create(on: ctx.app.db)
             let result = try await AuditLog.verify(on: ctx.app.db)
             #expect(result.isIntact == false)
@@ -91,7 +96,9 @@ struct AuditChainTests {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for index in 0..<40 {
                     group.addTask {
-                        try await AuditLog.append(AuditEntry(type: .signOut, practiceID: practice.id, details: ["n": String(index)]), on: ctx.app.db, now: ctx.clock.now)
+                        try await AuditLog.append(
+                            AuditEntry(type: .signOut, practiceID: practice.id, details: ["n": String(index)]), on: ctx.app.db,
+                            now: ctx.clock.now)
                     }
                 }
                 try await group.waitForAll()

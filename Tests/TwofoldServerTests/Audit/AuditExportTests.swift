@@ -6,13 +6,16 @@ import NIOCore
 import NIOPosix
 import SQLKit
 import Testing
-@testable import TwofoldServer
 import VaporTesting
+
+@testable import TwofoldServer
 
 /// Offline verification of exports with only the public key, and shipping checkpoints outside the server.
 @Suite("Audit exports and checkpoint shipping")
 struct AuditExportTests {
-    static func export(_ ctx: TestContext) async throws -> (csv: String, manifest: AuditExportManifest, bundle: AuditExportBundle, key: Curve25519.Signing.PublicKey) {
+    static func export(_ ctx: TestContext) async throws -> (
+        csv: String, manifest: AuditExportManifest, bundle: AuditExportBundle, key: Curve25519.Signing.PublicKey
+    ) {
         try await AuditChainTests.someEvents(ctx)
         let practice = try #require(try await Practice.query(on: ctx.app.db).first())
         let export = AuditExport(database: ctx.app.db, practiceID: practice.id!, now: ctx.clock.now)
@@ -21,7 +24,9 @@ struct AuditExportTests {
         return (csv, manifest, bundle, try ctx.app.auditContext.keys.signingKey.publicKey)
     }
 
-    static func verify(_ csv: String, _ manifest: AuditExportManifest, key: Curve25519.Signing.PublicKey) throws -> AuditExportVerifier.Outcome {
+    static func verify(_ csv: String, _ manifest: AuditExportManifest, key: Curve25519.Signing.PublicKey) throws
+        -> AuditExportVerifier.Outcome
+    {
         AuditExportVerifier.verify(file: Data(csv.utf8), manifest: try AuditExportManifest.encoder().encode(manifest), keys: [key])
     }
 
@@ -41,19 +46,24 @@ struct AuditExportTests {
             var rows = Self.lines(csv)
             // An edited cell.
             var edited = rows
-            edited[2] = AuditExportVerifier.csvCells(rows[2]).enumerated().map { $0.offset == 5 ? "10.6.6.6" : $0.element }.map(AuditQuery.csvCell).joined(separator: ",")
+            edited[2] = AuditExportVerifier.csvCells(rows[2]).enumerated().map { $0.offset == 5 ? "10.6.6.6" : $0.element }.map(
+                AuditQuery.csvCell
+            ).joined(separator: ",")
             var outcome = try Self.verify(Self.join(edited), manifest, key: key)
             #expect(outcome.problems.contains { $0.hasPrefix("row 2 ") && $0.contains("was edited") }, "\(outcome.problems)")
             // A removed row.
             var removed = rows
             removed.remove(at: 3)
             outcome = try Self.verify(Self.join(removed), manifest, key: key)
-            #expect(outcome.problems.contains { $0.hasPrefix("row 3 of the signed export") && $0.contains("missing") }, "\(outcome.problems)")
+            #expect(
+                outcome.problems.contains { $0.hasPrefix("row 3 of the signed export") && $0.contains("missing") }, "\(outcome.problems)")
             #expect(outcome.problems.count == 1, "\(outcome.problems)")
             // Swapped rows.
             rows.swapAt(1, 2)
             outcome = try Self.verify(Self.join(rows), manifest, key: key)
-            #expect(outcome.problems.contains { $0.hasPrefix("row 2 ") && $0.contains("out of place") && $0.contains("signed as row 1") }, "\(outcome.problems)")
+            #expect(
+                outcome.problems.contains { $0.hasPrefix("row 2 ") && $0.contains("out of place") && $0.contains("signed as row 1") },
+                "\(outcome.problems)")
             #expect(outcome.problems.count == 1, "\(outcome.problems)")
             // Data after the last row.
             outcome = try Self.verify(csv + "\r\n", manifest, key: key)
@@ -103,7 +113,8 @@ struct AuditExportTests {
         try await withTestApp { ctx in
             try await AuditChainTests.someEvents(ctx)
             let practice = try #require(try await Practice.query(on: ctx.app.db).first())
-            let bundle = try await AuditExport(database: ctx.app.db, practiceID: practice.id!, now: ctx.clock.now).json(.init(type: "sign_in.failed"))
+            let bundle = try await AuditExport(database: ctx.app.db, practiceID: practice.id!, now: ctx.clock.now).json(
+                .init(type: "sign_in.failed"))
             #expect(bundle.events.allSatisfy { $0.event == "sign_in.failed" })
             #expect(bundle.manifest.filter.type == "sign_in.failed")
         }
@@ -143,10 +154,13 @@ struct AuditExportTests {
                 .channelInitializer { $0.pipeline.addHandler(receiver) }
                 .bind(host: "127.0.0.1", port: 0).get()
             defer { udp.close(promise: nil) }
-            let targets = AuditShipping.Targets(webhook: URL(string: "http://127.0.0.1:\(hook.port)/checkpoints"),
-                                                syslog: AuditShipping.Syslog("udp://127.0.0.1:\(udp.localAddress!.port!)"))
-            let shipping = AuditShipping(targets: targets, client: ctx.app.http.client.shared, group: ctx.app.eventLoopGroup, logger: ctx.app.logger,
-                                         retryDelay: .milliseconds(10)) { _, _, _ in }
+            let targets = AuditShipping.Targets(
+                webhook: URL(string: "http://127.0.0.1:\(hook.port)/checkpoints"),
+                syslog: AuditShipping.Syslog("udp://127.0.0.1:\(udp.localAddress!.port!)"))
+            let shipping = AuditShipping(
+                targets: targets, client: ctx.app.http.client.shared, group: ctx.app.eventLoopGroup, logger: ctx.app.logger,
+                retryDelay: .milliseconds(10)
+            ) { _, _, _ in }
             try ctx.app.auditContext.shipping = shipping
             try ctx.app.auditContext.policy = AuditCheckpointPolicy(every: 3, interval: 3600)
             try await AuditChainTests.someEvents(ctx)
@@ -175,8 +189,10 @@ struct AuditExportTests {
                 .childChannelInitializer { $0.pipeline.addHandler(receiver) }
                 .bind(host: "127.0.0.1", port: 0).get()
             defer { tcp.close(promise: nil) }
-            let shipping = AuditShipping(targets: .init(syslog: AuditShipping.Syslog("tcp://127.0.0.1:\(tcp.localAddress!.port!)")),
-                                         client: ctx.app.http.client.shared, group: ctx.app.eventLoopGroup, logger: ctx.app.logger) { _, _, _ in }
+            let shipping = AuditShipping(
+                targets: .init(syslog: AuditShipping.Syslog("tcp://127.0.0.1:\(tcp.localAddress!.port!)")),
+                client: ctx.app.http.client.shared, group: ctx.app.eventLoopGroup, logger: ctx.app.logger
+            ) { _, _, _ in }
             let checkpoint = try #require(try await AuditCheckpoint.all(on: ctx.app.db).first)
             await shipping.deliver([checkpoint])
             try await Self.wait { !receiver.received.withLockedValue { $0.joined() }.isEmpty }
@@ -192,20 +208,26 @@ struct AuditExportTests {
             let hook = try await FakeHTTPServer.start(status: .internalServerError)
             let failures = NIOLockedValueBox<[String]>([])
             let app = ctx.app
-            let shipping = AuditShipping(targets: .init(webhook: URL(string: "http://127.0.0.1:\(hook.port)/checkpoints")),
-                                         client: ctx.app.http.client.shared, group: ctx.app.eventLoopGroup, logger: ctx.app.logger,
-                                         attempts: 3, retryDelay: .milliseconds(10)) { target, problem, checkpoint in
+            let shipping = AuditShipping(
+                targets: .init(webhook: URL(string: "http://127.0.0.1:\(hook.port)/checkpoints")),
+                client: ctx.app.http.client.shared, group: ctx.app.eventLoopGroup, logger: ctx.app.logger,
+                attempts: 3, retryDelay: .milliseconds(10)
+            ) { target, problem, checkpoint in
                 failures.withLockedValue { $0.append(target) }
-                try? await AuditLog.append(AuditEntry(type: .auditCheckpointShippingFailed, practiceID: nil, ip: "maintenance",
-                                                      details: ["target": target, "chain": checkpoint.chain, "seq": String(checkpoint.seq), "error": problem]),
-                                           on: app.db, now: ctx.clock.now)
+                try? await AuditLog.append(
+                    AuditEntry(
+                        type: .auditCheckpointShippingFailed, practiceID: nil, ip: "maintenance",
+                        details: ["target": target, "chain": checkpoint.chain, "seq": String(checkpoint.seq), "error": problem]),
+                    on: app.db, now: ctx.clock.now)
             }
             try ctx.app.auditContext.shipping = shipping
-            try await AuditLog.append(AuditEntry(type: .signOut, practiceID: nil), on: ctx.app.db, now: ctx.clock.now)  // opens the chain
+            try await AuditLog.append(AuditEntry(type: .signOut, practiceID: nil), on: ctx.app.db, now: ctx.clock.now) // opens the chain
             await shipping.drain()
-            #expect(hook.requests.count >= 3)  // every checkpoint, three attempts each
+            #expect(hook.requests.count >= 3) // every checkpoint, three attempts each
             #expect(hook.requests.count % 3 == 0)
-            let audited = try await AuditEvent.query(on: ctx.app.db).filter(\.$event == AuditEventType.auditCheckpointShippingFailed.rawValue).all()
+            let audited = try await AuditEvent.query(on: ctx.app.db).filter(
+                \.$event == AuditEventType.auditCheckpointShippingFailed.rawValue
+            ).all()
             #expect(!audited.isEmpty)
             #expect(audited.allSatisfy { $0.details.contains("webhook") && $0.details.contains("500") })
             #expect(try await AuditLog.verify(on: ctx.app.db).isIntact)
@@ -215,11 +237,14 @@ struct AuditExportTests {
 
     @Test func shippingTargetsAreValidated() {
         var problems: [String] = []
-        let targets = AuditShipping.Targets.from(["TWOFOLD_AUDIT_CHECKPOINT_WEBHOOK": "http://logs.example.org/in", "TWOFOLD_AUDIT_SYSLOG": "smtp://x"], problems: &problems)
+        let targets = AuditShipping.Targets.from(
+            ["TWOFOLD_AUDIT_CHECKPOINT_WEBHOOK": "http://logs.example.org/in", "TWOFOLD_AUDIT_SYSLOG": "smtp://x"], problems: &problems)
         #expect(targets.isEmpty)
         #expect(problems.count == 2)
         problems = []
-        let good = AuditShipping.Targets.from(["TWOFOLD_AUDIT_CHECKPOINT_WEBHOOK": "https://logs.example.org/in", "TWOFOLD_AUDIT_SYSLOG": "tcp://[::1]:6514"], problems: &problems)
+        let good = AuditShipping.Targets.from(
+            ["TWOFOLD_AUDIT_CHECKPOINT_WEBHOOK": "https://logs.example.org/in", "TWOFOLD_AUDIT_SYSLOG": "tcp://[::1]:6514"],
+            problems: &problems)
         #expect(problems.isEmpty)
         #expect(good.syslog == AuditShipping.Syslog("tcp://[::1]:6514"))
         #expect(good.syslog?.host == "::1" && good.syslog?.port == 6514)

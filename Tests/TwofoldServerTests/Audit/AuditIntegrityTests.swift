@@ -3,8 +3,9 @@ import Foundation
 import SQLKit
 import Testing
 import TwofoldCore
-@testable import TwofoldServer
 import VaporTesting
+
+@testable import TwofoldServer
 
 /// One test per attack of the audit threat model: someone who can read and write the database, but not the
 /// sealing key file or the checkpoint file.
@@ -25,8 +26,9 @@ struct AuditIntegrityTests {
     }
 
     static func content(_ event: AuditEvent) -> AuditChain.Content {
-        .init(seq: event.seq, occurredMS: event.occurredMS, practiceID: event.practiceID, actorID: event.actorID, subjectID: event.subjectID,
-              event: event.event, ip: event.ip, userAgent: event.userAgent, details: event.details)
+        .init(
+            seq: event.seq, occurredMS: event.occurredMS, practiceID: event.practiceID, actorID: event.actorID, subjectID: event.subjectID,
+            event: event.event, ip: event.ip, userAgent: event.userAgent, details: event.details)
     }
 
     /// Rewrites every link from the first event on, with `link`, and moves the head, as an attacker with only the
@@ -49,7 +51,9 @@ struct AuditIntegrityTests {
 
     /// Rolls the registry row of the test's chain back to `event`, as an attacker hiding removed events would.
     static func rollBack(_ ctx: TestContext, to event: AuditEvent) async throws {
-        try await ctx.app.db.sql.raw("UPDATE audit_chains SET seq = \(bind: event.seq), hash = \(bind: event.hash) WHERE id = \(bind: event.chainID)").run()
+        try await ctx.app.db.sql.raw(
+            "UPDATE audit_chains SET seq = \(bind: event.seq), hash = \(bind: event.hash) WHERE id = \(bind: event.chainID)"
+        ).run()
     }
 
     static func checkpointFile() -> String {
@@ -63,7 +67,7 @@ struct AuditIntegrityTests {
             let result = try await AuditLog.verify(on: ctx.app.db)
             #expect(result.isIntact, "\(result.problem ?? "")")
             #expect(result.checked == (try await Self.events(ctx)).count)
-            #expect(result.checkpoints >= 3)  // the start of the keyed main chain, the opening of the test's chain, its head
+            #expect(result.checkpoints >= 3) // the start of the keyed main chain, the opening of the test's chain, its head
             #expect(result.chains == 2)
             #expect(try await Self.events(ctx).allSatisfy { $0.keyID == (try? ctx.app.auditContext.keys.macKeyID) })
         }
@@ -89,9 +93,16 @@ struct AuditIntegrityTests {
             // A copy of #2 with a forged link, claiming its key id.
             let copy = events[1]
             try await ctx.app.db.sql.insert(into: AuditEvent.schema)
-                .columns("id", "chain_id", "seq", "event", "ip", "user_agent", "details", "occurred_ms", "occurred_at", "prev_hash", "hash", "key_id")
-                .values(SQLBind(UUID()), SQLBind(copy.chainID), SQLBind(Int64(3)), SQLBind("sign_in.succeeded"), SQLBind("10.6.6.6"), SQLBind(""), SQLBind("{}"),
-                        SQLBind(copy.occurredMS), SQLBind(copy.occurredAt), SQLBind(copy.hash), SQLBind(String(repeating: "a", count: 64)), SQLBind(copy.keyID))
+                .columns(
+                    "id", "chain_id", "seq", "event", "ip", "user_agent", "details", "occurred_ms", "occurred_at", "prev_hash", "hash",
+                    "key_id"
+                )
+                .values(
+                    SQLBind(UUID()), SQLBind(copy.chainID), SQLBind(Int64(3)), SQLBind("sign_in.succeeded"), SQLBind("10.6.6.6"),
+                    SQLBind(""), SQLBind("{}"),
+                    SQLBind(copy.occurredMS), SQLBind(copy.occurredAt), SQLBind(copy.hash), SQLBind(String(repeating: "a", count: 64)),
+                    SQLBind(copy.keyID)
+                )
                 .run()
             try await ctx.app.db.sql.raw("UPDATE audit_chains SET seq = seq + 1 WHERE id = \(bind: copy.chainID)").run()
             let problem = try await Self.problem(ctx)
@@ -163,7 +174,7 @@ struct AuditIntegrityTests {
             try await AuditLog.checkpointIfDue(on: ctx.app.db, now: ctx.clock.now, force: true)
             let lines = try AuditCheckpoint.read(file: file)
             #expect(lines.count >= 2)
-            #expect(Set(lines.map(\.checkpoint.seq)).count == lines.count)  // each checkpoint once
+            #expect(Set(lines.map(\.checkpoint.seq)).count == lines.count) // each checkpoint once
             #expect(lines.last?.checkpoint.seq == (try await Self.events(ctx)).last?.seq)
             let result = try await AuditLog.verify(on: ctx.app.db, external: lines)
             #expect(result.isIntact, "\(result.problem ?? "")")
@@ -181,9 +192,11 @@ struct AuditIntegrityTests {
         try await withTestApp { ctx in
             try ctx.app.auditContext.policy = AuditCheckpointPolicy(every: 3, interval: 3600)
             let practice = try await Fixtures.practice(ctx)
-            for _ in 0..<8 { try await AuditLog.append(AuditEntry(type: .signOut, practiceID: practice.id), on: ctx.app.db, now: ctx.clock.now) }
+            for _ in 0..<8 {
+                try await AuditLog.append(AuditEntry(type: .signOut, practiceID: practice.id), on: ctx.app.db, now: ctx.clock.now)
+            }
             let heads = try await AuditCheckpoint.all(on: ctx.app.db).filter { $0.kind == .head }.map(\.seq)
-            #expect(heads.contains(3) && heads.contains(6))  // the chain opens with checkpoint_seq 0
+            #expect(heads.contains(3) && heads.contains(6)) // the chain opens with checkpoint_seq 0
             ctx.clock.advance(3601)
             try await AuditLog.append(AuditEntry(type: .signOut, practiceID: practice.id), on: ctx.app.db, now: ctx.clock.now)
             #expect(try await AuditCheckpoint.all(on: ctx.app.db).map(\.seq).contains(10))
@@ -253,19 +266,29 @@ struct AuditIntegrityTests {
             var written: [String] = []
             for seq in Int64(1)...6 {
                 let ms = AuditLog.milliseconds(ctx.clock.now) + seq
-                let content = AuditChain.Content(seq: seq, occurredMS: ms, practiceID: nil, actorID: nil, subjectID: nil,
-                                                 event: "practice.created", ip: "", userAgent: "", details: "{\"n\":\"\(seq)\"}")
+                let content = AuditChain.Content(
+                    seq: seq, occurredMS: ms, practiceID: nil, actorID: nil, subjectID: nil,
+                    event: "practice.created", ip: "", userAgent: "", details: "{\"n\":\"\(seq)\"}")
                 let keyed = seq > 3
-                let hash = keyed ? AuditChain.mac(previous: previous, content: content, keyID: keys.macKeyID, keys: keys)! : AuditChain.hash(previous: previous, content: content)
+                let hash =
+                    keyed
+                    ? AuditChain.mac(previous: previous, content: content, keyID: keys.macKeyID, keys: keys)!
+                    : AuditChain.hash(previous: previous, content: content)
                 try await db.sql.insert(into: AuditEvent.schema)
-                    .columns("id", "seq", "event", "ip", "user_agent", "details", "occurred_ms", "occurred_at", "prev_hash", "hash", "key_id")
-                    .values(SQLBind(UUID()), SQLBind(seq), SQLBind(content.event), SQLBind(""), SQLBind(""), SQLBind(content.details),
-                            SQLBind(ms), SQLBind(AuditLog.date(ms)), SQLBind(previous), SQLBind(hash), SQLBind(keyed ? keys.macKeyID : nil))
+                    .columns(
+                        "id", "seq", "event", "ip", "user_agent", "details", "occurred_ms", "occurred_at", "prev_hash", "hash", "key_id"
+                    )
+                    .values(
+                        SQLBind(UUID()), SQLBind(seq), SQLBind(content.event), SQLBind(""), SQLBind(""), SQLBind(content.details),
+                        SQLBind(ms), SQLBind(AuditLog.date(ms)), SQLBind(previous), SQLBind(hash), SQLBind(keyed ? keys.macKeyID : nil)
+                    )
                     .run()
                 previous = hash
                 written.append(hash)
                 if seq == 3 {
-                    try await db.sql.raw("UPDATE audit_chain_head SET seq = 3, hash = \(bind: previous), checkpoint_seq = NULL, checkpoint_ms = NULL").run()
+                    try await db.sql.raw(
+                        "UPDATE audit_chain_head SET seq = 3, hash = \(bind: previous), checkpoint_seq = NULL, checkpoint_ms = NULL"
+                    ).run()
                     try await AddKeyedAuditChain.sealLegacySegment(on: db, now: ctx.clock.now)
                 }
             }
@@ -306,18 +329,23 @@ struct AuditIntegrityTests {
             var events: [AuditChain.Content] = []
             for seq in Int64(1)...3 {
                 let ms = AuditLog.milliseconds(ctx.clock.now) + seq
-                let content = AuditChain.Content(seq: seq, occurredMS: ms, practiceID: nil, actorID: nil, subjectID: nil,
-                                                 event: "practice.created", ip: "", userAgent: "", details: "{\"n\":\"\(seq)\"}")
+                let content = AuditChain.Content(
+                    seq: seq, occurredMS: ms, practiceID: nil, actorID: nil, subjectID: nil,
+                    event: "practice.created", ip: "", userAgent: "", details: "{\"n\":\"\(seq)\"}")
                 let hash = AuditChain.hash(previous: previous, content: content)
                 try await db.sql.insert(into: AuditEvent.schema)
                     .columns("id", "seq", "event", "ip", "user_agent", "details", "occurred_ms", "occurred_at", "prev_hash", "hash")
-                    .values(SQLBind(UUID()), SQLBind(seq), SQLBind(content.event), SQLBind(""), SQLBind(""), SQLBind(content.details),
-                            SQLBind(ms), SQLBind(AuditLog.date(ms)), SQLBind(previous), SQLBind(hash))
+                    .values(
+                        SQLBind(UUID()), SQLBind(seq), SQLBind(content.event), SQLBind(""), SQLBind(""), SQLBind(content.details),
+                        SQLBind(ms), SQLBind(AuditLog.date(ms)), SQLBind(previous), SQLBind(hash)
+                    )
                     .run()
                 previous = hash
                 events.append(content)
             }
-            try await db.sql.raw("UPDATE audit_chain_head SET seq = 3, hash = \(bind: previous), checkpoint_seq = NULL, checkpoint_ms = NULL").run()
+            try await db.sql.raw(
+                "UPDATE audit_chain_head SET seq = 3, hash = \(bind: previous), checkpoint_seq = NULL, checkpoint_ms = NULL"
+            ).run()
             try await AddKeyedAuditChain.sealLegacySegment(on: db, now: ctx.clock.now)
             try await AddPerInstanceAuditChains().prepare(on: db)
             try await AuditChainTests.someEvents(ctx)

@@ -3,8 +3,9 @@ import Foundation
 import SQLKit
 import Testing
 import TwofoldCore
-@testable import TwofoldServer
 import VaporTesting
+
+@testable import TwofoldServer
 
 /// One chain per writer: concurrent writers in one process and in two, and one test per attack on the layout of
 /// several chains (the registry, the chains' events and their checkpoints).
@@ -15,7 +16,8 @@ struct AuditPerInstanceChainTests {
         try await withThrowingTaskGroup(of: Void.self) { group in
             for index in 0..<count {
                 group.addTask {
-                    try await AuditLog.append(AuditEntry(type: .signOut, practiceID: practiceID, details: [tag: String(index)]), on: app.db, now: ctx.clock.now)
+                    try await AuditLog.append(
+                        AuditEntry(type: .signOut, practiceID: practiceID, details: [tag: String(index)]), on: app.db, now: ctx.clock.now)
                 }
             }
             try await group.waitForAll()
@@ -31,7 +33,8 @@ struct AuditPerInstanceChainTests {
         try ctx.app.auditContext.policy = AuditCheckpointPolicy(every: 100, interval: 3600, file: file, writers: 2)
         let practice = try await Fixtures.practice(ctx)
         for index in 0..<10 {
-            try await AuditLog.append(AuditEntry(type: .signOut, practiceID: practice.id, details: ["n": String(index)]), on: ctx.app.db, now: ctx.clock.now)
+            try await AuditLog.append(
+                AuditEntry(type: .signOut, practiceID: practice.id, details: ["n": String(index)]), on: ctx.app.db, now: ctx.clock.now)
         }
         try await AuditLog.checkpointIfDue(on: ctx.app.db, now: ctx.clock.now, force: true)
         let chains = try ctx.app.auditContext.writerChains
@@ -53,7 +56,7 @@ struct AuditPerInstanceChainTests {
             let total = try await AuditEvent.query(on: ctx.app.db).count()
             #expect(result.checked == total)
             let registry = try await AuditChainRegistry.all(on: ctx.app.db)
-            #expect(registry.count == 5)  // main and four of this process
+            #expect(registry.count == 5) // main and four of this process
             #expect(registry.first?.id == AuditCheckpoint.mainChain)
             #expect(Set(registry.dropFirst().map(\.instance)).count == 1)
             #expect(registry.dropFirst().allSatisfy { $0.seq >= 15 && $0.status == "open" })
@@ -89,9 +92,10 @@ struct AuditPerInstanceChainTests {
             #expect(result.isIntact, "\(result.problem ?? "")")
             #expect(result.checked == (try await AuditEvent.query(on: ctx.app.db).count()))
             let registry = try await AuditChainRegistry.all(on: ctx.app.db)
-            #expect(Set(registry.map(\.instance)).count >= 2 || registry.count >= 9)  // main plus four chains per application
+            #expect(Set(registry.map(\.instance)).count >= 2 || registry.count >= 9) // main plus four chains per application
             // Every event is there exactly once.
-            let written = try await AuditEvent.query(on: ctx.app.db).filter(\.$event == AuditEventType.signOut.rawValue).all().map(\.details)
+            let written = try await AuditEvent.query(on: ctx.app.db).filter(\.$event == AuditEventType.signOut.rawValue).all().map(
+                \.details)
             #expect(written.count == 240)
             #expect(Set(written).count == 240)
         }
@@ -139,7 +143,9 @@ struct AuditPerInstanceChainTests {
             let events = try await AuditEvent.query(on: ctx.app.db).filter(\.$chainID == first).sort(\.$seq).all()
             let kept = events[events.count - 3]
             try await ctx.app.db.sql.raw("DELETE FROM audit_events WHERE chain_id = \(bind: first) AND seq > \(bind: kept.seq)").run()
-            try await ctx.app.db.sql.raw("UPDATE audit_chains SET seq = \(bind: kept.seq), hash = \(bind: kept.hash) WHERE id = \(bind: first)").run()
+            try await ctx.app.db.sql.raw(
+                "UPDATE audit_chains SET seq = \(bind: kept.seq), hash = \(bind: kept.hash) WHERE id = \(bind: first)"
+            ).run()
             let problem = try await Self.problem(ctx)
             #expect(problem.contains("chain \(first) ends at event #\(kept.seq)"))
             #expect(problem.contains("rolled back"))
@@ -149,15 +155,22 @@ struct AuditPerInstanceChainTests {
     @Test func anEventMovedToAnotherChainIsDetected() async throws {
         try await withTestApp { ctx in
             let (first, second) = try await Self.twoChains(ctx)
-            let moved = try #require(try await AuditEvent.query(on: ctx.app.db).filter(\.$chainID == first).sort(\.$seq, .descending).first())
-            let before = try #require(try await AuditEvent.query(on: ctx.app.db).filter(\.$chainID == first).filter(\.$seq == moved.seq - 1).first())
+            let moved = try #require(
+                try await AuditEvent.query(on: ctx.app.db).filter(\.$chainID == first).sort(\.$seq, .descending).first())
+            let before = try #require(
+                try await AuditEvent.query(on: ctx.app.db).filter(\.$chainID == first).filter(\.$seq == moved.seq - 1).first())
             let target = try #require(try await AuditChainRegistry.all(on: ctx.app.db).first { $0.id == second })
             // Taken off the end of the first chain (its head rolled back) and appended to the second, links and all.
-            try await ctx.app.db.sql.raw("""
+            try await ctx.app.db.sql.raw(
+                """
                 UPDATE audit_events SET chain_id = \(bind: second), seq = \(bind: target.seq + 1), prev_hash = \(bind: target.hash) WHERE id = \(bind: moved.id!)
-                """).run()
-            try await ctx.app.db.sql.raw("UPDATE audit_chains SET seq = \(bind: before.seq), hash = \(bind: before.hash) WHERE id = \(bind: first)").run()
-            try await ctx.app.db.sql.raw("UPDATE audit_chains SET seq = seq + 1, hash = \(bind: moved.hash) WHERE id = \(bind: second)").run()
+                """
+            ).run()
+            try await ctx.app.db.sql.raw(
+                "UPDATE audit_chains SET seq = \(bind: before.seq), hash = \(bind: before.hash) WHERE id = \(bind: first)"
+            ).run()
+            try await ctx.app.db.sql.raw("UPDATE audit_chains SET seq = seq + 1, hash = \(bind: moved.hash) WHERE id = \(bind: second)")
+                .run()
             let problem = try await Self.problem(ctx)
             #expect(problem.contains("chain \(first)") || problem.contains("of chain \(second)"))
         }
@@ -168,8 +181,11 @@ struct AuditPerInstanceChainTests {
             _ = try await Self.twoChains(ctx)
             try await ctx.app.db.sql.insert(into: AuditChainRegistry.table)
                 .columns(AuditChainRegistry.columns)
-                .values(SQLBind("forged000000"), SQLBind(Int64(1)), SQLBind("elsewhere pid 1"), SQLBind("x"), SQLBind("open"), SQLBind(Int64(0)),
-                        SQLBind(AuditChainHead.genesisHash), SQLBind(Int64?.none), SQLBind(Int64?.none))
+                .values(
+                    SQLBind("forged000000"), SQLBind(Int64(1)), SQLBind("elsewhere pid 1"), SQLBind("x"), SQLBind("open"),
+                    SQLBind(Int64(0)),
+                    SQLBind(AuditChainHead.genesisHash), SQLBind(Int64?.none), SQLBind(Int64?.none)
+                )
                 .run()
             let problem = try await Self.problem(ctx)
             #expect(problem.contains("chain forged000000"))
@@ -210,7 +226,8 @@ struct AuditPerInstanceChainTests {
             let practice = try await Fixtures.practice(ctx)
             for index in 0..<9 {
                 ctx.clock.advance(index % 3 == 0 ? 1 : 0)
-                try await AuditLog.append(AuditEntry(type: .signOut, practiceID: practice.id, details: ["n": String(index)]), on: ctx.app.db, now: ctx.clock.now)
+                try await AuditLog.append(
+                    AuditEntry(type: .signOut, practiceID: practice.id, details: ["n": String(index)]), on: ctx.app.db, now: ctx.clock.now)
             }
             let query = AuditQuery(database: ctx.app.db, practiceID: try #require(practice.id))
             let all = try await query.run(.init(), limit: 100).events

@@ -2,14 +2,17 @@ import Fluent
 import Foundation
 import Testing
 import TwofoldCore
-@testable import TwofoldServer
 import VaporTesting
+
+@testable import TwofoldServer
 
 @Suite("SMS senders")
 struct SMSSenderTests {
     @Test func twilioSenderPostsTheExactMessagesRequest() async throws {
         let fake = try await FakeHTTPServer.start(status: .created)
-        let settings = TwofoldConfiguration.TwilioSettings(accountSID: "AC0123456789abcdef", authToken: "s3cret-token", fromNumber: "+15550001111", apiBaseURL: "http://127.0.0.1:\(fake.port)")
+        let settings = TwofoldConfiguration.TwilioSettings(
+            accountSID: "AC0123456789abcdef", authToken: "s3cret-token", fromNumber: "+15550001111",
+            apiBaseURL: "http://127.0.0.1:\(fake.port)")
         do {
             try await withTestApp(smsSender: .twilio(settings)) { ctx in
                 let practice = try await Fixtures.practice(ctx)
@@ -42,7 +45,8 @@ struct SMSSenderTests {
 
     @Test func webhookSenderSignsTheJSONBody() async throws {
         let fake = try await FakeHTTPServer.start(status: .ok)
-        let settings = TwofoldConfiguration.WebhookSettings(url: "http://127.0.0.1:\(fake.port)/sms", signingSecret: "0123456789abcdef-signing")
+        let settings = TwofoldConfiguration.WebhookSettings(
+            url: "http://127.0.0.1:\(fake.port)/sms", signingSecret: "0123456789abcdef-signing")
         do {
             try await withTestApp(smsSender: .webhook(settings)) { ctx in
                 let practice = try await Fixtures.practice(ctx)
@@ -55,7 +59,9 @@ struct SMSSenderTests {
                 let timestamp = try #require(request.headers.first(name: "X-Twofold-Timestamp"))
                 #expect(timestamp == String(Int(ctx.clock.now.timeIntervalSince1970)))
                 let signature = try #require(request.headers.first(name: "X-Twofold-Signature"))
-                #expect(signature == WebhookSender.signature(secret: settings.signingSecret, timestamp: timestamp, body: Data(request.body.utf8)))
+                #expect(
+                    signature
+                        == WebhookSender.signature(secret: settings.signingSecret, timestamp: timestamp, body: Data(request.body.utf8)))
                 let payload = try JSONSerialization.jsonObject(with: Data(request.body.utf8)) as? [String: Any]
                 #expect(payload?["to"] as? String == "+15551234567")
                 #expect((payload?["body"] as? String)?.contains("sign-in code") == true)
@@ -69,7 +75,8 @@ struct SMSSenderTests {
 
     @Test func failingSenderGivesAClearMessageAndLeavesNoHalfMadeFactor() async throws {
         let fake = try await FakeHTTPServer.start(status: .internalServerError)
-        let settings = TwofoldConfiguration.WebhookSettings(url: "http://127.0.0.1:\(fake.port)/sms", signingSecret: "0123456789abcdef-signing")
+        let settings = TwofoldConfiguration.WebhookSettings(
+            url: "http://127.0.0.1:\(fake.port)/sms", signingSecret: "0123456789abcdef-signing")
         do {
             try await withTestApp(smsSender: .webhook(settings)) { ctx in
                 let practice = try await Fixtures.practice(ctx)
@@ -103,7 +110,9 @@ struct SMSSenderTests {
     static func parseForm(_ body: String) -> [String: String] {
         var result: [String: String] = [:]
         for pair in body.split(separator: "&") {
-            let parts = pair.split(separator: "=", maxSplits: 1).map { String($0).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String($0) }
+            let parts = pair.split(separator: "=", maxSplits: 1).map {
+                String($0).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String($0)
+            }
             if parts.count == 2 { result[parts[0]] = parts[1] }
         }
         return result

@@ -1,8 +1,9 @@
 import Fluent
 import Foundation
 import Testing
-@testable import TwofoldServer
 import VaporTesting
+
+@testable import TwofoldServer
 
 @Suite("Text-message codes")
 struct SMSTests {

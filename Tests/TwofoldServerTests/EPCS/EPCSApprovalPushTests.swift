@@ -2,14 +2,16 @@ import Fluent
 import Foundation
 import Testing
 import TwofoldCore
-@testable import TwofoldServer
 import VaporTesting
+
+@testable import TwofoldServer
 
 @Suite("EPCS: the second approver approves on a push device")
 struct EPCSApprovalPushTests {
     /// Gives approver two a push device beside their authenticator app.
     static func pushDevice(_ h: EPCSHarness) async throws -> TestDevice {
-        let start = try await h.secondClient.send(.POST, "/api/v1/me/factors/push", json: ["password": Fixtures.password, "nickname": "Work phone"])
+        let start = try await h.secondClient.send(
+            .POST, "/api/v1/me/factors/push", json: ["password": Fixtures.password, "nickname": "Work phone"])
         #expect(start.status == .ok, "\(start.text)")
         let (device, enrolled) = try await TestDevice.enroll(h.ctx, uri: try #require(start.json["enrollmentURI"] as? String))
         #expect(enrolled.status == .ok, "\(enrolled.text)")
@@ -41,40 +43,49 @@ struct EPCSApprovalPushTests {
             #expect((pending.first?["summary"] as? String)?.contains("Approve the EPCS permission of Sam Smith (DEA *****4563)") == true)
 
             // Not approved yet: nothing changes.
-            let early = try await h.secondClient.send(.POST, "/api/v1/practice/epcs/grants/\(grantID)/approve", json: ["pushChallengeId": pushID])
+            let early = try await h.secondClient.send(
+                .POST, "/api/v1/practice/epcs/grants/\(grantID)/approve", json: ["pushChallengeId": pushID])
             #expect(early.status == .conflict)
             #expect(try await h.grantRow(grantID)["status"] as? String == "pending_approval")
             // Another approver cannot use approver two's push.
-            let borrowed = try await h.firstClient.send(.POST, "/api/v1/practice/epcs/grants/\(grantID)/approve", json: ["pushChallengeId": pushID])
+            let borrowed = try await h.firstClient.send(
+                .POST, "/api/v1/practice/epcs/grants/\(grantID)/approve", json: ["pushChallengeId": pushID])
             #expect(borrowed.status == .forbidden)
 
             #expect(try await device.approve(ctx, pushID, number: number).status == .ok)
-            let approved = try await h.secondClient.send(.POST, "/api/v1/practice/epcs/grants/\(grantID)/approve", json: ["pushChallengeId": pushID])
+            let approved = try await h.secondClient.send(
+                .POST, "/api/v1/practice/epcs/grants/\(grantID)/approve", json: ["pushChallengeId": pushID])
             #expect(approved.status == .ok, "\(approved.text)")
             #expect(approved.json["status"] as? String == "active")
             #expect(try await h.events(.epcsGrantApproved).count == 1)
 
             // A push approval works once: it cannot confirm anything else.
-            let revoked = try await h.firstClient.send(.DELETE, "/api/v1/practice/users/\(h.prescriberUser.id!)/epcs",
-                                                       json: ["reason": "left the practice", "adminPassword": Fixtures.password])
+            let revoked = try await h.firstClient.send(
+                .DELETE, "/api/v1/practice/users/\(h.prescriberUser.id!)/epcs",
+                json: ["reason": "left the practice", "adminPassword": Fixtures.password])
             #expect(revoked.status == .ok, "\(revoked.text)")
-            let reused = try await h.secondClient.send(.POST, "/api/v1/practice/epcs/grants/\(grantID)/confirm-revocation", json: ["pushChallengeId": pushID])
+            let reused = try await h.secondClient.send(
+                .POST, "/api/v1/practice/epcs/grants/\(grantID)/confirm-revocation", json: ["pushChallengeId": pushID])
             #expect(reused.status == .notFound, "a push for approving is not a push for confirming")
 
             // Confirming the revocation on the device; a denial changes nothing and is audited.
-            let denied = try await h.secondClient.send(.POST, "/api/v1/practice/epcs/grants/\(grantID)/confirm-revocation", json: ["push": true])
+            let denied = try await h.secondClient.send(
+                .POST, "/api/v1/practice/epcs/grants/\(grantID)/confirm-revocation", json: ["push": true])
             #expect(denied.status == .accepted, "\(denied.text)")
             let deniedID = try #require(denied.json["pushChallengeId"] as? String)
             #expect(try await device.send(ctx, .POST, "/api/v1/push/challenges/\(deniedID)", json: ["decision": "deny"]).status == .ok)
-            let afterDenial = try await h.secondClient.send(.POST, "/api/v1/practice/epcs/grants/\(grantID)/confirm-revocation", json: ["pushChallengeId": deniedID])
+            let afterDenial = try await h.secondClient.send(
+                .POST, "/api/v1/practice/epcs/grants/\(grantID)/confirm-revocation", json: ["pushChallengeId": deniedID])
             #expect(afterDenial.status == .forbidden)
             #expect(try await h.events(.epcsApprovalFailed).contains { EPCSHarness.details($0)["reason"] == "push_denied" })
             #expect(try await h.grantRow(grantID)["status"] as? String == "revoked_awaiting_confirmation")
 
-            let confirm = try await h.secondClient.send(.POST, "/api/v1/practice/epcs/grants/\(grantID)/confirm-revocation", json: ["push": true])
+            let confirm = try await h.secondClient.send(
+                .POST, "/api/v1/practice/epcs/grants/\(grantID)/confirm-revocation", json: ["push": true])
             let confirmID = try #require(confirm.json["pushChallengeId"] as? String)
             #expect(try await device.approve(ctx, confirmID, number: try #require(confirm.json["number"] as? Int)).status == .ok)
-            let confirmed = try await h.secondClient.send(.POST, "/api/v1/practice/epcs/grants/\(grantID)/confirm-revocation", json: ["pushChallengeId": confirmID])
+            let confirmed = try await h.secondClient.send(
+                .POST, "/api/v1/practice/epcs/grants/\(grantID)/confirm-revocation", json: ["pushChallengeId": confirmID])
             #expect(confirmed.status == .ok, "\(confirmed.text)")
             #expect(confirmed.json["revocationConfirmed"] as? Bool == true)
         }

@@ -2,8 +2,9 @@ import Fluent
 import Foundation
 import Testing
 import TwofoldCore
-@testable import TwofoldServer
 import VaporTesting
+
+@testable import TwofoldServer
 
 /// Two-person logical access control for EPCS permissions (21 CFR 1311.125): one approver enters, a second, different
 /// approver who is a DEA registrant approves with a fresh second factor; revocation is immediate.
@@ -105,11 +106,14 @@ struct EPCSGrantTests {
             let nurse = try await Fixtures.user(ctx, practice: h.practice, username: "nurse", role: .staff)
             let (nurseClient, _, _) = try await APIClient.login(ctx, username: "nurse")
             #expect(try await nurseClient.send(.GET, "/api/v1/practice/epcs/grants").status == .forbidden)
-            #expect(try await nurseClient.send(.POST, "/api/v1/practice/epcs/grants/\(pending)/approve", json: ["code": "123456"]).status == .forbidden)
+            #expect(
+                try await nurseClient.send(.POST, "/api/v1/practice/epcs/grants/\(pending)/approve", json: ["code": "123456"]).status
+                    == .forbidden)
 
             // An approver must hold Manage Accounts.
-            let designate = try await h.firstClient.send(.PUT, "/api/v1/practice/users/\(nurse.id!)/epcs/approver",
-                                                         json: ["approver": true, "deaRegistrant": false, "adminPassword": Fixtures.password])
+            let designate = try await h.firstClient.send(
+                .PUT, "/api/v1/practice/users/\(nurse.id!)/epcs/approver",
+                json: ["approver": true, "deaRegistrant": false, "adminPassword": Fixtures.password])
             #expect(designate.status == .conflict)
             let list = try await h.firstClient.send(.GET, "/api/v1/practice/epcs/approvers")
             #expect(list.status == .ok)
@@ -167,21 +171,28 @@ struct EPCSGrantTests {
             let h = try await EPCSHarness.make(ctx)
             let otherProvider = try await Fixtures.user(ctx, practice: h.practice, username: "dr.lee")
             let grantID = try #require(try await h.enter().json["grantId"] as? String)
-            let otherGrant = try #require(try await h.enter(for: otherProvider, body: h.grantBody(deaNumber: EPCSHarness.otherDEANumber)).json["grantId"] as? String)
+            let otherGrant = try #require(
+                try await h.enter(for: otherProvider, body: h.grantBody(deaNumber: EPCSHarness.otherDEANumber)).json["grantId"] as? String)
 
             // A wrong code: 401, audited, still pending.
-            let wrong = try await h.secondClient.send(.POST, "/api/v1/practice/epcs/grants/\(grantID)/approve", json: ["code": try h.wrongCode(h.second.secret)])
+            let wrong = try await h.secondClient.send(
+                .POST, "/api/v1/practice/epcs/grants/\(grantID)/approve", json: ["code": try h.wrongCode(h.second.secret)])
             #expect(wrong.status == .unauthorized)
             #expect(try await h.grantRow(grantID)["status"] as? String == "pending_approval")
             #expect(EPCSHarness.details(try #require(try await h.events(.epcsApprovalFailed).first))["reason"] == "wrong_code")
             // No code, a recovery code or a text-message style body: refused before anything is decided.
-            #expect(try await h.secondClient.send(.POST, "/api/v1/practice/epcs/grants/\(grantID)/approve", json: [:]).status == .badRequest)
-            #expect(try await h.secondClient.send(.POST, "/api/v1/practice/epcs/grants/\(grantID)/approve",
-                                                  json: ["code": try #require(h.second.recoveryCodes.first)]).status == .badRequest)
+            #expect(
+                try await h.secondClient.send(.POST, "/api/v1/practice/epcs/grants/\(grantID)/approve", json: [:]).status == .badRequest)
+            #expect(
+                try await h.secondClient.send(
+                    .POST, "/api/v1/practice/epcs/grants/\(grantID)/approve",
+                    json: ["code": try #require(h.second.recoveryCodes.first)]
+                ).status == .badRequest)
 
             // A fresh code approves; the same time step cannot approve another grant.
             let code = try Fixtures.code(h.second.secret, at: ctx.clock.now)
-            #expect(try await h.secondClient.send(.POST, "/api/v1/practice/epcs/grants/\(grantID)/approve", json: ["code": code]).status == .ok)
+            #expect(
+                try await h.secondClient.send(.POST, "/api/v1/practice/epcs/grants/\(grantID)/approve", json: ["code": code]).status == .ok)
             let replay = try await h.secondClient.send(.POST, "/api/v1/practice/epcs/grants/\(otherGrant)/approve", json: ["code": code])
             #expect(replay.status == .unauthorized)
             #expect(replay.reason.contains("already been used"))
@@ -219,10 +230,14 @@ struct EPCSGrantTests {
             let challengeID = try #require(before.json["challengeId"] as? String)
 
             // Revocation by one approver, password confirmed.
-            #expect(try await h.firstClient.send(.DELETE, "/api/v1/practice/users/\(h.prescriberUser.id!)/epcs",
-                                                 json: ["adminPassword": "wrong password"]).status == .forbidden)
-            let revoked = try await h.firstClient.send(.DELETE, "/api/v1/practice/users/\(h.prescriberUser.id!)/epcs",
-                                                       json: ["reason": "left the practice", "adminPassword": Fixtures.password])
+            #expect(
+                try await h.firstClient.send(
+                    .DELETE, "/api/v1/practice/users/\(h.prescriberUser.id!)/epcs",
+                    json: ["adminPassword": "wrong password"]
+                ).status == .forbidden)
+            let revoked = try await h.firstClient.send(
+                .DELETE, "/api/v1/practice/users/\(h.prescriberUser.id!)/epcs",
+                json: ["reason": "left the practice", "adminPassword": Fixtures.password])
             #expect(revoked.status == .ok, "\(revoked.text)")
             #expect(revoked.json["grantId"] as? String == grantID)
             #expect(revoked.json["status"] as? String == "revoked")
@@ -230,9 +245,11 @@ struct EPCSGrantTests {
             // …takes effect at once: new signings and the one already started are refused.
             #expect(try await h.startStepUp(key: key).status == .forbidden)
             ctx.clock.advance(30)
-            let late = try await APIClient(ctx, token: key).send(.POST, "/api/v1/step-up/\(challengeID)/verify", json: [
-                "code": try Fixtures.code(h.prescriber.secret, at: ctx.clock.now), "password": Fixtures.password,
-            ])
+            let late = try await APIClient(ctx, token: key).send(
+                .POST, "/api/v1/step-up/\(challengeID)/verify",
+                json: [
+                    "code": try Fixtures.code(h.prescriber.secret, at: ctx.clock.now), "password": Fixtures.password,
+                ])
             #expect(late.status == .forbidden)
             #expect(late.json["assertion"] == nil)
 
@@ -242,15 +259,20 @@ struct EPCSGrantTests {
             #expect(row["revokedBy"] as? String == h.firstUser.id!.uuidString)
             #expect(try await h.events(.epcsGrantRevoked).count == 1)
             // Nothing left to revoke.
-            #expect(try await h.firstClient.send(.DELETE, "/api/v1/practice/users/\(h.prescriberUser.id!)/epcs",
-                                                 json: ["adminPassword": Fixtures.password]).status == .conflict)
+            #expect(
+                try await h.firstClient.send(
+                    .DELETE, "/api/v1/practice/users/\(h.prescriberUser.id!)/epcs",
+                    json: ["adminPassword": Fixtures.password]
+                ).status == .conflict)
 
             // The revoker cannot confirm their own revocation; the second approver confirms with a fresh code.
-            let own = try await h.firstClient.send(.POST, "/api/v1/practice/epcs/grants/\(grantID)/confirm-revocation",
-                                                   json: ["code": try Fixtures.code(h.first.secret, at: ctx.clock.now)])
+            let own = try await h.firstClient.send(
+                .POST, "/api/v1/practice/epcs/grants/\(grantID)/confirm-revocation",
+                json: ["code": try Fixtures.code(h.first.secret, at: ctx.clock.now)])
             #expect(own.status == .forbidden)
-            let confirmed = try await h.secondClient.send(.POST, "/api/v1/practice/epcs/grants/\(grantID)/confirm-revocation",
-                                                          json: ["code": try Fixtures.code(h.second.secret, at: ctx.clock.now)])
+            let confirmed = try await h.secondClient.send(
+                .POST, "/api/v1/practice/epcs/grants/\(grantID)/confirm-revocation",
+                json: ["code": try Fixtures.code(h.second.secret, at: ctx.clock.now)])
             #expect(confirmed.status == .ok, "\(confirmed.text)")
             #expect(confirmed.json["status"] as? String == "revoked")
             #expect(confirmed.json["revocationConfirmed"] as? Bool == true)
@@ -281,14 +303,17 @@ struct EPCSGrantTests {
             let refused = try await h.startStepUp(key: key)
             #expect(refused.status == .forbidden)
             #expect(refused.reason.contains("no active permission"))
-            #expect(EPCSHarness.details(try #require(try await h.events(.epcsUnauthorizedAttempt).last))["reason"] == "no active EPCS permission")
+            #expect(
+                EPCSHarness.details(try #require(try await h.events(.epcsUnauthorizedAttempt).last))["reason"]
+                    == "no active EPCS permission")
 
             let admin = try await h.signIn("approver.one", secret: h.first.secret)
             let list = try await admin.send(.GET, "/api/v1/practice/epcs/grants")
             let row = try #require((list.json["grants"] as? [[String: Any]])?.first { $0["id"] as? String == grantID })
             #expect(row["status"] as? String == "registration_expired")
             // A new grant cannot be entered with an expired registration.
-            let expired = try await admin.send(.POST, "/api/v1/practice/users/\(h.prescriberUser.id!)/epcs/grants", json: h.grantBody(expiresInDays: -1))
+            let expired = try await admin.send(
+                .POST, "/api/v1/practice/users/\(h.prescriberUser.id!)/epcs/grants", json: h.grantBody(expiresInDays: -1))
             #expect(expired.status == .badRequest)
             #expect(expired.reason.contains("expired"))
         }
@@ -317,8 +342,9 @@ struct EPCSGrantTests {
             var headers = HTTPHeaders()
             headers.bearerAuthorization = BearerAuthorization(token: try #require(h.firstClient.token))
             headers.contentType = .json
-            let notJSON = try await ctx.app.testing().sendRequest(.POST, "/api/v1/practice/users/\(h.prescriberUser.id!)/epcs/grants",
-                                                                  headers: headers, body: ByteBuffer(string: "{\"deaNumber\": "))
+            let notJSON = try await ctx.app.testing().sendRequest(
+                .POST, "/api/v1/practice/users/\(h.prescriberUser.id!)/epcs/grants",
+                headers: headers, body: ByteBuffer(string: "{\"deaNumber\": "))
             #expect(notJSON.status == .badRequest)
             #expect(try await h.grants().isEmpty)
 
@@ -337,7 +363,8 @@ struct EPCSGrantTests {
             let burst = try await withThrowingTaskGroup(of: HTTPStatus.self) { group in
                 for _ in 0..<20 {
                     group.addTask {
-                        try await h.secondClient.send(.POST, "/api/v1/practice/epcs/grants/\(grantID)/approve", json: ["code": wrong]).status
+                        try await h.secondClient.send(.POST, "/api/v1/practice/epcs/grants/\(grantID)/approve", json: ["code": wrong])
+                            .status
                     }
                 }
                 return try await group.reduce(into: [HTTPStatus]()) { $0.append($1) }

@@ -2,8 +2,9 @@ import Fluent
 import Foundation
 import Testing
 import TwofoldCore
-@testable import TwofoldServer
 import VaporTesting
+
+@testable import TwofoldServer
 
 /// A practice ready for EPCS: two EPCS access approvers (administrators with authenticator apps; the second is a
 /// DEA registrant) and a prescriber with an authenticator app, all signed in over the API.
@@ -39,10 +40,13 @@ struct EPCSHarness {
         let prescriberUser = try await Fixtures.user(ctx, practice: practice, username: "dr.smith")
         let first = try await Flows.enrollTOTP(ctx, username: "approver.one")
         let second = try await Flows.enrollTOTP(ctx, username: "approver.two")
-        let prescriber = prescriberHasTOTP ? try await Flows.enrollTOTP(ctx, username: "dr.smith")
+        let prescriber =
+            prescriberHasTOTP
+            ? try await Flows.enrollTOTP(ctx, username: "dr.smith")
             : Flows.Enrolled(client: try await APIClient.login(ctx, username: "dr.smith").0, secret: "", recoveryCodes: [], factorID: "")
-        let harness = EPCSHarness(ctx: ctx, practice: practice, first: first, firstUser: firstUser, second: second, secondUser: secondUser,
-                                  prescriber: prescriber, prescriberUser: prescriberUser)
+        let harness = EPCSHarness(
+            ctx: ctx, practice: practice, first: first, firstUser: firstUser, second: second, secondUser: secondUser,
+            prescriber: prescriber, prescriberUser: prescriberUser)
         if designate {
             try await harness.designate(firstUser, approver: true, registrant: false)
             try await harness.designate(secondUser, approver: true, registrant: true)
@@ -54,9 +58,11 @@ struct EPCSHarness {
 
     /// An administrator designates an approver (approver one acts, as any administrator may).
     func designate(_ user: User, approver: Bool, registrant: Bool, by client: APIClient? = nil) async throws {
-        let response = try await (client ?? firstClient).send(.PUT, "/api/v1/practice/users/\(user.id!)/epcs/approver", json: [
-            "approver": approver, "deaRegistrant": registrant, "adminPassword": Fixtures.password,
-        ])
+        let response = try await (client ?? firstClient).send(
+            .PUT, "/api/v1/practice/users/\(user.id!)/epcs/approver",
+            json: [
+                "approver": approver, "deaRegistrant": registrant, "adminPassword": Fixtures.password,
+            ])
         #expect(response.status == .ok, "\(response.text)")
         #expect(response.json["approver"] as? Bool == approver)
         #expect(response.json["deaRegistrant"] as? Bool == registrant)
@@ -67,7 +73,9 @@ struct EPCSHarness {
         EPCSDay.string(ctx.clock.now.addingTimeInterval(TimeInterval(days) * 86_400))
     }
 
-    func grantBody(deaNumber: String = EPCSHarness.deaNumber, expiresInDays: Int = 365, states: [String] = ["NY", "NJ"]) -> [String: any Sendable] {
+    func grantBody(deaNumber: String = EPCSHarness.deaNumber, expiresInDays: Int = 365, states: [String] = ["NY", "NJ"]) -> [String:
+        any Sendable]
+    {
         [
             "deaNumber": deaNumber, "deaExpiresOn": day(expiresInDays), "states": states,
             "proofing": ["provider": "ID.me", "date": day(-30), "level": "IAL2", "reference": "IDME-2030-0042"] as [String: any Sendable],
@@ -76,14 +84,17 @@ struct EPCSHarness {
     }
 
     /// The first step, by `client` (approver one unless told): returns the answer.
-    func enter(for user: User? = nil, by client: APIClient? = nil, body: [String: any Sendable]? = nil) async throws -> TestingHTTPResponse {
-        try await (client ?? firstClient).send(.POST, "/api/v1/practice/users/\((user ?? prescriberUser).id!)/epcs/grants", json: body ?? grantBody())
+    func enter(for user: User? = nil, by client: APIClient? = nil, body: [String: any Sendable]? = nil) async throws -> TestingHTTPResponse
+    {
+        try await (client ?? firstClient).send(
+            .POST, "/api/v1/practice/users/\((user ?? prescriberUser).id!)/epcs/grants", json: body ?? grantBody())
     }
 
     /// The second step: `client` approves with a fresh code from `secret` at the clock's current time.
     func approve(_ grantID: String, by client: APIClient? = nil, secret: String? = nil) async throws -> TestingHTTPResponse {
-        try await (client ?? secondClient).send(.POST, "/api/v1/practice/epcs/grants/\(grantID)/approve",
-                                                json: ["code": try Fixtures.code(secret ?? second.secret, at: ctx.clock.now)])
+        try await (client ?? secondClient).send(
+            .POST, "/api/v1/practice/epcs/grants/\(grantID)/approve",
+            json: ["code": try Fixtures.code(secret ?? second.secret, at: ctx.clock.now)])
     }
 
     /// Enters a grant with approver one and approves it with approver two; returns the grant id.
@@ -116,7 +127,9 @@ struct EPCSHarness {
         try await APIKeyService(database: ctx.app.db, now: ctx.clock.now).create(practiceID: practice.id!, name: "EHR").key
     }
 
-    func startStepUp(key: String, username: String = "dr.smith", action: [String: any Sendable] = EPCSHarness.action) async throws -> TestingHTTPResponse {
+    func startStepUp(key: String, username: String = "dr.smith", action: [String: any Sendable] = EPCSHarness.action) async throws
+        -> TestingHTTPResponse
+    {
         try await APIClient(ctx, token: key).send(.POST, "/api/v1/step-up", json: ["username": username, "action": action])
     }
 

@@ -2,8 +2,9 @@ import Fluent
 import Foundation
 import Testing
 import TwofoldCore
-@testable import TwofoldServer
 import VaporTesting
+
+@testable import TwofoldServer
 
 /// A lost or stolen device (21 CFR 1311.102(b)): it stops working at once, EPCS signing is suspended (the permission
 /// is revoked and needs two approvers again), and the practice's approvers are alerted; all audited.
@@ -24,10 +25,14 @@ struct EPCSLostDeviceTests {
             #expect(wrongPassword.status == .forbidden)
             #expect(try await prescriber.send(.GET, "/api/v1/me/factors").jsonArray.count == 2)
             // Another user's device is not found.
-            #expect(try await prescriber.send(.POST, "/api/v1/me/factors/\(h.first.factorID)/report-lost",
-                                              json: ["password": Fixtures.password]).status == .notFound)
+            #expect(
+                try await prescriber.send(
+                    .POST, "/api/v1/me/factors/\(h.first.factorID)/report-lost",
+                    json: ["password": Fixtures.password]
+                ).status == .notFound)
 
-            let reported = try await prescriber.send(.POST, "/api/v1/me/factors/\(totpID)/report-lost", json: ["password": Fixtures.password])
+            let reported = try await prescriber.send(
+                .POST, "/api/v1/me/factors/\(totpID)/report-lost", json: ["password": Fixtures.password])
             #expect(reported.status == .ok, "\(reported.text)")
             #expect((reported.json["factorId"] as? String)?.lowercased() == totpID.lowercased())
             #expect(reported.json["revokedGrant"] as? Bool == true)
@@ -55,14 +60,17 @@ struct EPCSLostDeviceTests {
             #expect((open.first?["message"] as? String)?.contains("EPCS permission was revoked") == true)
 
             // Every approver is also emailed (the prescriber gets their own notification).
-            let mails = try await QueuedMail.query(on: ctx.app.db).filter(\.$category == "notification_epcs_approver.epcs_token_reported_lost").all()
+            let mails = try await QueuedMail.query(on: ctx.app.db).filter(
+                \.$category == "notification_epcs_approver.epcs_token_reported_lost"
+            ).all()
             #expect(Set(mails.map(\.recipient)) == ["approver.one@example.org", "approver.two@example.org"])
             let first = try #require(mails.first)
             let body = try #require(try ctx.app.mailer.body(of: first))
             #expect(body.text.contains("as an EPCS access approver"))
             #expect(body.text.contains("Sam Smith's permission to sign controlled-substance prescriptions was revoked at once"))
-            #expect(try await QueuedMail.query(on: ctx.app.db).filter(\.$recipient == "dr.smith@example.org")
-                .filter(\.$category == "notification.epcs_token_reported_lost").count() == 1)
+            #expect(
+                try await QueuedMail.query(on: ctx.app.db).filter(\.$recipient == "dr.smith@example.org")
+                    .filter(\.$category == "notification.epcs_token_reported_lost").count() == 1)
 
             let lost = try await h.events(.epcsTokenReportedLost)
             #expect(lost.count == 1)
@@ -73,7 +81,8 @@ struct EPCSLostDeviceTests {
 
             let alertID = try #require(open.first?["id"] as? String)
             #expect(try await h.secondClient.send(.POST, "/api/v1/practice/epcs/alerts/\(alertID)/acknowledge").status == .noContent)
-            #expect((try await h.secondClient.send(.GET, "/api/v1/practice/epcs/alerts").json["alerts"] as? [[String: Any]])?.isEmpty == true)
+            #expect(
+                (try await h.secondClient.send(.GET, "/api/v1/practice/epcs/alerts").json["alerts"] as? [[String: Any]])?.isEmpty == true)
             #expect(try await h.events(.epcsAlertAcknowledged).count == 1)
 
             // Granted again by two approvers, the prescriber signs with the push device…
@@ -85,8 +94,11 @@ struct EPCSLostDeviceTests {
             #expect(try await h.firstClient.send(.POST, adminPath, json: [:]).status == .badRequest)
             #expect(try await h.firstClient.send(.POST, adminPath, json: ["adminPassword": ""]).status == .unauthorized)
             #expect(try await h.firstClient.send(.POST, adminPath, json: ["adminPassword": "wrong"]).status == .forbidden)
-            #expect(try await h.firstClient.send(.POST, "/api/v1/practice/users/\(h.secondUser.id!)/factors/\(enrolled.factorID)/report-lost",
-                                                 json: ["adminPassword": Fixtures.password]).status == .notFound)
+            #expect(
+                try await h.firstClient.send(
+                    .POST, "/api/v1/practice/users/\(h.secondUser.id!)/factors/\(enrolled.factorID)/report-lost",
+                    json: ["adminPassword": Fixtures.password]
+                ).status == .notFound)
             let byAdmin = try await h.firstClient.send(.POST, adminPath, json: ["adminPassword": Fixtures.password])
             #expect(byAdmin.status == .ok, "\(byAdmin.text)")
             #expect(byAdmin.json["revokedGrant"] as? Bool == true)

@@ -2,8 +2,9 @@ import Fluent
 import Foundation
 import Testing
 import TwofoldCore
-@testable import TwofoldServer
 import VaporTesting
+
+@testable import TwofoldServer
 
 @Suite("EPCS administration pages and lost-device reports on the web")
 struct EPCSPagesTests {
@@ -21,8 +22,10 @@ struct EPCSPagesTests {
     }
 
     static func grantForm(_ h: EPCSHarness, deaNumber: String = EPCSHarness.deaNumber) -> [String: String] {
-        ["deaNumber": deaNumber, "deaExpiresOn": h.day(365), "states": "ny nj", "proofingProvider": "ID.me", "proofingDate": h.day(-30),
-         "proofingLevel": "IAL2", "proofingReference": "IDME-2030-0042", "adminPassword": Fixtures.password]
+        [
+            "deaNumber": deaNumber, "deaExpiresOn": h.day(365), "states": "ny nj", "proofingProvider": "ID.me", "proofingDate": h.day(-30),
+            "proofingLevel": "IAL2", "proofingReference": "IDME-2030-0042", "adminPassword": Fixtures.password,
+        ]
     }
 
     @Test func anAdministratorDesignatesApproversOnTheUsersPage() async throws {
@@ -38,12 +41,14 @@ struct EPCSPagesTests {
             let page = try await web.get("/admin/staff/\(h.secondUser.id!)")
             #expect(page.text.contains("id=\"epcs-approver-form\""))
             #expect(page.text.contains("is not an EPCS access approver"))
-            let wrong = try await web.post("/admin/staff/\(h.secondUser.id!)/epcs/approver", ["approver": "1", "registrant": "1", "adminPassword": "not mine"])
+            let wrong = try await web.post(
+                "/admin/staff/\(h.secondUser.id!)/epcs/approver", ["approver": "1", "registrant": "1", "adminPassword": "not mine"])
             #expect(wrong.status == .forbidden)
             #expect(wrong.text.contains("Your current password is not correct."))
             #expect(try await User.find(h.secondUser.id, on: ctx.app.db)?.epcsApprover == false)
 
-            let saved = try await web.post("/admin/staff/\(h.secondUser.id!)/epcs/approver", ["approver": "1", "registrant": "1", "adminPassword": Fixtures.password])
+            let saved = try await web.post(
+                "/admin/staff/\(h.secondUser.id!)/epcs/approver", ["approver": "1", "registrant": "1", "adminPassword": Fixtures.password])
             #expect(saved.location == "/admin/staff/\(h.secondUser.id!.uuidString)?notice=epcs-approver-saved")
             let after = try await web.get(try #require(saved.location))
             #expect(after.text.contains("is an EPCS access approver and a DEA registrant"))
@@ -52,7 +57,8 @@ struct EPCSPagesTests {
             #expect(try await h.events(.epcsApproverDesignated).count == 1)
 
             // A provider without Manage Accounts cannot be an approver: the page says why, with 409.
-            let refused = try await web.post("/admin/staff/\(h.prescriberUser.id!)/epcs/approver", ["approver": "1", "adminPassword": Fixtures.password])
+            let refused = try await web.post(
+                "/admin/staff/\(h.prescriberUser.id!)/epcs/approver", ["approver": "1", "adminPassword": Fixtures.password])
             #expect(refused.status == .conflict)
             #expect(refused.text.contains("needs the Manage Accounts permission"))
 
@@ -77,7 +83,8 @@ struct EPCSPagesTests {
             #expect(form.text.contains("id=\"deaNumber\""))
             #expect(!form.text.contains("id=\"blocked\""))
 
-            let bad = try await web.post("/admin/staff/\(h.prescriberUser.id!)/epcs/grant", Self.grantForm(h, deaNumber: EPCSHarness.badCheckDigit))
+            let bad = try await web.post(
+                "/admin/staff/\(h.prescriberUser.id!)/epcs/grant", Self.grantForm(h, deaNumber: EPCSHarness.badCheckDigit))
             #expect(bad.status == .badRequest)
             #expect(bad.text.contains("deaNumber must be a DEA registration number"))
             #expect(bad.text.contains("value=\"\(EPCSHarness.badCheckDigit)\""), "the form keeps what was typed")
@@ -91,7 +98,9 @@ struct EPCSPagesTests {
             let overview = try await web.get(try #require(entered.location))
             #expect(overview.text.contains("Waiting for a second approver"))
             #expect(overview.text.contains(EPCSHarness.deaNumber), "approvers see the full DEA number")
-            #expect(!overview.text.contains("/admin/epcs/grants/\(grant.id!.uuidString)/approve"), "the approver who entered it is not offered to approve it")
+            #expect(
+                !overview.text.contains("/admin/epcs/grants/\(grant.id!.uuidString)/approve"),
+                "the approver who entered it is not offered to approve it")
             let own = try await web.get("/admin/epcs/grants/\(grant.id!)/approve")
             #expect(own.text.contains("id=\"blocked\""))
             #expect(own.text.contains("a second approver must approve it"))
@@ -121,7 +130,8 @@ struct EPCSPagesTests {
             #expect(wrong.text.contains("That code is not correct."))
             #expect(try await EPCSGrant.find(UUID(uuidString: grantID), on: ctx.app.db)?.status == .pendingApproval)
 
-            let approved = try await web.post("/admin/epcs/grants/\(grantID)/approve", ["code": try Fixtures.code(h.second.secret, at: ctx.clock.now)])
+            let approved = try await web.post(
+                "/admin/epcs/grants/\(grantID)/approve", ["code": try Fixtures.code(h.second.secret, at: ctx.clock.now)])
             #expect(approved.location == "/admin/epcs?notice=epcs-grant-approved")
             #expect(try await EPCSGrant.find(UUID(uuidString: grantID), on: ctx.app.db)?.status == .active)
             let after = try await web.get(try #require(approved.location))
@@ -130,7 +140,8 @@ struct EPCSPagesTests {
 
             // Revoking on its own page: at once, with the password; approver one then confirms with a code.
             _ = try await web.get("/admin/staff/\(h.prescriberUser.id!)/epcs/revoke")
-            let revoked = try await web.post("/admin/staff/\(h.prescriberUser.id!)/epcs/revoke", ["reason": "left the practice", "adminPassword": Fixtures.password])
+            let revoked = try await web.post(
+                "/admin/staff/\(h.prescriberUser.id!)/epcs/revoke", ["reason": "left the practice", "adminPassword": Fixtures.password])
             #expect(revoked.location == "/admin/epcs?notice=epcs-grant-revoked")
             #expect(try await EPCSGrant.find(UUID(uuidString: grantID), on: ctx.app.db)?.status == .revoked)
             let first = try await Self.web(ctx, "approver.one", secret: h.first.secret)
@@ -138,7 +149,8 @@ struct EPCSPagesTests {
             #expect(list.text.contains("/admin/epcs/grants/\(grantID)/confirm-revocation"))
             _ = try await first.get("/admin/epcs/grants/\(grantID)/confirm-revocation")
             // approver one is not a registrant: the rule wants the second person to be one
-            let notRegistrant = try await first.post("/admin/epcs/grants/\(grantID)/confirm-revocation", ["code": try Fixtures.code(h.first.secret, at: ctx.clock.now)])
+            let notRegistrant = try await first.post(
+                "/admin/epcs/grants/\(grantID)/confirm-revocation", ["code": try Fixtures.code(h.first.secret, at: ctx.clock.now)])
             #expect(notRegistrant.status == .forbidden)
             #expect(notRegistrant.text.contains("must be a DEA registrant"))
         }
@@ -215,12 +227,20 @@ struct EPCSPagesTests {
             let h = try await EPCSHarness.make(ctx)
             let web = try await Self.web(ctx, "approver.one", secret: h.first.secret)
             _ = try await web.get("/admin/epcs")
-            let bad = try await web.post("/admin/epcs/settings", ["token_totp": "1", "securityKeyAAGUIDs": "not-a-uuid", "workingHoursStart": "8",
-                                                                 "workingHoursEnd": "18", "adminPassword": Fixtures.password])
+            let bad = try await web.post(
+                "/admin/epcs/settings",
+                [
+                    "token_totp": "1", "securityKeyAAGUIDs": "not-a-uuid", "workingHoursStart": "8",
+                    "workingHoursEnd": "18", "adminPassword": Fixtures.password,
+                ])
             #expect(bad.status == .badRequest)
             #expect(bad.text.contains("not-a-uuid is not an AAGUID"))
-            let saved = try await web.post("/admin/epcs/settings", ["token_totp": "1", "securityKeyAAGUIDs": "", "workingHoursStart": "8",
-                                                                   "workingHoursEnd": "18", "adminPassword": Fixtures.password])
+            let saved = try await web.post(
+                "/admin/epcs/settings",
+                [
+                    "token_totp": "1", "securityKeyAAGUIDs": "", "workingHoursStart": "8",
+                    "workingHoursEnd": "18", "adminPassword": Fixtures.password,
+                ])
             #expect(saved.location == "/admin/epcs?notice=epcs-settings-saved")
             let practice = try #require(try await Practice.find(h.practice.id, on: ctx.app.db))
             #expect(practice.epcsTokens == "totp")

@@ -3,8 +3,9 @@ import Fluent
 import Foundation
 import Testing
 import TwofoldCore
-@testable import TwofoldServer
 import VaporTesting
+
+@testable import TwofoldServer
 
 /// Signing a controlled-substance prescription: only with a permission (§1311.125), with two factors at that moment
 /// (§1311.115, §1311.140), on a device the practice counts (§1311.116), after the attestation is shown (§1311.140(a)(3)).
@@ -42,8 +43,9 @@ struct EPCSStepUpTests {
             #expect(other.json["factorsRequired"] == nil)
             #expect(other.json["attestation"] == nil)
             let id = try #require(other.json["challengeId"] as? String)
-            let verified = try await APIClient(ctx, token: key).send(.POST, "/api/v1/step-up/\(id)/verify",
-                                                                      json: ["code": try Fixtures.code(h.prescriber.secret, at: ctx.clock.now)])
+            let verified = try await APIClient(ctx, token: key).send(
+                .POST, "/api/v1/step-up/\(id)/verify",
+                json: ["code": try Fixtures.code(h.prescriber.secret, at: ctx.clock.now)])
             #expect(verified.status == .ok, "\(verified.text)")
             #expect(try await StepUpTests.verify(ctx, try #require(verified.json["assertion"] as? String)).amr == ["otp"])
         }
@@ -83,14 +85,17 @@ struct EPCSStepUpTests {
             #expect(challenge.failedAttempts == 1)
 
             // The right password with a wrong code is still refused.
-            let wrongCode = try await client.send(.POST, "/api/v1/step-up/\(id)/verify", json: ["code": try h.wrongCode(h.prescriber.secret), "password": Fixtures.password])
+            let wrongCode = try await client.send(
+                .POST, "/api/v1/step-up/\(id)/verify", json: ["code": try h.wrongCode(h.prescriber.secret), "password": Fixtures.password])
             #expect(wrongCode.status == .unauthorized)
 
             // Both right: an assertion naming both factors.
             ctx.clock.advance(30)
-            let verified = try await client.send(.POST, "/api/v1/step-up/\(id)/verify", json: [
-                "code": try Fixtures.code(h.prescriber.secret, at: ctx.clock.now), "password": Fixtures.password,
-            ])
+            let verified = try await client.send(
+                .POST, "/api/v1/step-up/\(id)/verify",
+                json: [
+                    "code": try Fixtures.code(h.prescriber.secret, at: ctx.clock.now), "password": Fixtures.password,
+                ])
             #expect(verified.status == .ok, "\(verified.text)")
             let claims = try await StepUpTests.verify(ctx, try #require(verified.json["assertion"] as? String))
             #expect(claims.amr == ["pwd", "otp"])
@@ -105,7 +110,8 @@ struct EPCSStepUpTests {
             let next = try #require(try await h.startStepUp(key: key).json["challengeId"] as? String)
             var statuses: [HTTPStatus] = []
             for _ in 0..<TwofoldPolicy.standard.stepUp.guessesPerChallenge {
-                statuses.append(try await client.send(.POST, "/api/v1/step-up/\(next)/verify", json: ["code": code, "password": "guess"]).status)
+                statuses.append(
+                    try await client.send(.POST, "/api/v1/step-up/\(next)/verify", json: ["code": code, "password": "guess"]).status)
             }
             #expect(statuses.dropLast().allSatisfy { $0 == .unauthorized }, "\(statuses)")
             #expect(statuses.last == .conflict)
@@ -128,8 +134,9 @@ struct EPCSStepUpTests {
             let settings = try await h.firstClient.send(.GET, "/api/v1/practice/epcs/settings")
             #expect(settings.status == .ok)
             #expect(settings.json["eligibleTokens"] as? [String] == ["push", "totp", "security_key"])
-            let patched = try await h.firstClient.send(.PATCH, "/api/v1/practice/epcs/settings",
-                                                       json: ["eligibleTokens": ["push"], "adminPassword": Fixtures.password])
+            let patched = try await h.firstClient.send(
+                .PATCH, "/api/v1/practice/epcs/settings",
+                json: ["eligibleTokens": ["push"], "adminPassword": Fixtures.password])
             #expect(patched.status == .ok, "\(patched.text)")
             #expect(patched.json["eligibleTokens"] as? [String] == ["push"])
             // Fields not sent keep their values.
@@ -145,20 +152,38 @@ struct EPCSStepUpTests {
             #expect(try await h.startStepUp(key: key, action: StepUpTests.action).json["methods"] as? [String] == ["totp"])
 
             // Text messages can never be made eligible; bad settings are refused with a reason.
-            let sms = try await h.firstClient.send(.PATCH, "/api/v1/practice/epcs/settings", json: ["eligibleTokens": ["sms"], "adminPassword": Fixtures.password])
+            let sms = try await h.firstClient.send(
+                .PATCH, "/api/v1/practice/epcs/settings", json: ["eligibleTokens": ["sms"], "adminPassword": Fixtures.password])
             #expect(sms.status == .badRequest)
             #expect(sms.reason.contains("eligibleTokens[0] must be one of push, totp, security_key"), "\(sms.reason)")
-            #expect(try await h.firstClient.send(.PATCH, "/api/v1/practice/epcs/settings",
-                                                 json: ["workingHoursStart": 20, "workingHoursEnd": 8, "adminPassword": Fixtures.password]).status == .badRequest)
-            #expect(try await h.firstClient.send(.PATCH, "/api/v1/practice/epcs/settings",
-                                                 json: ["securityKeyAAGUIDs": ["not-a-uuid"], "adminPassword": Fixtures.password]).status == .badRequest)
-            #expect(try await h.firstClient.send(.PATCH, "/api/v1/practice/epcs/settings", json: ["eligibleTokens": ["totp"]]).status == .badRequest)
-            #expect(try await h.firstClient.send(.PATCH, "/api/v1/practice/epcs/settings", json: ["eligibleTokens": ["totp"], "adminPassword": ""]).status == .unauthorized)
-            #expect(try await h.firstClient.send(.PATCH, "/api/v1/practice/epcs/settings", json: ["eligibleTokens": "totp", "adminPassword": Fixtures.password]).status == .badRequest)
+            #expect(
+                try await h.firstClient.send(
+                    .PATCH, "/api/v1/practice/epcs/settings",
+                    json: ["workingHoursStart": 20, "workingHoursEnd": 8, "adminPassword": Fixtures.password]
+                ).status == .badRequest)
+            #expect(
+                try await h.firstClient.send(
+                    .PATCH, "/api/v1/practice/epcs/settings",
+                    json: ["securityKeyAAGUIDs": ["not-a-uuid"], "adminPassword": Fixtures.password]
+                ).status == .badRequest)
+            #expect(
+                try await h.firstClient.send(.PATCH, "/api/v1/practice/epcs/settings", json: ["eligibleTokens": ["totp"]]).status
+                    == .badRequest)
+            #expect(
+                try await h.firstClient.send(
+                    .PATCH, "/api/v1/practice/epcs/settings", json: ["eligibleTokens": ["totp"], "adminPassword": ""]
+                ).status == .unauthorized)
+            #expect(
+                try await h.firstClient.send(
+                    .PATCH, "/api/v1/practice/epcs/settings", json: ["eligibleTokens": "totp", "adminPassword": Fixtures.password]
+                ).status == .badRequest)
 
             // Counting authenticator apps again restores signing.
-            #expect(try await h.firstClient.send(.PATCH, "/api/v1/practice/epcs/settings",
-                                                 json: ["eligibleTokens": ["totp", "push"], "adminPassword": Fixtures.password]).status == .ok)
+            #expect(
+                try await h.firstClient.send(
+                    .PATCH, "/api/v1/practice/epcs/settings",
+                    json: ["eligibleTokens": ["totp", "push"], "adminPassword": Fixtures.password]
+                ).status == .ok)
             #expect(try await h.startStepUp(key: key).status == .created)
 
             // A prescriber whose only second factor is a text message is refused, even with a grant.
@@ -195,9 +220,11 @@ struct EPCSStepUpTests {
             #expect(started.json["attestationHash"] as? String == Self.sha256Hex(attestation))
 
             let id = try #require(started.json["challengeId"] as? String)
-            let verified = try await APIClient(ctx, token: key).send(.POST, "/api/v1/step-up/\(id)/verify", json: [
-                "code": try Fixtures.code(h.prescriber.secret, at: ctx.clock.now), "password": Fixtures.password,
-            ])
+            let verified = try await APIClient(ctx, token: key).send(
+                .POST, "/api/v1/step-up/\(id)/verify",
+                json: [
+                    "code": try Fixtures.code(h.prescriber.secret, at: ctx.clock.now), "password": Fixtures.password,
+                ])
             #expect(verified.status == .ok, "\(verified.text)")
             let claims = try await StepUpTests.verify(ctx, try #require(verified.json["assertion"] as? String))
             let epcs = try #require(claims.epcs)

@@ -1,9 +1,10 @@
 import Fluent
-import TwofoldCore
 import Foundation
 import Testing
-@testable import TwofoldServer
+import TwofoldCore
 import VaporTesting
+
+@testable import TwofoldServer
 
 @Suite("Managing one's own factors")
 struct FactorManagementTests {
@@ -64,10 +65,12 @@ struct FactorManagementTests {
             _ = try await Fixtures.user(ctx, practice: practice)
             let enrolled = try await Flows.enrollTOTP(ctx)
             let client = enrolled.client
-            let start = try await client.send(.POST, "/api/v1/me/factors/totp", json: ["password": Fixtures.password, "nickname": "Backup phone"])
+            let start = try await client.send(
+                .POST, "/api/v1/me/factors/totp", json: ["password": Fixtures.password, "nickname": "Backup phone"])
             let second = try #require(start.json["factorId"] as? String)
             let secret = try #require(start.json["secret"] as? String)
-            let activated = try await client.send(.POST, "/api/v1/me/factors/\(second)/activate", json: ["code": try Fixtures.code(secret, at: ctx.clock.now)])
+            let activated = try await client.send(
+                .POST, "/api/v1/me/factors/\(second)/activate", json: ["code": try Fixtures.code(secret, at: ctx.clock.now)])
             #expect(activated.json["recoveryCodes"] == nil || activated.json["recoveryCodes"] is NSNull)
             var factors = try await client.send(.GET, "/api/v1/me/factors").jsonArray
             #expect(factors.count == 2)
@@ -80,7 +83,8 @@ struct FactorManagementTests {
             #expect(factors.filter { $0["primary"] as? Bool == true }.count == 1)
             #expect(factors.first { $0["id"] as? String == second }?["primary"] as? Bool == true)
 
-            #expect(try await client.send(.DELETE, "/api/v1/me/factors/\(second)", json: ["password": Fixtures.password]).status == .noContent)
+            #expect(
+                try await client.send(.DELETE, "/api/v1/me/factors/\(second)", json: ["password": Fixtures.password]).status == .noContent)
             factors = try await client.send(.GET, "/api/v1/me/factors").jsonArray
             #expect(factors.count == 1)
             #expect(factors.first?["primary"] as? Bool == true)
@@ -95,12 +99,15 @@ struct FactorManagementTests {
             let start = try await client.send(.POST, "/api/v1/me/factors/totp", json: [:])
             let factorID = try #require(start.json["factorId"] as? String)
             let secret = try #require(start.json["secret"] as? String)
-            _ = try await client.send(.POST, "/api/v1/me/factors/\(factorID)/activate", json: ["code": try Fixtures.code(secret, at: ctx.clock.now)])
+            _ = try await client.send(
+                .POST, "/api/v1/me/factors/\(factorID)/activate", json: ["code": try Fixtures.code(secret, at: ctx.clock.now)])
             let refused = try await client.send(.DELETE, "/api/v1/me/factors/\(factorID)", json: ["password": Fixtures.password])
             #expect(refused.status == .forbidden)
             #expect(refused.reason.contains("requires two-factor authentication"))
             ctx.clock.advance(30)
-            let disable = try await client.send(.DELETE, "/api/v1/me/two-factor", json: ["password": Fixtures.password, "code": try Fixtures.code(secret, at: ctx.clock.now)])
+            let disable = try await client.send(
+                .DELETE, "/api/v1/me/two-factor",
+                json: ["password": Fixtures.password, "code": try Fixtures.code(secret, at: ctx.clock.now)])
             #expect(disable.status == .forbidden)
         }
     }
@@ -111,11 +118,13 @@ struct FactorManagementTests {
             let user = try await Fixtures.user(ctx, practice: practice)
             let enrolled = try await Flows.enrollTOTP(ctx)
             ctx.clock.advance(30)
-            let wrongCode = try await enrolled.client.send(.DELETE, "/api/v1/me/two-factor", json: ["password": Fixtures.password, "code": "000000"])
+            let wrongCode = try await enrolled.client.send(
+                .DELETE, "/api/v1/me/two-factor", json: ["password": Fixtures.password, "code": "000000"])
             #expect(wrongCode.status == .unauthorized)
             ctx.clock.advance(30)
-            let off = try await enrolled.client.send(.DELETE, "/api/v1/me/two-factor",
-                                                     json: ["password": Fixtures.password, "code": try Fixtures.code(enrolled.secret, at: ctx.clock.now)])
+            let off = try await enrolled.client.send(
+                .DELETE, "/api/v1/me/two-factor",
+                json: ["password": Fixtures.password, "code": try Fixtures.code(enrolled.secret, at: ctx.clock.now)])
             #expect(off.status == .noContent)
             #expect(try await Factor.query(on: ctx.app.db).filter(\.$user.$id == user.id!).count() == 0)
             #expect(try await RecoveryCodeRecord.query(on: ctx.app.db).filter(\.$user.$id == user.id!).count() == 0)
@@ -134,7 +143,8 @@ struct FactorManagementTests {
             #expect(codes.count == 10)
             #expect(Set(codes).isDisjoint(with: enrolled.recoveryCodes))
             let client = try await Flows.halfSignedIn(ctx)
-            #expect(try await client.send(.POST, "/api/v1/login/recovery", json: ["code": enrolled.recoveryCodes[0]]).status == .unauthorized)
+            #expect(
+                try await client.send(.POST, "/api/v1/login/recovery", json: ["code": enrolled.recoveryCodes[0]]).status == .unauthorized)
             #expect(try await client.send(.POST, "/api/v1/login/recovery", json: ["code": codes[0]]).status == .ok)
         }
     }
@@ -146,7 +156,8 @@ struct FactorManagementTests {
             _ = try await Fixtures.user(ctx, practice: practice, username: "nurse.kim")
             let smith = try await Flows.enrollTOTP(ctx)
             let (kim, _, _) = try await APIClient.login(ctx, username: "nurse.kim")
-            let response = try await kim.send(.PATCH, "/api/v1/me/factors/\(smith.factorID)", json: ["nickname": "mine", "password": Fixtures.password])
+            let response = try await kim.send(
+                .PATCH, "/api/v1/me/factors/\(smith.factorID)", json: ["nickname": "mine", "password": Fixtures.password])
             #expect(response.status == .notFound)
         }
     }

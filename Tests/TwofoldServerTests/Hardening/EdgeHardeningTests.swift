@@ -6,8 +6,9 @@ import NIOCore
 import SQLKit
 import Testing
 import TwofoldCore
-@testable import TwofoldServer
 import VaporTesting
+
+@testable import TwofoldServer
 
 @Suite("Hardening: numeric query parameters are bounded")
 struct QueryBoundsTests {
@@ -17,7 +18,10 @@ struct QueryBoundsTests {
         try await withTestApp { ctx in
             let (web, _) = try await AdminFlowTests.adminWeb(ctx)
             let (api, _, _) = try await APIClient.login(ctx, username: "admin")
-            for page in [Self.overflowing, "9223372036854775807", "99999999999999999999999", "0", "-1", "-9223372036854775808", "abc", "1.5", "1000001"] {
+            for page in [
+                Self.overflowing, "9223372036854775807", "99999999999999999999999", "0", "-1", "-9223372036854775808", "abc", "1.5",
+                "1000001",
+            ] {
                 let audit = try await api.send(.GET, "/api/v1/practice/audit?page=\(page)")
                 #expect(audit.status == .badRequest, "audit page=\(page)")
                 #expect(audit.reason.contains("page must be"), "\(audit.text)")
@@ -42,8 +46,10 @@ struct QueryBoundsTests {
         try await withTestApp { ctx in
             let (web, _) = try await AdminFlowTests.adminWeb(ctx)
             let (api, _, _) = try await APIClient.login(ctx, username: "admin")
-            for query in ["from=2026-13-45", "from=0001-01-01", "to=99999-01-01", "from=1969-12-31", "to=10000-01-01T00:00:00Z",
-                          "from=2026-11-26&to=2026-11-25", "from=yesterday", "to=2026-02-30"] {
+            for query in [
+                "from=2026-13-45", "from=0001-01-01", "to=99999-01-01", "from=1969-12-31", "to=10000-01-01T00:00:00Z",
+                "from=2026-11-26&to=2026-11-25", "from=yesterday", "to=2026-02-30",
+            ] {
                 let audit = try await api.send(.GET, "/api/v1/practice/audit?\(query)")
                 #expect(audit.status == .badRequest, "\(query): \(audit.text)")
                 #expect(audit.reason.contains("from") || audit.reason.contains("to "), "\(audit.text)")
@@ -60,17 +66,24 @@ extension QueryBoundsTests {
         try await withTestApp { ctx in
             let (web, _) = try await AdminFlowTests.adminWeb(ctx)
             let (api, _, _) = try await APIClient.login(ctx, username: "admin")
-            for (field, value) in [("inactivityMinutes", "92233720368547758070"), ("rememberBrowserDays", "9223372036854775807"),
-                                   ("otpDigits", "-9223372036854775808"), ("inactivityMinutes", "1e300")] {
-                let response = try await api.send(.PATCH, "/api/v1/practice", document: try JSONSerialization.jsonObject(
-                    with: Data("{\"adminPassword\": \"\(Fixtures.password)\", \"\(field)\": \(value)}".utf8)))
+            for (field, value) in [
+                ("inactivityMinutes", "92233720368547758070"), ("rememberBrowserDays", "9223372036854775807"),
+                ("otpDigits", "-9223372036854775808"), ("inactivityMinutes", "1e300"),
+            ] {
+                let response = try await api.send(
+                    .PATCH, "/api/v1/practice",
+                    document: try JSONSerialization.jsonObject(
+                        with: Data("{\"adminPassword\": \"\(Fixtures.password)\", \"\(field)\": \(value)}".utf8)))
                 #expect(response.status == .badRequest, "\(field)=\(value): \(response.text)")
                 #expect(!response.reason.isEmpty)
                 _ = try await web.get("/admin/practice")
-                let form = try await web.post("/admin/practice", [field: value, "adminPassword": Fixtures.password, "name": "Riverside Family Medicine"])
+                let form = try await web.post(
+                    "/admin/practice", [field: value, "adminPassword": Fixtures.password, "name": "Riverside Family Medicine"])
                 #expect(form.status.code >= 400 && form.status.code < 500, "form \(field)=\(value)")
             }
-            #expect(try await Practice.query(on: ctx.app.db).first()?.inactivityMinutes == TwofoldPolicy.standard.practice.inactivityMinutes.default)
+            #expect(
+                try await Practice.query(on: ctx.app.db).first()?.inactivityMinutes
+                    == TwofoldPolicy.standard.practice.inactivityMinutes.default)
         }
     }
 }
@@ -98,8 +111,9 @@ struct AuditCSVCellTests {
     @Test func exportedUserAgentIsNeutralised() async throws {
         try await withTestApp { ctx in
             let (web, _) = try await AdminFlowTests.adminWeb(ctx)
-            _ = try await APIClient(ctx).send(.POST, "/api/v1/login", json: ["username": "admin", "password": "not the password"],
-                                             headers: ["User-Agent": "x;=cmd|' /C calc'!A0"])
+            _ = try await APIClient(ctx).send(
+                .POST, "/api/v1/login", json: ["username": "admin", "password": "not the password"],
+                headers: ["User-Agent": "x;=cmd|' /C calc'!A0"])
             let csv = try await web.get("/admin/audit.csv?type=sign_in.failed")
             #expect(csv.status == .ok)
             #expect(csv.text.contains("\"x;'=cmd|' /C calc'!A0\""), "\(csv.text)")
@@ -129,7 +143,9 @@ struct APIKeyHardeningTests {
             let service = APIKeyService(database: ctx.app.db, now: ctx.clock.now, address: "cli")
             let cliKey = try await service.create(practiceID: practice.id!, name: "VPN gateway")
             _ = try await service.revoke(id: cliKey.record.id!)
-            let cliEvents = try await AuditEvent.query(on: ctx.app.db).filter(\.$event ~~ ["api_key.created", "api_key.revoked"]).filter(\.$ip == "cli").all()
+            let cliEvents = try await AuditEvent.query(on: ctx.app.db).filter(\.$event ~~ ["api_key.created", "api_key.revoked"]).filter(
+                \.$ip == "cli"
+            ).all()
             #expect(cliEvents.count == 2)
             #expect(cliEvents.allSatisfy { $0.actorID == nil })
         }
@@ -164,8 +180,9 @@ struct ClientAddressRequestTests {
     @Test func mappedIPv4PeersAreIPv4AndIPv6IsThrottledPerSlash64() async throws {
         try await withTestApp { ctx in
             func request(from address: String) throws -> Request {
-                Request(application: ctx.app, method: .GET, url: "/", remoteAddress: try SocketAddress(ipAddress: address, port: 40_000),
-                        on: ctx.app.eventLoopGroup.any())
+                Request(
+                    application: ctx.app, method: .GET, url: "/", remoteAddress: try SocketAddress(ipAddress: address, port: 40_000),
+                    on: ctx.app.eventLoopGroup.any())
             }
             let mapped = try request(from: "::ffff:203.0.113.9")
             #expect(mapped.clientIP == "203.0.113.9")
@@ -187,21 +204,36 @@ struct PruningTests {
             let store = ThrottleStore(database: ctx.app.db)
             let old = ctx.clock.now.addingTimeInterval(-25 * 3600)
             _ = try await store.reserve("old-bucket", limit: FixedWindowLimit(limit: 5, window: 3600), now: old)
-            _ = try await store.reserve("recent-bucket", limit: FixedWindowLimit(limit: 5, window: 3600), now: ctx.clock.now.addingTimeInterval(-3600))
-            try await SMSCode(userID: user.id!, factorID: nil, phone: "+15551234567", purpose: .signIn, codeHash: "old", now: old, lifetime: TwofoldPolicy.standard.sms.codeLifetime).create(on: ctx.app.db)
-            try await SMSCode(userID: user.id!, factorID: nil, phone: "+15551234567", purpose: .signIn, codeHash: "new", now: ctx.clock.now, lifetime: TwofoldPolicy.standard.sms.codeLifetime).create(on: ctx.app.db)
-            try await WebAuthnChallenge(challenge: [1, 2, 3], purpose: .registration, userID: user.id, contextID: nil, userVerificationRequired: false, now: old)
-                .create(on: ctx.app.db)
-            try await WebAuthnChallenge(challenge: [4, 5, 6], purpose: .registration, userID: user.id, contextID: nil, userVerificationRequired: false, now: ctx.clock.now)
-                .create(on: ctx.app.db)
+            _ = try await store.reserve(
+                "recent-bucket", limit: FixedWindowLimit(limit: 5, window: 3600), now: ctx.clock.now.addingTimeInterval(-3600))
+            try await SMSCode(
+                userID: user.id!, factorID: nil, phone: "+15551234567", purpose: .signIn, codeHash: "old", now: old,
+                lifetime: TwofoldPolicy.standard.sms.codeLifetime
+            ).create(on: ctx.app.db)
+            try await SMSCode(
+                userID: user.id!, factorID: nil, phone: "+15551234567", purpose: .signIn, codeHash: "new", now: ctx.clock.now,
+                lifetime: TwofoldPolicy.standard.sms.codeLifetime
+            ).create(on: ctx.app.db)
+            try await WebAuthnChallenge(
+                challenge: [1, 2, 3], purpose: .registration, userID: user.id, contextID: nil, userVerificationRequired: false, now: old
+            )
+            .create(on: ctx.app.db)
+            try await WebAuthnChallenge(
+                challenge: [4, 5, 6], purpose: .registration, userID: user.id, contextID: nil, userVerificationRequired: false,
+                now: ctx.clock.now
+            )
+            .create(on: ctx.app.db)
 
             let pruned = try await MaintenanceTask.prune(database: ctx.app.db, now: ctx.clock.now)
             #expect(pruned == .init(throttleBuckets: 1, smsCodes: 1, webAuthnChallenges: 1))
-            let keys = try await ctx.app.db.sql.raw("SELECT \(ident: "key") FROM \(ident: ThrottleStore.table)").all(decoding: KeyRow.self).map(\.key)
+            let keys = try await ctx.app.db.sql.raw("SELECT \(ident: "key") FROM \(ident: ThrottleStore.table)").all(decoding: KeyRow.self)
+                .map(\.key)
             #expect(keys == ["recent-bucket"])
             #expect(try await SMSCode.query(on: ctx.app.db).all().map(\.codeHash) == ["new"])
             #expect(try await WebAuthnChallenge.query(on: ctx.app.db).count() == 1)
-            #expect(try await MaintenanceTask.prune(database: ctx.app.db, now: ctx.clock.now) == .init(throttleBuckets: 0, smsCodes: 0, webAuthnChallenges: 0))
+            #expect(
+                try await MaintenanceTask.prune(database: ctx.app.db, now: ctx.clock.now)
+                    == .init(throttleBuckets: 0, smsCodes: 0, webAuthnChallenges: 0))
         }
     }
 
@@ -242,7 +274,10 @@ struct SQLLoggingTests {
                 let database = try #require(ctx.app.databases.database(logger: logger, on: ctx.app.eventLoopGroup.any()))
                 let hash = Digest.sha256Hex("code-\(UUID().uuidString)")
                 // what sending and redeeming an SMS code does: store the hash, then look it up
-                try await SMSCode(userID: user.id!, factorID: nil, phone: "+15551234567", purpose: .signIn, codeHash: hash, now: ctx.clock.now, lifetime: TwofoldPolicy.standard.sms.codeLifetime).create(on: database)
+                try await SMSCode(
+                    userID: user.id!, factorID: nil, phone: "+15551234567", purpose: .signIn, codeHash: hash, now: ctx.clock.now,
+                    lifetime: TwofoldPolicy.standard.sms.codeLifetime
+                ).create(on: database)
                 _ = try await SMSCode.query(on: database).filter(\.$codeHash == hash).filter(\.$usedAt == nil).first()
                 try await database.sql.raw("UPDATE sms_codes SET used_at = \(bind: ctx.clock.now) WHERE code_hash = \(bind: hash)").run()
                 return (sink.text, hash)

@@ -2,8 +2,9 @@ import Fluent
 import Foundation
 import Testing
 import TwofoldCore
-@testable import TwofoldServer
 import VaporTesting
+
+@testable import TwofoldServer
 
 /// The change-password form checks the current password: without a limit it is an oracle for a stolen session.
 @Suite("Password change throttling")
@@ -20,7 +21,10 @@ struct PasswordChangeThrottleTests {
         return (web.cookies.map { "\($0.key)=\($0.value)" }.joined(separator: "; "), try #require(web.lastCSRF))
     }
 
-    static func post(_ ctx: TestContext, _ session: (cookie: String, csrf: String), current: String, new: String = "purple ocean lantern", confirm: String? = nil) async throws -> TestingHTTPResponse {
+    static func post(
+        _ ctx: TestContext, _ session: (cookie: String, csrf: String), current: String, new: String = "purple ocean lantern",
+        confirm: String? = nil
+    ) async throws -> TestingHTTPResponse {
         var headers = HTTPHeaders()
         headers.replaceOrAdd(name: .cookie, value: session.cookie)
         headers.contentType = .urlEncodedForm
@@ -67,7 +71,8 @@ struct PasswordChangeThrottleTests {
                 #expect(try await Self.post(ctx, session, current: "wrong guess \(index)").status == .forbidden)
             }
             // The right current password (with a mistyped confirmation) does not spend an attempt.
-            let mismatch = try await Self.post(ctx, session, current: Fixtures.password, new: "purple ocean lantern", confirm: "purple ocean lanterns")
+            let mismatch = try await Self.post(
+                ctx, session, current: Fixtures.password, new: "purple ocean lantern", confirm: "purple ocean lanterns")
             #expect(mismatch.status == .badRequest)
             #expect(try await Self.post(ctx, session, current: "wrong guess 9").status == .forbidden)
             #expect(try await Self.post(ctx, session, current: "wrong guess 10").status == .tooManyRequests)

@@ -2,15 +2,17 @@ import Fluent
 import Foundation
 import Testing
 import TwofoldCore
-@testable import TwofoldServer
 import Vapor
 import VaporTesting
+
+@testable import TwofoldServer
 
 /// NIST SP 800-63B rev. 4 §3.1.1.2 passwords, bcrypt costs, rehashing, and the decoy check for unusable hashes.
 @Suite("Password policy")
 struct PasswordPolicyTests {
     static let singleFactor = PasswordRules.Context.singleFactor(username: "dr.smith", practiceName: "Riverside Family Medicine")
-    static let withSecondFactor = PasswordRules.Context(hasSecondFactor: true, username: "dr.smith", practiceName: "Riverside Family Medicine")
+    static let withSecondFactor = PasswordRules.Context(
+        hasSecondFactor: true, username: "dr.smith", practiceName: "Riverside Family Medicine")
 
     // MARK: the rules
 
@@ -28,8 +30,11 @@ struct PasswordPolicyTests {
 
     @Test func commonPasswordsAreRefusedWhateverTheirCase() {
         #expect(PasswordRules.blocklist.count > 10_000)
-        for common in ["qwertyuiop", "QwertyUIOP", "1q2w3e4r5t6y", "Password1", "ILOVEYOU", "Baseball1", "CorrectHorseBatteryStaple", "password 1"] {
-            #expect(PasswordRules.problem(with: common, context: Self.withSecondFactor)?.contains("common or breached") == true, "\(common)")
+        for common in [
+            "qwertyuiop", "QwertyUIOP", "1q2w3e4r5t6y", "Password1", "ILOVEYOU", "Baseball1", "CorrectHorseBatteryStaple", "password 1",
+        ] {
+            #expect(
+                PasswordRules.problem(with: common, context: Self.withSecondFactor)?.contains("common or breached") == true, "\(common)")
         }
         #expect(PasswordRules.problem(with: "qwertyuiop zebra", context: Self.withSecondFactor) == nil)
     }
@@ -68,8 +73,9 @@ struct PasswordPolicyTests {
             let mandatory = try await Fixtures.practice(ctx, name: "Lakeside Clinic", mandatory: true)
             let provisioning = AccountProvisioning(database: ctx.app.db, passwords: ctx.app.password.async, now: ctx.clock.now)
             func newUser(_ practice: Practice, _ username: String, _ password: String) -> AccountProvisioning.NewUser {
-                .init(practiceID: practice.id!, username: username, firstName: "Kim", lastName: "Lee", email: "\(username)@example.org",
-                      cellPhone: nil, role: .staff, permissions: [], password: password)
+                .init(
+                    practiceID: practice.id!, username: username, firstName: "Kim", lastName: "Lee", email: "\(username)@example.org",
+                    cellPhone: nil, role: .staff, permissions: [], password: password)
             }
             do {
                 _ = try await provisioning.createUser(newUser(open, "kim", "tulip kettle 9"))
@@ -102,9 +108,12 @@ struct PasswordPolicyTests {
             _ = try await web.post("/login", ["username": "admin", "password": Fixtures.password])
             func create(_ temporaryPassword: String) async throws -> TestingHTTPResponse {
                 _ = try await web.get("/admin/staff/new")
-                return try await web.post("/admin/staff", [
-                    "username": "new.staff", "firstName": "Nia", "lastName": "New", "email": "nia@example.org", "role": "staff",
-                    "temporaryPassword": temporaryPassword, "adminPassword": Fixtures.password])
+                return try await web.post(
+                    "/admin/staff",
+                    [
+                        "username": "new.staff", "firstName": "Nia", "lastName": "New", "email": "nia@example.org", "role": "staff",
+                        "temporaryPassword": temporaryPassword, "adminPassword": Fixtures.password,
+                    ])
             }
             let short = try await create("short pass 1")
             #expect(short.status == .badRequest, "\(short.status)")
@@ -129,19 +138,24 @@ struct PasswordPolicyTests {
             _ = try await web.post("/login", ["username": "dr.smith", "password": Fixtures.password])
             #expect(try await web.get("/account/password").text.contains("at least 15 characters"))
             let short = "tulip kettle 9"
-            let refused = try await web.post("/account/password", ["currentPassword": Fixtures.password, "newPassword": short, "confirmPassword": short])
+            let refused = try await web.post(
+                "/account/password", ["currentPassword": Fixtures.password, "newPassword": short, "confirmPassword": short])
             #expect(refused.status == .badRequest)
             #expect(refused.text.contains("at least 15 characters"))
-            let common = try await web.post("/account/password", ["currentPassword": Fixtures.password, "newPassword": "1QAZ2WSX3EDC4RFV", "confirmPassword": "1QAZ2WSX3EDC4RFV"])
+            let common = try await web.post(
+                "/account/password",
+                ["currentPassword": Fixtures.password, "newPassword": "1QAZ2WSX3EDC4RFV", "confirmPassword": "1QAZ2WSX3EDC4RFV"])
             #expect(common.status == .badRequest)
             #expect(common.text.contains("common or breached"))
-            let username = try await web.post("/account/password", ["currentPassword": Fixtures.password, "newPassword": "Dr.Smith", "confirmPassword": "Dr.Smith"])
+            let username = try await web.post(
+                "/account/password", ["currentPassword": Fixtures.password, "newPassword": "Dr.Smith", "confirmPassword": "Dr.Smith"])
             #expect(username.status == .badRequest)
 
             // With an authenticator app the same password is long enough, but it is recorded as too short to be the only factor.
             _ = try await Flows.enrollTOTP(ctx)
             #expect(try await web.get("/account/password").text.contains("at least 8 characters"))
-            let accepted = try await web.post("/account/password", ["currentPassword": Fixtures.password, "newPassword": short, "confirmPassword": short])
+            let accepted = try await web.post(
+                "/account/password", ["currentPassword": Fixtures.password, "newPassword": short, "confirmPassword": short])
             #expect(accepted.location?.hasPrefix("/account/security") == true, "\(accepted.status) \(accepted.text.prefix(300))")
             var user = try #require(try await User.query(on: ctx.app.db).filter(\.$usernameKey == "dr.smith").first())
             #expect(!user.passwordMeetsSingleFactorMinimum)
@@ -167,7 +181,9 @@ struct PasswordPolicyTests {
         }
         #expect(try TwofoldConfiguration.fromEnvironment(["TWOFOLD_BCRYPT_COST": "10"]).bcryptCost == 10)
         #expect(try TwofoldConfiguration.fromEnvironment(["TWOFOLD_BCRYPT_COST": "6", "TWOFOLD_ALLOW_WEAK_BCRYPT": "1"]).bcryptCost == 6)
-        #expect(throws: ConfigurationError.self) { try TwofoldConfiguration.fromEnvironment(["TWOFOLD_BCRYPT_COST": "3", "TWOFOLD_ALLOW_WEAK_BCRYPT": "1"]) }
+        #expect(throws: ConfigurationError.self) {
+            try TwofoldConfiguration.fromEnvironment(["TWOFOLD_BCRYPT_COST": "3", "TWOFOLD_ALLOW_WEAK_BCRYPT": "1"])
+        }
         #expect(try TwofoldConfiguration.fromEnvironment([:]).bcryptCost == 12)
     }
 
@@ -221,10 +237,12 @@ struct PasswordPolicyTests {
             let practice = try await Fixtures.practice(ctx)
             _ = try await Fixtures.user(ctx, practice: practice)
             let csv = """
-            username,first_name,last_name,email,cell,role,password_hash
-            bob,Bob,Ng,bob@example.org,,staff,
-            """
-            #expect(try await Importer(database: ctx.app.db, sealer: ctx.app.twofold.sealer, now: ctx.clock.now, practiceID: practice.id!).importUsers(csv: csv) == 1)
+                username,first_name,last_name,email,cell,role,password_hash
+                bob,Bob,Ng,bob@example.org,,staff,
+                """
+            #expect(
+                try await Importer(database: ctx.app.db, sealer: ctx.app.twofold.sealer, now: ctx.clock.now, practiceID: practice.id!)
+                    .importUsers(csv: csv) == 1)
             let counter = try #require(ctx.app.passwordChecks)
 
             let before = counter.decoyChecks
@@ -244,11 +262,12 @@ struct PasswordPolicyTests {
         try await withTestApp { ctx in
             let practice = try await Fixtures.practice(ctx)
             let csv = """
-            username,first_name,last_name,email,cell,role,password_hash
-            bob,Bob,Ng,bob@example.org,,staff,$2b$31$\(String(repeating: "a", count: 53))
-            """
+                username,first_name,last_name,email,cell,role,password_hash
+                bob,Bob,Ng,bob@example.org,,staff,$2b$31$\(String(repeating: "a", count: 53))
+                """
             do {
-                _ = try await Importer(database: ctx.app.db, sealer: ctx.app.twofold.sealer, now: ctx.clock.now, practiceID: practice.id!).importUsers(csv: csv)
+                _ = try await Importer(database: ctx.app.db, sealer: ctx.app.twofold.sealer, now: ctx.clock.now, practiceID: practice.id!)
+                    .importUsers(csv: csv)
                 Issue.record("a cost-31 hash was imported")
             } catch let problems as Importer.Problems {
                 #expect(problems.description.contains("bcrypt cost must be 4 to 16"))
@@ -261,10 +280,11 @@ struct PasswordPolicyTests {
             let practice = try await Fixtures.practice(ctx)
             let hash = try Bcrypt.hash("a long imported password", cost: 4)
             let csv = """
-            username,first_name,last_name,email,cell,role,password_hash
-            amy,Amy,Ng,amy@example.org,,staff,\(hash)
-            """
-            _ = try await Importer(database: ctx.app.db, sealer: ctx.app.twofold.sealer, now: ctx.clock.now, practiceID: practice.id!).importUsers(csv: csv)
+                username,first_name,last_name,email,cell,role,password_hash
+                amy,Amy,Ng,amy@example.org,,staff,\(hash)
+                """
+            _ = try await Importer(database: ctx.app.db, sealer: ctx.app.twofold.sealer, now: ctx.clock.now, practiceID: practice.id!)
+                .importUsers(csv: csv)
             let amy = try #require(try await User.query(on: ctx.app.db).filter(\.$usernameKey == "amy").first())
             #expect(!amy.passwordMeetsSingleFactorMinimum)
         }

@@ -1,7 +1,8 @@
 import Foundation
 import Testing
-@testable import TwofoldServer
 import VaporTesting
+
+@testable import TwofoldServer
 
 /// An id in an API path that is not a UUID names no record: the answer is the operation's documented 404, the same
 /// as for a well-formed id that matches nothing (found by the contract tests, Tests/e2e/test_contract.py).
@@ -26,7 +27,9 @@ struct PathIdTests {
             _ = try await Fixtures.user(ctx, practice: practice)
             let (api, _, _) = try await APIClient.login(ctx)
             let password = ["password": Fixtures.password]
-            try await Self.expectSameAsMissing { try await api.send(.PATCH, "/api/v1/me/factors/\($0)", json: ["nickname": "Phone", "password": Fixtures.password]) }
+            try await Self.expectSameAsMissing {
+                try await api.send(.PATCH, "/api/v1/me/factors/\($0)", json: ["nickname": "Phone", "password": Fixtures.password])
+            }
             try await Self.expectSameAsMissing { try await api.send(.DELETE, "/api/v1/me/factors/\($0)", json: password) }
             try await Self.expectSameAsMissing { try await api.send(.POST, "/api/v1/me/factors/\($0)/activate", json: ["code": "123456"]) }
             try await Self.expectSameAsMissing { try await api.send(.DELETE, "/api/v1/me/browsers/\($0)", json: password) }

@@ -3,8 +3,9 @@ import Foundation
 import SQLKit
 import Testing
 import TwofoldCore
-@testable import TwofoldServer
 import VaporTesting
+
+@testable import TwofoldServer
 
 /// The sign-in rules that parallel bursts, stale sessions and policy changes used to get around (issue 12).
 @Suite("Hardening: limits, sessions and policy")
@@ -13,7 +14,9 @@ struct SignInHardeningTests {
         try await AuditEvent.query(on: ctx.app.db).filter(\.$event == event).count()
     }
 
-    static func parallel(_ n: Int, _ body: @escaping @Sendable (Int) async throws -> TestingHTTPResponse) async throws -> [TestingHTTPResponse] {
+    static func parallel(_ n: Int, _ body: @escaping @Sendable (Int) async throws -> TestingHTTPResponse) async throws
+        -> [TestingHTTPResponse]
+    {
         try await withThrowingTaskGroup(of: TestingHTTPResponse.self) { group in
             for i in 0..<n { group.addTask { try await body(i) } }
             return try await group.reduce(into: []) { $0.append($1) }
@@ -33,7 +36,8 @@ struct SignInHardeningTests {
         let enrolled = try await Flows.enrollTOTP(ctx)
         ctx.clock.advance(30)
         let half = try await Flows.halfSignedIn(ctx)
-        let verify = try await half.send(.POST, "/api/v1/login/verify", json: ["code": try Fixtures.code(enrolled.secret, at: ctx.clock.now), "rememberBrowser": true])
+        let verify = try await half.send(
+            .POST, "/api/v1/login/verify", json: ["code": try Fixtures.code(enrolled.secret, at: ctx.clock.now), "rememberBrowser": true])
         return try #require(verify.json["rememberToken"] as? String)
     }
 
@@ -44,11 +48,13 @@ struct SignInHardeningTests {
             let practice = try await Fixtures.practice(ctx)
             _ = try await Fixtures.user(ctx, practice: practice)
             let responses = try await Self.parallel(50) { _ in
-                try await APIClient(ctx).send(.POST, "/api/v1/login", json: ["username": "dr.smith", "password": "wrong password \(UUID())"])
+                try await APIClient(ctx).send(
+                    .POST, "/api/v1/login", json: ["username": "dr.smith", "password": "wrong password \(UUID())"])
             }
             #expect(responses.filter { $0.status == .unauthorized }.count == TwofoldPolicy.standard.signIn.passwordPerAccount.limit)
-            #expect(responses.filter { $0.status == .tooManyRequests }.count == 50 - TwofoldPolicy.standard.signIn.passwordPerAccount.limit,
-                    "\(responses.map { "\($0.status.code) \($0.reason)" })")
+            #expect(
+                responses.filter { $0.status == .tooManyRequests }.count == 50 - TwofoldPolicy.standard.signIn.passwordPerAccount.limit,
+                "\(responses.map { "\($0.status.code) \($0.reason)" })")
             #expect(try await Self.count(ctx, "sign_in.failed") == TwofoldPolicy.standard.signIn.passwordPerAccount.limit)
         }
     }
@@ -74,7 +80,9 @@ struct SignInHardeningTests {
             _ = try await Fixtures.user(ctx, practice: practice)
             _ = try await Flows.enrollTOTP(ctx)
             let client = try await Flows.halfSignedIn(ctx)
-            let responses = try await Self.parallel(30) { _ in try await client.send(.POST, "/api/v1/login/verify", json: ["code": "000000"]) }
+            let responses = try await Self.parallel(30) { _ in
+                try await client.send(.POST, "/api/v1/login/verify", json: ["code": "000000"])
+            }
             let free = SecondFactorLockoutPolicy.standard.freeAttempts
             #expect(responses.filter { $0.status == .unauthorized }.count == free)
             #expect(responses.filter { $0.status == .tooManyRequests }.count == 30 - free)
@@ -88,7 +96,9 @@ struct SignInHardeningTests {
             _ = try await Fixtures.user(ctx, practice: practice)
             _ = try await Flows.enrollTOTP(ctx)
             let key = try await ValidateTests.key(ctx, practice: practice)
-            _ = try await Self.parallel(30) { _ in try await ValidateTests.validate(ctx, key: key, ["username": "dr.smith", "code": "000000"]) }
+            _ = try await Self.parallel(30) { _ in
+                try await ValidateTests.validate(ctx, key: key, ["username": "dr.smith", "code": "000000"])
+            }
             let wrong = try await AuditEvent.query(on: ctx.app.db).filter(\.$event == "validate.rejected").all()
                 .filter { $0.details.contains("wrong_code") }
             #expect(wrong.count == SecondFactorLockoutPolicy.standard.freeAttempts)
@@ -112,7 +122,7 @@ struct SignInHardeningTests {
             let practice = try await Fixtures.practice(ctx)
             _ = try await Fixtures.user(ctx, practice: practice)
             let (client, _, _) = try await APIClient.login(ctx)
-            ctx.clock.advance(6 * 60)  // past the five minutes in which no password is asked
+            ctx.clock.advance(6 * 60) // past the five minutes in which no password is asked
             let responses = try await Self.parallel(30) { _ in
                 try await client.send(.POST, "/api/v1/me/factors/totp", json: ["password": "not my password"])
             }
@@ -141,13 +151,18 @@ struct SignInHardeningTests {
             ctx.clock.advance(16 * 60)
             // that API key is locked for this user until an administrator resets 2FA…
             let code = try Fixtures.code(enrolled.secret, at: ctx.clock.now)
-            #expect(try await ValidateTests.validate(ctx, key: key, ["username": "dr.smith", "code": code]).json["result"] as? String == "reject")
+            #expect(
+                try await ValidateTests.validate(ctx, key: key, ["username": "dr.smith", "code": code]).json["result"] as? String
+                    == "reject")
             // …another key of the practice and the user's own sign-in are not
             let other = try await ValidateTests.key(ctx, practice: practice, name: "RD Gateway")
-            #expect(try await ValidateTests.validate(ctx, key: other, ["username": "dr.smith", "code": code]).json["result"] as? String == "accept")
+            #expect(
+                try await ValidateTests.validate(ctx, key: other, ["username": "dr.smith", "code": code]).json["result"] as? String
+                    == "accept")
             ctx.clock.advance(30)
             let client = try await Flows.halfSignedIn(ctx)
-            let verify = try await client.send(.POST, "/api/v1/login/verify", json: ["code": try Fixtures.code(enrolled.secret, at: ctx.clock.now)])
+            let verify = try await client.send(
+                .POST, "/api/v1/login/verify", json: ["code": try Fixtures.code(enrolled.secret, at: ctx.clock.now)])
             #expect(verify.status == .ok, "\(verify.text)")
         }
     }
@@ -165,7 +180,8 @@ struct SignInHardeningTests {
                 #expect(refused.status == .tooManyRequests)
             }
             // dr.smith completed a sign-in from this address before (the in-process tests all share one address)
-            try await KnownSignInAddress.record(userID: owner.id!, address: ClientAddress.throttleKey("unknown"), now: ctx.clock.now, on: ctx.app.db)
+            try await KnownSignInAddress.record(
+                userID: owner.id!, address: ClientAddress.throttleKey("unknown"), now: ctx.clock.now, on: ctx.app.db)
             #expect(try await APIClient.login(ctx).2 == .ok)
             #expect(try await APIClient.login(ctx, username: "new.hire").2 == .tooManyRequests)
         }
@@ -200,7 +216,8 @@ struct SignInHardeningTests {
             #expect(try await web.get("/").status == .ok)
             #expect(try await client.send(.GET, "/api/v1/me/factors").status == .ok)
 
-            let changed = try await admin.send(.PATCH, "/api/v1/practice", json: ["adminPassword": Fixtures.password, "mandatoryTwoFactor": true])
+            let changed = try await admin.send(
+                .PATCH, "/api/v1/practice", json: ["adminPassword": Fixtures.password, "mandatoryTwoFactor": true])
             #expect(changed.status == .ok, "\(changed.text)")
             let me = try await client.send(.GET, "/api/v1/me")
             #expect(me.json["stage"] as? String == "enrollment")
@@ -215,7 +232,8 @@ struct SignInHardeningTests {
             let start = try await client.send(.POST, "/api/v1/me/factors/totp", json: ["password": Fixtures.password])
             let secret = try #require(start.json["secret"] as? String)
             let factorID = try #require(start.json["factorId"] as? String)
-            let activated = try await client.send(.POST, "/api/v1/me/factors/\(factorID)/activate", json: ["code": try Fixtures.code(secret, at: ctx.clock.now)])
+            let activated = try await client.send(
+                .POST, "/api/v1/me/factors/\(factorID)/activate", json: ["code": try Fixtures.code(secret, at: ctx.clock.now)])
             #expect(activated.json["token"] is String)
             #expect(try await client.send(.GET, "/api/v1/me").json["stage"] as? String == "signed_in")
             _ = staff
@@ -228,7 +246,8 @@ struct SignInHardeningTests {
             let staff = try await Fixtures.user(ctx, practice: practice)
             let admin = try await Self.admin(ctx, practice: practice)
             let (client, _, _) = try await APIClient.login(ctx)
-            let required = try await admin.send(.POST, "/api/v1/practice/users/\(staff.id!)/two-factor/setup", json: ["adminPassword": Fixtures.password])
+            let required = try await admin.send(
+                .POST, "/api/v1/practice/users/\(staff.id!)/two-factor/setup", json: ["adminPassword": Fixtures.password])
             #expect(required.status == .noContent, "\(required.text)")
             let refused = try await client.send(.GET, "/api/v1/me/browsers")
             #expect(refused.status == .forbidden)
@@ -251,7 +270,7 @@ struct SignInHardeningTests {
             let uri = try #require(start.json["enrollmentURI"] as? String)
             let pushID = try #require(start.json["factorId"] as? String)
             let (device, _) = try await TestDevice.enroll(ctx, uri: uri)
-            _ = try await device.pending(ctx)  // the first signed request activates the device
+            _ = try await device.pending(ctx) // the first signed request activates the device
 
             let hijack = try await attacker.send(.POST, "/api/v1/me/factors/\(pushID)/activate")
             #expect(hijack.status == .unauthorized)
@@ -275,9 +294,13 @@ struct SignInHardeningTests {
             let start = try await own.send(.POST, "/api/v1/me/factors/totp", json: ["password": Fixtures.password])
             let secret = try #require(start.json["secret"] as? String)
             let factorID = try #require(start.json["factorId"] as? String)
-            #expect(try await own.send(.POST, "/api/v1/me/factors/\(factorID)/activate", json: ["code": try Fixtures.code(secret, at: ctx.clock.now)]).status == .ok)
+            #expect(
+                try await own.send(
+                    .POST, "/api/v1/me/factors/\(factorID)/activate", json: ["code": try Fixtures.code(secret, at: ctx.clock.now)]
+                ).status == .ok)
             #expect(try await stale.send(.GET, "/api/v1/me").status == .unauthorized)
-            #expect(try await stale.send(.POST, "/api/v1/me/factors/\(staleFactor)/activate", json: ["code": "123456"]).status == .unauthorized)
+            #expect(
+                try await stale.send(.POST, "/api/v1/me/factors/\(staleFactor)/activate", json: ["code": "123456"]).status == .unauthorized)
         }
     }
 
@@ -292,7 +315,7 @@ struct SignInHardeningTests {
             try await practice.save(on: ctx.app.db)
             ctx.clock.advance(6 * 86_400)
             #expect(try await status() == "authenticated")
-            ctx.clock.advance(2 * 86_400)  // 8 days since it was remembered: past the practice's 7, inside the 30 it was given
+            ctx.clock.advance(2 * 86_400) // 8 days since it was remembered: past the practice's 7, inside the 30 it was given
             #expect(try await status() == "second_factor_required")
             practice.rememberBrowserDays = 30
             try await practice.save(on: ctx.app.db)
@@ -311,7 +334,7 @@ struct SignInHardeningTests {
             _ = try await Fixtures.user(ctx, practice: practice)
             #expect(practice.sessionLifetimeHours == 12)
             let (client, _, _) = try await APIClient.login(ctx)
-            for _ in 0..<28 {  // 11 h 40 min, never idle for more than 25 minutes
+            for _ in 0..<28 { // 11 h 40 min, never idle for more than 25 minutes
                 ctx.clock.advance(25 * 60)
                 #expect(try await client.send(.GET, "/api/v1/me").status == .ok)
             }
@@ -329,11 +352,13 @@ struct SignInHardeningTests {
             let practice = try await Fixtures.practice(ctx)
             let admin = try await Self.admin(ctx, practice: practice)
             for bad in [0, 25, -3] {
-                let refused = try await admin.send(.PATCH, "/api/v1/practice", json: ["adminPassword": Fixtures.password, "sessionLifetimeHours": bad])
+                let refused = try await admin.send(
+                    .PATCH, "/api/v1/practice", json: ["adminPassword": Fixtures.password, "sessionLifetimeHours": bad])
                 #expect(refused.status == .badRequest)
                 #expect(refused.reason.contains("1 to 24 hours"))
             }
-            let changed = try await admin.send(.PATCH, "/api/v1/practice", json: ["adminPassword": Fixtures.password, "sessionLifetimeHours": 2])
+            let changed = try await admin.send(
+                .PATCH, "/api/v1/practice", json: ["adminPassword": Fixtures.password, "sessionLifetimeHours": 2])
             #expect(changed.json["sessionLifetimeHours"] as? Int == 2)
             ctx.clock.advance(2 * 3600 + 60)
             #expect(try await admin.send(.GET, "/api/v1/practice").status == .unauthorized)
@@ -348,7 +373,8 @@ struct SignInHardeningTests {
             ctx.clock.advance(30)
             let (_, body, _) = try await APIClient.login(ctx)
             let passwordToken = try #require(body["token"] as? String)
-            let verify = try await APIClient(ctx, token: passwordToken).send(.POST, "/api/v1/login/verify", json: ["code": try Fixtures.code(enrolled.secret, at: ctx.clock.now)])
+            let verify = try await APIClient(ctx, token: passwordToken).send(
+                .POST, "/api/v1/login/verify", json: ["code": try Fixtures.code(enrolled.secret, at: ctx.clock.now)])
             let signedInToken = try #require(verify.json["token"] as? String)
             #expect(signedInToken != passwordToken)
             #expect(try await APIClient(ctx, token: passwordToken).send(.GET, "/api/v1/me").status == .unauthorized)
@@ -366,7 +392,8 @@ struct SignInHardeningTests {
             let start = try await client.send(.POST, "/api/v1/me/factors/totp", json: ["password": Fixtures.password])
             let secret = try #require(start.json["secret"] as? String)
             let factorID = try #require(start.json["factorId"] as? String)
-            let activated = try await APIClient(ctx, token: enrollmentToken).send(.POST, "/api/v1/me/factors/\(factorID)/activate", json: ["code": try Fixtures.code(secret, at: ctx.clock.now)])
+            let activated = try await APIClient(ctx, token: enrollmentToken).send(
+                .POST, "/api/v1/me/factors/\(factorID)/activate", json: ["code": try Fixtures.code(secret, at: ctx.clock.now)])
             let signedInToken = try #require(activated.json["token"] as? String)
             #expect(try await APIClient(ctx, token: enrollmentToken).send(.GET, "/api/v1/me").status == .unauthorized)
             #expect(try await APIClient(ctx, token: signedInToken).send(.GET, "/api/v1/me").json["stage"] as? String == "signed_in")
@@ -441,7 +468,8 @@ struct SignInHardeningTests {
             #expect(try await client.send(.DELETE, path, json: ["password": Fixtures.password, "code": "000000"]).status == .unauthorized)
             #expect(try await Factor.query(on: ctx.app.db).count() == 1)
             ctx.clock.advance(61)
-            let removed = try await client.send(.DELETE, path, json: ["password": Fixtures.password, "code": try Fixtures.code(enrolled.secret, at: ctx.clock.now)])
+            let removed = try await client.send(
+                .DELETE, path, json: ["password": Fixtures.password, "code": try Fixtures.code(enrolled.secret, at: ctx.clock.now)])
             #expect(removed.status == .noContent, "\(removed.text)")
             #expect(try await Factor.query(on: ctx.app.db).count() == 0)
             #expect(try await RecoveryCodeRecord.query(on: ctx.app.db).count() == 0)
@@ -453,10 +481,12 @@ struct SignInHardeningTests {
             let practice = try await Fixtures.practice(ctx)
             let user = try await Fixtures.user(ctx, practice: practice)
             let enrolled = try await Flows.enrollTOTP(ctx)
-            user.passwordMeetsSingleFactorMinimum = false  // as for a 10-character password chosen while 2FA was on
+            user.passwordMeetsSingleFactorMinimum = false // as for a 10-character password chosen while 2FA was on
             try await user.save(on: ctx.app.db)
             ctx.clock.advance(30)
-            let refused = try await enrolled.client.send(.DELETE, "/api/v1/me/two-factor", json: ["password": Fixtures.password, "code": try Fixtures.code(enrolled.secret, at: ctx.clock.now)])
+            let refused = try await enrolled.client.send(
+                .DELETE, "/api/v1/me/two-factor",
+                json: ["password": Fixtures.password, "code": try Fixtures.code(enrolled.secret, at: ctx.clock.now)])
             #expect(refused.status == .forbidden)
             #expect(refused.reason.contains("at least 15 characters"))
             #expect(try await Factor.query(on: ctx.app.db).count() == 1)
@@ -468,7 +498,8 @@ struct SignInHardeningTests {
             let practice = try await Fixtures.practice(ctx)
             _ = try await Fixtures.user(ctx, practice: practice)
             let enrolled = try await Flows.enrollPush(ctx)
-            let removed = try await enrolled.client.send(.DELETE, "/api/v1/me/factors/\(enrolled.factorID)", json: ["password": Fixtures.password])
+            let removed = try await enrolled.client.send(
+                .DELETE, "/api/v1/me/factors/\(enrolled.factorID)", json: ["password": Fixtures.password])
             #expect(removed.status == .noContent, "\(removed.text)")
         }
     }

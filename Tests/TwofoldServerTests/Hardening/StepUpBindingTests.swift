@@ -2,8 +2,9 @@ import Fluent
 import Foundation
 import Testing
 import TwofoldCore
-@testable import TwofoldServer
 import VaporTesting
+
+@testable import TwofoldServer
 
 /// Step-up assertions name the integrator they are for, claim only what the factor proves, and never take their
 /// issuer from the Host header.
@@ -61,7 +62,8 @@ struct StepUpBindingTests {
             func stepUp() async throws -> StepUpService.Claims {
                 let id = try #require(try await StepUpTests.start(ctx, key: ehr.key).json["challengeId"] as? String)
                 let options = try await client.send(.POST, "/api/v1/step-up/\(id)/webauthn/options")
-                let verified = try await client.send(.POST, "/api/v1/step-up/\(id)/webauthn", document: ["credential": try enrolled.authenticator.get(options.json)])
+                let verified = try await client.send(
+                    .POST, "/api/v1/step-up/\(id)/webauthn", document: ["credential": try enrolled.authenticator.get(options.json)])
                 #expect(verified.status == .ok, "\(verified.text)")
                 return try await StepUpTests.verify(ctx, try #require(verified.json["assertion"] as? String))
             }
@@ -89,11 +91,14 @@ struct StepUpBindingTests {
             ctx.clock.advance(30)
             let hostile: HTTPHeaders = ["Host": "evil.example"]
             let client = APIClient(ctx, token: ehr.key)
-            let started = try await client.send(.POST, "/api/v1/step-up", json: ["username": "dr.smith", "action": StepUpTests.action], headers: hostile)
+            let started = try await client.send(
+                .POST, "/api/v1/step-up", json: ["username": "dr.smith", "action": StepUpTests.action], headers: hostile)
             #expect(started.status == .created, "\(started.text)")
             #expect((started.json["url"] as? String)?.hasPrefix("https://2fa.example-clinic.org/step-up/") == true)
             let id = try #require(started.json["challengeId"] as? String)
-            let verified = try await client.send(.POST, "/api/v1/step-up/\(id)/verify", json: ["code": try Fixtures.code(enrolled.secret, at: ctx.clock.now)], headers: hostile)
+            let verified = try await client.send(
+                .POST, "/api/v1/step-up/\(id)/verify", json: ["code": try Fixtures.code(enrolled.secret, at: ctx.clock.now)],
+                headers: hostile)
             let claims = try await StepUpTests.verify(ctx, try #require(verified.json["assertion"] as? String))
             #expect(claims.iss == "https://2fa.example-clinic.org")
         }
@@ -101,15 +106,30 @@ struct StepUpBindingTests {
 
     @Test func withoutAPublicURLOnlyTestsAndLoopbackDevelopmentGetAnIssuer() {
         let base = "http://localhost:8080"
-        #expect(StepUpService.issuer(publicURL: "https://2fa.example.org", isTesting: false, host: "evil.example", peerIsLoopback: false, requestBaseURL: base) == "https://2fa.example.org")
-        #expect(StepUpService.issuer(publicURL: nil, isTesting: true, host: "evil.example", peerIsLoopback: false, requestBaseURL: base) == base)
-        #expect(StepUpService.issuer(publicURL: nil, isTesting: false, host: "localhost:8080", peerIsLoopback: true, requestBaseURL: base) == base)
-        #expect(StepUpService.issuer(publicURL: nil, isTesting: false, host: "127.0.0.1:8080", peerIsLoopback: true, requestBaseURL: base) == base)
-        #expect(StepUpService.issuer(publicURL: nil, isTesting: false, host: "[::1]:8080", peerIsLoopback: true, requestBaseURL: base) == base)
+        #expect(
+            StepUpService.issuer(
+                publicURL: "https://2fa.example.org", isTesting: false, host: "evil.example", peerIsLoopback: false, requestBaseURL: base)
+                == "https://2fa.example.org")
+        #expect(
+            StepUpService.issuer(publicURL: nil, isTesting: true, host: "evil.example", peerIsLoopback: false, requestBaseURL: base) == base
+        )
+        #expect(
+            StepUpService.issuer(publicURL: nil, isTesting: false, host: "localhost:8080", peerIsLoopback: true, requestBaseURL: base)
+                == base)
+        #expect(
+            StepUpService.issuer(publicURL: nil, isTesting: false, host: "127.0.0.1:8080", peerIsLoopback: true, requestBaseURL: base)
+                == base)
+        #expect(
+            StepUpService.issuer(publicURL: nil, isTesting: false, host: "[::1]:8080", peerIsLoopback: true, requestBaseURL: base) == base)
         // A production server reached by name, through a proxy or directly: refused.
-        #expect(StepUpService.issuer(publicURL: nil, isTesting: false, host: "2fa.example.org", peerIsLoopback: true, requestBaseURL: base) == nil)
-        #expect(StepUpService.issuer(publicURL: nil, isTesting: false, host: "localhost", peerIsLoopback: false, requestBaseURL: base) == nil)
-        #expect(StepUpService.issuer(publicURL: nil, isTesting: false, host: "127.0.0.1.evil.example", peerIsLoopback: true, requestBaseURL: base) == nil)
+        #expect(
+            StepUpService.issuer(publicURL: nil, isTesting: false, host: "2fa.example.org", peerIsLoopback: true, requestBaseURL: base)
+                == nil)
+        #expect(
+            StepUpService.issuer(publicURL: nil, isTesting: false, host: "localhost", peerIsLoopback: false, requestBaseURL: base) == nil)
+        #expect(
+            StepUpService.issuer(
+                publicURL: nil, isTesting: false, host: "127.0.0.1.evil.example", peerIsLoopback: true, requestBaseURL: base) == nil)
         #expect(StepUpService.issuer(publicURL: nil, isTesting: false, host: nil, peerIsLoopback: true, requestBaseURL: base) == nil)
         let refusal = StepUpError.noPublicURL
         #expect(refusal.status == .serviceUnavailable)

@@ -1,7 +1,8 @@
 import Foundation
 import Testing
-@testable import TwofoldServer
 import VaporTesting
+
+@testable import TwofoldServer
 
 /// Speaks the JSON API the way an integrating client does: bearer token, JSON bodies. Like a real client it
 /// switches to the new token Twofold hands out when a sign-in completes (the token of the password step stops working).
@@ -26,16 +27,21 @@ struct APIClient {
     }
 
     /// Completing a sign-in rotates the session's token: these answers carry the new one.
-    private static let rotatingPaths = ["/api/v1/login/verify", "/api/v1/login/recovery", "/api/v1/login/push/", "/api/v1/login/webauthn", "/activate"]
+    private static let rotatingPaths = [
+        "/api/v1/login/verify", "/api/v1/login/recovery", "/api/v1/login/push/", "/api/v1/login/webauthn", "/activate",
+    ]
 
     private func adoptRotatedToken(_ response: TestingHTTPResponse, path: String) {
         guard token != nil, response.status.code < 300, Self.rotatingPaths.contains(where: { path.contains($0) }),
-              let rotated = response.json["token"] as? String else { return }
+            let rotated = response.json["token"] as? String
+        else { return }
         box.value = rotated
     }
 
     @discardableResult
-    func send(_ method: HTTPMethod, _ path: String, json: [String: any Sendable]? = nil, headers extra: HTTPHeaders = [:]) async throws -> TestingHTTPResponse {
+    func send(_ method: HTTPMethod, _ path: String, json: [String: any Sendable]? = nil, headers extra: HTTPHeaders = [:]) async throws
+        -> TestingHTTPResponse
+    {
         var headers = extra
         if let token { headers.bearerAuthorization = BearerAuthorization(token: token) }
         var body = ByteBuffer()
@@ -54,13 +60,16 @@ struct APIClient {
         var headers = HTTPHeaders()
         if let token { headers.bearerAuthorization = BearerAuthorization(token: token) }
         headers.contentType = .json
-        let response = try await app.testing().sendRequest(method, path, headers: headers, body: ByteBuffer(data: try JSONSerialization.data(withJSONObject: document)))
+        let response = try await app.testing().sendRequest(
+            method, path, headers: headers, body: ByteBuffer(data: try JSONSerialization.data(withJSONObject: document)))
         adoptRotatedToken(response, path: path)
         return response
     }
 
     /// Signs in with the password and returns a client holding the new token and the decoded reply.
-    static func login(_ ctx: TestContext, username: String = "dr.smith", password: String = Fixtures.password, rememberToken: String? = nil) async throws -> (APIClient, [String: Any], HTTPResponseStatus) {
+    static func login(_ ctx: TestContext, username: String = "dr.smith", password: String = Fixtures.password, rememberToken: String? = nil)
+        async throws -> (APIClient, [String: Any], HTTPResponseStatus)
+    {
         var json: [String: any Sendable] = ["username": username, "password": password]
         if let rememberToken { json["rememberToken"] = rememberToken }
         let response = try await APIClient(ctx).send(.POST, "/api/v1/login", json: json)

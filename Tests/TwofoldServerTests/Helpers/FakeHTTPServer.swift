@@ -30,7 +30,9 @@ final class FakeHTTPServer: Sendable {
         }
         app.post("**", use: handler)
         try await app.server.start(address: .hostname("127.0.0.1", port: 0))
-        guard let port = app.http.server.shared.localAddress?.port else { throw Abort(.internalServerError, reason: "fake server has no port") }
+        guard let port = app.http.server.shared.localAddress?.port else {
+            throw Abort(.internalServerError, reason: "fake server has no port")
+        }
         return FakeHTTPServer(app: app, received: box, port: port)
     }
 

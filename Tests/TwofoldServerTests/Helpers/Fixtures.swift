@@ -1,8 +1,9 @@
 import Fluent
 import Foundation
 import TwofoldCore
-@testable import TwofoldServer
 import VaporTesting
+
+@testable import TwofoldServer
 
 /// Practices and users made the way the CLI makes them.
 enum Fixtures {
@@ -17,9 +18,10 @@ enum Fixtures {
         _ ctx: TestContext, practice: Practice, username: String = "dr.smith", cell: String? = "+15551234567",
         role: User.Role = .provider, admin: Bool = false
     ) async throws -> User {
-        try await AccountProvisioning(database: ctx.app.db, passwords: ctx.app.password.async, now: ctx.clock.now).createUser(.init(
-            practiceID: practice.id!, username: username, firstName: "Sam", lastName: "Smith", email: "\(username)@example.org",
-            cellPhone: cell, role: role, permissions: admin ? [.manageAccounts] : [], password: password))
+        try await AccountProvisioning(database: ctx.app.db, passwords: ctx.app.password.async, now: ctx.clock.now).createUser(
+            .init(
+                practiceID: practice.id!, username: username, firstName: "Sam", lastName: "Smith", email: "\(username)@example.org",
+                cellPhone: cell, role: role, permissions: admin ? [.manageAccounts] : [], password: password))
     }
 
     /// The code an authenticator app would show for `secret` at `date`.

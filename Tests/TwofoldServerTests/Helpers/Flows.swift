@@ -1,7 +1,8 @@
 import Foundation
 import Testing
-@testable import TwofoldServer
 import VaporTesting
+
+@testable import TwofoldServer
 
 /// Multi-step flows many tests start from.
 enum Flows {
@@ -19,7 +20,8 @@ enum Flows {
         #expect(start.status == .ok, "\(start.text)")
         let secret = try #require(start.json["secret"] as? String)
         let factorID = try #require(start.json["factorId"] as? String)
-        let activate = try await client.send(.POST, "/api/v1/me/factors/\(factorID)/activate", json: ["code": try Fixtures.code(secret, at: ctx.clock.now)])
+        let activate = try await client.send(
+            .POST, "/api/v1/me/factors/\(factorID)/activate", json: ["code": try Fixtures.code(secret, at: ctx.clock.now)])
         #expect(activate.status == .ok, "\(activate.text)")
         let codes = activate.json["recoveryCodes"] as? [String] ?? []
         return Enrolled(client: client, secret: secret, recoveryCodes: codes, factorID: factorID)

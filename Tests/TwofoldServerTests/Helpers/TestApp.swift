@@ -3,8 +3,9 @@ import Foundation
 import NIOConcurrencyHelpers
 import Testing
 import TwofoldCore
-@testable import TwofoldServer
 import VaporTesting
+
+@testable import TwofoldServer
 
 /// A clock the tests move by hand, so no test sleeps through a TOTP window or a lockout.
 final class TestClock: Sendable {

@@ -1,6 +1,7 @@
 import Foundation
-@testable import TwofoldServer
 import VaporTesting
+
+@testable import TwofoldServer
 
 /// A minimal browser for the server-rendered pages: keeps cookies, reads the CSRF token from forms, submits forms.
 final class WebClient: @unchecked Sendable {
@@ -32,7 +33,8 @@ final class WebClient: @unchecked Sendable {
         if !cookies.isEmpty { headers.replaceOrAdd(name: .cookie, value: cookies.map { "\($0.key)=\($0.value)" }.joined(separator: "; ")) }
         if sendCSRF, let lastCSRF { headers.replaceOrAdd(name: "X-CSRF-Token", value: lastCSRF) }
         headers.contentType = .json
-        return try await app.testing().sendRequest(.POST, path, headers: headers, body: ByteBuffer(data: try JSONSerialization.data(withJSONObject: document)))
+        return try await app.testing().sendRequest(
+            .POST, path, headers: headers, body: ByteBuffer(data: try JSONSerialization.data(withJSONObject: document)))
     }
 
     private func send(_ method: HTTPMethod, _ path: String, form: [String: String]?) async throws -> TestingHTTPResponse {

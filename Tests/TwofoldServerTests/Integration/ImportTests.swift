@@ -2,8 +2,9 @@ import Fluent
 import Foundation
 import Testing
 import TwofoldCore
-@testable import TwofoldServer
 import VaporTesting
+
+@testable import TwofoldServer
 
 @Suite("Bulk import")
 struct ImportTests {
@@ -12,7 +13,10 @@ struct ImportTests {
     }
 
     static func problems(_ body: () async throws -> Int) async -> String? {
-        do { _ = try await body(); return nil } catch let problems as Importer.Problems { return problems.description } catch { return "\(error)" }
+        do {
+            _ = try await body()
+            return nil
+        } catch let problems as Importer.Problems { return problems.description } catch { return "\(error)" }
     }
 
     @Test func usersWithBcryptHashesCanSignInAndKeysWorkForValidation() async throws {
@@ -20,10 +24,10 @@ struct ImportTests {
             let practice = try await Fixtures.practice(ctx)
             let hash = try ctx.app.password.hash("imported password 1")
             let users = """
-            username,first_name,last_name,email,cell,role,password_hash
-            amy.ng,Amy,Ng,amy@example.org,+1 555 010 0001,provider,\(hash.replacingOccurrences(of: "$2b$", with: "$2y$"))
-            "bo,b",Bob,"O""Neil",bob@example.org,,staff,
-            """
+                username,first_name,last_name,email,cell,role,password_hash
+                amy.ng,Amy,Ng,amy@example.org,+1 555 010 0001,provider,\(hash.replacingOccurrences(of: "$2b$", with: "$2y$"))
+                "bo,b",Bob,"O""Neil",bob@example.org,,staff,
+                """
             let badName = await Self.problems { try await Self.importer(ctx, practice).importUsers(csv: users) }
             #expect(badName?.contains("line 3, column username") == true)
             #expect(try await User.query(on: ctx.app.db).count() == 0)
@@ -45,7 +49,8 @@ struct ImportTests {
             #expect(factor.sealedSecret.map { $0.range(of: Data(secret.bytes)) == nil } == true)
             let key = try await APIKeyService(database: ctx.app.db, now: ctx.clock.now).create(practiceID: practice.id!, name: "VPN").key
             let code = TOTP(secret: secret, parameters: try OTPParameters(algorithm: .sha256, digits: 8)).code(at: ctx.clock.now)
-            let validated = try await APIClient(ctx, token: key).send(.POST, "/api/v1/validate", json: ["username": "amy.ng", "code": code])
+            let validated = try await APIClient(ctx, token: key).send(
+                .POST, "/api/v1/validate", json: ["username": "amy.ng", "code": code])
             #expect(validated.json["result"] as? String == "accept")
         }
     }
@@ -55,21 +60,23 @@ struct ImportTests {
             let practice = try await Fixtures.practice(ctx)
             _ = try await Fixtures.user(ctx, practice: practice, username: "taken")
             let csv = """
-            username,first_name,last_name,email,cell,role
-            ok.one,A,B,a@example.org,,staff
-            taken,C,D,c@example.org,,staff
-            bad.role,E,F,e@example.org,,doctor
-            bad.mail,G,H,not-an-email,,staff
-            ok.one,I,J,i@example.org,,staff
-            """
+                username,first_name,last_name,email,cell,role
+                ok.one,A,B,a@example.org,,staff
+                taken,C,D,c@example.org,,staff
+                bad.role,E,F,e@example.org,,doctor
+                bad.mail,G,H,not-an-email,,staff
+                ok.one,I,J,i@example.org,,staff
+                """
             let report = try #require(await Self.problems { try await Self.importer(ctx, practice).importUsers(csv: csv) })
             #expect(report.contains("line 4, column role"))
             #expect(report.contains("line 5, column email"))
             #expect(report.contains("line 6, column username: ok.one also appears on line 2"))
             #expect(try await User.query(on: ctx.app.db).count() == 1)
-            let missingColumn = try #require(await Self.problems { try await Self.importer(ctx, practice).importUsers(csv: "username,first_name\nx,y\n") })
+            let missingColumn = try #require(
+                await Self.problems { try await Self.importer(ctx, practice).importUsers(csv: "username,first_name\nx,y\n") })
             #expect(missingColumn.contains("missing column(s) last_name, email, cell, role"))
-            let factors = "username,secret,digits,algorithm,period,nickname\nghost,JBSWY3DPEHPK3PXP,6,SHA1,30,x\ntaken,NOT*BASE32,9,MD5,1,x\n"
+            let factors =
+                "username,secret,digits,algorithm,period,nickname\nghost,JBSWY3DPEHPK3PXP,6,SHA1,30,x\ntaken,NOT*BASE32,9,MD5,1,x\n"
             let factorReport = try #require(await Self.problems { try await Self.importer(ctx, practice).importFactors(csv: factors) })
             #expect(factorReport.contains("line 2, column username"))
             #expect(factorReport.contains("line 3, column secret"))

@@ -1,10 +1,11 @@
-import SQLKit
 import Fluent
 import Foundation
+import SQLKit
 import Testing
 import TwofoldCore
-@testable import TwofoldServer
 import VaporTesting
+
+@testable import TwofoldServer
 
 @Suite("Direct verification API")
 struct ValidateTests {
@@ -59,13 +60,16 @@ struct ValidateTests {
             }
             // counted on this API key's channel, not on the web sign-in's
             #expect(try await User.find(user.id, on: ctx.app.db)?.secondFactorFailures == 0)
-            let channel = try await ctx.app.db.sql.raw("SELECT failures FROM second_factor_counters WHERE user_id = \(bind: user.id!)").first(decoding: ChannelRow.self)
+            let channel = try await ctx.app.db.sql.raw("SELECT failures FROM second_factor_counters WHERE user_id = \(bind: user.id!)")
+                .first(decoding: ChannelRow.self)
             #expect(channel?.failures == 20)
             ctx.clock.advance(30)
-            let locked = try await Self.validate(ctx, key: key, ["username": "dr.smith", "code": try Fixtures.code(enrolled.secret, at: ctx.clock.now)])
+            let locked = try await Self.validate(
+                ctx, key: key, ["username": "dr.smith", "code": try Fixtures.code(enrolled.secret, at: ctx.clock.now)])
             #expect(locked.json["result"] as? String == "reject")
             ctx.clock.advance(15 * 60)
-            let unlocked = try await Self.validate(ctx, key: key, ["username": "dr.smith", "code": try Fixtures.code(enrolled.secret, at: ctx.clock.now)])
+            let unlocked = try await Self.validate(
+                ctx, key: key, ["username": "dr.smith", "code": try Fixtures.code(enrolled.secret, at: ctx.clock.now)])
             #expect(unlocked.json["result"] as? String == "accept")
         }
     }
@@ -77,7 +81,10 @@ struct ValidateTests {
             #expect(try await Self.validate(ctx, key: nil, ["username": "a", "code": "123456"]).status == .unauthorized)
             #expect(try await Self.validate(ctx, key: "tfk_not-a-key", ["username": "a", "code": "123456"]).status == .unauthorized)
             #expect(try await Self.validate(ctx, key: "Bearer", ["username": "a", "code": "123456"]).status == .unauthorized)
-            for body: [String: any Sendable] in [["username": "a"], ["code": "123456"], ["username": 5, "code": "123456"], ["username": "a", "code": "12ab56"], ["username": "a", "code": "12"], ["username": "", "code": "123456"]] {
+            for body: [String: any Sendable] in [
+                ["username": "a"], ["code": "123456"], ["username": 5, "code": "123456"], ["username": "a", "code": "12ab56"],
+                ["username": "a", "code": "12"], ["username": "", "code": "123456"],
+            ] {
                 let response = try await Self.validate(ctx, key: key, body)
                 #expect(response.status == .badRequest, "\(body)")
                 #expect(response.json["error"] as? Bool == true)

@@ -2,8 +2,9 @@ import Fluent
 import Foundation
 import Testing
 import TwofoldCore
-@testable import TwofoldServer
 import VaporTesting
+
+@testable import TwofoldServer
 
 /// The same cases against every channel that checks typed codes: sign-in, validate, RADIUS and step-up all go
 /// through ``CodeCheck``.
@@ -32,7 +33,9 @@ struct CodeCheckTests {
         return (user, factors, enrolled.secret)
     }
 
-    private func check(_ ctx: TestContext, _ code: String, user: User, factors: [Factor], channel: Channel) async throws -> CodeCheck.Outcome {
+    private func check(_ ctx: TestContext, _ code: String, user: User, factors: [Factor], channel: Channel) async throws
+        -> CodeCheck.Outcome
+    {
         let request = Request(application: ctx.app, on: ctx.app.eventLoopGroup.next())
         // A fresh copy of the user: the counters are read from the database, as on a real request.
         let fresh = try #require(try await User.find(user.id, on: ctx.app.db))
@@ -55,14 +58,17 @@ struct CodeCheckTests {
             let (user, factors, secret) = try await setUp(ctx)
             let code = try Fixtures.code(secret, at: ctx.clock.now)
             guard case .accepted = try await check(ctx, code, user: user, factors: factors, channel: channel) else {
-                Issue.record("the current code was not accepted on \(channel)"); return
+                Issue.record("the current code was not accepted on \(channel)")
+                return
             }
             guard case .replayed = try await check(ctx, code, user: user, factors: factors, channel: channel) else {
-                Issue.record("a used code was not refused as a replay on \(channel)"); return
+                Issue.record("a used code was not refused as a replay on \(channel)")
+                return
             }
             ctx.clock.advance(61)
             guard case .wrong(let failures) = try await check(ctx, "000000", user: user, factors: factors, channel: channel) else {
-                Issue.record("a wrong code was not refused on \(channel)"); return
+                Issue.record("a wrong code was not refused on \(channel)")
+                return
             }
             #expect(failures >= 1)
         }
@@ -110,7 +116,8 @@ struct CodeCheckTests {
                 ctx.clock.advance(31)
                 let code = try Fixtures.code(secret, at: ctx.clock.now)
                 guard case .accepted = try await check(ctx, code, user: user, factors: factors, channel: .signIn) else {
-                    Issue.record("guesses on \(channel) locked the sign-in"); return
+                    Issue.record("guesses on \(channel) locked the sign-in")
+                    return
                 }
             }
         }

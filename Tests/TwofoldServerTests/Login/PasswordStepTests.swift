@@ -1,7 +1,8 @@
 import Foundation
 import Testing
-@testable import TwofoldServer
 import VaporTesting
+
+@testable import TwofoldServer
 
 @Suite("Password step")
 struct PasswordStepTests {
@@ -55,7 +56,8 @@ struct PasswordStepTests {
                 #expect(status == .unauthorized)
             }
             // Even the right password is refused until the window ends.
-            let blocked = try await APIClient(ctx).send(.POST, "/api/v1/login", json: ["username": "dr.smith", "password": Fixtures.password])
+            let blocked = try await APIClient(ctx).send(
+                .POST, "/api/v1/login", json: ["username": "dr.smith", "password": Fixtures.password])
             #expect(blocked.status == .tooManyRequests)
             #expect(blocked.headers.first(name: "Retry-After") != nil)
             #expect(blocked.reason.contains("Too many unsuccessful sign-in attempts"))
@@ -83,9 +85,10 @@ struct PasswordStepTests {
             let practice = try await Fixtures.practice(ctx)
             let long = String(repeating: "a", count: 73)
             await #expect(throws: (any Error).self) {
-                _ = try await AccountProvisioning(database: ctx.app.db, passwords: ctx.app.password.async, now: ctx.clock.now).createUser(.init(
-                    practiceID: practice.id!, username: "long", firstName: "L", lastName: "L", email: "l@example.org",
-                    cellPhone: nil, role: .staff, permissions: [], password: long))
+                _ = try await AccountProvisioning(database: ctx.app.db, passwords: ctx.app.password.async, now: ctx.clock.now).createUser(
+                    .init(
+                        practiceID: practice.id!, username: "long", firstName: "L", lastName: "L", email: "l@example.org",
+                        cellPhone: nil, role: .staff, permissions: [], password: long))
             }
         }
     }

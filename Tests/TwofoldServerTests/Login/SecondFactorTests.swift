@@ -2,8 +2,9 @@ import Fluent
 import Foundation
 import Testing
 import TwofoldCore
-@testable import TwofoldServer
 import VaporTesting
+
+@testable import TwofoldServer
 
 @Suite("Second factor at sign-in")
 struct SecondFactorTests {
@@ -106,26 +107,33 @@ struct SecondFactorTests {
                 ctx.clock.advance(61)
                 let response = try await client.send(.POST, "/api/v1/login/verify", json: ["code": "000000"])
                 if response.reason.contains("sign in again") { client = try await Flows.halfSignedIn(ctx) }
-                if response.status == .tooManyRequests, response.reason.contains("locked") { ctx.clock.advance(15 * 60) ; return try await fail() }
+                if response.status == .tooManyRequests, response.reason.contains("locked") {
+                    ctx.clock.advance(15 * 60)
+                    return try await fail()
+                }
                 #expect(response.status == .unauthorized, "\(response.reason)")
                 failures += 1
             }
             while failures < 20 { try await fail() }
             // locked now: even the right code is refused
             ctx.clock.advance(30)
-            let locked = try await client.send(.POST, "/api/v1/login/verify", json: ["code": try Fixtures.code(enrolled.secret, at: ctx.clock.now)])
+            let locked = try await client.send(
+                .POST, "/api/v1/login/verify", json: ["code": try Fixtures.code(enrolled.secret, at: ctx.clock.now)])
             #expect(locked.status == .tooManyRequests)
             #expect(locked.reason.contains("locked for"))
             ctx.clock.advance(15 * 60)
             while failures < 100 { try await fail() }
             ctx.clock.advance(24 * 3600)
             client = try await Flows.halfSignedIn(ctx)
-            let permanent = try await client.send(.POST, "/api/v1/login/verify", json: ["code": try Fixtures.code(enrolled.secret, at: ctx.clock.now)])
+            let permanent = try await client.send(
+                .POST, "/api/v1/login/verify", json: ["code": try Fixtures.code(enrolled.secret, at: ctx.clock.now)])
             #expect(permanent.status == .forbidden)
             #expect(permanent.reason.contains("administrator"))
             let events = try await AuditEvent.query(on: ctx.app.db).filter(\.$event == AuditEventType.secondFactorLocked.rawValue).count()
             #expect(events == 4)
-            #expect(try await AuditEvent.query(on: ctx.app.db).filter(\.$event == AuditEventType.secondFactorLockedPermanently.rawValue).count() == 1)
+            #expect(
+                try await AuditEvent.query(on: ctx.app.db).filter(\.$event == AuditEventType.secondFactorLockedPermanently.rawValue).count()
+                    == 1)
         }
     }
 
@@ -137,7 +145,9 @@ struct SecondFactorTests {
             let client = try await Flows.halfSignedIn(ctx)
             for _ in 0..<3 { _ = try await client.send(.POST, "/api/v1/login/verify", json: ["code": "111111"]) }
             ctx.clock.advance(30)
-            #expect(try await client.send(.POST, "/api/v1/login/verify", json: ["code": try Fixtures.code(enrolled.secret, at: ctx.clock.now)]).status == .ok)
+            #expect(
+                try await client.send(.POST, "/api/v1/login/verify", json: ["code": try Fixtures.code(enrolled.secret, at: ctx.clock.now)])
+                    .status == .ok)
             #expect(try await User.find(user.id, on: ctx.app.db)?.secondFactorFailures == 0)
         }
     }
@@ -166,8 +176,9 @@ struct SecondFactorTests {
             let enrolled = try await Flows.enrollTOTP(ctx)
             ctx.clock.advance(30)
             let client = try await Flows.halfSignedIn(ctx)
-            let verify = try await client.send(.POST, "/api/v1/login/verify",
-                                               json: ["code": try Fixtures.code(enrolled.secret, at: ctx.clock.now), "rememberBrowser": true])
+            let verify = try await client.send(
+                .POST, "/api/v1/login/verify",
+                json: ["code": try Fixtures.code(enrolled.secret, at: ctx.clock.now), "rememberBrowser": true])
             let rememberToken = try #require(verify.json["rememberToken"] as? String)
 
             let (remembered, body, _) = try await APIClient.login(ctx, rememberToken: rememberToken)
@@ -175,7 +186,8 @@ struct SecondFactorTests {
             let browsers = try await remembered.send(.GET, "/api/v1/me/browsers").jsonArray
             #expect(browsers.count == 1)
             let id = try #require(browsers.first?["id"] as? String)
-            #expect(try await remembered.send(.DELETE, "/api/v1/me/browsers/\(id)", json: ["password": Fixtures.password]).status == .noContent)
+            #expect(
+                try await remembered.send(.DELETE, "/api/v1/me/browsers/\(id)", json: ["password": Fixtures.password]).status == .noContent)
             let (_, afterRevoke, _) = try await APIClient.login(ctx, rememberToken: rememberToken)
             #expect(afterRevoke["status"] as? String == "second_factor_required")
         }
@@ -188,8 +200,9 @@ struct SecondFactorTests {
             let enrolled = try await Flows.enrollTOTP(ctx)
             ctx.clock.advance(30)
             let client = try await Flows.halfSignedIn(ctx)
-            let verify = try await client.send(.POST, "/api/v1/login/verify",
-                                               json: ["code": try Fixtures.code(enrolled.secret, at: ctx.clock.now), "rememberBrowser": true])
+            let verify = try await client.send(
+                .POST, "/api/v1/login/verify",
+                json: ["code": try Fixtures.code(enrolled.secret, at: ctx.clock.now), "rememberBrowser": true])
             let rememberToken = try #require(verify.json["rememberToken"] as? String)
             ctx.clock.advance(31 * 86_400)
             let (_, body, _) = try await APIClient.login(ctx, rememberToken: rememberToken)
@@ -210,7 +223,8 @@ struct SecondFactorTests {
             #expect(start.status == .ok)
             let secret = try #require(start.json["secret"] as? String)
             let factorID = try #require(start.json["factorId"] as? String)
-            let activate = try await client.send(.POST, "/api/v1/me/factors/\(factorID)/activate", json: ["code": try Fixtures.code(secret, at: ctx.clock.now)])
+            let activate = try await client.send(
+                .POST, "/api/v1/me/factors/\(factorID)/activate", json: ["code": try Fixtures.code(secret, at: ctx.clock.now)])
             #expect(activate.status == .ok)
             #expect(try await client.send(.GET, "/api/v1/me/factors").status == .ok)
         }

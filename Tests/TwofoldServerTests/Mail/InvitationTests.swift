@@ -3,8 +3,9 @@ import Fluent
 import Foundation
 import Testing
 import TwofoldCore
-@testable import TwofoldServer
 import VaporTesting
+
+@testable import TwofoldServer
 
 @Suite("Invitations: staff choose their own password from an emailed link")
 struct InvitationTests {
@@ -40,7 +41,9 @@ struct InvitationTests {
     ]
 
     /// Every invitation message to `address`, oldest first, with its decrypted bodies.
-    static func invitations(_ ctx: TestContext, to address: String = "nina@example.org") async throws -> [(mail: QueuedMail, body: MailBody)] {
+    static func invitations(_ ctx: TestContext, to address: String = "nina@example.org") async throws -> [(
+        mail: QueuedMail, body: MailBody
+    )] {
         let mails = try await QueuedMail.query(on: ctx.app.db).filter(\.$recipient == address).filter(\.$category == "invitation")
             .sort(\.$createdAt).all()
         return try mails.map { ($0, try #require(try ctx.app.mailer.body(of: $0))) }
@@ -119,10 +122,13 @@ struct InvitationTests {
             #expect(stored.createdBy != nil && stored.sentCount == 1)
             #expect(stored.expiresAt == ctx.clock.now.addingTimeInterval(7 * 86_400))
             let sent = try await Self.events(ctx, "invitation.sent")
-            #expect(sent.count == 1 && sent.first?.subjectID == nina.id && sent.first?.details.lowercased().contains("nina@example.org") == true)
+            #expect(
+                sent.count == 1 && sent.first?.subjectID == nina.id && sent.first?.details.lowercased().contains("nina@example.org") == true
+            )
 
             // Before accepting she cannot sign in, whatever she types.
-            #expect(try await APIClient.login(ctx, username: "nina.new", password: InvitationService.unusablePasswordHash).2 == .unauthorized)
+            #expect(
+                try await APIClient.login(ctx, username: "nina.new", password: InvitationService.unusablePasswordHash).2 == .unauthorized)
             #expect(try await APIClient.login(ctx, username: "nina.new", password: Self.newPassword).2 == .unauthorized)
 
             // The page names the practice and the person; the password follows the single-factor rules (15 characters).
@@ -159,7 +165,10 @@ struct InvitationTests {
             #expect(after.passwordMeetsSingleFactorMinimum && !after.mustChangePassword)
 
             // Single use: the link is dead, with a page that says what to do.
-            for response in [try await WebClient(ctx).get(path), try await browser.post(path, ["password": Self.newPassword, "confirmPassword": Self.newPassword])] {
+            for response in [
+                try await WebClient(ctx).get(path),
+                try await browser.post(path, ["password": Self.newPassword, "confirmPassword": Self.newPassword]),
+            ] {
                 #expect(response.status == .gone)
                 #expect(response.text.contains("This invitation link no longer works"))
                 #expect(response.text.contains("Ask your practice administrator to send you a new invitation"))
@@ -339,7 +348,8 @@ struct InvitationTests {
             #expect(try await web.get(revoked.location!).text.contains("Invitation withdrawn"))
             #expect(try await WebClient(ctx).get(second).status == .gone)
             #expect(try await Self.events(ctx, "invitation.revoked").count == 1)
-            #expect(try await web.post("/admin/staff/\(nina.id!)/invitation/revoke", ["adminPassword": Fixtures.password]).status == .conflict)
+            #expect(
+                try await web.post("/admin/staff/\(nina.id!)/invitation/revoke", ["adminPassword": Fixtures.password]).status == .conflict)
             #expect(try await APIClient.login(ctx, username: "nina.new", password: Self.newPassword).2 == .unauthorized)
             #expect(try await Self.invitations(ctx).count == 2)
         }
@@ -376,23 +386,31 @@ struct InvitationTests {
             // The list says invited; a plain listing is unchanged otherwise.
             #expect(try await APIClient.login(ctx, username: "nina.new", password: Self.newPassword).2 == .unauthorized)
 
-            let resent = try await admin.send(.POST, "/api/v1/practice/users/\(nina.id!)/invitation/resend", json: ["adminPassword": Fixtures.password])
+            let resent = try await admin.send(
+                .POST, "/api/v1/practice/users/\(nina.id!)/invitation/resend", json: ["adminPassword": Fixtures.password])
             #expect(resent.status == .ok, "\(resent.text)")
             #expect(resent.json["sentCount"] as? Int == 2)
             let second = try await Self.latestPath(ctx)
             #expect(try await WebClient(ctx).get(first).status == .gone)
 
             #expect(try await admin.send(.DELETE, "/api/v1/practice/users/\(nina.id!)/invitation").status == .unauthorized)
-            let revoked = try await admin.send(.DELETE, "/api/v1/practice/users/\(nina.id!)/invitation", json: ["adminPassword": Fixtures.password])
+            let revoked = try await admin.send(
+                .DELETE, "/api/v1/practice/users/\(nina.id!)/invitation", json: ["adminPassword": Fixtures.password])
             #expect(revoked.status == .noContent)
             #expect(try await WebClient(ctx).get(second).status == .gone)
-            #expect(try await admin.send(.DELETE, "/api/v1/practice/users/\(nina.id!)/invitation", json: ["adminPassword": Fixtures.password]).status == .conflict)
+            #expect(
+                try await admin.send(.DELETE, "/api/v1/practice/users/\(nina.id!)/invitation", json: ["adminPassword": Fixtures.password])
+                    .status == .conflict)
 
             // A new invitation after a revocation works; once accepted, there is nothing left to resend.
-            #expect(try await admin.send(.POST, "/api/v1/practice/users/\(nina.id!)/invitation/resend", json: ["adminPassword": Fixtures.password]).status == .ok)
+            #expect(
+                try await admin.send(
+                    .POST, "/api/v1/practice/users/\(nina.id!)/invitation/resend", json: ["adminPassword": Fixtures.password]
+                ).status == .ok)
             let (_, accepted) = try await Self.accept(ctx, path: try await Self.latestPath(ctx))
             #expect(accepted.location == "/?notice=invitation-accepted")
-            let late = try await admin.send(.POST, "/api/v1/practice/users/\(nina.id!)/invitation/resend", json: ["adminPassword": Fixtures.password])
+            let late = try await admin.send(
+                .POST, "/api/v1/practice/users/\(nina.id!)/invitation/resend", json: ["adminPassword": Fixtures.password])
             #expect(late.status == .conflict)
             #expect(try await Self.events(ctx, "invitation.sent").count == 1)
             #expect(try await Self.events(ctx, "invitation.resent").count == 2)
@@ -402,7 +420,10 @@ struct InvitationTests {
             // A staff member of another practice is not found.
             let other = try await Fixtures.practice(ctx, name: "Hillside Clinic")
             let stranger = try await Fixtures.user(ctx, practice: other, username: "stranger")
-            #expect(try await admin.send(.POST, "/api/v1/practice/users/\(stranger.id!)/invitation/resend", json: ["adminPassword": Fixtures.password]).status == .notFound)
+            #expect(
+                try await admin.send(
+                    .POST, "/api/v1/practice/users/\(stranger.id!)/invitation/resend", json: ["adminPassword": Fixtures.password]
+                ).status == .notFound)
         }
     }
 
@@ -444,9 +465,13 @@ struct InvitationTests {
     @Test func theCommandLineInvites() async throws {
         try await withTestApp { ctx in
             let practice = try await Fixtures.practice(ctx, mandatory: true)
-            let output = try await Self.run(ctx, UserCommands(), [
-                "invite", "--practice", practice.id!.uuidString, "--username", "nina.new", "--first-name", "Nina", "--last-name", "Newton",
-                "--email", "nina@example.org", "--cell", "+1 555 010 0007", "--role", "provider", "--manage-accounts"])
+            let output = try await Self.run(
+                ctx, UserCommands(),
+                [
+                    "invite", "--practice", practice.id!.uuidString, "--username", "nina.new", "--first-name", "Nina", "--last-name",
+                    "Newton",
+                    "--email", "nina@example.org", "--cell", "+1 555 010 0007", "--role", "provider", "--manage-accounts",
+                ])
             let nina = try await Self.user(ctx)
             #expect(output.contains(nina.id!.uuidString))
             #expect(output.contains("An invitation to nina@example.org was queued"))
@@ -461,11 +486,17 @@ struct InvitationTests {
 
             // Mistakes are one-line errors, and create nothing.
             await #expect(throws: CLIError.self) {
-                try await Self.run(ctx, UserCommands(), ["invite", "--practice", practice.id!.uuidString, "--username", "x.y", "--first-name", "X", "--last-name", "Y"])
+                try await Self.run(
+                    ctx, UserCommands(),
+                    ["invite", "--practice", practice.id!.uuidString, "--username", "x.y", "--first-name", "X", "--last-name", "Y"])
             }
             do {
-                _ = try await Self.run(ctx, UserCommands(), ["invite", "--practice", practice.id!.uuidString, "--username", "nina.new", "--first-name", "N",
-                                                             "--last-name", "N", "--email", "n2@example.org"])
+                _ = try await Self.run(
+                    ctx, UserCommands(),
+                    [
+                        "invite", "--practice", practice.id!.uuidString, "--username", "nina.new", "--first-name", "N",
+                        "--last-name", "N", "--email", "n2@example.org",
+                    ])
                 Issue.record("a taken username must be refused")
             } catch let error as CLIError {
                 #expect(error.description.contains("already taken"))
@@ -482,11 +513,11 @@ struct InvitationTests {
                 .importUsers(csv: "username,first_name,last_name,email,cell,role\nearlier,Earl,Lier,earl@example.org,,staff\n")
             let hash = try ctx.app.password.hash("imported password 1")
             let csv = """
-            username,first_name,last_name,email,cell,role,password_hash
-            amy.ng,Amy,Ng,amy@example.org,,provider,\(hash)
-            bob,Bob,Olsen,bob@example.org,,staff,
-            cy,Cy,Young,cy@example.org,+1 555 010 0003,staff,
-            """
+                username,first_name,last_name,email,cell,role,password_hash
+                amy.ng,Amy,Ng,amy@example.org,,provider,\(hash)
+                bob,Bob,Olsen,bob@example.org,,staff,
+                cy,Cy,Young,cy@example.org,+1 555 010 0003,staff,
+                """
             let file = FileManager.default.temporaryDirectory.appendingPathComponent("twofold-invite-\(UUID().uuidString).csv")
             try csv.write(to: file, atomically: true, encoding: .utf8)
             defer { try? FileManager.default.removeItem(at: file) }
@@ -509,7 +540,8 @@ struct InvitationTests {
             #expect(status == .ok && body["status"] as? String == "authenticated")
 
             // Without --invite nothing is sent; --invite is refused for factors.
-            try "username,first_name,last_name,email,cell,role\ndee,Dee,Dee,dee@example.org,,staff\n".write(to: file, atomically: true, encoding: .utf8)
+            try "username,first_name,last_name,email,cell,role\ndee,Dee,Dee,dee@example.org,,staff\n".write(
+                to: file, atomically: true, encoding: .utf8)
             _ = try await Self.run(ctx, ImportCommands(), ["users", "--practice", practice.id!.uuidString, file.path])
             #expect(try await Self.invitations(ctx, to: "dee@example.org").isEmpty)
             await #expect(throws: CLIError.self) {

@@ -4,8 +4,9 @@ import NIOConcurrencyHelpers
 import SQLKit
 import Testing
 import TwofoldCore
-@testable import TwofoldServer
 import VaporTesting
+
+@testable import TwofoldServer
 
 /// Records what would have gone to the SMTP server; answers with `outcome` (nil: accepted).
 final class RecordingTransport: MailTransport {
@@ -38,27 +39,37 @@ final class RecordingTransport: MailTransport {
     /// The Message-ID header of each message sent.
     var messageIDs: [String] {
         sent.map { sent in
-            sent.message.components(separatedBy: "\r\n").first { $0.hasPrefix("Message-ID: ") }.map { String($0.dropFirst("Message-ID: <".count).dropLast()) } ?? ""
+            sent.message.components(separatedBy: "\r\n").first { $0.hasPrefix("Message-ID: ") }.map {
+                String($0.dropFirst("Message-ID: <".count).dropLast())
+            } ?? ""
         }
     }
 }
 
 @Suite struct MailDeliveryTests {
     static let from = "Riverside 2FA <2fa@example-clinic.org>"
-    static let smtp = TwofoldConfiguration.EmailSenderChoice.smtp(.init(host: "smtp.example.org", port: 587, security: .startTLS, username: nil, password: nil, caFile: nil))
+    static let smtp = TwofoldConfiguration.EmailSenderChoice.smtp(
+        .init(host: "smtp.example.org", port: 587, security: .startTLS, username: nil, password: nil, caFile: nil))
 
     func mailer(_ ctx: TestContext) -> Mailer {
-        Mailer(database: ctx.app.db, sealer: ctx.app.twofold.sealer, now: ctx.clock.now, sender: Self.smtp, messageIDDomain: "example-clinic.org")
+        Mailer(
+            database: ctx.app.db, sealer: ctx.app.twofold.sealer, now: ctx.clock.now, sender: Self.smtp,
+            messageIDDomain: "example-clinic.org")
     }
 
     @discardableResult
-    func enqueue(_ ctx: TestContext, to: String = "dr.smith@example.org", subject: String = "Réinitialiser votre mot de passe", text: String = "Open https://2fa.example-clinic.org/reset/SECRET-TOKEN-0123456789\n") async throws -> UUID {
-        try await mailer(ctx).enqueue(OutgoingMail(to: to, subject: subject, body: MailBody(text: text, html: "<p>\(text)</p>"), category: "password_reset"))
+    func enqueue(
+        _ ctx: TestContext, to: String = "dr.smith@example.org", subject: String = "Réinitialiser votre mot de passe",
+        text: String = "Open https://2fa.example-clinic.org/reset/SECRET-TOKEN-0123456789\n"
+    ) async throws -> UUID {
+        try await mailer(ctx).enqueue(
+            OutgoingMail(to: to, subject: subject, body: MailBody(text: text, html: "<p>\(text)</p>"), category: "password_reset"))
     }
 
     func drain(_ ctx: TestContext, _ transport: any MailTransport, now: Date? = nil) async throws -> MailDelivery.Outcome {
-        try await MailDelivery.drainOnce(database: ctx.app.db, now: now ?? ctx.clock.now, transport: transport, sealer: ctx.app.twofold.sealer,
-                                         from: Self.from, clock: ctx.clock.twofoldClock)
+        try await MailDelivery.drainOnce(
+            database: ctx.app.db, now: now ?? ctx.clock.now, transport: transport, sealer: ctx.app.twofold.sealer,
+            from: Self.from, clock: ctx.clock.twofoldClock)
     }
 
     func row(_ ctx: TestContext, _ id: UUID) async throws -> QueuedMail {
@@ -135,14 +146,16 @@ final class RecordingTransport: MailTransport {
     @Test func permanentFailuresFailAtOnceAndAreAudited() async throws {
         try await withTestApp { ctx in
             let id = try await enqueue(ctx)
-            let transport = RecordingTransport { _ in .permanent("the SMTP server refused the recipient (RCPT TO): 550 5.1.1 unknown user") }
+            let transport = RecordingTransport { _ in .permanent("the SMTP server refused the recipient (RCPT TO): 550 5.1.1 unknown user")
+            }
             #expect(try await drain(ctx, transport) == MailDelivery.Outcome(claimed: 1, sent: 0, retried: 0, failed: 1))
             let mail = try await row(ctx, id)
             #expect(mail.status == .failed)
             #expect(mail.attempts == 1)
             #expect(mail.sealedBody == nil)
             #expect(mail.lastError == "the SMTP server refused the recipient (RCPT TO): 550 5.1.1 unknown user")
-            let event = try #require(try await AuditEvent.query(on: ctx.app.db).filter(\.$event == AuditEventType.mailFailed.rawValue).first())
+            let event = try #require(
+                try await AuditEvent.query(on: ctx.app.db).filter(\.$event == AuditEventType.mailFailed.rawValue).first())
             #expect(event.details.contains("550 5.1.1 unknown user"))
             #expect(event.details.contains("password_reset"))
             #expect(!event.details.contains("SECRET-TOKEN"))
@@ -160,7 +173,7 @@ final class RecordingTransport: MailTransport {
             #expect(claimed.map(\.id) == [id])
             let transport = RecordingTransport()
             ctx.clock.advance(119)
-            #expect(try await drain(ctx, transport).claimed == 0)  // the lease still holds
+            #expect(try await drain(ctx, transport).claimed == 0) // the lease still holds
             #expect(try await row(ctx, id).status == .sending)
             ctx.clock.advance(2)
             #expect(try await drain(ctx, transport) == MailDelivery.Outcome(claimed: 1, sent: 1, retried: 0, failed: 0))
@@ -178,7 +191,8 @@ final class RecordingTransport: MailTransport {
             let start = ctx.clock.now
             let gate = AsyncGate()
             let slow = GatedTransport(gate: gate, error: .permanent("550 late refusal"))
-            async let stale = MailDelivery.drainOnce(database: ctx.app.db, now: start, transport: slow, sealer: ctx.app.twofold.sealer, from: Self.from)
+            async let stale = MailDelivery.drainOnce(
+                database: ctx.app.db, now: start, transport: slow, sealer: ctx.app.twofold.sealer, from: Self.from)
             try await gate.waitUntilEntered()
             let fresh = RecordingTransport()
             #expect(try await drain(ctx, fresh, now: start.addingTimeInterval(121)).sent == 1)
@@ -204,8 +218,10 @@ final class RecordingTransport: MailTransport {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for _ in 0..<3 {
                     group.addTask {
-                        while try await MailDelivery.drainOnce(database: ctx.app.db, now: now, transport: transport, sealer: ctx.app.twofold.sealer,
-                                                               from: Self.from).claimed > 0 {}
+                        while try await MailDelivery.drainOnce(
+                            database: ctx.app.db, now: now, transport: transport, sealer: ctx.app.twofold.sealer,
+                            from: Self.from
+                        ).claimed > 0 {}
                     }
                 }
                 try await group.waitForAll()
@@ -222,7 +238,8 @@ final class RecordingTransport: MailTransport {
     @Test func bodiesAreSealedAtRest() async throws {
         try await withTestApp { ctx in
             let id = try await enqueue(ctx, text: "Your link: https://2fa.example-clinic.org/reset/PLAINTEXT-MARKER-987654\n")
-            let row = try #require(try await ctx.app.db.sql.select().column("sealed_body").from(QueuedMail.schema).where("id", .equal, SQLBind(id)).first())
+            let row = try #require(
+                try await ctx.app.db.sql.select().column("sealed_body").from(QueuedMail.schema).where("id", .equal, SQLBind(id)).first())
             let sealed = try row.decode(column: "sealed_body", as: Data.self)
             #expect(!sealed.isEmpty)
             #expect(sealed.range(of: Data("PLAINTEXT-MARKER".utf8)) == nil)
@@ -230,7 +247,8 @@ final class RecordingTransport: MailTransport {
             #expect(try mailer(ctx).body(of: try await self.row(ctx, id))?.text.contains("PLAINTEXT-MARKER-987654") == true)
             // A body sealed for another message (a copied row) cannot be opened: it fails for good, without sending.
             let other = try await enqueue(ctx)
-            try await ctx.app.db.sql.update(QueuedMail.schema).set("sealed_body", to: SQLBind(sealed)).where("id", .equal, SQLBind(other)).run()
+            try await ctx.app.db.sql.update(QueuedMail.schema).set("sealed_body", to: SQLBind(sealed)).where("id", .equal, SQLBind(other))
+                .run()
             let transport = RecordingTransport()
             #expect(try await drain(ctx, transport) == MailDelivery.Outcome(claimed: 2, sent: 1, retried: 0, failed: 1))
             #expect(try await self.row(ctx, other).lastError == "the message's body cannot be opened with the sealing keys")
@@ -240,7 +258,8 @@ final class RecordingTransport: MailTransport {
 
     @Test func outboxMessagesAreNeverSent() async throws {
         try await withTestApp { ctx in
-            try await ctx.app.mailer.enqueue(OutgoingMail(to: "a@example.org", subject: "kept", body: MailBody(text: "t", html: "h"), category: "test"))
+            try await ctx.app.mailer.enqueue(
+                OutgoingMail(to: "a@example.org", subject: "kept", body: MailBody(text: "t", html: "h"), category: "test"))
             let transport = RecordingTransport()
             #expect(try await drain(ctx, transport).claimed == 0)
             #expect(try await QueuedMail.query(on: ctx.app.db).first()?.status == .kept)

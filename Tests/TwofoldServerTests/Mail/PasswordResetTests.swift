@@ -2,8 +2,9 @@ import Fluent
 import Foundation
 import Testing
 import TwofoldCore
-@testable import TwofoldServer
 import VaporTesting
+
+@testable import TwofoldServer
 
 /// Forgot password, reset links, the administrator's "Send a password reset link", and email verification.
 @Suite("Password reset and email verification")
@@ -18,11 +19,17 @@ struct PasswordResetTests {
     }
 
     /// The token of a link `path/<token>` in the newest message to `address` with `category`.
-    static func token(_ ctx: TestContext, to address: String, category: String = "password_reset", path: String = "/login/reset/") async throws -> String? {
+    static func token(_ ctx: TestContext, to address: String, category: String = "password_reset", path: String = "/login/reset/")
+        async throws -> String?
+    {
         guard let mail = try await mails(ctx, to: address).first(where: { $0.category == category }),
-              let body = try ctx.app.mailer.body(of: mail) else { return nil }
+            let body = try ctx.app.mailer.body(of: mail)
+        else { return nil }
         #expect(body.html.contains(path))
-        guard let range = body.text.range(of: NSRegularExpression.escapedPattern(for: path) + "[A-Za-z0-9_-]{43}", options: .regularExpression) else { return nil }
+        guard
+            let range = body.text.range(
+                of: NSRegularExpression.escapedPattern(for: path) + "[A-Za-z0-9_-]{43}", options: .regularExpression)
+        else { return nil }
         return String(body.text[range].dropFirst(path.count))
     }
 
@@ -30,7 +37,9 @@ struct PasswordResetTests {
         try await APIClient(ctx).send(.POST, "/api/v1/login/forgot", json: ["login": login])
     }
 
-    static func reset(_ ctx: TestContext, token: String, password: String = newPassword, code: String? = nil) async throws -> TestingHTTPResponse {
+    static func reset(_ ctx: TestContext, token: String, password: String = newPassword, code: String? = nil) async throws
+        -> TestingHTTPResponse
+    {
         var json: [String: any Sendable] = ["token": token, "password": password]
         if let code { json["code"] = code }
         return try await APIClient(ctx).send(.POST, "/api/v1/login/reset", json: json)
@@ -230,7 +239,9 @@ struct PasswordResetTests {
             // a second, remembered sign-in
             ctx.clock.advance(30)
             let half = try await Flows.halfSignedIn(ctx)
-            let verified = try await half.send(.POST, "/api/v1/login/verify", json: ["code": try Fixtures.code(enrolled.secret, at: ctx.clock.now), "rememberBrowser": true])
+            let verified = try await half.send(
+                .POST, "/api/v1/login/verify",
+                json: ["code": try Fixtures.code(enrolled.secret, at: ctx.clock.now), "rememberBrowser": true])
             let rememberToken = try #require(verified.json["rememberToken"] as? String)
             #expect(try await TwofoldServer.SessionRecord.query(on: ctx.app.db).count() == 2)
             #expect(try await RememberedBrowser.query(on: ctx.app.db).count() == 1)
@@ -241,7 +252,9 @@ struct PasswordResetTests {
             let done = try await Self.reset(ctx, token: token, code: try Fixtures.code(enrolled.secret, at: ctx.clock.now))
             #expect(done.status == .noContent, "\(done.text)")
 
-            #expect(try await TwofoldServer.SessionRecord.query(on: ctx.app.db).count() == 0, "no session is opened by the reset, and every old one ended")
+            #expect(
+                try await TwofoldServer.SessionRecord.query(on: ctx.app.db).count() == 0,
+                "no session is opened by the reset, and every old one ended")
             #expect(try await RememberedBrowser.query(on: ctx.app.db).count() == 0)
             #expect(try await enrolled.client.send(.GET, "/api/v1/me").status == .unauthorized)
             #expect(try await half.send(.GET, "/api/v1/me").status == .unauthorized)
@@ -300,9 +313,11 @@ struct PasswordResetTests {
     @Test func withTheSettingOffNoCodeIsAsked() async throws {
         try await withTestApp { ctx in
             try await Self.setUp(ctx)
-            _ = try await Fixtures.user(ctx, practice: try #require(try await Practice.query(on: ctx.app.db).first()), username: "office.admin", admin: true)
+            _ = try await Fixtures.user(
+                ctx, practice: try #require(try await Practice.query(on: ctx.app.db).first()), username: "office.admin", admin: true)
             let (admin, _, _) = try await APIClient.login(ctx, username: "office.admin")
-            let patched = try await admin.send(.PATCH, "/api/v1/practice", json: ["adminPassword": Fixtures.password, "resetRequiresSecondFactor": false])
+            let patched = try await admin.send(
+                .PATCH, "/api/v1/practice", json: ["adminPassword": Fixtures.password, "resetRequiresSecondFactor": false])
             #expect(patched.status == .ok)
             #expect(patched.json["resetRequiresSecondFactor"] as? Bool == false)
             _ = try await Flows.enrollTOTP(ctx)
@@ -352,7 +367,8 @@ struct PasswordResetTests {
             // the web form also checks the confirmation
             let web = WebClient(ctx)
             _ = try await web.get("/login/reset/\(token)")
-            let differ = try await web.post("/login/reset/\(token)", ["newPassword": Self.newPassword, "confirmPassword": "something else entirely"])
+            let differ = try await web.post(
+                "/login/reset/\(token)", ["newPassword": Self.newPassword, "confirmPassword": "something else entirely"])
             #expect(differ.status == .badRequest)
             #expect(differ.text.contains("The two new passwords do not match."))
             // the link still works after refused passwords
@@ -384,8 +400,12 @@ struct PasswordResetTests {
             let page = try await web.get("/login/reset/\(token)")
             #expect(page.text.contains("Choose a new password"))
             ctx.clock.advance(30)
-            let done = try await web.post("/login/reset/\(token)", ["newPassword": Self.newPassword, "confirmPassword": Self.newPassword,
-                                                                   "code": try Fixtures.code(enrolled.secret, at: ctx.clock.now)])
+            let done = try await web.post(
+                "/login/reset/\(token)",
+                [
+                    "newPassword": Self.newPassword, "confirmPassword": Self.newPassword,
+                    "code": try Fixtures.code(enrolled.secret, at: ctx.clock.now),
+                ])
             #expect(done.location == "/login?notice=password-reset", "\(done.status) \(done.text)")
             _ = try await web.get("/login")
             let signIn = try await web.post("/login", ["username": "dr.smith", "password": Self.newPassword])
@@ -420,7 +440,8 @@ struct PasswordResetTests {
             // the API does the same
             let (client, _, _) = try await APIClient.login(ctx, username: "office.admin")
             ctx.clock.advance(1)
-            let api = try await client.send(.POST, "/api/v1/practice/users/\(user.id!.uuidString)/password-reset", json: ["adminPassword": Fixtures.password])
+            let api = try await client.send(
+                .POST, "/api/v1/practice/users/\(user.id!.uuidString)/password-reset", json: ["adminPassword": Fixtures.password])
             #expect(api.status == .accepted)
             #expect(try await Self.mails(ctx, to: "dr.smith@example.org").count == 2)
             #expect(try await Self.events(ctx, .passwordResetSent).filter { $0.actorID == admin.id }.count == 2)
@@ -431,9 +452,15 @@ struct PasswordResetTests {
             // not for staff members of other practices, nor for non-administrators
             let otherPractice = try await Fixtures.practice(ctx, name: "Hillside Clinic")
             let outsider = try await Fixtures.user(ctx, practice: otherPractice, username: "dr.other")
-            #expect(try await client.send(.POST, "/api/v1/practice/users/\(outsider.id!.uuidString)/password-reset", json: ["adminPassword": Fixtures.password]).status == .notFound)
+            #expect(
+                try await client.send(
+                    .POST, "/api/v1/practice/users/\(outsider.id!.uuidString)/password-reset", json: ["adminPassword": Fixtures.password]
+                ).status == .notFound)
             let (plain, _, _) = try await APIClient.login(ctx, username: "dr.other")
-            #expect(try await plain.send(.POST, "/api/v1/practice/users/\(user.id!.uuidString)/password-reset", json: ["adminPassword": Fixtures.password]).status == .forbidden)
+            #expect(
+                try await plain.send(
+                    .POST, "/api/v1/practice/users/\(user.id!.uuidString)/password-reset", json: ["adminPassword": Fixtures.password]
+                ).status == .forbidden)
         }
     }
 
@@ -465,7 +492,8 @@ struct PasswordResetTests {
             #expect(user.emailVerifiedAt != nil, "addresses entered by an administrator count as verified")
             let web = try await Self.signedInWeb(ctx)
             _ = try await web.get("/account/profile")
-            let saved = try await web.post("/account/profile", ["email": "sam.new@example.org", "cellPhone": "+15551234567", "password": Fixtures.password])
+            let saved = try await web.post(
+                "/account/profile", ["email": "sam.new@example.org", "cellPhone": "+15551234567", "password": Fixtures.password])
             #expect(saved.location == "/account/security?notice=email-confirmation-sent")
             var stored = try #require(try await User.find(user.id, on: ctx.app.db))
             #expect(stored.email == "dr.smith@example.org")
@@ -475,7 +503,8 @@ struct PasswordResetTests {
             let confirmMail = try #require(try await Self.mails(ctx, to: "sam.new@example.org").first)
             #expect(confirmMail.category == "email_confirmation")
             #expect(try ctx.app.mailer.body(of: confirmMail)?.text.contains("expires in 24 hours") == true)
-            let confirmToken = try #require(try await Self.token(ctx, to: "sam.new@example.org", category: "email_confirmation", path: "/account/email/confirm/"))
+            let confirmToken = try #require(
+                try await Self.token(ctx, to: "sam.new@example.org", category: "email_confirmation", path: "/account/email/confirm/"))
 
             // Until it is confirmed, reset links go to the old address; the new one matches no account.
             _ = try await Self.forgot(ctx, "dr.smith")
@@ -513,16 +542,20 @@ struct PasswordResetTests {
             _ = try await Fixtures.user(ctx, practice: practice, username: "office.admin", admin: true)
             let web = try await Self.signedInWeb(ctx, username: "office.admin")
             _ = try await web.get("/admin/staff/\(user.id!.uuidString)/edit")
-            let saved = try await web.post("/admin/staff/\(user.id!.uuidString)/edit", [
-                "firstName": "Sam", "lastName": "Smith", "email": "sam.typo@example.org", "cellPhone": "+15551234567",
-                "role": "provider", "adminPassword": Fixtures.password])
+            let saved = try await web.post(
+                "/admin/staff/\(user.id!.uuidString)/edit",
+                [
+                    "firstName": "Sam", "lastName": "Smith", "email": "sam.typo@example.org", "cellPhone": "+15551234567",
+                    "role": "provider", "adminPassword": Fixtures.password,
+                ])
             #expect(saved.status == .seeOther, "\(saved.text)")
             #expect(try await User.find(user.id, on: ctx.app.db)?.email == "dr.smith@example.org")
             let userPage = try await web.get("/admin/staff/\(user.id!.uuidString)")
             #expect(userPage.text.contains("changing to sam.typo@example.org: waiting for confirmation"))
             let mail = try #require(try await Self.mails(ctx, to: "sam.typo@example.org").first)
             #expect(try ctx.app.mailer.body(of: mail)?.text.contains("an administrator of Riverside Family Medicine") == true)
-            let token = try #require(try await Self.token(ctx, to: "sam.typo@example.org", category: "email_confirmation", path: "/account/email/confirm/"))
+            let token = try #require(
+                try await Self.token(ctx, to: "sam.typo@example.org", category: "email_confirmation", path: "/account/email/confirm/"))
             #expect(try await Self.events(ctx, .emailChangeRequested).first?.actorID != user.id)
 
             ctx.clock.advance(24 * 60 * 60 + 1)

@@ -3,6 +3,7 @@ import NIOCore
 import NIOPosix
 import Testing
 import TwofoldCore
+
 @testable import TwofoldServer
 
 /// The SMTP client against a scripted server on 127.0.0.1: recorded good exchanges, and servers that misbehave.
@@ -16,18 +17,24 @@ import TwofoldCore
     }
 
     /// Starts a server with `script`, and a client for it that trusts the server's CA (unless `trustCA` is false).
-    func withServer(greeting: String = "220 smtp.test ESMTP ready", security: TwofoldConfiguration.SMTPSettings.Security = .startTLS,
-                    credentials: (String, String)? = ("user", "pass"), host: String = "127.0.0.1", certificateNames: [String] = ["localhost"],
-                    certificateIPs: [[UInt8]] = [[127, 0, 0, 1]], trustCA: Bool = true, timeouts: SMTPTimeouts = SMTPTimeouts(),
-                    script: @escaping ScriptedSMTPServer.Script = ScriptedSMTPServer.standardScript(),
-                    _ body: (Setup) async throws -> Void) async throws {
+    func withServer(
+        greeting: String = "220 smtp.test ESMTP ready", security: TwofoldConfiguration.SMTPSettings.Security = .startTLS,
+        credentials: (String, String)? = ("user", "pass"), host: String = "127.0.0.1", certificateNames: [String] = ["localhost"],
+        certificateIPs: [[UInt8]] = [[127, 0, 0, 1]], trustCA: Bool = true, timeouts: SMTPTimeouts = SMTPTimeouts(),
+        script: @escaping ScriptedSMTPServer.Script = ScriptedSMTPServer.standardScript(),
+        _ body: (Setup) async throws -> Void
+    ) async throws {
         let certificates = try TestCertificates.make(names: certificateNames, ipAddresses: certificateIPs)
         let caFile = try (trustCA ? certificates : TestCertificates.make()).writeCAFile()
         defer { try? FileManager.default.removeItem(atPath: caFile) }
-        let server = ScriptedSMTPServer(greeting: greeting, implicitTLS: security == .implicitTLS, tls: try certificates.serverTLSContext(), script: script)
+        let server = ScriptedSMTPServer(
+            greeting: greeting, implicitTLS: security == .implicitTLS, tls: try certificates.serverTLSContext(), script: script)
         let port = try await server.start()
-        let settings = TwofoldConfiguration.SMTPSettings(host: host, port: port, security: security, username: credentials?.0, password: credentials?.1, caFile: caFile)
-        let client = SMTPClient(settings: settings, heloName: "2fa.example-clinic.org", eventLoopGroup: MultiThreadedEventLoopGroup.singleton, timeouts: timeouts)
+        let settings = TwofoldConfiguration.SMTPSettings(
+            host: host, port: port, security: security, username: credentials?.0, password: credentials?.1, caFile: caFile)
+        let client = SMTPClient(
+            settings: settings, heloName: "2fa.example-clinic.org", eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
+            timeouts: timeouts)
         do {
             try await body(Setup(server: server, client: client, caFile: caFile))
         } catch {
@@ -54,15 +61,16 @@ import TwofoldCore
             try await setup.client.send(from: "2fa@example.org", to: "x@example.org", message: Self.message)
             let transcript = setup.server.transcript
             let wireSize = SMTPDataEncoding.encode(Self.message).count
-            #expect(transcript.commands == [
-                "EHLO 2fa.example-clinic.org", "STARTTLS", "EHLO 2fa.example-clinic.org",
-                "AUTH PLAIN " + SMTPAuthentication.plain(username: "user", password: "pass"),
-                "MAIL FROM:<2fa@example.org> SIZE=\(wireSize)", "RCPT TO:<x@example.org>", "DATA", "QUIT",
-            ])
+            #expect(
+                transcript.commands == [
+                    "EHLO 2fa.example-clinic.org", "STARTTLS", "EHLO 2fa.example-clinic.org",
+                    "AUTH PLAIN " + SMTPAuthentication.plain(username: "user", password: "pass"),
+                    "MAIL FROM:<2fa@example.org> SIZE=\(wireSize)", "RCPT TO:<x@example.org>", "DATA", "QUIT",
+                ])
             #expect(transcript.data.count == 1)
             let wire = String(decoding: transcript.data[0], as: UTF8.self)
             #expect(wire.hasSuffix("\r\nlast\r\n.\r\n"))
-            #expect(wire.contains("\r\nline one\r\n..\r\n..hidden\r\n"))  // dot-stuffed on the wire
+            #expect(wire.contains("\r\nline one\r\n..\r\n..hidden\r\n")) // dot-stuffed on the wire
             #expect(SMTPDataEncoding.decode(transcript.data[0]) == Self.message)
         }
     }
@@ -108,7 +116,7 @@ import TwofoldCore
             #expect(error.kind == .temporary)
             #expect(error.description.contains("TLS with the SMTP server 127.0.0.1"), "\(error)")
             #expect(error.description.contains("verif"), "\(error)")
-            #expect(setup.server.transcript.commands == ["EHLO 2fa.example-clinic.org", "STARTTLS"])  // no password sent
+            #expect(setup.server.transcript.commands == ["EHLO 2fa.example-clinic.org", "STARTTLS"]) // no password sent
         }
     }
 
@@ -120,16 +128,21 @@ import TwofoldCore
             let error = try #require(await failure(setup))
             #expect(error.kind == .temporary)
             #expect(error.description.contains("does not offer STARTTLS"))
-            #expect(setup.server.transcript.commands == ["EHLO 2fa.example-clinic.org"])  // neither AUTH nor the message in the clear
+            #expect(setup.server.transcript.commands == ["EHLO 2fa.example-clinic.org"]) // neither AUTH nor the message in the clear
         }
     }
 
     @Test func authenticationFailureIsPermanent() async throws {
-        try await withServer(credentials: ("user", "s3cr3t-Passw0rd"), script: ScriptedSMTPServer.standardScript(authReply: "535 5.7.8 Authentication credentials invalid")) { setup in
+        try await withServer(
+            credentials: ("user", "s3cr3t-Passw0rd"),
+            script: ScriptedSMTPServer.standardScript(authReply: "535 5.7.8 Authentication credentials invalid")
+        ) { setup in
             let error = try #require(await failure(setup))
             #expect(error.kind == .permanent)
             #expect(error.description.contains("535 5.7.8"))
-            #expect(!error.description.contains("s3cr3t") && !error.description.contains(SMTPAuthentication.plain(username: "user", password: "s3cr3t-Passw0rd")))
+            #expect(
+                !error.description.contains("s3cr3t")
+                    && !error.description.contains(SMTPAuthentication.plain(username: "user", password: "s3cr3t-Passw0rd")))
             #expect(!setup.server.transcript.commands.contains { $0.hasPrefix("MAIL") })
         }
     }
@@ -172,7 +185,9 @@ import TwofoldCore
         })
         try await withServer(script: unknownRecipient) { setup in
             let error = try #require(await failure(setup))
-            #expect(error == .permanent("the SMTP server refused the recipient (RCPT TO): 550 5.1.1 <x@example.org>: Recipient address rejected"))
+            #expect(
+                error
+                    == .permanent("the SMTP server refused the recipient (RCPT TO): 550 5.1.1 <x@example.org>: Recipient address rejected"))
         }
         let greylisted = ScriptedSMTPServer.standardScript(overrides: { command, _ in
             command == "<DATA>" ? .reply("451 4.7.1 Greylisted, try again later") : nil
@@ -220,7 +235,8 @@ import TwofoldCore
     }
 
     @Test func connectionRefusedIsTemporary() async throws {
-        let settings = TwofoldConfiguration.SMTPSettings(host: "127.0.0.1", port: 9, security: .startTLS, username: nil, password: nil, caFile: nil)
+        let settings = TwofoldConfiguration.SMTPSettings(
+            host: "127.0.0.1", port: 9, security: .startTLS, username: nil, password: nil, caFile: nil)
         let client = SMTPClient(settings: settings, heloName: "localhost", eventLoopGroup: MultiThreadedEventLoopGroup.singleton)
         do {
             try await client.send(from: "2fa@example.org", to: "x@example.org", message: Self.message)
@@ -232,9 +248,11 @@ import TwofoldCore
     }
 
     @Test func anUnreadableCAFileIsReported() async throws {
-        let settings = TwofoldConfiguration.SMTPSettings(host: "127.0.0.1", port: 9, security: .startTLS, username: nil, password: nil, caFile: "/nonexistent/ca.pem")
+        let settings = TwofoldConfiguration.SMTPSettings(
+            host: "127.0.0.1", port: 9, security: .startTLS, username: nil, password: nil, caFile: "/nonexistent/ca.pem")
         let client = SMTPClient(settings: settings, heloName: "localhost", eventLoopGroup: MultiThreadedEventLoopGroup.singleton)
-        await #expect(throws: SMTPDeliveryError.temporary("TWOFOLD_SMTP_CA_FILE /nonexistent/ca.pem could not be read as PEM certificates")) {
+        await #expect(throws: SMTPDeliveryError.temporary("TWOFOLD_SMTP_CA_FILE /nonexistent/ca.pem could not be read as PEM certificates"))
+        {
             try await client.send(from: "2fa@example.org", to: "x@example.org", message: Self.message)
         }
     }

@@ -33,7 +33,8 @@ struct TestCertificates {
         alternativeNames += ipAddresses.map { GeneralName.ipAddress(ASN1OctetString(contentBytes: ArraySlice($0))) }
         let server = try Certificate(
             version: .v3, serialNumber: Certificate.SerialNumber(), publicKey: .init(serverKey.publicKey),
-            notValidBefore: now - 3600, notValidAfter: now + 86_400, issuer: caName, subject: serverName, signatureAlgorithm: .ecdsaWithSHA256,
+            notValidBefore: now - 3600, notValidAfter: now + 86_400, issuer: caName, subject: serverName,
+            signatureAlgorithm: .ecdsaWithSHA256,
             extensions: try Certificate.Extensions {
                 Critical(BasicConstraints.notCertificateAuthority)
                 Critical(KeyUsage(digitalSignature: true))
@@ -41,8 +42,9 @@ struct TestCertificates {
                 SubjectAlternativeNames(alternativeNames)
             },
             issuerPrivateKey: .init(caKey))
-        return TestCertificates(caPEM: try ca.serializeAsPEM().pemString, serverCertificatePEM: try server.serializeAsPEM().pemString,
-                                serverKeyPEM: serverKey.pemRepresentation)
+        return TestCertificates(
+            caPEM: try ca.serializeAsPEM().pemString, serverCertificatePEM: try server.serializeAsPEM().pemString,
+            serverKeyPEM: serverKey.pemRepresentation)
     }
 
     /// Writes the CA to a temporary PEM file (for `TWOFOLD_SMTP_CA_FILE`).
@@ -129,8 +131,10 @@ final class ScriptedSMTPServer: Sendable {
     }
 
     /// The usual good server: STARTTLS, then `AUTH` with `authMechanisms`, accepts any user and every message.
-    static func standardScript(authMechanisms: String = "PLAIN LOGIN", size: Int? = 100_000, authReply: String = "235 2.7.0 Authentication successful",
-                               overrides: @escaping @Sendable (String, Bool) -> Action? = { _, _ in nil }) -> Script {
+    static func standardScript(
+        authMechanisms: String = "PLAIN LOGIN", size: Int? = 100_000, authReply: String = "235 2.7.0 Authentication successful",
+        overrides: @escaping @Sendable (String, Bool) -> Action? = { _, _ in nil }
+    ) -> Script {
         { command, overTLS in
             if let action = overrides(command, overTLS) { return action }
             let verb = command.split(separator: " ").first.map { $0.uppercased() } ?? ""
@@ -191,7 +195,9 @@ final class ScriptedSMTPHandler: ChannelInboundHandler {
         while true {
             if inData {
                 let view = Array(buffer.readableBytesView)
-                guard let end = Self.find(Array("\r\n.\r\n".utf8), in: view) ?? (view.starts(with: Array(".\r\n".utf8)) ? -2 : nil) else { return }
+                guard let end = Self.find(Array("\r\n.\r\n".utf8), in: view) ?? (view.starts(with: Array(".\r\n".utf8)) ? -2 : nil) else {
+                    return
+                }
                 let length = end + 5
                 let section = buffer.readBytes(length: length)!
                 server.record { $0.data.append(section) }

@@ -1,8 +1,9 @@
 import Fluent
 import Foundation
 import Testing
-@testable import TwofoldServer
 import VaporTesting
+
+@testable import TwofoldServer
 
 /// Registering a practice's OpenID Connect applications: the registry, the JSON API, the pages, the practice's
 /// token lifetimes and the home page's list of applications.
@@ -44,8 +45,11 @@ struct OIDCClientAdminTests {
             // setup
             let practice = try await Fixtures.practice(ctx)
             // act
-            let created = try await Self.registry(ctx).create(practiceID: practice.id!, OIDCClientInput(
-                name: "  Riverside EHR ", redirectURIs: [Self.callback, Self.callback, ""], idTokenAlgorithm: "es256", allowOfflineAccess: true))
+            let created = try await Self.registry(ctx).create(
+                practiceID: practice.id!,
+                OIDCClientInput(
+                    name: "  Riverside EHR ", redirectURIs: [Self.callback, Self.callback, ""], idTokenAlgorithm: "es256",
+                    allowOfflineAccess: true))
             // verify
             let secret = try #require(created.secret)
             #expect(secret.count >= 43)
@@ -72,9 +76,11 @@ struct OIDCClientAdminTests {
     @Test func publicClientHasNoSecretAndMayUseAPrivateUseScheme() async throws {
         try await withTestApp { ctx in
             let practice = try await Fixtures.practice(ctx)
-            let created = try await Self.registry(ctx).create(practiceID: practice.id!, OIDCClientInput(
-                name: "Tablet app", redirectURIs: ["org.example.riverside:/callback", "http://127.0.0.1:49152/cb", "http://[::1]/cb"],
-                isPublic: true))
+            let created = try await Self.registry(ctx).create(
+                practiceID: practice.id!,
+                OIDCClientInput(
+                    name: "Tablet app", redirectURIs: ["org.example.riverside:/callback", "http://127.0.0.1:49152/cb", "http://[::1]/cb"],
+                    isPublic: true))
             #expect(created.secret == nil)
             #expect(created.client.isPublic)
             #expect(!created.client.secretMatches(""))
@@ -105,7 +111,9 @@ struct OIDCClientAdminTests {
         #expect(problem?.contains(case_.problem) == true, "\(case_.uri): \(problem ?? "accepted")")
     }
 
-    @Test(arguments: ["https://ehr.example.org/cb?x=1", "http://localhost:8080/cb", "http://127.0.0.1/cb", "http://127.8.9.10/cb", "http://[::1]:9000/cb"])
+    @Test(arguments: [
+        "https://ehr.example.org/cb?x=1", "http://localhost:8080/cb", "http://127.0.0.1/cb", "http://127.8.9.10/cb", "http://[::1]:9000/cb",
+    ])
     func acceptedRedirectURI(_ uri: String) {
         #expect(OIDCClientRegistry.redirectURIProblem(uri, isPublic: false) == nil)
     }
@@ -116,16 +124,21 @@ struct OIDCClientAdminTests {
             let registry = Self.registry(ctx)
             let tooMany = (1...11).map { "https://ehr.example.org/cb\($0)" }
             do {
-                _ = try await registry.create(practiceID: practice.id!, OIDCClientInput(
-                    name: String(repeating: "n", count: 101), redirectURIs: tooMany, backchannelLogoutURI: "http://ehr.example.org/logout",
-                    startURL: "javascript:alert(1)", idTokenAlgorithm: "HS256"))
+                _ = try await registry.create(
+                    practiceID: practice.id!,
+                    OIDCClientInput(
+                        name: String(repeating: "n", count: 101), redirectURIs: tooMany,
+                        backchannelLogoutURI: "http://ehr.example.org/logout",
+                        startURL: "javascript:alert(1)", idTokenAlgorithm: "HS256"))
                 Issue.record("an invalid registration was accepted")
             } catch let error as OIDCClientError {
                 #expect(error.status == .badRequest)
                 let reason = error.reason
                 #expect(reason.hasPrefix("Cannot register the application: "))
-                for part in ["name must be 1 to 100 characters", "give 1 to 10 redirect URIs", "back-channel logout URI", "start URL",
-                             "must be RS256 or ES256"] {
+                for part in [
+                    "name must be 1 to 100 characters", "give 1 to 10 redirect URIs", "back-channel logout URI", "start URL",
+                    "must be RS256 or ES256",
+                ] {
                     #expect(reason.contains(part), "\(part) missing from: \(reason)")
                 }
             }
@@ -133,7 +146,8 @@ struct OIDCClientAdminTests {
                 try await registry.create(practiceID: practice.id!, OIDCClientInput(name: "No redirects", redirectURIs: []))
             }
             await #expect(throws: OIDCClientError.self) {
-                try await registry.create(practiceID: practice.id!, OIDCClientInput(name: "Bad alg", redirectURIs: [Self.callback], idTokenAlgorithm: "none"))
+                try await registry.create(
+                    practiceID: practice.id!, OIDCClientInput(name: "Bad alg", redirectURIs: [Self.callback], idTokenAlgorithm: "none"))
             }
             await #expect(throws: OIDCClientError.practiceNotFound) {
                 try await registry.create(practiceID: UUID(), OIDCClientInput(name: "Nowhere", redirectURIs: [Self.callback]))
@@ -185,8 +199,11 @@ struct OIDCClientAdminTests {
             #expect(try await registry.enable(clientID: created.client.clientID).enabled)
             #expect(try await Self.auditDetails(ctx, .oidcClientEnabled).count == 1)
 
-            let updated = try await registry.update(clientID: created.client.clientID, OIDCClientChange(
-                name: "Riverside EHR", redirectURIs: [Self.callback, "https://ehr.example.org/cb2"], startURL: "https://ehr.example.org/"))
+            let updated = try await registry.update(
+                clientID: created.client.clientID,
+                OIDCClientChange(
+                    name: "Riverside EHR", redirectURIs: [Self.callback, "https://ehr.example.org/cb2"],
+                    startURL: "https://ehr.example.org/"))
             #expect(updated.name == "Riverside EHR")
             #expect(updated.redirectURIs.count == 2)
             #expect(try await Self.auditDetails(ctx, .oidcClientUpdated).first?["changed"] == "name, redirect_uris, start_url")
@@ -206,9 +223,12 @@ struct OIDCClientAdminTests {
     @Test func apiCreatesListsChangesRotatesDisablesAndDeletes() async throws {
         try await withTestApp { ctx in
             let (admin, _) = try await Self.adminAPI(ctx)
-            let create = try await admin.send(.POST, "/api/v1/practice/applications", json: [
-                "adminPassword": Fixtures.password, "name": "Riverside EHR", "redirectUris": [Self.callback],
-                "startUrl": "https://ehr.example.org/", "allowOfflineAccess": true])
+            let create = try await admin.send(
+                .POST, "/api/v1/practice/applications",
+                json: [
+                    "adminPassword": Fixtures.password, "name": "Riverside EHR", "redirectUris": [Self.callback],
+                    "startUrl": "https://ehr.example.org/", "allowOfflineAccess": true,
+                ])
             #expect(create.status == .created, "\(create.text)")
             #expect(create.headers.first(name: .cacheControl) == "no-store")
             let clientID = try #require(create.json["clientId"] as? String)
@@ -217,9 +237,12 @@ struct OIDCClientAdminTests {
             #expect(create.json["idTokenAlg"] as? String == "RS256")
             #expect(try await Self.registry(ctx).find(clientID: clientID)?.secretMatches(secret) == true)
 
-            let publicApp = try await admin.send(.POST, "/api/v1/practice/applications", json: [
-                "adminPassword": Fixtures.password, "name": "Tablet", "redirectUris": ["org.example.tablet:/cb"], "public": true,
-                "idTokenAlg": "ES256"])
+            let publicApp = try await admin.send(
+                .POST, "/api/v1/practice/applications",
+                json: [
+                    "adminPassword": Fixtures.password, "name": "Tablet", "redirectUris": ["org.example.tablet:/cb"], "public": true,
+                    "idTokenAlg": "ES256",
+                ])
             #expect(publicApp.status == .created, "\(publicApp.text)")
             #expect(publicApp.json["clientSecret"] == nil)
             #expect(publicApp.json["type"] as? String == "public")
@@ -232,28 +255,36 @@ struct OIDCClientAdminTests {
             let show = try await admin.send(.GET, "/api/v1/practice/applications/\(clientID)")
             #expect(show.json["startUrl"] as? String == "https://ehr.example.org/")
 
-            let patch = try await admin.send(.PATCH, "/api/v1/practice/applications/\(clientID)", json: [
-                "adminPassword": Fixtures.password, "postLogoutRedirectUris": ["https://ehr.example.org/bye"], "idTokenAlg": "ES256"])
+            let patch = try await admin.send(
+                .PATCH, "/api/v1/practice/applications/\(clientID)",
+                json: [
+                    "adminPassword": Fixtures.password, "postLogoutRedirectUris": ["https://ehr.example.org/bye"], "idTokenAlg": "ES256",
+                ])
             #expect(patch.status == .ok, "\(patch.text)")
             #expect(patch.json["postLogoutRedirectUris"] as? [String] == ["https://ehr.example.org/bye"])
             #expect(patch.json["idTokenAlg"] as? String == "ES256")
             #expect(patch.json["name"] as? String == "Riverside EHR")
 
-            let rotate = try await admin.send(.POST, "/api/v1/practice/applications/\(clientID)/secret", json: ["adminPassword": Fixtures.password])
+            let rotate = try await admin.send(
+                .POST, "/api/v1/practice/applications/\(clientID)/secret", json: ["adminPassword": Fixtures.password])
             #expect(rotate.status == .ok)
             let newSecret = try #require(rotate.json["clientSecret"] as? String)
             let stored = try #require(try await Self.registry(ctx).find(clientID: clientID))
             #expect(stored.secretMatches(newSecret) && !stored.secretMatches(secret))
             let publicID = try #require(publicApp.json["clientId"] as? String)
-            let noSecret = try await admin.send(.POST, "/api/v1/practice/applications/\(publicID)/secret", json: ["adminPassword": Fixtures.password])
+            let noSecret = try await admin.send(
+                .POST, "/api/v1/practice/applications/\(publicID)/secret", json: ["adminPassword": Fixtures.password])
             #expect(noSecret.status == .conflict)
 
-            let disable = try await admin.send(.POST, "/api/v1/practice/applications/\(clientID)/disable", json: ["adminPassword": Fixtures.password])
+            let disable = try await admin.send(
+                .POST, "/api/v1/practice/applications/\(clientID)/disable", json: ["adminPassword": Fixtures.password])
             #expect(disable.json["enabled"] as? Bool == false)
-            let enable = try await admin.send(.POST, "/api/v1/practice/applications/\(clientID)/enable", json: ["adminPassword": Fixtures.password])
+            let enable = try await admin.send(
+                .POST, "/api/v1/practice/applications/\(clientID)/enable", json: ["adminPassword": Fixtures.password])
             #expect(enable.json["enabled"] as? Bool == true)
 
-            let delete = try await admin.send(.DELETE, "/api/v1/practice/applications/\(clientID)", json: ["adminPassword": Fixtures.password])
+            let delete = try await admin.send(
+                .DELETE, "/api/v1/practice/applications/\(clientID)", json: ["adminPassword": Fixtures.password])
             #expect(delete.status == .noContent)
             #expect(try await admin.send(.GET, "/api/v1/practice/applications/\(clientID)").status == .notFound)
         }
@@ -262,38 +293,63 @@ struct OIDCClientAdminTests {
     @Test func apiRefusesBadInputAndUnconfirmedChanges() async throws {
         try await withTestApp { ctx in
             let (admin, _) = try await Self.adminAPI(ctx)
-            let insecure = try await admin.send(.POST, "/api/v1/practice/applications", json: [
-                "adminPassword": Fixtures.password, "name": "EHR", "redirectUris": ["http://ehr.example.org/cb"]])
+            let insecure = try await admin.send(
+                .POST, "/api/v1/practice/applications",
+                json: [
+                    "adminPassword": Fixtures.password, "name": "EHR", "redirectUris": ["http://ehr.example.org/cb"],
+                ])
             #expect(insecure.status == .badRequest)
             #expect(insecure.reason.contains("must use https"))
-            let fragment = try await admin.send(.POST, "/api/v1/practice/applications", json: [
-                "adminPassword": Fixtures.password, "name": "EHR", "redirectUris": ["https://ehr.example.org/cb#x"]])
+            let fragment = try await admin.send(
+                .POST, "/api/v1/practice/applications",
+                json: [
+                    "adminPassword": Fixtures.password, "name": "EHR", "redirectUris": ["https://ehr.example.org/cb#x"],
+                ])
             #expect(fragment.reason.contains("fragment"))
-            let eleven = try await admin.send(.POST, "/api/v1/practice/applications", json: [
-                "adminPassword": Fixtures.password, "name": "EHR", "redirectUris": (1...11).map { "https://ehr.example.org/\($0)" }])
+            let eleven = try await admin.send(
+                .POST, "/api/v1/practice/applications",
+                json: [
+                    "adminPassword": Fixtures.password, "name": "EHR", "redirectUris": (1...11).map { "https://ehr.example.org/\($0)" },
+                ])
             #expect(eleven.status == .badRequest)
             #expect(eleven.reason.contains("1 to 10 redirect URIs"))
-            let alg = try await admin.send(.POST, "/api/v1/practice/applications", json: [
-                "adminPassword": Fixtures.password, "name": "EHR", "redirectUris": [Self.callback], "idTokenAlg": "HS256"])
+            let alg = try await admin.send(
+                .POST, "/api/v1/practice/applications",
+                json: [
+                    "adminPassword": Fixtures.password, "name": "EHR", "redirectUris": [Self.callback], "idTokenAlg": "HS256",
+                ])
             #expect(alg.status == .badRequest)
             #expect(alg.reason.contains("idTokenAlg must be one of RS256, ES256"))
             // The document makes adminPassword required: leaving it out is a malformed request; an empty one is unconfirmed.
-            let noPassword = try await admin.send(.POST, "/api/v1/practice/applications", json: ["name": "EHR", "redirectUris": [Self.callback]])
+            let noPassword = try await admin.send(
+                .POST, "/api/v1/practice/applications", json: ["name": "EHR", "redirectUris": [Self.callback]])
             #expect(noPassword.status == .badRequest)
             #expect(noPassword.reason.contains("adminPassword"))
-            let emptyPassword = try await admin.send(.POST, "/api/v1/practice/applications", json: [
-                "adminPassword": "", "name": "EHR", "redirectUris": [Self.callback]])
+            let emptyPassword = try await admin.send(
+                .POST, "/api/v1/practice/applications",
+                json: [
+                    "adminPassword": "", "name": "EHR", "redirectUris": [Self.callback],
+                ])
             #expect(emptyPassword.status == .unauthorized)
-            let wrongPassword = try await admin.send(.POST, "/api/v1/practice/applications", json: [
-                "adminPassword": "not my password", "name": "EHR", "redirectUris": [Self.callback]])
+            let wrongPassword = try await admin.send(
+                .POST, "/api/v1/practice/applications",
+                json: [
+                    "adminPassword": "not my password", "name": "EHR", "redirectUris": [Self.callback],
+                ])
             #expect(wrongPassword.status == .forbidden)
             #expect(try await OIDCClient.query(on: ctx.app.db).count() == 0)
 
-            let created = try await admin.send(.POST, "/api/v1/practice/applications", json: [
-                "adminPassword": Fixtures.password, "name": "EHR", "redirectUris": [Self.callback]])
+            let created = try await admin.send(
+                .POST, "/api/v1/practice/applications",
+                json: [
+                    "adminPassword": Fixtures.password, "name": "EHR", "redirectUris": [Self.callback],
+                ])
             let clientID = try #require(created.json["clientId"] as? String)
-            let badPatch = try await admin.send(.PATCH, "/api/v1/practice/applications/\(clientID)", json: [
-                "adminPassword": Fixtures.password, "redirectUris": [String]()])
+            let badPatch = try await admin.send(
+                .PATCH, "/api/v1/practice/applications/\(clientID)",
+                json: [
+                    "adminPassword": Fixtures.password, "redirectUris": [String](),
+                ])
             #expect(badPatch.status == .badRequest)
             #expect(try await admin.send(.POST, "/api/v1/practice/applications/\(clientID)/disable").status == .unauthorized)
             #expect(try await Self.registry(ctx).find(clientID: clientID)?.enabled == true)
@@ -306,7 +362,8 @@ struct OIDCClientAdminTests {
             let lakeside = try await Fixtures.practice(ctx, name: "Lakeside Pediatrics")
             _ = try await Fixtures.user(ctx, practice: riverside, username: "plain.staff", role: .staff)
             _ = try await Fixtures.user(ctx, practice: lakeside, username: "admin.b", admin: true)
-            let created = try await Self.registry(ctx).create(practiceID: riverside.id!, OIDCClientInput(name: "EHR", redirectURIs: [Self.callback]))
+            let created = try await Self.registry(ctx).create(
+                practiceID: riverside.id!, OIDCClientInput(name: "EHR", redirectURIs: [Self.callback]))
             let id = created.client.clientID
             let password: [String: any Sendable] = ["adminPassword": Fixtures.password]
             let routes: [(HTTPMethod, String, [String: any Sendable]?)] = [
@@ -320,8 +377,13 @@ struct OIDCClientAdminTests {
 
             let staff = try await APIClient.login(ctx, username: "plain.staff").0
             #expect(try await staff.send(.GET, "/api/v1/practice/applications").status == .forbidden)
-            #expect(try await staff.send(.POST, "/api/v1/practice/applications", json: [
-                "adminPassword": Fixtures.password, "name": "X", "redirectUris": [Self.callback]]).status == .forbidden)
+            #expect(
+                try await staff.send(
+                    .POST, "/api/v1/practice/applications",
+                    json: [
+                        "adminPassword": Fixtures.password, "name": "X", "redirectUris": [Self.callback],
+                    ]
+                ).status == .forbidden)
             for (method, path, body) in routes {
                 #expect(try await staff.send(method, path, json: body).status == .forbidden, "\(method) \(path)")
             }
@@ -335,7 +397,8 @@ struct OIDCClientAdminTests {
             _ = try await otherWeb.get("/login")
             _ = try await otherWeb.post("/login", ["username": "admin.b", "password": Fixtures.password])
             #expect(try await otherWeb.get(AdminPath.editApplication(id).string).status == .notFound)
-            #expect(try await otherWeb.post(AdminPath.deleteApplication(id).string, ["adminPassword": Fixtures.password]).status == .notFound)
+            #expect(
+                try await otherWeb.post(AdminPath.deleteApplication(id).string, ["adminPassword": Fixtures.password]).status == .notFound)
             let stored = try #require(try await Self.registry(ctx).find(clientID: id))
             #expect(stored.name == "EHR" && stored.enabled)
 
@@ -359,16 +422,23 @@ struct OIDCClientAdminTests {
             let form = try await web.get(AdminPath.newApplication.string)
             #expect(form.text.contains("<option value=\"RS256\" selected"))
 
-            let refused = try await web.post(AdminPath.applications.string, [
-                "name": "EHR", "redirectURIs": "http://ehr.example.org/cb", "idTokenAlgorithm": "RS256", "adminPassword": Fixtures.password])
+            let refused = try await web.post(
+                AdminPath.applications.string,
+                [
+                    "name": "EHR", "redirectURIs": "http://ehr.example.org/cb", "idTokenAlgorithm": "RS256",
+                    "adminPassword": Fixtures.password,
+                ])
             #expect(refused.status == .badRequest)
             #expect(refused.text.contains("must use https"))
             #expect(refused.text.contains("http://ehr.example.org/cb"))
 
-            let created = try await web.post(AdminPath.applications.string, [
-                "name": "Riverside EHR", "redirectURIs": "\(Self.callback)\r\nhttps://ehr.example.org/cb2\r\n",
-                "startURL": "https://ehr.example.org/", "idTokenAlgorithm": "RS256", "allowOfflineAccess": "1",
-                "adminPassword": Fixtures.password])
+            let created = try await web.post(
+                AdminPath.applications.string,
+                [
+                    "name": "Riverside EHR", "redirectURIs": "\(Self.callback)\r\nhttps://ehr.example.org/cb2\r\n",
+                    "startURL": "https://ehr.example.org/", "idTokenAlgorithm": "RS256", "allowOfflineAccess": "1",
+                    "adminPassword": Fixtures.password,
+                ])
             #expect(created.status == .ok)
             #expect(created.headers.first(name: .cacheControl) == "no-store")
             #expect(created.text.contains("shown only this once"))
@@ -386,11 +456,17 @@ struct OIDCClientAdminTests {
 
             let edit = try await web.get(AdminPath.editApplication(client.clientID).string)
             #expect(edit.text.contains(Self.callback))
-            let saved = try await web.post(AdminPath.editApplication(client.clientID).string, [
-                "name": "Riverside EHR 2", "redirectURIs": Self.callback, "idTokenAlgorithm": "ES256", "adminPassword": Fixtures.password])
+            let saved = try await web.post(
+                AdminPath.editApplication(client.clientID).string,
+                [
+                    "name": "Riverside EHR 2", "redirectURIs": Self.callback, "idTokenAlgorithm": "ES256",
+                    "adminPassword": Fixtures.password,
+                ])
             #expect(saved.status == .ok)
             let edited = try #require(try await Self.registry(ctx).find(clientID: client.clientID))
-            #expect(edited.name == "Riverside EHR 2" && edited.idTokenAlgorithm == "ES256" && !edited.allowOfflineAccess && edited.startURL == nil)
+            #expect(
+                edited.name == "Riverside EHR 2" && edited.idTokenAlgorithm == "ES256" && !edited.allowOfflineAccess
+                    && edited.startURL == nil)
 
             let confirmRotate = try await web.get(AdminPath.applicationSecret(client.clientID).string)
             #expect(confirmRotate.text.contains("Rotate the secret"))
@@ -412,7 +488,8 @@ struct OIDCClientAdminTests {
 
             let confirmDelete = try await web.get(AdminPath.deleteApplication(client.clientID).string)
             #expect(confirmDelete.text.contains("Delete Riverside EHR 2?"))
-            let withoutCSRF = try await web.post(AdminPath.deleteApplication(client.clientID).string, ["adminPassword": Fixtures.password], csrf: "")
+            let withoutCSRF = try await web.post(
+                AdminPath.deleteApplication(client.clientID).string, ["adminPassword": Fixtures.password], csrf: "")
             #expect(withoutCSRF.status == .forbidden)
             let deleted = try await web.post(AdminPath.deleteApplication(client.clientID).string, ["adminPassword": Fixtures.password])
             #expect(deleted.text.contains("was deleted"))
@@ -424,9 +501,12 @@ struct OIDCClientAdminTests {
         try await withTestApp { ctx in
             let (web, _) = try await Self.adminWeb(ctx)
             _ = try await web.get(AdminPath.newApplication.string)
-            let created = try await web.post(AdminPath.applications.string, [
-                "name": "Tablet", "redirectURIs": "org.example.tablet:/cb", "isPublic": "1", "idTokenAlgorithm": "RS256",
-                "adminPassword": Fixtures.password])
+            let created = try await web.post(
+                AdminPath.applications.string,
+                [
+                    "name": "Tablet", "redirectURIs": "org.example.tablet:/cb", "isPublic": "1", "idTokenAlgorithm": "RS256",
+                    "adminPassword": Fixtures.password,
+                ])
             #expect(created.status == .ok)
             #expect(Self.element("new-client-secret", in: created.text) == nil)
             #expect(created.text.contains("public-client"))
@@ -451,14 +531,22 @@ struct OIDCClientAdminTests {
             let shown = try await admin.send(.GET, "/api/v1/practice")
             #expect(shown.json["accessTokenMinutes"] as? Int == 10)
             #expect(shown.json["refreshTokenDays"] as? Int == 14)
-            for (field, value) in [("accessTokenMinutes", 4), ("accessTokenMinutes", 16), ("refreshTokenDays", 0), ("refreshTokenDays", 31)] {
+            for (field, value) in [
+                ("accessTokenMinutes", 4), ("accessTokenMinutes", 16), ("refreshTokenDays", 0), ("refreshTokenDays", 31),
+            ] {
                 let refused = try await admin.send(.PATCH, "/api/v1/practice", json: ["adminPassword": Fixtures.password, field: value])
                 #expect(refused.status == .badRequest, "\(field) = \(value)")
-                #expect(refused.reason.contains(field == "accessTokenMinutes" ? "access token lifetime must be 5 to 15 minutes"
-                                                                               : "refresh token lifetime must be 1 to 30 days"))
+                #expect(
+                    refused.reason.contains(
+                        field == "accessTokenMinutes"
+                            ? "access token lifetime must be 5 to 15 minutes"
+                            : "refresh token lifetime must be 1 to 30 days"))
             }
-            let saved = try await admin.send(.PATCH, "/api/v1/practice", json: [
-                "adminPassword": Fixtures.password, "accessTokenMinutes": 15, "refreshTokenDays": 1])
+            let saved = try await admin.send(
+                .PATCH, "/api/v1/practice",
+                json: [
+                    "adminPassword": Fixtures.password, "accessTokenMinutes": 15, "refreshTokenDays": 1,
+                ])
             #expect(saved.status == .ok, "\(saved.text)")
             #expect(saved.json["accessTokenMinutes"] as? Int == 15)
             #expect(saved.json["refreshTokenDays"] as? Int == 1)
@@ -476,8 +564,11 @@ struct OIDCClientAdminTests {
             let page = try await web.get(AdminPath.practice.string)
             #expect(page.text.contains("Access token lifetime (minutes"))
             #expect(page.text.contains("Refresh token lifetime (days"))
-            var form = ["name": practice.name, "allowTOTP": "1", "rememberBrowserDays": "30", "inactivityMinutes": "30", "sessionLifetimeHours": "12",
-                        "otpDigits": "6", "accessTokenMinutes": "30", "refreshTokenDays": "7", "adminPassword": Fixtures.password]
+            var form = [
+                "name": practice.name, "allowTOTP": "1", "rememberBrowserDays": "30", "inactivityMinutes": "30",
+                "sessionLifetimeHours": "12",
+                "otpDigits": "6", "accessTokenMinutes": "30", "refreshTokenDays": "7", "adminPassword": Fixtures.password,
+            ]
             let refused = try await web.post(AdminPath.practice.string, form)
             #expect(refused.status == .badRequest)
             #expect(refused.text.contains("access token lifetime must be 5 to 15 minutes"))
@@ -496,15 +587,21 @@ struct OIDCClientAdminTests {
             #expect(!none.text.contains("Your practice's applications"))
 
             let registry = Self.registry(ctx)
-            _ = try await registry.create(practiceID: practice.id!, OIDCClientInput(
-                name: "Riverside EHR", redirectURIs: [Self.callback], startURL: "https://ehr.example.org/start"))
+            _ = try await registry.create(
+                practiceID: practice.id!,
+                OIDCClientInput(
+                    name: "Riverside EHR", redirectURIs: [Self.callback], startURL: "https://ehr.example.org/start"))
             _ = try await registry.create(practiceID: practice.id!, OIDCClientInput(name: "Headless sync", redirectURIs: [Self.callback]))
-            let disabled = try await registry.create(practiceID: practice.id!, OIDCClientInput(
-                name: "Old portal", redirectURIs: [Self.callback], startURL: "https://old.example.org/"))
+            let disabled = try await registry.create(
+                practiceID: practice.id!,
+                OIDCClientInput(
+                    name: "Old portal", redirectURIs: [Self.callback], startURL: "https://old.example.org/"))
             _ = try await registry.disable(clientID: disabled.client.clientID)
             let lakeside = try await Fixtures.practice(ctx, name: "Lakeside Pediatrics")
-            _ = try await registry.create(practiceID: lakeside.id!, OIDCClientInput(
-                name: "Lakeside intranet", redirectURIs: [Self.callback], startURL: "https://lakeside.example.org/"))
+            _ = try await registry.create(
+                practiceID: lakeside.id!,
+                OIDCClientInput(
+                    name: "Lakeside intranet", redirectURIs: [Self.callback], startURL: "https://lakeside.example.org/"))
 
             let home = try await web.get(WebPath.home.string)
             #expect(home.text.contains("Your practice's applications"))

@@ -2,8 +2,9 @@ import Fluent
 import Foundation
 import Testing
 import TwofoldCore
-@testable import TwofoldServer
 import VaporTesting
+
+@testable import TwofoldServer
 
 /// A relying party driving the provider in-process: registers a client, runs the browser part of the code flow
 /// with a ``WebClient`` and calls the back-channel endpoints.
@@ -16,22 +17,31 @@ struct OIDCHarness {
     static let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk-twofold-test"
     static var challenge: String { PKCE.challenge(for: verifier) }
 
-    static func register(_ ctx: TestContext, practice: Practice, isPublic: Bool = false, allowRefresh: Bool = false, alg: String = "RS256",
-                         backchannel: String? = nil, redirectURI: String = "https://ehr.example.org/callback") async throws -> OIDCHarness {
+    static func register(
+        _ ctx: TestContext, practice: Practice, isPublic: Bool = false, allowRefresh: Bool = false, alg: String = "RS256",
+        backchannel: String? = nil, redirectURI: String = "https://ehr.example.org/callback"
+    ) async throws -> OIDCHarness {
         let secret = isPublic ? nil : OIDCClient.newSecret()
-        let client = OIDCClient(practiceID: try practice.requireID(), clientID: OIDCClient.newClientID(), name: "Riverside EHR",
-                                secretHash: secret?.hash, redirectURIs: [redirectURI], postLogoutRedirectURIs: ["https://ehr.example.org/signed-out"],
-                                backchannelLogoutURI: backchannel, idTokenAlgorithm: alg, allowOfflineAccess: allowRefresh, now: ctx.clock.now)
+        let client = OIDCClient(
+            practiceID: try practice.requireID(), clientID: OIDCClient.newClientID(), name: "Riverside EHR",
+            secretHash: secret?.hash, redirectURIs: [redirectURI], postLogoutRedirectURIs: ["https://ehr.example.org/signed-out"],
+            backchannelLogoutURI: backchannel, idTokenAlgorithm: alg, allowOfflineAccess: allowRefresh, now: ctx.clock.now)
         try await client.create(on: ctx.app.db)
         return OIDCHarness(ctx: ctx, client: client, secret: secret?.secret, redirectURI: redirectURI)
     }
 
     func authorizePath(_ extra: [String: String] = [:], pkce: Bool = true) -> String {
-        var parameters = ["response_type": "code", "client_id": client.clientID, "redirect_uri": redirectURI,
-                          "scope": "openid profile email phone", "state": "st-123", "nonce": "n-456"]
-        if pkce { parameters["code_challenge"] = Self.challenge; parameters["code_challenge_method"] = "S256" }
+        var parameters = [
+            "response_type": "code", "client_id": client.clientID, "redirect_uri": redirectURI,
+            "scope": "openid profile email phone", "state": "st-123", "nonce": "n-456",
+        ]
+        if pkce {
+            parameters["code_challenge"] = Self.challenge
+            parameters["code_challenge_method"] = "S256"
+        }
         for (key, value) in extra { parameters[key] = value }
-        return OIDCPath.authorize.string + "?" + parameters.map { "\($0.key)=\(WebClient.escape($0.value))" }.sorted().joined(separator: "&")
+        return OIDCPath.authorize.string + "?"
+            + parameters.map { "\($0.key)=\(WebClient.escape($0.value))" }.sorted().joined(separator: "&")
     }
 
     /// Follows redirects inside Twofold until the browser leaves for the relying party (or lands on a page).
@@ -45,7 +55,9 @@ struct OIDCHarness {
     }
 
     /// Signs in on Twofold's pages with the password and, when asked, an authenticator code.
-    func signIn(_ web: WebClient, username: String = "dr.smith", secret: String?, remember: Bool = false) async throws -> TestingHTTPResponse {
+    func signIn(_ web: WebClient, username: String = "dr.smith", secret: String?, remember: Bool = false) async throws
+        -> TestingHTTPResponse
+    {
         _ = try await web.get(WebPath.login.string)
         var response = try await web.post(WebPath.login.string, ["username": username, "password": Fixtures.password])
         if response.location == WebPath.twoFactor.string, let secret {
@@ -77,7 +89,8 @@ struct OIDCHarness {
         return try await ctx.app.testing().sendRequest(.POST, path, headers: headers, body: ByteBuffer(string: body))
     }
 
-    func exchange(_ code: String, verifier: String? = OIDCHarness.verifier, redirectURI: String? = nil) async throws -> TestingHTTPResponse {
+    func exchange(_ code: String, verifier: String? = OIDCHarness.verifier, redirectURI: String? = nil) async throws -> TestingHTTPResponse
+    {
         var form = ["grant_type": "authorization_code", "code": code, "redirect_uri": redirectURI ?? self.redirectURI]
         if let verifier { form["code_verifier"] = verifier }
         return try await post(OIDCPath.token.string, form)

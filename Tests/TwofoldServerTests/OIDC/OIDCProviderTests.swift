@@ -2,18 +2,22 @@ import Fluent
 import Foundation
 import Testing
 import TwofoldCore
-@testable import TwofoldServer
 import VaporTesting
+
+@testable import TwofoldServer
 
 @Suite("OpenID Connect provider")
 struct OIDCProviderTests {
     /// A practice, a provider with an authenticator app, and a registered confidential client.
-    private func setUp(_ ctx: TestContext, allowRefresh: Bool = false, backchannel: String? = nil, alg: String = "RS256") async throws -> (OIDCHarness, String, Practice) {
+    private func setUp(_ ctx: TestContext, allowRefresh: Bool = false, backchannel: String? = nil, alg: String = "RS256") async throws -> (
+        OIDCHarness, String, Practice
+    ) {
         let practice = try await Fixtures.practice(ctx)
         _ = try await Fixtures.user(ctx, practice: practice)
         let enrolled = try await Flows.enrollTOTP(ctx)
         ctx.clock.advance(30)
-        let harness = try await OIDCHarness.register(ctx, practice: practice, allowRefresh: allowRefresh, alg: alg, backchannel: backchannel)
+        let harness = try await OIDCHarness.register(
+            ctx, practice: practice, allowRefresh: allowRefresh, alg: alg, backchannel: backchannel)
         return (harness, enrolled.secret, practice)
     }
 
@@ -47,7 +51,9 @@ struct OIDCProviderTests {
             // Browsers check each redirect after a form against form-action: the application's origin is allowed
             // while its sign-in is pending, and only then.
             #expect(login.headers.first(name: "Content-Security-Policy")?.contains("form-action 'self' https://ehr.example.org;") == true)
-            #expect(try await WebClient(ctx).get(WebPath.login.string).headers.first(name: "Content-Security-Policy")?.contains("form-action 'self';") == true)
+            #expect(
+                try await WebClient(ctx).get(WebPath.login.string).headers.first(name: "Content-Security-Policy")?.contains(
+                    "form-action 'self';") == true)
             let back = try await rp.signIn(web, secret: secret)
             let parameters = OIDCHarness.parameters(of: back)
             #expect(back.location?.hasPrefix(rp.redirectURI + "?") == true)
@@ -65,7 +71,8 @@ struct OIDCProviderTests {
             #expect(OIDCHarness.header(idToken)["alg"] as? String == "RS256")
             #expect(OIDCHarness.header(accessToken)["typ"] as? String == "at+jwt")
 
-            let verified = try await TokenSigner(database: ctx.app.db, sealer: ctx.app.twofold.sealer, now: ctx.clock.now).verify(idToken, as: IDTokenClaims.self)
+            let verified = try await TokenSigner(database: ctx.app.db, sealer: ctx.app.twofold.sealer, now: ctx.clock.now).verify(
+                idToken, as: IDTokenClaims.self)
             let user = try #require(try await User.query(on: ctx.app.db).filter(\.$username == "dr.smith").first())
             #expect(verified.iss == issuer)
             #expect(verified.aud == rp.client.clientID)
@@ -160,8 +167,12 @@ struct OIDCProviderTests {
             #expect(refused.json["error"] as? String == "invalid_client")
             #expect(refused.headers.first(name: .wwwAuthenticate)?.hasPrefix("Basic") == true)
             // client_secret_post works as well as Basic.
-            let viaPost = try await rp.post(OIDCPath.token.string, ["grant_type": "authorization_code", "code": try await rp.code(web),
-                                                             "redirect_uri": rp.redirectURI, "code_verifier": OIDCHarness.verifier], basic: false)
+            let viaPost = try await rp.post(
+                OIDCPath.token.string,
+                [
+                    "grant_type": "authorization_code", "code": try await rp.code(web),
+                    "redirect_uri": rp.redirectURI, "code_verifier": OIDCHarness.verifier,
+                ], basic: false)
             #expect(viaPost.status == .ok, "\(viaPost.text)")
         }
     }
@@ -172,7 +183,11 @@ struct OIDCProviderTests {
             let wrong = OIDCHarness(ctx: ctx, client: rp.client, secret: "not-the-secret", redirectURI: rp.redirectURI)
             let statuses = try await withThrowingTaskGroup(of: HTTPResponseStatus.self) { group in
                 for _ in 0..<30 {
-                    group.addTask { try await wrong.post(OIDCPath.token.string, ["grant_type": "authorization_code", "code": "x", "redirect_uri": rp.redirectURI]).status }
+                    group.addTask {
+                        try await wrong.post(
+                            OIDCPath.token.string, ["grant_type": "authorization_code", "code": "x", "redirect_uri": rp.redirectURI]
+                        ).status
+                    }
                 }
                 return try await group.reduce(into: [HTTPResponseStatus]()) { $0.append($1) }
             }
@@ -188,11 +203,12 @@ struct OIDCProviderTests {
         try await withTestApp { ctx in
             let (rp, _, _) = try await setUp(ctx)
             func service(from address: String) -> OIDCService {
-                OIDCService(context: OIDCContext(
-                    database: ctx.app.db, now: ctx.clock.now, issuer: "https://2fa.example.org",
-                    signer: TokenSigner(database: ctx.app.db, sealer: ctx.app.twofold.sealer, now: ctx.clock.now),
-                    audit: AuditRecorder(database: ctx.app.db, now: ctx.clock.now, ip: address, userAgent: "test"),
-                    client: ctx.app.client, logger: ctx.app.logger, policy: ctx.app.policy))
+                OIDCService(
+                    context: OIDCContext(
+                        database: ctx.app.db, now: ctx.clock.now, issuer: "https://2fa.example.org",
+                        signer: TokenSigner(database: ctx.app.db, sealer: ctx.app.twofold.sealer, now: ctx.clock.now),
+                        audit: AuditRecorder(database: ctx.app.db, now: ctx.clock.now, ip: address, userAgent: "test"),
+                        client: ctx.app.client, logger: ctx.app.logger, policy: ctx.app.policy))
             }
             let attacker = service(from: "203.0.113.9")
             for _ in 0..<TwofoldPolicy.standard.oidc.clientAuthenticationFailures.limit {
@@ -214,10 +230,12 @@ struct OIDCProviderTests {
             let (rp, _, _) = try await setUp(ctx)
             var headers = HTTPHeaders()
             headers.contentType = .json
-            let json = try await ctx.app.testing().sendRequest(.POST, OIDCPath.token.string, headers: headers, body: ByteBuffer(string: #"{"grant_type":"authorization_code"}"#))
+            let json = try await ctx.app.testing().sendRequest(
+                .POST, OIDCPath.token.string, headers: headers, body: ByteBuffer(string: #"{"grant_type":"authorization_code"}"#))
             #expect(json.status == .badRequest)
             #expect(json.json["error"] as? String == "invalid_request")
-            let unknownGrant = try await rp.post(OIDCPath.token.string, ["grant_type": "password", "username": "dr.smith", "password": Fixtures.password])
+            let unknownGrant = try await rp.post(
+                OIDCPath.token.string, ["grant_type": "password", "username": "dr.smith", "password": Fixtures.password])
             #expect(unknownGrant.json["error"] as? String == "unsupported_grant_type")
             let noGrant = try await rp.post(OIDCPath.token.string, [:])
             #expect(noGrant.json["error"] as? String == "invalid_request")
@@ -288,7 +306,9 @@ struct OIDCProviderTests {
             let reuse = try await rp.post(OIDCPath.token.string, ["grant_type": "refresh_token", "refresh_token": refresh1])
             #expect(reuse.json["error"] as? String == "invalid_grant")
             // The whole family is gone: the newest refresh token and its access token too.
-            #expect(try await rp.post(OIDCPath.token.string, ["grant_type": "refresh_token", "refresh_token": refresh2]).json["error"] as? String == "invalid_grant")
+            #expect(
+                try await rp.post(OIDCPath.token.string, ["grant_type": "refresh_token", "refresh_token": refresh2]).json["error"]
+                    as? String == "invalid_grant")
             #expect(try await rp.userInfo(access2).status == .unauthorized)
             #expect(try await AuditEvent.query(on: ctx.app.db).filter(\.$event == "oidc.refresh_token_reused").count() == 1)
         }
@@ -377,7 +397,8 @@ struct OIDCProviderTests {
             let stepUp = try await web.get(rp.authorizePath(["acr_values": "urn:twofold:acr:2fa"]))
             #expect(stepUp.location == WebPath.twoFactor.string)
             _ = try await web.get(WebPath.twoFactor.string)
-            let done = try await rp.follow(web, try await web.post(WebPath.twoFactor.string, ["code": try Fixtures.code(secret, at: ctx.clock.now)]))
+            let done = try await rp.follow(
+                web, try await web.post(WebPath.twoFactor.string, ["code": try Fixtures.code(secret, at: ctx.clock.now)]))
             let code = try #require(OIDCHarness.parameters(of: done)["code"])
             let strong = OIDCHarness.claims(try #require(try await rp.exchange(code).json["id_token"] as? String))
             #expect(strong["acr"] as? String == "urn:twofold:acr:2fa")
@@ -388,7 +409,8 @@ struct OIDCProviderTests {
             let again = try await web.get(rp.authorizePath(["acr_values": "urn:twofold:acr:2fa"]))
             #expect(again.location == WebPath.twoFactor.string)
             _ = try await web.get(WebPath.twoFactor.string)
-            let repeated = try await rp.follow(web, try await web.post(WebPath.twoFactor.string, ["code": try Fixtures.code(secret, at: ctx.clock.now)]))
+            let repeated = try await rp.follow(
+                web, try await web.post(WebPath.twoFactor.string, ["code": try Fixtures.code(secret, at: ctx.clock.now)]))
             #expect(OIDCHarness.parameters(of: repeated)["code"] != nil)
             // …unless max_age accepts an earlier proof.
             #expect(!(try await rp.code(web, ["acr_values": "urn:twofold:acr:2fa", "max_age": "600"]).isEmpty))
@@ -468,9 +490,11 @@ struct OIDCProviderTests {
             let portalToken = try await portal.exchange(try await portal.code(web))
             let portalAccess = try #require(portalToken.json["access_token"] as? String)
 
-            let query = "id_token_hint=\(idToken)&post_logout_redirect_uri=\(WebClient.escape("https://ehr.example.org/signed-out"))&state=bye"
+            let query =
+                "id_token_hint=\(idToken)&post_logout_redirect_uri=\(WebClient.escape("https://ehr.example.org/signed-out"))&state=bye"
             // An unregistered return address is refused and nothing happens.
-            let evil = try await web.get(OIDCPath.logout.string + "?id_token_hint=\(idToken)&post_logout_redirect_uri=\(WebClient.escape("https://evil.example/"))")
+            let evil = try await web.get(
+                OIDCPath.logout.string + "?id_token_hint=\(idToken)&post_logout_redirect_uri=\(WebClient.escape("https://evil.example/"))")
             #expect(evil.status == .badRequest)
             #expect(evil.location == nil)
 
@@ -478,10 +502,17 @@ struct OIDCProviderTests {
             #expect(confirm.status == .ok)
             #expect(confirm.body.string.contains(#"id="confirm-sign-out""#))
             // Without the page's CSRF token the confirmation is refused.
-            let forged = try await web.post(OIDCPath.logout.string, ["confirm": "yes", "post_logout_redirect_uri": "https://ehr.example.org/signed-out", "client_id": rp.client.clientID], csrf: "")
+            let forged = try await web.post(
+                OIDCPath.logout.string,
+                ["confirm": "yes", "post_logout_redirect_uri": "https://ehr.example.org/signed-out", "client_id": rp.client.clientID],
+                csrf: "")
             #expect(forged.status == .forbidden)
-            let done = try await web.post(OIDCPath.logout.string, ["confirm": "yes", "post_logout_redirect_uri": "https://ehr.example.org/signed-out",
-                                                            "client_id": rp.client.clientID, "state": "bye"])
+            let done = try await web.post(
+                OIDCPath.logout.string,
+                [
+                    "confirm": "yes", "post_logout_redirect_uri": "https://ehr.example.org/signed-out",
+                    "client_id": rp.client.clientID, "state": "bye",
+                ])
             #expect(done.location == "https://ehr.example.org/signed-out?state=bye")
             #expect(try await web.get(WebPath.home.string).location?.hasPrefix(WebPath.login.string) == true)
             #expect(try await portal.userInfo(portalAccess).status == .unauthorized)
@@ -491,7 +522,8 @@ struct OIDCProviderTests {
             let tokenField = try #require(received.first { $0.path == "/backchannel" }?.body.split(separator: "=", maxSplits: 1).last)
             let logoutToken = String(tokenField).removingPercentEncoding ?? String(tokenField)
             #expect(OIDCHarness.header(logoutToken)["typ"] as? String == "logout+jwt")
-            let logoutClaims = try await TokenSigner(database: ctx.app.db, sealer: ctx.app.twofold.sealer, now: ctx.clock.now).verify(logoutToken, as: LogoutTokenClaims.self)
+            let logoutClaims = try await TokenSigner(database: ctx.app.db, sealer: ctx.app.twofold.sealer, now: ctx.clock.now).verify(
+                logoutToken, as: LogoutTokenClaims.self)
             #expect(logoutClaims.sid == OIDCHarness.claims(idToken)["sid"] as? String)
             #expect(logoutClaims.aud == rp.client.clientID)
             #expect(logoutClaims.events[LogoutTokenClaims.event] != nil)
@@ -518,16 +550,22 @@ struct OIDCProviderTests {
 struct AuthorizationDecisionTests {
     let requested = Date(timeIntervalSince1970: 1_900_000_000)
 
-    private func session(signedIn: Bool = true, samePractice: Bool = true, assurance: AssuranceLevel = .twoFactor, authTime: Date? = nil,
-                         hasSecondFactor: Bool = true, hasPasskey: Bool = false) -> AuthorizationDecision.Session {
-        .init(signedIn: signedIn, samePractice: samePractice, authTime: authTime ?? requested.addingTimeInterval(-600), assurance: assurance,
-              hasSecondFactor: hasSecondFactor, hasPasskey: hasPasskey)
+    private func session(
+        signedIn: Bool = true, samePractice: Bool = true, assurance: AssuranceLevel = .twoFactor, authTime: Date? = nil,
+        hasSecondFactor: Bool = true, hasPasskey: Bool = false
+    ) -> AuthorizationDecision.Session {
+        .init(
+            signedIn: signedIn, samePractice: samePractice, authTime: authTime ?? requested.addingTimeInterval(-600), assurance: assurance,
+            hasSecondFactor: hasSecondFactor, hasPasskey: hasPasskey)
     }
 
-    private func decide(_ session: AuthorizationDecision.Session?, promptNone: Bool = false, promptLogin: Bool = false, maxAge: Int? = nil,
-                        level: AssuranceLevel? = nil, demanded: Bool = false) -> AuthorizationDecision {
-        AuthorizationDecision.decide(session: session, promptNone: promptNone, promptLogin: promptLogin, maxAge: maxAge, requiredLevel: level,
-                                     factorDemanded: demanded, requestedAt: requested, now: requested.addingTimeInterval(5))
+    private func decide(
+        _ session: AuthorizationDecision.Session?, promptNone: Bool = false, promptLogin: Bool = false, maxAge: Int? = nil,
+        level: AssuranceLevel? = nil, demanded: Bool = false
+    ) -> AuthorizationDecision {
+        AuthorizationDecision.decide(
+            session: session, promptNone: promptNone, promptLogin: promptLogin, maxAge: maxAge, requiredLevel: level,
+            factorDemanded: demanded, requestedAt: requested, now: requested.addingTimeInterval(5))
     }
 
     @Test func rules() {
@@ -535,7 +573,11 @@ struct AuthorizationDecisionTests {
         #expect(decide(nil, promptNone: true) == .refuse(.loginRequired()))
         #expect(decide(session(signedIn: false)) == .continueSignIn)
         #expect(decide(session()) == .issue)
-        if case .refuse(let error) = decide(session(samePractice: false)) { #expect(error.code == "access_denied") } else { Issue.record("not refused") }
+        if case .refuse(let error) = decide(session(samePractice: false)) {
+            #expect(error.code == "access_denied")
+        } else {
+            Issue.record("not refused")
+        }
         #expect(decide(session(), promptLogin: true) == .freshSignIn)
         #expect(decide(session(authTime: requested.addingTimeInterval(1)), promptLogin: true) == .issue)
         #expect(decide(session(), maxAge: 60) == .freshSignIn)
@@ -551,17 +593,22 @@ struct AuthorizationDecisionTests {
         #expect(decide(session(), level: .twoFactor) == .freshFactor(passkeyOnly: false))
         #expect(decide(session(), maxAge: 3600, level: .twoFactor) == .issue)
         #expect(decide(session(), maxAge: 60, level: .twoFactor) == .freshSignIn)
-        #expect(decide(session(assurance: .phishingResistant, hasPasskey: true), level: .phishingResistant) == .freshFactor(passkeyOnly: true))
+        #expect(
+            decide(session(assurance: .phishingResistant, hasPasskey: true), level: .phishingResistant) == .freshFactor(passkeyOnly: true))
         #expect(decide(session(), level: .password) == .issue)
         if case .refuse(let error) = decide(session(assurance: .password), promptNone: true, level: .twoFactor) {
             #expect(error.code == "interaction_required")
-        } else { Issue.record("not refused") }
+        } else {
+            Issue.record("not refused")
+        }
     }
 
     @Test func pkce() {
         // RFC 7636 appendix B.
         #expect(PKCE.challenge(for: "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk") == "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM")
-        #expect(PKCE.verifies(verifier: "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk", challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"))
+        #expect(
+            PKCE.verifies(verifier: "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk", challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM")
+        )
         #expect(!PKCE.verifies(verifier: "short", challenge: PKCE.challenge(for: "short")))
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import TwofoldServer
 
 @Suite("Configuration from the environment")
@@ -21,13 +22,20 @@ struct ConfigurationTests {
         #expect(defaults.id == "localhost" && defaults.origins == ["http://localhost:8080"])
         let published = try TwofoldConfiguration.fromEnvironment(["TWOFOLD_PUBLIC_URL": "https://2fa.clinic.org/twofold"]).relyingParty
         #expect(published.id == "2fa.clinic.org" && published.origins == ["https://2fa.clinic.org"])
-        let explicit = try TwofoldConfiguration.fromEnvironment(["TWOFOLD_RP_ID": "clinic.org", "TWOFOLD_ORIGINS": "https://2fa.clinic.org, https://ehr.clinic.org:8443"]).relyingParty
+        let explicit = try TwofoldConfiguration.fromEnvironment([
+            "TWOFOLD_RP_ID": "clinic.org", "TWOFOLD_ORIGINS": "https://2fa.clinic.org, https://ehr.clinic.org:8443",
+        ]).relyingParty
         #expect(explicit.id == "clinic.org" && explicit.origins == ["https://2fa.clinic.org", "https://ehr.clinic.org:8443"])
-        for (env, variable) in [(["TWOFOLD_RP_ID": "10.0.0.5"], "TWOFOLD_RP_ID"), (["TWOFOLD_RP_ID": "clinic.org", "TWOFOLD_ORIGINS": "https://evil.org"], "TWOFOLD_ORIGINS"),
-                                (["TWOFOLD_WEBAUTHN_TRUST_ANCHORS": "/nonexistent/roots.pem"], "TWOFOLD_WEBAUTHN_TRUST_ANCHORS")] {
+        for (env, variable) in [
+            (["TWOFOLD_RP_ID": "10.0.0.5"], "TWOFOLD_RP_ID"),
+            (["TWOFOLD_RP_ID": "clinic.org", "TWOFOLD_ORIGINS": "https://evil.org"], "TWOFOLD_ORIGINS"),
+            (["TWOFOLD_WEBAUTHN_TRUST_ANCHORS": "/nonexistent/roots.pem"], "TWOFOLD_WEBAUTHN_TRUST_ANCHORS"),
+        ] {
             #expect(throws: ConfigurationError.self) { try TwofoldConfiguration.fromEnvironment(env) }
             #expect((try? TwofoldConfiguration.fromEnvironment(env)) == nil)
-            do { _ = try TwofoldConfiguration.fromEnvironment(env) } catch let error as ConfigurationError { #expect(error.description.contains(variable)) }
+            do { _ = try TwofoldConfiguration.fromEnvironment(env) } catch let error as ConfigurationError {
+                #expect(error.description.contains(variable))
+            }
         }
     }
 

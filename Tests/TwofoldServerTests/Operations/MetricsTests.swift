@@ -1,7 +1,8 @@
 import Foundation
 import Testing
-@testable import TwofoldServer
 import VaporTesting
+
+@testable import TwofoldServer
 
 @Suite("Health, readiness and metrics")
 struct MetricsTests {

@@ -1,8 +1,9 @@
 import Foundation
 import Testing
 import TwofoldAPI
-@testable import TwofoldServer
 import VaporTesting
+
+@testable import TwofoldServer
 
 /// `Sources/TwofoldAPI/openapi.yaml` is the one description of the API: the server's request and response types are
 /// generated from it, and these tests hold the routes to it in both directions.
@@ -61,14 +62,17 @@ struct OpenAPIDocumentTests {
     }
 
     static func registered(_ app: Application) -> Set<String> {
-        Set(app.routes.all.compactMap { route -> String? in
-            let path = "/" + route.path.map { component -> String in
-                if case .parameter(let name) = component { return "{\(name)}" }
-                return component.description
-            }.joined(separator: "/")
-            guard isDocumentable(path) else { return nil }
-            return "\(route.method.rawValue) \(normalise(path))"
-        })
+        Set(
+            app.routes.all.compactMap { route -> String? in
+                let path =
+                    "/"
+                    + route.path.map { component -> String in
+                        if case .parameter(let name) = component { return "{\(name)}" }
+                        return component.description
+                    }.joined(separator: "/")
+                guard isDocumentable(path) else { return nil }
+                return "\(route.method.rawValue) \(normalise(path))"
+            })
     }
 
     static func references(in value: Any) -> Set<String> {
@@ -115,8 +119,10 @@ struct OpenAPIDocumentTests {
         try await withTestApp { ctx in
             let documented = Set(try Self.operations(try await Self.served(ctx)).map(\.key))
             let registered = Self.registered(ctx.app)
-            #expect(registered.subtracting(documented).isEmpty, "registered but not documented: \(registered.subtracting(documented).sorted())")
-            #expect(documented.subtracting(registered).isEmpty, "documented but not registered: \(documented.subtracting(registered).sorted())")
+            #expect(
+                registered.subtracting(documented).isEmpty, "registered but not documented: \(registered.subtracting(documented).sorted())")
+            #expect(
+                documented.subtracting(registered).isEmpty, "documented but not registered: \(documented.subtracting(registered).sorted())")
         }
     }
 
@@ -133,8 +139,12 @@ struct OpenAPIDocumentTests {
             for operation in try Self.operations(document) where operation.path.hasPrefix("/api/") {
                 let declared = (operation.object["parameters"] as? [[String: Any]] ?? []).map { Self.resolved($0, in: document) }
                 let parameters = declared.compactMap { $0["in"] as? String }
-                let idInPath = declared.contains { $0["in"] as? String == "path" && ($0["schema"] as? [String: Any])?["format"] as? String == "uuid" }
-                let body = ((operation.object["requestBody"] as? [String: Any])?["content"] as? [String: Any])?["application/json"] as? [String: Any]
+                let idInPath = declared.contains {
+                    $0["in"] as? String == "path" && ($0["schema"] as? [String: Any])?["format"] as? String == "uuid"
+                }
+                let body =
+                    ((operation.object["requestBody"] as? [String: Any])?["content"] as? [String: Any])?["application/json"]
+                    as? [String: Any]
                 let schema = body.map { Self.resolved($0, in: document) }?["schema"] as? [String: Any] ?? [:]
                 let fields = Set((schema["properties"] as? [String: Any] ?? [:]).keys)
                 var needed: [String] = []
@@ -174,7 +184,9 @@ struct OpenAPIDocumentTests {
                         wrong.append("\(operation.id): documented without security, answers 401 without credentials")
                     }
                 case let schemes?:
-                    if try await send(nil) != .unauthorized { wrong.append("\(operation.id): \(schemes.sorted()) but no 401 without credentials") }
+                    if try await send(nil) != .unauthorized {
+                        wrong.append("\(operation.id): \(schemes.sorted()) but no 401 without credentials")
+                    }
                     if schemes.contains("apiKeyAuth"), try await send(sessionToken) != .unauthorized {
                         wrong.append("\(operation.id): API key operation opened by a session token")
                     }
@@ -199,8 +211,9 @@ struct OpenAPIDocumentTests {
         try await withTestApp { ctx in
             let practice = try await Fixtures.practice(ctx)
             _ = try await Fixtures.user(ctx, practice: practice)
-            let response = try await APIClient(ctx).send(.POST, "/api/v1/login",
-                                                         json: ["username": "dr.smith", "password": Fixtures.password, "remember": true])
+            let response = try await APIClient(ctx).send(
+                .POST, "/api/v1/login",
+                json: ["username": "dr.smith", "password": Fixtures.password, "remember": true])
             #expect(response.status == .badRequest)
             #expect(response.json["error"] as? Bool == true)
             let reason = try #require(response.json["reason"] as? String)

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TwofoldCore
+
 @testable import TwofoldServer
 
 /// `openapi.yaml` is written by hand; these tests hold every bound, default and lifetime it states to
@@ -32,9 +33,11 @@ struct PolicyDocumentTests {
     }
 
     var bounded: [(name: String, setting: Bounded<Int>)] {
-        [("rememberBrowserDays", policy.practice.rememberBrowserDays), ("inactivityMinutes", policy.practice.inactivityMinutes),
-         ("otpDigits", policy.practice.otpDigits), ("sessionLifetimeHours", policy.practice.sessionLifetimeHours),
-         ("accessTokenMinutes", policy.practice.accessTokenMinutes), ("refreshTokenDays", policy.practice.refreshTokenDays)]
+        [
+            ("rememberBrowserDays", policy.practice.rememberBrowserDays), ("inactivityMinutes", policy.practice.inactivityMinutes),
+            ("otpDigits", policy.practice.otpDigits), ("sessionLifetimeHours", policy.practice.sessionLifetimeHours),
+            ("accessTokenMinutes", policy.practice.accessTokenMinutes), ("refreshTokenDays", policy.practice.refreshTokenDays),
+        ]
     }
 
     @Test func theSettingsChangeRequestTakesExactlyThePolicysRanges() throws {
@@ -72,7 +75,9 @@ struct PolicyDocumentTests {
         #expect(!withHours.isEmpty)
         for (name, schema) in withHours {
             let properties = try #require(schema["properties"] as? [String: [String: Any]])
-            for (field, setting) in [("workingHoursStart", policy.practice.epcsWorkingHoursStart), ("workingHoursEnd", policy.practice.epcsWorkingHoursEnd)] {
+            for (field, setting) in [
+                ("workingHoursStart", policy.practice.epcsWorkingHoursStart), ("workingHoursEnd", policy.practice.epcsWorkingHoursEnd),
+            ] {
                 let property = try #require(properties[field], "\(name).\(field)")
                 if let minimum = property["minimum"] as? Int { #expect(minimum == setting.lowerBound, "\(name).\(field) minimum") }
                 if let maximum = property["maximum"] as? Int { #expect(maximum == setting.upperBound, "\(name).\(field) maximum") }

@@ -1,8 +1,9 @@
 import Foundation
 import SQLKit
 import Testing
-@testable import TwofoldServer
 import VaporTesting
+
+@testable import TwofoldServer
 
 @Suite("Storage tuning")
 struct StorageTuningTests {

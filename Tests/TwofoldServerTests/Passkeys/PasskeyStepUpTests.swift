@@ -2,8 +2,9 @@ import Fluent
 import Foundation
 import Testing
 import TwofoldCore
-@testable import TwofoldServer
 import VaporTesting
+
+@testable import TwofoldServer
 
 @Suite("Passkeys for step-up")
 struct PasskeyStepUpTests {
@@ -25,7 +26,8 @@ struct PasskeyStepUpTests {
             #expect(options.status == .ok, "\(options.text)")
             #expect(options.json["userVerification"] as? String == "required")
             enrolled.authenticator.userVerifies = false
-            let unverified = try await ehr.send(.POST, "/api/v1/step-up/\(id)/webauthn", document: ["credential": try enrolled.authenticator.get(options.json)])
+            let unverified = try await ehr.send(
+                .POST, "/api/v1/step-up/\(id)/webauthn", document: ["credential": try enrolled.authenticator.get(options.json)])
             #expect(unverified.status == .unauthorized, "\(unverified.text)")
             enrolled.authenticator.userVerifies = true
 
@@ -56,12 +58,16 @@ struct PasskeyStepUpTests {
             let first = try #require(try await StepUpTests.start(ctx, key: key).json["challengeId"] as? String)
             let second = try #require(try await StepUpTests.start(ctx, key: key).json["challengeId"] as? String)
             let options = try await ehr.send(.POST, "/api/v1/step-up/\(first)/webauthn/options")
-            let crossed = try await ehr.send(.POST, "/api/v1/step-up/\(second)/webauthn", document: ["credential": try enrolled.authenticator.get(options.json)])
+            let crossed = try await ehr.send(
+                .POST, "/api/v1/step-up/\(second)/webauthn", document: ["credential": try enrolled.authenticator.get(options.json)])
             #expect(crossed.status == .badRequest, "\(crossed.text)")
             // A sign-in challenge is no step-up challenge either.
             let half = try await Flows.halfSignedIn(ctx)
             let signIn = try await half.send(.POST, "/api/v1/login/webauthn/options")
-            #expect(try await ehr.send(.POST, "/api/v1/step-up/\(second)/webauthn", document: ["credential": try enrolled.authenticator.get(signIn.json)]).status == .badRequest)
+            #expect(
+                try await ehr.send(
+                    .POST, "/api/v1/step-up/\(second)/webauthn", document: ["credential": try enrolled.authenticator.get(signIn.json)]
+                ).status == .badRequest)
         }
     }
 }

@@ -2,8 +2,9 @@ import Fluent
 import Foundation
 import Testing
 import TwofoldCore
-@testable import TwofoldServer
 import VaporTesting
+
+@testable import TwofoldServer
 
 extension Flows {
     struct PasskeyEnrolled {
@@ -19,11 +20,13 @@ extension Flows {
         let options = try await client.send(.POST, "/api/v1/me/factors/webauthn/options", json: ["password": Fixtures.password])
         #expect(options.status == .ok, "\(options.text)")
         let authenticator = SoftAuthenticator()
-        let created = try await client.send(.POST, "/api/v1/me/factors/webauthn", document: ["credential": authenticator.create(options.json), "nickname": "Office laptop"])
+        let created = try await client.send(
+            .POST, "/api/v1/me/factors/webauthn", document: ["credential": authenticator.create(options.json), "nickname": "Office laptop"])
         #expect(created.status == .created, "\(created.text)")
         let factor = try #require(created.json["factor"] as? [String: Any])
-        return PasskeyEnrolled(client: client, authenticator: authenticator, factorID: try #require(factor["id"] as? String),
-                               recoveryCodes: created.json["recoveryCodes"] as? [String] ?? [])
+        return PasskeyEnrolled(
+            client: client, authenticator: authenticator, factorID: try #require(factor["id"] as? String),
+            recoveryCodes: created.json["recoveryCodes"] as? [String] ?? [])
     }
 
     /// Password step, then the passkey: returns the signed-in client.
@@ -31,7 +34,9 @@ extension Flows {
         let client = try await halfSignedIn(ctx)
         let options = try await client.send(.POST, "/api/v1/login/webauthn/options")
         #expect(options.status == .ok, "\(options.text)")
-        return (client, try await client.send(.POST, "/api/v1/login/webauthn", document: ["credential": try authenticator.get(options.json)]))
+        return (
+            client, try await client.send(.POST, "/api/v1/login/webauthn", document: ["credential": try authenticator.get(options.json)])
+        )
     }
 }
 
@@ -59,7 +64,9 @@ struct PasskeyTests {
             #expect((options.json["excludeCredentials"] as? [Any])?.isEmpty == true)
 
             let authenticator = SoftAuthenticator()
-            let created = try await client.send(.POST, "/api/v1/me/factors/webauthn", document: ["credential": authenticator.create(options.json), "nickname": "Office laptop"])
+            let created = try await client.send(
+                .POST, "/api/v1/me/factors/webauthn",
+                document: ["credential": authenticator.create(options.json), "nickname": "Office laptop"])
             #expect(created.status == .created, "\(created.text)")
             let factor = try #require(created.json["factor"] as? [String: Any])
             #expect(factor["kind"] as? String == "webauthn")
@@ -71,7 +78,8 @@ struct PasskeyTests {
             // The same authenticator is excluded next time, and refused if it tries again.
             let again = try await client.send(.POST, "/api/v1/me/factors/webauthn/options", json: ["password": Fixtures.password])
             #expect((again.json["excludeCredentials"] as? [[String: Any]])?.compactMap { $0["id"] as? String } == [authenticator.id])
-            let duplicate = try await client.send(.POST, "/api/v1/me/factors/webauthn", document: ["credential": authenticator.create(again.json)])
+            let duplicate = try await client.send(
+                .POST, "/api/v1/me/factors/webauthn", document: ["credential": authenticator.create(again.json)])
             #expect(duplicate.status == .conflict, "\(duplicate.text)")
 
             let half = try await Flows.halfSignedIn(ctx)
@@ -80,7 +88,8 @@ struct PasskeyTests {
             #expect((request.json["allowCredentials"] as? [[String: Any]])?.compactMap { $0["id"] as? String } == [authenticator.id])
             #expect((request.json["allowCredentials"] as? [[String: Any]])?.first?["transports"] as? [String] == ["internal", "hybrid"])
             #expect(request.json["rpId"] as? String == "localhost")
-            let signedIn = try await half.send(.POST, "/api/v1/login/webauthn", document: ["credential": try authenticator.get(request.json), "rememberBrowser": true])
+            let signedIn = try await half.send(
+                .POST, "/api/v1/login/webauthn", document: ["credential": try authenticator.get(request.json), "rememberBrowser": true])
             #expect(signedIn.status == .ok, "\(signedIn.text)")
             #expect(signedIn.json["status"] as? String == "authenticated")
             #expect(signedIn.json["rememberToken"] as? String != nil)
@@ -112,11 +121,16 @@ struct PasskeyTests {
             let first = try await Flows.halfSignedIn(ctx)
             let second = try await Flows.halfSignedIn(ctx)
             let firstOptions = try await first.send(.POST, "/api/v1/login/webauthn/options")
-            #expect(try await second.send(.POST, "/api/v1/login/webauthn", document: ["credential": try device.get(firstOptions.json)]).status == .badRequest)
+            #expect(
+                try await second.send(.POST, "/api/v1/login/webauthn", document: ["credential": try device.get(firstOptions.json)]).status
+                    == .badRequest)
 
             // A registration challenge does not answer a sign-in.
-            let registration = try await enrolled.client.send(.POST, "/api/v1/me/factors/webauthn/options", json: ["password": Fixtures.password])
-            #expect(try await second.send(.POST, "/api/v1/login/webauthn", document: ["credential": try device.get(registration.json)]).status == .badRequest)
+            let registration = try await enrolled.client.send(
+                .POST, "/api/v1/me/factors/webauthn/options", json: ["password": Fixtures.password])
+            #expect(
+                try await second.send(.POST, "/api/v1/login/webauthn", document: ["credential": try device.get(registration.json)]).status
+                    == .badRequest)
 
             // Five minutes later the challenge is gone.
             let late = try await second.send(.POST, "/api/v1/login/webauthn/options")
@@ -149,15 +163,22 @@ struct PasskeyTests {
             #expect(try await half.send(.POST, "/api/v1/login/webauthn", document: ["credential": tampered]).status == .unauthorized)
 
             options = try await half.send(.POST, "/api/v1/login/webauthn/options")
-            let stranger = try await half.send(.POST, "/api/v1/login/webauthn", document: ["credential": try SoftAuthenticator().get(options.json)])
+            let stranger = try await half.send(
+                .POST, "/api/v1/login/webauthn", document: ["credential": try SoftAuthenticator().get(options.json)])
             #expect(stranger.status == .unauthorized)
             #expect(stranger.reason.contains("not registered"))
 
             let malformed = try await half.send(.POST, "/api/v1/login/webauthn", document: ["credential": ["id": 7]])
             #expect(malformed.status == .badRequest)
             #expect(malformed.reason.contains("PublicKeyCredential.toJSON()"))
-            let garbage = try await half.send(.POST, "/api/v1/login/webauthn", document: ["credential": ["id": "AA", "rawId": "AA", "type": "public-key",
-                "response": ["clientDataJSON": "bm90IGpzb24", "authenticatorData": "AA", "signature": "AA"]]])
+            let garbage = try await half.send(
+                .POST, "/api/v1/login/webauthn",
+                document: [
+                    "credential": [
+                        "id": "AA", "rawId": "AA", "type": "public-key",
+                        "response": ["clientDataJSON": "bm90IGpzb24", "authenticatorData": "AA", "signature": "AA"],
+                    ]
+                ])
             #expect(garbage.status == .badRequest, "\(garbage.text)")
 
             #expect(try await Self.events(ctx, "passkey.rejected").count == 2)
@@ -176,7 +197,7 @@ struct PasskeyTests {
             #expect(try await Flows.signInWithPasskey(ctx, device).1.status == .ok)
             #expect(try await Flows.signInWithPasskey(ctx, device).1.status == .ok)
 
-            device.signCount = 0  // a copy of the key that has not seen the last two sign-ins
+            device.signCount = 0 // a copy of the key that has not seen the last two sign-ins
             let refused = try await Flows.signInWithPasskey(ctx, device).1
             #expect(refused.status == .unauthorized)
             #expect(refused.reason.contains("copied"))
@@ -208,7 +229,8 @@ struct PasskeyTests {
             #expect(options.status == .ok, "\(options.text)")
             #expect(options.json["userVerification"] as? String == "required")
             #expect((options.json["allowCredentials"] as? [Any])?.isEmpty == true)
-            let signedIn = try await anonymous.send(.POST, "/api/v1/login/webauthn", document: ["credential": try enrolled.authenticator.get(options.json)])
+            let signedIn = try await anonymous.send(
+                .POST, "/api/v1/login/webauthn", document: ["credential": try enrolled.authenticator.get(options.json)])
             #expect(signedIn.status == .ok, "\(signedIn.text)")
             let token = try #require(signedIn.json["token"] as? String)
             #expect(try await APIClient(ctx, token: token).send(.GET, "/api/v1/me").json["stage"] as? String == "signed_in")
@@ -217,7 +239,11 @@ struct PasskeyTests {
 
             // Without user verification (a PIN or biometric) a passkey alone is not enough.
             enrolled.authenticator.userVerifies = false
-            let noUV = try await anonymous.send(.POST, "/api/v1/login/webauthn", document: ["credential": try enrolled.authenticator.get(try await anonymous.send(.POST, "/api/v1/login/webauthn/options").json)])
+            let noUV = try await anonymous.send(
+                .POST, "/api/v1/login/webauthn",
+                document: [
+                    "credential": try enrolled.authenticator.get(try await anonymous.send(.POST, "/api/v1/login/webauthn/options").json)
+                ])
             #expect(noUV.status == .unauthorized)
             #expect(noUV.reason.contains("verify the user"))
             enrolled.authenticator.userVerifies = true
@@ -240,17 +266,20 @@ struct PasskeyTests {
             #expect(factors.first?["kind"] as? String == "webauthn")
             #expect(factors.first?["synced"] as? Bool == false)
             // the only method: removing it turns 2FA off, so it needs a recovery code besides the password
-            let withoutProof = try await enrolled.client.send(.DELETE, "/api/v1/me/factors/\(enrolled.factorID)", json: ["password": Fixtures.password])
+            let withoutProof = try await enrolled.client.send(
+                .DELETE, "/api/v1/me/factors/\(enrolled.factorID)", json: ["password": Fixtures.password])
             #expect(withoutProof.status == .badRequest)
             #expect(withoutProof.reason.contains("recovery codes"))
             let recoveryCode = try #require(enrolled.recoveryCodes.first)
-            let removed = try await enrolled.client.send(.DELETE, "/api/v1/me/factors/\(enrolled.factorID)", json: ["password": Fixtures.password, "code": recoveryCode])
+            let removed = try await enrolled.client.send(
+                .DELETE, "/api/v1/me/factors/\(enrolled.factorID)", json: ["password": Fixtures.password, "code": recoveryCode])
             #expect(removed.status == .noContent, "\(removed.text)")
             #expect(try await Self.events(ctx, "passkey.removed").count == 1)
 
             practice.allowPasskeys = false
             try await practice.save(on: ctx.app.db)
-            let refused = try await enrolled.client.send(.POST, "/api/v1/me/factors/webauthn/options", json: ["password": Fixtures.password])
+            let refused = try await enrolled.client.send(
+                .POST, "/api/v1/me/factors/webauthn/options", json: ["password": Fixtures.password])
             #expect(refused.status == .forbidden)
             #expect(refused.reason.contains("does not allow passkeys"))
         }

@@ -2,8 +2,9 @@ import Fluent
 import Foundation
 import Testing
 import TwofoldCore
-@testable import TwofoldServer
 import VaporTesting
+
+@testable import TwofoldServer
 
 /// The pages and form posts the browser script uses (the browser itself is exercised in Tests/e2e).
 @Suite("Passkey pages")
@@ -28,7 +29,8 @@ struct PasskeyWebTests {
             let options = try await web.postJSON("/api/v1/me/factors/webauthn/options", ["password": Fixtures.password])
             #expect(options.status == .ok, "\(options.text)")
             let device = SoftAuthenticator()
-            let added = try await web.post("/account/security/setup/passkey", ["credential": try Self.json(device.create(options.json)), "nickname": "Exam room key"])
+            let added = try await web.post(
+                "/account/security/setup/passkey", ["credential": try Self.json(device.create(options.json)), "nickname": "Exam room key"])
             #expect(added.status == .ok, "\(added.text)")
             #expect(added.text.contains("recovery"))
             let listed = try await web.get("/account/security")
@@ -49,7 +51,8 @@ struct PasskeyWebTests {
             #expect(broken.status == .badRequest)
             #expect(broken.text.contains("PublicKeyCredential.toJSON()"))
 
-            let done = try await next.post("/login/two-factor/passkey", ["credential": try Self.json(device.get(request.json)), "remember": "1"])
+            let done = try await next.post(
+                "/login/two-factor/passkey", ["credential": try Self.json(device.get(request.json)), "remember": "1"])
             #expect(done.status == .seeOther || done.status == .found, "\(done.text)")
             #expect(done.location == "/")
             #expect(next.cookies[SessionCookie.rememberName] != nil)
@@ -71,7 +74,8 @@ struct PasskeyWebTests {
             #expect(page.text.contains("Sign in with a passkey"))
             let options = try await web.postJSON("/api/v1/login/webauthn/options")
             #expect(options.status == .ok, "\(options.text)")
-            let forged = try await web.post("/login/passkey", ["credential": try Self.json(enrolled.authenticator.get(options.json))], csrf: "")
+            let forged = try await web.post(
+                "/login/passkey", ["credential": try Self.json(enrolled.authenticator.get(options.json))], csrf: "")
             #expect(forged.status == .forbidden)
             let again = try await web.postJSON("/api/v1/login/webauthn/options")
             let signedIn = try await web.post("/login/passkey", ["credential": try Self.json(enrolled.authenticator.get(again.json))])
@@ -81,7 +85,8 @@ struct PasskeyWebTests {
             let stranger = WebClient(ctx)
             _ = try await stranger.get("/login")
             let strangerOptions = try await stranger.postJSON("/api/v1/login/webauthn/options")
-            let refused = try await stranger.post("/login/passkey", ["credential": try Self.json(SoftAuthenticator().get(strangerOptions.json))])
+            let refused = try await stranger.post(
+                "/login/passkey", ["credential": try Self.json(SoftAuthenticator().get(strangerOptions.json))])
             #expect(refused.status == .unauthorized)
             #expect(refused.text.contains("not registered"))
         }
@@ -95,15 +100,19 @@ struct PasskeyWebTests {
             _ = try await WebSignInTests.signInWithPassword(web)
             let page = try await web.get("/admin/practice")
             #expect(page.text.contains("Allow passwordless sign-in with passkeys"))
-            let saved = try await web.post("/admin/practice", [
-                "name": practice.name, "allowTOTP": "1", "allowPasskeys": "1", "allowPasswordless": "1",
-                "rememberBrowserDays": "30", "inactivityMinutes": "30", "otpDigits": "6", "adminPassword": Fixtures.password,
-            ])
+            let saved = try await web.post(
+                "/admin/practice",
+                [
+                    "name": practice.name, "allowTOTP": "1", "allowPasskeys": "1", "allowPasswordless": "1",
+                    "rememberBrowserDays": "30", "inactivityMinutes": "30", "otpDigits": "6", "adminPassword": Fixtures.password,
+                ])
             #expect(saved.status == .seeOther || saved.status == .ok || saved.status == .found, "\(saved.text)")
             let reloaded = try #require(try await Practice.find(practice.id, on: ctx.app.db))
             #expect(reloaded.allowPasswordless)
             #expect(!reloaded.refuseClonedPasskeys)
-            #expect(try await AuditEvent.query(on: ctx.app.db).filter(\.$event == "practice.settings_changed").first()?.details.contains("allow_passwordless") == true)
+            #expect(
+                try await AuditEvent.query(on: ctx.app.db).filter(\.$event == "practice.settings_changed").first()?.details.contains(
+                    "allow_passwordless") == true)
         }
     }
 }
@@ -123,7 +132,10 @@ struct PasskeyStepUpPageTests {
             let twoFactor = try await web.get("/login/two-factor")
             #expect(twoFactor.status == .ok)
             let signInOptions = try await web.postJSON("/api/v1/login/webauthn/options")
-            #expect(try await web.post("/login/two-factor/passkey", ["credential": try PasskeyWebTests.json(enrolled.authenticator.get(signInOptions.json))]).location == "/")
+            #expect(
+                try await web.post(
+                    "/login/two-factor/passkey", ["credential": try PasskeyWebTests.json(enrolled.authenticator.get(signInOptions.json))]
+                ).location == "/")
 
             let page = try await web.get("/step-up/\(id)")
             #expect(page.text.contains(#"id="step-up-passkey""#))
@@ -131,7 +143,8 @@ struct PasskeyStepUpPageTests {
             let options = try await web.postJSON("/step-up/\(id)/passkey/options")
             #expect(options.status == .ok, "\(options.text)")
             #expect(options.json["userVerification"] as? String == "required")
-            let done = try await web.post("/step-up/\(id)/passkey", ["credential": try PasskeyWebTests.json(enrolled.authenticator.get(options.json))])
+            let done = try await web.post(
+                "/step-up/\(id)/passkey", ["credential": try PasskeyWebTests.json(enrolled.authenticator.get(options.json))])
             #expect(done.status == .ok, "\(done.text)")
             #expect(done.text.contains(#"id="step-up-done""#))
 

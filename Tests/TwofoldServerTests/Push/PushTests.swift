@@ -3,8 +3,9 @@ import Fluent
 import Foundation
 import Testing
 import TwofoldCore
-@testable import TwofoldServer
 import VaporTesting
+
+@testable import TwofoldServer
 
 @Suite("Push approval")
 struct PushTests {
@@ -55,7 +56,8 @@ struct PushTests {
 
             let second = try await client.send(.POST, "/api/v1/login/push", json: [:])
             let secondID = try #require(second.json["challengeId"] as? String)
-            let denied = try await enrolled.device.send(ctx, .POST, "/api/v1/push/challenges/\(secondID)", json: ["decision": "deny", "fraud": true])
+            let denied = try await enrolled.device.send(
+                ctx, .POST, "/api/v1/push/challenges/\(secondID)", json: ["decision": "deny", "fraud": true])
             #expect(denied.json["status"] as? String == "denied")
             #expect(try await client.send(.GET, "/api/v1/login/push/\(secondID)").json["status"] as? String == "denied")
             let fraud = try await AuditEvent.query(on: ctx.app.db).filter(\.$event == "push.fraud_reported").all()
@@ -85,7 +87,9 @@ struct PushTests {
             let altered = Array(#"{"decision":"approve","number":42}"#.utf8)
             let answerPath = "/api/v1/push/challenges/\(UUID().uuidString)"
             let alteredHeaders = try device.headers(.POST, answerPath, body: signed, at: ctx.clock.now)
-            #expect(try await ctx.app.testing().sendRequest(.POST, answerPath, headers: alteredHeaders, body: ByteBuffer(bytes: altered)).status == .unauthorized)
+            #expect(
+                try await ctx.app.testing().sendRequest(.POST, answerPath, headers: alteredHeaders, body: ByteBuffer(bytes: altered)).status
+                    == .unauthorized)
 
             let once = try device.headers(.GET, path, body: [], at: ctx.clock.now)
             #expect(try await ctx.app.testing().sendRequest(.GET, path, headers: once).status == .ok)
@@ -124,7 +128,8 @@ struct PushTests {
             #expect(expired.status == .unauthorized)
             #expect(expired.reason.contains("10 minutes"))
 
-            let bad = try await APIClient(ctx).send(.POST, "/api/v1/push/enroll", json: ["token": "x", "publicKey": "AAAA", "proof": "AAAA"])
+            let bad = try await APIClient(ctx).send(
+                .POST, "/api/v1/push/enroll", json: ["token": "x", "publicKey": "AAAA", "proof": "AAAA"])
             #expect(bad.status == .badRequest)
         }
     }
@@ -157,7 +162,9 @@ struct PushTests {
 
             // Many polls of one approved sign-in complete it once.
             let polls = try await withThrowingTaskGroup(of: String.self) { group in
-                for _ in 0..<6 { group.addTask { try await client.send(.GET, "/api/v1/login/push/\(id)").json["status"] as? String ?? "error" } }
+                for _ in 0..<6 {
+                    group.addTask { try await client.send(.GET, "/api/v1/login/push/\(id)").json["status"] as? String ?? "error" }
+                }
                 return try await group.reduce(into: []) { $0.append($1) }
             }
             #expect(polls.filter { $0 == "authenticated" }.count == 1)

@@ -2,16 +2,18 @@ import Fluent
 import Foundation
 import Testing
 import TwofoldCore
-@testable import TwofoldServer
 import VaporTesting
+
+@testable import TwofoldServer
 
 @Suite("Push and step-up pages")
 struct PushWebTests {
     /// Pulls a value out of a page, e.g. the number to match.
     static func capture(_ pattern: String, in html: String) -> String? {
         guard let regex = try? NSRegularExpression(pattern: pattern),
-              let match = regex.firstMatch(in: html, range: NSRange(html.startIndex..., in: html)),
-              let range = Range(match.range(at: 1), in: html) else { return nil }
+            let match = regex.firstMatch(in: html, range: NSRange(html.startIndex..., in: html)),
+            let range = Range(match.range(at: 1), in: html)
+        else { return nil }
         return String(html[range])
     }
 
@@ -26,7 +28,8 @@ struct PushWebTests {
             let setup = try await web.post("/account/security/setup/push", ["nickname": "Work phone"])
             #expect(setup.status == .ok, "\(setup.text)")
             #expect(setup.text.contains("<svg"))
-            let uri = try #require(Self.capture(#"id="enrollment-uri">([^<]+)<"#, in: setup.text)).replacingOccurrences(of: "&amp;", with: "&")
+            let uri = try #require(Self.capture(#"id="enrollment-uri">([^<]+)<"#, in: setup.text)).replacingOccurrences(
+                of: "&amp;", with: "&")
             let factorID = try #require(Self.capture(#"/account/security/setup/push/([0-9A-F-]{36})/status"#, in: setup.text))
 
             let early = try await web.post("/account/security/setup/push/\(factorID)")
@@ -78,7 +81,8 @@ struct PushWebTests {
             let web = WebClient(ctx)
             _ = try await WebSignInTests.signInWithPassword(web)
             _ = try await web.get("/login/two-factor")
-            _ = try await web.post("/login/two-factor", ["code": try Fixtures.code(enrolled.secret, at: ctx.clock.now), "factorId": enrolled.factorID])
+            _ = try await web.post(
+                "/login/two-factor", ["code": try Fixtures.code(enrolled.secret, at: ctx.clock.now), "factorId": enrolled.factorID])
             let page = try await web.get("/step-up/\(id)")
             #expect(page.status == .ok)
             #expect(page.text.contains("lipid panel"))

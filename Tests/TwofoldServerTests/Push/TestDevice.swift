@@ -2,8 +2,9 @@ import Crypto
 import Foundation
 import Testing
 import TwofoldCore
-@testable import TwofoldServer
 import VaporTesting
+
+@testable import TwofoldServer
 
 /// A push device for tests: its own P-256 key, signing every request the way a phone would.
 final class TestDevice: @unchecked Sendable {
@@ -15,26 +16,35 @@ final class TestDevice: @unchecked Sendable {
         let device = TestDevice()
         let token = try PushEnrollmentURI(parsing: uri).token
         let proof = try device.key.signature(for: PushEnrollmentURI.proofMessage(token: token))
-        let response = try await APIClient(ctx).send(.POST, "/api/v1/push/enroll", json: [
-            "token": token, "publicKey": Base64URL.encode(Array(device.key.publicKey.x963Representation)),
-            "proof": Base64URL.encode(Array(proof.rawRepresentation)), "deviceName": name,
-        ])
+        let response = try await APIClient(ctx).send(
+            .POST, "/api/v1/push/enroll",
+            json: [
+                "token": token, "publicKey": Base64URL.encode(Array(device.key.publicKey.x963Representation)),
+                "proof": Base64URL.encode(Array(proof.rawRepresentation)), "deviceName": name,
+            ])
         device.id = response.json["deviceId"] as? String ?? ""
         return (device, response)
     }
 
-    func headers(_ method: HTTPMethod, _ path: String, body: [UInt8], at date: Date, key signingKey: P256.Signing.PrivateKey? = nil) throws -> HTTPHeaders {
+    func headers(_ method: HTTPMethod, _ path: String, body: [UInt8], at date: Date, key signingKey: P256.Signing.PrivateKey? = nil) throws
+        -> HTTPHeaders
+    {
         var headers = HTTPHeaders()
-        for (name, value) in try DeviceRequestSignature.sign(method: method.rawValue, pathAndQuery: path, body: body, deviceID: id, key: signingKey ?? key, now: date) {
+        for (name, value) in try DeviceRequestSignature.sign(
+            method: method.rawValue, pathAndQuery: path, body: body, deviceID: id, key: signingKey ?? key, now: date)
+        {
             headers.add(name: name, value: value)
         }
         headers.contentType = .json
         return headers
     }
 
-    func send(_ ctx: TestContext, _ method: HTTPMethod, _ path: String, json: [String: any Sendable]? = nil) async throws -> TestingHTTPResponse {
+    func send(_ ctx: TestContext, _ method: HTTPMethod, _ path: String, json: [String: any Sendable]? = nil) async throws
+        -> TestingHTTPResponse
+    {
         let body = try json.map { Array(try JSONSerialization.data(withJSONObject: $0)) } ?? []
-        return try await ctx.app.testing().sendRequest(method, path, headers: try headers(method, path, body: body, at: ctx.clock.now), body: ByteBuffer(bytes: body))
+        return try await ctx.app.testing().sendRequest(
+            method, path, headers: try headers(method, path, body: body, at: ctx.clock.now), body: ByteBuffer(bytes: body))
     }
 
     func pending(_ ctx: TestContext) async throws -> [[String: Any]] {
@@ -59,7 +69,8 @@ extension Flows {
     /// An authenticator app first, then a push device enrolled and activated beside it.
     static func enrollPush(_ ctx: TestContext, username: String = "dr.smith") async throws -> PushEnrolled {
         let totp = try await enrollTOTP(ctx, username: username)
-        let start = try await totp.client.send(.POST, "/api/v1/me/factors/push", json: ["password": Fixtures.password, "nickname": "Work phone"])
+        let start = try await totp.client.send(
+            .POST, "/api/v1/me/factors/push", json: ["password": Fixtures.password, "nickname": "Work phone"])
         #expect(start.status == .ok, "\(start.text)")
         let uri = try #require(start.json["enrollmentURI"] as? String)
         let factorID = try #require(start.json["factorId"] as? String)

@@ -3,8 +3,9 @@ import Foundation
 import NIOCore
 import Testing
 import TwofoldCore
-@testable import TwofoldServer
 import VaporTesting
+
+@testable import TwofoldServer
 
 /// A network device as the tests play it: builds Access-Requests with the shared secret, sends them to the
 /// processor as datagrams from its address, and checks every answer's authenticators.
@@ -22,10 +23,13 @@ struct TestNAS {
         self.address = address
     }
 
-    func request(_ user: String, _ password: String?, state: [UInt8]? = nil, id: UInt8 = 1, secret other: RADIUSSharedSecret? = nil) throws -> RADIUSPacket {
-        try RADIUSPacket.accessRequest(identifier: id, userName: user, password: password.map { Array($0.utf8) }, state: state,
-                                       attributes: [.text(.nasIdentifier, "clinic-vpn"), .text(.callingStationID, "198.51.100.7")],
-                                       secret: other ?? secret)
+    func request(_ user: String, _ password: String?, state: [UInt8]? = nil, id: UInt8 = 1, secret other: RADIUSSharedSecret? = nil) throws
+        -> RADIUSPacket
+    {
+        try RADIUSPacket.accessRequest(
+            identifier: id, userName: user, password: password.map { Array($0.utf8) }, state: state,
+            attributes: [.text(.nasIdentifier, "clinic-vpn"), .text(.callingStationID, "198.51.100.7")],
+            secret: other ?? secret)
     }
 
     /// Sends the packet's bytes; returns the verified answer, or nil when Twofold stayed silent.
@@ -46,10 +50,14 @@ struct TestNAS {
 struct RADIUSServerTests {
     static let secret = "a-long-shared-secret-for-the-clinic-vpn"
 
-    static func client(_ ctx: TestContext, practice: Practice, mode: RADIUSClient.Mode = .passwordAndCode, address: String = "127.0.0.1/32",
-                       roleAttribute: String? = nil) async throws -> RADIUSClient {
+    static func client(
+        _ ctx: TestContext, practice: Practice, mode: RADIUSClient.Mode = .passwordAndCode, address: String = "127.0.0.1/32",
+        roleAttribute: String? = nil
+    ) async throws -> RADIUSClient {
         let created = try await RADIUSClientService(database: ctx.app.db, sealer: ctx.app.twofold.sealer, now: ctx.clock.now)
-            .create(practiceID: practice.id!, name: "Clinic VPN", address: address, mode: mode, secret: secret, roleAsFilterID: roleAttribute != nil)
+            .create(
+                practiceID: practice.id!, name: "Clinic VPN", address: address, mode: mode, secret: secret,
+                roleAsFilterID: roleAttribute != nil)
         ctx.app.radiusClients.invalidate()
         return created.client
     }
@@ -70,7 +78,8 @@ struct RADIUSServerTests {
             #expect(challenge.code == .accessChallenge)
             #expect(challenge.replyMessages.joined().contains("authenticator app"))
             let state = try #require(challenge.state)
-            let accept = try #require(try await nas.send(try nas.request("dr.smith", try Fixtures.code(enrolled.secret, at: ctx.clock.now), state: state, id: 2)))
+            let accept = try #require(
+                try await nas.send(try nas.request("dr.smith", try Fixtures.code(enrolled.secret, at: ctx.clock.now), state: state, id: 2)))
             #expect(accept.code == .accessAccept)
             #expect(accept.filterID == "provider")
             #expect(accept.classes.count == 1)
@@ -133,8 +142,10 @@ struct RADIUSServerTests {
             for id in 3..<6 { _ = try await nas.send(try nas.request("dr.smith", "000000", id: UInt8(id))) }
             // failures count on this client's channel, not on the web sign-in's
             #expect(try await User.find(user.id, on: ctx.app.db)?.secondFactorFailures == 0)
-            let channel = try await ctx.app.db.sql.raw("SELECT failures FROM second_factor_counters WHERE channel = \(bind: "radius:" + client.id!.uuidString.lowercased())")
-                .first(decoding: ValidateTests.ChannelRow.self)
+            let channel = try await ctx.app.db.sql.raw(
+                "SELECT failures FROM second_factor_counters WHERE channel = \(bind: "radius:" + client.id!.uuidString.lowercased())"
+            )
+            .first(decoding: ValidateTests.ChannelRow.self)
             #expect(channel?.failures == 4)
         }
     }
@@ -205,7 +216,9 @@ struct RADIUSServerTests {
             let nas = TestNAS(ctx, secret: Self.secret)
             let challenge = try #require(try await nas.send(try nas.request("dr.smith", Fixtures.password)))
             ctx.clock.advance(TwofoldPolicy.standard.radius.challengeLifetime + 1)
-            let late = try #require(try await nas.send(try nas.request("dr.smith", try Fixtures.code(enrolled.secret, at: ctx.clock.now), state: challenge.state, id: 2)))
+            let late = try #require(
+                try await nas.send(
+                    try nas.request("dr.smith", try Fixtures.code(enrolled.secret, at: ctx.clock.now), state: challenge.state, id: 2)))
             #expect(late.code == .accessReject)
         }
     }
@@ -250,7 +263,8 @@ struct RADIUSServerTests {
             #expect(summary.contains("Clinic VPN") && summary.contains("198.51.100.7"))
             // a retransmission while the device is asked is not a second push
             #expect(try await nas.send(pushRequest) == nil)
-            let approved = try await enrolled.device.send(ctx, .POST, "/api/v1/push/challenges/\(try #require(request["id"] as? String))", json: ["decision": "approve"])
+            let approved = try await enrolled.device.send(
+                ctx, .POST, "/api/v1/push/challenges/\(try #require(request["id"] as? String))", json: ["decision": "approve"])
             #expect(approved.status == .ok, "\(approved.text)")
             #expect(try await answer?.code == .accessAccept)
             #expect(try await PushChallenge.query(on: ctx.app.db).count() == 1)
@@ -299,9 +313,14 @@ struct RADIUSServerTests {
             let practice = try await Fixtures.practice(ctx)
             _ = try await Fixtures.user(ctx, practice: practice)
             let service = RADIUSClientService(database: ctx.app.db, sealer: ctx.app.twofold.sealer, now: ctx.clock.now)
-            await #expect(throws: RADIUSClientError.self) { _ = try await service.create(practiceID: practice.id!, name: "VPN", address: "not an address", mode: .codeOnly, secret: nil) }
-            await #expect(throws: RADIUSClientError.self) { _ = try await service.create(practiceID: practice.id!, name: "VPN", address: "10.0.0.1", mode: .codeOnly, secret: "short") }
-            let generated = try await service.create(practiceID: practice.id!, name: "VPN", address: "127.0.0.0/8", mode: .codeOnly, secret: nil)
+            await #expect(throws: RADIUSClientError.self) {
+                _ = try await service.create(practiceID: practice.id!, name: "VPN", address: "not an address", mode: .codeOnly, secret: nil)
+            }
+            await #expect(throws: RADIUSClientError.self) {
+                _ = try await service.create(practiceID: practice.id!, name: "VPN", address: "10.0.0.1", mode: .codeOnly, secret: "short")
+            }
+            let generated = try await service.create(
+                practiceID: practice.id!, name: "VPN", address: "127.0.0.0/8", mode: .codeOnly, secret: nil)
             #expect(generated.secret.count >= 32)
             #expect(!String(decoding: generated.client.sealedSecret, as: UTF8.self).contains(generated.secret))
             ctx.app.radiusClients.invalidate()
@@ -326,16 +345,21 @@ struct RADIUSPageTests {
             let empty = try await web.get("/admin/radius")
             #expect(empty.status == .ok)
             #expect(empty.text.contains("RADIUS is off on this server"))
-            let bad = try await web.post("/admin/radius", ["name": "VPN", "address": "not-an-address", "mode": "code-only", "adminPassword": Fixtures.password])
+            let bad = try await web.post(
+                "/admin/radius", ["name": "VPN", "address": "not-an-address", "mode": "code-only", "adminPassword": Fixtures.password])
             #expect(bad.status == .badRequest)
             #expect(bad.text.contains("CIDR block"))
-            let added = try await web.post("/admin/radius", ["name": "Clinic VPN", "address": "10.0.0.1/32", "mode": "password+code", "adminPassword": Fixtures.password])
+            let added = try await web.post(
+                "/admin/radius",
+                ["name": "Clinic VPN", "address": "10.0.0.1/32", "mode": "password+code", "adminPassword": Fixtures.password])
             #expect(added.status == .ok)
             #expect(added.headers.first(name: .cacheControl) == "no-store")
             let secret = try #require(PushWebTests.capture(#"id="new-secret">([A-Za-z0-9]+)<"#, in: added.text))
             #expect(secret.count == RADIUSClient.generatedSecretLength)
             let client = try #require(try await RADIUSClient.query(on: ctx.app.db).first())
-            #expect(try RADIUSClientService(database: ctx.app.db, sealer: ctx.app.twofold.sealer, now: ctx.clock.now).secret(of: client) == Array(secret.utf8))
+            #expect(
+                try RADIUSClientService(database: ctx.app.db, sealer: ctx.app.twofold.sealer, now: ctx.clock.now).secret(of: client)
+                    == Array(secret.utf8))
             let again = try await web.get("/admin/radius")
             #expect(!again.text.contains(secret), "the secret is shown once")
             let revoked = try await web.post("/admin/radius/\(client.id!)/revoke", ["adminPassword": Fixtures.password])

@@ -5,8 +5,9 @@ import JWTKit
 import SQLKit
 import Testing
 import TwofoldCore
-@testable import TwofoldServer
 import VaporTesting
+
+@testable import TwofoldServer
 
 @Suite("Token signing with jwt-kit: RS256 and ES256 keys, the JWKS, rotation")
 struct TokenSignerTests {
@@ -86,7 +87,9 @@ struct TokenSignerTests {
             #expect(try await Self.jwks(ctx).keys.compactMap { $0["kid"] as? String } == keys.compactMap { $0["kid"] as? String })
             for key in try await SigningKey.query(on: ctx.app.db).all() {
                 #expect(!String(decoding: key.sealedPrivateKey, as: UTF8.self).contains("PRIVATE"))
-                #expect(throws: (any Error).self) { try ctx.app.twofold.sealer.open(Array(key.sealedPrivateKey), context: Array("other".utf8)) }
+                #expect(throws: (any Error).self) {
+                    try ctx.app.twofold.sealer.open(Array(key.sealedPrivateKey), context: Array("other".utf8))
+                }
             }
         }
     }
@@ -95,7 +98,9 @@ struct TokenSignerTests {
         try await withTestApp { ctx in
             // setup: a token of each algorithm signed with the first keys
             var old: [SigningAlgorithm: String] = [:]
-            for algorithm in SigningAlgorithm.allCases { old[algorithm] = try await Self.signer(ctx).sign(Self.payload, algorithm: algorithm) }
+            for algorithm in SigningAlgorithm.allCases {
+                old[algorithm] = try await Self.signer(ctx).sign(Self.payload, algorithm: algorithm)
+            }
 
             // act: rotate both algorithms
             ctx.clock.advance(60)
@@ -116,7 +121,8 @@ struct TokenSignerTests {
             let (body, keys) = try await Self.jwks(ctx)
             #expect(keys.count == 4)
             #expect(keys.compactMap { $0["alg"] as? String } == ["RS256", "RS256", "ES256", "ES256"])
-            #expect(keys.compactMap { $0["kid"] as? String }.filter { new.values.contains($0) } == [new[.rs256], new[.es256]].compactMap { $0 })
+            #expect(
+                keys.compactMap { $0["kid"] as? String }.filter { new.values.contains($0) } == [new[.rs256], new[.es256]].compactMap { $0 })
             for token in old.values {
                 _ = try IndependentJWS.verify(token, jwks: body)
                 #expect(try await Self.signer(ctx, at: 0).verify(token, as: Payload.self) == Self.payload)
@@ -132,7 +138,9 @@ struct TokenSignerTests {
                 let kid = try #require(try Self.header(of: token)["kid"])
                 await #expect(throws: TokenSignerError.unknownKey(kid)) { try await Self.signer(ctx).verify(token, as: Payload.self) }
             }
-            #expect(try await MaintenanceTask.prune(database: ctx.app.db, now: ctx.clock.now) == .init(throttleBuckets: 0, smsCodes: 0, webAuthnChallenges: 0))
+            #expect(
+                try await MaintenanceTask.prune(database: ctx.app.db, now: ctx.clock.now)
+                    == .init(throttleBuckets: 0, smsCodes: 0, webAuthnChallenges: 0))
             #expect(try await SigningKey.query(on: ctx.app.db).all().map(\.kid).sorted() == new.values.sorted())
         }
     }
@@ -161,13 +169,18 @@ struct TokenSignerTests {
             // an unknown kid, no kid, and a kid of the other algorithm
             let parts = es.split(separator: ".").map(String.init)
             await #expect(throws: TokenSignerError.unknownKey("nope")) {
-                try await signer.verify(Self.token(header: #"{"alg":"ES256","kid":"nope","typ":"JWT"}"#, payload: claims, signature: parts[2]), as: Payload.self)
+                try await signer.verify(
+                    Self.token(header: #"{"alg":"ES256","kid":"nope","typ":"JWT"}"#, payload: claims, signature: parts[2]), as: Payload.self
+                )
             }
             await #expect(throws: TokenSignerError.unknownKey("(none)")) {
-                try await signer.verify(Self.token(header: #"{"alg":"ES256","typ":"JWT"}"#, payload: claims, signature: parts[2]), as: Payload.self)
+                try await signer.verify(
+                    Self.token(header: #"{"alg":"ES256","typ":"JWT"}"#, payload: claims, signature: parts[2]), as: Payload.self)
             }
             await #expect(throws: TokenSignerError.unknownKey(esKid)) {
-                try await signer.verify(Self.token(header: #"{"alg":"RS256","kid":"\#(esKid)","typ":"JWT"}"#, payload: claims, signature: parts[2]), as: Payload.self)
+                try await signer.verify(
+                    Self.token(header: #"{"alg":"RS256","kid":"\#(esKid)","typ":"JWT"}"#, payload: claims, signature: parts[2]),
+                    as: Payload.self)
             }
             // a tampered payload, for each algorithm
             for token in [es, rs] {
@@ -181,7 +194,9 @@ struct TokenSignerTests {
                 let other = try await Self.signer(ctx, at: 1).sign(Payload(sub: "user-2", exp: 1, scope: ""), algorithm: .es256)
                 try await signer.verify(parts[0] + "." + parts[1] + "." + other.split(separator: ".")[2], as: Payload.self)
             }
-            await #expect(throws: TokenSignerError.malformed("expected three dot-separated parts")) { try await signer.verify("only.two", as: Payload.self) }
+            await #expect(throws: TokenSignerError.malformed("expected three dot-separated parts")) {
+                try await signer.verify("only.two", as: Payload.self)
+            }
             await #expect(throws: TokenSignerError.self) { try await signer.verify("!!.!!.!!", as: Payload.self) }
         }
     }
@@ -194,7 +209,10 @@ struct TokenSignerTests {
             let start = ctx.clock.now
             for week in 0..<3 {
                 try await ctx.app.db.sql.insert(into: SigningKey.schema).columns("id", "kid", "sealed_private_key", "created_at")
-                    .values(SQLBind(UUID()), SQLBind("k\(week)"), SQLBind(Data([1, 2, 3])), SQLBind(start.addingTimeInterval(Double(week) * 604_800)))
+                    .values(
+                        SQLBind(UUID()), SQLBind("k\(week)"), SQLBind(Data([1, 2, 3])),
+                        SQLBind(start.addingTimeInterval(Double(week) * 604_800))
+                    )
                     .run()
             }
 

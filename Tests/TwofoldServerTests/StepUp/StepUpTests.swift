@@ -3,8 +3,9 @@ import Fluent
 import Foundation
 import Testing
 import TwofoldCore
-@testable import TwofoldServer
 import VaporTesting
+
+@testable import TwofoldServer
 
 @Suite("Step-up for sensitive actions")
 struct StepUpTests {
@@ -57,7 +58,8 @@ struct StepUpTests {
             #expect(claims.exp - claims.iat == 300)
 
             // One step-up, one assertion; and the time step is spent for every other use.
-            #expect(try await APIClient(ctx, token: key).send(.POST, "/api/v1/step-up/\(id)/verify", json: ["code": code]).status == .conflict)
+            #expect(
+                try await APIClient(ctx, token: key).send(.POST, "/api/v1/step-up/\(id)/verify", json: ["code": code]).status == .conflict)
             #expect(try await APIClient(ctx, token: key).send(.GET, "/api/v1/step-up/\(id)").json["assertion"] == nil)
             let another = try #require(try await Self.start(ctx, key: key).json["challengeId"] as? String)
             let replay = try await APIClient(ctx, token: key).send(.POST, "/api/v1/step-up/\(another)/verify", json: ["code": code])
@@ -78,7 +80,8 @@ struct StepUpTests {
             let results = try await withThrowingTaskGroup(of: (HTTPStatus, Bool).self) { group in
                 for _ in 0..<20 {
                     group.addTask {
-                        let response = try await APIClient(ctx, token: key).send(.POST, "/api/v1/step-up/\(id)/verify", json: ["code": code])
+                        let response = try await APIClient(ctx, token: key).send(
+                            .POST, "/api/v1/step-up/\(id)/verify", json: ["code": code])
                         return (response.status, response.json["assertion"] != nil)
                     }
                 }
@@ -149,21 +152,33 @@ struct StepUpTests {
             #expect(noFactor.reason.contains("never a text message"))
             var badAction = Self.action
             badAction["summary"] = ""
-            #expect(try await APIClient(ctx, token: key).send(.POST, "/api/v1/step-up", json: ["username": "dr.smith", "action": badAction]).status == .badRequest)
-            #expect(try await APIClient(ctx, token: key).send(.POST, "/api/v1/step-up", json: ["action": Self.action]).status == .badRequest)
-            #expect(try await APIClient(ctx, token: "tfk_wrong").send(.POST, "/api/v1/step-up", json: ["username": "dr.smith", "action": Self.action]).status == .unauthorized)
+            #expect(
+                try await APIClient(ctx, token: key).send(.POST, "/api/v1/step-up", json: ["username": "dr.smith", "action": badAction])
+                    .status == .badRequest)
+            #expect(
+                try await APIClient(ctx, token: key).send(.POST, "/api/v1/step-up", json: ["action": Self.action]).status == .badRequest)
+            #expect(
+                try await APIClient(ctx, token: "tfk_wrong").send(
+                    .POST, "/api/v1/step-up", json: ["username": "dr.smith", "action": Self.action]
+                ).status == .unauthorized)
 
             let id = try #require(try await Self.start(ctx, key: key).json["challengeId"] as? String)
             #expect(try await APIClient(ctx, token: otherKey).send(.GET, "/api/v1/step-up/\(id)").status == .notFound)
             for _ in 0..<4 {
-                #expect(try await APIClient(ctx, token: key).send(.POST, "/api/v1/step-up/\(id)/verify", json: ["code": "000000"]).status == .unauthorized)
+                #expect(
+                    try await APIClient(ctx, token: key).send(.POST, "/api/v1/step-up/\(id)/verify", json: ["code": "000000"]).status
+                        == .unauthorized)
             }
-            #expect(try await APIClient(ctx, token: key).send(.POST, "/api/v1/step-up/\(id)/verify", json: ["code": "000000"]).status == .conflict)
+            #expect(
+                try await APIClient(ctx, token: key).send(.POST, "/api/v1/step-up/\(id)/verify", json: ["code": "000000"]).status
+                    == .conflict)
             #expect(try await APIClient(ctx, token: key).send(.GET, "/api/v1/step-up/\(id)").json["status"] as? String == "cancelled")
 
             let late = try #require(try await Self.start(ctx, key: key).json["challengeId"] as? String)
             ctx.clock.advance(301)
-            #expect(try await APIClient(ctx, token: key).send(.POST, "/api/v1/step-up/\(late)/verify", json: ["code": "123456"]).status == .gone)
+            #expect(
+                try await APIClient(ctx, token: key).send(.POST, "/api/v1/step-up/\(late)/verify", json: ["code": "123456"]).status == .gone
+            )
         }
     }
 
@@ -176,8 +191,9 @@ struct StepUpTests {
             func assertion() async throws -> String {
                 ctx.clock.advance(30)
                 let id = try #require(try await Self.start(ctx, key: key).json["challengeId"] as? String)
-                let response = try await APIClient(ctx, token: key).send(.POST, "/api/v1/step-up/\(id)/verify",
-                                                                          json: ["code": try Fixtures.code(enrolled.secret, at: ctx.clock.now)])
+                let response = try await APIClient(ctx, token: key).send(
+                    .POST, "/api/v1/step-up/\(id)/verify",
+                    json: ["code": try Fixtures.code(enrolled.secret, at: ctx.clock.now)])
                 return try #require(response.json["assertion"] as? String)
             }
             let before = try await assertion()

@@ -1,7 +1,8 @@
 import Foundation
 import Testing
-@testable import TwofoldServer
 import VaporTesting
+
+@testable import TwofoldServer
 
 @Suite("Route paths")
 struct RoutePathTests {
@@ -12,7 +13,9 @@ struct RoutePathTests {
     }
 
     static var allPaths: [any RoutePath] {
-        let groups: [[any RoutePath]] = [WebPath.allCases, AdminPath.allCases, APIPath.allCases, OIDCPath.allCases, OperationsPath.allCases]
+        let groups: [[any RoutePath]] = [
+            WebPath.allCases, AdminPath.allCases, APIPath.allCases, OIDCPath.allCases, OperationsPath.allCases,
+        ]
         return groups.flatMap { $0 }
     }
 
@@ -66,8 +69,9 @@ struct RoutePathTests {
         #expect(WebPath.home.string == "/")
         #expect(WebPath.securityFactorRemove(id).string == "/account/security/factors/\(id.uuidString)/remove")
         #expect(WebPath.securityFactorRemove(id).pattern == ["account", "security", "factors", ":id", "remove"])
-        #expect(AdminPath.reportLost(user: id, factor: PathSample.otherID).string
-            == "/admin/staff/\(id.uuidString)/factors/\(PathSample.otherID.uuidString)/report-lost")
+        #expect(
+            AdminPath.reportLost(user: id, factor: PathSample.otherID).string
+                == "/admin/staff/\(id.uuidString)/factors/\(PathSample.otherID.uuidString)/report-lost")
         #expect(APIPath.epcsReport("2030-03-18.csv").string == "/api/v1/practice/epcs/reports/2030-03-18.csv")
         #expect(OIDCPath.discovery.string == "/.well-known/openid-configuration")
     }
@@ -75,8 +79,9 @@ struct RoutePathTests {
     @Test func noticesAndQueryValuesAreEncoded() {
         #expect(WebPath.login.string(notice: .signedOut) == "/login?notice=signed-out")
         #expect(WebPath.login.string(notice: nil) == "/login")
-        #expect(AdminPath.staff.string(notice: .staffCreated, query: ["user": "a&b=c+d e"])
-            == "/admin/staff?notice=staff-created&user=a%26b%3Dc%2Bd%20e")
+        #expect(
+            AdminPath.staff.string(notice: .staffCreated, query: ["user": "a&b=c+d e"])
+                == "/admin/staff?notice=staff-created&user=a%26b%3Dc%2Bd%20e")
         #expect(WebPath.epcsLog.string(query: ["month": "2030-03"]) == "/account/epcs?month=2030-03")
     }
 
@@ -101,7 +106,8 @@ struct RoutePathTests {
             let text = try String(contentsOf: views.appendingPathComponent(file), encoding: .utf8)
             for match in text.matches(of: attribute) {
                 let value = String(text[match.range]).split(separator: "=", maxSplits: 1)[1].dropFirst().dropLast()
-                let allowed = value.hasPrefix("#(") || value.hasPrefix("https://") || value.hasPrefix("mailto:") || value.hasPrefix("#")
+                let allowed =
+                    value.hasPrefix("#(") || value.hasPrefix("https://") || value.hasPrefix("mailto:") || value.hasPrefix("#")
                     || value.isEmpty
                 if !allowed { offenders.append("\(file): \(text[match.range])") }
             }

@@ -2,8 +2,9 @@ import Fluent
 import Foundation
 import Testing
 import TwofoldCore
-@testable import TwofoldServer
 import VaporTesting
+
+@testable import TwofoldServer
 
 @Suite("Sign-in pages")
 struct WebSignInTests {
@@ -65,7 +66,8 @@ struct WebSignInTests {
             #expect(!page.text.contains("Send code by SMS"))
             #expect(page.text.contains("Use a recovery code"))
 
-            let done = try await web.post("/login/two-factor", ["code": try Fixtures.code(enrolled.secret, at: ctx.clock.now), "factorId": enrolled.factorID])
+            let done = try await web.post(
+                "/login/two-factor", ["code": try Fixtures.code(enrolled.secret, at: ctx.clock.now), "factorId": enrolled.factorID])
             #expect(done.location == "/")
             let fullToken = try #require(web.cookies[SessionCookie.name])
             #expect(fullToken != halfToken)
@@ -122,7 +124,8 @@ struct WebSignInTests {
             let wrong = try await web.post("/login/two-factor", ["code": "000000"])
             #expect(wrong.status == .unauthorized)
             #expect(wrong.text.contains("That code is not correct"))
-            let ok = try await web.post("/login/two-factor", ["code": try Fixtures.code(enrolled.secret, at: ctx.clock.now), "remember": "1"])
+            let ok = try await web.post(
+                "/login/two-factor", ["code": try Fixtures.code(enrolled.secret, at: ctx.clock.now), "remember": "1"])
             #expect(ok.location == "/")
             #expect(web.cookies[SessionCookie.rememberName] != nil)
             _ = try await web.get("/")
