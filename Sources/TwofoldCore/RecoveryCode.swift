@@ -11,10 +11,10 @@ public struct RecoveryCode: Sendable, CustomStringConvertible {
     /// The code as shown to the user, in three groups of four.
     public let value: String
 
-    /// Ten (or `count`) new codes from the system CSPRNG.
-    public static func generateSet(count: Int = 10) -> [RecoveryCode] {
+    /// Ten (or `count`) new codes from `random` (the system CSPRNG unless a test passes its own source).
+    public static func generateSet(count: Int = 10, random: RandomSource = .system) -> [RecoveryCode] {
         (0..<count).map { _ in
-            let characters = SecureRandom.bytes(length).map { symbols[Int($0 & 31)] }
+            let characters = random.bytes(length).map { symbols[Int($0 & 31)] }
             let text = String(characters)
             let grouped = [text.prefix(4), text.dropFirst(4).prefix(4), text.dropFirst(8)].joined(separator: "-")
             return RecoveryCode(value: grouped)

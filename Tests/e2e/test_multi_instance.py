@@ -186,3 +186,37 @@ def test_parallel_guesses_across_two_instances_stay_within_the_limits(pair):
     assert codes.count(401) == 5, codes
     assert codes.count(429) == 25, codes
     assert other
+
+
+def test_two_instances_committing_audit_events_in_groups_keep_every_event(pair, postgres_url):
+    """A burst of verifications on both instances at once: each instance commits its audit events in groups on its
+    own chains, every answered request has its event, and `twofold audit verify` walks all chains intact."""
+    a, b = pair
+    practice = a.create_practice()
+    for index in range(20):
+        a.create_user(practice, username=f"staff{index:02d}", cell=None)
+    key = a.cli("api-key", "create", "--practice", practice, "--name", "VPN").stdout.strip().splitlines()[-1]
+    a.start()
+    b.start()
+    vpn = {"Authorization": f"Bearer {key}"}
+
+    def wrong_code(index):
+        server = a if index % 2 else b
+        reply = requests.post(f"{api(server)}/validate", json={"username": f"staff{index % 20:02d}", "code": "000000"}, headers=vpn)
+        return reply.json()["result"]
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=32) as pool:
+        results = list(pool.map(wrong_code, range(200)))
+    assert results == ["reject"] * 200
+    a.stop()
+    b.stop()
+
+    parts = urllib.parse.urlsplit(postgres_url)
+    counted = subprocess.run(["psql", postgres_url.split("?")[0], "-At", "-c",
+                              "SELECT count(*), count(DISTINCT chain_id) FROM audit_events WHERE event = 'validate.rejected'"],
+                             capture_output=True, text=True, check=True, env=dict(os.environ, PGPASSWORD=parts.password or ""))
+    events, chains = map(int, counted.stdout.strip().split("|"))
+    assert events == 200
+    assert chains >= 2, "both instances wrote chains of their own"
+    verified = a.cli("audit", "verify")
+    assert "intact" in verified.stdout, verified.stdout + verified.stderr

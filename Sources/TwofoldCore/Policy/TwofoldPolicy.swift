@@ -65,6 +65,7 @@ public struct TwofoldPolicy: Sendable, Hashable {
             passwordPerAddress: FixedWindowLimit(limit: 100, window: 15 * 60)),
         lockout: .standard,
         passkeys: Passkeys(
+            challengeLifetime: 5 * 60,
             optionsPerAddress: FixedWindowLimit(limit: 60, window: 5 * 60),
             failuresPerAddress: FixedWindowLimit(limit: 30, window: 15 * 60)),
         oidc: OIDC(
@@ -228,14 +229,17 @@ extension TwofoldPolicy {
         }
     }
 
-    /// Passwordless passkey sign-in from the sign-in page.
+    /// Passkey (WebAuthn) ceremonies, and passwordless passkey sign-in from the sign-in page.
     public struct Passkeys: Sendable, Hashable {
+        /// A WebAuthn challenge (adding a passkey, signing in, step-up) can be answered this long after it is issued, once.
+        public var challengeLifetime: TimeInterval
         /// Ceremonies started from one client address.
         public var optionsPerAddress: FixedWindowLimit
         /// Failed sign-ins from one client address.
         public var failuresPerAddress: FixedWindowLimit
 
-        public init(optionsPerAddress: FixedWindowLimit, failuresPerAddress: FixedWindowLimit) {
+        public init(challengeLifetime: TimeInterval, optionsPerAddress: FixedWindowLimit, failuresPerAddress: FixedWindowLimit) {
+            self.challengeLifetime = challengeLifetime
             self.optionsPerAddress = optionsPerAddress
             self.failuresPerAddress = failuresPerAddress
         }
@@ -336,7 +340,7 @@ extension TwofoldPolicy {
             ("lockout.lockDuration", lockout.lockDuration), ("oidc.codeLifetime", oidc.codeLifetime),
             ("oidc.idTokenLifetime", oidc.idTokenLifetime),
             ("oidc.logoutTokenLifetime", oidc.logoutTokenLifetime), ("oidc.pendingRequestLifetime", oidc.pendingRequestLifetime),
-            ("radius.challengeLifetime", radius.challengeLifetime),
+            ("radius.challengeLifetime", radius.challengeLifetime), ("passkeys.challengeLifetime", passkeys.challengeLifetime),
         ]
     }
 

@@ -12,8 +12,8 @@ public struct RelyingParty: Sendable {
     /// Roots that attestation certificates must chain to; empty accepts any authenticator (none/self attestation too).
     public var trustAnchors: [Certificate]
 
-    /// Challenges live this long and are used once.
-    public static let challengeLifetime: TimeInterval = 300
+    /// How long the browser is asked to wait for the authenticator; a challenge stays answerable for
+    /// ``TwofoldPolicy/Passkeys/challengeLifetime`` (the server's policy), and is used once.
     public static let timeoutMilliseconds = 300_000
     public static let challengeLength = 32
     /// ES256, EdDSA and RS256, in order of preference.

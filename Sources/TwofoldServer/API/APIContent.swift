@@ -90,11 +90,14 @@ extension DecodingError {
 /// The values the OpenAPI document allows for each enumerated property name (only names whose every schema agrees),
 /// so that a refused value is answered with the list of allowed ones.
 enum DocumentedValues {
-    static let shared: [String: [String]] = {
-        guard let json = try? OperationsController.openAPIJSON(),
-            let document = try? JSONSerialization.jsonObject(with: json) as? [String: Any],
-            let schemas = (document["components"] as? [String: Any])?["schemas"] as? [String: Any]
-        else { return [:] }
+    /// Read from the document converted once for `/openapi.json`; empty if `openapi.yaml` could not be read.
+    static var shared: [String: [String]] {
+        (try? OpenAPIDocument.shared.get().enumValues) ?? [:]
+    }
+
+    /// The enumerated properties of the schemas under `components/schemas` of a document (as JSON objects).
+    static func values(in document: [String: Any]) -> [String: [String]] {
+        guard let schemas = (document["components"] as? [String: Any])?["schemas"] as? [String: Any] else { return [:] }
         var found: [String: [String]] = [:]
         var conflicting: Set<String> = []
         for case let schema as [String: Any] in schemas.values {
@@ -106,5 +109,5 @@ enum DocumentedValues {
             }
         }
         return found.filter { !conflicting.contains($0.key) }
-    }()
+    }
 }

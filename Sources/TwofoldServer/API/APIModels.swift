@@ -34,6 +34,7 @@ extension API.ResetPasswordRequest: Content {}
 extension API.PasswordResetSent: Content {}
 extension API.UsersPage: Content {}
 extension API.CreateUserRequest: Content {}
+extension API.CreatedUser: Content {}
 extension API.Invitation: Content {}
 extension API.Application: Content {}
 extension API.CreateApplicationRequest: Content {}

@@ -38,7 +38,7 @@ struct ApplicationsAPIController: RouteCollection {
 
     /// The registry, once the administrator's own password is confirmed (every change asks for it).
     static func confirmedRegistry(_ req: Request, adminPassword: String?) async throws -> (OIDCClientRegistry, UUID) {
-        try await AdminService(request: req, admin: try req.requireSession()).confirmAdminPassword(adminPassword)
+        try await AdminService(context: req.serviceContext, admin: try req.requireSession()).confirmAdminPassword(adminPassword)
         return try registry(req)
     }
 

@@ -30,13 +30,13 @@ struct MeAPIController: RouteCollection {
             practice: .init(id: session.practiceID.uuidString, name: session.practice.name),
             stage: try .documented(session.record.stage.rawValue),
             twoFactorEnabled: session.hasActiveFactor, twoFactorRequired: session.twoFactorRequired,
-            recoveryCodesLeft: try await RecoveryCodeService(request: req).remaining(userID: session.userID))
+            recoveryCodesLeft: try await RecoveryCodeService(context: req.serviceContext).remaining(userID: session.userID))
     }
 
     @Sendable func factors(req: Request) async throws -> [API.Factor] {
         let session = try req.requireSession()
         let rules = req.epcsRules
-        return try await SignInService(request: req).activeFactors(of: session.user).map {
+        return try await SignInService(context: req.serviceContext).activeFactors(of: session.user).map {
             try API.Factor($0, epcsEligible: rules.isEligible($0, practice: session.practice))
         }
     }
@@ -44,8 +44,8 @@ struct MeAPIController: RouteCollection {
     @Sendable func startTOTP(req: Request) async throws -> API.TOTPEnrollment {
         let session = try req.requireSession()
         let body = try req.apiBody(API.NewFactorRequest.self)
-        try await Reauthentication(request: req).confirm(password: body.password, session: session)
-        let enrollment = try await FactorService(request: req).beginTOTP(session: session, nickname: body.nickname)
+        try await Reauthentication(context: req.serviceContext).confirm(password: body.password, session: session)
+        let enrollment = try await FactorService(context: req.serviceContext).beginTOTP(session: session, nickname: body.nickname)
         return API.TOTPEnrollment(
             factorId: try enrollment.factor.requireID().uuidString, otpauthURI: enrollment.uri.uri, secret: enrollment.secret.base32,
             qrSVG: enrollment.qrSVG)
@@ -54,16 +54,17 @@ struct MeAPIController: RouteCollection {
     @Sendable func startSMS(req: Request) async throws -> API.SMSEnrollment {
         let session = try req.requireSession()
         let body = try req.apiBody(API.NewFactorRequest.self)
-        try await Reauthentication(request: req).confirm(password: body.password, session: session)
-        let factor = try await FactorService(request: req).beginSMS(session: session, nickname: body.nickname)
+        try await Reauthentication(context: req.serviceContext).confirm(password: body.password, session: session)
+        let factor = try await FactorService(context: req.serviceContext).beginSMS(session: session, nickname: body.nickname)
         return API.SMSEnrollment(factorId: try factor.requireID().uuidString, sentTo: SMSCodeService.maskedPhone(factor.phone ?? ""))
     }
 
     @Sendable func startPush(req: Request) async throws -> API.PushEnrollment {
         let session = try req.requireSession()
         let body = try req.apiBody(API.NewFactorRequest.self)
-        try await Reauthentication(request: req).confirm(password: body.password, session: session)
-        let enrollment = try await PushService(request: req).beginEnrollment(session: session, nickname: body.nickname)
+        try await Reauthentication(context: req.serviceContext).confirm(password: body.password, session: session)
+        let enrollment = try await PushService(context: req.serviceContext).beginEnrollment(
+            session: session, nickname: body.nickname, publicBaseURL: req.publicBaseURL)
         return API.PushEnrollment(
             factorId: try enrollment.factor.requireID().uuidString, enrollmentURI: enrollment.uri, qrSVG: enrollment.qrSVG,
             expiresAt: enrollment.factor.enrollmentExpiresAt ?? req.now)
@@ -73,15 +74,15 @@ struct MeAPIController: RouteCollection {
     @Sendable func activate(req: Request) async throws -> API.Activation {
         let session = try req.requireSession()
         let id = try req.parameters.id("id", notFound: FactorError.notFound)
-        let factor = try await FactorService(request: req).ownFactor(id, session: session)
+        let factor = try await FactorService(context: req.serviceContext).ownFactor(id, session: session)
         if factor.kind == .push {
-            guard let activation = try await PushService(request: req).finishEnrollment(factor, session: session) else {
+            guard let activation = try await PushService(context: req.serviceContext).finishEnrollment(factor, session: session) else {
                 throw Abort(.conflict, reason: "The device has not finished enrolling yet: scan the code with it, then try again.")
             }
             return try API.Activation(activation)
         }
         let body = try req.apiBody(API.CodeRequest.self)
-        let activation = try await FactorService(request: req).activate(id: id, code: body.code, session: session)
+        let activation = try await FactorService(context: req.serviceContext).activate(id: id, code: body.code, session: session)
         return try API.Activation(activation)
     }
 
@@ -93,8 +94,8 @@ struct MeAPIController: RouteCollection {
         guard body.primary != false else {
             throw Abort(.badRequest, reason: "To change the primary method, make another method primary (primary: true on it).")
         }
-        try await Reauthentication(request: req).confirm(password: body.password, session: session)
-        let service = FactorService(request: req)
+        try await Reauthentication(context: req.serviceContext).confirm(password: body.password, session: session)
+        let service = FactorService(context: req.serviceContext)
         var factor = try await service.ownFactor(id, session: session)
         if let nickname = body.nickname { factor = try await service.rename(id: id, nickname: nickname, session: session) }
         if body.primary == true { factor = try await service.makePrimary(id: id, session: session) }
@@ -104,8 +105,8 @@ struct MeAPIController: RouteCollection {
     @Sendable func deleteFactor(req: Request) async throws -> HTTPStatus {
         let session = try req.requireSession()
         let body = try req.optionalAPIBody(API.DeleteFactorRequest.self)
-        try await Reauthentication(request: req).confirm(password: body?.password, session: session)
-        try await FactorService(request: req).remove(
+        try await Reauthentication(context: req.serviceContext).confirm(password: body?.password, session: session)
+        try await FactorService(context: req.serviceContext).remove(
             id: try req.parameters.id("id", notFound: FactorError.notFound), code: body?.code, session: session)
         return .noContent
     }
@@ -113,16 +114,16 @@ struct MeAPIController: RouteCollection {
     @Sendable func regenerateCodes(req: Request) async throws -> API.RecoveryCodes {
         let session = try req.requireSession()
         let body = try req.optionalAPIBody(API.PasswordConfirmation.self)
-        try await Reauthentication(request: req).confirm(password: body?.password, session: session)
-        let codes = try await RecoveryCodeService(request: req).regenerate(session: session)
+        try await Reauthentication(context: req.serviceContext).confirm(password: body?.password, session: session)
+        let codes = try await RecoveryCodeService(context: req.serviceContext).regenerate(session: session)
         return API.RecoveryCodes(recoveryCodes: codes.map(\.value))
     }
 
     @Sendable func disable(req: Request) async throws -> HTTPStatus {
         let session = try req.requireSession()
         let body = try req.apiBody(API.DisableTwoFactorRequest.self)
-        try await Reauthentication(request: req).confirm(password: body.password, session: session)
-        try await FactorService(request: req).disableTwoFactor(code: body.code, session: session)
+        try await Reauthentication(context: req.serviceContext).confirm(password: body.password, session: session)
+        try await FactorService(context: req.serviceContext).disableTwoFactor(code: body.code, session: session)
         return .noContent
     }
 
@@ -136,8 +137,8 @@ struct MeAPIController: RouteCollection {
     @Sendable func revokeBrowser(req: Request) async throws -> HTTPStatus {
         let session = try req.requireSession()
         let body = try req.optionalAPIBody(API.PasswordConfirmation.self)
-        try await Reauthentication(request: req).confirm(password: body?.password, session: session)
-        try await ProfileService(request: req).revokeRememberedBrowser(
+        try await Reauthentication(context: req.serviceContext).confirm(password: body?.password, session: session)
+        try await ProfileService(context: req.serviceContext).revokeRememberedBrowser(
             id: try req.parameters.id("id", notFound: ProfileService.browserNotFound), session: session)
         return .noContent
     }

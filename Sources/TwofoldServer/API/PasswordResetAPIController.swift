@@ -23,7 +23,7 @@ struct PasswordResetAPIController: RouteCollection {
     @Sendable func forgot(req: Request) async throws -> Response {
         let login = try req.apiBody(API.ForgotPasswordRequest.self).login.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !login.isEmpty else { throw PasswordResetError.emptyLogin }
-        try await PasswordResetService(request: req).requestLink(login: login)
+        try await req.passwordResets.requestLink(login: login)
         // Byte for byte the same body every time (sorted keys), so not even the key order can differ.
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
@@ -36,14 +36,17 @@ struct PasswordResetAPIController: RouteCollection {
 
     @Sendable func reset(req: Request) async throws -> HTTPStatus {
         let body = try req.apiBody(API.ResetPasswordRequest.self)
-        try await PasswordResetService(request: req).reset(token: body.token, password: body.password, confirmation: nil, code: body.code)
+        try await req.passwordResets.reset(
+            token: body.token, password: body.password, confirmation: nil, code: body.code)
         return .noContent
     }
 
     @Sendable func adminReset(req: Request) async throws -> Response {
         let id = try AdminWebController.userID(req)
-        let service = try AdminService(request: req, admin: try req.requireSession())
-        _ = try await service.sendPasswordReset(to: id, adminPassword: try req.apiBody(API.AdminPasswordConfirmation.self).adminPassword)
+        let service = try AdminService(context: req.serviceContext, admin: try req.requireSession())
+        _ = try await service.sendPasswordReset(
+            to: id, adminPassword: try req.apiBody(API.AdminPasswordConfirmation.self).adminPassword,
+            resets: req.passwordResets)
         return try await API.PasswordResetSent(status: .sent, expiresInMinutes: req.policy.passwordReset.linkLifetimeMinutes)
             .encodeResponse(status: .accepted, for: req)
     }

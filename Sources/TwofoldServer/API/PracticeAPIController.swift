@@ -23,7 +23,7 @@ struct PracticeAPIController: RouteCollection {
     }
 
     static func service(_ req: Request) throws -> AdminService {
-        try AdminService(request: req, admin: try req.requireSession())
+        try AdminService(context: req.serviceContext, admin: try req.requireSession())
     }
 
     @Sendable func show(req: Request) async throws -> API.Practice {
@@ -55,20 +55,6 @@ struct PracticeAPIController: RouteCollection {
         return API.UsersPage(users: users, total: page.total, page: page.page, pageCount: page.pageCount)
     }
 
-    /// `CreatedUser` as the document describes it. The generator skips `invitation` (a `oneOf` with `null`, which it does
-    /// not support), so this one type is written out here, over the generated `Invitation`.
-    struct CreatedUser: Content {
-        var userId: String
-        /// null (not absent) when a temporary password was set.
-        var invitation: API.Invitation?
-
-        func encode(to encoder: any Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(userId, forKey: .userId)
-            try container.encode(invitation, forKey: .invitation)
-        }
-    }
-
     /// Adds a staff member: with an invitation by email (the default), or with a temporary password.
     @Sendable func createUser(req: Request) async throws -> Response {
         let body = try req.apiBody(API.CreateUserRequest.self)
@@ -82,14 +68,15 @@ struct PracticeAPIController: RouteCollection {
             cellPhone: body.cell, role: role, manageAccounts: body.manageAccounts ?? false,
             primaryProviderID: try APIField.uuid(body.primaryProviderId, "primaryProviderId"))
         let service = try Self.service(req)
-        let created: CreatedUser
+        let created: API.CreatedUser
         if body.invite ?? true {
-            let (user, invitation) = try await service.inviteStaff(input, adminPassword: body.adminPassword)
-            created = CreatedUser(userId: try user.requireID().uuidString, invitation: API.Invitation(invitation))
+            let (user, invitation) = try await service.inviteStaff(
+                input, adminPassword: body.adminPassword, invitations: InvitationService(request: req))
+            created = API.CreatedUser(userId: try user.requireID().uuidString, invitation: API.Invitation(invitation))
         } else {
             let user = try await service.createStaff(
                 input, temporaryPassword: body.temporaryPassword ?? "", adminPassword: body.adminPassword)
-            created = CreatedUser(userId: try user.requireID().uuidString, invitation: nil)
+            created = API.CreatedUser(userId: try user.requireID().uuidString, invitation: nil)
         }
         return try await created.encodeResponse(status: .created, for: req)
     }
@@ -97,13 +84,14 @@ struct PracticeAPIController: RouteCollection {
     @Sendable func resendInvitation(req: Request) async throws -> API.Invitation {
         let id = try AdminWebController.userID(req)
         let password = try req.optionalAPIBody(API.AdminPasswordConfirmation.self)?.adminPassword
-        return API.Invitation(try await Self.service(req).resendInvitation(of: id, adminPassword: password))
+        return API.Invitation(
+            try await Self.service(req).resendInvitation(of: id, adminPassword: password, invitations: InvitationService(request: req)))
     }
 
     @Sendable func revokeInvitation(req: Request) async throws -> HTTPStatus {
         let id = try AdminWebController.userID(req)
         let password = try req.optionalAPIBody(API.AdminPasswordConfirmation.self)?.adminPassword
-        try await Self.service(req).revokeInvitation(of: id, adminPassword: password)
+        try await Self.service(req).revokeInvitation(of: id, adminPassword: password, invitations: InvitationService(request: req))
         return .noContent
     }
 
@@ -121,9 +109,24 @@ struct PracticeAPIController: RouteCollection {
         return .noContent
     }
 
-    @Sendable func audit(req: Request) async throws -> AuditQuery.Result {
+    @Sendable func audit(req: Request) async throws -> API.AuditPage {
         let session = try req.requireSession()
-        return try await AuditQuery(database: req.db, practiceID: session.practiceID).run(try AuditQuery.filter(from: req))
+        return API.AuditPage(try await AuditQuery(database: req.db, practiceID: session.practiceID).run(try AuditQuery.filter(from: req)))
+    }
+}
+
+// The API's audit log types and ``AuditQuery``, mapped here only.
+extension API.AuditPage: Content {}
+
+extension API.AuditPage {
+    /// One page of the practice's audit log as the API shows it.
+    init(_ result: AuditQuery.Result) {
+        self.init(
+            events: result.events.map { entry in
+                API.AuditEvent(
+                    chain: entry.chain, seq: Int(entry.seq), time: entry.time, event: entry.event, actor: entry.actor,
+                    subject: entry.subject, ip: entry.ip, userAgent: entry.userAgent, details: .init(additionalProperties: entry.details))
+            }, total: result.total, page: result.page, pageCount: result.pageCount)
     }
 }
 
@@ -155,5 +158,13 @@ extension PracticeSettings.Patch {
             refuseClonedPasskeys: body.refuseClonedPasskeys, sessionLifetimeHours: body.sessionLifetimeHours,
             accessTokenMinutes: body.accessTokenMinutes, refreshTokenDays: body.refreshTokenDays,
             resetRequiresSecondFactor: body.resetRequiresSecondFactor, notificationCopyAddress: body.notificationCopyAddress)
+    }
+}
+
+extension API.CreatedUser {
+    /// The new staff member with their invitation, or with `"invitation": null` (not absent) when a temporary password
+    /// was set: the document's `oneOf` of `Invitation` and `null` is generated as a payload whose second case holds the null.
+    init(userId: String, invitation: API.Invitation?) {
+        self.init(userId: userId, invitation: invitation.map(InvitationPayload.Invitation) ?? .case2(nil))
     }
 }

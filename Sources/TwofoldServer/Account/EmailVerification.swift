@@ -7,23 +7,32 @@ import Vapor
 /// A changed email address is confirmed by its owner before it is used: the new address waits in `pending_email`
 /// and receives a single-use link (24 hours, stored hashed); until it is opened, email (and password reset links)
 /// keep going to the old, verified address. Opening it swaps the new address in.
-struct EmailVerification {
-    let request: Request
+///
+/// Unchecked: `any ViewRenderer` is not marked Sendable, but the service is used by one task at a time (it is captured
+/// only by the database transaction of the change it records).
+struct EmailVerification: @unchecked Sendable {
+    let context: ServiceContext
+    /// Writes the confirmation email (the application's Leaf views).
+    let views: any ViewRenderer
+    /// The start of the link in the email: `TWOFOLD_PUBLIC_URL`, else the address the request came to
+    /// (``Vapor/Request/emailVerification`` fills both in).
+    let linkBase: String
 
     /// Records `address` as the user's pending address and queues its confirmation link, in `db` (the transaction of
     /// the profile change). An older pending link stops working. `administrator` is set when an administrator made
     /// the change from the staff form.
     func requestChange(of user: User, to address: String, administrator: User?, on db: any Database) async throws {
+        let context = self.context.on(db)
         let userID = try user.requireID()
-        let now = request.now
+        let now = context.now
         let practice = try await Practice.find(user.$practice.id, on: db)
-        let token = SecureRandom.token(byteCount: 32)
+        let token = context.random.token(byteCount: 32)
         let mail = ConfirmMail(
             subject: "Confirm your email address for \(practice?.name ?? "Twofold")", practiceName: practice?.name ?? "Twofold",
             firstName: user.firstName, newAddress: address, oldAddress: user.email,
-            link: request.mailLink(WebPath.emailConfirm(token).string),
-            hours: Int(request.policy.emailConfirmation.linkLifetimeHours), administrator: administrator?.fullName)
-        let body = try await MailTemplates.render("email-confirm", mail, with: request.view)
+            link: linkBase + WebPath.emailConfirm(token).string,
+            hours: Int(context.policy.emailConfirmation.linkLifetimeHours), administrator: administrator?.fullName)
+        let body = try await MailTemplates.render("email-confirm", mail, with: views)
         // One pending link per user, also under parallel changes (PostgreSQL holds the user's row until the commit).
         if db.isPostgres {
             try await db.sql.raw("SELECT id FROM \(ident: User.schema) WHERE id = \(bind: userID) FOR UPDATE").run()
@@ -39,29 +48,34 @@ struct EmailVerification {
         confirmation.email = address
         confirmation.tokenHash = TwofoldCore.Digest.sha256Hex(token)
         confirmation.createdAt = now
-        confirmation.expiresAt = now.addingTimeInterval(request.policy.emailConfirmation.linkLifetime)
+        confirmation.expiresAt = now.addingTimeInterval(context.policy.emailConfirmation.linkLifetime)
         confirmation.requestedBy = administrator?.id
         try await confirmation.create(on: db)
         user.pendingEmail = address
         try await db.sql.update(User.schema).set("pending_email", to: address).where("id", .equal, userID).run()
-        try await request.mailer.enqueue(
+        let mailer = Mailer(
+            database: db, sealer: context.sealer, now: now, sender: context.configuration.emailSender,
+            messageIDDomain: Mailer.domain(of: context.configuration.emailFrom))
+        try await mailer.enqueue(
             OutgoingMail(
                 to: address, subject: mail.subject, body: body, category: "email_confirmation",
                 practiceID: user.$practice.id, userID: userID), on: db)
         var details = ["to": PasswordResetService.maskedEmail(address)]
         if let administrator { details["changed_by"] = administrator.username }
-        try await request.audit(
+        try await context.audit(
             .emailChangeRequested, practiceID: user.$practice.id, actorID: administrator?.id ?? userID, subjectID: userID,
-            details: details, on: db)
+            details: details)
     }
 
     /// A usable confirmation for `token`, or nil (expired, used, voided, unknown, or no longer the pending address).
     func confirmation(token: String) async throws -> (EmailConfirmation, User)? {
         guard !token.isEmpty, token.utf8.count <= 128,
-            let confirmation = try await EmailConfirmation.query(on: request.db).filter(\.$tokenHash == TwofoldCore.Digest.sha256Hex(token))
-                .first(),
-            confirmation.isUsable(at: request.now),
-            let user = try await User.find(confirmation.$user.id, on: request.db),
+            let confirmation = try await EmailConfirmation.query(on: context.database).filter(
+                \.$tokenHash == TwofoldCore.Digest.sha256Hex(token)
+            )
+            .first(),
+            confirmation.isUsable(at: context.now),
+            let user = try await User.find(confirmation.$user.id, on: context.database),
             user.pendingEmail?.lowercased() == confirmation.email.lowercased()
         else { return nil }
         return (confirmation, user)
@@ -73,11 +87,11 @@ struct EmailVerification {
     /// cannot be used (also when a parallel request used it first).
     func confirm(token: String) async throws -> User? {
         guard let (confirmation, user) = try await confirmation(token: token) else { return nil }
-        let now = request.now
+        let now = context.now
         let id = try confirmation.requireID()
         let userID = try user.requireID()
         let old = user.email
-        return try await request.db.transaction { db -> User? in
+        return try await context.database.transaction { db -> User? in
             let claimed = try await db.sql.raw(
                 """
                 UPDATE \(ident: EmailConfirmation.schema) SET used_at = \(bind: now)
@@ -91,12 +105,19 @@ struct EmailVerification {
             user.email = confirmation.email
             user.pendingEmail = nil
             user.emailVerifiedAt = now
-            try await request.audit(
+            try await context.on(db).audit(
                 .emailConfirmed, practiceID: user.$practice.id, actorID: userID,
-                details: ["from": PasswordResetService.maskedEmail(old), "to": PasswordResetService.maskedEmail(confirmation.email)], on: db
-            )
+                details: ["from": PasswordResetService.maskedEmail(old), "to": PasswordResetService.maskedEmail(confirmation.email)])
             return user
         }
+    }
+}
+
+extension Request {
+    /// Email confirmation for this request: its context, the application's views and links to `TWOFOLD_PUBLIC_URL` or,
+    /// without it, to the address this request came to.
+    var emailVerification: EmailVerification {
+        EmailVerification(context: serviceContext, views: view, linkBase: twofold.configuration.publicURL ?? publicBaseURL)
     }
 }
 

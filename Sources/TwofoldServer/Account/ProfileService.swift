@@ -4,7 +4,7 @@ import Vapor
 
 /// Changes to a user's own profile and password.
 struct ProfileService {
-    let request: Request
+    let context: ServiceContext
 
     static func validEmail(_ input: String) -> String? {
         let email = input.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -17,9 +17,10 @@ struct ProfileService {
 
     /// Saves the cell phone and, when the address changed, sends the new one a confirmation link (the address in use
     /// stays until it is confirmed).
+    /// - Parameter verification: writes and queues that link (``Vapor/Request/emailVerification``).
     /// - Returns: whether a confirmation link was sent.
     @discardableResult
-    func update(session: CurrentSession, email: String, cellPhone: String) async throws -> Bool {
+    func update(session: CurrentSession, email: String, cellPhone: String, verification: EmailVerification) async throws -> Bool {
         guard let email = Self.validEmail(email) else {
             throw Abort(.badRequest, reason: "Enter a valid email address, like name@example.org.")
         }
@@ -39,14 +40,14 @@ struct ProfileService {
         if user.cellPhone != phone { changed.append("cell_phone") }
         user.cellPhone = phone
         let changedFields = changed.joined(separator: ",")
-        try await request.db.transaction { db in
+        try await context.database.transaction { db in
             try await user.save(on: db)
             if let newAddress {
-                try await EmailVerification(request: request).requestChange(of: user, to: newAddress, administrator: nil, on: db)
+                try await verification.requestChange(of: user, to: newAddress, administrator: nil, on: db)
             }
             if !changedFields.isEmpty {
-                try await request.audit(
-                    .profileUpdated, practiceID: session.practiceID, actorID: session.userID, details: ["changed": changedFields], on: db)
+                try await context.on(db).audit(
+                    .profileUpdated, practiceID: session.practiceID, actorID: session.userID, details: ["changed": changedFields])
             }
         }
         return newAddress != nil
@@ -60,40 +61,40 @@ struct ProfileService {
     /// can never test more than the limit); the right one gives its reservation back.
     /// - Returns: a fresh token for the current session.
     func changePassword(session: CurrentSession, current: String, new: String, confirmation: String) async throws -> String {
-        let throttle = ThrottleStore(database: request.db)
+        let throttle = ThrottleStore(database: context.database)
         let bucket = Self.passwordChangeBucket(userID: session.userID)
-        let limit = request.policy.signIn.passwordPerAccount
-        if case .blocked(let seconds) = try await throttle.reserve(bucket, limit: limit, now: request.now) {
-            try await request.audit(
+        let limit = context.policy.signIn.passwordPerAccount
+        if case .blocked(let seconds) = try await throttle.reserve(bucket, limit: limit, now: context.now) {
+            try await context.audit(
                 .passwordChangeThrottled, practiceID: session.practiceID, actorID: session.userID, details: ["retry_after": String(seconds)]
             )
             throw PasswordChangeError.throttled(retryAfter: seconds)
         }
-        guard await request.verifyPassword(current, against: session.user.passwordHash) else {
-            try await request.audit(
+        guard await context.passwords.verify(current, against: session.user.passwordHash) else {
+            try await context.audit(
                 .passwordChangeFailed, practiceID: session.practiceID, actorID: session.userID,
                 details: ["reason": "wrong_current_password"])
             throw Reauthentication.Failure.wrongPassword
         }
-        try await throttle.release(bucket, limit: limit, now: request.now)
+        try await throttle.release(bucket, limit: limit, now: context.now)
         guard new == confirmation else { throw Abort(.badRequest, reason: "The two new passwords do not match.") }
-        let rules = try await PasswordRules.context(for: session.user, on: request.db)
-        let hash = try await request.hashPassword(new, context: rules)
+        let rules = try await PasswordRules.context(for: session.user, on: context.database)
+        let hash = try await context.passwords.hash(new, context: rules)
         let meetsSingleFactorMinimum = PasswordRules.meetsSingleFactorMinimum(
             new, username: rules.username, practiceName: rules.practiceName)
-        let token = SecureRandom.token()
+        let token = context.random.token()
         let userID = session.userID
-        try await request.db.transaction { db in
+        try await context.database.transaction { db in
             session.user.passwordHash = hash
             session.user.passwordMeetsSingleFactorMinimum = meetsSingleFactorMinimum
             session.user.mustChangePassword = false
             try await session.user.save(on: db)
-            try await SessionRecord.query(on: db).filter(\.$user.$id == userID).filter(\.$id != session.record.id!).delete()
+            try await SessionRecord.query(on: db).filter(\.$user.$id == userID).filter(\.$id != session.record.requireID()).delete()
             try await RememberedBrowser.query(on: db).filter(\.$user.$id == userID).delete()
             session.record.tokenHash = TwofoldCore.Digest.sha256Hex(token)
-            session.record.reauthenticatedAt = request.now
+            session.record.reauthenticatedAt = context.now
             try await session.record.save(on: db)
-            try await request.audit(.passwordChanged, practiceID: session.practiceID, actorID: userID, on: db)
+            try await context.on(db).audit(.passwordChanged, practiceID: session.practiceID, actorID: userID)
         }
         return token
     }
@@ -104,13 +105,13 @@ struct ProfileService {
     /// Forgets one of the user's remembered browsers; it will be asked for a code again.
     func revokeRememberedBrowser(id: UUID, session: CurrentSession) async throws {
         guard
-            let browser = try await RememberedBrowser.query(on: request.db).filter(\.$id == id).filter(\.$user.$id == session.userID)
+            let browser = try await RememberedBrowser.query(on: context.database).filter(\.$id == id).filter(\.$user.$id == session.userID)
                 .first()
         else {
             throw Self.browserNotFound
         }
-        try await browser.delete(on: request.db)
-        try await request.audit(
+        try await browser.delete(on: context.database)
+        try await context.audit(
             .rememberedBrowserRevoked, practiceID: session.practiceID, actorID: session.userID, details: ["browser": browser.userAgent])
     }
 }
@@ -123,7 +124,8 @@ enum PasswordChangeError: AbortError, Equatable {
     var reason: String {
         switch self {
         case .throttled(let seconds):
-            "Too many wrong current passwords. For your security, password changes are paused; try again in \(SignInError.duration(seconds))."
+            "Too many wrong current passwords. For your security, password changes are paused; "
+                + "try again in \(SignInError.duration(seconds))."
         }
     }
 

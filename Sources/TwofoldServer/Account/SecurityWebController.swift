@@ -89,7 +89,7 @@ struct SecurityWebController: RouteCollection {
 
     func render(_ req: Request, error: String?, status: HTTPResponseStatus) async throws -> Response {
         let session = try req.requireSession()
-        let factors = try await SignInService(request: req).activeFactors(of: session.user)
+        let factors = try await SignInService(context: req.serviceContext).activeFactors(of: session.user)
         let browsers = try await RememberedBrowser.query(on: req.db).filter(\.$user.$id == session.userID)
             .filter(\.$expiresAt > req.now).sort(\.$createdAt, .descending).all()
         let page = Page(
@@ -97,26 +97,28 @@ struct SecurityWebController: RouteCollection {
             twoFactorOn: !factors.isEmpty, required: session.twoFactorRequired,
             requiredBy: session.practice.mandatoryTwoFactor ? "your practice" : "your practice administrator",
             email: session.user.email, cellPhone: session.user.cellPhone,
-            factors: factors.map { factor in
-                FactorRow(
+            factors: try factors.map { factor in
+                let id = try factor.requireID()
+                return FactorRow(
                     nickname: factor.nickname, kindName: factor.kind.displayName, shortID: factor.shortID,
                     added: Self.format(factor.createdAt),
                     lastUsed: Self.format(factor.lastUsedAt), primary: factor.isPrimary, detail: Self.detail(of: factor),
-                    removeAction: WebPath.securityFactorRemove(factor.id!).string,
-                    primaryAction: WebPath.securityFactorPrimary(factor.id!).string,
-                    renameAction: WebPath.securityFactorRename(factor.id!).string,
+                    removeAction: WebPath.securityFactorRemove(id).string,
+                    primaryAction: WebPath.securityFactorPrimary(id).string,
+                    renameAction: WebPath.securityFactorRename(id).string,
                     epcsEligible: req.epcsRules.isEligible(factor, practice: session.practice),
-                    reportLostLink: WebPath.securityFactorReportLost(factor.id!).string, isLast: factors.count == 1)
+                    reportLostLink: WebPath.securityFactorReportLost(id).string, isLast: factors.count == 1)
             },
-            browsers: browsers.map { browser in
+            browsers: try browsers.map { browser in
                 BrowserRow(
                     summary: browser.userAgent, created: Self.format(browser.createdAt),
                     lastUsed: Self.format(browser.lastUsedAt ?? browser.createdAt),
                     lastIP: browser.lastIP, expires: Self.format(browser.expiresAt),
-                    revokeAction: WebPath.securityBrowserRevoke(browser.id!).string)
+                    revokeAction: WebPath.securityBrowserRevoke(try browser.requireID()).string)
             },
-            recoveryCodesLeft: try await RecoveryCodeService(request: req).remaining(userID: session.userID),
-            needsPassword: !Reauthentication.isFresh(session, in: req), allowPasskeys: session.practice.allowPasskeys,
+            recoveryCodesLeft: try await RecoveryCodeService(context: req.serviceContext).remaining(userID: session.userID),
+            needsPassword: !Reauthentication.isFresh(session, at: req.now, policy: req.policy),
+            allowPasskeys: session.practice.allowPasskeys,
             hasCodeMethod: factors.contains { $0.kind == .totp || $0.kind == .sms },
             methodsWithoutCodes: Set(factors.map(\.kind.displayName)).sorted().joined(separator: ", ").lowercased())
         return try await req.render("security", page, status: status)
@@ -135,7 +137,7 @@ struct SecurityWebController: RouteCollection {
         let session = try req.requireSession()
         let form = try req.content.decode(PasswordForm.self)
         do {
-            try await Reauthentication(request: req).confirm(password: form.password, session: session)
+            try await Reauthentication(context: req.serviceContext).confirm(password: form.password, session: session)
             try await body(session, form)
             return req.redirect(to: WebPath.security, notice: notice)
         } catch let error as any AbortError {
@@ -147,8 +149,8 @@ struct SecurityWebController: RouteCollection {
         let session = try req.requireSession()
         let form = try req.content.decode(PasswordForm.self)
         do {
-            try await Reauthentication(request: req).confirm(password: form.password, session: session)
-            let codes = try await RecoveryCodeService(request: req).regenerate(session: session)
+            try await Reauthentication(context: req.serviceContext).confirm(password: form.password, session: session)
+            let codes = try await RecoveryCodeService(context: req.serviceContext).regenerate(session: session)
             return try await RecoveryCodesPage.render(req, codes: codes, firstTime: false)
         } catch let error as any AbortError {
             return try await render(req, error: error.reason, status: error.status)
@@ -157,33 +159,34 @@ struct SecurityWebController: RouteCollection {
 
     @Sendable func disable(req: Request) async throws -> Response {
         try await change(req, notice: .disabled) { session, form in
-            try await FactorService(request: req).disableTwoFactor(code: form.code ?? "", session: session)
+            try await FactorService(context: req.serviceContext).disableTwoFactor(code: form.code ?? "", session: session)
         }
     }
 
     @Sendable func revokeBrowser(req: Request) async throws -> Response {
         try await change(req, notice: .browserRevoked) { session, _ in
-            try await ProfileService(request: req).revokeRememberedBrowser(
+            try await ProfileService(context: req.serviceContext).revokeRememberedBrowser(
                 id: try req.parameters.require("id", as: UUID.self), session: session)
         }
     }
 
     @Sendable func removeFactor(req: Request) async throws -> Response {
         try await change(req, notice: .factorRemoved) { session, form in
-            try await FactorService(request: req).remove(
+            try await FactorService(context: req.serviceContext).remove(
                 id: try req.parameters.require("id", as: UUID.self), code: form.code, session: session)
         }
     }
 
     @Sendable func makePrimary(req: Request) async throws -> Response {
         try await change(req, notice: .primaryChanged) { session, _ in
-            _ = try await FactorService(request: req).makePrimary(id: try req.parameters.require("id", as: UUID.self), session: session)
+            _ = try await FactorService(context: req.serviceContext).makePrimary(
+                id: try req.parameters.require("id", as: UUID.self), session: session)
         }
     }
 
     @Sendable func renameFactor(req: Request) async throws -> Response {
         try await change(req, notice: .factorRenamed) { session, form in
-            _ = try await FactorService(request: req).rename(
+            _ = try await FactorService(context: req.serviceContext).rename(
                 id: try req.parameters.require("id", as: UUID.self), nickname: form.nickname ?? "", session: session)
         }
     }
@@ -212,16 +215,17 @@ struct SecurityWebController: RouteCollection {
 
     func renderLostDevice(_ req: Request, factor: Factor, error: String?, status: HTTPResponseStatus) async throws -> Response {
         let session = try req.requireSession()
+        let factorID = try factor.requireID()
         let grant = try await EPCSGrant.query(on: req.db).filter(\.$user.$id == session.userID).filter(
             \.$status ~~ [.active, .pendingApproval]
         ).first()
         let others = try await Factor.query(on: req.db).filter(\.$user.$id == session.userID).filter(\.$status == .active).filter(
-            \.$id != factor.id!
+            \.$id != factorID
         ).count()
         let page = LostDevicePage(
             layout: req.layout("Report a lost or stolen device", error: error), nickname: factor.nickname,
             kindName: factor.kind.displayName, shortID: factor.shortID, hasEPCSPermission: grant != nil,
-            isLast: others == 0, action: WebPath.securityFactorReportLost(factor.id!).string)
+            isLast: others == 0, action: WebPath.securityFactorReportLost(factorID).string)
         return try await req.render("account-lost-device", page, status: status)
     }
 
@@ -237,9 +241,9 @@ struct SecurityWebController: RouteCollection {
         let form = try req.content.decode(PasswordForm.self)
         do {
             guard let password = form.password, !password.isEmpty else { throw Reauthentication.Failure.passwordRequired }
-            try await Reauthentication(request: req).confirm(password: password, session: session)
-            _ = try await LostDeviceReport(request: req).report(
-                factorID: factor.id!, of: session.user, practice: session.practice, reportedBy: session.userID)
+            try await Reauthentication(context: req.serviceContext).confirm(password: password, session: session)
+            _ = try await LostDeviceReport(context: req.serviceContext).report(
+                factorID: try factor.requireID(), of: session.user, practice: session.practice, reportedBy: session.userID)
             return req.redirect(to: WebPath.security, notice: .deviceReportedLost)
         } catch let error as any AbortError {
             return try await renderLostDevice(req, factor: factor, error: error.reason, status: error.status)
@@ -275,7 +279,8 @@ struct SecurityWebController: RouteCollection {
         let page = ProfilePage(
             layout: req.layout("Profile", error: error), firstName: session.user.firstName, lastName: session.user.lastName,
             email: form?.email ?? session.user.email, cellPhone: form?.cellPhone ?? session.user.cellPhone ?? "",
-            needsPassword: !Reauthentication.isFresh(session, in: req), pendingEmail: session.user.pendingEmail)
+            needsPassword: !Reauthentication.isFresh(session, at: req.now, policy: req.policy),
+            pendingEmail: session.user.pendingEmail)
         return try await req.render("profile", page, status: status)
     }
 
@@ -283,9 +288,9 @@ struct SecurityWebController: RouteCollection {
         let session = try req.requireSession()
         let form = try req.content.decode(ProfileForm.self)
         do {
-            try await Reauthentication(request: req).confirm(password: form.password, session: session)
-            let confirming = try await ProfileService(request: req).update(
-                session: session, email: form.email ?? "", cellPhone: form.cellPhone ?? "")
+            try await Reauthentication(context: req.serviceContext).confirm(password: form.password, session: session)
+            let confirming = try await ProfileService(context: req.serviceContext).update(
+                session: session, email: form.email ?? "", cellPhone: form.cellPhone ?? "", verification: req.emailVerification)
             return req.redirect(to: WebPath.security, notice: confirming ? .emailConfirmationSent : .profileUpdated)
         } catch let error as any AbortError {
             return try await renderProfile(req, error: error.reason, status: error.status, form: form)
@@ -318,7 +323,7 @@ struct SecurityWebController: RouteCollection {
         let session = try req.requireSession()
         let form = try req.content.decode(ChangePasswordForm.self)
         do {
-            let token = try await ProfileService(request: req).changePassword(
+            let token = try await ProfileService(context: req.serviceContext).changePassword(
                 session: session, current: form.currentPassword ?? "", new: form.newPassword ?? "", confirmation: form.confirmPassword ?? ""
             )
             let response = req.redirect(to: WebPath.security, notice: .passwordChanged)

@@ -50,7 +50,7 @@ struct SetupWebController: RouteCollection {
         let page = ChoosePage(
             layout: req.layout("Set up two-factor authentication", error: error),
             mustEnroll: session.record.stage == .enrollment || session.mustEnroll,
-            needsPassword: !Reauthentication.isFresh(session, in: req),
+            needsPassword: !Reauthentication.isFresh(session, at: req.now, policy: req.policy),
             allowTOTP: session.practice.allowTOTP, allowSMS: session.practice.allowSMS, allowPush: session.practice.allowPush,
             allowPasskeys: session.practice.allowPasskeys, cellPhone: session.user.cellPhone.map(SMSCodeService.maskedPhone))
         return try await req.render("setup-choose", page, status: status)
@@ -60,9 +60,9 @@ struct SetupWebController: RouteCollection {
         let session = try req.requireSession()
         let form = try req.content.decode(StartForm.self)
         do {
-            try await Reauthentication(request: req).confirm(password: form.password, session: session)
-            let enrollment = try await FactorService(request: req).beginTOTP(session: session, nickname: form.nickname)
-            return req.redirect(to: WebPath.setupAppFactor(enrollment.factor.id!).string)
+            try await Reauthentication(context: req.serviceContext).confirm(password: form.password, session: session)
+            let enrollment = try await FactorService(context: req.serviceContext).beginTOTP(session: session, nickname: form.nickname)
+            return req.redirect(to: WebPath.setupAppFactor(try enrollment.factor.requireID()).string)
         } catch let error as any AbortError {
             return try await Self.renderChoose(req, error: error.reason, status: error.status)
         }
@@ -93,7 +93,7 @@ struct SetupWebController: RouteCollection {
         let id = try req.parameters.require("factorID", as: UUID.self)
         let enrollment: FactorService.TOTPEnrollment
         do {
-            enrollment = try await FactorService(request: req).pendingTOTP(id: id, session: session)
+            enrollment = try await FactorService(context: req.serviceContext).pendingTOTP(id: id, session: session)
         } catch let failure as FactorError {
             return try await Self.renderChoose(req, error: failure.reason, status: failure.status)
         }
@@ -109,7 +109,7 @@ struct SetupWebController: RouteCollection {
         let id = try req.parameters.require("factorID", as: UUID.self)
         let form = try req.content.decode(CodeForm.self)
         do {
-            let activation = try await FactorService(request: req).activate(id: id, code: form.code ?? "", session: session)
+            let activation = try await FactorService(context: req.serviceContext).activate(id: id, code: form.code ?? "", session: session)
             return try await activation.page(req)
         } catch let error as FactorError where error == .wrongCode {
             return req.route?.path == WebPath.setupSMSFactor(.placeholder).pattern
@@ -124,9 +124,9 @@ struct SetupWebController: RouteCollection {
         let session = try req.requireSession()
         let form = try req.content.decode(StartForm.self)
         do {
-            try await Reauthentication(request: req).confirm(password: form.password, session: session)
-            let factor = try await FactorService(request: req).beginSMS(session: session, nickname: form.nickname)
-            return req.redirect(to: WebPath.setupSMSFactor(factor.id!).string)
+            try await Reauthentication(context: req.serviceContext).confirm(password: form.password, session: session)
+            let factor = try await FactorService(context: req.serviceContext).beginSMS(session: session, nickname: form.nickname)
+            return req.redirect(to: WebPath.setupSMSFactor(try factor.requireID()).string)
         } catch let error as any AbortError {
             return try await Self.renderChoose(req, error: error.reason, status: error.status)
         }
@@ -147,7 +147,7 @@ struct SetupWebController: RouteCollection {
     func renderSMS(_ req: Request, error: String?, status: HTTPResponseStatus) async throws -> Response {
         let session = try req.requireSession()
         let id = try req.parameters.require("factorID", as: UUID.self)
-        let factor = try await FactorService(request: req).ownFactor(id, session: session)
+        let factor = try await FactorService(context: req.serviceContext).ownFactor(id, session: session)
         guard factor.kind == .sms, factor.status == .pending else {
             return try await Self.renderChoose(req, error: FactorError.notPending.reason, status: .conflict)
         }
@@ -161,7 +161,7 @@ struct SetupWebController: RouteCollection {
         let session = try req.requireSession()
         let id = try req.parameters.require("factorID", as: UUID.self)
         do {
-            _ = try await FactorService(request: req).resendSMS(id: id, session: session)
+            _ = try await FactorService(context: req.serviceContext).resendSMS(id: id, session: session)
             return req.redirect(to: WebPath.setupSMSFactor(id), notice: .smsSent)
         } catch let error as any AbortError {
             return try await renderSMS(req, error: error.reason, status: error.status)

@@ -44,10 +44,11 @@ struct APIKeyPages: RouteCollection {
         if let notice { layout.notice = notice }
         let page = Page(
             layout: layout,
-            keys: keys.map { key in
-                Row(
-                    id: key.id!.uuidString, name: key.name, hint: key.hint + "…", created: key.createdAt.map { $0.formatted(format) } ?? "",
-                    revoked: key.revokedAt.map { $0.formatted(format) }, revokeAction: AdminPath.revokeAPIKey(key.id!).string)
+            keys: try keys.map { key in
+                let id = try key.requireID()
+                return Row(
+                    id: id.uuidString, name: key.name, hint: key.hint + "…", created: key.createdAt.map { $0.formatted(format) } ?? "",
+                    revoked: key.revokedAt.map { $0.formatted(format) }, revokeAction: AdminPath.revokeAPIKey(id).string)
             }, newKey: newKey, newKeyName: newKeyName)
         return try await req.renderUncached("admin-api-keys", page, status: status)
     }
@@ -60,7 +61,7 @@ struct APIKeyPages: RouteCollection {
         let session = try req.requireSession()
         let form = try req.content.decode(CreateForm.self)
         do {
-            try await AdminService(request: req, admin: session).confirmAdminPassword(form.adminPassword)
+            try await AdminService(context: req.serviceContext, admin: session).confirmAdminPassword(form.adminPassword)
             let created = try await APIKeyService(request: req, actorID: session.userID).create(
                 practiceID: session.practiceID, name: form.name ?? "")
             return try await render(req, newKey: created.key, newKeyName: created.record.name)
@@ -76,8 +77,8 @@ struct APIKeyPages: RouteCollection {
             let key = try await APIKey.query(on: req.db).filter(\.$id == id).filter(\.$practice.$id == session.practiceID).first()
         else { throw Abort(.notFound, reason: "There is no such API key in your practice.") }
         do {
-            try await AdminService(request: req, admin: session).confirmAdminPassword(form.adminPassword)
-            _ = try await APIKeyService(request: req, actorID: session.userID).revoke(id: key.id!)
+            try await AdminService(context: req.serviceContext, admin: session).confirmAdminPassword(form.adminPassword)
+            _ = try await APIKeyService(request: req, actorID: session.userID).revoke(id: key.requireID())
             return try await render(
                 req,
                 notice:

@@ -28,7 +28,7 @@ struct AdminWebController: RouteCollection {
     }
 
     static func service(_ req: Request) throws -> AdminService {
-        try AdminService(request: req, admin: try req.requireSession())
+        try AdminService(context: req.serviceContext, admin: try req.requireSession())
     }
 
     static func userID(_ req: Request) throws -> UUID {
@@ -57,7 +57,8 @@ struct AdminWebController: RouteCollection {
         do {
             // An invitation by email unless the administrator chose to set a temporary password.
             if form.sendsInvitation {
-                _ = try await Self.service(req).inviteStaff(form.input, adminPassword: form.adminPassword)
+                _ = try await Self.service(req).inviteStaff(
+                    form.input, adminPassword: form.adminPassword, invitations: InvitationService(request: req))
                 return req.redirect(to: AdminPath.staff, notice: .invitationSent)
             }
             let user = try await Self.service(req).createStaff(
@@ -83,7 +84,8 @@ struct AdminWebController: RouteCollection {
         let user = try await service.directory.user(id)
         let form = try req.content.decode(StaffPages.StaffForm.self)
         do {
-            _ = try await service.updateStaff(id, form.input, adminPassword: form.adminPassword)
+            _ = try await service.updateStaff(
+                id, form.input, adminPassword: form.adminPassword, emailVerification: req.emailVerification)
             return req.redirect(to: AdminPath.staff, notice: .staffUpdated)
         } catch let error as any AbortError {
             return try await StaffPages.form(req, user: user, input: form, error: error.reason, status: error.status)
@@ -141,7 +143,9 @@ struct AdminWebController: RouteCollection {
     @Sendable func resendInvitation(req: Request) async throws -> Response {
         let id = try Self.userID(req)
         do {
-            _ = try await Self.service(req).resendInvitation(of: id, adminPassword: try req.content.decode(PasswordForm.self).adminPassword)
+            _ = try await Self.service(req).resendInvitation(
+                of: id, adminPassword: try req.content.decode(PasswordForm.self).adminPassword,
+                invitations: InvitationService(request: req))
             return req.redirect(to: AdminPath.user(id), notice: .invitationResent)
         } catch let error as any AbortError where error.status != .notFound {
             return try await StaffPages.user(req, id: id, error: error.reason, status: error.status)
@@ -158,7 +162,9 @@ struct AdminWebController: RouteCollection {
         let id = try Self.userID(req)
         let user = try await service.directory.user(id)
         do {
-            try await service.revokeInvitation(of: id, adminPassword: try req.content.decode(PasswordForm.self).adminPassword)
+            try await service.revokeInvitation(
+                of: id, adminPassword: try req.content.decode(PasswordForm.self).adminPassword,
+                invitations: InvitationService(request: req))
             return req.redirect(to: AdminPath.user(id), notice: .invitationRevoked)
         } catch let error as any AbortError {
             return try await StaffPages.confirm(req, .revokeInvitation(user), error: error.reason, status: error.status)

@@ -138,7 +138,7 @@ struct ApplicationPages: RouteCollection {
     }
 
     static func confirmPassword(_ req: Request, _ password: String?) async throws {
-        try await AdminService(request: req, admin: try req.requireSession()).confirmAdminPassword(password)
+        try await AdminService(context: req.serviceContext, admin: try req.requireSession()).confirmAdminPassword(password)
     }
 
     static func discoveryURL(_ req: Request) -> String {

@@ -44,7 +44,7 @@ struct EPCSPages: RouteCollection {
     // MARK: helpers
 
     static func service(_ req: Request) throws -> EPCSService {
-        try EPCSService(request: req, admin: try req.requireSession())
+        try EPCSService(context: req.serviceContext, admin: try req.requireSession())
     }
 
     static func grantID(_ req: Request) throws -> UUID {
@@ -146,6 +146,8 @@ struct EPCSPages: RouteCollection {
         var securityKeyAAGUIDs: String
         var workingHoursStart: String
         var workingHoursEnd: String
+        var workingHoursStartRange: PracticePages.Bounds
+        var workingHoursEndRange: PracticePages.Bounds
         var trustAnchorsConfigured: Bool
         var settingsAction = AdminPath.epcsSettings.string
         var reportsLink = AdminPath.epcsReports.string
@@ -182,8 +184,8 @@ struct EPCSPages: RouteCollection {
             for id in [grant.decidedBy, grant.revokedBy, grant.revocationConfirmedBy].compactMap({ $0 }) { ids.insert(id) }
         }
         let names = try await Self.names(req, practiceID: service.admin.practiceID, ids: ids)
-        let rows = grants.map { grant -> GrantRow in
-            let id = grant.id!
+        let rows = try grants.map { grant -> GrantRow in
+            let id = try grant.requireID()
             let visible = grant.visibleStatus(now: now)
             let prescriberID = grant.$user.id
             let mayDecide = viewer.epcsApprover && grant.enteredBy != viewer.id && prescriberID != viewer.id
@@ -211,14 +213,15 @@ struct EPCSPages: RouteCollection {
         let alerts = try await service.openAlerts().map { alert in
             AlertRow(
                 message: alert.message, created: Self.time(alert.createdAt) ?? "",
-                acknowledgeAction: AdminPath.epcsAcknowledge(alert.id!).string)
+                acknowledgeAction: AdminPath.epcsAcknowledge(try alert.requireID()).string)
         }
         let saved = EPCSService.settings(of: practice)
         let chosen = tokensChosen ?? EPCS.Token.list(practice.epcsTokens)
         let page = OverviewPage(
             layout: req.layout("EPCS", error: error), isApprover: viewer.epcsApprover, isRegistrant: viewer.deaRegistrant,
-            approvers: approvers.map {
-                ApproverRow(name: $0.fullName, username: $0.username, registrant: $0.deaRegistrant, link: AdminPath.user($0.id!).string)
+            approvers: try approvers.map {
+                ApproverRow(
+                    name: $0.fullName, username: $0.username, registrant: $0.deaRegistrant, link: AdminPath.user(try $0.requireID()).string)
             },
             approverWarning: warning, grants: rows, alerts: alerts,
             tokens: EPCS.Token.allCases.map {
@@ -227,6 +230,8 @@ struct EPCSPages: RouteCollection {
             securityKeyAAGUIDs: settingsForm?.securityKeyAAGUIDs ?? saved.securityKeyAAGUIDs.joined(separator: "\n"),
             workingHoursStart: settingsForm?.workingHoursStart ?? String(saved.workingHoursStart),
             workingHoursEnd: settingsForm?.workingHoursEnd ?? String(saved.workingHoursEnd),
+            workingHoursStartRange: PracticePages.Bounds(req.policy.practice.epcsWorkingHoursStart),
+            workingHoursEndRange: PracticePages.Bounds(req.policy.practice.epcsWorkingHoursEnd),
             trustAnchorsConfigured: req.epcsRules.trustAnchorsConfigured)
         return try await req.render("admin-epcs", page, status: status)
     }
@@ -243,7 +248,7 @@ struct EPCSPages: RouteCollection {
         do {
             func hour(_ text: String?) throws -> Int {
                 guard let value = Int((text ?? "").trimmingCharacters(in: .whitespaces)) else {
-                    throw EPCSError.invalid("Working hours run from a start hour (0–23) to a later end hour (1–24), in UTC.")
+                    throw EPCSService.workingHoursRule(req.policy)
                 }
                 return value
             }
@@ -397,7 +402,8 @@ struct EPCSPages: RouteCollection {
         let page = ActionPage(
             layout: req.layout(heading, error: error), heading: heading, lines: lines,
             details: Self.details(grant, viewer: viewer, names: names, now: req.now),
-            blocked: Self.blocked(action, grant: grant, viewer: viewer, hasApp: hasApp, now: req.now), action: action.path(grant.id!),
+            blocked: Self.blocked(action, grant: grant, viewer: viewer, hasApp: hasApp, now: req.now),
+            action: action.path(try grant.requireID()),
             needsCode: action != .refuse, needsReason: action == .refuse, needsPassword: action == .refuse, button: button, danger: danger,
             backLink: AdminPath.epcs.string, pushAvailable: action != .refuse && hasPush, pushNumber: push?.number,
             pushChallengeID: push?.id?.uuidString)
@@ -411,37 +417,39 @@ struct EPCSPages: RouteCollection {
 
     @Sendable func performGrantAction(_ req: Request, _ action: GrantAction) async throws -> Response {
         let service = try Self.service(req)
-        let grant = try await service.grant(try Self.grantID(req))
+        let grantID = try Self.grantID(req)
+        let grant = try await service.grant(grantID)
         let form = try req.content.decode(GrantActionForm.self)
         do {
             let notice: Notice
             let step = action == .approve ? "approve_grant" : "confirm_revocation"
             if action != .refuse, form.push != nil {
-                let push = try await service.startPush(grantID: grant.id!, action: step)
+                let push = try await service.startPush(grantID: grantID, action: step)
                 return try await renderGrantAction(req, action, grant: grant, push: push)
             }
             let proof: ApproverProof = form.pushChallengeId.map { .push(challengeID: $0) } ?? .code(form.code)
             switch action {
             case .approve:
-                _ = try await service.approve(grantID: grant.id!, proof: proof)
+                _ = try await service.approve(grantID: grantID, proof: proof)
                 notice = .epcsGrantApproved
             case .refuse:
-                _ = try await service.refuse(grantID: grant.id!, reason: form.reason, adminPassword: form.adminPassword)
+                _ = try await service.refuse(grantID: grantID, reason: form.reason, adminPassword: form.adminPassword)
                 notice = .epcsGrantRefused
             case .confirmRevocation:
-                _ = try await service.confirmRevocation(grantID: grant.id!, proof: proof)
+                _ = try await service.confirmRevocation(grantID: grantID, proof: proof)
                 notice = .epcsRevocationConfirmed
             }
             return req.redirect(to: AdminPath.epcs, notice: notice)
         } catch let error as any AbortError {
-            let fresh = try await service.grant(grant.id!)
+            let fresh = try await service.grant(grantID)
             return try await renderGrantAction(req, action, grant: fresh, error: error.reason, status: error.status)
         }
     }
 
     func renderRevoke(_ req: Request, user: User, error: String? = nil, status: HTTPResponseStatus = .ok) async throws -> Response {
         let session = try req.requireSession()
-        let grant = try await Self.openGrant(req, userID: user.id!)
+        let userID = try user.requireID()
+        let grant = try await Self.openGrant(req, userID: userID)
         var details: [Detail] = []
         if let grant {
             let names = try await Self.names(
@@ -456,8 +464,8 @@ struct EPCSPages: RouteCollection {
             lines: [
                 "\(user.fullName) can no longer sign controlled-substance prescriptions from the moment you confirm (21 CFR 1311.125(d): the day a reason is known — a lost token, a registration that ended, someone who left the practice).",
                 "A second approver then confirms the revocation with their authenticator app. Granting it again needs two approvers.",
-            ], details: details, blocked: blocked, action: AdminPath.epcsRevoke(user.id!).string, needsCode: false, needsReason: true,
-            needsPassword: true, button: "Revoke EPCS permission", danger: true, backLink: AdminPath.user(user.id!).string)
+            ], details: details, blocked: blocked, action: AdminPath.epcsRevoke(userID).string, needsCode: false, needsReason: true,
+            needsPassword: true, button: "Revoke EPCS permission", danger: true, backLink: AdminPath.user(userID).string)
         return try await req.render("admin-epcs-action", page, status: status)
     }
 
@@ -470,7 +478,7 @@ struct EPCSPages: RouteCollection {
         let user = try await AdminWebController.service(req).directory.user(try AdminWebController.userID(req))
         let form = try req.content.decode(GrantActionForm.self)
         do {
-            _ = try await Self.service(req).revoke(userID: user.id!, reason: form.reason, adminPassword: form.adminPassword)
+            _ = try await Self.service(req).revoke(userID: try user.requireID(), reason: form.reason, adminPassword: form.adminPassword)
             return req.redirect(to: AdminPath.epcs, notice: .epcsGrantRevoked)
         } catch let error as any AbortError {
             return try await renderRevoke(req, user: user, error: error.reason, status: error.status)
@@ -522,6 +530,7 @@ struct EPCSPages: RouteCollection {
     {
         let service = try Self.service(req)
         let viewer = service.admin.user
+        let userID = try user.requireID()
         var blocked: String?
         if !viewer.epcsApprover {
             blocked = EPCSError.notApprover.reason
@@ -533,17 +542,17 @@ struct EPCSPages: RouteCollection {
             let approvers = try await service.approvers()
             if approvers.count < 2 || !approvers.contains(where: \.deaRegistrant) {
                 blocked = EPCSError.tooFewApprovers.reason
-            } else if try await Self.openGrant(req, userID: user.id!) != nil {
+            } else if try await Self.openGrant(req, userID: userID) != nil {
                 blocked = EPCSError.alreadyOpen(user.fullName).reason
             }
         }
         let page = GrantFormPage(
             layout: req.layout("EPCS permission for \(user.fullName)", error: error), name: user.fullName, username: user.username,
             blocked: blocked,
-            action: AdminPath.epcsGrant(user.id!).string, deaNumber: form?.deaNumber ?? "", deaExpiresOn: form?.deaExpiresOn ?? "",
+            action: AdminPath.epcsGrant(userID).string, deaNumber: form?.deaNumber ?? "", deaExpiresOn: form?.deaExpiresOn ?? "",
             states: form?.states ?? "", proofingProvider: form?.proofingProvider ?? "", proofingDate: form?.proofingDate ?? "",
             proofingLevel: form?.proofingLevel ?? "IAL2", proofingReference: form?.proofingReference ?? "",
-            backLink: AdminPath.user(user.id!).string)
+            backLink: AdminPath.user(userID).string)
         return try await req.render("admin-epcs-grant", page, status: status)
     }
 
@@ -556,7 +565,7 @@ struct EPCSPages: RouteCollection {
         let user = try await AdminWebController.service(req).directory.user(try AdminWebController.userID(req))
         let form = try req.content.decode(GrantForm.self)
         do {
-            _ = try await Self.service(req).enter(userID: user.id!, input: form.input, adminPassword: form.adminPassword)
+            _ = try await Self.service(req).enter(userID: try user.requireID(), input: form.input, adminPassword: form.adminPassword)
             return req.redirect(to: AdminPath.epcs, notice: .epcsGrantEntered)
         } catch let error as any AbortError {
             return try await renderGrantForm(req, user: user, form: form, error: error.reason, status: error.status)
@@ -601,7 +610,7 @@ struct EPCSPages: RouteCollection {
     }
 
     static func userSection(_ req: Request, user: User, viewer: User) async throws -> UserSection {
-        let id = user.id!
+        let id = try user.requireID()
         let latest = try await EPCSGrant.query(on: req.db).filter(\.$user.$id == id).sort(\.$enteredAt, .descending).first()
         let open = latest.map { $0.status == .active || $0.status == .pendingApproval } ?? false
         let visible = latest?.visibleStatus(now: req.now)
@@ -619,7 +628,8 @@ struct EPCSPages: RouteCollection {
     func renderLostDevice(_ req: Request, user: User, factor: Factor, error: String? = nil, status: HTTPResponseStatus = .ok) async throws
         -> Response
     {
-        let grant = try await Self.openGrant(req, userID: user.id!)
+        let userID = try user.requireID()
+        let grant = try await Self.openGrant(req, userID: userID)
         let heading = "Report \(user.fullName)'s device lost or stolen?"
         var lines = [
             "\u{201C}\(factor.nickname)\u{201D} (\(factor.kind.displayName)) stops working at once and is removed from \(user.firstName)'s account; the browsers it helped remember are forgotten.",
@@ -637,14 +647,15 @@ struct EPCSPages: RouteCollection {
                 Detail(label: "Added", value: Self.time(factor.createdAt) ?? ""),
                 Detail(label: "Last used", value: Self.time(factor.lastUsedAt) ?? "never"),
             ],
-            blocked: nil, action: AdminPath.reportLost(user: user.id!, factor: factor.id!).string, needsCode: false, needsReason: false,
-            needsPassword: true, button: "Report lost or stolen", danger: true, backLink: AdminPath.user(user.id!).string)
+            blocked: nil, action: AdminPath.reportLost(user: userID, factor: try factor.requireID()).string, needsCode: false,
+            needsReason: false, needsPassword: true, button: "Report lost or stolen", danger: true, backLink: AdminPath.user(userID).string)
         return try await req.render("admin-epcs-action", page, status: status)
     }
 
     static func userAndFactor(_ req: Request) async throws -> (User, Factor) {
         let user = try await AdminWebController.service(req).directory.user(try AdminWebController.userID(req))
-        guard let factor = try await Factor.query(on: req.db).filter(\.$id == (try factorID(req))).filter(\.$user.$id == user.id!).first()
+        let userID = try user.requireID()
+        guard let factor = try await Factor.query(on: req.db).filter(\.$id == (try factorID(req))).filter(\.$user.$id == userID).first()
         else { throw EPCSError.factorNotFound }
         return (user, factor)
     }
@@ -658,11 +669,11 @@ struct EPCSPages: RouteCollection {
         let (user, factor) = try await Self.userAndFactor(req)
         let session = try req.requireSession()
         do {
-            try await AdminService(request: req, admin: session).confirmAdminPassword(
+            try await AdminService(context: req.serviceContext, admin: session).confirmAdminPassword(
                 try req.content.decode(AdminWebController.PasswordForm.self).adminPassword)
-            _ = try await LostDeviceReport(request: req).report(
-                factorID: factor.id!, of: user, practice: session.practice, reportedBy: session.userID)
-            return req.redirect(to: AdminPath.user(user.id!), notice: .deviceReportedLost)
+            _ = try await LostDeviceReport(context: req.serviceContext).report(
+                factorID: try factor.requireID(), of: user, practice: session.practice, reportedBy: session.userID)
+            return req.redirect(to: AdminPath.user(try user.requireID()), notice: .deviceReportedLost)
         } catch let error as any AbortError {
             return try await renderLostDevice(req, user: user, factor: factor, error: error.reason, status: error.status)
         }

@@ -55,46 +55,18 @@ enum PracticePages {
         var refreshTokenDays: Bounds
     }
 
+    /// The settings page: the practice's ``PracticeSettings`` as they are (the form's fields read `settings.…`), and
+    /// what the inputs need from ``TwofoldPolicy/PracticeSettings`` (lengths, bounds, digit choices).
     struct SettingsPage: Encodable {
         var layout: Layout
-        var name: String
-        var mandatoryTwoFactor: Bool
-        var rememberBrowserDays: Int
-        var inactivityMinutes: Int
-        var otpDigits: Int
-        var allowSMS: Bool
-        var allowTOTP: Bool
-        var allowPush: Bool
-        var allowPasskeys: Bool
-        var allowPasswordless: Bool
-        var refuseClonedPasskeys: Bool
-        var sessionLifetimeHours: Int
-        var accessTokenMinutes: Int
-        var refreshTokenDays: Int
-        var resetRequiresSecondFactor: Bool
-        var notificationCopyAddress: String
+        var settings: PracticeSettings
         var nameMaxLength: Int
         var bounds: AllBounds
         var otpDigitChoices: [Int]
 
         init(layout: Layout, settings: PracticeSettings, policy: TwofoldPolicy.PracticeSettings) {
             self.layout = layout
-            name = settings.name
-            mandatoryTwoFactor = settings.mandatoryTwoFactor
-            rememberBrowserDays = settings.rememberBrowserDays
-            inactivityMinutes = settings.inactivityMinutes
-            otpDigits = settings.otpDigits
-            allowSMS = settings.allowSMS
-            allowTOTP = settings.allowTOTP
-            allowPush = settings.allowPush
-            allowPasskeys = settings.allowPasskeys
-            allowPasswordless = settings.allowPasswordless
-            refuseClonedPasskeys = settings.refuseClonedPasskeys
-            sessionLifetimeHours = settings.sessionLifetimeHours
-            accessTokenMinutes = settings.accessTokenMinutes
-            refreshTokenDays = settings.refreshTokenDays
-            resetRequiresSecondFactor = settings.resetRequiresSecondFactor
-            notificationCopyAddress = settings.notificationCopyAddress ?? ""
+            self.settings = settings
             nameMaxLength = policy.nameLength.upperBound
             bounds = AllBounds(
                 rememberBrowserDays: Bounds(policy.rememberBrowserDays), inactivityMinutes: Bounds(policy.inactivityMinutes),
@@ -154,19 +126,18 @@ enum PracticePages {
                 subject: entry.subject ?? "", ip: entry.ip, userAgent: UserAgentSummary.describe(entry.userAgent),
                 details: entry.details.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", "))
         }
-        var items: [String] = []
-        for (key, value) in [("from", fromText), ("to", toText), ("user", filter.user ?? ""), ("type", filter.type ?? "")]
-        where !value.isEmpty {
-            items.append("\(key)=\(value.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")")
-        }
-        func link(_ page: Int) -> String { AdminPath.audit.string + "?" + (items + ["page=\(page)"]).joined(separator: "&") }
+        // The filters in use, carried by the paging, CSV and export links.
+        let filters = [
+            URLQueryItem(name: "from", value: fromText), URLQueryItem(name: "to", value: toText),
+            URLQueryItem(name: "user", value: filter.user), URLQueryItem(name: "type", value: filter.type),
+        ]
+        func link(_ page: Int) -> String { AdminPath.audit.string(query: filters + [URLQueryItem(name: "page", value: String(page))]) }
         let context = AuditPage(
             layout: req.layout("Audit log"), rows: rows, from: fromText, to: toText, user: filter.user ?? "", type: filter.type ?? "",
             types: AuditEventType.allCases.map(\.rawValue).sorted(), total: result.total, page: result.page, pageCount: result.pageCount,
             previousLink: result.page > 1 ? link(result.page - 1) : nil,
             nextLink: result.page < result.pageCount ? link(result.page + 1) : nil,
-            csvLink: AdminPath.auditCSV.string + (items.isEmpty ? "" : "?" + items.joined(separator: "&")),
-            exportLink: AdminPath.auditExport.string + (items.isEmpty ? "" : "?" + items.joined(separator: "&")))
+            csvLink: AdminPath.auditCSV.string(query: filters), exportLink: AdminPath.auditExport.string(query: filters))
         return try await req.render("admin-audit", context)
     }
 }

@@ -70,7 +70,7 @@ struct RADIUSPages: RouteCollection {
         let session = try req.requireSession()
         let form = try req.content.decode(CreateForm.self)
         do {
-            try await AdminService(request: req, admin: session).confirmAdminPassword(form.adminPassword)
+            try await AdminService(context: req.serviceContext, admin: session).confirmAdminPassword(form.adminPassword)
             guard let mode = RADIUSClient.Mode(rawValue: form.mode ?? RADIUSClient.Mode.passwordAndCode.rawValue) else {
                 return try await render(req, error: "Choose how the device signs users in.", status: .badRequest)
             }
@@ -98,7 +98,7 @@ struct RADIUSPages: RouteCollection {
             throw Abort(.notFound, reason: "There is no such RADIUS client in your practice.")
         }
         do {
-            try await AdminService(request: req, admin: session).confirmAdminPassword(form.adminPassword)
+            try await AdminService(context: req.serviceContext, admin: session).confirmAdminPassword(form.adminPassword)
             let client = try await RADIUSClientService(database: req.db, sealer: req.twofold.sealer, now: req.now)
                 .revoke(id: id, practiceID: session.practiceID, actorID: session.userID, origin: req.clientIP)
             req.application.radiusClients.invalidate()

@@ -31,8 +31,9 @@ struct StaffDirectory {
     func page(search: String?, page requested: Int) async throws -> Page {
         let page = min(max(1, requested), QueryBounds.page.upperBound)
         let term = (search ?? "").trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
+        let practiceID = try practice.requireID()
         func matching(_ query: SQLSelectBuilder) -> SQLSelectBuilder {
-            var query = query.where("practice_id", .equal, practice.id!)
+            var query = query.where("practice_id", .equal, practiceID)
             if !term.isEmpty {
                 let pattern = "%" + term.replacingOccurrences(of: "%", with: "").replacingOccurrences(of: "_", with: "") + "%"
                 query = query.where { group in
@@ -56,7 +57,7 @@ struct StaffDirectory {
         let factors = ids.isEmpty ? [] : try await Factor.query(on: database).filter(\.$user.$id ~~ ids).filter(\.$status == .active).all()
         let providerIDs = Set(users.compactMap(\.primaryProviderID))
         let providers = providerIDs.isEmpty ? [] : try await User.query(on: database).filter(\.$id ~~ Array(providerIDs)).all()
-        let providerNames = Dictionary(uniqueKeysWithValues: providers.map { ($0.id!, "Dr. \($0.lastName)") })
+        let providerNames = Dictionary(uniqueKeysWithValues: try providers.map { (try $0.requireID(), "Dr. \($0.lastName)") })
         let rows = users.map { user in
             let own = factors.filter { $0.$user.id == user.id }
             let state: TwoFactorState
@@ -76,14 +77,16 @@ struct StaffDirectory {
 
     /// One user of this practice; another practice's id is "not found", never "forbidden".
     func user(_ id: UUID) async throws -> User {
-        guard let user = try await User.query(on: database).filter(\.$id == id).filter(\.$practice.$id == practice.id!).first() else {
+        let practiceID = try practice.requireID()
+        guard let user = try await User.query(on: database).filter(\.$id == id).filter(\.$practice.$id == practiceID).first() else {
             throw AdminError.userNotFound
         }
         return user
     }
 
     func providers() async throws -> [User] {
-        try await User.query(on: database).filter(\.$practice.$id == practice.id!).filter(\.$role == .provider)
+        let practiceID = try practice.requireID()
+        return try await User.query(on: database).filter(\.$practice.$id == practiceID).filter(\.$role == .provider)
             .sort(\.$lastName).sort(\.$firstName).limit(500).all()
     }
 }

@@ -41,8 +41,8 @@ enum StaffPages {
         let requested = try req.boundedQuery("page", in: QueryBounds.page) ?? 1
         let page = try await service.directory.page(search: search, page: requested)
         let invitations = try await InvitationService.pending(userIDs: page.rows.compactMap(\.user.id), on: req.db)
-        let rows = page.rows.map { row -> StaffRow in
-            let id = row.user.id!
+        let rows = try page.rows.map { row -> StaffRow in
+            let id = try row.user.requireID()
             let (text, state): (String, String) =
                 switch row.twoFactor {
                 case .active(let kind, let shortID): ("Active: \(kind == .totp ? "app" : "SMS") \(shortID)", "active")
@@ -60,9 +60,7 @@ enum StaffPages {
                 deleteLink: AdminPath.delete(id).string, setUpLink: AdminPath.setUp(id).string)
         }
         func link(_ number: Int) -> String {
-            var items = ["page=\(number)"]
-            if !search.isEmpty { items.insert("q=\(search.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")", at: 0) }
-            return AdminPath.staff.string + "?" + items.joined(separator: "&")
+            AdminPath.staff.string(query: [URLQueryItem(name: "q", value: search), URLQueryItem(name: "page", value: String(number))])
         }
         let context = ListPage(
             layout: req.layout("Staff Members", error: error), rows: rows, search: search, total: page.total, page: page.page,
@@ -156,11 +154,11 @@ enum StaffPages {
             layout: req.layout(user.fullName, error: error), name: user.fullName, username: user.username, email: user.email,
             cell: user.cellPhone ?? "", role: user.role.rawValue, manageAccounts: user.has(.manageAccounts),
             twoFactorRequired: user.twoFactorRequired || service.admin.practice.mandatoryTwoFactor,
-            factors: factors.map { factor in
+            factors: try factors.map { factor in
                 UserFactorRow(
                     text: "\(factor.nickname) (\(factor.kind.displayName), \(factor.shortID))\(factor.isPrimary ? " — primary" : "")",
                     epcsEligible: req.epcsRules.isEligible(factor, practice: service.admin.practice),
-                    reportLostLink: AdminPath.reportLost(user: id, factor: factor.id!).string)
+                    reportLostLink: AdminPath.reportLost(user: id, factor: try factor.requireID()).string)
             },
             isSelf: id == service.admin.userID, disableAction: AdminPath.disable(id).string, setUpLink: AdminPath.setUp(id).string,
             editLink: AdminPath.edit(id).string, epcs: try await EPCSPages.userSection(req, user: user, viewer: service.admin.user))
@@ -235,13 +233,13 @@ enum StaffPages {
     static func form(_ req: Request, user: User?, input: StaffForm?, error: String?, status: HTTPResponseStatus) async throws -> Response {
         let service = try AdminWebController.service(req)
         let selectedProvider = input?.primaryProviderId ?? user?.primaryProviderID?.uuidString
-        let providers = try await service.directory.providers().filter { $0.id != user?.id }.map {
-            ProviderOption(
-                id: $0.id!.uuidString, name: "Dr. \($0.firstName) \($0.lastName)", selected: $0.id!.uuidString == selectedProvider)
+        let providers = try await service.directory.providers().filter { $0.id != user?.id }.map { provider in
+            let id = try provider.requireID().uuidString
+            return ProviderOption(id: id, name: "Dr. \(provider.firstName) \(provider.lastName)", selected: id == selectedProvider)
         }
         var context = FormPage(
             layout: req.layout(user == nil ? "Add a staff member" : "Edit \(user!.fullName)", error: error), isNew: user == nil,
-            action: user.map { AdminPath.edit($0.id!).string } ?? AdminPath.staff.string,
+            action: try user.map { AdminPath.edit(try $0.requireID()).string } ?? AdminPath.staff.string,
             username: input?.username ?? user?.username ?? "", firstName: input?.firstName ?? user?.firstName ?? "",
             lastName: input?.lastName ?? user?.lastName ?? "", email: input?.email ?? user?.email ?? "",
             cellPhone: input?.cellPhone ?? user?.cellPhone ?? "", isProvider: (input?.role ?? user?.role.rawValue) == "provider",
@@ -274,6 +272,7 @@ enum StaffPages {
         let context: ConfirmPage
         switch confirmation {
         case .setUp(let user):
+            let id = try user.requireID()
             let cell = user.cellPhone ?? ""
             context = ConfirmPage(
                 layout: req.layout("Set up two-factor authentication", error: error),
@@ -283,17 +282,19 @@ enum StaffPages {
                     "At their next sign-in, \(user.firstName) must set up an authenticator app or confirm a text-message code sent to this cell phone before doing anything else.",
                 ],
                 blocked: cell.isEmpty ? AdminError.noCellPhone(name: user.fullName).reason : nil,
-                fixLink: cell.isEmpty ? AdminPath.edit(user.id!).string : nil,
-                action: AdminPath.setUp(user.id!).string, button: "Confirm", danger: false)
+                fixLink: cell.isEmpty ? AdminPath.edit(id).string : nil,
+                action: AdminPath.setUp(id).string, button: "Confirm", danger: false)
         case .delete(let user):
+            let id = try user.requireID()
             context = ConfirmPage(
                 layout: req.layout("Delete staff member", error: error), heading: "Delete \(user.fullName) (\(user.username))?",
                 lines: [
                     "They will no longer be able to sign in. Their sign-in methods are removed.",
                     "The audit log keeps every event about them.",
                 ],
-                blocked: nil, fixLink: nil, action: AdminPath.delete(user.id!).string, button: "Delete staff member", danger: true)
+                blocked: nil, fixLink: nil, action: AdminPath.delete(id).string, button: "Delete staff member", danger: true)
         case .revokeInvitation(let user):
+            let id = try user.requireID()
             context = ConfirmPage(
                 layout: req.layout("Withdraw invitation", error: error),
                 heading: "Withdraw the invitation of \(user.fullName) (\(user.username))?",
@@ -301,9 +302,9 @@ enum StaffPages {
                     "The link in their email stops working at once, and they cannot sign in: their account has no password yet.",
                     "You can send them a new invitation later from their page, or delete the account.",
                 ],
-                blocked: nil, fixLink: nil, action: AdminPath.revokeInvitation(user.id!).string, button: "Withdraw invitation",
+                blocked: nil, fixLink: nil, action: AdminPath.revokeInvitation(id).string, button: "Withdraw invitation",
                 danger: true,
-                backLink: AdminPath.user(user.id!).string)
+                backLink: AdminPath.user(id).string)
         }
         return try await req.render("admin-confirm", context, status: status)
     }

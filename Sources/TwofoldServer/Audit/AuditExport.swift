@@ -61,11 +61,44 @@ struct AuditExportManifest: Codable, Sendable, Equatable {
         case keyID = "key_id"
     }
 
+    /// How an export writes a time (an event's, a filter's): ISO 8601 in UTC to the millisecond, without a zone
+    /// designator, such as 2026-11-25T14:00:00.123. The format cuts a time off at the millisecond rather than rounding.
+    static let timeFormat = Date.ISO8601FormatStyle.iso8601.year().month().day().time(includingFractionalSeconds: true)
+
+    /// Writes manifests and exports: sorted keys, and times in ``timeFormat``.
     static func encoder(pretty: Bool = false) -> JSONEncoder {
         let encoder = JSONEncoder()
         encoder.outputFormatting =
             pretty ? [.sortedKeys, .withoutEscapingSlashes, .prettyPrinted] : [.sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .custom { date, encoder in
+            var container = encoder.singleValueContainer()
+            try container.encode(date.ISO8601Format(timeFormat))
+        }
         return encoder
+    }
+
+    /// Reads what ``encoder(pretty:)`` writes, in any key order. A time is only read in the exact form an export
+    /// writes it, so that a row read back encodes to the bytes that were signed.
+    static func decoder() -> JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .custom { decoder in
+            let container = try decoder.singleValueContainer()
+            guard let time = time(try container.decode(String.self)) else {
+                throw DecodingError.dataCorruptedError(in: container, debugDescription: "not a time as an audit export writes it")
+            }
+            return time
+        }
+        return decoder
+    }
+
+    /// The millisecond an export shows as `text`, or nil when an export would not show any time as `text`.
+    static func time(_ text: String) -> Date? {
+        guard text.utf8.count <= 40, let parsed = try? Date(text, strategy: timeFormat), abs(parsed.timeIntervalSince1970) < 1e12 else {
+            return nil
+        }
+        // The time shown may be a millisecond before the one it was written from (see `timeFormat`).
+        let shown = Int64((parsed.timeIntervalSince1970 * 1000).rounded())
+        return [shown, shown + 1, shown - 1].lazy.map(AuditLog.date).first { $0.ISO8601Format(timeFormat) == text }
     }
 
     /// What is signed: a purpose label and the manifest's sorted-key JSON with an empty signature.
@@ -84,31 +117,8 @@ struct AuditExportManifest: Codable, Sendable, Equatable {
     static func digest(_ text: String) -> String { TwofoldCore.Digest.sha256Hex(text) }
 }
 
-/// One event of a JSON export: what the audit page shows, with the time to the millisecond.
-struct AuditExportEvent: Codable, Sendable, Equatable {
-    var chain: String
-    var seq: Int64
-    var time: String
-    var event: String
-    var actor: String?
-    var subject: String?
-    var ip: String
-    var userAgent: String
-    var details: [String: String]
-
-    init(_ entry: AuditQuery.Entry) {
-        chain = entry.chain
-        seq = entry.seq
-        time = entry.time.ISO8601Format(.iso8601.year().month().day().time(includingFractionalSeconds: true))
-        event = entry.event
-        actor = entry.actor
-        subject = entry.subject
-        ip = entry.ip
-        userAgent = entry.userAgent
-        details = entry.details
-    }
-
-    /// The row's exact form for its digest: sorted-key JSON.
+extension AuditQuery.Entry {
+    /// The event's exact form as a row of a JSON export, for its digest: sorted-key JSON, the time to the millisecond.
     var canonical: String {
         (try? AuditExportManifest.encoder().encode(self)).map { String(decoding: $0, as: UTF8.self) } ?? ""
     }
@@ -117,7 +127,7 @@ struct AuditExportEvent: Codable, Sendable, Equatable {
 /// A self-contained JSON export: the events and the manifest that signs them.
 struct AuditExportBundle: Codable, Sendable {
     var manifest: AuditExportManifest
-    var events: [AuditExportEvent]
+    var events: [AuditQuery.Entry]
 }
 
 /// Makes signed exports of one practice's audit events.
@@ -138,7 +148,7 @@ struct AuditExport {
 
     /// The JSON export: events and manifest in one document.
     func json(_ filter: AuditQuery.Filter) async throws -> AuditExportBundle {
-        let events = try await AuditQuery(database: database, practiceID: practiceID).csvRows(filter).map { AuditExportEvent($0.entry) }
+        let events = try await AuditQuery(database: database, practiceID: practiceID).csvRows(filter).map(\.entry)
         let rows = events.map { AuditExportManifest.Row(chain: $0.chain, seq: $0.seq, digest: AuditExportManifest.digest($0.canonical)) }
         let manifest = try await manifest(
             .json, filter, header: nil, digest: AuditExportManifest.digest(rows.map(\.digest).joined(separator: "\n")), rows: rows)
@@ -158,7 +168,7 @@ struct AuditExport {
                 newest.append(last)
             }
         }
-        func text(_ date: Date?) -> String? { date?.ISO8601Format(.iso8601.year().month().day().time(includingFractionalSeconds: true)) }
+        func text(_ date: Date?) -> String? { date?.ISO8601Format(AuditExportManifest.timeFormat) }
         var manifest = AuditExportManifest(
             kind: kind, practice: practiceID.uuidString,
             filter: .init(
@@ -197,11 +207,18 @@ enum AuditExportVerifier {
 
     /// Checks `file` (a JSON export, or a CSV export with its `manifest`) against `keys`; names every problem found.
     static func verify(file: Data, manifest manifestData: Data?, keys: [Curve25519.Signing.PublicKey]) -> Outcome {
-        let decoder = JSONDecoder()
+        let decoder = AuditExportManifest.decoder()
         var manifest: AuditExportManifest
         var rows: [(text: String, chain: String, seq: String)]
         var wholeDigest: String
-        if let bundle = try? decoder.decode(AuditExportBundle.self, from: file) {
+        let bundle: AuditExportBundle?
+        do {
+            bundle = try decoder.decode(AuditExportBundle.self, from: file)
+        } catch {
+            if let problem = unreadableRow(error) { return Outcome(problems: [problem]) }
+            bundle = nil
+        }
+        if let bundle {
             manifest = bundle.manifest
             rows = bundle.events.map { ($0.canonical, $0.chain, String($0.seq)) }
             wholeDigest = AuditExportManifest.digest(rows.map { AuditExportManifest.digest($0.text) }.joined(separator: "\n"))
@@ -251,6 +268,21 @@ enum AuditExportVerifier {
             problems.append("the file differs from the signed export outside its rows (line breaks or data after the last row)")
         }
         return Outcome(problems: problems, manifest: manifest)
+    }
+
+    /// A JSON export that does not read because one of its events was changed (such as a time written in another form
+    /// or a number made text): which row, and what in it.
+    static func unreadableRow(_ error: any Error) -> String? {
+        guard let error = error as? DecodingError else { return nil }
+        let path: [any CodingKey]
+        switch error {
+        case .dataCorrupted(let context), .typeMismatch(_, let context), .valueNotFound(_, let context): path = context.codingPath
+        case .keyNotFound(let key, let context): path = context.codingPath + [key]
+        default: return nil
+        }
+        guard path.count >= 2, path[0].stringValue == "events", let index = path[1].intValue else { return nil }
+        let field = path.dropFirst(2).map(\.stringValue).joined(separator: ".")
+        return "row \(index + 1) of the file is not an event as Twofold exports it\(field.isEmpty ? "" : " (\(field))"): it was edited"
     }
 
     /// Names edited, inserted, removed and moved rows, by their row number in the file (1 = first event).

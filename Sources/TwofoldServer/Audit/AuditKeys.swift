@@ -91,6 +91,18 @@ final class AuditContext: AnyModelMiddleware, Sendable {
         set { shippingBox.withLockedValue { $0 = newValue } }
     }
     private let shippingBox = NIOLockedValueBox<AuditShipping?>(nil)
+    /// The group commit of each of this process's chains, made at its first append outside a transaction.
+    private let committers = NIOLockedValueBox<[String: AuditGroupCommit]>([:])
+
+    /// The group commit that writes `chain`'s events appended outside a transaction.
+    func groupCommit(for chain: String) -> AuditGroupCommit {
+        committers.withLockedValue { committers in
+            if let existing = committers[chain] { return existing }
+            let made = AuditGroupCommit(chain: chain)
+            committers[chain] = made
+            return made
+        }
+    }
 
     init(keys: AuditKeys, policy: AuditCheckpointPolicy, logger: Logger, notifier: SecurityNotifier? = nil) {
         state = NIOLockedValueBox(State(keys: keys, policy: policy))

@@ -19,63 +19,85 @@ struct AuditEntry: Sendable {
 /// signed checkpoints of their heads.
 enum AuditLog {
     /// Appends one event to one of this process's chains, and a signed checkpoint when one is due. Call it with the
-    /// database handle of any transaction the caller is in; outside one, a new checkpoint is also published
-    /// (checkpoint file, log, shipping).
+    /// database handle of any transaction the caller is in: the event is then written in that transaction. Outside
+    /// one, concurrent appends are committed together (``AuditGroupCommit``) and this returns once the transaction
+    /// holding the event has committed; a new checkpoint is also published (checkpoint file, log, shipping).
     static func append(_ entry: AuditEntry, on database: any Database, now: Date) async throws {
         let context = try AuditContext.of(database)
-        let keys = context.keys, policy = context.policy
-        // Security notifications: rendered first (nil, without a query, for events that notify nobody), queued below
-        // with the event, so a rolled-back change sends nothing and a committed one always sends.
-        let notification = try await context.notifier?.prepare(entry, on: database, now: now)
-        let chain = context.writerChain()
-        let checkpointed = try await database.transaction { db -> Bool in
-            let occurredMS = milliseconds(now)
-            // Advancing this chain's head row first takes its write lock; only appends to the same chain wait.
-            var (head, opened) = (try await advance(chain, on: db), false)
-            if head == nil {
-                try await AuditChainRegistry.register(chain, instance: context.instance, on: db, ms: occurredMS, keys: keys)
-                (head, opened) = (try await advance(chain, on: db), true)
-            }
-            guard let head else { throw Abort(.internalServerError, reason: "The audit log is not initialised; run `twofold migrate`.") }
-            let content = AuditChain.Content(
-                seq: head.seq, occurredMS: occurredMS, practiceID: entry.practiceID, actorID: entry.actorID,
-                subjectID: entry.subjectID, event: entry.type.rawValue, ip: entry.ip,
-                userAgent: String(entry.userAgent.prefix(256)), details: AuditChain.detailsJSON(entry.details), chain: chain)
-            guard let mac = AuditChain.mac(previous: head.hash, content: content, keyID: keys.macKeyID, keys: keys)
-            else { preconditionFailure("the current audit key is always configured") }
-            // A plain INSERT: this runs for every security event, and building a Fluent model costs reflection.
-            try await db.sql.insert(into: AuditEvent.schema)
-                .columns(
-                    "id", "chain_id", "seq", "practice_id", "actor_id", "subject_id", "event", "ip", "user_agent", "details",
-                    "occurred_ms", "occurred_at", "prev_hash", "hash", "key_id"
-                )
-                .values(
-                    SQLBind(UUID()), SQLBind(chain), SQLBind(content.seq), SQLBind(content.practiceID), SQLBind(content.actorID),
-                    SQLBind(content.subjectID),
-                    SQLBind(content.event), SQLBind(content.ip), SQLBind(content.userAgent), SQLBind(content.details),
-                    SQLBind(occurredMS), SQLBind(date(occurredMS)), SQLBind(head.hash), SQLBind(mac), SQLBind(keys.macKeyID)
-                )
-                .run()
-            var update = db.sql.update(AuditChainRegistry.table).set("hash", to: mac)
-            let due = head.isCheckpointDue(now: occurredMS, policy: policy)
-            if due {
-                try await AuditCheckpoint.signed(chain: chain, kind: .head, seq: head.seq, head: mac, ms: occurredMS, keys: keys).insert(
-                    on: db)
-                update = update.set("checkpoint_seq", to: head.seq).set("checkpoint_ms", to: occurredMS)
-            }
-            try await update.where("id", .equal, chain).run()
-            try await notification?.enqueue(on: db)
-            return due || opened
+        // Security notifications: rendered first (nil, without a query, for events that notify nobody), queued with
+        // the event, so a rolled-back change sends nothing and a committed one always sends.
+        let event = Pending(
+            entry: entry, occurredMS: milliseconds(now), notification: try await context.notifier?.prepare(entry, on: database, now: now))
+        if database.inTransaction {
+            _ = try await write([event], chain: context.writerChain(), on: database)
+        } else {
+            try await context.groupCommit(for: context.writerChain()).append(event, on: database)
         }
-        // Inside a caller's transaction the checkpoint is not committed yet; the maintenance task publishes it.
-        if checkpointed, !database.inTransaction { try? await AuditCheckpoint.publish(on: database) }
     }
 
-    /// Moves the head of `chain` one on and returns it, or `nil` when the chain is not registered yet.
-    private static func advance(_ chain: String, on db: any Database) async throws -> HeadRow? {
+    /// One event waiting to be written.
+    struct Pending: Sendable {
+        var entry: AuditEntry
+        var occurredMS: Int64
+        var notification: SecurityNotifier.Prepared?
+    }
+
+    /// Writes `events` to `chain`, in order, in one transaction: the head row moves on by their number (which takes
+    /// the chain's write lock; only appends to the same chain wait), each event is linked to the one before it, all
+    /// go in with one INSERT, and a signed checkpoint is added when one is due.
+    /// - Returns: whether a checkpoint was written (or the chain opened), to publish once committed.
+    static func write(_ events: [Pending], chain: String, on database: any Database) async throws -> Bool {
+        guard let last = events.last else { return false }
+        let context = try AuditContext.of(database)
+        let keys = context.keys, policy = context.policy
+        return try await database.transaction { db -> Bool in
+            let count = Int64(events.count)
+            var (head, opened) = (try await advance(chain, by: count, on: db), false)
+            if head == nil {
+                try await AuditChainRegistry.register(chain, instance: context.instance, on: db, ms: events[0].occurredMS, keys: keys)
+                (head, opened) = (try await advance(chain, by: count, on: db), true)
+            }
+            guard let head else { throw Abort(.internalServerError, reason: "The audit log is not initialised; run `twofold migrate`.") }
+            // A plain multi-row INSERT: this runs for every security event, and building Fluent models costs reflection.
+            var insert = db.sql.insert(into: AuditEvent.schema).columns(
+                "id", "chain_id", "seq", "practice_id", "actor_id", "subject_id", "event", "ip", "user_agent", "details",
+                "occurred_ms", "occurred_at", "prev_hash", "hash", "key_id")
+            var previous = head.hash
+            for (offset, event) in events.enumerated() {
+                let entry = event.entry
+                let content = AuditChain.Content(
+                    seq: head.seq - count + 1 + Int64(offset), occurredMS: event.occurredMS, practiceID: entry.practiceID,
+                    actorID: entry.actorID, subjectID: entry.subjectID, event: entry.type.rawValue, ip: entry.ip,
+                    userAgent: String(entry.userAgent.prefix(256)), details: AuditChain.detailsJSON(entry.details), chain: chain)
+                guard let mac = AuditChain.mac(previous: previous, content: content, keyID: keys.macKeyID, keys: keys)
+                else { preconditionFailure("the current audit key is always configured") }
+                insert = insert.values(
+                    SQLBind(UUID()), SQLBind(chain), SQLBind(content.seq), SQLBind(content.practiceID), SQLBind(content.actorID),
+                    SQLBind(content.subjectID), SQLBind(content.event), SQLBind(content.ip), SQLBind(content.userAgent),
+                    SQLBind(content.details), SQLBind(event.occurredMS), SQLBind(date(event.occurredMS)), SQLBind(previous), SQLBind(mac),
+                    SQLBind(keys.macKeyID))
+                previous = mac
+            }
+            try await insert.run()
+            var update = db.sql.update(AuditChainRegistry.table).set("hash", to: previous)
+            let due = head.isCheckpointDue(now: last.occurredMS, policy: policy)
+            if due {
+                try await AuditCheckpoint.signed(chain: chain, kind: .head, seq: head.seq, head: previous, ms: last.occurredMS, keys: keys)
+                    .insert(on: db)
+                update = update.set("checkpoint_seq", to: head.seq).set("checkpoint_ms", to: last.occurredMS)
+            }
+            try await update.where("id", .equal, chain).run()
+            for event in events { try await event.notification?.enqueue(on: db) }
+            return due || opened
+        }
+    }
+
+    /// Moves the head of `chain` on by `count` events and returns it (its seq is the last of them), or `nil` when the
+    /// chain is not registered yet.
+    private static func advance(_ chain: String, by count: Int64, on db: any Database) async throws -> HeadRow? {
         try await db.sql.raw(
             """
-            UPDATE \(ident: AuditChainRegistry.table) SET seq = seq + 1 WHERE id = \(bind: chain) RETURNING seq, hash, checkpoint_seq, checkpoint_ms
+            UPDATE \(ident: AuditChainRegistry.table) SET seq = seq + \(bind: count) WHERE id = \(bind: chain) RETURNING seq, hash, checkpoint_seq, checkpoint_ms
             """
         ).first(decoding: HeadRow.self)
     }

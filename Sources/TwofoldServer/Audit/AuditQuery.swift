@@ -15,7 +15,9 @@ struct AuditQuery {
         var page: Int?
     }
 
-    struct Entry: Content {
+    /// One event as the audit page, the API (`API.AuditEvent`), CSV and the signed JSON export show it. A JSON export
+    /// holds it as ``AuditExportManifest/encoder(pretty:)`` writes it, with the time to the millisecond.
+    struct Entry: Codable, Sendable, Equatable {
         /// The chain (one per writer) and the event's place in it; together they name the event.
         var chain: String
         var seq: Int64
@@ -28,7 +30,8 @@ struct AuditQuery {
         var details: [String: String]
     }
 
-    struct Result: Content {
+    /// One page of events, for the audit page and, as `API.AuditPage`, the API.
+    struct Result: Sendable {
         var events: [Entry]
         var total: Int
         var page: Int
@@ -94,7 +97,9 @@ struct AuditQuery {
             ids.isEmpty
             ? [:]
             : Dictionary(
-                uniqueKeysWithValues: try await User.query(on: database).filter(\.$id ~~ Array(ids)).all().map { ($0.id!, $0.username) })
+                uniqueKeysWithValues: try await User.query(on: database).filter(\.$id ~~ Array(ids)).all().map {
+                    (try $0.requireID(), $0.username)
+                })
         let entries = events.map { event in
             Entry(
                 chain: event.chainID, seq: event.seq, time: AuditLog.date(event.occurredMS), // the covered time; `audit verify` checks occurred_at agrees

@@ -28,9 +28,10 @@ struct CreateAPIKeyCommand: AsyncCommand {
         let created = try await APIKeyService(database: app.db, now: app.twofold.clock.now(), address: "cli").create(
             practiceID: practiceID, name: name)
         context.console.print(created.key)
+        let id = try created.record.requireID().uuidString
         FileHandle.standardError.write(
             Data(
-                "API key \(created.record.id!.uuidString) created; it is shown only once. Revoke it with: twofold api-key revoke \(created.record.id!.uuidString)\n"
+                "API key \(id) created; it is shown only once. Revoke it with: twofold api-key revoke \(id)\n"
                     .utf8))
     }
 }
@@ -70,7 +71,7 @@ struct ListAPIKeysCommand: AsyncCommand {
         if keys.isEmpty { context.console.print("No API keys.") }
         for key in keys {
             let state = key.revokedAt == nil ? "active" : "revoked"
-            context.console.print("\(key.id!.uuidString)  \(key.hint)…  \(state)  \(key.name)")
+            context.console.print("\(try key.requireID().uuidString)  \(key.hint)…  \(state)  \(key.name)")
         }
     }
 }

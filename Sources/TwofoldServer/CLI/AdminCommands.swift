@@ -38,7 +38,7 @@ struct CreatePracticeCommand: AsyncCommand {
         try await prepareDatabase(app)
         let practice = try await AccountProvisioning(database: app.db, passwords: app.password.async, now: app.twofold.clock.now())
             .createPractice(name: name, mandatoryTwoFactor: signature.mandatory)
-        context.console.print(practice.id!.uuidString)
+        context.console.print(try practice.requireID().uuidString)
     }
 }
 
@@ -105,7 +105,7 @@ struct CreateUserCommand: AsyncCommand {
                 email: signature.email!, cellPhone: signature.cell, role: role,
                 permissions: signature.manageAccounts ? [.manageAccounts] : [],
                 password: line))
-        context.console.print(user.id!.uuidString)
+        context.console.print(try user.requireID().uuidString)
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import TwofoldCore
 import Vapor
 
 /// `twofold import users|factors --practice ID FILE.csv`: all rows or none.
@@ -14,8 +15,11 @@ struct ImportCommand: AsyncCommand {
     struct Signature: CommandSignature {
         @Option(name: "practice", help: "The practice to import into.") var practice: String?
         @Argument(name: "file", help: "The CSV file.") var file: String
-        @Flag(name: "invite", help: "Users: email an invitation (valid 7 days) to each imported user without a password_hash.") var invite:
-            Bool
+        @Flag(
+            name: "invite",
+            help: "Users: email an invitation (valid \(TwofoldPolicy.standard.invitation.validityDays) days) to each imported user "
+                + "without a password_hash.")
+        var invite: Bool
     }
 
     var help: String {
@@ -49,7 +53,8 @@ struct ImportCommand: AsyncCommand {
                 .map { $0["username"] }
                 let invited = try await InvitationService(application: app).inviteImported(usernames: usernames, practiceID: practiceID)
                 context.console.print(
-                    "Queued \(invited) invitation\(invited == 1 ? "" : "s") (valid 7 days) to the imported users without a password.")
+                    "Queued \(invited) invitation\(invited == 1 ? "" : "s") (valid \(app.policy.invitation.validityDays) days) "
+                        + "to the imported users without a password.")
             }
         } catch let problems as Importer.Problems {
             throw CLIError(problems.description)

@@ -39,7 +39,8 @@ enum SMSError: AbortError {
 
 /// Issues and checks one-time codes sent by text message.
 struct SMSCodeService {
-    let request: Request
+    let context: ServiceContext
+    private var db: any Database { context.database }
 
     static func maskedPhone(_ phone: String) -> String {
         let digits = phone.filter(\.isNumber)
@@ -57,46 +58,47 @@ struct SMSCodeService {
 
     /// Generates a code, stores its hash and sends it. Nothing is left behind when the sender fails.
     func send(to phone: String, user: User, practice: Practice, purpose: SMSCode.Purpose, factorID: UUID?) async throws {
-        let now = request.now
-        try await enforceLimits(userID: user.id!, phone: phone, practiceID: practice.id!, now: now)
+        let now = context.now
+        let userID = try user.requireID()
+        try await enforceLimits(userID: userID, phone: phone, practiceID: try practice.requireID(), now: now)
         // One live code per user and purpose: a new code voids every earlier one.
-        var earlier = SMSCode.query(on: request.db).filter(\.$user.$id == user.id!).filter(\.$purpose == purpose).filter(\.$usedAt == nil)
+        var earlier = SMSCode.query(on: db).filter(\.$user.$id == userID).filter(\.$purpose == purpose).filter(\.$usedAt == nil)
         if let factorID { earlier = earlier.filter(\.$factor.$id == factorID) }
         try await earlier.delete()
         let digits = max(6, practice.otpDigits)
-        let code = SecureRandom.digits(digits)
+        let code = context.random.digits(digits)
         let record = SMSCode(
-            userID: user.id!, factorID: factorID, phone: phone, purpose: purpose, codeHash: "", now: now,
-            lifetime: request.policy.sms.codeLifetime)
-        record.codeHash = Self.hash(code: code, id: record.id!)
-        try await record.create(on: request.db)
+            userID: userID, factorID: factorID, phone: phone, purpose: purpose, codeHash: "", now: now,
+            lifetime: context.policy.sms.codeLifetime)
+        record.codeHash = Self.hash(code: code, id: try record.requireID())
+        try await record.create(on: db)
         let body =
-            "\(code) is your \(practice.name) sign-in code. It expires in \(request.policy.sms.codeLifetimeMinutes) minutes. Never share it; \(practice.name) staff will never ask for it."
+            "\(code) is your \(practice.name) sign-in code. It expires in \(context.policy.sms.codeLifetimeMinutes) minutes. Never share it; \(practice.name) staff will never ask for it."
         do {
-            try await request.application.smsSender.send(to: phone, body: body, database: request.db, client: request.client, now: now)
+            try await context.smsSender.send(to: phone, body: body, database: db, client: context.client, now: now)
         } catch {
-            try await record.delete(on: request.db)
-            request.metrics.sms(sent: false)
-            request.logger.warning(
+            try await record.delete(on: db)
+            context.metrics.sms(sent: false)
+            context.logger.warning(
                 "SMS delivery failed",
-                metadata: ["sender": .string(request.application.smsSender.name), "problem": .string(String(describing: error))])
-            try await request.audit(
+                metadata: ["sender": .string(context.smsSender.name), "problem": .string(String(describing: error))])
+            try await context.audit(
                 .smsFailed, practiceID: practice.id, actorID: user.id,
-                details: ["to": Self.maskedPhone(phone), "purpose": purpose.rawValue, "sender": request.application.smsSender.name])
+                details: ["to": Self.maskedPhone(phone), "purpose": purpose.rawValue, "sender": context.smsSender.name])
             throw SMSError.deliveryFailed
         }
-        request.metrics.sms(sent: true)
+        context.metrics.sms(sent: true)
         record.delivered = true
-        try await record.save(on: request.db)
-        try await request.audit(
+        try await record.save(on: db)
+        try await context.audit(
             .smsSent, practiceID: practice.id, actorID: user.id, details: ["to": Self.maskedPhone(phone), "purpose": purpose.rawValue])
     }
 
     private func enforceLimits(userID: UUID, phone: String, practiceID: UUID, now: Date) async throws {
-        let store = ThrottleStore(database: request.db)
+        let store = ThrottleStore(database: db)
         let keys: [(String, FixedWindowLimit)] = [
-            ("sms:burst:user:\(userID)", request.policy.sms.burst), ("sms:hour:user:\(userID)", request.policy.sms.hourly),
-            ("sms:burst:phone:\(phone)", request.policy.sms.burst), ("sms:hour:phone:\(phone)", request.policy.sms.hourly),
+            ("sms:burst:user:\(userID)", context.policy.sms.burst), ("sms:hour:user:\(userID)", context.policy.sms.hourly),
+            ("sms:burst:phone:\(phone)", context.policy.sms.burst), ("sms:hour:phone:\(phone)", context.policy.sms.hourly),
         ]
         // Each send is reserved in every window before anything is sent, so parallel requests cannot exceed them;
         // when one window is full the reservations already made are given back.
@@ -104,7 +106,7 @@ struct SMSCodeService {
         for (key, limit) in keys {
             if let seconds = try await store.reserve(key, limit: limit, now: now).retryAfter {
                 for (done, doneLimit) in reserved { try await store.release(done, limit: doneLimit, now: now) }
-                try await request.audit(.smsRateLimited, practiceID: practiceID, actorID: userID, details: ["retry_after": String(seconds)])
+                try await context.audit(.smsRateLimited, practiceID: practiceID, actorID: userID, details: ["retry_after": String(seconds)])
                 throw SMSError.rateLimited(retryAfter: seconds)
             }
             reserved.append((key, limit))
@@ -114,8 +116,8 @@ struct SMSCodeService {
     /// Finds an unexpired, unused code matching `input` and marks it used in the same statement,
     /// so two requests can never both spend one code.
     func redeem(_ input: String, userID: UUID, purpose: SMSCode.Purpose, factorID: UUID? = nil) async throws -> SMSCode? {
-        let now = request.now
-        var query = SMSCode.query(on: request.db)
+        let now = context.now
+        var query = SMSCode.query(on: db)
             .filter(\.$user.$id == userID).filter(\.$purpose == purpose)
             .filter(\.$usedAt == nil).filter(\.$expiresAt > now).filter(\.$delivered == true)
         if let factorID { query = query.filter(\.$factor.$id == factorID) }
@@ -123,19 +125,19 @@ struct SMSCodeService {
         var match: SMSCode?
         for candidate in candidates {
             // Each guess at a code is reserved first: after five, the code is spent whatever comes next.
-            let reserved = try await request.db.sql.raw(
+            let reserved = try await db.sql.raw(
                 """
                 UPDATE \(ident: SMSCode.schema) SET attempts = attempts + 1
-                WHERE id = \(bind: try candidate.requireID()) AND used_at IS NULL AND attempts < \(bind: request.policy.sms.guessesPerCode) RETURNING id
+                WHERE id = \(bind: try candidate.requireID()) AND used_at IS NULL AND attempts < \(bind: context.policy.sms.guessesPerCode) RETURNING id
                 """
             ).all()
             guard !reserved.isEmpty else { continue }
             if ConstantTime.equals(Self.hash(code: input, id: try candidate.requireID()), candidate.codeHash) { match = candidate }
         }
         guard let match else { return nil }
-        let claimed = try await request.db.sql.raw(
+        let claimed = try await db.sql.raw(
             """
-            UPDATE \(ident: SMSCode.schema) SET used_at = \(bind: now) WHERE id = \(bind: match.id!) AND used_at IS NULL RETURNING id
+            UPDATE \(ident: SMSCode.schema) SET used_at = \(bind: now) WHERE id = \(bind: try match.requireID()) AND used_at IS NULL RETURNING id
             """
         ).all()
         return claimed.isEmpty ? nil : match

@@ -67,53 +67,6 @@ struct EPCSAPIController: RouteCollection {
             revocationConfirmed: revocationConfirmed)
     }
 
-    struct GrantDTO: Content {
-        var id: UUID
-        var userId: UUID
-        var username: String
-        var name: String
-        var status: String
-        var deaNumber: String
-        var deaExpiresOn: String
-        var states: [String]
-        var proofing: EPCSProofing
-        var enteredBy: UUID
-        var enteredAt: Date
-        var decidedBy: UUID?
-        var decidedAt: Date?
-        var revokedBy: UUID?
-        var revokedAt: Date?
-        var revocationReason: String?
-        var revocationConfirmedBy: UUID?
-        var revocationConfirmedAt: Date?
-
-        init(_ grant: EPCSGrant, now: Date) {
-            id = grant.id!
-            userId = grant.$user.id
-            username = grant.$user.value?.username ?? ""
-            name = grant.$user.value?.fullName ?? ""
-            status = grant.visibleStatus(now: now)
-            deaNumber = grant.deaNumber
-            deaExpiresOn = grant.deaExpiresOn
-            states = grant.stateList
-            proofing = EPCSProofing(
-                provider: grant.proofingProvider, date: grant.proofingDate, level: grant.proofingLevel, reference: grant.proofingReference)
-            enteredBy = grant.enteredBy
-            enteredAt = grant.enteredAt
-            decidedBy = grant.decidedBy
-            decidedAt = grant.decidedAt
-            revokedBy = grant.revokedBy
-            revokedAt = grant.revokedAt
-            revocationReason = grant.revocationReason
-            revocationConfirmedBy = grant.revocationConfirmedBy
-            revocationConfirmedAt = grant.revocationConfirmedAt
-        }
-    }
-
-    struct GrantList: Content {
-        var grants: [GrantDTO]
-    }
-
     static func approver(_ user: User) throws -> API.EPCSApprover {
         API.EPCSApprover(
             userId: try user.requireID().uuidString, username: user.username, name: user.fullName, approver: user.epcsApprover,
@@ -123,13 +76,13 @@ struct EPCSAPIController: RouteCollection {
     // MARK: helpers
 
     static func service(_ req: Request) throws -> EPCSService {
-        try EPCSService(request: req, admin: try req.requireSession())
+        try EPCSService(context: req.serviceContext, admin: try req.requireSession())
     }
 
     /// Decodes a JSON body; a missing, malformed or mistyped body is a 400 that says what was expected.
     static func decode<T: Decodable>(_ type: T.Type, from req: Request, expected: String) throws -> T {
         do {
-            return try req.content.decode(type)
+            return try req.apiBody(type)
         } catch let error as DecodingError {
             throw EPCSError.invalid("The request body must be JSON \(expected). \(error.clientReason)")
         } catch {
@@ -188,8 +141,8 @@ struct EPCSAPIController: RouteCollection {
         }
     }
 
-    @Sendable func grants(req: Request) async throws -> GrantList {
-        GrantList(grants: try await Self.service(req).grants().map { GrantDTO($0, now: req.now) })
+    @Sendable func grants(req: Request) async throws -> API.EPCSGrantList {
+        API.EPCSGrantList(grants: try await Self.service(req).grants().map { try API.EPCSGrant($0, now: req.now) })
     }
 
     // MARK: approvers
@@ -209,11 +162,12 @@ struct EPCSAPIController: RouteCollection {
 
     // MARK: settings
 
-    @Sendable func settings(req: Request) async throws -> EPCSService.Settings {
-        EPCSService.settings(of: try req.requireSession().practice)
+    @Sendable func settings(req: Request) async throws -> API.EPCSSettings {
+        try API.EPCSSettings(EPCSService.settings(of: try req.requireSession().practice))
     }
 
-    @Sendable func updateSettings(req: Request) async throws -> EPCSService.Settings {
+    /// Changes only the fields the body names; the others keep the practice's current values.
+    @Sendable func updateSettings(req: Request) async throws -> API.EPCSSettings {
         let body = try Self.decode(
             API.UpdateEPCSSettingsRequest.self, from: req,
             expected: "{eligibleTokens, securityKeyAAGUIDs, workingHoursStart, workingHoursEnd, adminPassword}")
@@ -223,7 +177,7 @@ struct EPCSAPIController: RouteCollection {
             securityKeyAAGUIDs: body.securityKeyAAGUIDs ?? current.securityKeyAAGUIDs,
             workingHoursStart: body.workingHoursStart ?? current.workingHoursStart,
             workingHoursEnd: body.workingHoursEnd ?? current.workingHoursEnd)
-        return try await Self.service(req).updateSettings(merged, adminPassword: body.adminPassword)
+        return try API.EPCSSettings(try await Self.service(req).updateSettings(merged, adminPassword: body.adminPassword))
     }
 
     // MARK: alerts
@@ -250,8 +204,8 @@ struct EPCSAPIController: RouteCollection {
         let session = try req.requireSession()
         let factorID = try Self.uuid(req, "id", notFound: .factorNotFound)
         let body = try Self.decodeOptional(API.PasswordConfirmation.self, from: req, expected: "{password}")
-        try await Reauthentication(request: req).confirm(password: body?.password, session: session)
-        let result = try await LostDeviceReport(request: req).report(
+        try await Reauthentication(context: req.serviceContext).confirm(password: body?.password, session: session)
+        let result = try await LostDeviceReport(context: req.serviceContext).report(
             factorID: factorID, of: session.user, practice: session.practice, reportedBy: session.userID)
         return API.LostDevice(factorId: factorID.uuidString, revokedGrant: result.revoked != nil)
     }
@@ -262,12 +216,38 @@ struct EPCSAPIController: RouteCollection {
         let userID = try AdminWebController.userID(req)
         let factorID = try Self.uuid(req, "factorId", notFound: .factorNotFound)
         let body = try Self.decodeOptional(API.AdminPasswordConfirmation.self, from: req, expected: "{adminPassword}")
-        let admin = try AdminService(request: req, admin: session)
+        let admin = try AdminService(context: req.serviceContext, admin: session)
         let user = try await admin.directory.user(userID)
         try await admin.confirmAdminPassword(body?.adminPassword)
-        let result = try await LostDeviceReport(request: req).report(
+        let result = try await LostDeviceReport(context: req.serviceContext).report(
             factorID: factorID, of: user, practice: session.practice, reportedBy: session.userID)
         return API.LostDevice(factorId: factorID.uuidString, revokedGrant: result.revoked != nil)
+    }
+}
+
+extension API.EPCSGrant {
+    /// A grant as the JSON API shows it: its status as an administrator sees it (an expired registration or a revocation
+    /// awaiting confirmation shows), the full DEA number, and who entered, decided and revoked it. `grant.user` must be loaded.
+    init(_ grant: TwofoldServer.EPCSGrant, now: Date) throws {
+        self.init(
+            id: try grant.requireID().uuidString, userId: grant.$user.id.uuidString, username: grant.$user.value?.username ?? "",
+            name: grant.$user.value?.fullName ?? "", status: try .documented(grant.visibleStatus(now: now)),
+            deaNumber: grant.deaNumber, deaExpiresOn: grant.deaExpiresOn, states: grant.stateList,
+            proofing: API.EPCSProofing(
+                provider: grant.proofingProvider, date: grant.proofingDate, level: grant.proofingLevel, reference: grant.proofingReference),
+            enteredBy: grant.enteredBy.uuidString, enteredAt: grant.enteredAt, decidedBy: grant.decidedBy?.uuidString,
+            decidedAt: grant.decidedAt, revokedBy: grant.revokedBy?.uuidString, revokedAt: grant.revokedAt,
+            revocationReason: grant.revocationReason, revocationConfirmedBy: grant.revocationConfirmedBy?.uuidString,
+            revocationConfirmedAt: grant.revocationConfirmedAt)
+    }
+}
+
+extension API.EPCSSettings {
+    /// The practice's EPCS settings; every token name is one the document lists.
+    init(_ settings: EPCSService.Settings) throws {
+        self.init(
+            eligibleTokens: try settings.eligibleTokens.map { try .documented($0) }, securityKeyAAGUIDs: settings.securityKeyAAGUIDs,
+            workingHoursStart: settings.workingHoursStart, workingHoursEnd: settings.workingHoursEnd)
     }
 }
 
@@ -277,8 +257,11 @@ extension API.EPCSGrantStatus: Content {}
 extension API.EPCSPushPending: Content {}
 extension API.EPCSGrantDecisionRequest: Content {}
 extension API.DesignateEPCSApproverRequest: Content {}
+extension API.EPCSGrant: Content {}
+extension API.EPCSGrantList: Content {}
 extension API.EPCSApprover: Content {}
 extension API.EPCSApproverList: Content {}
+extension API.EPCSSettings: Content {}
 extension API.UpdateEPCSSettingsRequest: Content {}
 extension API.EPCSAlert: Content {}
 extension API.EPCSAlertList: Content {}

@@ -2,14 +2,15 @@ import Fluent
 import FluentSQL
 import Foundation
 import SQLKit
+import TwofoldAPI
 import TwofoldCore
 import Vapor
 
 /// One practice's daily EPCS audit report (21 CFR 1311.150(b)): the day's auditable EPCS events, the ones that are
 /// potential security incidents, the result of verifying the audit log, and the approver's review (§1311.150(c)).
-struct EPCSDailyReport: Content, Equatable {
+struct EPCSDailyReport: Sendable, Equatable {
     /// One audit event of the day.
-    struct Row: Content, Equatable {
+    struct Row: Sendable, Equatable {
         var seq: Int64
         var time: Date
         var type: String
@@ -22,7 +23,7 @@ struct EPCSDailyReport: Content, Equatable {
     }
 
     /// A potential security incident: a flagged event, a failed verification, or a revocation still unconfirmed at the day's end.
-    struct Incident: Content, Equatable {
+    struct Incident: Sendable, Equatable, Encodable {
         var reason: String
         var detail: String
         var seq: Int64?
@@ -32,7 +33,7 @@ struct EPCSDailyReport: Content, Equatable {
 
     /// The result of the audit verification `twofold audit verify` runs. Twofold's audit log is one keyed chain, so the
     /// whole log is verified (every event from the first, every signed checkpoint); this day's events are part of it.
-    struct Verification: Content, Equatable {
+    struct Verification: Sendable, Equatable {
         var intact: Bool
         /// Always "whole_log": there is no verification of a single day on its own.
         var scope: String
@@ -45,7 +46,7 @@ struct EPCSDailyReport: Content, Equatable {
         var verifiedAt: Date
     }
 
-    struct Review: Content, Equatable {
+    struct Review: Sendable, Equatable, Encodable {
         var reviewedBy: String
         var reviewedAt: Date
         var note: String
@@ -53,7 +54,7 @@ struct EPCSDailyReport: Content, Equatable {
     }
 
     /// A revocation entered by one approver and not yet confirmed by a second at the end of the day (§1311.125(c)).
-    struct OpenRevocation: Content, Equatable {
+    struct OpenRevocation: Sendable, Equatable {
         var grant: String
         var username: String
         var revokedAt: Date
@@ -81,11 +82,12 @@ struct EPCSDailyReport: Content, Equatable {
 
     // MARK: renderings
 
+    /// The report as the API's `EPCSReport` JSON, pretty-printed with sorted keys (the `.json` export and the CLI's `--json`).
     func json() throws -> String {
         let encoder = JSONEncoder()
         encoder.dateEncodingStrategy = .iso8601
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: try encoder.encode(self), as: UTF8.self) + "\n"
+        return String(decoding: try encoder.encode(try API.EPCSReport(self)), as: UTF8.self) + "\n"
     }
 
     static func detailsText(_ details: [String: String]) -> String {
@@ -127,7 +129,7 @@ struct EPCSDailyReport: Content, Equatable {
 }
 
 /// One line of the list of days.
-struct EPCSReportDay: Content, Equatable {
+struct EPCSReportDay: Sendable, Equatable {
     var day: String
     var events: Int
     var incidents: Int
@@ -286,7 +288,7 @@ struct EPCSReport {
         return result
     }
 
-    struct Pending: Content, Equatable {
+    struct Pending: Sendable, Equatable {
         /// Days of the last 30 that had EPCS events and that no approver has reviewed, newest first.
         var days: [EPCSReportDay]
         var openAlerts: Int
@@ -365,7 +367,7 @@ struct EPCSReport {
             ids.isEmpty
             ? [:]
             : Dictionary(
-                try await User.query(on: database).filter(\.$id ~~ Array(ids)).all().map { ($0.id!, $0.username) },
+                try await User.query(on: database).filter(\.$id ~~ Array(ids)).all().map { (try $0.requireID(), $0.username) },
                 uniquingKeysWith: { a, _ in a })
         return Loaded(events: events, names: names, prescribers: prescribers, grants: grants)
     }
@@ -491,8 +493,8 @@ extension Array where Element: Hashable {
 
 /// Every EPCS signing of one prescriber in a month (21 CFR 1311.120(b)(27), 1311.102(j)): the step-ups whose two
 /// factors were proven, with what was signed and how.
-struct EPCSMonthlyLog: Content, Equatable {
-    struct Signing: Content, Equatable {
+struct EPCSMonthlyLog: Sendable, Equatable {
+    struct Signing: Sendable, Equatable {
         var time: Date
         var summary: String
         var actionHash: String
@@ -523,7 +525,7 @@ struct EPCSMonthlyLog: Content, Equatable {
             grantIDs.isEmpty
             ? [:]
             : Dictionary(
-                try await EPCSGrant.query(on: database).filter(\.$id ~~ grantIDs).all().map { ($0.id!, $0.deaNumber) },
+                try await EPCSGrant.query(on: database).filter(\.$id ~~ grantIDs).all().map { (try $0.requireID(), $0.deaNumber) },
                 uniquingKeysWith: { a, _ in a })
         let signings = rows.map { row in
             Signing(

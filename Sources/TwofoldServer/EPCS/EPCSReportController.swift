@@ -1,4 +1,5 @@
 import Fluent
+import TwofoldAPI
 import TwofoldCore
 import Vapor
 
@@ -54,6 +55,7 @@ struct EPCSReportController: RouteCollection {
         }
     }
 
+    /// A review as the page's form sends it (the API's `ReviewEPCSReportRequest` is turned into one).
     struct ReviewInput: Content {
         static let noteLimit = 2000
         var note: String?
@@ -81,7 +83,7 @@ struct EPCSReportController: RouteCollection {
                 by: try await User.find(existing.reviewedBy, on: req.db)?.username ?? "a former approver", at: existing.reviewedAt)
         }
         guard let password = input.adminPassword, !password.isEmpty else { throw Reauthentication.Failure.passwordRequired }
-        try await Reauthentication(request: req).confirm(password: password, session: session)
+        try await Reauthentication(context: req.serviceContext).confirm(password: password, session: session)
         let report = try await reports(req).build(practice: session.practice, day: day)
         let review = EPCSReportReview(
             practiceID: session.practiceID, day: day, reviewedBy: session.userID, incidents: report.incidentCount, note: note, now: req.now)
@@ -232,20 +234,22 @@ struct EPCSReportController: RouteCollection {
 
     // MARK: API
 
-    @Sendable func apiReport(req: Request) async throws -> EPCSDailyReport {
+    @Sendable func apiReport(req: Request) async throws -> API.EPCSReport {
         let session = try req.requireSession()
-        return try await Self.reports(req).build(practice: session.practice, day: try req.parameters.require("day"))
+        return try API.EPCSReport(try await Self.reports(req).build(practice: session.practice, day: try req.parameters.require("day")))
     }
 
-    @Sendable func apiReview(req: Request) async throws -> EPCSDailyReport {
-        let input = try req.content.decode(ReviewInput.self)
-        return try await Self.review(req, day: try req.parameters.require("day"), input: input)
+    @Sendable func apiReview(req: Request) async throws -> API.EPCSReport {
+        let body = try req.apiBody(API.ReviewEPCSReportRequest.self)
+        let input = ReviewInput(note: body.note, adminPassword: body.adminPassword)
+        return try API.EPCSReport(try await Self.review(req, day: try req.parameters.require("day"), input: input))
     }
 
-    @Sendable func apiMonthlyLog(req: Request) async throws -> EPCSMonthlyLog {
+    @Sendable func apiMonthlyLog(req: Request) async throws -> API.EPCSMonthlyLog {
         let session = try req.requireSession()
-        return try await EPCSMonthlyLog.build(
-            database: req.db, userID: session.userID, month: try? req.query.get(String.self, at: "month"), now: req.now)
+        return try API.EPCSMonthlyLog(
+            try await EPCSMonthlyLog.build(
+                database: req.db, userID: session.userID, month: try? req.query.get(String.self, at: "month"), now: req.now))
     }
 
     // MARK: the prescriber's monthly log
@@ -303,6 +307,78 @@ struct EPCSReportController: RouteCollection {
         response.headers.contentType = HTTPMediaType(type: "text", subType: "csv", parameters: ["charset": "utf-8"])
         response.headers.contentDisposition = .init(.attachment, filename: "twofold-epcs-signings-\(log.month).csv")
         return response
+    }
+}
+
+// MARK: the API's bodies
+
+extension API.EPCSReport: Content {}
+extension API.ReviewEPCSReportRequest: Content {}
+extension API.EPCSMonthlyLog: Content {}
+
+extension API.EPCSReport {
+    /// A daily report as the JSON API (and the `.json` export) shows it.
+    init(_ report: EPCSDailyReport) throws {
+        self.init(
+            practiceId: report.practiceId.uuidString, practiceName: report.practiceName, day: report.day, generatedAt: report.generatedAt,
+            workingHours: report.workingHours, events: report.events.map(API.EPCSReportEvent.init),
+            incidents: report.incidents.map(API.EPCSReportIncident.init), incidentCount: report.incidentCount,
+            revocationsAwaitingConfirmation: report.revocationsAwaitingConfirmation.map(API.EPCSRevocationAwaitingConfirmation.init),
+            verification: try report.verification.map(API.EPCSAuditVerification.init), review: report.review.map(API.EPCSReportReview.init))
+    }
+}
+
+extension API.EPCSReportEvent {
+    init(_ row: EPCSDailyReport.Row) {
+        self.init(
+            seq: Int(row.seq), time: row.time, _type: row.type, actor: row.actor, subject: row.subject,
+            details: .init(additionalProperties: row.details), incident: row.incident)
+    }
+}
+
+extension API.EPCSReportIncident {
+    init(_ incident: EPCSDailyReport.Incident) {
+        self.init(
+            reason: incident.reason, detail: incident.detail, seq: incident.seq.map { Int($0) }, time: incident.time,
+            subject: incident.subject)
+    }
+}
+
+extension API.EPCSRevocationAwaitingConfirmation {
+    init(_ revocation: EPCSDailyReport.OpenRevocation) {
+        self.init(
+            grant: revocation.grant, username: revocation.username, revokedAt: revocation.revokedAt, revokedBy: revocation.revokedBy,
+            reason: revocation.reason)
+    }
+}
+
+extension API.EPCSAuditVerification {
+    init(_ verification: EPCSDailyReport.Verification) throws {
+        self.init(
+            intact: verification.intact, scope: try .documented(verification.scope), eventsChecked: verification.eventsChecked,
+            checkpointsChecked: verification.checkpointsChecked, checkpointFile: verification.checkpointFile,
+            problem: verification.problem, summary: verification.summary, verifiedAt: verification.verifiedAt)
+    }
+}
+
+extension API.EPCSReportReview {
+    init(_ review: EPCSDailyReport.Review) {
+        self.init(reviewedBy: review.reviewedBy, reviewedAt: review.reviewedAt, note: review.note, incidents: review.incidents)
+    }
+}
+
+extension API.EPCSMonthlyLog {
+    /// The prescriber's signings of a month; a signing's status is one the document lists.
+    init(_ log: TwofoldServer.EPCSMonthlyLog) throws {
+        self.init(month: log.month, signings: try log.signings.map(API.EPCSSigning.init))
+    }
+}
+
+extension API.EPCSSigning {
+    init(_ signing: EPCSMonthlyLog.Signing) throws {
+        self.init(
+            time: signing.time, summary: signing.summary, actionHash: signing.actionHash, attestationHash: signing.attestationHash,
+            factors: signing.factors, deaNumber: signing.deaNumber, status: try .documented(signing.status))
     }
 }
 

@@ -141,24 +141,25 @@ extension Request {
 /// What EPCS access approvers do: designate (administrators), enter, approve, refuse and revoke grants, the
 /// practice's EPCS settings, and acknowledging alerts. Every step is audited.
 struct EPCSService {
-    let request: Request
+    let context: ServiceContext
     let admin: CurrentSession
 
-    init(request: Request, admin: CurrentSession) throws {
+    init(context: ServiceContext, admin: CurrentSession) throws {
         guard admin.user.has(.manageAccounts) else { throw AdminError.notAllowed }
-        self.request = request
+        self.context = context
         self.admin = admin
     }
 
-    private var directory: StaffDirectory { StaffDirectory(database: request.db, practice: admin.practice) }
+    private var directory: StaffDirectory { StaffDirectory(database: context.database, practice: admin.practice) }
     private var practiceID: UUID { admin.practiceID }
 
     private func confirmPassword(_ password: String?) async throws {
-        try await AdminService(request: request, admin: admin).confirmAdminPassword(password)
+        try await AdminService(context: context, admin: admin).confirmAdminPassword(password)
     }
 
     private func audit(_ type: AuditEventType, subject: UUID?, _ details: [String: String], on db: (any Database)? = nil) async throws {
-        try await request.audit(type, practiceID: practiceID, actorID: admin.userID, subjectID: subject, details: details, on: db)
+        try await context.on(db ?? context.database).audit(
+            type, practiceID: practiceID, actorID: admin.userID, subjectID: subject, details: details)
     }
 
     /// An attempt by someone who may not do it: refused and recorded as an attempted unauthorized access (§1311.150).
@@ -178,14 +179,15 @@ struct EPCSService {
         guard wasApprover != approver || wasRegistrant != registrant else { return user }
         user.epcsApprover = approver
         user.deaRegistrant = registrant
-        try await user.save(on: request.db)
+        try await user.save(on: context.database)
         let details = ["username": user.username, "approver": String(approver), "dea_registrant": String(registrant)]
         try await audit(approver ? .epcsApproverDesignated : .epcsApproverRemoved, subject: user.id, details)
         return user
     }
 
     func approvers() async throws -> [User] {
-        try await User.query(on: request.db).filter(\.$practice.$id == practiceID).filter(\.$epcsApprover == true).sort(\.$lastName).all()
+        try await User.query(on: context.database).filter(\.$practice.$id == practiceID).filter(\.$epcsApprover == true).sort(\.$lastName)
+            .all()
     }
 
     // MARK: grants
@@ -239,15 +241,15 @@ struct EPCSService {
         guard userID != admin.userID else { try await refuse(.ownPermission, action: "enter_grant", subject: userID) }
         let user = try await directory.user(userID)
         guard user.role == .provider else { throw EPCSError.notProvider(user.fullName) }
-        let input = try Self.validated(rawInput, now: request.now)
+        let input = try Self.validated(rawInput, now: context.now)
         let approvers = try await approvers()
         guard approvers.count >= 2, approvers.contains(where: \.deaRegistrant) else { throw EPCSError.tooFewApprovers }
         try await confirmPassword(adminPassword)
         let grant = EPCSGrant(
             practiceID: practiceID, userID: userID, deaNumber: input.deaNumber, deaExpiresOn: input.deaExpiresOn,
-            states: input.states, proofing: input.proofing, enteredBy: admin.userID, now: request.now)
+            states: input.states, proofing: input.proofing, enteredBy: admin.userID, now: context.now)
         do {
-            try await request.db.transaction { db in
+            try await context.database.transaction { db in
                 try await grant.create(on: db)
                 try await audit(
                     .epcsGrantEntered, subject: userID,
@@ -265,14 +267,17 @@ struct EPCSService {
 
     func grant(_ id: UUID) async throws -> EPCSGrant {
         guard
-            let grant = try await EPCSGrant.query(on: request.db).filter(\.$id == id).filter(\.$practiceID == practiceID).with(\.$user)
-                .first()
+            let grant = try await EPCSGrant.query(on: context.database).filter(\.$id == id).filter(\.$practiceID == practiceID).with(
+                \.$user
+            )
+            .first()
         else { throw EPCSError.grantNotFound }
         return grant
     }
 
     func grants() async throws -> [EPCSGrant] {
-        try await EPCSGrant.query(on: request.db).filter(\.$practiceID == practiceID).with(\.$user).sort(\.$enteredAt, .descending).all()
+        try await EPCSGrant.query(on: context.database).filter(\.$practiceID == practiceID).with(\.$user).sort(\.$enteredAt, .descending)
+            .all()
     }
 
     /// The second approver: a different approver, a DEA registrant, not the prescriber, with a fresh authenticator code.
@@ -290,13 +295,15 @@ struct EPCSService {
             try await confirmFreshCode(code, grant: grant, action: action)
         case .push(let challengeID):
             guard
-                let push = try await PushChallenge.query(on: request.db).filter(\.$id == challengeID).filter(\.$user.$id == admin.userID)
-                    .filter(\.$purpose == .epcsApproval).filter(\.$epcsGrantID == grant.id).filter(\.$epcsAction == action).first()
+                let push = try await PushChallenge.query(on: context.database).filter(\.$id == challengeID).filter(
+                    \.$user.$id == admin.userID
+                )
+                .filter(\.$purpose == .epcsApproval).filter(\.$epcsGrantID == grant.id).filter(\.$epcsAction == action).first()
             else { throw EPCSError.pushNotFound }
             switch push.status {
-            case .pending where push.expiresAt > request.now:
+            case .pending where push.expiresAt > context.now:
                 throw EPCSError.pushPending
-            case .approved where try await PushService(request: request).consume(push):
+            case .approved where try await PushService(context: context).consume(push):
                 return
             default:
                 try await audit(
@@ -314,10 +321,10 @@ struct EPCSService {
         switch action {
         case "approve_grant":
             try await checkSecondApprover(grant, firstApprover: grant.enteredBy, action: action)
-            guard grant.status == .pendingApproval else { throw EPCSError.notPending(grant.visibleStatus(now: request.now)) }
+            guard grant.status == .pendingApproval else { throw EPCSError.notPending(grant.visibleStatus(now: context.now)) }
         case "confirm_revocation":
             guard grant.status == .revoked, let revokedBy = grant.revokedBy else {
-                throw EPCSError.notPending(grant.visibleStatus(now: request.now))
+                throw EPCSError.notPending(grant.visibleStatus(now: context.now))
             }
             guard grant.revocationConfirmedAt == nil else { throw EPCSError.alreadyConfirmed }
             try await checkSecondApprover(grant, firstApprover: revokedBy, action: action)
@@ -325,31 +332,35 @@ struct EPCSService {
             throw EPCSError.invalid("Unknown EPCS step \(action).")
         }
         let hasDevice =
-            try await Factor.query(on: request.db).filter(\.$user.$id == admin.userID).filter(\.$status == .active).filter(\.$kind == .push)
+            try await Factor.query(on: context.database).filter(\.$user.$id == admin.userID).filter(\.$status == .active).filter(
+                \.$kind == .push
+            )
             .count() > 0
         guard hasDevice else { throw EPCSError.noPushDevice }
         let what = action == "approve_grant" ? "Approve the EPCS permission of" : "Confirm the revocation of the EPCS permission of"
         let summary = "\(what) \(grant.user.fullName) (DEA \(DEANumber(grant.deaNumber)?.masked ?? ""))"
-        let push = try await PushService(request: request).startChallenge(
+        let push = try await PushService(context: context).startChallenge(
             user: admin.user, practice: admin.practice, factorID: nil,
             purpose: .epcsApproval, action: summary)
         push.epcsGrantID = grant.id
         push.epcsAction = action
-        try await push.save(on: request.db)
+        try await push.save(on: context.database)
         return push
     }
 
     /// Checks the approver's fresh authenticator code through the one code check (reserved before it is checked,
     /// single use, counted against the approver's step-up counter and lockout).
     private func confirmFreshCode(_ rawCode: String?, grant: EPCSGrant, action: String) async throws {
-        guard let code = CodeCheck.normalize(rawCode ?? "") else {
+        guard let code = SecondFactorCheck.normalize(rawCode ?? "") else {
             throw EPCSError.invalid("code must be the 6 to 8 digits your authenticator app shows now.")
         }
-        let factors = try await Factor.query(on: request.db).filter(\.$user.$id == admin.userID).filter(\.$status == .active).filter(
+        let factors = try await Factor.query(on: context.database).filter(\.$user.$id == admin.userID).filter(\.$status == .active).filter(
             \.$kind == .totp
         ).all()
         guard !factors.isEmpty else { throw EPCSError.noAuthenticatorApp }
-        switch try await CodeCheck(request: request).check(code, user: admin.user, factors: factors, smsFactor: nil, channel: .stepUp) {
+        switch try await SecondFactorCheck(context: context).check(
+            code, user: admin.user, factors: factors, smsFactor: nil, channel: .stepUp)
+        {
         case .accepted:
             return
         case .replayed:
@@ -371,7 +382,7 @@ struct EPCSService {
     func approve(grantID: UUID, proof: ApproverProof) async throws -> EPCSGrant {
         let grant = try await grant(grantID)
         try await checkSecondApprover(grant, firstApprover: grant.enteredBy, action: "approve_grant")
-        guard grant.status == .pendingApproval else { throw EPCSError.notPending(grant.visibleStatus(now: request.now)) }
+        guard grant.status == .pendingApproval else { throw EPCSError.notPending(grant.visibleStatus(now: context.now)) }
         try await confirm(proof, grant: grant, action: "approve_grant")
         try await decide(grant, to: .active, type: .epcsGrantApproved, extra: [:])
         return grant
@@ -381,15 +392,15 @@ struct EPCSService {
     func refuse(grantID: UUID, reason: String?, adminPassword: String?) async throws -> EPCSGrant {
         let grant = try await grant(grantID)
         guard admin.user.epcsApprover else { try await refuse(.notApprover, action: "refuse_grant", subject: grant.$user.id) }
-        guard grant.status == .pendingApproval else { throw EPCSError.notPending(grant.visibleStatus(now: request.now)) }
+        guard grant.status == .pendingApproval else { throw EPCSError.notPending(grant.visibleStatus(now: context.now)) }
         try await confirmPassword(adminPassword)
         try await decide(grant, to: .refused, type: .epcsGrantRefused, extra: ["reason": String((reason ?? "").prefix(200))])
         return grant
     }
 
     private func decide(_ grant: EPCSGrant, to status: EPCSGrant.Status, type: AuditEventType, extra: [String: String]) async throws {
-        let now = request.now
-        try await request.db.transaction { db in
+        let now = context.now
+        try await context.database.transaction { db in
             // Only one decision counts, however many approvers submit at once.
             let rows = try await (db as! any SQLDatabase).raw(
                 """
@@ -416,11 +427,11 @@ struct EPCSService {
         guard admin.user.epcsApprover else { try await refuse(.notApprover, action: "revoke_grant", subject: userID) }
         let user = try await directory.user(userID)
         guard
-            let grant = try await EPCSGrant.query(on: request.db).filter(\.$user.$id == userID)
+            let grant = try await EPCSGrant.query(on: context.database).filter(\.$user.$id == userID)
                 .filter(\.$status ~~ [.active, .pendingApproval]).with(\.$user).first()
         else { throw EPCSError.noActiveGrant(user.fullName) }
         try await confirmPassword(adminPassword)
-        try await Self.revoke(grant, reason: Self.reasonText(reason), by: admin.userID, request: request)
+        try await Self.revoke(grant, reason: Self.reasonText(reason), by: admin.userID, context: context)
         return grant
     }
 
@@ -430,9 +441,9 @@ struct EPCSService {
     }
 
     /// Revokes a grant (used by approvers and by a report of a lost device); the row changes only once.
-    static func revoke(_ grant: EPCSGrant, reason: String, by actorID: UUID, request: Request) async throws {
-        let now = request.now
-        try await request.db.transaction { db in
+    static func revoke(_ grant: EPCSGrant, reason: String, by actorID: UUID, context: ServiceContext) async throws {
+        let now = context.now
+        try await context.database.transaction { db in
             let rows = try await (db as! any SQLDatabase).raw(
                 """
                 UPDATE \(ident: EPCSGrant.schema) SET status = 'revoked', revoked_by = \(bind: actorID), revoked_at = \(bind: now),
@@ -444,9 +455,9 @@ struct EPCSService {
             grant.revokedBy = actorID
             grant.revokedAt = now
             grant.revocationReason = reason
-            try await request.audit(
+            try await context.on(db).audit(
                 .epcsGrantRevoked, practiceID: grant.practiceID, actorID: actorID, subjectID: grant.$user.id,
-                details: ["grant": grant.shortID, "dea": DEANumber(grant.deaNumber)?.masked ?? "", "reason": reason], on: db)
+                details: ["grant": grant.shortID, "dea": DEANumber(grant.deaNumber)?.masked ?? "", "reason": reason])
         }
     }
 
@@ -458,13 +469,13 @@ struct EPCSService {
     func confirmRevocation(grantID: UUID, proof: ApproverProof) async throws -> EPCSGrant {
         let grant = try await grant(grantID)
         guard grant.status == .revoked, let revokedBy = grant.revokedBy else {
-            throw EPCSError.notPending(grant.visibleStatus(now: request.now))
+            throw EPCSError.notPending(grant.visibleStatus(now: context.now))
         }
         guard grant.revocationConfirmedAt == nil else { throw EPCSError.alreadyConfirmed }
         try await checkSecondApprover(grant, firstApprover: revokedBy, action: "confirm_revocation")
         try await confirm(proof, grant: grant, action: "confirm_revocation")
-        let now = request.now
-        try await request.db.transaction { db in
+        let now = context.now
+        try await context.database.transaction { db in
             let rows = try await (db as! any SQLDatabase).raw(
                 """
                 UPDATE \(ident: EPCSGrant.schema) SET revocation_confirmed_by = \(bind: admin.userID), revocation_confirmed_at = \(bind: now)
@@ -482,11 +493,21 @@ struct EPCSService {
 
     // MARK: settings
 
-    struct Settings: Content, Equatable {
+    /// The practice's EPCS settings: the tokens that count for signing (by name), the security key models allowed,
+    /// and the working hours (UTC) against which the daily report flags approvals.
+    struct Settings: Sendable, Equatable {
         var eligibleTokens: [String]
         var securityKeyAAGUIDs: [String]
         var workingHoursStart: Int
         var workingHoursEnd: Int
+    }
+
+    /// What working hours must be, with the policy's ranges: a start hour, and a later end hour (exclusive), in UTC.
+    static func workingHoursRule(_ policy: TwofoldPolicy) -> EPCSError {
+        let start = policy.practice.epcsWorkingHoursStart, end = policy.practice.epcsWorkingHoursEnd
+        return .invalid(
+            "Working hours run from a start hour (\(start.lowerBound)–\(start.upperBound)) to a later end hour (\(end.lowerBound)–\(end.upperBound)), in UTC."
+        )
     }
 
     static func settings(of practice: Practice) -> Settings {
@@ -510,14 +531,10 @@ struct EPCSService {
         if let bad = aaguids.invalid {
             throw EPCSError.invalid("\(bad) is not an AAGUID (a UUID such as 2fc0579f-8113-47ea-b116-bb5a8db9202a).")
         }
-        let start = request.policy.practice.epcsWorkingHoursStart, end = request.policy.practice.epcsWorkingHoursEnd
+        let start = context.policy.practice.epcsWorkingHoursStart, end = context.policy.practice.epcsWorkingHoursEnd
         guard start.contains(settings.workingHoursStart), end.contains(settings.workingHoursEnd),
             settings.workingHoursStart < settings.workingHoursEnd
-        else {
-            throw EPCSError.invalid(
-                "Working hours run from a start hour (\(start.lowerBound)–\(start.upperBound)) to a later end hour (\(end.lowerBound)–\(end.upperBound)), in UTC."
-            )
-        }
+        else { throw Self.workingHoursRule(context.policy) }
         try await confirmPassword(adminPassword)
         let practice = admin.practice
         let before = Self.settings(of: practice)
@@ -527,7 +544,7 @@ struct EPCSService {
         practice.epcsWorkingHoursEnd = settings.workingHoursEnd
         let after = Self.settings(of: practice)
         guard after != before else { return after }
-        try await practice.save(on: request.db)
+        try await practice.save(on: context.database)
         try await audit(
             .epcsSettingsChanged, subject: nil,
             [
@@ -541,19 +558,20 @@ struct EPCSService {
     // MARK: alerts
 
     func openAlerts() async throws -> [EPCSAlert] {
-        try await EPCSAlert.query(on: request.db).filter(\.$practiceID == practiceID).filter(\.$acknowledgedAt == nil).sort(
+        try await EPCSAlert.query(on: context.database).filter(\.$practiceID == practiceID).filter(\.$acknowledgedAt == nil).sort(
             \.$createdAt, .descending
         ).all()
     }
 
     func acknowledge(alertID: UUID) async throws {
         guard admin.user.epcsApprover else { throw EPCSError.notApprover }
-        guard let alert = try await EPCSAlert.query(on: request.db).filter(\.$id == alertID).filter(\.$practiceID == practiceID).first()
+        guard
+            let alert = try await EPCSAlert.query(on: context.database).filter(\.$id == alertID).filter(\.$practiceID == practiceID).first()
         else { throw Abort(.notFound, reason: "There is no such alert.") }
         guard alert.acknowledgedAt == nil else { return }
         alert.acknowledgedBy = admin.userID
-        alert.acknowledgedAt = request.now
-        try await alert.save(on: request.db)
+        alert.acknowledgedAt = context.now
+        try await alert.save(on: context.database)
         try await audit(
             .epcsAlertAcknowledged, subject: alert.subjectID, ["alert": alert.kind, "message": String(alert.message.prefix(200))])
     }
@@ -562,47 +580,48 @@ struct EPCSService {
 /// "Report a lost or stolen device": the device stops working at once, the owner's EPCS permission is revoked
 /// (§1311.125(d)(1)), and the practice's approvers see an alert. Used by the owner and by an administrator.
 struct LostDeviceReport {
-    let request: Request
+    let context: ServiceContext
 
     func report(factorID: UUID, of user: User, practice: Practice, reportedBy actorID: UUID) async throws -> (
         factor: Factor, revoked: EPCSGrant?
     ) {
         guard
-            let factor = try await Factor.query(on: request.db).filter(\.$id == factorID).filter(\.$user.$id == (try user.requireID()))
-                .first()
+            let factor = try await Factor.query(on: context.database).filter(\.$id == factorID).filter(
+                \.$user.$id == (try user.requireID())
+            )
+            .first()
         else { throw EPCSError.factorNotFound }
         let userID = try user.requireID()
-        let others = try await TwoFactorReset.otherActiveFactors(of: userID, besides: factorID, on: request.db)
-        try await request.db.transaction { db in
+        let others = try await TwoFactorReset.otherActiveFactors(of: userID, besides: factorID, on: context.database)
+        try await context.database.transaction { db in
             try await TwoFactorReset.remove(factor, remaining: others, userID: userID, on: db)
             // A device that may be in someone else's hands: the browsers it helped remember are forgotten too.
             try await RememberedBrowser.query(on: db).filter(\.$user.$id == userID).delete()
-            try await request.audit(
+            try await context.on(db).audit(
                 .epcsTokenReportedLost, practiceID: practice.id, actorID: actorID, subjectID: userID,
                 details: [
                     "factor": factor.shortID, "kind": factor.kind.rawValue, "nickname": factor.nickname,
                     "by": actorID == userID ? "owner" : "administrator",
-                ], on: db)
-            try await request.audit(
+                ])
+            try await context.on(db).audit(
                 factor.kind == .webauthn ? .passkeyRemoved : .factorRemoved, practiceID: practice.id, actorID: actorID, subjectID: userID,
-                details: ["factor": factor.shortID, "kind": factor.kind.rawValue, "nickname": factor.nickname, "reason": "reported_lost"],
-                on: db)
+                details: ["factor": factor.shortID, "kind": factor.kind.rawValue, "nickname": factor.nickname, "reason": "reported_lost"])
         }
         var revoked: EPCSGrant?
-        if let grant = try await EPCSGrant.query(on: request.db).filter(\.$user.$id == userID).filter(
+        if let grant = try await EPCSGrant.query(on: context.database).filter(\.$user.$id == userID).filter(
             \.$status ~~ [.active, .pendingApproval]
         ).first() {
             try await EPCSService.revoke(
                 grant, reason: "device reported lost or stolen (\(factor.kind.displayName), \(factor.nickname))", by: actorID,
-                request: request)
+                context: context)
             revoked = grant
         }
         let message =
             "\(user.fullName) reported \(factor.kind.displayName.lowercased()) \u{201C}\(factor.nickname)\u{201D} lost or stolen"
             + (revoked != nil ? "; their EPCS permission was revoked and needs two approvers to be granted again." : ".")
         try await EPCSAlert(
-            practiceID: try practice.requireID(), kind: "device_lost", subjectID: userID, message: message, now: request.now
-        ).create(on: request.db)
+            practiceID: try practice.requireID(), kind: "device_lost", subjectID: userID, message: message, now: context.now
+        ).create(on: context.database)
         return (factor, revoked)
     }
 }

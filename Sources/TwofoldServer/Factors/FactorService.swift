@@ -48,7 +48,7 @@ enum FactorError: AbortError, Equatable {
 
 /// Adding, activating, renaming, promoting and removing a user's second factors.
 struct FactorService {
-    let request: Request
+    let context: ServiceContext
 
     struct TOTPEnrollment {
         var factor: Factor
@@ -67,7 +67,7 @@ struct FactorService {
 
     /// "Authenticator app", then "Authenticator app 2" and so on, counting the user's active factors of that kind.
     func defaultNickname(kind: Factor.Kind, userID: UUID) async throws -> String {
-        let count = try await Factor.query(on: request.db).filter(\.$user.$id == userID).filter(\.$kind == kind).filter(
+        let count = try await Factor.query(on: context.database).filter(\.$user.$id == userID).filter(\.$kind == kind).filter(
             \.$status == .active
         ).count()
         return count == 0 ? kind.displayName : "\(kind.displayName) \(count + 1)"
@@ -76,17 +76,20 @@ struct FactorService {
     /// Starts an authenticator-app enrollment: a new key, sealed, in a pending factor.
     func beginTOTP(session: CurrentSession, nickname: String?) async throws -> TOTPEnrollment {
         guard session.practice.allowTOTP else { throw FactorError.methodNotAllowed("authenticator apps") }
-        try await Factor.query(on: request.db).filter(\.$user.$id == session.userID).filter(\.$status == .pending).filter(\.$kind == .totp)
-            .delete()
+        try await Factor.query(on: context.database).filter(\.$user.$id == session.userID).filter(\.$status == .pending).filter(
+            \.$kind == .totp
+        )
+        .delete()
         let name = try Self.cleanNickname(nickname, default: try await defaultNickname(kind: .totp, userID: session.userID))
         let parameters = try OTPParameters(algorithm: .sha1, digits: session.practice.otpDigits, period: 30)
-        let secret = OTPSecret.generate(for: parameters.algorithm)
+        let secret = OTPSecret(bytes: context.random.bytes(parameters.algorithm.recommendedSecretLength))
         let factor = Factor(
             userID: session.userID, kind: .totp, nickname: name, digits: parameters.digits, algorithm: parameters.algorithm.rawValue,
             period: parameters.period)
         factor.enrollmentSessionID = session.record.id
-        factor.sealedSecret = Data(try request.twofold.sealer.seal(secret.bytes, context: TOTPVerifier.sealingContext(for: factor.id!)))
-        try await factor.create(on: request.db)
+        let sealingContext = TOTPVerifier.sealingContext(for: try factor.requireID())
+        factor.sealedSecret = Data(try context.sealer.seal(secret.bytes, context: sealingContext))
+        try await factor.create(on: context.database)
         return try enrollment(for: factor, session: session, secret: secret)
     }
 
@@ -94,7 +97,7 @@ struct FactorService {
     func pendingTOTP(id: UUID, session: CurrentSession) async throws -> TOTPEnrollment {
         let factor = try await ownFactor(id, session: session)
         guard factor.status == .pending, factor.kind == .totp else { throw FactorError.notPending }
-        let secret = try TOTPVerifier(database: request.db, sealer: request.twofold.sealer, now: request.now).secret(of: factor)
+        let secret = try TOTPVerifier(database: context.database, sealer: context.sealer, now: context.now).secret(of: factor)
         return try enrollment(for: factor, session: session, secret: secret)
     }
 
@@ -110,18 +113,20 @@ struct FactorService {
     func beginSMS(session: CurrentSession, nickname: String?) async throws -> Factor {
         guard session.practice.allowSMS else { throw FactorError.methodNotAllowed("text-message codes") }
         guard let phone = session.user.cellPhone, !phone.isEmpty else { throw FactorError.noCellPhone }
-        try await Factor.query(on: request.db).filter(\.$user.$id == session.userID).filter(\.$status == .pending).filter(\.$kind == .sms)
-            .delete()
+        try await Factor.query(on: context.database).filter(\.$user.$id == session.userID).filter(\.$status == .pending).filter(
+            \.$kind == .sms
+        )
+        .delete()
         let name = try Self.cleanNickname(nickname, default: try await defaultNickname(kind: .sms, userID: session.userID))
         let factor = Factor(userID: session.userID, kind: .sms, nickname: name, digits: max(6, session.practice.otpDigits))
         factor.phone = phone
         factor.enrollmentSessionID = session.record.id
-        try await factor.create(on: request.db)
+        try await factor.create(on: context.database)
         do {
-            try await SMSCodeService(request: request).send(
+            try await SMSCodeService(context: context).send(
                 to: phone, user: session.user, practice: session.practice, purpose: .enrollment, factorID: factor.id)
         } catch {
-            try await factor.delete(on: request.db)
+            try await factor.delete(on: context.database)
             throw error
         }
         return factor
@@ -130,7 +135,7 @@ struct FactorService {
     func resendSMS(id: UUID, session: CurrentSession) async throws -> Factor {
         let factor = try await ownFactor(id, session: session)
         guard factor.status == .pending, factor.kind == .sms, let phone = factor.phone else { throw FactorError.notPending }
-        try await SMSCodeService(request: request).send(
+        try await SMSCodeService(context: context).send(
             to: phone, user: session.user, practice: session.practice, purpose: .enrollment, factorID: factor.id)
         return factor
     }
@@ -148,23 +153,23 @@ struct FactorService {
         let factor = try await ownFactor(id, session: session)
         guard factor.status == .pending else { throw FactorError.notPending }
         let code = rawCode.filter { !$0.isWhitespace && $0 != "-" }
-        let throttle = ThrottleStore(database: request.db)
+        let throttle = ThrottleStore(database: context.database)
         let attemptsKey = "enroll:\(id.uuidString)"
         // Reserved before the check: parallel guesses at a pending set-up get ten evaluations in all.
-        if case .blocked = try await throttle.reserve(attemptsKey, limit: request.policy.enrollment.attemptsPerFactor, now: request.now) {
-            try await factor.delete(on: request.db)
+        if case .blocked = try await throttle.reserve(attemptsKey, limit: context.policy.enrollment.attemptsPerFactor, now: context.now) {
+            try await factor.delete(on: context.database)
             throw FactorError.tooManyAttempts
         }
         let accepted: Bool
         switch factor.kind {
         case .totp:
             accepted =
-                try await TOTPVerifier(database: request.db, sealer: request.twofold.sealer, now: request.now).verify(code, factor: factor)
+                try await TOTPVerifier(database: context.database, sealer: context.sealer, now: context.now).verify(code, factor: factor)
                 == .accepted
         case .sms:
             guard session.practice.allowSMS else { throw FactorError.methodNotAllowed("text-message codes") }
             accepted =
-                try await SMSCodeService(request: request).redeem(code, userID: session.userID, purpose: .enrollment, factorID: factor.id)
+                try await SMSCodeService(context: context).redeem(code, userID: session.userID, purpose: .enrollment, factorID: factor.id)
                 != nil
         case .push, .webauthn:
             // A push device activates itself with its first signed request (PushService); a passkey is verified when created.
@@ -178,18 +183,19 @@ struct FactorService {
     /// and a user who had to enroll is signed in.
     func turnOn(_ factor: Factor, session: CurrentSession) async throws -> Activation {
         let userID = session.userID
-        let now = request.now
-        return try await request.db.transaction { db in
+        let now = context.now
+        return try await context.database.transaction { db in
+            let context = self.context.on(db)
             let hadActive = try await Factor.query(on: db).filter(\.$user.$id == userID).filter(\.$status == .active).count() > 0
             factor.status = .active
             factor.activatedAt = now
             factor.lastUsedAt = now
             factor.isPrimary = !hadActive
             try await factor.save(on: db)
-            let codes = hadActive ? nil : try await RecoveryCodeService(request: request).regenerate(userID: userID, on: db)
-            try await request.audit(
+            let codes = hadActive ? nil : try await RecoveryCodeService(context: context).regenerate(userID: userID)
+            try await context.audit(
                 .factorAdded, practiceID: session.practiceID, actorID: userID,
-                details: ["factor": factor.shortID, "kind": factor.kind.rawValue, "nickname": factor.nickname], on: db)
+                details: ["factor": factor.shortID, "kind": factor.kind.rawValue, "nickname": factor.nickname])
             try await EnrollmentSessions.factorActivated(factor, on: db)
             let token = try await signInAfterEnrollment(session: session, factor: factor, on: db)
             return Activation(factor: factor, recoveryCodes: codes, sessionToken: token)
@@ -205,24 +211,25 @@ struct FactorService {
         guard let sessionID = session.record.id, factor.enrollmentSessionID == sessionID, factor.status == .active else {
             throw FactorError.notFound
         }
-        let token = SecureRandom.token()
+        let token = context.random.token()
         session.record.stage = .signedIn
         session.record.failedAttempts = 0
         session.record.tokenHash = TwofoldCore.Digest.sha256Hex(token)
         session.record.recordAuthentication(
             AuthenticationContext(
                 password: true, secondFactor: AuthenticationContext.SecondFactor(rawValue: factor.kind.rawValue),
-                deviceBoundKey: factor.backupEligible == false), at: request.now)
+                deviceBoundKey: factor.backupEligible == false), at: context.now)
         try await session.record.save(on: db)
-        try await KnownSignInAddress.record(userID: session.userID, address: request.clientThrottleKey, now: request.now, on: db)
-        try await request.audit(
+        try await KnownSignInAddress.record(userID: session.userID, address: context.caller.throttleKey, now: context.now, on: db)
+        try await context.on(db).audit(
             .signInSucceeded, practiceID: session.practiceID, actorID: session.userID,
-            details: ["method": "enrollment", "factor": factor.shortID], on: db)
+            details: ["method": "enrollment", "factor": factor.shortID])
         return token
     }
 
     func ownFactor(_ id: UUID, session: CurrentSession) async throws -> Factor {
-        guard let factor = try await Factor.query(on: request.db).filter(\.$id == id).filter(\.$user.$id == session.userID).first() else {
+        guard let factor = try await Factor.query(on: context.database).filter(\.$id == id).filter(\.$user.$id == session.userID).first()
+        else {
             throw FactorError.notFound
         }
         return factor
@@ -233,8 +240,8 @@ struct FactorService {
         let old = factor.nickname
         factor.nickname = try Self.cleanNickname(nickname, default: "")
         guard !factor.nickname.isEmpty else { throw FactorError.invalidNickname }
-        try await factor.save(on: request.db)
-        try await request.audit(
+        try await factor.save(on: context.database)
+        try await context.audit(
             .factorRenamed, practiceID: session.practiceID, actorID: session.userID,
             details: ["factor": factor.shortID, "from": old, "to": factor.nickname])
         return factor
@@ -243,12 +250,12 @@ struct FactorService {
     func makePrimary(id: UUID, session: CurrentSession) async throws -> Factor {
         let factor = try await ownFactor(id, session: session)
         guard factor.status == .active else { throw FactorError.notFound }
-        try await request.db.transaction { db in
+        try await context.database.transaction { db in
             try await Factor.query(on: db).filter(\.$user.$id == session.userID).set(\.$isPrimary, to: false).update()
             factor.isPrimary = true
             try await factor.save(on: db)
         }
-        try await request.audit(
+        try await context.audit(
             .factorMadePrimary, practiceID: session.practiceID, actorID: session.userID, details: ["factor": factor.shortID])
         return factor
     }
@@ -258,7 +265,7 @@ struct FactorService {
     /// 2FA off (`code`: a current code or a recovery code).
     func remove(id: UUID, code: String?, session: CurrentSession) async throws {
         let factor = try await ownFactor(id, session: session)
-        let others = try await TwoFactorReset.otherActiveFactors(of: session.userID, besides: id, on: request.db)
+        let others = try await TwoFactorReset.otherActiveFactors(of: session.userID, besides: id, on: context.database)
         if factor.status == .active, others.isEmpty {
             if session.twoFactorRequired {
                 throw FactorError.required(
@@ -267,11 +274,11 @@ struct FactorService {
             }
             try await confirmTurningOff(code: code, session: session)
         }
-        try await request.db.transaction { db in
+        try await context.database.transaction { db in
             try await TwoFactorReset.remove(factor, remaining: others, userID: session.userID, on: db)
-            try await request.audit(
+            try await context.on(db).audit(
                 factor.kind == .webauthn ? .passkeyRemoved : .factorRemoved, practiceID: session.practiceID, actorID: session.userID,
-                details: ["factor": factor.shortID, "kind": factor.kind.rawValue, "nickname": factor.nickname], on: db)
+                details: ["factor": factor.shortID, "kind": factor.kind.rawValue, "nickname": factor.nickname])
         }
     }
 
@@ -283,12 +290,11 @@ struct FactorService {
             )
         }
         let confirmedWith = try await confirmTurningOff(code: code, session: session)
-        try await request.db.transaction { db in
+        try await context.database.transaction { db in
             try await Factor.query(on: db).filter(\.$user.$id == session.userID).delete()
             try await TwoFactorReset.clearSecondaryState(userID: session.userID, on: db)
-            try await request.audit(
-                .twoFactorDisabled, practiceID: session.practiceID, actorID: session.userID, details: ["confirmed_with": confirmedWith],
-                on: db)
+            try await context.on(db).audit(
+                .twoFactorDisabled, practiceID: session.practiceID, actorID: session.userID, details: ["confirmed_with": confirmedWith])
         }
     }
 
@@ -302,7 +308,7 @@ struct FactorService {
         guard session.user.passwordMeetsSingleFactorMinimum else { throw FactorError.passwordTooShortForOneFactor }
         let input = (code ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
         guard !input.isEmpty else { throw FactorError.proofRequired }
-        let signIn = SignInService(request: request)
+        let signIn = SignInService(context: context)
         if input.contains(where: \.isLetter) {
             _ = try await signIn.verifyRecoveryCode(input, session: session, countsTowardPendingSignIn: false)
             return "recovery_code"

@@ -23,7 +23,7 @@ struct TOTPVerifier {
         guard let sealed = factor.sealedSecret else {
             throw Abort(.conflict, reason: "This factor has no key; remove it and set it up again.")
         }
-        return OTPSecret(bytes: try sealer.open(Array(sealed), context: Self.sealingContext(for: factor.id!)))
+        return OTPSecret(bytes: try sealer.open(Array(sealed), context: Self.sealingContext(for: try factor.requireID())))
     }
 
     func totp(for factor: Factor) throws -> TwofoldCore.TOTP {
@@ -39,7 +39,7 @@ struct TOTPVerifier {
         let claimed = try await database.sql.raw(
             """
             UPDATE \(ident: Factor.schema) SET last_used_step = \(bind: step), last_used_at = \(bind: now)
-            WHERE id = \(bind: factor.id!) AND (last_used_step IS NULL OR last_used_step < \(bind: step)) RETURNING id
+            WHERE id = \(bind: try factor.requireID()) AND (last_used_step IS NULL OR last_used_step < \(bind: step)) RETURNING id
             """
         ).all()
         return claimed.isEmpty ? .replayed : .accepted

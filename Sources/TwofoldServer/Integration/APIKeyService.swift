@@ -153,7 +153,8 @@ final class APIKeyCache: Sendable {
             return nil
         }
         let entry = Entry(
-            id: key.id!, practiceID: key.$practice.id, name: key.name, hint: key.hint, expires: now.addingTimeInterval(Self.lifetime))
+            id: try key.requireID(), practiceID: key.$practice.id, name: key.name, hint: key.hint,
+            expires: now.addingTimeInterval(Self.lifetime))
         guard !revoked.withLockedValue({ $0.contains(hash) }) else { return nil }
         entries.withLockedValue { cache in
             if cache.count > 10_000 { cache.removeAll() }

@@ -16,8 +16,8 @@ struct ValidateController: RouteCollection {
         guard !body.username.isEmpty, body.username.count <= 128 else {
             throw Abort(.badRequest, reason: "username must be 1 to 128 characters.")
         }
-        guard let code = CodeCheck.normalize(body.code) else { throw Abort(.badRequest, reason: "code must be 6 to 8 digits.") }
-        let accepted = try await DirectVerification(request: req, key: key).check(username: body.username, code: code)
+        guard let code = SecondFactorCheck.normalize(body.code) else { throw Abort(.badRequest, reason: "code must be 6 to 8 digits.") }
+        let accepted = try await DirectVerification(context: req.serviceContext, key: key).check(username: body.username, code: code)
         return API.ValidationResult(result: accepted ? .accept : .reject)
     }
 }
@@ -27,22 +27,24 @@ extension API.ValidationResult: Content {}
 
 /// The decision behind `/api/v1/validate`.
 struct DirectVerification {
-    let request: Request
+    let context: ServiceContext
     let key: APIKey
 
     func check(username: String, code: String) async throws -> Bool {
         let practiceID = key.$practice.id
-        guard let user = try await HotPath.user(usernameKey: User.key(for: username), practiceID: practiceID, on: request.db) else {
+        guard
+            let (user, factors) = try await HotPath.userAndAuthenticators(
+                usernameKey: User.key(for: username), practiceID: practiceID, on: context.database)
+        else {
             try await audit(
                 .validateRejected, userID: nil, details: ["reason": "unknown_user", "username": String(User.key(for: username).prefix(64))])
             return false
         }
         // Failures through this API key count on a channel of their own: a VPN user typing a colleague's name
         // cannot lock that colleague out of the web sign-in (docs/security.md, "Lockout model").
-        let factors = try await HotPath.activeAuthenticators(userID: user.id!, on: request.db)
-        let outcome: CodeCheck.Outcome
+        let outcome: SecondFactorCheck.Outcome
         do {
-            outcome = try await CodeCheck(request: request).check(
+            outcome = try await SecondFactorCheck(context: context).check(
                 code, user: user, factors: factors, smsFactor: nil, channel: .validate(apiKeyID: try key.requireID()))
         } catch is SignInError {
             try await audit(.validateRejected, userID: user.id, details: ["reason": "locked"])
@@ -69,61 +71,57 @@ struct DirectVerification {
     private func audit(_ type: AuditEventType, userID: UUID?, details: [String: String]) async throws {
         var details = details
         details["api_key"] = key.name
-        try await request.audit(type, practiceID: key.$practice.id, actorID: nil, subjectID: userID, details: details)
+        try await context.audit(type, practiceID: key.$practice.id, actorID: nil, subjectID: userID, details: details)
     }
 }
 
 /// The lookups `/api/v1/validate` makes on every call, as plain SQL decoded into small rows: building Fluent
 /// models from query results costs reflection, which was most of a verification's CPU time.
 enum HotPath {
-    private struct UserRow: Decodable {
+    /// One row of the user joined with one of their active authenticator apps (the factor columns are null when the
+    /// user has none).
+    private struct Row: Decodable {
         var id: UUID
         var practice_id: UUID
         var second_factor_failures: Int
         var second_factor_last_failure_at: Date?
-    }
-
-    private struct FactorRow: Decodable {
-        var id: UUID
-        var nickname: String
+        var factor_id: UUID?
+        var nickname: String?
         var sealed_secret: Data?
-        var digits: Int
-        var algorithm: String
-        var period: Int
+        var digits: Int?
+        var algorithm: String?
+        var period: Int?
         var last_used_step: Int64?
     }
 
-    static func user(usernameKey: String, practiceID: UUID, on database: any Database) async throws -> User? {
-        guard
-            let row = try await database.sql.raw(
-                """
-                SELECT id, practice_id, second_factor_failures, second_factor_last_failure_at FROM \(ident: User.schema)
-                WHERE username_key = \(bind: usernameKey) AND practice_id = \(bind: practiceID)
-                """
-            ).first(decoding: UserRow.self)
-        else { return nil }
+    /// The user of `usernameKey` in the practice with their active authenticator apps, in one query; nil when there is
+    /// no such user.
+    static func userAndAuthenticators(usernameKey: String, practiceID: UUID, on database: any Database) async throws -> (User, [Factor])? {
+        let rows = try await database.sql.raw(
+            """
+            SELECT u.id, u.practice_id, u.second_factor_failures, u.second_factor_last_failure_at, f.id AS factor_id, f.nickname,
+            f.sealed_secret, f.digits, f.algorithm, f.period, f.last_used_step
+            FROM \(ident: User.schema) u LEFT JOIN \(ident: Factor.schema) f ON f.user_id = u.id AND f.status = 'active' AND f.kind = 'totp'
+            WHERE u.username_key = \(bind: usernameKey) AND u.practice_id = \(bind: practiceID)
+            """
+        ).all(decoding: Row.self)
+        guard let first = rows.first else { return nil }
         let user = User()
-        user.id = row.id
-        user.$practice.id = row.practice_id
-        user.secondFactorFailures = row.second_factor_failures
-        user.secondFactorLastFailureAt = row.second_factor_last_failure_at
-        return user
-    }
-
-    static func activeAuthenticators(userID: UUID, on database: any Database) async throws -> [Factor] {
-        try await database.sql.raw(
-            """
-            SELECT id, nickname, sealed_secret, digits, algorithm, period, last_used_step FROM \(ident: Factor.schema)
-            WHERE user_id = \(bind: userID) AND status = 'active' AND kind = 'totp'
-            """
-        ).all(decoding: FactorRow.self).map { row in
+        user.id = first.id
+        user.$practice.id = first.practice_id
+        user.secondFactorFailures = first.second_factor_failures
+        user.secondFactorLastFailureAt = first.second_factor_last_failure_at
+        let factors = rows.compactMap { row -> Factor? in
+            guard let id = row.factor_id, let nickname = row.nickname, let digits = row.digits, let algorithm = row.algorithm,
+                let period = row.period
+            else { return nil }
             let factor = Factor(
-                id: row.id, userID: userID, kind: .totp, nickname: row.nickname, digits: row.digits, algorithm: row.algorithm,
-                period: row.period)
+                id: id, userID: row.id, kind: .totp, nickname: nickname, digits: digits, algorithm: algorithm, period: period)
             factor.status = .active
             factor.sealedSecret = row.sealed_secret
             factor.lastUsedStep = row.last_used_step
             return factor
         }
+        return (user, factors)
     }
 }

@@ -9,9 +9,20 @@ struct CurrentSession: Sendable {
     let hasActiveFactor: Bool
     /// True when the token came in an `Authorization: Bearer` header rather than a cookie.
     let viaBearer: Bool
+    /// The ids of ``user`` and ``practice``, read once when the session is loaded.
+    let userID: UUID
+    let practiceID: UUID
 
-    var userID: UUID { user.id! }
-    var practiceID: UUID { practice.id! }
+    /// Throws when the user or practice has no id (a model that was never saved).
+    init(record: SessionRecord, user: User, practice: Practice, hasActiveFactor: Bool, viaBearer: Bool) throws {
+        self.record = record
+        self.user = user
+        self.practice = practice
+        self.hasActiveFactor = hasActiveFactor
+        self.viaBearer = viaBearer
+        self.userID = try user.requireID()
+        self.practiceID = try practice.requireID()
+    }
 
     /// The practice or an administrator requires 2FA of this user.
     var twoFactorRequired: Bool { practice.mandatoryTwoFactor || user.twoFactorRequired }

@@ -57,9 +57,9 @@ struct LoginWebController: RouteCollection {
         let form = try req.content.decode(LoginForm.self)
         let username = (form.username ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
         do {
-            let started = try await SignInService(request: req).passwordStep(
+            let started = try await SignInService(context: req.serviceContext).passwordStep(
                 username: username, password: form.password ?? "", channel: .web,
-                rememberToken: req.cookies[req.rememberCookieName]?.string)
+                rememberToken: req.cookies[req.rememberCookieName]?.string, replacing: req.presentedSession)
             let response = req.redirect(to: Self.destination(for: started.session.stage))
             response.cookies[req.sessionCookieName] = SessionCookie.value(started.token, secure: req.twofold.configuration.secureCookies)
             return response
@@ -140,11 +140,12 @@ struct LoginWebController: RouteCollection {
         async throws -> Response
     {
         let session = try req.requireSession()
-        let factors = try await SignInService(request: req).activeFactors(of: session.user)
-        let views = factors.map { factor in
-            MethodView(
-                id: factor.id!.uuidString, nickname: factor.nickname, kind: factor.kind.rawValue, kindName: factor.kind.displayName,
-                primary: factor.isPrimary, link: WebPath.twoFactor.string(query: ["method": factor.id!.uuidString]))
+        let factors = try await SignInService(context: req.serviceContext).activeFactors(of: session.user)
+        let views = try factors.map { factor in
+            let id = try factor.requireID().uuidString
+            return MethodView(
+                id: id, nickname: factor.nickname, kind: factor.kind.rawValue, kindName: factor.kind.displayName,
+                primary: factor.isPrimary, link: WebPath.twoFactor.string(query: ["method": id]))
         }
         let usingSMS = method == "sms" || smsSentTo != nil
         let current =
@@ -166,7 +167,7 @@ struct LoginWebController: RouteCollection {
     @Sendable func submitTwoFactor(req: Request) async throws -> Response {
         let session = try req.requireSession()
         let form = try req.content.decode(TwoFactorForm.self)
-        let service = SignInService(request: req)
+        let service = SignInService(context: req.serviceContext)
         do {
             let factor = try await service.verifyCode(
                 form.code ?? "", factorID: form.method == "sms" ? nil : form.factorId, session: session)
@@ -209,7 +210,7 @@ struct LoginWebController: RouteCollection {
     @Sendable func sendSMS(req: Request) async throws -> Response {
         let session = try req.requireSession()
         do {
-            let masked = try await SignInService(request: req).sendSignInSMS(session: session)
+            let masked = try await SignInService(context: req.serviceContext).sendSignInSMS(session: session)
             return try await Self.renderTwoFactor(req, method: "sms", error: nil, status: .ok, smsSentTo: masked)
         } catch let error as any AbortError {
             return try await Self.renderTwoFactor(req, method: "sms", error: error.reason, status: error.status, smsSentTo: nil)
@@ -235,7 +236,7 @@ struct LoginWebController: RouteCollection {
         let session = try req.requireSession()
         let form = try req.content.decode(RecoveryForm.self)
         do {
-            let service = SignInService(request: req)
+            let service = SignInService(context: req.serviceContext)
             _ = try await service.verifyRecoveryCode(form.code ?? "", session: session)
             return try await service.finish(session: session, method: "recovery_code", factor: nil, remember: false).webResponse(req)
         } catch let error as SignInError where error == .pendingSignInCancelled {
@@ -271,7 +272,7 @@ struct LoginWebController: RouteCollection {
         let session = try req.requireSession()
         // Every sign-in path ends here; an application waiting for this sign-in gets its answer now.
         if let waiting = OIDCController.waitingAuthorization(req) { return waiting }
-        let left = try await RecoveryCodeService(request: req).remaining(userID: session.userID)
+        let left = try await RecoveryCodeService(context: req.serviceContext).remaining(userID: session.userID)
         let applications = try await OIDCClient.query(on: req.db).filter(\.$practice.$id == session.practiceID).filter(\.$enabled == true)
             .filter(\.$startURL != nil).sort(\.$name).all()
             .compactMap { client in client.startURL.map { HomePage.Application(name: client.name, startURL: $0) } }

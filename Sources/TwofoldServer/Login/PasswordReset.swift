@@ -182,9 +182,18 @@ enum PasswordResetError: AbortError, Equatable {
 
 /// Forgot password, reset links and the reset itself; shared by the pages and the API.
 struct PasswordResetService {
-    let request: Request
+    let context: ServiceContext
+    /// Writes the reset emails (the application's Leaf views), and the decoy written for requests that send none.
+    let views: any ViewRenderer
+    /// The start of the link in the email: `TWOFOLD_PUBLIC_URL`, else the address the request came to
+    /// (``Vapor/Request/passwordResets`` fills it in).
+    let linkBase: String
+    /// Makes every "Forgot password?" request take the same time.
+    let timing: ForgotPasswordTiming
+    /// Tells the OpenID Connect applications signed in through a session (`sessionID`, of `userID`) that it ended.
+    let sessionEnded: @Sendable (_ sessionID: UUID, _ userID: UUID) async throws -> Void
 
-    private var now: Date { request.now }
+    private var now: Date { context.now }
 
     // MARK: requesting a link
 
@@ -195,37 +204,37 @@ struct PasswordResetService {
     /// shows the same answer in every case. Everything that differs is in the audit log only.
     func requestLink(login rawLogin: String) async throws {
         let login = String(rawLogin.trimmingCharacters(in: .whitespacesAndNewlines).lowercased().prefix(254))
-        try await request.application.forgotPasswordTiming.padding {
+        try await timing.padding {
             try await handleRequest(login: login)
         }
     }
 
     private func handleRequest(login: String) async throws {
-        let throttle = ThrottleStore(database: request.db)
+        let throttle = ThrottleStore(database: context.database)
         // The same reservations and the same rendering happen for unknown accounts: only their outcome differs.
         var throttled: String?
         if case .blocked = try await throttle.reserve(
-            "reset:ip:\(request.clientThrottleKey)", limit: request.policy.passwordReset.perAddress, now: now)
+            "reset:ip:\(context.caller.throttleKey)", limit: context.policy.passwordReset.perAddress, now: now)
         {
             throttled = "address"
         }
         if throttled == nil,
-            case .blocked = try await throttle.reserve("reset:login:\(login)", limit: request.policy.passwordReset.perLogin, now: now)
+            case .blocked = try await throttle.reserve("reset:login:\(login)", limit: context.policy.passwordReset.perLogin, now: now)
         {
             throttled = "login"
         }
-        let matches = try await request.db.sql.raw(
+        let matches = try await context.database.sql.raw(
             """
             SELECT id FROM \(ident: User.schema)
             WHERE username_key = \(bind: login) OR (LOWER(email) = \(bind: login) AND email_verified_at IS NOT NULL)
             ORDER BY username_key LIMIT 5
             """
         ).all(decoding: MatchRow.self)
-        let users = matches.isEmpty ? [] : try await User.query(on: request.db).filter(\.$id ~~ matches.map(\.id)).all()
+        let users = matches.isEmpty ? [] : try await User.query(on: context.database).filter(\.$id ~~ matches.map(\.id)).all()
         if users.isEmpty {
             // A decoy message is rendered (never queued), so an unknown account costs the same work.
-            _ = try await MailTemplates.render("password-reset", ResetMail.decoy, with: request.view)
-            try await request.audit(
+            _ = try await MailTemplates.render("password-reset", ResetMail.decoy, with: views)
+            try await context.audit(
                 throttled == nil ? .passwordResetRequested : .passwordResetThrottled, practiceID: nil,
                 details: ["login": String(login.prefix(64)), "matched": "false"].merging(throttled.map { ["limit": $0] } ?? [:]) { a, _ in a
                 })
@@ -236,35 +245,35 @@ struct PasswordResetService {
             var limit = throttled
             if limit == nil,
                 case .blocked = try await throttle.reserve(
-                    "reset:user:\(userID.uuidString.lowercased())", limit: request.policy.passwordReset.perAccount, now: now)
+                    "reset:user:\(userID.uuidString.lowercased())", limit: context.policy.passwordReset.perAccount, now: now)
             {
                 limit = "account"
             }
             if limit == nil,
                 case .blocked = try await throttle.reserve(
-                    "reset:practice:\(user.$practice.id.uuidString.lowercased())", limit: request.policy.passwordReset.perPractice, now: now
+                    "reset:practice:\(user.$practice.id.uuidString.lowercased())", limit: context.policy.passwordReset.perPractice, now: now
                 )
             {
                 limit = "practice"
             }
             let via = user.usernameKey == login ? "username" : "email"
             if let limit {
-                _ = try await MailTemplates.render("password-reset", ResetMail.decoy, with: request.view)
-                try await request.audit(
+                _ = try await MailTemplates.render("password-reset", ResetMail.decoy, with: views)
+                try await context.audit(
                     .passwordResetThrottled, practiceID: user.$practice.id, subjectID: userID,
                     details: ["login": String(login.prefix(64)), "matched": "true", "via": via, "limit": limit])
                 continue
             }
             guard user.emailVerifiedAt != nil, !user.email.isEmpty else {
-                _ = try await MailTemplates.render("password-reset", ResetMail.decoy, with: request.view)
-                try await request.audit(
+                _ = try await MailTemplates.render("password-reset", ResetMail.decoy, with: views)
+                try await context.audit(
                     .passwordResetRequested, practiceID: user.$practice.id, subjectID: userID,
                     details: [
                         "login": String(login.prefix(64)), "matched": "true", "via": via, "sent": "false", "reason": "no_verified_email",
                     ])
                 continue
             }
-            try await request.audit(
+            try await context.audit(
                 .passwordResetRequested, practiceID: user.$practice.id, subjectID: userID,
                 details: ["login": String(login.prefix(64)), "matched": "true", "via": via, "sent": "true"])
             try await sendLink(to: user, by: nil)
@@ -276,19 +285,19 @@ struct PasswordResetService {
     func sendLink(to user: User, by administrator: User?) async throws {
         let userID = try user.requireID()
         guard user.emailVerifiedAt != nil, !user.email.isEmpty else { throw PasswordResetError.noVerifiedEmail(name: user.fullName) }
-        let practice = try await Practice.find(user.$practice.id, on: request.db)
-        let token = SecureRandom.token(byteCount: 32)
+        let practice = try await Practice.find(user.$practice.id, on: context.database)
+        let token = context.random.token(byteCount: 32)
         let mail = ResetMail(
             subject: "Set a new password for \(practice?.name ?? "Twofold")", practiceName: practice?.name ?? "Twofold",
             firstName: user.firstName,
-            username: user.username, link: request.mailLink(WebPath.passwordReset(token).string),
-            minutes: request.policy.passwordReset.linkLifetimeMinutes,
-            requestedAt: SecurityWebController.format(now), requestedFrom: request.clientIP, browser: request.userAgentSummary,
+            username: user.username, link: linkBase + WebPath.passwordReset(token).string,
+            minutes: context.policy.passwordReset.linkLifetimeMinutes,
+            requestedAt: SecurityWebController.format(now), requestedFrom: context.caller.ip, browser: context.caller.userAgentSummary,
             administrator: administrator?.fullName)
-        let body = try await MailTemplates.render("password-reset", mail, with: request.view)
-        let now = self.now
-        let ip = request.clientIP
-        try await request.db.transaction { db in
+        let body = try await MailTemplates.render("password-reset", mail, with: views)
+        let context = self.context
+        try await context.database.transaction { db in
+            let now = context.now
             // One link at a time per user, also under parallel requests: PostgreSQL holds the user's row until the
             // commit (SQLite writes one transaction at a time anyway).
             if db.isPostgres {
@@ -299,18 +308,21 @@ struct PasswordResetService {
             reset.$user.id = userID
             reset.tokenHash = TwofoldCore.Digest.sha256Hex(token)
             reset.createdAt = now
-            reset.expiresAt = now.addingTimeInterval(request.policy.passwordReset.linkLifetime)
-            reset.requestedIP = ip
+            reset.expiresAt = now.addingTimeInterval(context.policy.passwordReset.linkLifetime)
+            reset.requestedIP = context.caller.ip
             reset.requestedBy = administrator?.id
             try await reset.create(on: db)
-            try await request.mailer.enqueue(
+            let mailer = Mailer(
+                database: db, sealer: context.sealer, now: now, sender: context.configuration.emailSender,
+                messageIDDomain: Mailer.domain(of: context.configuration.emailFrom))
+            try await mailer.enqueue(
                 OutgoingMail(
                     to: user.email, subject: mail.subject, body: body, category: "password_reset",
                     practiceID: user.$practice.id, userID: userID), on: db)
             var details = ["to": Self.maskedEmail(user.email), "expires_minutes": String(mail.minutes)]
             if let administrator { details["sent_by"] = administrator.username }
-            try await request.audit(
-                .passwordResetSent, practiceID: user.$practice.id, actorID: administrator?.id, subjectID: userID, details: details, on: db)
+            try await context.on(db).audit(
+                .passwordResetSent, practiceID: user.$practice.id, actorID: administrator?.id, subjectID: userID, details: details)
         }
     }
 
@@ -355,23 +367,24 @@ struct PasswordResetService {
     /// The link's reset and user, or ``PasswordResetError/linkInvalid(minutes:)`` when it expired, was used or voided, or never existed.
     func target(token: String) async throws -> Target {
         guard !token.isEmpty, token.utf8.count <= 128,
-            let reset = try await PasswordReset.query(on: request.db).filter(\.$tokenHash == TwofoldCore.Digest.sha256Hex(token)).first(),
+            let reset = try await PasswordReset.query(on: context.database).filter(\.$tokenHash == TwofoldCore.Digest.sha256Hex(token))
+                .first(),
             reset.isUsable(at: now),
-            let user = try await User.find(reset.$user.id, on: request.db),
-            let practice = try await Practice.find(user.$practice.id, on: request.db)
-        else { throw PasswordResetError.linkInvalid(minutes: request.policy.passwordReset.linkLifetimeMinutes) }
-        let factors = try await SignInService(request: request).activeFactors(of: user)
-        let left = try await RecoveryCodeService(request: request).remaining(userID: try user.requireID())
+            let user = try await User.find(reset.$user.id, on: context.database),
+            let practice = try await Practice.find(user.$practice.id, on: context.database)
+        else { throw PasswordResetError.linkInvalid(minutes: context.policy.passwordReset.linkLifetimeMinutes) }
+        let factors = try await SignInService(context: context).activeFactors(of: user)
+        let left = try await RecoveryCodeService(context: context).remaining(userID: try user.requireID())
         return Target(
             reset: reset, user: user, practice: practice, factors: factors, recoveryCodesLeft: left,
-            rules: try await PasswordRules.context(for: user, on: request.db))
+            rules: try await PasswordRules.context(for: user, on: context.database))
     }
 
     /// Sends a text-message code to the user's confirmed phone for the reset page.
     func sendSMS(token: String) async throws -> String {
         let target = try await target(token: token)
         guard let phone = target.smsFactor?.phone, !phone.isEmpty else { throw SMSError.noConfirmedPhone }
-        try await SMSCodeService(request: request).send(
+        try await SMSCodeService(context: context).send(
             to: phone, user: target.user, practice: target.practice, purpose: .signIn, factorID: nil)
         return SMSCodeService.maskedPhone(phone)
     }
@@ -394,13 +407,14 @@ struct PasswordResetService {
             guard !target.needsAdministrator else { throw PasswordResetError.noCodeMethod }
             proof = try await checkSecondFactor(code ?? "", target: target)
         }
-        let hash = try await request.passwordHasher.hash(password)
+        let hash = try await context.passwords.hasher.hash(password)
         let meetsSingleFactorMinimum = PasswordRules.meetsSingleFactorMinimum(
             password, username: target.rules.username, practiceName: target.rules.practiceName)
-        let now = self.now
+        let context = self.context
+        let now = context.now
         let secondFactor = proof
         let resetID = try target.reset.requireID()
-        let ended: [IDRow] = try await request.db.transaction { db in
+        let ended: [IDRow] = try await context.database.transaction { db in
             // Single use: the link counts only if this statement is the one that marks it used.
             let claimed = try await db.sql.raw(
                 """
@@ -408,7 +422,7 @@ struct PasswordResetService {
                 WHERE id = \(bind: resetID) AND used_at IS NULL AND voided_at IS NULL AND expires_at > \(bind: now) RETURNING id
                 """
             ).all(decoding: IDRow.self)
-            guard !claimed.isEmpty else { throw PasswordResetError.linkInvalid(minutes: request.policy.passwordReset.linkLifetimeMinutes) }
+            guard !claimed.isEmpty else { throw PasswordResetError.linkInvalid(minutes: context.policy.passwordReset.linkLifetimeMinutes) }
             try await db.sql.update(User.schema)
                 .set("password_hash", to: hash).set("password_single_factor_ok", to: meetsSingleFactorMinimum).set(
                     "must_change_password", to: false
@@ -425,47 +439,59 @@ struct PasswordResetService {
             if let by = target.reset.requestedBy { details["link_sent_by"] = by.uuidString.lowercased() }
             // The audit event is also the security notification: SecurityNotifier queues "Your password was reset"
             // to the user's address in this transaction.
-            try await request.audit(.passwordReset, practiceID: target.practice.id, actorID: userID, details: details, on: db)
+            try await context.on(db).audit(.passwordReset, practiceID: target.practice.id, actorID: userID, details: details)
             return sessions
         }
-        try await ThrottleStore(database: request.db).reset("password:user:\(user.usernameKey)")
+        try await ThrottleStore(database: context.database).reset("password:user:\(user.usernameKey)")
         for session in ended {
-            try await OIDCService.sessionEnded(request, sessionID: session.id, userID: userID)
+            try await sessionEnded(session.id, userID)
         }
     }
 
-    /// Checks a code from an authenticator app or text message (the one ``CodeCheck``, sign-in channel, so wrong
+    /// Checks a code from an authenticator app or text message (the one ``SecondFactorCheck``, sign-in channel, so wrong
     /// codes count toward the same lockout), or an unused recovery code. Returns what matched.
     private func checkSecondFactor(_ raw: String, target: Target) async throws -> String {
         let input = raw.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !input.isEmpty else { throw PasswordResetError.codeRequired }
         let user = target.user
-        if let code = CodeCheck.normalize(input) {
+        if let code = SecondFactorCheck.normalize(input) {
             guard !target.codeFactors.isEmpty else { throw PasswordResetError.wrongCode }
-            let outcome = try await CodeCheck(request: request).check(
+            let outcome = try await SecondFactorCheck(context: context).check(
                 code, user: user, factors: target.factors, smsFactor: target.smsFactor,
                 channel: .signIn, auditFailure: true)
             switch outcome {
             case .accepted(let factor): return factor.kind.rawValue
             case .replayed:
-                try await request.audit(
+                try await context.audit(
                     .secondFactorReplayRejected, practiceID: user.$practice.id, actorID: user.id, details: ["during": "password_reset"])
                 throw PasswordResetError.codeAlreadyUsed
             case .wrong: throw PasswordResetError.wrongCode
             }
         }
         guard RecoveryCode.normalize(input) != nil else { throw PasswordResetError.wrongCode }
-        let guardRail = SecondFactorGuard(request: request)
+        let guardRail = SecondFactorGuard(context: context)
         let attempt = try await guardRail.reserve(user: user, channel: .signIn)
-        guard let remaining = try await RecoveryCodeService(request: request).redeem(input, userID: try user.requireID()) else {
+        guard let remaining = try await RecoveryCodeService(context: context).redeem(input, userID: try user.requireID()) else {
             try await guardRail.recordFailure(attempt, user: user, method: "recovery_code")
             throw PasswordResetError.wrongCode
         }
         try await guardRail.recordSuccess(attempt, user: user, kind: "recovery_code")
-        try await request.audit(
+        try await context.audit(
             .recoveryCodeUsed, practiceID: user.$practice.id, actorID: user.id,
             details: ["remaining": String(remaining), "during": "password_reset"])
         return "recovery_code"
+    }
+}
+
+extension Request {
+    /// Password resets for this request: its context, the application's views, links to `TWOFOLD_PUBLIC_URL` or, without
+    /// it, to the address this request came to, the forgot page's padding, and OpenID Connect logout for the sessions a
+    /// reset ends.
+    var passwordResets: PasswordResetService {
+        PasswordResetService(
+            context: serviceContext, views: view, linkBase: twofold.configuration.publicURL ?? publicBaseURL,
+            timing: application.forgotPasswordTiming,
+            sessionEnded: { sessionID, userID in try await OIDCService.sessionEnded(self, sessionID: sessionID, userID: userID) })
     }
 }
 

@@ -51,7 +51,7 @@ struct PasswordResetWebController: RouteCollection {
                     minutes: req.policy.passwordReset.linkLifetimeMinutes),
                 status: .badRequest)
         }
-        try await PasswordResetService(request: req).requestLink(login: login)
+        try await req.passwordResets.requestLink(login: login)
         return try await req.render(
             "forgot-password",
             ForgotPage(
@@ -92,7 +92,7 @@ struct PasswordResetWebController: RouteCollection {
     {
         let target: PasswordResetService.Target
         do {
-            target = try await PasswordResetService(request: req).target(token: token)
+            target = try await req.passwordResets.target(token: token)
         } catch let error as PasswordResetError {
             let page = ResetPage(
                 layout: req.layout("Link expired", practice: try await LoginWebController.brandName(req), error: nil), state: "invalid",
@@ -119,7 +119,7 @@ struct PasswordResetWebController: RouteCollection {
         let token = Self.token(req)
         let form = try req.content.decode(ResetForm.self)
         do {
-            try await PasswordResetService(request: req).reset(
+            try await req.passwordResets.reset(
                 token: token, password: form.newPassword ?? "", confirmation: form.confirmPassword ?? "", code: form.code)
             let response = req.redirect(to: WebPath.login, notice: .passwordResetDone)
             let secure = req.twofold.configuration.secureCookies
@@ -136,7 +136,7 @@ struct PasswordResetWebController: RouteCollection {
     @Sendable func sendSMS(req: Request) async throws -> Response {
         let token = Self.token(req)
         do {
-            let masked = try await PasswordResetService(request: req).sendSMS(token: token)
+            let masked = try await req.passwordResets.sendSMS(token: token)
             return try await Self.renderReset(req, token: token, error: nil, status: .ok, smsSentTo: masked)
         } catch let error as any AbortError {
             return try await Self.renderReset(req, token: token, error: error.reason, status: error.status)
@@ -157,7 +157,7 @@ struct PasswordResetWebController: RouteCollection {
     @Sendable func showConfirm(req: Request) async throws -> Response {
         let token = Self.token(req)
         // Opening the link only shows the question: mail scanners that fetch links must not confirm an address.
-        guard let (confirmation, _) = try await EmailVerification(request: req).confirmation(token: token) else {
+        guard let (confirmation, _) = try await req.emailVerification.confirmation(token: token) else {
             return try await Self.renderConfirm(req, state: "invalid", token: token, address: "", status: .gone)
         }
         return try await Self.renderConfirm(req, state: "form", token: token, address: confirmation.email, status: .ok)
@@ -165,7 +165,7 @@ struct PasswordResetWebController: RouteCollection {
 
     @Sendable func submitConfirm(req: Request) async throws -> Response {
         let token = Self.token(req)
-        guard let user = try await EmailVerification(request: req).confirm(token: token) else {
+        guard let user = try await req.emailVerification.confirm(token: token) else {
             return try await Self.renderConfirm(req, state: "invalid", token: token, address: "", status: .gone)
         }
         return try await Self.renderConfirm(req, state: "done", token: token, address: user.email, status: .ok)
@@ -197,7 +197,8 @@ struct PasswordResetWebController: RouteCollection {
         let user = try await service.directory.user(id)
         do {
             _ = try await service.sendPasswordReset(
-                to: id, adminPassword: try req.content.decode(AdminWebController.PasswordForm.self).adminPassword)
+                to: id, adminPassword: try req.content.decode(AdminWebController.PasswordForm.self).adminPassword,
+                resets: req.passwordResets)
             return req.redirect(to: AdminPath.user(id), notice: .passwordResetSent)
         } catch let error as any AbortError {
             return try await Self.renderAdminConfirm(req, user: user, error: error.reason, status: error.status)
@@ -207,6 +208,7 @@ struct PasswordResetWebController: RouteCollection {
     static func renderAdminConfirm(_ req: Request, user: User, error: String?, status: HTTPResponseStatus) async throws -> Response {
         let verified = user.emailVerifiedAt != nil && !user.email.isEmpty
         let practice = try req.requireSession().practice
+        let userID = try user.requireID()
         var lines = [
             "The link goes to \(user.email)\(user.pendingEmail.map { " (not to \($0), which is waiting for confirmation)" } ?? ""). It works once, for \(req.policy.passwordReset.linkLifetimeMinutes) minutes; \(user.firstName)'s current password keeps working until they use it.",
             "Setting the new password signs \(user.firstName) out everywhere and forgets their remembered browsers; they still need their second factor at the next sign-in.",
@@ -217,9 +219,9 @@ struct PasswordResetWebController: RouteCollection {
         let context = StaffPages.ConfirmPage(
             layout: req.layout("Send a password reset link", error: error), heading: "Send \(user.fullName) a password reset link?",
             lines: lines, blocked: verified ? nil : PasswordResetError.noVerifiedEmail(name: user.fullName).reason,
-            fixLink: verified ? nil : AdminPath.edit(user.id!).string,
-            action: AdminPath.passwordReset(user.id!).string, button: "Send a password reset link", danger: false,
-            backLink: AdminPath.user(user.id!).string)
+            fixLink: verified ? nil : AdminPath.edit(userID).string,
+            action: AdminPath.passwordReset(userID).string, button: "Send a password reset link", danger: false,
+            backLink: AdminPath.user(userID).string)
         return try await req.render("admin-confirm", context, status: status)
     }
 }

@@ -34,8 +34,8 @@ enum SecondFactorChannel: Sendable, Hashable {
 /// exactly the value the lockout decision was made on, so N parallel requests evaluate at most as many codes as
 /// the policy allows one after another. A correct code then clears the counter; a wrong one is already counted.
 struct SecondFactorGuard {
-    let request: Request
-    var policy: SecondFactorLockoutPolicy { request.policy.lockout }
+    let context: ServiceContext
+    var policy: SecondFactorLockoutPolicy { context.policy.lockout }
 
     /// A reserved attempt: the number of consecutive failures it will stand for if the code is wrong.
     struct Attempt {
@@ -53,12 +53,18 @@ struct SecondFactorGuard {
     /// Reserves one attempt for `user` on `channel`, or throws the wait, lock or reset-lock that stands in the way.
     /// Every channel also respects the account-wide lock of the sign-in channel.
     func reserve(user: User, channel: SecondFactorChannel) async throws -> Attempt {
-        let now = request.now
+        let now = context.now
         let userID = try user.requireID()
         if channel != .signIn {
             // The sign-in channel's locks hold everywhere; its short waits between guesses do not (a guesser at the
             // web sign-in must not slow down the user's VPN).
-            let account = try await readCounter(userID: userID, channel: .signIn)
+            // The user's row, when the caller read it for this request, already holds that counter.
+            let account =
+                if let failures = user.$secondFactorFailures.value {
+                    CounterRow(failures: failures, last_failure_at: user.$secondFactorLastFailureAt.value ?? nil)
+                } else {
+                    try await readCounter(userID: userID, channel: .signIn)
+                }
             let decision = policy.decision(consecutiveFailures: account.failures, lastFailureAt: account.last_failure_at, now: now)
             if case .wait = decision {
             } else {
@@ -86,15 +92,15 @@ struct SecondFactorGuard {
     /// Audits and measures a wrong code whose attempt was reserved (the counter already holds it), and any lock it starts.
     func recordFailure(_ attempt: Attempt, user: User, method: String, auditing: Bool = true) async throws {
         if auditing {
-            try await request.audit(
+            try await context.audit(
                 .secondFactorFailed, practiceID: user.$practice.id, actorID: user.id,
                 details: ["method": method, "consecutive_failures": String(attempt.failures), "channel": attempt.channel.auditName])
         }
-        request.metrics.verification(kind: method, outcome: .reject)
+        context.metrics.verification(kind: method, outcome: .reject)
         if policy.startsLock(atFailures: attempt.failures) {
-            request.metrics.lockout()
+            context.metrics.lockout()
             let permanent = attempt.failures >= policy.permanentLockAt
-            try await request.audit(
+            try await context.audit(
                 permanent ? .secondFactorLockedPermanently : .secondFactorLocked, practiceID: user.$practice.id, actorID: user.id,
                 details: [
                     "consecutive_failures": String(attempt.failures), "channel": attempt.channel.auditName,
@@ -105,7 +111,7 @@ struct SecondFactorGuard {
 
     /// Clears the channel's failures after a correct proof (the reservation counted it as a failure).
     func recordSuccess(_ attempt: Attempt, user: User, kind: String) async throws {
-        request.metrics.verification(kind: kind, outcome: .accept)
+        context.metrics.verification(kind: kind, outcome: .accept)
         try await clear(userID: try user.requireID(), channel: attempt.channel)
         if attempt.channel == .signIn { user.secondFactorFailures = 0 }
     }
@@ -113,7 +119,7 @@ struct SecondFactorGuard {
     /// Clears the sign-in counter after a proof that was not reserved through this guard (an approved push,
     /// already bounded by its own limits).
     func recordSuccess(user: User, kind: String) async throws {
-        request.metrics.verification(kind: kind, outcome: .accept)
+        context.metrics.verification(kind: kind, outcome: .accept)
         guard user.secondFactorFailures != 0 else { return }
         try await clear(userID: try user.requireID(), channel: .signIn)
         user.secondFactorFailures = 0
@@ -124,7 +130,7 @@ struct SecondFactorGuard {
     func ensureNotLocked(user: User) async throws {
         let account = try await readCounter(userID: try user.requireID(), channel: .signIn)
         try await refuseIfBlocked(
-            policy.decision(consecutiveFailures: account.failures, lastFailureAt: account.last_failure_at, now: request.now), user: user,
+            policy.decision(consecutiveFailures: account.failures, lastFailureAt: account.last_failure_at, now: context.now), user: user,
             channel: .signIn, failures: account.failures)
     }
 
@@ -137,7 +143,7 @@ struct SecondFactorGuard {
     // MARK: storage
 
     private func readCounter(userID: UUID, channel: SecondFactorChannel) async throws -> CounterRow {
-        let sql = request.db.sql
+        let sql = context.database.sql
         guard let name = channel.counterName else {
             return try await sql.raw(
                 """
@@ -154,7 +160,7 @@ struct SecondFactorGuard {
 
     /// Raises the counter from `seen` to `seen + 1`; nil when another request changed it first.
     private func compareAndIncrement(userID: UUID, channel: SecondFactorChannel, seen: Int, now: Date) async throws -> Int? {
-        let sql = request.db.sql
+        let sql = context.database.sql
         guard let name = channel.counterName else {
             return try await sql.raw(
                 """
@@ -181,7 +187,7 @@ struct SecondFactorGuard {
     }
 
     private func clear(userID: UUID, channel: SecondFactorChannel) async throws {
-        let sql = request.db.sql
+        let sql = context.database.sql
         guard let name = channel.counterName else {
             try await sql.raw(
                 "UPDATE \(ident: User.schema) SET second_factor_failures = 0 WHERE id = \(bind: userID) AND second_factor_failures <> 0"
@@ -196,24 +202,24 @@ struct SecondFactorGuard {
     private func refuseIfBlocked(_ decision: SecondFactorLockoutPolicy.Decision, user: User, channel: SecondFactorChannel, failures: Int)
         async throws
     {
-        let now = request.now
+        let now = context.now
         switch decision {
         case .allowed:
             return
         case .wait(let until):
-            request.metrics.verification(kind: "any", outcome: .locked)
-            try await request.audit(
+            context.metrics.verification(kind: "any", outcome: .locked)
+            try await context.audit(
                 .secondFactorThrottled, practiceID: user.$practice.id, actorID: user.id,
                 details: ["failures": String(failures), "channel": channel.auditName])
             throw SignInError.wait(seconds: max(1, Int(until.timeIntervalSince(now).rounded(.up))))
         case .locked(let until):
-            request.metrics.verification(kind: "any", outcome: .locked)
-            try await request.audit(
+            context.metrics.verification(kind: "any", outcome: .locked)
+            try await context.audit(
                 .secondFactorThrottled, practiceID: user.$practice.id, actorID: user.id,
                 details: ["failures": String(failures), "locked": "true", "channel": channel.auditName])
             throw SignInError.locked(minutes: max(1, Int((until.timeIntervalSince(now) / 60).rounded(.up))))
         case .lockedUntilReset:
-            request.metrics.verification(kind: "any", outcome: .locked)
+            context.metrics.verification(kind: "any", outcome: .locked)
             throw SignInError.lockedUntilReset
         }
     }

@@ -56,7 +56,8 @@ struct SessionLoader: AsyncMiddleware {
             record.lastSeenAt = now
             try await record.save(on: request.db)
         }
-        let activeFactors = try await Factor.query(on: request.db).filter(\.$user.$id == user.id!).filter(\.$status == .active).all()
+        let activeFactors = try await Factor.query(on: request.db).filter(\.$user.$id == user.requireID()).filter(\.$status == .active)
+            .all()
         let hasActiveFactor = !activeFactors.isEmpty
         if record.stage == .enrollment, hasActiveFactor, !activeFactors.contains(where: { $0.enrollmentSessionID == record.id }) {
             // The user set up a method elsewhere: this half-signed-in session has nothing left to enroll.
@@ -70,7 +71,7 @@ struct SessionLoader: AsyncMiddleware {
             try await record.save(on: request.db)
             try await request.audit(.sessionEnrollmentRequired, practiceID: practice.id, actorID: user.id)
         }
-        request.currentSession = CurrentSession(
+        request.currentSession = try CurrentSession(
             record: record, user: user, practice: practice, hasActiveFactor: hasActiveFactor, viaBearer: viaBearer)
     }
 }

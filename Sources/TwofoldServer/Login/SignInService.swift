@@ -6,7 +6,7 @@ import Vapor
 /// The sign-in state machine shared by the web pages and the JSON API:
 /// password → (second factor | enrollment) → signed in.
 struct SignInService {
-    let request: Request
+    let context: ServiceContext
 
     struct Started {
         var session: SessionRecord
@@ -19,41 +19,43 @@ struct SignInService {
     // MARK: password
 
     /// Checks the password (throttled per username and per address) and opens a session at the right stage.
-    /// Any session the request already had is ended, so a token set before sign-in never survives it.
+    /// The session the request came with (`replacing`) is ended, so a token set before sign-in never survives it.
     ///
     /// Both limits are reserved before bcrypt runs, so a parallel burst evaluates at most the limit. A browser that
     /// holds a valid remembered-browser token of the user, or an address the user signed in from before, has an
     /// allowance of its own once the account's is spent: strangers guessing a known username cannot lock its
     /// owner out (docs/security.md, "Lockout model").
-    func passwordStep(username: String, password: String, channel: SessionRecord.Channel, rememberToken: String?) async throws -> Started {
-        let now = request.now
+    func passwordStep(
+        username: String, password: String, channel: SessionRecord.Channel, rememberToken: String?, replacing presented: PresentedSession?
+    ) async throws -> Started {
+        let now = context.now
         let key = User.key(for: username)
-        let throttle = ThrottleStore(database: request.db)
-        let user = key.isEmpty ? nil : try await User.query(on: request.db).filter(\.$usernameKey == key).first()
+        let throttle = ThrottleStore(database: context.database)
+        let user = key.isEmpty ? nil : try await User.query(on: context.database).filter(\.$usernameKey == key).first()
         let accountKey = "password:user:\(key)"
         var reserved = try await throttle.reserve(
-            "password:ip:\(request.clientThrottleKey)", limit: request.policy.signIn.passwordPerAddress, now: now)
+            "password:ip:\(context.caller.throttleKey)", limit: context.policy.signIn.passwordPerAddress, now: now)
         if reserved.retryAfter == nil {
-            reserved = try await throttle.reserve(accountKey, limit: request.policy.signIn.passwordPerAccount, now: now)
+            reserved = try await throttle.reserve(accountKey, limit: context.policy.signIn.passwordPerAccount, now: now)
             if reserved.retryAfter != nil, let user, let trusted = try await trustedAllowance(for: user, rememberToken: rememberToken) {
-                reserved = try await throttle.reserve("\(accountKey):\(trusted)", limit: request.policy.signIn.passwordPerAccount, now: now)
+                reserved = try await throttle.reserve("\(accountKey):\(trusted)", limit: context.policy.signIn.passwordPerAccount, now: now)
             }
         }
         if let seconds = reserved.retryAfter {
-            try await request.audit(
+            try await context.audit(
                 .signInThrottled, practiceID: user?.$practice.id, subjectID: user?.id, details: ["username": String(key.prefix(64))])
             throw SignInError.passwordThrottled(retryAfter: seconds)
         }
-        let passwordMatches = await request.verifyPassword(password, against: user?.passwordHash)
-        guard let user, passwordMatches, let practice = try await Practice.find(user.$practice.id, on: request.db) else {
-            try await request.audit(
+        let passwordMatches = await context.passwords.verify(password, against: user?.passwordHash)
+        guard let user, passwordMatches, let practice = try await Practice.find(user.$practice.id, on: context.database) else {
+            try await context.audit(
                 .signInFailed, practiceID: user?.$practice.id, subjectID: user?.id,
                 details: ["username": String(key.prefix(64)), "reason": user == nil ? "unknown_user" : "wrong_password"])
             throw SignInError.invalidCredentials
         }
         try await throttle.reset(accountKey)
-        try await request.upgradePasswordHashIfNeeded(user: user, password: password)
-        try await endCurrentSession()
+        try await context.upgradePasswordHashIfNeeded(user: user, password: password)
+        try await endSession(presented)
 
         let factors = try await activeFactors(of: user)
         let stage: SessionRecord.Stage
@@ -72,8 +74,9 @@ struct SignInService {
             user: user, stage: stage, channel: channel,
             authentication: stage == .signedIn ? AuthenticationContext(password: true, secondFactor: nil) : nil)
         if stage == .signedIn {
-            try await KnownSignInAddress.record(userID: try user.requireID(), address: request.clientThrottleKey, now: now, on: request.db)
-            try await request.audit(
+            try await KnownSignInAddress.record(
+                userID: try user.requireID(), address: context.caller.throttleKey, now: now, on: context.database)
+            try await context.audit(
                 method == "password" ? .signInSucceeded : .signInRememberedBrowser, practiceID: practice.id, actorID: user.id,
                 details: ["method": method])
         }
@@ -85,29 +88,31 @@ struct SignInService {
     private func trustedAllowance(for user: User, rememberToken: String?) async throws -> String? {
         let userID = try user.requireID()
         if let rememberToken, rememberToken.utf8.count <= 128,
-            let browser = try await RememberedBrowser.query(on: request.db).filter(
+            let browser = try await RememberedBrowser.query(on: context.database).filter(
                 \.$tokenHash == TwofoldCore.Digest.sha256Hex(rememberToken)
             ).first(),
-            browser.$user.id == userID, browser.expiresAt > request.now, let id = browser.id
+            browser.$user.id == userID, browser.expiresAt > context.now, let id = browser.id
         {
             return "browser:\(id.uuidString.lowercased())"
         }
-        if try await KnownSignInAddress.contains(userID: userID, address: request.clientThrottleKey, on: request.db) {
-            return "address:\(request.clientThrottleKey)"
+        if try await KnownSignInAddress.contains(userID: userID, address: context.caller.throttleKey, on: context.database) {
+            return "address:\(context.caller.throttleKey)"
         }
         return nil
     }
 
     /// Opens a fully signed-in session for a passwordless passkey sign-in (the passkey's user verification is the
-    /// second factor); any session the request already had is ended.
-    func passwordlessSignIn(user: User, practice: Practice, factor: Factor, channel: SessionRecord.Channel) async throws -> Started {
-        try await endCurrentSession()
+    /// second factor); the session the request came with (`replacing`) is ended.
+    func passwordlessSignIn(
+        user: User, practice: Practice, factor: Factor, channel: SessionRecord.Channel, replacing presented: PresentedSession?
+    ) async throws -> Started {
+        try await endSession(presented)
         let (session, token) = try await openSession(
             user: user, stage: .signedIn, channel: channel,
             authentication: AuthenticationContext(password: false, secondFactor: .webauthn, deviceBoundKey: factor.backupEligible == false))
         try await KnownSignInAddress.record(
-            userID: try user.requireID(), address: request.clientThrottleKey, now: request.now, on: request.db)
-        try await request.audit(
+            userID: try user.requireID(), address: context.caller.throttleKey, now: context.now, on: context.database)
+        try await context.audit(
             .signInSucceeded, practiceID: practice.id, actorID: user.id,
             details: ["method": "passkey_passwordless", "factor": factor.shortID])
         return Started(session: session, token: token, user: user, practice: practice, factors: [factor])
@@ -115,9 +120,11 @@ struct SignInService {
 
     /// The first step for a user who has just chosen their password (an accepted invitation): the session opens at the
     /// stage a password sign-in would reach, so the rest is the normal flow: the second factor when they have one,
-    /// enrollment when 2FA is required, else signed in. Any session the request already had is ended.
-    func passwordChosen(user: User, practice: Practice, channel: SessionRecord.Channel, method: String) async throws -> Started {
-        try await endCurrentSession()
+    /// enrollment when 2FA is required, else signed in. The session the request came with (`replacing`) is ended.
+    func passwordChosen(
+        user: User, practice: Practice, channel: SessionRecord.Channel, method: String, replacing presented: PresentedSession?
+    ) async throws -> Started {
+        try await endSession(presented)
         let factors = try await activeFactors(of: user)
         let stage: SessionRecord.Stage =
             !factors.isEmpty
@@ -128,30 +135,31 @@ struct SignInService {
             authentication: stage == .signedIn ? AuthenticationContext(password: true, secondFactor: nil) : nil)
         if stage == .signedIn {
             try await KnownSignInAddress.record(
-                userID: try user.requireID(), address: request.clientThrottleKey, now: request.now, on: request.db)
-            try await request.audit(.signInSucceeded, practiceID: practice.id, actorID: user.id, details: ["method": method])
+                userID: try user.requireID(), address: context.caller.throttleKey, now: context.now, on: context.database)
+            try await context.audit(.signInSucceeded, practiceID: practice.id, actorID: user.id, details: ["method": method])
         }
         return Started(session: session, token: token, user: user, practice: practice, factors: factors)
     }
 
     func activeFactors(of user: User) async throws -> [Factor] {
-        try await Factor.query(on: request.db).filter(\.$user.$id == user.id!).filter(\.$status == .active)
+        try await Factor.query(on: context.database).filter(\.$user.$id == user.requireID()).filter(\.$status == .active)
             .sort(\.$isPrimary, .descending).sort(\.$createdAt).all()
     }
 
     private func openSession(user: User, stage: SessionRecord.Stage, channel: SessionRecord.Channel, authentication: AuthenticationContext?)
         async throws -> (SessionRecord, String)
     {
-        let token = SecureRandom.token()
+        let token = context.random.token()
+        let userID = try user.requireID()
         let session = SessionRecord(
-            userID: user.id!, tokenHash: TwofoldCore.Digest.sha256Hex(token), stage: stage, channel: channel,
-            csrfToken: SecureRandom.token(),
-            ip: request.clientIP, userAgent: request.userAgent, now: request.now)
-        if let authentication { session.recordAuthentication(authentication, at: request.now) }
-        try await session.create(on: request.db)
+            userID: userID, tokenHash: TwofoldCore.Digest.sha256Hex(token), stage: stage, channel: channel,
+            csrfToken: context.random.token(),
+            ip: context.caller.ip, userAgent: context.caller.userAgent, now: context.now)
+        if let authentication { session.recordAuthentication(authentication, at: context.now) }
+        try await session.create(on: context.database)
         // Every sign-in opens its session here (right password, passkey, accepted invitation): the user got in, so
         // any password reset link still waiting in their inbox stops working.
-        try await PasswordResetService.voidOutstanding(userID: user.id!, now: request.now, on: request.db)
+        try await PasswordResetService.voidOutstanding(userID: userID, now: context.now, on: context.database)
         return (session, token)
     }
 
@@ -160,18 +168,31 @@ struct SignInService {
         var user_id: UUID
     }
 
-    /// Ends the request's session, if any (sign-out, and before a new sign-in).
-    func endCurrentSession() async throws {
-        guard let (token, _) = SessionLoader.token(in: request),
-            let ended = try await request.db.sql.raw(
+    /// The session a request came with: the token of its cookie or bearer header, which a new sign-in ends, and the
+    /// issuer named in the logout tokens sent to the applications signed in through that session
+    /// (``Vapor/Request/presentedSession`` builds it).
+    struct PresentedSession: Sendable {
+        var token: String
+        var issuer: String
+    }
+
+    /// Ends the session the request came with, if any (before a new sign-in).
+    private func endSession(_ presented: PresentedSession?) async throws {
+        guard let presented,
+            let ended = try await context.database.sql.raw(
                 """
-                DELETE FROM \(ident: SessionRecord.schema) WHERE token_hash = \(bind: TwofoldCore.Digest.sha256Hex(token)) RETURNING id, user_id
+                DELETE FROM \(ident: SessionRecord.schema) WHERE token_hash = \(bind: TwofoldCore.Digest.sha256Hex(presented.token))
+                RETURNING id, user_id
                 """
             ).first(decoding: EndedSessionRow.self)
         else { return }
         // The applications signed in through the old session are signed out too: on a shared workstation the next
         // person's sign-in must not inherit them.
-        try await OIDCService.sessionEnded(request, sessionID: ended.id, userID: ended.user_id)
+        let oidc = OIDCContext(
+            database: context.database, now: context.now, issuer: presented.issuer,
+            signer: TokenSigner(database: context.database, sealer: context.sealer, now: context.now), audit: context.audit,
+            client: context.client, logger: context.logger, policy: context.policy)
+        try await OIDCService(context: oidc).sessionEnded(sessionID: ended.id, userID: ended.user_id)
     }
 
     // MARK: remembered browsers
@@ -181,26 +202,28 @@ struct SignInService {
     /// for browsers remembered before the change too.
     private func consumeRememberedBrowser(token: String, user: User, practice: Practice) async throws -> Bool {
         guard practice.rememberBrowserDays > 0, token.utf8.count <= 128,
-            let browser = try await RememberedBrowser.query(on: request.db).filter(\.$tokenHash == TwofoldCore.Digest.sha256Hex(token))
-                .first(),
-            browser.$user.id == user.id, browser.expiresAt > request.now,
+            let browser = try await RememberedBrowser.query(on: context.database).filter(
+                \.$tokenHash == TwofoldCore.Digest.sha256Hex(token)
+            )
+            .first(),
+            browser.$user.id == user.id, browser.expiresAt > context.now,
             let remembered = browser.createdAt,
-            request.now < remembered.addingTimeInterval(TimeInterval(practice.rememberBrowserDays) * 86_400)
+            context.now < remembered.addingTimeInterval(TimeInterval(practice.rememberBrowserDays) * 86_400)
         else { return false }
-        browser.lastUsedAt = request.now
-        browser.lastIP = request.clientIP
-        try await browser.save(on: request.db)
+        browser.lastUsedAt = context.now
+        browser.lastIP = context.caller.ip
+        try await browser.save(on: context.database)
         return true
     }
 
     /// Creates a remembered browser for `days` days and returns its token (for the cookie or the API client).
     func rememberBrowser(user: User, days: Int) async throws -> String {
-        let token = SecureRandom.token()
+        let token = context.random.token()
         let browser = RememberedBrowser(
-            userID: user.id!, tokenHash: TwofoldCore.Digest.sha256Hex(token), userAgent: request.userAgentSummary,
-            lastIP: request.clientIP, createdAt: request.now, expiresAt: request.now.addingTimeInterval(TimeInterval(days) * 86_400))
-        try await browser.create(on: request.db)
-        try await request.audit(
+            userID: try user.requireID(), tokenHash: TwofoldCore.Digest.sha256Hex(token), userAgent: context.caller.userAgentSummary,
+            lastIP: context.caller.ip, createdAt: context.now, expiresAt: context.now.addingTimeInterval(TimeInterval(days) * 86_400))
+        try await browser.create(on: context.database)
+        try await context.audit(
             .rememberedBrowserCreated, practiceID: user.$practice.id, actorID: user.id,
             details: ["browser": browser.userAgent, "days": String(days)])
         return token
@@ -215,7 +238,7 @@ struct SignInService {
     func verifyCode(_ rawCode: String, factorID: UUID?, session: CurrentSession, countsTowardPendingSignIn: Bool = true) async throws
         -> Factor
     {
-        guard let code = CodeCheck.normalize(rawCode) else { throw SignInError.malformedCode }
+        guard let code = SecondFactorCheck.normalize(rawCode) else { throw SignInError.malformedCode }
         var factors = try await activeFactors(of: session.user)
         if let factorID {
             factors = factors.filter { $0.id == factorID }
@@ -226,7 +249,7 @@ struct SignInService {
         let smsFactor = session.practice.allowSMS ? factors.first(where: { $0.kind == .sms }) : nil
         var pendingAttempts: Int?
         // The account's attempt first: a request told to wait does not use up one of the pending sign-in's attempts.
-        let outcome = try await CodeCheck(request: request).check(
+        let outcome = try await SecondFactorCheck(context: context).check(
             code, user: session.user, factors: factors, smsFactor: smsFactor, channel: .signIn,
             auditFailure: true
         ) {
@@ -236,7 +259,7 @@ struct SignInService {
         case .accepted(let factor):
             return factor
         case .replayed:
-            try await request.audit(.secondFactorReplayRejected, practiceID: session.practiceID, actorID: session.userID)
+            try await context.audit(.secondFactorReplayRejected, practiceID: session.practiceID, actorID: session.userID)
             throw SignInError.codeAlreadyUsed
         case .wrong:
             if let pendingAttempts { try await cancelIfPendingLimitReached(attempts: pendingAttempts, session: session) }
@@ -248,17 +271,17 @@ struct SignInService {
     /// - Returns: how many unused codes remain.
     func verifyRecoveryCode(_ input: String, session: CurrentSession, countsTowardPendingSignIn: Bool = true) async throws -> Int {
         guard RecoveryCode.normalize(input) != nil else { throw SignInError.wrongRecoveryCode }
-        let guardRail = SecondFactorGuard(request: request)
+        let guardRail = SecondFactorGuard(context: context)
         // The account's attempt first: a request told to wait does not use up one of the pending sign-in's attempts.
         let attempt = try await guardRail.reserve(user: session.user, channel: .signIn)
         let pendingAttempts = countsTowardPendingSignIn ? try await reservePendingAttempt(session: session) : nil
-        guard let remaining = try await RecoveryCodeService(request: request).redeem(input, userID: session.userID) else {
+        guard let remaining = try await RecoveryCodeService(context: context).redeem(input, userID: session.userID) else {
             try await guardRail.recordFailure(attempt, user: session.user, method: "recovery_code")
             if let pendingAttempts { try await cancelIfPendingLimitReached(attempts: pendingAttempts, session: session) }
             throw SignInError.wrongRecoveryCode
         }
         try await guardRail.recordSuccess(attempt, user: session.user, kind: "recovery_code")
-        try await request.audit(
+        try await context.audit(
             .recoveryCodeUsed, practiceID: session.practiceID, actorID: session.userID, details: ["remaining": String(remaining)])
         return remaining
     }
@@ -269,8 +292,8 @@ struct SignInService {
     /// - Returns: the attempts used so far, this one included.
     @discardableResult
     func reservePendingAttempt(session: CurrentSession) async throws -> Int {
-        let limit = request.policy.lockout.pendingSignInLimit
-        let row = try await request.db.sql.raw(
+        let limit = context.policy.lockout.pendingSignInLimit
+        let row = try await context.database.sql.raw(
             """
             UPDATE \(ident: SessionRecord.schema) SET failed_attempts = failed_attempts + 1
             WHERE id = \(bind: try session.record.requireID()) AND failed_attempts < \(bind: limit) RETURNING failed_attempts
@@ -282,14 +305,14 @@ struct SignInService {
 
     /// After a refused proof: the sign-in ends once its reservation was the last attempt.
     func cancelIfPendingLimitReached(attempts: Int, session: CurrentSession) async throws {
-        if attempts >= request.policy.lockout.pendingSignInLimit {
+        if attempts >= context.policy.lockout.pendingSignInLimit {
             try await cancelPendingSignIn(session: session)
         }
     }
 
     private func cancelPendingSignIn(session: CurrentSession) async throws -> Never {
-        try await session.record.delete(on: request.db)
-        try await request.audit(.pendingSignInCancelled, practiceID: session.practiceID, actorID: session.userID)
+        try await session.record.delete(on: context.database)
+        try await context.audit(.pendingSignInCancelled, practiceID: session.practiceID, actorID: session.userID)
         throw SignInError.pendingSignInCancelled
     }
 
@@ -301,19 +324,20 @@ struct SignInService {
         let record = session.record
         record.stage = .signedIn
         record.failedAttempts = 0
-        record.reauthenticatedAt = request.now
+        record.reauthenticatedAt = context.now
         record.recordAuthentication(
             AuthenticationContext(
                 password: true, secondFactor: AuthenticationContext.SecondFactor(rawValue: method),
-                deviceBoundKey: factor?.backupEligible == false), at: request.now)
-        let newToken = SecureRandom.token()
+                deviceBoundKey: factor?.backupEligible == false), at: context.now)
+        let newToken = context.random.token()
         record.tokenHash = TwofoldCore.Digest.sha256Hex(newToken)
-        try await record.save(on: request.db)
-        try await KnownSignInAddress.record(userID: session.userID, address: request.clientThrottleKey, now: request.now, on: request.db)
+        try await record.save(on: context.database)
+        try await KnownSignInAddress.record(
+            userID: session.userID, address: context.caller.throttleKey, now: context.now, on: context.database)
         var details = ["method": method]
         if let factor, factor.id != nil { details["factor"] = factor.shortID }
-        try await request.audit(.secondFactorPassed, practiceID: session.practiceID, actorID: session.userID, details: details)
-        try await request.audit(.signInSucceeded, practiceID: session.practiceID, actorID: session.userID, details: details)
+        try await context.audit(.secondFactorPassed, practiceID: session.practiceID, actorID: session.userID, details: details)
+        try await context.audit(.signInSucceeded, practiceID: session.practiceID, actorID: session.userID, details: details)
         return newToken
     }
 
@@ -343,8 +367,17 @@ struct SignInService {
         guard session.practice.allowSMS else { throw SMSError.notAllowed }
         let factors = try await activeFactors(of: session.user)
         guard let phone = factors.first(where: { $0.kind == .sms })?.phone, !phone.isEmpty else { throw SMSError.noConfirmedPhone }
-        try await SMSCodeService(request: request).send(
+        try await SMSCodeService(context: context).send(
             to: phone, user: session.user, practice: session.practice, purpose: .signIn, factorID: nil)
         return SMSCodeService.maskedPhone(phone)
+    }
+}
+
+extension Request {
+    /// The session this request came with (cookie or bearer token), for ``SignInService`` to end when the request
+    /// signs someone in; nil when it carries none.
+    var presentedSession: SignInService.PresentedSession? {
+        guard let (token, _) = SessionLoader.token(in: self) else { return nil }
+        return .init(token: token, issuer: (try? oidcIssuer()) ?? twofold.configuration.publicURL ?? publicBaseURL)
     }
 }

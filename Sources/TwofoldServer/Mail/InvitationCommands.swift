@@ -1,5 +1,6 @@
 import Fluent
 import Foundation
+import TwofoldCore
 import Vapor
 
 /// `twofold user invite --practice ID --username U --first-name F --last-name L --email E [--cell PHONE]
@@ -17,7 +18,11 @@ struct InviteUserCommand: AsyncCommand {
         @Flag(name: "manage-accounts", help: "Grant the Manage Accounts permission (practice administrator).") var manageAccounts: Bool
     }
 
-    var help: String { "Creates a user without a password and emails them an invitation (valid 7 days) to choose one; prints the user id." }
+    /// The help states the standard invitation lifetime (no application is configured yet when help is shown).
+    var help: String {
+        "Creates a user without a password and emails them an invitation (valid \(TwofoldPolicy.standard.invitation.validityDays) "
+            + "days) to choose one; prints the user id."
+    }
 
     func run(using context: CommandContext, signature: Signature) async throws {
         let (practiceID, role) = try UserCommandOptions.validated(

@@ -44,8 +44,8 @@ struct InvitationWebController: RouteCollection {
         do {
             let (user, practice) = try await service.accept(
                 token: token, password: form.password ?? "", confirmation: form.confirmPassword ?? "")
-            let started = try await SignInService(request: req).passwordChosen(
-                user: user, practice: practice, channel: .web, method: "invitation")
+            let started = try await SignInService(context: req.serviceContext).passwordChosen(
+                user: user, practice: practice, channel: .web, method: "invitation", replacing: req.presentedSession)
             let notice: Notice = started.session.stage == .enrollment ? .invitationAcceptedEnroll : .invitationAccepted
             let response = req.redirect(to: LoginWebController.destination(for: started.session.stage), notice: notice)
             response.cookies[req.sessionCookieName] = SessionCookie.value(started.token, secure: req.twofold.configuration.secureCookies)

@@ -5,20 +5,25 @@ import TwofoldAPI
 import Vapor
 import Yams
 
-/// `/health` (the process answers), `/ready` (the database answers and is migrated) and `/openapi.json`.
-struct OperationsController: RouteCollection {
-    let openAPIDocument: Data
+/// The API's OpenAPI document as Twofold reads it: converted once per process from `Sources/TwofoldAPI/openapi.yaml`
+/// (the file the API types are generated from), both for `/openapi.json` and for naming the allowed values of a refused
+/// enumerated field.
+struct OpenAPIDocument: Sendable {
+    /// The document as `/openapi.json` serves it: JSON with sorted keys.
+    let json: Data
+    /// The values each enumerated property name allows (see ``DocumentedValues``).
+    let enumValues: [String: [String]]
 
-    init() throws {
-        openAPIDocument = try Self.openAPIJSON()
-    }
+    /// The one conversion of `openapi.yaml`, or why it failed.
+    static let shared = Result { try OpenAPIDocument(yaml: APIDocument.yaml()) }
 
-    /// The API's document as JSON, converted once from `Sources/TwofoldAPI/openapi.yaml` (the types are generated from the same file).
-    static func openAPIJSON() throws -> Data {
-        guard let yaml = String(data: try APIDocument.yaml(), encoding: .utf8), let document = try Yams.load(yaml: yaml) else {
+    init(yaml data: Data) throws {
+        guard let yaml = String(data: data, encoding: .utf8), let loaded = try Yams.load(yaml: yaml) else {
             throw Abort(.internalServerError, reason: "openapi.yaml is empty or not UTF-8")
         }
-        return try JSONSerialization.data(withJSONObject: try jsonValue(document), options: [.sortedKeys, .withoutEscapingSlashes])
+        let document = try Self.jsonValue(loaded)
+        json = try JSONSerialization.data(withJSONObject: document, options: [.sortedKeys, .withoutEscapingSlashes])
+        enumValues = DocumentedValues.values(in: document as? [String: Any] ?? [:])
     }
 
     /// A YAML value as one JSON can carry: string keys only, and no YAML-only scalars (a timestamp must be quoted).
@@ -40,6 +45,20 @@ struct OperationsController: RouteCollection {
         default:
             throw Abort(.internalServerError, reason: "openapi.yaml has a value JSON cannot carry: \(value)")
         }
+    }
+}
+
+/// `/health` (the process answers), `/ready` (the database answers and is migrated) and `/openapi.json`.
+struct OperationsController: RouteCollection {
+    let openAPIDocument: Data
+
+    init() throws {
+        openAPIDocument = try Self.openAPIJSON()
+    }
+
+    /// The API's document as JSON, as `/openapi.json` serves it (converted once, see ``OpenAPIDocument``).
+    static func openAPIJSON() throws -> Data {
+        try OpenAPIDocument.shared.get().json
     }
 
     func boot(routes: any RoutesBuilder) throws {

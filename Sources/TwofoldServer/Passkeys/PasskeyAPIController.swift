@@ -34,34 +34,35 @@ struct PasskeyAPIController: RouteCollection {
     @Sendable func registrationOptions(req: Request) async throws -> CreationOptionsJSON {
         let session = try req.requireSession()
         let body = try req.optionalAPIBody(API.PasswordConfirmation.self)
-        try await Reauthentication(request: req).confirm(password: body?.password, session: session)
-        return try await PasskeyService(request: req).registrationOptions(session: session)
+        try await Reauthentication(context: req.serviceContext).confirm(password: body?.password, session: session)
+        return try await PasskeyService(context: req.serviceContext).registrationOptions(session: session)
     }
 
     @Sendable func register(req: Request) async throws -> Response {
         let session = try req.requireSession()
         let body = try Self.decode(RegistrationRequest.self, from: req)
-        let activation = try await PasskeyService(request: req).register(body.credential, nickname: body.nickname, session: session)
+        let activation = try await PasskeyService(context: req.serviceContext).register(
+            body.credential, nickname: body.nickname, session: session)
         let response = Response(status: .created)
         try response.content.encode(try API.Activation(activation))
         return response
     }
 
     @Sendable func signInOptions(req: Request) async throws -> RequestOptionsJSON {
-        try await PasskeyService(request: req).signInOptions(session: req.currentSession)
+        try await PasskeyService(context: req.serviceContext).signInOptions(session: req.currentSession)
     }
 
     @Sendable func signIn(req: Request) async throws -> API.PasskeySignedIn {
         let body = try Self.decode(SignInRequest.self, from: req)
-        let service = PasskeyService(request: req)
+        let service = PasskeyService(context: req.serviceContext)
         guard let session = req.currentSession else {
-            let started = try await service.passwordless(body.credential, channel: .api)
+            let started = try await service.passwordless(body.credential, channel: .api, replacing: req.presentedSession)
             // A passwordless sign-in opens a new session: its bearer token.
             return API.PasskeySignedIn(status: .authenticated, token: started.token)
         }
         guard session.record.stage == .secondFactor else { throw PasskeyError.alreadySignedIn }
         let factor = try await service.verifySecondFactor(body.credential, session: session)
-        let finished = try await SignInService(request: req).finish(
+        let finished = try await SignInService(context: req.serviceContext).finish(
             session: session, method: "webauthn", factor: factor, remember: body.rememberBrowser == true)
         return API.PasskeySignedIn(status: .authenticated, token: finished.token, rememberToken: finished.rememberToken)
     }

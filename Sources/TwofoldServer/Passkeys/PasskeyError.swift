@@ -28,7 +28,8 @@ enum PasskeyError: AbortError, Equatable {
         case .notAllowed: "Your practice does not allow passkeys or security keys. Choose another method."
         case .passwordlessOff: "Passwordless sign-in is not turned on for this practice. Sign in with your username and password."
         case .noPasskeys: "There is no passkey or security key on this account. Choose another method."
-        case .challengeUnknown: "This passkey request has expired or was already used (each lasts 5 minutes and works once). Try again."
+        case .challengeUnknown:
+            "This passkey request has expired or was already used (each lasts \(Int(TwofoldPolicy.standard.passkeys.challengeLifetime / 60)) minutes and works once). Try again."
         case .invalidCredential: "Send the credential as the JSON that PublicKeyCredential.toJSON() produces."
         case .rejected(let error): "The passkey was not accepted. \(error.description)"
         case .unknownCredential:

@@ -7,9 +7,10 @@ import Vapor
 /// Verification itself lives in TwofoldCore (``RelyingParty``); this type binds challenges to users and sessions,
 /// keeps signature counters and audits.
 struct PasskeyService {
-    let request: Request
+    let context: ServiceContext
+    private var db: any Database { context.database }
 
-    var party: RelyingParty { request.twofold.configuration.relyingParty }
+    var party: RelyingParty { context.configuration.relyingParty }
 
     /// The WebAuthn user handle: the user's id as 16 opaque bytes (no name or e-mail in it).
     static func userHandle(_ id: UUID) -> [UInt8] {
@@ -17,7 +18,7 @@ struct PasskeyService {
     }
 
     func passkeys(of userID: UUID) async throws -> [Factor] {
-        try await Factor.query(on: request.db).filter(\.$user.$id == userID).filter(\.$kind == .webauthn).filter(\.$status == .active)
+        try await Factor.query(on: db).filter(\.$user.$id == userID).filter(\.$kind == .webauthn).filter(\.$status == .active)
             .sort(\.$createdAt).all()
     }
 
@@ -28,12 +29,12 @@ struct PasskeyService {
     private func issue(_ purpose: WebAuthnChallenge.Purpose, userID: UUID?, contextID: UUID?, userVerification: Bool) async throws
         -> [UInt8]
     {
-        let challenge = SecureRandom.bytes(RelyingParty.challengeLength)
-        try await WebAuthnChallenge.prune(now: request.now, on: request.db)
+        let challenge = context.random.bytes(RelyingParty.challengeLength)
+        try await WebAuthnChallenge.prune(now: context.now, on: db)
         try await WebAuthnChallenge(
             challenge: challenge, purpose: purpose, userID: userID, contextID: contextID,
-            userVerificationRequired: userVerification, now: request.now
-        ).create(on: request.db)
+            userVerificationRequired: userVerification, now: context.now, lifetime: context.policy.passkeys.challengeLifetime
+        ).create(on: db)
         return challenge
     }
 
@@ -44,7 +45,7 @@ struct PasskeyService {
         do { bytes = try RelyingParty.challenge(inClientData: clientDataJSON) } catch let error as WebAuthnError {
             throw PasskeyError.rejected(error)
         }
-        guard let challenge = try await WebAuthnChallenge.consume(bytes, purpose: purpose, now: request.now, on: request.db) else {
+        guard let challenge = try await WebAuthnChallenge.consume(bytes, purpose: purpose, now: context.now, on: db) else {
             throw PasskeyError.challengeUnknown
         }
         return (challenge, bytes)
@@ -74,20 +75,20 @@ struct PasskeyService {
     {
         guard session.practice.allowPasskeys else { throw PasskeyError.notAllowed }
         let name = try FactorService.cleanNickname(
-            nickname, default: try await FactorService(request: request).defaultNickname(kind: .webauthn, userID: session.userID))
+            nickname, default: try await FactorService(context: context).defaultNickname(kind: .webauthn, userID: session.userID))
         let (challenge, bytes) = try await consume(answeredBy: credential.response.clientDataJSON, purpose: .registration)
         guard challenge.userID == session.userID, challenge.contextID == session.record.id else { throw PasskeyError.challengeUnknown }
         let registered: RelyingParty.RegisteredCredential
         do {
-            registered = try await party.verifyRegistration(credential, challenge: bytes, requireUserVerification: false, now: request.now)
+            registered = try await party.verifyRegistration(credential, challenge: bytes, requireUserVerification: false, now: context.now)
         } catch let error as WebAuthnError {
-            try await request.audit(
+            try await context.audit(
                 .passkeyRejected, practiceID: session.practiceID, actorID: session.userID,
                 details: ["ceremony": "registration", "reason": error.description])
             throw PasskeyError.rejected(error)
         }
         let credentialID = Base64URL.encode(registered.credentialID)
-        guard try await Factor.query(on: request.db).filter(\.$credentialID == credentialID).first() == nil else {
+        guard try await Factor.query(on: db).filter(\.$credentialID == credentialID).first() == nil else {
             throw PasskeyError.alreadyRegistered
         }
         let factor = Factor(userID: session.userID, kind: .webauthn, nickname: name)
@@ -100,9 +101,9 @@ struct PasskeyService {
         factor.backedUp = registered.backedUp
         factor.attestation = "\(registered.attestationFormat)/\(registered.attestationType.rawValue)"
         factor.enrollmentSessionID = session.record.id
-        try await factor.create(on: request.db)
-        let activation = try await FactorService(request: request).turnOn(factor, session: session)
-        try await request.audit(
+        try await factor.create(on: db)
+        let activation = try await FactorService(context: context).turnOn(factor, session: session)
+        try await context.audit(
             .passkeyAdded, practiceID: session.practiceID, actorID: session.userID,
             details: [
                 "factor": factor.shortID, "nickname": name, "aaguid": registered.aaguid, "attestation": factor.attestation ?? "",
@@ -123,12 +124,12 @@ struct PasskeyService {
             let challenge = try await issue(.secondFactor, userID: session.userID, contextID: session.record.id, userVerification: false)
             return party.requestOptions(challenge: challenge, allowing: passkeys.map(Self.descriptor), userVerification: "preferred")
         }
-        guard try await Practice.query(on: request.db).filter(\.$allowPasswordless == true).first() != nil else {
+        guard try await Practice.query(on: db).filter(\.$allowPasswordless == true).first() != nil else {
             throw PasskeyError.passwordlessOff
         }
-        let throttle = ThrottleStore(database: request.db)
-        let key = "passkey:options:ip:\(request.clientThrottleKey)"
-        if let seconds = try await throttle.reserve(key, limit: request.policy.passkeys.optionsPerAddress, now: request.now).retryAfter {
+        let throttle = ThrottleStore(database: db)
+        let key = "passkey:options:ip:\(context.caller.throttleKey)"
+        if let seconds = try await throttle.reserve(key, limit: context.policy.passkeys.optionsPerAddress, now: context.now).retryAfter {
             throw SignInError.passwordThrottled(retryAfter: seconds)
         }
         let challenge = try await issue(.passwordless, userID: nil, contextID: nil, userVerification: true)
@@ -143,34 +144,38 @@ struct PasskeyService {
     }
 
     /// Passwordless sign-in: the credential names its user (user handle); user verification stands in for the password.
-    func passwordless(_ assertion: AuthenticationResponseJSON, channel: SessionRecord.Channel) async throws -> SignInService.Started {
+    /// The session the request came with (`replacing`) is ended once the passkey signs in.
+    func passwordless(
+        _ assertion: AuthenticationResponseJSON, channel: SessionRecord.Channel, replacing presented: SignInService.PresentedSession?
+    ) async throws -> SignInService.Started {
         // Passwordless assertions name no user until they are checked, so their failures count per address; the
         // attempt is reserved first and given back when the passkey signs in.
-        let throttle = ThrottleStore(database: request.db)
-        let key = "passkey:failures:ip:\(request.clientThrottleKey)"
-        if let seconds = try await throttle.reserve(key, limit: request.policy.passkeys.failuresPerAddress, now: request.now).retryAfter {
+        let throttle = ThrottleStore(database: db)
+        let key = "passkey:failures:ip:\(context.caller.throttleKey)"
+        if let seconds = try await throttle.reserve(key, limit: context.policy.passkeys.failuresPerAddress, now: context.now).retryAfter {
             throw SignInError.passwordThrottled(retryAfter: seconds)
         }
         let (_, bytes) = try await consume(answeredBy: assertion.response.clientDataJSON, purpose: .passwordless)
         do {
             guard let factor = try await storedPasskey(for: assertion, userID: nil),
-                let user = try await User.find(factor.$user.id, on: request.db),
-                let practice = try await Practice.find(user.$practice.id, on: request.db)
+                let user = try await User.find(factor.$user.id, on: db),
+                let practice = try await Practice.find(user.$practice.id, on: db)
             else { throw PasskeyError.unknownCredential }
             guard practice.allowPasswordless else { throw PasskeyError.passwordlessOff }
-            guard let handle = assertion.response.userHandle, (try? Base64URL.decode(handle)) == Self.userHandle(user.id!) else {
+            let userID = try user.requireID()
+            guard let handle = assertion.response.userHandle, (try? Base64URL.decode(handle)) == Self.userHandle(userID) else {
                 throw PasskeyError.rejected(.malformed("a passwordless sign-in needs the passkey's user handle, and it must match"))
             }
-            try await SecondFactorGuard(request: request).ensureNotLocked(user: user)
+            try await SecondFactorGuard(context: context).ensureNotLocked(user: user)
             try await verify(
                 assertion, challenge: bytes, factor: factor, practice: practice, user: user, requireUserVerification: true,
                 purpose: "passwordless")
-            try await SecondFactorGuard(request: request).recordSuccess(user: user, kind: "webauthn")
-            try await throttle.release(key, limit: request.policy.passkeys.failuresPerAddress, now: request.now)
-            return try await SignInService(request: request).passwordlessSignIn(
-                user: user, practice: practice, factor: factor, channel: channel)
+            try await SecondFactorGuard(context: context).recordSuccess(user: user, kind: "webauthn")
+            try await throttle.release(key, limit: context.policy.passkeys.failuresPerAddress, now: context.now)
+            return try await SignInService(context: context).passwordlessSignIn(
+                user: user, practice: practice, factor: factor, channel: channel, replacing: presented)
         } catch let error as PasskeyError {
-            try await request.audit(.signInFailed, practiceID: nil, details: ["method": "passkey_passwordless", "reason": error.reason])
+            try await context.audit(.signInFailed, practiceID: nil, details: ["method": "passkey_passwordless", "reason": error.reason])
             throw error
         }
     }
@@ -187,8 +192,8 @@ struct PasskeyService {
 
     /// Verifies a step-up assertion; the caller marks the step-up verified.
     func verifyStepUp(_ assertion: AuthenticationResponseJSON, for stepUp: StepUpChallenge) async throws -> Factor {
-        guard let user = try await User.find(stepUp.$user.id, on: request.db),
-            let practice = try await Practice.find(user.$practice.id, on: request.db)
+        guard let user = try await User.find(stepUp.$user.id, on: db),
+            let practice = try await Practice.find(user.$practice.id, on: db)
         else { throw PasskeyError.unknownCredential }
         return try await verifyOwnPasskey(
             assertion, purpose: .stepUp, contextID: stepUp.id, user: user, practice: practice,
@@ -205,34 +210,34 @@ struct PasskeyService {
         practice: Practice, requireUserVerification: Bool, ceremony: String,
         channel: SecondFactorChannel, pendingSession: CurrentSession?
     ) async throws -> Factor {
-        let guardRail = SecondFactorGuard(request: request)
         let (challenge, bytes) = try await consume(answeredBy: assertion.response.clientDataJSON, purpose: purpose)
         guard challenge.contextID == contextID else { throw PasskeyError.challengeUnknown }
-        let signIn = SignInService(request: request)
-        let attempt = try await guardRail.reserve(user: user, channel: channel)
+        let signIn = SignInService(context: context)
         var pendingAttempts: Int?
-        if let pendingSession { pendingAttempts = try await signIn.reservePendingAttempt(session: pendingSession) }
-        do {
-            guard let factor = try await storedPasskey(for: assertion, userID: user.id) else { throw PasskeyError.unknownCredential }
-            try await verify(
-                assertion, challenge: bytes, factor: factor, practice: practice, user: user,
-                requireUserVerification: requireUserVerification || challenge.userVerificationRequired, purpose: ceremony)
-            try await guardRail.recordSuccess(attempt, user: user, kind: "webauthn")
-            return factor
-        } catch let error as PasskeyError {
-            try await guardRail.recordFailure(attempt, user: user, method: "webauthn")
-            if let pendingSession, let pendingAttempts {
-                try await signIn.cancelIfPendingLimitReached(attempts: pendingAttempts, session: pendingSession)
-            }
-            throw error
-        }
+        return try await SecondFactorCheck(context: context).check(
+            proof: "webauthn", user: user, channel: channel, isRefusal: { $0 is PasskeyError },
+            afterReserving: {
+                if let pendingSession { pendingAttempts = try await signIn.reservePendingAttempt(session: pendingSession) }
+            },
+            afterRefusal: {
+                if let pendingSession, let pendingAttempts {
+                    try await signIn.cancelIfPendingLimitReached(attempts: pendingAttempts, session: pendingSession)
+                }
+            },
+            evaluate: {
+                guard let factor = try await storedPasskey(for: assertion, userID: user.id) else { throw PasskeyError.unknownCredential }
+                try await verify(
+                    assertion, challenge: bytes, factor: factor, practice: practice, user: user,
+                    requireUserVerification: requireUserVerification || challenge.userVerificationRequired, purpose: ceremony)
+                return factor
+            })
     }
 
     private func storedPasskey(for assertion: AuthenticationResponseJSON, userID: UUID?) async throws -> Factor? {
         guard let rawID = try? RelyingParty.credentialID(of: assertion) else {
             throw PasskeyError.rejected(.malformed("rawId is not base64url"))
         }
-        var query = Factor.query(on: request.db).filter(\.$credentialID == Base64URL.encode(rawID)).filter(\.$kind == .webauthn).filter(
+        var query = Factor.query(on: db).filter(\.$credentialID == Base64URL.encode(rawID)).filter(\.$kind == .webauthn).filter(
             \.$status == .active)
         if let userID { query = query.filter(\.$user.$id == userID) }
         return try await query.first()
@@ -252,13 +257,13 @@ struct PasskeyService {
                 publicKey: Array(factor.publicKey ?? Data()), storedSignCount: stored,
                 requireUserVerification: requireUserVerification)
         } catch let error as WebAuthnError {
-            try await request.audit(
+            try await context.audit(
                 .passkeyRejected, practiceID: practice.id, actorID: user.id,
                 details: ["factor": factor.shortID, "ceremony": purpose, "reason": error.description])
             throw PasskeyError.rejected(error)
         }
         if verified.signCountRegressed {
-            try await request.audit(
+            try await context.audit(
                 .passkeySignCountAnomaly, practiceID: practice.id, actorID: user.id,
                 details: [
                     "factor": factor.shortID, "stored": String(stored), "received": String(verified.signCount),
@@ -268,9 +273,9 @@ struct PasskeyService {
         }
         factor.signCount = Int64(max(verified.signCount, stored))
         factor.backedUp = verified.backedUp
-        factor.lastUsedAt = request.now
-        try await factor.save(on: request.db)
-        try await request.audit(
+        factor.lastUsedAt = context.now
+        try await factor.save(on: db)
+        try await context.audit(
             .passkeyUsed, practiceID: practice.id, actorID: user.id,
             details: [
                 "factor": factor.shortID, "ceremony": purpose, "user_verified": String(verified.userVerified),

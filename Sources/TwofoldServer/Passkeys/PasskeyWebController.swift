@@ -30,7 +30,8 @@ struct PasskeyWebController: RouteCollection {
         let form = try req.content.decode(CredentialForm.self)
         do {
             let credential = try Self.credential(RegistrationResponseJSON.self, in: form)
-            let activation = try await PasskeyService(request: req).register(credential, nickname: form.nickname, session: session)
+            let activation = try await PasskeyService(context: req.serviceContext).register(
+                credential, nickname: form.nickname, session: session)
             return try await activation.page(req)
         } catch let error as any AbortError {
             return try await SetupWebController.renderChoose(req, error: error.reason, status: error.status)
@@ -42,8 +43,8 @@ struct PasskeyWebController: RouteCollection {
         let form = try req.content.decode(CredentialForm.self)
         do {
             let assertion = try Self.credential(AuthenticationResponseJSON.self, in: form)
-            let factor = try await PasskeyService(request: req).verifySecondFactor(assertion, session: session)
-            return try await SignInService(request: req).finish(
+            let factor = try await PasskeyService(context: req.serviceContext).verifySecondFactor(assertion, session: session)
+            return try await SignInService(context: req.serviceContext).finish(
                 session: session, method: "webauthn", factor: factor, remember: form.remember != nil
             ).webResponse(req)
         } catch let error as SignInError where error == .pendingSignInCancelled {
@@ -60,7 +61,8 @@ struct PasskeyWebController: RouteCollection {
         let form = try req.content.decode(CredentialForm.self)
         do {
             let assertion = try Self.credential(AuthenticationResponseJSON.self, in: form)
-            let started = try await PasskeyService(request: req).passwordless(assertion, channel: .web)
+            let started = try await PasskeyService(context: req.serviceContext).passwordless(
+                assertion, channel: .web, replacing: req.presentedSession)
             let response = req.redirect(to: LoginWebController.destination(for: started.session.stage))
             response.cookies[req.sessionCookieName] = SessionCookie.value(started.token, secure: req.twofold.configuration.secureCookies)
             return response

@@ -3,7 +3,8 @@ import Foundation
 import SQLKit
 import TwofoldCore
 
-/// A WebAuthn challenge Twofold issued: random (32 bytes), bound to what it is for, used once, gone after 5 minutes.
+/// A WebAuthn challenge Twofold issued: random (32 bytes), bound to what it is for, used once, answerable for the
+/// policy's ``TwofoldPolicy/Passkeys/challengeLifetime`` (`lifetime`, from the application's policy).
 /// Only its SHA-256 is stored; the browser echoes the challenge back inside clientDataJSON.
 final class WebAuthnChallenge: Model, @unchecked Sendable {
     static let schema = "webauthn_challenges"
@@ -24,14 +25,17 @@ final class WebAuthnChallenge: Model, @unchecked Sendable {
 
     init() {}
 
-    init(challenge: [UInt8], purpose: Purpose, userID: UUID?, contextID: UUID?, userVerificationRequired: Bool, now: Date) {
+    init(
+        challenge: [UInt8], purpose: Purpose, userID: UUID?, contextID: UUID?, userVerificationRequired: Bool, now: Date,
+        lifetime: TimeInterval
+    ) {
         self.id = UUID()
         self.challengeHash = Self.hash(challenge)
         self.purpose = purpose
         self.userID = userID
         self.contextID = contextID
         self.userVerificationRequired = userVerificationRequired
-        self.expiresAt = now.addingTimeInterval(RelyingParty.challengeLifetime)
+        self.expiresAt = now.addingTimeInterval(lifetime)
     }
 
     static func hash(_ challenge: [UInt8]) -> String {

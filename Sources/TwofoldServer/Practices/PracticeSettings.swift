@@ -5,7 +5,7 @@ import TwofoldCore
 /// `GET`/`PATCH /api/v1/practice` and the practice settings page show and change, what is validated (with the bounds
 /// of ``TwofoldPolicy/PracticeSettings``) and what the settings-change audit entry lists. ``fields`` is the one list of
 /// them that the model mapping and the audit diff read; EPCS settings have their own page (``EPCSService/Settings``).
-struct PracticeSettings: Equatable, Sendable {
+struct PracticeSettings: Equatable, Sendable, Encodable {
     var name: String
     var mandatoryTwoFactor: Bool
     var rememberBrowserDays: Int

@@ -48,10 +48,10 @@ final class PushChallenge: Model, @unchecked Sendable {
     init(
         user: User, factor: Factor, practiceID: UUID, purpose: Purpose, summary: String, ip: String, userAgent: String, now: Date,
         lifetime: TimeInterval
-    ) {
+    ) throws {
         id = UUID()
-        $user.id = user.id!
-        $factor.id = factor.id!
+        $user.id = try user.requireID()
+        $factor.id = try factor.requireID()
         self.practiceID = practiceID
         self.purpose = purpose
         number = Int.random(in: 10...99)

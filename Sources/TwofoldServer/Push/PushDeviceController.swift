@@ -22,7 +22,7 @@ struct PushDeviceController: RouteCollection {
                 reason: "Too many enrollment attempts from this address. Try again later.")
         }
         let body = try req.apiBody(API.EnrollPushDeviceRequest.self)
-        let factor = try await PushService(request: req).enrollDevice(
+        let factor = try await PushService(context: req.serviceContext).enrollDevice(
             token: body.token, publicKey: body.publicKey, deviceName: body.deviceName, proof: body.proof)
         try await throttle.release(key, limit: req.policy.push.enrollmentsPerAddress, now: req.now)
         return API.PushDevice(
@@ -31,14 +31,14 @@ struct PushDeviceController: RouteCollection {
 
     /// Long poll: waits up to `wait` seconds (0 to 30, default 0) for a challenge to arrive.
     @Sendable func challenges(req: Request) async throws -> API.PushChallenges {
-        let service = PushService(request: req)
-        let device = try await service.authenticateDevice()
+        let device = try await PushService(context: req.serviceContext).authenticateDevice(Self.signed(req))
         let wait = min(30, max(0, (try? req.query.get(Int.self, at: "wait")) ?? 0))
         let deadline = Date().addingTimeInterval(TimeInterval(wait))
-        var pending = try await service.pending(for: device)
+        // Each look takes the time again, so a challenge that expires during the wait is no longer listed.
+        var pending = try await PushService(context: req.serviceContext).pending(for: device)
         while pending.isEmpty, Date() < deadline {
             try await Task.sleep(for: .milliseconds(500))
-            pending = try await service.pending(for: device)
+            pending = try await PushService(context: req.serviceContext).pending(for: device)
         }
         return API.PushChallenges(
             deviceId: try device.requireID().uuidString,
@@ -50,8 +50,8 @@ struct PushDeviceController: RouteCollection {
     }
 
     @Sendable func answer(req: Request) async throws -> API.PushAnswer {
-        let service = PushService(request: req)
-        let device = try await service.authenticateDevice()
+        let service = PushService(context: req.serviceContext)
+        let device = try await service.authenticateDevice(Self.signed(req))
         let id = try req.parameters.id("id", notFound: PushError.challengeNotFound)
         let body = try req.apiBody(API.AnswerPushChallengeRequest.self)
         let decision: PushService.Decision =
@@ -61,6 +61,13 @@ struct PushDeviceController: RouteCollection {
             }
         let challenge = try await service.answer(challengeID: id, device: device, decision: decision)
         return API.PushAnswer(id: id.uuidString, status: try .documented(challenge.status.rawValue))
+    }
+
+    /// The parts of this request a device's signature covers.
+    private static func signed(_ req: Request) -> PushService.SignedRequest {
+        PushService.SignedRequest(
+            headers: req.headers, method: req.method.rawValue, pathAndQuery: req.url.string,
+            body: req.body.data.map { Array($0.readableBytesView) } ?? [])
     }
 }
 

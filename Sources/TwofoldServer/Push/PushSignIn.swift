@@ -10,10 +10,11 @@ extension PushService {
         guard factor.kind == .push else { throw FactorError.notFound }
         guard factor.status == .active else { return nil }
         let userID = session.userID
-        let hasCodes = try await RecoveryCodeRecord.query(on: request.db).filter(\.$user.$id == userID).count() > 0
-        return try await request.db.transaction { db in
-            let codes = hasCodes ? nil : try await RecoveryCodeService(request: request).regenerate(userID: userID, on: db)
-            let token = try await FactorService(request: request).signInAfterEnrollment(session: session, factor: factor, on: db)
+        let hasCodes = try await RecoveryCodeRecord.query(on: context.database).filter(\.$user.$id == userID).count() > 0
+        return try await context.database.transaction { db in
+            let context = self.context.on(db)
+            let codes = hasCodes ? nil : try await RecoveryCodeService(context: context).regenerate(userID: userID)
+            let token = try await FactorService(context: context).signInAfterEnrollment(session: session, factor: factor, on: db)
             return FactorService.Activation(factor: factor, recoveryCodes: codes, sessionToken: token)
         }
     }
@@ -21,16 +22,17 @@ extension PushService {
     /// The sign-in challenge `id` of this half-signed-in session.
     func signInChallenge(_ id: UUID, session: CurrentSession) async throws -> PushChallenge {
         guard
-            let challenge = try await PushChallenge.query(on: request.db).filter(\.$id == id).filter(\.$purpose == .signIn)
-                .filter(\.$sessionID == session.record.id!).first()
+            let challenge = try await PushChallenge.query(on: context.database).filter(\.$id == id).filter(\.$purpose == .signIn)
+                .filter(\.$sessionID == session.record.requireID()).first()
         else { throw PushError.challengeNotFound }
         return challenge
     }
 
     /// Spends an approved sign-in challenge; true for exactly one caller, which then completes the sign-in.
     func claimSignIn(_ challenge: PushChallenge, session: CurrentSession) async throws -> Bool {
-        guard challenge.status == .approved, try await consume(challenge) else { return false }
-        try await SecondFactorGuard(request: request).recordSuccess(user: session.user, kind: "push")
-        return true
+        guard challenge.status == .approved else { return false }
+        return try await SecondFactorCheck(context: context).checkApproval(method: "push", user: session.user) {
+            try await consume(challenge)
+        }
     }
 }

@@ -36,7 +36,7 @@ struct PushWebController: RouteCollection {
         let session = try req.requireSession()
         let form = try req.content.decode(StartForm.self)
         do {
-            let challenge = try await PushService(request: req).startChallenge(
+            let challenge = try await PushService(context: req.serviceContext).startChallenge(
                 user: session.user, practice: session.practice, factorID: form.factorId, purpose: .signIn, sessionID: session.record.id)
             return try await renderWait(req, challenge: challenge, remember: form.remember != nil, error: nil)
         } catch let error as any AbortError {
@@ -48,17 +48,17 @@ struct PushWebController: RouteCollection {
     func renderWait(_ req: Request, challenge: PushChallenge, remember: Bool, error: String?) async throws -> Response {
         let session = try req.requireSession()
         let device = try await challenge.$factor.get(on: req.db)
-        let path = WebPath.twoFactorPush(challenge.id!).string
+        let path = WebPath.twoFactorPush(try challenge.requireID()).string
         let page = WaitPage(
             layout: req.layout("Approve on your device", error: error), number: challenge.number, device: device.nickname,
             statusURL: path, finishAction: path, remember: remember, rememberDays: session.practice.rememberBrowserDays,
-            backLink: WebPath.twoFactor.string(query: ["method": device.id!.uuidString]))
+            backLink: WebPath.twoFactor.string(query: ["method": try device.requireID().uuidString]))
         return try await req.render("push-wait", page)
     }
 
     @Sendable func signInStatus(req: Request) async throws -> PollStatus {
         let session = try req.requireSession()
-        let challenge = try await PushService(request: req).signInChallenge(
+        let challenge = try await PushService(context: req.serviceContext).signInChallenge(
             try req.parameters.require("challengeID", as: UUID.self), session: session)
         return PollStatus(status: challenge.visibleStatus(now: req.now))
     }
@@ -66,7 +66,7 @@ struct PushWebController: RouteCollection {
     @Sendable func finishSignIn(req: Request) async throws -> Response {
         let session = try req.requireSession()
         let form = try req.content.decode(StartForm.self)
-        let service = PushService(request: req)
+        let service = PushService(context: req.serviceContext)
         let challenge = try await service.signInChallenge(try req.parameters.require("challengeID", as: UUID.self), session: session)
         switch challenge.visibleStatus(now: req.now) {
         case "pending":
@@ -75,7 +75,7 @@ struct PushWebController: RouteCollection {
                 error: "Not approved yet. Open the request on your device and enter the number shown here.")
         case "approved":
             guard try await service.claimSignIn(challenge, session: session) else { throw PushError.challengeClosed }
-            return try await SignInService(request: req).finish(
+            return try await SignInService(context: req.serviceContext).finish(
                 session: session, method: "push", factor: try await challenge.$factor.get(on: req.db),
                 remember: form.remember != nil
             ).webResponse(req)
@@ -111,8 +111,9 @@ struct PushWebController: RouteCollection {
         let session = try req.requireSession()
         let form = try req.content.decode(EnrollForm.self)
         do {
-            try await Reauthentication(request: req).confirm(password: form.password, session: session)
-            let enrollment = try await PushService(request: req).beginEnrollment(session: session, nickname: form.nickname)
+            try await Reauthentication(context: req.serviceContext).confirm(password: form.password, session: session)
+            let enrollment = try await PushService(context: req.serviceContext).beginEnrollment(
+                session: session, nickname: form.nickname, publicBaseURL: req.publicBaseURL)
             return try await renderEnrollment(req, factor: enrollment.factor, qrSVG: enrollment.qrSVG, uri: enrollment.uri, error: nil)
         } catch let error as any AbortError {
             return try await SetupWebController.renderChoose(req, error: error.reason, status: error.status)
@@ -120,15 +121,16 @@ struct PushWebController: RouteCollection {
     }
 
     func renderEnrollment(_ req: Request, factor: Factor, qrSVG: String?, uri: String?, error: String?) async throws -> Response {
+        let factorID = try factor.requireID()
         let page = EnrollPage(
             layout: req.layout("Set up a push device", error: error), qrSVG: qrSVG, uri: uri, nickname: factor.nickname,
-            statusURL: WebPath.setupPushStatus(factor.id!).string, finishAction: WebPath.setupPush(factor.id!).string)
+            statusURL: WebPath.setupPushStatus(factorID).string, finishAction: WebPath.setupPush(factorID).string)
         return try await req.render("setup-push", page)
     }
 
     @Sendable func enrollmentStatus(req: Request) async throws -> PollStatus {
         let session = try req.requireSession()
-        let factor = try await FactorService(request: req).ownFactor(
+        let factor = try await FactorService(context: req.serviceContext).ownFactor(
             try req.parameters.require("factorID", as: UUID.self), session: session)
         guard factor.kind == .push else { throw FactorError.notFound }
         return PollStatus(status: factor.status == .active ? "active" : (factor.publicKey == nil ? "waiting" : "enrolled"))
@@ -137,8 +139,8 @@ struct PushWebController: RouteCollection {
     @Sendable func finishEnrollment(req: Request) async throws -> Response {
         let session = try req.requireSession()
         let id = try req.parameters.require("factorID", as: UUID.self)
-        let factor = try await FactorService(request: req).ownFactor(id, session: session)
-        guard let activation = try await PushService(request: req).finishEnrollment(factor, session: session) else {
+        let factor = try await FactorService(context: req.serviceContext).ownFactor(id, session: session)
+        guard let activation = try await PushService(context: req.serviceContext).finishEnrollment(factor, session: session) else {
             return try await renderEnrollment(
                 req, factor: factor, qrSVG: nil, uri: nil,
                 error: "The device has not finished enrolling yet. Scan the code with it (or start again), then continue.")

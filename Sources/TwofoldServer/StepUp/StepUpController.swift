@@ -31,7 +31,7 @@ struct StepUpController: RouteCollection {
     @Sendable func create(req: Request) async throws -> Response {
         guard let key = req.apiKey else { throw Abort(.unauthorized) }
         let body = try req.apiBody(API.CreateStepUpRequest.self)
-        let service = StepUpService(request: req)
+        let service = StepUpService(context: req.serviceContext, publicIssuer: req.stepUpIssuer)
         let action = StepUpService.Action(type: body.action._type, summary: body.action.summary, hash: body.action.hash)
         let (challenge, methods) = try await service.create(
             key: key, userID: try APIField.uuid(body.userId, "userId"), username: body.username,
@@ -51,7 +51,7 @@ struct StepUpController: RouteCollection {
     @Sendable func verify(req: Request) async throws -> API.StepUpAssertion {
         guard let key = req.apiKey else { throw Abort(.unauthorized) }
         let body = try req.apiBody(API.VerifyStepUpRequest.self)
-        let service = StepUpService(request: req)
+        let service = StepUpService(context: req.serviceContext, publicIssuer: req.stepUpIssuer)
         let challenge = try await service.load(try req.parameters.id("id", notFound: StepUpError.notFound), for: key)
         try await service.verifyCode(challenge, code: body.code, password: body.password)
         guard let assertion = try await service.issueAssertion(challenge) else { throw StepUpError.closed("completed") }
@@ -61,7 +61,7 @@ struct StepUpController: RouteCollection {
     @Sendable func push(req: Request) async throws -> API.StepUpPush {
         guard let key = req.apiKey else { throw Abort(.unauthorized) }
         let body = try req.optionalAPIBody(API.PushStepUpRequest.self)
-        let service = StepUpService(request: req)
+        let service = StepUpService(context: req.serviceContext, publicIssuer: req.stepUpIssuer)
         let challenge = try await service.load(try req.parameters.id("id", notFound: StepUpError.notFound), for: key)
         let push = try await service.startPush(challenge, factorID: try APIField.uuid(body?.factorId, "factorId"), password: body?.password)
         return API.StepUpPush(pushChallengeId: try push.requireID().uuidString, number: push.number, expiresAt: push.expiresAt)
@@ -69,7 +69,7 @@ struct StepUpController: RouteCollection {
 
     @Sendable func passkeyOptions(req: Request) async throws -> RequestOptionsJSON {
         guard let key = req.apiKey else { throw Abort(.unauthorized) }
-        let service = StepUpService(request: req)
+        let service = StepUpService(context: req.serviceContext, publicIssuer: req.stepUpIssuer)
         return try await service.passkeyOptions(
             try await service.load(try req.parameters.id("id", notFound: StepUpError.notFound), for: key))
     }
@@ -77,7 +77,7 @@ struct StepUpController: RouteCollection {
     @Sendable func passkey(req: Request) async throws -> API.StepUpAssertion {
         guard let key = req.apiKey else { throw Abort(.unauthorized) }
         let body = try PasskeyAPIController.decode(PasskeyAPIController.SignInRequest.self, from: req)
-        let service = StepUpService(request: req)
+        let service = StepUpService(context: req.serviceContext, publicIssuer: req.stepUpIssuer)
         let challenge = try await service.load(try req.parameters.id("id", notFound: StepUpError.notFound), for: key)
         let knowledge = try? req.content.decode(KnowledgeFactor.self)
         try await service.verifyPasskey(challenge, assertion: body.credential, password: knowledge?.password)
@@ -88,7 +88,7 @@ struct StepUpController: RouteCollection {
     /// Polled by the integrator: once the user has proven a factor (push, or the browser page), the first poll gets the assertion.
     @Sendable func status(req: Request) async throws -> API.StepUpAssertion {
         guard let key = req.apiKey else { throw Abort(.unauthorized) }
-        let service = StepUpService(request: req)
+        let service = StepUpService(context: req.serviceContext, publicIssuer: req.stepUpIssuer)
         let challenge = try await service.load(try req.parameters.id("id", notFound: StepUpError.notFound), for: key)
         try await service.collectPush(challenge)
         if challenge.visibleStatus(now: req.now) == "verified", let assertion = try await service.issueAssertion(challenge) {

@@ -1,5 +1,6 @@
 import Fluent
 import JWTKit
+import NIOConcurrencyHelpers
 import NIOCore
 import SQLKit
 import TwofoldCore
@@ -53,7 +54,26 @@ enum StepUpError: AbortError, Equatable {
 /// Step-up verification: a fresh second factor bound to one sensitive action, proven to the integrating software
 /// with a signed assertion (compact JWS, ES256, signed by ``TokenSigner``) that can be collected once.
 struct StepUpService {
-    let request: Request
+    let context: ServiceContext
+    /// The `iss` of assertions as the caller worked it out (``Vapor/Request/stepUpIssuer``): nil when this server has
+    /// no trustworthy public address, and step-up is then refused (``issuer()``).
+    let publicIssuer: String?
+    /// The EPCS grants this service has loaded, by id: each is read once however many steps need it.
+    private let loadedGrants = NIOLockedValueBox<[UUID: EPCSGrant]>([:])
+
+    init(context: ServiceContext, publicIssuer: String?) {
+        self.context = context
+        self.publicIssuer = publicIssuer
+    }
+
+    private var db: any Database { context.database }
+
+    /// The practice's EPCS rules on this context's database and clock.
+    private var epcsRules: EPCSRules {
+        EPCSRules(
+            database: context.database, now: context.now,
+            trustAnchorsConfigured: !context.configuration.relyingParty.trustAnchors.isEmpty)
+    }
 
     struct Action: Content {
         var type: String
@@ -93,24 +113,24 @@ struct StepUpService {
         _ = try issuer()
         try Self.validate(action)
         let practiceID = key.$practice.id
-        var query = User.query(on: request.db).filter(\.$practice.$id == practiceID)
+        var query = User.query(on: db).filter(\.$practice.$id == practiceID)
         switch (userID, username) {
         case (let id?, nil): query = query.filter(\.$id == id)
         case (nil, let name?): query = query.filter(\.$usernameKey == User.key(for: name))
         default: throw StepUpError.invalid("Name the user with exactly one of userId or username.")
         }
-        guard let user = try await query.first(), let practice = try await Practice.find(practiceID, on: request.db) else {
+        guard let user = try await query.first(), let practice = try await Practice.find(practiceID, on: db) else {
             throw StepUpError.userNotFound
         }
-        let challenge = StepUpChallenge(
-            practiceID: practiceID, userID: user.id!, apiKeyID: key.id!, actionType: action.type.lowercased(),
-            summary: action.summary, actionHash: action.hash, now: request.now,
-            lifetime: request.policy.stepUp.challengeLifetime)
+        let challenge = try StepUpChallenge(
+            practiceID: practiceID, userID: user.requireID(), apiKeyID: key.requireID(), actionType: action.type.lowercased(),
+            summary: action.summary, actionHash: action.hash, now: context.now,
+            lifetime: context.policy.stepUp.challengeLifetime)
         if challenge.isEPCS {
             // §1311.125: only a prescriber two approvers gave permission may sign; anyone else is an attempted
             // unauthorized access, recorded for the daily report.
-            guard let grant = try await request.epcsRules.activeGrant(userID: user.requireID()) else {
-                try await request.audit(
+            guard let grant = try await epcsRules.activeGrant(userID: user.requireID()) else {
+                try await context.audit(
                     .epcsUnauthorizedAttempt, practiceID: practiceID, subjectID: user.id,
                     details: [
                         "api_key": key.name, "action": "epcs_step_up", "summary": String(action.summary.prefix(200)),
@@ -124,8 +144,8 @@ struct StepUpService {
         }
         let methods = try await methods(for: user, practice: practice, epcs: challenge.isEPCS)
         guard !methods.isEmpty else { throw challenge.isEPCS ? EPCSError.noEligibleToken : StepUpError.noHardFactor }
-        try await challenge.create(on: request.db)
-        try await request.audit(
+        try await challenge.create(on: db)
+        try await context.audit(
             .stepUpRequested, practiceID: practiceID, subjectID: user.id,
             details: [
                 "api_key": key.name, "step_up": challenge.shortID, "action_type": challenge.actionType,
@@ -158,10 +178,10 @@ struct StepUpService {
     func methods(for user: User, practice: Practice, epcs: Bool = false) async throws -> [String] {
         let kinds: Set<Factor.Kind>
         if epcs {
-            let factors = try await Factor.query(on: request.db).filter(\.$user.$id == user.requireID()).filter(\.$status == .active).all()
-            kinds = Set(factors.filter { request.epcsRules.isEligible($0, practice: practice) }.map(\.kind))
+            let factors = try await Factor.query(on: db).filter(\.$user.$id == user.requireID()).filter(\.$status == .active).all()
+            kinds = Set(factors.filter { epcsRules.isEligible($0, practice: practice) }.map(\.kind))
         } else {
-            kinds = try await Factor.activeKinds(of: user.requireID(), on: request.db)
+            kinds = try await Factor.activeKinds(of: user.requireID(), on: db)
         }
         var methods: [String] = []
         if kinds.contains(.totp) { methods.append("totp") }
@@ -173,28 +193,21 @@ struct StepUpService {
     /// A step-up of the practice; with `apiKeyID`, only one that key started (any other key gets the same 404 as for
     /// a step-up that does not exist).
     func load(_ id: UUID, practiceID: UUID, apiKeyID: UUID? = nil) async throws -> StepUpChallenge {
-        var query = StepUpChallenge.query(on: request.db).filter(\.$id == id).filter(\.$practiceID == practiceID)
+        var query = StepUpChallenge.query(on: db).filter(\.$id == id).filter(\.$practiceID == practiceID)
         if let apiKeyID { query = query.filter(\.$apiKeyID == apiKeyID) }
         guard let challenge = try await query.first() else { throw StepUpError.notFound }
         return challenge
     }
 
-    /// Loads a step-up for the API key of this request: the practice's, and started by this very key.
+    /// Loads a step-up for an API key: one of its practice, started by this very key.
     func load(_ id: UUID, for key: APIKey) async throws -> StepUpChallenge {
         try await load(id, practiceID: key.$practice.id, apiKeyID: try key.requireID())
     }
 
-    /// The `iss` of assertions: `TWOFOLD_PUBLIC_URL`. Without it only a server under test or one reached on its own
-    /// loopback address (development on one machine) uses the request's address; anywhere else the Host header is the
-    /// caller's to choose, so step-up is refused until the operator sets the public address.
+    /// The `iss` of assertions (``publicIssuer``); step-up is refused while the server has no trustworthy public address.
     func issuer() throws -> String {
-        guard
-            let issuer = Self.issuer(
-                publicURL: request.twofold.configuration.publicURL, isTesting: request.application.environment == .testing,
-                host: request.headers.first(name: .host), peerIsLoopback: Self.isLoopback(request.remoteAddress),
-                requestBaseURL: request.publicBaseURL)
-        else { throw StepUpError.noPublicURL }
-        return issuer
+        guard let publicIssuer else { throw StepUpError.noPublicURL }
+        return publicIssuer
     }
 
     static func issuer(publicURL: String?, isTesting: Bool, host: String?, peerIsLoopback: Bool, requestBaseURL: String) -> String? {
@@ -210,7 +223,7 @@ struct StepUpService {
     }
 
     private func ensureOpen(_ challenge: StepUpChallenge) throws {
-        switch challenge.visibleStatus(now: request.now) {
+        switch challenge.visibleStatus(now: context.now) {
         case "pending": return
         case "expired": throw StepUpError.expired
         case let other: throw StepUpError.closed(other)
@@ -223,21 +236,21 @@ struct StepUpService {
     /// For an EPCS signing `password` is the knowledge factor and must be right as well (§1311.115).
     func verifyCode(_ challenge: StepUpChallenge, code rawCode: String, password: String? = nil) async throws {
         try ensureOpen(challenge)
-        guard let code = CodeCheck.normalize(rawCode) else { throw StepUpError.invalid("code must be 6 to 8 digits.") }
+        guard let code = SecondFactorCheck.normalize(rawCode) else { throw StepUpError.invalid("code must be 6 to 8 digits.") }
         if challenge.isEPCS, password?.isEmpty ?? true { throw StepUpError.passwordRequired }
-        let user = try await challenge.$user.get(on: request.db)
+        let user = try await challenge.$user.get(on: db)
         let attempts = try await reserveAttempt(challenge)
-        var factors = try await Factor.query(on: request.db).filter(\.$user.$id == user.id!).filter(\.$status == .active).filter(
+        var factors = try await Factor.query(on: db).filter(\.$user.$id == user.requireID()).filter(\.$status == .active).filter(
             \.$kind == .totp
         ).all()
         if challenge.isEPCS {
             let practice = try await practice(of: challenge)
             try await checkKnowledge(challenge, user: user, password: password, attempts: attempts)
-            factors = factors.filter { request.epcsRules.isEligible($0, practice: practice) }
+            factors = factors.filter { epcsRules.isEligible($0, practice: practice) }
             guard !factors.isEmpty else { throw StepUpError.ineligibleDevice }
         }
         // A step-up takes only an authenticator code: never a text message or a recovery code.
-        switch try await CodeCheck(request: request).check(code, user: user, factors: factors, smsFactor: nil, channel: .stepUp) {
+        switch try await SecondFactorCheck(context: context).check(code, user: user, factors: factors, smsFactor: nil, channel: .stepUp) {
         case .accepted(let factor):
             // An EPCS signing proved the password too (checked above): the assertion names both factors.
             try await markVerified(challenge, amr: challenge.isEPCS ? "pwd otp" : "otp", factor: factor)
@@ -254,10 +267,11 @@ struct StepUpService {
     /// Reserves one of the step-up's attempts before any factor is checked: a parallel burst evaluates at most the
     /// limit; every attempt taken by checks still running answers "wait".
     private func reserveAttempt(_ challenge: StepUpChallenge) async throws -> Int {
-        let reserved = try await request.db.sql.raw(
+        let limit = context.policy.stepUp.guessesPerChallenge
+        let reserved = try await db.sql.raw(
             """
             UPDATE \(ident: StepUpChallenge.schema) SET failed_attempts = failed_attempts + 1
-            WHERE id = \(bind: try challenge.requireID()) AND failed_attempts < \(bind: request.policy.stepUp.guessesPerChallenge) RETURNING failed_attempts
+            WHERE id = \(bind: try challenge.requireID()) AND failed_attempts < \(bind: limit) RETURNING failed_attempts
             """
         ).first(decoding: AttemptsRow.self)
         guard let attempts = reserved?.failed_attempts else { throw SignInError.wait(seconds: 1) }
@@ -269,19 +283,19 @@ struct StepUpService {
         var details = ["step_up": challenge.shortID, "reason": reason]
         if let attempts { details["attempts"] = String(attempts) }
         if let detail { details["detail"] = detail }
-        try await request.audit(.stepUpFailed, practiceID: challenge.practiceID, subjectID: challenge.$user.id, details: details)
+        try await context.audit(.stepUpFailed, practiceID: challenge.practiceID, subjectID: challenge.$user.id, details: details)
         if challenge.isEPCS {
             details["action_hash"] = challenge.actionHash
-            try await request.audit(.epcsSigningFailed, practiceID: challenge.practiceID, subjectID: challenge.$user.id, details: details)
+            try await context.audit(.epcsSigningFailed, practiceID: challenge.practiceID, subjectID: challenge.$user.id, details: details)
         }
-        if let attempts, attempts >= request.policy.stepUp.guessesPerChallenge {
+        if let attempts, attempts >= context.policy.stepUp.guessesPerChallenge {
             try await cancel(challenge)
             throw StepUpError.closed("cancelled after \(attempts) failed attempts")
         }
     }
 
     private func practice(of challenge: StepUpChallenge) async throws -> Practice {
-        guard let practice = try await Practice.find(challenge.practiceID, on: request.db) else { throw StepUpError.notFound }
+        guard let practice = try await Practice.find(challenge.practiceID, on: db) else { throw StepUpError.notFound }
         return practice
     }
 
@@ -289,54 +303,50 @@ struct StepUpService {
     /// allowance (reserved before bcrypt runs), and the grant must still permit signing at this moment.
     private func checkKnowledge(_ challenge: StepUpChallenge, user: User, password: String?, attempts: Int) async throws {
         guard let password, !password.isEmpty else { throw StepUpError.passwordRequired }
-        guard try await request.epcsRules.activeGrant(userID: user.requireID())?.id == challenge.epcsGrantID else {
-            try await request.audit(
+        guard try await epcsRules.activeGrant(userID: user.requireID())?.id == challenge.epcsGrantID else {
+            try await context.audit(
                 .epcsUnauthorizedAttempt, practiceID: challenge.practiceID, subjectID: user.id,
                 details: ["action": "epcs_step_up", "step_up": challenge.shortID, "reason": "EPCS permission revoked or expired"])
             try await cancel(challenge)
             throw EPCSError.notPermitted
         }
-        let throttle = ThrottleStore(database: request.db)
+        let throttle = ThrottleStore(database: db)
         let key = "step_up_password:user:\(try user.requireID().uuidString.lowercased())"
-        if let seconds = try await throttle.reserve(key, limit: request.policy.signIn.passwordPerAccount, now: request.now).retryAfter {
+        if let seconds = try await throttle.reserve(key, limit: context.policy.signIn.passwordPerAccount, now: context.now).retryAfter {
             try await failed(challenge, reason: "password_throttled", attempts: nil)
             throw SignInError.passwordThrottled(retryAfter: seconds)
         }
-        guard await request.verifyPassword(password, against: user.passwordHash) else {
+        guard await context.passwords.verify(password, against: user.passwordHash) else {
             try await failed(challenge, reason: "wrong_password", attempts: attempts)
             throw StepUpError.wrongPassword
         }
-        try await throttle.release(key, limit: request.policy.signIn.passwordPerAccount, now: request.now)
+        try await throttle.release(key, limit: context.policy.signIn.passwordPerAccount, now: context.now)
     }
 
     /// Checks the password of an EPCS signing before a push or passkey proof, and records that it was checked.
     private func verifyKnowledge(_ challenge: StepUpChallenge, password: String?) async throws {
         guard challenge.isEPCS else { return }
         guard let password, !password.isEmpty else { throw StepUpError.passwordRequired }
-        let user = try await challenge.$user.get(on: request.db)
+        let user = try await challenge.$user.get(on: db)
         let attempts = try await reserveAttempt(challenge)
         try await checkKnowledge(challenge, user: user, password: password, attempts: attempts)
-        challenge.knowledgeVerifiedAt = request.now
-        try await challenge.save(on: request.db)
+        challenge.knowledgeVerifiedAt = context.now
+        try await challenge.save(on: db)
     }
 
-    /// The EPCS grant an EPCS step-up signs under; loaded once per request however many steps need it.
+    /// The EPCS grant an EPCS step-up signs under; loaded once per service however many steps need it.
     func epcsGrant(of challenge: StepUpChallenge) async throws -> EPCSGrant? {
         guard challenge.isEPCS, let grantID = challenge.epcsGrantID else { return nil }
-        if let loaded = request.storage[LoadedEPCSGrants.self]?[grantID] { return loaded }
-        guard let grant = try await EPCSGrant.find(grantID, on: request.db) else { return nil }
-        var loaded = request.storage[LoadedEPCSGrants.self] ?? [:]
-        loaded[grantID] = grant
-        request.storage[LoadedEPCSGrants.self] = loaded
+        if let loaded = loadedGrants.withLockedValue({ $0[grantID] }) { return loaded }
+        guard let grant = try await EPCSGrant.find(grantID, on: db) else { return nil }
+        loadedGrants.withLockedValue { $0[grantID] = grant }
         return grant
     }
-
-    private enum LoadedEPCSGrants: StorageKey { typealias Value = [UUID: EPCSGrant] }
 
     /// The exact text the prescriber is shown for an EPCS signing (nil for other actions).
     func attestationDocument(_ challenge: StepUpChallenge) async throws -> String? {
         guard let grant = try await epcsGrant(of: challenge) else { return nil }
-        let user = try await challenge.$user.get(on: request.db)
+        let user = try await challenge.$user.get(on: db)
         return EPCS.attestationDocument(summary: challenge.summary, practitioner: user.fullName, deaNumber: grant.deaNumber)
     }
 
@@ -346,25 +356,26 @@ struct StepUpService {
     /// For an EPCS signing the password comes first, and the device shows the whole attestation document.
     func startPush(_ challenge: StepUpChallenge, factorID: UUID?, password: String? = nil) async throws -> PushChallenge {
         try ensureOpen(challenge)
-        let user = try await challenge.$user.get(on: request.db)
+        let user = try await challenge.$user.get(on: db)
         let practice = try await practice(of: challenge)
         if challenge.isEPCS, !EPCS.Token.list(practice.epcsTokens).contains(.push) { throw StepUpError.ineligibleDevice }
         try await verifyKnowledge(challenge, password: password)
-        return try await PushService(request: request).startChallenge(
+        return try await PushService(context: context).startChallenge(
             user: user, practice: practice, factorID: factorID, purpose: .stepUp,
             stepUpID: challenge.id, action: try await attestationDocument(challenge) ?? challenge.summary)
     }
 
     /// Takes in the answer of a push request for this step-up, if one came.
     func collectPush(_ challenge: StepUpChallenge) async throws {
-        guard challenge.visibleStatus(now: request.now) == "pending" else { return }
-        let pushes = try await PushChallenge.query(on: request.db).filter(\.$stepUpID == challenge.id!).filter(\.$status != .pending).all()
-        let push = PushService(request: request)
+        guard challenge.visibleStatus(now: context.now) == "pending" else { return }
+        let challengeID = try challenge.requireID()
+        let pushes = try await PushChallenge.query(on: db).filter(\.$stepUpID == challengeID).filter(\.$status != .pending).all()
+        let push = PushService(context: context)
         if let approved = pushes.first(where: { $0.status == .approved && $0.consumedAt == nil }), try await push.consume(approved) {
             // An EPCS push was sent only after the password was checked (``startPush``).
             let amr = challenge.isEPCS ? (challenge.knowledgeVerifiedAt == nil ? nil : "pwd push") : "push"
             guard let amr else { return }
-            try await markVerified(challenge, amr: amr, factor: try await approved.$factor.get(on: request.db))
+            try await markVerified(challenge, amr: amr, factor: try await approved.$factor.get(on: db))
         } else if pushes.contains(where: { $0.status == .denied }) {
             try await cancel(challenge)
         }
@@ -373,7 +384,7 @@ struct StepUpService {
     /// Request options for proving the step-up with a passkey (user verification required).
     func passkeyOptions(_ challenge: StepUpChallenge) async throws -> RequestOptionsJSON {
         try ensureOpen(challenge)
-        return try await PasskeyService(request: request).stepUpOptions(for: challenge)
+        return try await PasskeyService(context: context).stepUpOptions(for: challenge)
     }
 
     /// Checks a passkey assertion for this step-up: the key plus the user's PIN or biometric (amr `hwk`/`swk` and `user`).
@@ -384,13 +395,13 @@ struct StepUpService {
         try await verifyKnowledge(challenge, password: password)
         let factor: Factor
         do {
-            factor = try await PasskeyService(request: request).verifyStepUp(assertion, for: challenge)
+            factor = try await PasskeyService(context: context).verifyStepUp(assertion, for: challenge)
         } catch let error as PasskeyError {
             try await failed(challenge, reason: "passkey", attempts: nil, detail: error.reason)
             throw error
         }
         if challenge.isEPCS {
-            guard request.epcsRules.isEligible(factor, practice: try await practice(of: challenge)) else {
+            guard epcsRules.isEligible(factor, practice: try await practice(of: challenge)) else {
                 try await failed(challenge, reason: "ineligible_device", attempts: nil, detail: factor.shortID)
                 throw StepUpError.ineligibleDevice
             }
@@ -409,23 +420,24 @@ struct StepUpService {
     }
 
     private func markVerified(_ challenge: StepUpChallenge, amr: String, factor: Factor) async throws {
-        let now = request.now
-        let rows = try await request.db.sql.raw(
+        let now = context.now
+        let challengeID = try challenge.requireID()
+        let rows = try await db.sql.raw(
             """
             UPDATE \(ident: StepUpChallenge.schema) SET status = 'verified', amr = \(bind: amr), auth_time = \(bind: now)
-            WHERE id = \(bind: challenge.id!) AND status = 'pending' AND expires_at > \(bind: now) RETURNING id
+            WHERE id = \(bind: challengeID) AND status = 'pending' AND expires_at > \(bind: now) RETURNING id
             """
         ).all()
         guard !rows.isEmpty else { throw StepUpError.closed("verified or closed") }
         challenge.status = .verified
         challenge.amr = amr
         challenge.authTime = now
-        try await request.audit(
+        try await context.audit(
             .stepUpVerified, practiceID: challenge.practiceID, subjectID: challenge.$user.id,
             details: ["step_up": challenge.shortID, "amr": amr, "factor": factor.shortID, "action_type": challenge.actionType])
         if challenge.isEPCS {
             let grant = try await epcsGrant(of: challenge)
-            try await request.audit(
+            try await context.audit(
                 .epcsSigningCompleted, practiceID: challenge.practiceID, subjectID: challenge.$user.id,
                 details: [
                     "step_up": challenge.shortID, "amr": amr, "factor": factor.shortID, "kind": factor.kind.rawValue,
@@ -437,8 +449,9 @@ struct StepUpService {
     }
 
     private func cancel(_ challenge: StepUpChallenge) async throws {
-        try await request.db.sql.raw(
-            "UPDATE \(ident: StepUpChallenge.schema) SET status = 'cancelled' WHERE id = \(bind: challenge.id!) AND status = 'pending'"
+        let challengeID = try challenge.requireID()
+        try await db.sql.raw(
+            "UPDATE \(ident: StepUpChallenge.schema) SET status = 'cancelled' WHERE id = \(bind: challengeID) AND status = 'pending'"
         ).run()
         challenge.status = .cancelled
     }
@@ -455,11 +468,12 @@ struct StepUpService {
     /// Signs the assertion of a verified step-up; only the first caller gets one.
     func issueAssertion(_ challenge: StepUpChallenge) async throws -> String? {
         let issuerURL = try issuer()
-        let now = request.now
-        let rows = try await request.db.sql.raw(
+        let now = context.now
+        let challengeID = try challenge.requireID()
+        let rows = try await db.sql.raw(
             """
             UPDATE \(ident: StepUpChallenge.schema) SET status = 'completed'
-            WHERE id = \(bind: challenge.id!) AND status = 'verified' AND expires_at > \(bind: now) RETURNING id
+            WHERE id = \(bind: challengeID) AND status = 'verified' AND expires_at > \(bind: now) RETURNING id
             """
         ).all()
         guard !rows.isEmpty else { return nil }
@@ -469,11 +483,11 @@ struct StepUpService {
             practice: challenge.practiceID.uuidString,
             amr: (challenge.amr ?? "otp").split(separator: " ").map(String.init),
             auth_time: Int64((challenge.authTime ?? now).timeIntervalSince1970),
-            action_type: challenge.actionType, action_hash: challenge.actionHash, jti: challenge.id!.uuidString,
+            action_type: challenge.actionType, action_hash: challenge.actionHash, jti: challengeID.uuidString,
             iat: Int64(now.timeIntervalSince1970),
-            exp: Int64(now.addingTimeInterval(request.policy.stepUp.assertionLifetime).timeIntervalSince1970),
+            exp: Int64(now.addingTimeInterval(context.policy.stepUp.assertionLifetime).timeIntervalSince1970),
             epcs: try await epcsClaim(challenge))
-        return try await request.tokenSigner.sign(claims, algorithm: .es256)
+        return try await TokenSigner(database: db, sealer: context.sealer, now: now).sign(claims, algorithm: .es256)
     }
 }
 
@@ -484,4 +498,15 @@ extension StepUpService.Claims: JWTPayload {
 
 extension StepUpChallenge {
     var shortID: String { String((id?.uuidString ?? "").prefix(8)) }
+}
+
+extension Request {
+    /// The `iss` of step-up assertions: `TWOFOLD_PUBLIC_URL`. Without it only a server under test or one reached on its
+    /// own loopback address (development on one machine) uses this request's address; anywhere else the Host header is
+    /// the caller's to choose, so there is none (and step-up is refused) until the operator sets the public address.
+    var stepUpIssuer: String? {
+        StepUpService.issuer(
+            publicURL: twofold.configuration.publicURL, isTesting: application.environment == .testing,
+            host: headers.first(name: .host), peerIsLoopback: StepUpService.isLoopback(remoteAddress), requestBaseURL: publicBaseURL)
+    }
 }

@@ -44,10 +44,15 @@ struct StepUpWebController: RouteCollection {
         var password: String?
     }
 
+    /// Step-up on this request: its context, and the issuer its assertions would name.
+    private static func service(_ req: Request) -> StepUpService {
+        StepUpService(context: req.serviceContext, publicIssuer: req.stepUpIssuer)
+    }
+
     /// The step-up, if it belongs to the signed-in user (anyone else gets a 404).
     private func own(_ req: Request) async throws -> StepUpChallenge {
         let session = try req.requireSession()
-        let challenge = try await StepUpService(request: req).load(
+        let challenge = try await Self.service(req).load(
             try req.parameters.require("id", as: UUID.self), practiceID: session.practiceID)
         guard challenge.$user.id == session.userID else { throw StepUpError.notFound }
         return challenge
@@ -57,7 +62,7 @@ struct StepUpWebController: RouteCollection {
         async throws -> Response
     {
         let session = try req.requireSession()
-        let service = StepUpService(request: req)
+        let service = Self.service(req)
         let methods = try await service.methods(for: session.user, practice: session.practice, epcs: challenge.isEPCS)
         let id = try challenge.requireID()
         let deaNumber = try await service.epcsGrant(of: challenge)?.deaNumber ?? ""
@@ -82,7 +87,7 @@ struct StepUpWebController: RouteCollection {
         let challenge = try await own(req)
         let form = try req.content.decode(CodeForm.self)
         do {
-            try await StepUpService(request: req).verifyCode(challenge, code: form.code ?? "", password: form.password)
+            try await Self.service(req).verifyCode(challenge, code: form.code ?? "", password: form.password)
             return try await render(req, challenge)
         } catch let error as any AbortError {
             return try await render(req, challenge, error: error.reason, status: error.status)
@@ -90,7 +95,7 @@ struct StepUpWebController: RouteCollection {
     }
 
     @Sendable func passkeyOptions(req: Request) async throws -> RequestOptionsJSON {
-        try await StepUpService(request: req).passkeyOptions(try await own(req))
+        try await Self.service(req).passkeyOptions(try await own(req))
     }
 
     @Sendable func submitPasskey(req: Request) async throws -> Response {
@@ -99,7 +104,7 @@ struct StepUpWebController: RouteCollection {
         do {
             let assertion = try PasskeyWebController.credential(AuthenticationResponseJSON.self, in: form)
             let password = try? req.content.decode(CodeForm.self).password
-            try await StepUpService(request: req).verifyPasskey(challenge, assertion: assertion, password: password)
+            try await Self.service(req).verifyPasskey(challenge, assertion: assertion, password: password)
             return try await render(req, challenge)
         } catch let error as any AbortError {
             return try await render(req, challenge, error: error.reason, status: error.status)
@@ -110,7 +115,7 @@ struct StepUpWebController: RouteCollection {
         let challenge = try await own(req)
         do {
             let password = try? req.content.decode(CodeForm.self).password
-            let push = try await StepUpService(request: req).startPush(challenge, factorID: nil, password: password)
+            let push = try await Self.service(req).startPush(challenge, factorID: nil, password: password)
             return try await render(req, challenge, number: push.number)
         } catch let error as any AbortError {
             return try await render(req, challenge, error: error.reason, status: error.status)
@@ -120,13 +125,13 @@ struct StepUpWebController: RouteCollection {
     @Sendable func status(req: Request) async throws -> PollStatus {
         let challenge = try await own(req)
         let answered =
-            try await PushChallenge.query(on: req.db).filter(\.$stepUpID == challenge.id!).filter(\.$status != .pending).count() > 0
+            try await PushChallenge.query(on: req.db).filter(\.$stepUpID == challenge.requireID()).filter(\.$status != .pending).count() > 0
         return PollStatus(status: answered ? "answered" : challenge.visibleStatus(now: req.now))
     }
 
     @Sendable func finishPush(req: Request) async throws -> Response {
         let challenge = try await own(req)
-        try await StepUpService(request: req).collectPush(challenge)
+        try await Self.service(req).collectPush(challenge)
         let error =
             challenge.visibleStatus(now: req.now) == "pending"
             ? "Not approved yet. Approve the request on your device, then continue." : nil

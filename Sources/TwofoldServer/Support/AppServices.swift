@@ -14,6 +14,8 @@ public struct TwofoldServices: Sendable {
     public var configuration: TwofoldConfiguration
     public var sealer: SecretSealer
     public var clock: TwofoldClock
+    /// The randomness of every code and token the services make; tests replace it to make codes repeatable.
+    public var random: RandomSource = .system
     /// A hash of a random password at the configured cost: checked when no user matched,
     /// so a wrong username takes as long as a wrong password.
     var decoyPasswordHash: String

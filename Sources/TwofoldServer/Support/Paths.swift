@@ -48,6 +48,12 @@ extension RoutePath {
         Self.appending(query.map { URLQueryItem(name: $0.key, value: $0.value) }, to: string)
     }
 
+    /// The concrete path with the query items that have a value, in order, percent-encoded: an item whose value is nil
+    /// or empty (a search or filter not used) is left out, so a list page's links carry only what narrows it.
+    func string(query items: [URLQueryItem]) -> String {
+        Self.appending(items.filter { !($0.value ?? "").isEmpty }, to: string)
+    }
+
     private static func appending(_ items: [URLQueryItem], to path: String) -> String {
         guard !items.isEmpty else { return path }
         let query = items.map { item in

@@ -118,16 +118,26 @@ extension Application {
     var passwordChecks: PasswordCheckCounter? { storage[PasswordCheckCounter.Key.self] }
 }
 
-extension Request {
+/// Password checks and hashes, run on the bcrypt threads (never on an event loop), for services that take their
+/// dependencies explicitly (``ServiceContext/passwords``).
+struct PasswordChecker: Sendable {
+    var hasher: AsyncPasswordHasher
+    /// The threads bcrypt runs on (for rehashing at another cost than the hasher's).
+    var pool: NIOThreadPool
+    var decoyHash: String
+    /// The configured bcrypt cost.
+    var cost: Int
+    var counter: PasswordCheckCounter?
+
     /// Checks a password off the event loop; never true for passwords bcrypt would truncate. When there is no user or
     /// the stored hash is not a usable bcrypt hash (imported without a password), the decoy hash is checked instead,
     /// so the answer takes as long as for a real account.
-    func verifyPassword(_ password: String, against hash: String?) async -> Bool {
+    func verify(_ password: String, against hash: String?) async -> Bool {
         guard password.utf8.count <= PasswordRules.maximumBytes else { return false }
         let usable = hash.flatMap { PasswordRules.bcryptCost(of: $0) == nil ? nil : $0 }
-        if usable == nil { application.passwordChecks?.countDecoy() }
+        if usable == nil { counter?.countDecoy() }
         do {
-            let matches = try await passwordHasher.verify(password, created: usable ?? twofold.decoyPasswordHash)
+            let matches = try await hasher.verify(password, created: usable ?? decoyHash)
             return matches && usable != nil
         } catch {
             return false
@@ -135,32 +145,33 @@ extension Request {
     }
 
     /// Hashes a new password after checking it against the rules of `context`.
-    func hashPassword(_ password: String, context: PasswordRules.Context) async throws -> String {
+    func hash(_ password: String, context: PasswordRules.Context) async throws -> String {
         if let problem = PasswordRules.problem(with: password, context: context) { throw Abort(.badRequest, reason: problem) }
-        return try await passwordHasher.hash(password)
+        return try await hasher.hash(password)
     }
+}
 
+extension ServiceContext {
     /// Call after `password` was verified against `user`'s stored hash at sign-in: rehashes it at the configured cost
     /// when the stored hash is cheaper (imported or made under an older setting), and records whether the password
     /// meets the single-factor minimum when that was not known. Writes only when the stored hash is still the one
     /// that was checked, so a concurrent password change is never overwritten.
     func upgradePasswordHashIfNeeded(user: User, password: String) async throws {
         guard let id = user.id, let storedCost = PasswordRules.bcryptCost(of: user.passwordHash) else { return }
-        let targetCost = twofold.configuration.bcryptCost
+        let targetCost = passwords.cost
         let needsRehash = storedCost < targetCost
         var meetsMinimum = user.passwordMeetsSingleFactorMinimum
         if !meetsMinimum {
-            let practice = try await Practice.find(user.$practice.id, on: db)
+            let practice = try await Practice.find(user.$practice.id, on: database)
             meetsMinimum = PasswordRules.meetsSingleFactorMinimum(password, username: user.username, practiceName: practice?.name)
         }
         guard needsRehash || meetsMinimum != user.passwordMeetsSingleFactorMinimum else { return }
         let old = user.passwordHash
         var hash = old
         if needsRehash {
-            let pool = application.storage[PasswordHashingPool.Key.self] ?? application.threadPool
-            hash = try await pool.runIfActive { try Bcrypt.hash(password, cost: targetCost) }
+            hash = try await passwords.pool.runIfActive { try Bcrypt.hash(password, cost: targetCost) }
         }
-        try await db.sql.update(User.schema)
+        try await database.sql.update(User.schema)
             .set("password_hash", to: hash).set("password_single_factor_ok", to: meetsMinimum)
             .where("id", .equal, id).where("password_hash", .equal, old).run()
         user.passwordHash = hash
@@ -170,5 +181,22 @@ extension Request {
                 .passwordRehashed, practiceID: user.$practice.id, actorID: id,
                 details: ["from_cost": String(storedCost), "to_cost": String(targetCost)])
         }
+    }
+}
+
+extension Request {
+    /// See ``PasswordChecker/verify(_:against:)``.
+    func verifyPassword(_ password: String, against hash: String?) async -> Bool {
+        await serviceContext.passwords.verify(password, against: hash)
+    }
+
+    /// See ``PasswordChecker/hash(_:context:)``.
+    func hashPassword(_ password: String, context: PasswordRules.Context) async throws -> String {
+        try await serviceContext.passwords.hash(password, context: context)
+    }
+
+    /// See ``ServiceContext/upgradePasswordHashIfNeeded(user:password:)``.
+    func upgradePasswordHashIfNeeded(user: User, password: String) async throws {
+        try await serviceContext.upgradePasswordHashIfNeeded(user: user, password: password)
     }
 }

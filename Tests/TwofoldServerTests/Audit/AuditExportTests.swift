@@ -18,7 +18,7 @@ struct AuditExportTests {
     ) {
         try await AuditChainTests.someEvents(ctx)
         let practice = try #require(try await Practice.query(on: ctx.app.db).first())
-        let export = AuditExport(database: ctx.app.db, practiceID: practice.id!, now: ctx.clock.now)
+        let export = AuditExport(database: ctx.app.db, practiceID: try practice.requireID(), now: ctx.clock.now)
         let (csv, manifest) = try await export.csv(.init())
         let bundle = try await export.json(.init())
         return (csv, manifest, bundle, try ctx.app.auditContext.keys.signingKey.publicKey)
@@ -106,6 +106,43 @@ struct AuditExportTests {
             var swapped = bundle
             swapped.events.swapAt(0, 1)
             #expect(try outcome(swapped).problems.contains { $0.contains("out of place") })
+            var retimed = bundle
+            retimed.events[1].time += 1
+            #expect(try outcome(retimed).problems.contains { $0.hasPrefix("row 2 ") && $0.contains("was edited") })
+        }
+    }
+
+    /// A JSON export holds each event's time to the millisecond, in the form exports have always written it, and the
+    /// verifier reads back exactly that form: a time written any other way is a changed row.
+    @Test func aJSONExportWritesTimesToTheMillisecondAndReadsOnlyThatForm() async throws {
+        try await withTestApp { ctx in
+            let (_, _, bundle, key) = try await Self.export(ctx)
+            let entry = AuditQuery.Entry(
+                chain: "main", seq: 7, time: AuditLog.date(1_795_615_200_123), event: "sign_in.failed", subject: "ana",
+                ip: "10.0.0.1", userAgent: "curl/8", details: ["b": "2", "a": "1/2"])
+            // 2026-11-25T14:00:00.123Z, cut off at the millisecond as exports have always written it
+            let expected =
+                #"{"chain":"main","details":{"a":"1/2","b":"2"},"event":"sign_in.failed","ip":"10.0.0.1","seq":7,"subject":"ana","#
+                + #""time":"2026-11-25T14:00:00.12"#
+            #expect(entry.canonical.hasPrefix(expected), "\(entry.canonical)")
+            #expect(entry.canonical.hasSuffix(#"","userAgent":"curl/8"}"#), "\(entry.canonical)")
+            // Every millisecond reads back to a time that writes the same text.
+            for ms in Int64(1_795_615_200_000)..<1_795_615_202_000 {
+                let text = AuditLog.date(ms).ISO8601Format(AuditExportManifest.timeFormat)
+                #expect(AuditExportManifest.time(text)?.ISO8601Format(AuditExportManifest.timeFormat) == text)
+            }
+            #expect(AuditExportManifest.time("2026-11-25T14:00:00.123Z") == nil)
+            #expect(AuditExportManifest.time("2026-11-25T14:00:00") == nil)
+
+            // The same file with its second event's time written another way.
+            let file = try AuditExportManifest.encoder(pretty: true).encode(bundle)
+            var document = try #require(try JSONSerialization.jsonObject(with: file) as? [String: Any])
+            var events = try #require(document["events"] as? [[String: Any]])
+            events[1]["time"] = try #require(events[1]["time"] as? String) + "Z"
+            document["events"] = events
+            let edited = String(decoding: try JSONSerialization.data(withJSONObject: document), as: UTF8.self)
+            let outcome = AuditExportVerifier.verify(file: Data(edited.utf8), manifest: nil, keys: [key])
+            #expect(outcome.problems.contains { $0.hasPrefix("row 2 of the file is not an event") }, "\(outcome.problems)")
         }
     }
 
@@ -113,7 +150,7 @@ struct AuditExportTests {
         try await withTestApp { ctx in
             try await AuditChainTests.someEvents(ctx)
             let practice = try #require(try await Practice.query(on: ctx.app.db).first())
-            let bundle = try await AuditExport(database: ctx.app.db, practiceID: practice.id!, now: ctx.clock.now).json(
+            let bundle = try await AuditExport(database: ctx.app.db, practiceID: try practice.requireID(), now: ctx.clock.now).json(
                 .init(type: "sign_in.failed"))
             #expect(bundle.events.allSatisfy { $0.event == "sign_in.failed" })
             #expect(bundle.manifest.filter.type == "sign_in.failed")

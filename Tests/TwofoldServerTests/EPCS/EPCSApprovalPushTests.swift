@@ -61,7 +61,7 @@ struct EPCSApprovalPushTests {
 
             // A push approval works once: it cannot confirm anything else.
             let revoked = try await h.firstClient.send(
-                .DELETE, "/api/v1/practice/users/\(h.prescriberUser.id!)/epcs",
+                .DELETE, "/api/v1/practice/users/\(try h.prescriberUser.requireID())/epcs",
                 json: ["reason": "left the practice", "adminPassword": Fixtures.password])
             #expect(revoked.status == .ok, "\(revoked.text)")
             let reused = try await h.secondClient.send(

@@ -22,12 +22,12 @@ struct EPCSGrantTests {
             // Entered but not approved: the prescriber cannot sign yet.
             let row = try await h.grantRow(grantID)
             #expect(row["status"] as? String == "pending_approval")
-            #expect(row["userId"] as? String == h.prescriberUser.id!.uuidString)
+            #expect(row["userId"] as? String == (try h.prescriberUser.requireID().uuidString))
             #expect(row["username"] as? String == "dr.smith")
             #expect(row["deaNumber"] as? String == EPCSHarness.deaNumber)
             #expect(row["states"] as? [String] == ["NJ", "NY"])
             #expect((row["proofing"] as? [String: Any])?["level"] as? String == "IAL2")
-            #expect(row["enteredBy"] as? String == h.firstUser.id!.uuidString)
+            #expect(row["enteredBy"] as? String == (try h.firstUser.requireID().uuidString))
             #expect(row["decidedBy"] == nil)
             #expect(try await h.startStepUp(key: key).status == .forbidden)
 
@@ -41,7 +41,7 @@ struct EPCSGrantTests {
             #expect(approved.json["status"] as? String == "active")
             let active = try await h.grantRow(grantID)
             #expect(active["status"] as? String == "active")
-            #expect(active["decidedBy"] as? String == h.secondUser.id!.uuidString)
+            #expect(active["decidedBy"] as? String == (try h.secondUser.requireID().uuidString))
             #expect(active["decidedAt"] != nil)
 
             let started = try await h.startStepUp(key: key)
@@ -112,7 +112,7 @@ struct EPCSGrantTests {
 
             // An approver must hold Manage Accounts.
             let designate = try await h.firstClient.send(
-                .PUT, "/api/v1/practice/users/\(nurse.id!)/epcs/approver",
+                .PUT, "/api/v1/practice/users/\(try nurse.requireID())/epcs/approver",
                 json: ["approver": true, "deaRegistrant": false, "adminPassword": Fixtures.password])
             #expect(designate.status == .conflict)
             let list = try await h.firstClient.send(.GET, "/api/v1/practice/epcs/approvers")
@@ -232,11 +232,11 @@ struct EPCSGrantTests {
             // Revocation by one approver, password confirmed.
             #expect(
                 try await h.firstClient.send(
-                    .DELETE, "/api/v1/practice/users/\(h.prescriberUser.id!)/epcs",
+                    .DELETE, "/api/v1/practice/users/\(try h.prescriberUser.requireID())/epcs",
                     json: ["adminPassword": "wrong password"]
                 ).status == .forbidden)
             let revoked = try await h.firstClient.send(
-                .DELETE, "/api/v1/practice/users/\(h.prescriberUser.id!)/epcs",
+                .DELETE, "/api/v1/practice/users/\(try h.prescriberUser.requireID())/epcs",
                 json: ["reason": "left the practice", "adminPassword": Fixtures.password])
             #expect(revoked.status == .ok, "\(revoked.text)")
             #expect(revoked.json["grantId"] as? String == grantID)
@@ -256,12 +256,12 @@ struct EPCSGrantTests {
             var row = try await h.grantRow(grantID)
             #expect(row["status"] as? String == "revoked_awaiting_confirmation")
             #expect(row["revocationReason"] as? String == "left the practice")
-            #expect(row["revokedBy"] as? String == h.firstUser.id!.uuidString)
+            #expect(row["revokedBy"] as? String == (try h.firstUser.requireID().uuidString))
             #expect(try await h.events(.epcsGrantRevoked).count == 1)
             // Nothing left to revoke.
             #expect(
                 try await h.firstClient.send(
-                    .DELETE, "/api/v1/practice/users/\(h.prescriberUser.id!)/epcs",
+                    .DELETE, "/api/v1/practice/users/\(try h.prescriberUser.requireID())/epcs",
                     json: ["adminPassword": Fixtures.password]
                 ).status == .conflict)
 
@@ -278,7 +278,7 @@ struct EPCSGrantTests {
             #expect(confirmed.json["revocationConfirmed"] as? Bool == true)
             row = try await h.grantRow(grantID)
             #expect(row["status"] as? String == "revoked")
-            #expect(row["revocationConfirmedBy"] as? String == h.secondUser.id!.uuidString)
+            #expect(row["revocationConfirmedBy"] as? String == (try h.secondUser.requireID().uuidString))
             #expect(try await h.events(.epcsRevocationConfirmed).count == 1)
 
             // Granting again needs two people again.
@@ -313,7 +313,7 @@ struct EPCSGrantTests {
             #expect(row["status"] as? String == "registration_expired")
             // A new grant cannot be entered with an expired registration.
             let expired = try await admin.send(
-                .POST, "/api/v1/practice/users/\(h.prescriberUser.id!)/epcs/grants", json: h.grantBody(expiresInDays: -1))
+                .POST, "/api/v1/practice/users/\(try h.prescriberUser.requireID())/epcs/grants", json: h.grantBody(expiresInDays: -1))
             #expect(expired.status == .badRequest)
             #expect(expired.reason.contains("expired"))
         }
@@ -343,7 +343,7 @@ struct EPCSGrantTests {
             headers.bearerAuthorization = BearerAuthorization(token: try #require(h.firstClient.token))
             headers.contentType = .json
             let notJSON = try await ctx.app.testing().sendRequest(
-                .POST, "/api/v1/practice/users/\(h.prescriberUser.id!)/epcs/grants",
+                .POST, "/api/v1/practice/users/\(try h.prescriberUser.requireID())/epcs/grants",
                 headers: headers, body: ByteBuffer(string: "{\"deaNumber\": "))
             #expect(notJSON.status == .badRequest)
             #expect(try await h.grants().isEmpty)

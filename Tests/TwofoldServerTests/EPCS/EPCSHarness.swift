@@ -59,7 +59,7 @@ struct EPCSHarness {
     /// An administrator designates an approver (approver one acts, as any administrator may).
     func designate(_ user: User, approver: Bool, registrant: Bool, by client: APIClient? = nil) async throws {
         let response = try await (client ?? firstClient).send(
-            .PUT, "/api/v1/practice/users/\(user.id!)/epcs/approver",
+            .PUT, "/api/v1/practice/users/\(try user.requireID())/epcs/approver",
             json: [
                 "approver": approver, "deaRegistrant": registrant, "adminPassword": Fixtures.password,
             ])
@@ -87,7 +87,7 @@ struct EPCSHarness {
     func enter(for user: User? = nil, by client: APIClient? = nil, body: [String: any Sendable]? = nil) async throws -> TestingHTTPResponse
     {
         try await (client ?? firstClient).send(
-            .POST, "/api/v1/practice/users/\((user ?? prescriberUser).id!)/epcs/grants", json: body ?? grantBody())
+            .POST, "/api/v1/practice/users/\(try (user ?? prescriberUser).requireID())/epcs/grants", json: body ?? grantBody())
     }
 
     /// The second step: `client` approves with a fresh code from `secret` at the clock's current time.
@@ -124,7 +124,7 @@ struct EPCSHarness {
     // MARK: step-up
 
     func apiKey() async throws -> String {
-        try await APIKeyService(database: ctx.app.db, now: ctx.clock.now).create(practiceID: practice.id!, name: "EHR").key
+        try await APIKeyService(database: ctx.app.db, now: ctx.clock.now).create(practiceID: try practice.requireID(), name: "EHR").key
     }
 
     func startStepUp(key: String, username: String = "dr.smith", action: [String: any Sendable] = EPCSHarness.action) async throws

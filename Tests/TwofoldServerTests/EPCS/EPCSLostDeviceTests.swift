@@ -46,7 +46,7 @@ struct EPCSLostDeviceTests {
             let row = try await h.grantRow(grantID)
             #expect(row["status"] as? String == "revoked_awaiting_confirmation")
             #expect((row["revocationReason"] as? String)?.contains("reported lost") == true)
-            #expect(row["revokedBy"] as? String == h.prescriberUser.id!.uuidString)
+            #expect(row["revokedBy"] as? String == (try h.prescriberUser.requireID().uuidString))
             let refused = try await h.startStepUp(key: key)
             #expect(refused.status == .forbidden)
 
@@ -56,7 +56,7 @@ struct EPCSLostDeviceTests {
             let open = try #require(alerts.json["alerts"] as? [[String: Any]])
             #expect(open.count == 1)
             #expect(open.first?["kind"] as? String == "device_lost")
-            #expect(open.first?["subjectId"] as? String == h.prescriberUser.id!.uuidString)
+            #expect(open.first?["subjectId"] as? String == (try h.prescriberUser.requireID().uuidString))
             #expect((open.first?["message"] as? String)?.contains("EPCS permission was revoked") == true)
 
             // Every approver is also emailed (the prescriber gets their own notification).
@@ -90,19 +90,19 @@ struct EPCSLostDeviceTests {
             #expect(try await h.startStepUp(key: key).json["methods"] as? [String] == ["push"])
 
             // …until an administrator reports that one lost too, from the user's page.
-            let adminPath = "/api/v1/practice/users/\(h.prescriberUser.id!)/factors/\(enrolled.factorID)/report-lost"
+            let adminPath = "/api/v1/practice/users/\(try h.prescriberUser.requireID())/factors/\(enrolled.factorID)/report-lost"
             #expect(try await h.firstClient.send(.POST, adminPath, json: [:]).status == .badRequest)
             #expect(try await h.firstClient.send(.POST, adminPath, json: ["adminPassword": ""]).status == .unauthorized)
             #expect(try await h.firstClient.send(.POST, adminPath, json: ["adminPassword": "wrong"]).status == .forbidden)
             #expect(
                 try await h.firstClient.send(
-                    .POST, "/api/v1/practice/users/\(h.secondUser.id!)/factors/\(enrolled.factorID)/report-lost",
+                    .POST, "/api/v1/practice/users/\(try h.secondUser.requireID())/factors/\(enrolled.factorID)/report-lost",
                     json: ["adminPassword": Fixtures.password]
                 ).status == .notFound)
             let byAdmin = try await h.firstClient.send(.POST, adminPath, json: ["adminPassword": Fixtures.password])
             #expect(byAdmin.status == .ok, "\(byAdmin.text)")
             #expect(byAdmin.json["revokedGrant"] as? Bool == true)
-            #expect(try await Factor.query(on: ctx.app.db).filter(\.$user.$id == h.prescriberUser.id!).count() == 0)
+            #expect(try await Factor.query(on: ctx.app.db).filter(\.$user.$id == (try h.prescriberUser.requireID())).count() == 0)
             #expect(try await h.grantRow(regranted)["status"] as? String == "revoked_awaiting_confirmation")
             let adminReport = try #require(try await h.events(.epcsTokenReportedLost).last)
             #expect(adminReport.actorID == h.firstUser.id)

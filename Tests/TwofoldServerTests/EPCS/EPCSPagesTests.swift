@@ -38,18 +38,20 @@ struct EPCSPagesTests {
             #expect(overview.text.contains("id=\"approver-warning\""))
             #expect(overview.text.contains("/admin/epcs/reports"))
 
-            let page = try await web.get("/admin/staff/\(h.secondUser.id!)")
+            let page = try await web.get("/admin/staff/\(try h.secondUser.requireID())")
             #expect(page.text.contains("id=\"epcs-approver-form\""))
             #expect(page.text.contains("is not an EPCS access approver"))
             let wrong = try await web.post(
-                "/admin/staff/\(h.secondUser.id!)/epcs/approver", ["approver": "1", "registrant": "1", "adminPassword": "not mine"])
+                "/admin/staff/\(try h.secondUser.requireID())/epcs/approver",
+                ["approver": "1", "registrant": "1", "adminPassword": "not mine"])
             #expect(wrong.status == .forbidden)
             #expect(wrong.text.contains("Your current password is not correct."))
             #expect(try await User.find(h.secondUser.id, on: ctx.app.db)?.epcsApprover == false)
 
             let saved = try await web.post(
-                "/admin/staff/\(h.secondUser.id!)/epcs/approver", ["approver": "1", "registrant": "1", "adminPassword": Fixtures.password])
-            #expect(saved.location == "/admin/staff/\(h.secondUser.id!.uuidString)?notice=epcs-approver-saved")
+                "/admin/staff/\(try h.secondUser.requireID())/epcs/approver",
+                ["approver": "1", "registrant": "1", "adminPassword": Fixtures.password])
+            #expect(saved.location == "/admin/staff/\(try h.secondUser.requireID().uuidString)?notice=epcs-approver-saved")
             let after = try await web.get(try #require(saved.location))
             #expect(after.text.contains("is an EPCS access approver and a DEA registrant"))
             let second = try #require(try await User.find(h.secondUser.id, on: ctx.app.db))
@@ -58,12 +60,13 @@ struct EPCSPagesTests {
 
             // A provider without Manage Accounts cannot be an approver: the page says why, with 409.
             let refused = try await web.post(
-                "/admin/staff/\(h.prescriberUser.id!)/epcs/approver", ["approver": "1", "adminPassword": Fixtures.password])
+                "/admin/staff/\(try h.prescriberUser.requireID())/epcs/approver", ["approver": "1", "adminPassword": Fixtures.password])
             #expect(refused.status == .conflict)
             #expect(refused.text.contains("needs the Manage Accounts permission"))
 
-            _ = try await web.get("/admin/staff/\(h.firstUser.id!)")
-            _ = try await web.post("/admin/staff/\(h.firstUser.id!)/epcs/approver", ["approver": "1", "adminPassword": Fixtures.password])
+            _ = try await web.get("/admin/staff/\(try h.firstUser.requireID())")
+            _ = try await web.post(
+                "/admin/staff/\(try h.firstUser.requireID())/epcs/approver", ["approver": "1", "adminPassword": Fixtures.password])
             let ready = try await web.get("/admin/epcs")
             #expect(!ready.text.contains("id=\"approver-warning\""))
             #expect(ready.text.contains("data-username=\"approver.one\""))
@@ -75,22 +78,22 @@ struct EPCSPagesTests {
         try await withTestApp { ctx in
             let h = try await EPCSHarness.make(ctx)
             let web = try await Self.web(ctx, "approver.one", secret: h.first.secret)
-            let userPage = try await web.get("/admin/staff/\(h.prescriberUser.id!)")
-            #expect(userPage.text.contains("/admin/staff/\(h.prescriberUser.id!.uuidString)/epcs/grant"))
+            let userPage = try await web.get("/admin/staff/\(try h.prescriberUser.requireID())")
+            #expect(userPage.text.contains("/admin/staff/\(try h.prescriberUser.requireID().uuidString)/epcs/grant"))
             #expect(userPage.text.contains("No EPCS permission."))
-            let form = try await web.get("/admin/staff/\(h.prescriberUser.id!)/epcs/grant")
+            let form = try await web.get("/admin/staff/\(try h.prescriberUser.requireID())/epcs/grant")
             #expect(form.status == .ok)
             #expect(form.text.contains("id=\"deaNumber\""))
             #expect(!form.text.contains("id=\"blocked\""))
 
             let bad = try await web.post(
-                "/admin/staff/\(h.prescriberUser.id!)/epcs/grant", Self.grantForm(h, deaNumber: EPCSHarness.badCheckDigit))
+                "/admin/staff/\(try h.prescriberUser.requireID())/epcs/grant", Self.grantForm(h, deaNumber: EPCSHarness.badCheckDigit))
             #expect(bad.status == .badRequest)
             #expect(bad.text.contains("deaNumber must be a DEA registration number"))
             #expect(bad.text.contains("value=\"\(EPCSHarness.badCheckDigit)\""), "the form keeps what was typed")
             #expect(try await EPCSGrant.query(on: ctx.app.db).count() == 0)
 
-            let entered = try await web.post("/admin/staff/\(h.prescriberUser.id!)/epcs/grant", Self.grantForm(h))
+            let entered = try await web.post("/admin/staff/\(try h.prescriberUser.requireID())/epcs/grant", Self.grantForm(h))
             #expect(entered.location == "/admin/epcs?notice=epcs-grant-entered")
             let grant = try #require(try await EPCSGrant.query(on: ctx.app.db).first())
             #expect(grant.status == .pendingApproval)
@@ -99,12 +102,12 @@ struct EPCSPagesTests {
             #expect(overview.text.contains("Waiting for a second approver"))
             #expect(overview.text.contains(EPCSHarness.deaNumber), "approvers see the full DEA number")
             #expect(
-                !overview.text.contains("/admin/epcs/grants/\(grant.id!.uuidString)/approve"),
+                !overview.text.contains("/admin/epcs/grants/\(try grant.requireID().uuidString)/approve"),
                 "the approver who entered it is not offered to approve it")
-            let own = try await web.get("/admin/epcs/grants/\(grant.id!)/approve")
+            let own = try await web.get("/admin/epcs/grants/\(try grant.requireID())/approve")
             #expect(own.text.contains("id=\"blocked\""))
             #expect(own.text.contains("a second approver must approve it"))
-            let again = try await web.get("/admin/staff/\(h.prescriberUser.id!)/epcs/grant")
+            let again = try await web.get("/admin/staff/\(try h.prescriberUser.requireID())/epcs/grant")
             #expect(again.text.contains("already has an EPCS grant"))
         }
     }
@@ -136,12 +139,13 @@ struct EPCSPagesTests {
             #expect(try await EPCSGrant.find(UUID(uuidString: grantID), on: ctx.app.db)?.status == .active)
             let after = try await web.get(try #require(approved.location))
             #expect(after.text.contains("The EPCS grant was approved"))
-            #expect(after.text.contains("/admin/staff/\(h.prescriberUser.id!.uuidString)/epcs/revoke"))
+            #expect(after.text.contains("/admin/staff/\(try h.prescriberUser.requireID().uuidString)/epcs/revoke"))
 
             // Revoking on its own page: at once, with the password; approver one then confirms with a code.
-            _ = try await web.get("/admin/staff/\(h.prescriberUser.id!)/epcs/revoke")
+            _ = try await web.get("/admin/staff/\(try h.prescriberUser.requireID())/epcs/revoke")
             let revoked = try await web.post(
-                "/admin/staff/\(h.prescriberUser.id!)/epcs/revoke", ["reason": "left the practice", "adminPassword": Fixtures.password])
+                "/admin/staff/\(try h.prescriberUser.requireID())/epcs/revoke",
+                ["reason": "left the practice", "adminPassword": Fixtures.password])
             #expect(revoked.location == "/admin/epcs?notice=epcs-grant-revoked")
             #expect(try await EPCSGrant.find(UUID(uuidString: grantID), on: ctx.app.db)?.status == .revoked)
             let first = try await Self.web(ctx, "approver.one", secret: h.first.secret)
@@ -197,7 +201,7 @@ struct EPCSPagesTests {
             let approver = try await Self.web(ctx, "approver.two", secret: h.second.secret)
             let overview = try await approver.get("/admin/epcs")
             #expect(overview.text.contains("lost or stolen"))
-            let acknowledged = try await approver.post("/admin/epcs/alerts/\(alert.id!)/acknowledge")
+            let acknowledged = try await approver.post("/admin/epcs/alerts/\(try alert.requireID())/acknowledge")
             #expect(acknowledged.location == "/admin/epcs?notice=epcs-alert-acknowledged")
             #expect(try await EPCSAlert.find(alert.id, on: ctx.app.db)?.acknowledgedAt != nil)
         }
@@ -207,15 +211,15 @@ struct EPCSPagesTests {
         try await withTestApp { ctx in
             let h = try await EPCSHarness.make(ctx)
             let web = try await Self.web(ctx, "approver.one", secret: h.first.secret)
-            let page = try await web.get("/admin/staff/\(h.prescriberUser.id!)")
-            let link = "/admin/staff/\(h.prescriberUser.id!.uuidString)/factors/\(h.prescriber.factorID)/report-lost"
+            let page = try await web.get("/admin/staff/\(try h.prescriberUser.requireID())")
+            let link = "/admin/staff/\(try h.prescriberUser.requireID().uuidString)/factors/\(h.prescriber.factorID)/report-lost"
             #expect(page.text.contains(link))
             let confirm = try await web.get(link)
             #expect(confirm.text.contains("stops working at once"))
             let wrong = try await web.post(link, ["adminPassword": "nope"])
             #expect(wrong.status == .forbidden)
             let done = try await web.post(link, ["adminPassword": Fixtures.password])
-            #expect(done.location == "/admin/staff/\(h.prescriberUser.id!.uuidString)?notice=device-reported-lost")
+            #expect(done.location == "/admin/staff/\(try h.prescriberUser.requireID().uuidString)?notice=device-reported-lost")
             #expect(try await Factor.find(UUID(uuidString: h.prescriber.factorID), on: ctx.app.db) == nil)
             let event = try #require(try await h.events(.epcsTokenReportedLost).first)
             #expect(EPCSHarness.details(event)["by"] == "administrator")
@@ -245,6 +249,33 @@ struct EPCSPagesTests {
             let practice = try #require(try await Practice.find(h.practice.id, on: ctx.app.db))
             #expect(practice.epcsTokens == "totp")
             #expect(practice.epcsWorkingHoursStart == 8 && practice.epcsWorkingHoursEnd == 18)
+        }
+    }
+
+    /// The working-hours fields and their messages take their ranges from the policy, as the service's check does.
+    @Test func workingHoursFollowThePolicysRanges() async throws {
+        try await withTestApp { ctx in
+            var policy = ctx.app.policy
+            policy.practice.epcsWorkingHoursStart = Bounded(7, in: 5...11)
+            policy.practice.epcsWorkingHoursEnd = Bounded(19, in: 12...22)
+            ctx.app.policy = policy
+            let h = try await EPCSHarness.make(ctx)
+            let web = try await Self.web(ctx, "approver.one", secret: h.first.secret)
+            let page = try await web.get("/admin/epcs")
+            #expect(page.text.contains(#"name="workingHoursStart" type="number" min="5" max="11""#), "\(page.text)")
+            #expect(page.text.contains(#"name="workingHoursEnd" type="number" min="12" max="22""#), "\(page.text)")
+            let rule = "Working hours run from a start hour (5–11) to a later end hour (12–22), in UTC."
+            for (start, end) in [("4", "18"), ("8", "23"), ("eight", "18")] {
+                let refused = try await web.post(
+                    "/admin/epcs/settings",
+                    ["token_totp": "1", "workingHoursStart": start, "workingHoursEnd": end, "adminPassword": Fixtures.password])
+                #expect(refused.status == .badRequest, "\(start)–\(end)")
+                #expect(refused.text.contains(rule), "\(start)–\(end): \(refused.text)")
+            }
+            let api = try await h.firstClient.send(
+                .PATCH, "/api/v1/practice/epcs/settings", json: ["workingHoursEnd": 23, "adminPassword": Fixtures.password])
+            #expect(api.status == .badRequest)
+            #expect(api.reason == rule)
         }
     }
 }

@@ -106,16 +106,18 @@ struct EPCSReportTests {
             try await Self.record(
                 ctx, .epcsTokenReportedLost, practice: h.practice.id, actor: h.prescriberUser.id, details: ["kind": "totp"])
 
-            let report = try await EPCSReport(database: ctx.app.db, now: ctx.clock.now).build(practiceID: h.practice.id!, day: "2030-03-18")
+            let report = try await EPCSReport(database: ctx.app.db, now: ctx.clock.now).build(
+                practiceID: try h.practice.requireID(), day: "2030-03-18")
             #expect(report.day == "2030-03-18")
             #expect(report.practiceName == "Riverside Family Medicine")
             #expect(
-                report.events.map(\.type).sorted() == [
-                    "epcs.grant_approved", "epcs.unauthorized_attempt", "step_up.requested",
-                    "step_up.failed", "epcs.signing_failed", "step_up.failed", "epcs.signing_failed", "step_up.failed",
-                    "epcs.signing_failed",
-                    "step_up.verified", "epcs.signing_completed", "second_factor.locked",
-                ].sorted())
+                report.events.map(\.type).sorted()
+                    == [
+                        "epcs.grant_approved", "epcs.unauthorized_attempt", "step_up.requested",
+                        "step_up.failed", "epcs.signing_failed", "step_up.failed", "epcs.signing_failed", "step_up.failed",
+                        "epcs.signing_failed",
+                        "step_up.verified", "epcs.signing_completed", "second_factor.locked",
+                    ].sorted())
             // In time order; events of one millisecond (the test clock stands still) written to different chains of
             // the process (four on PostgreSQL) follow the chains' order, so only the times are compared here.
             #expect(zip(report.events, report.events.dropFirst()).allSatisfy { $0.time <= $1.time })
@@ -170,9 +172,11 @@ struct EPCSReportTests {
             #expect(report.revocationsAwaitingConfirmation.isEmpty)
 
             // The other practice's report has its own attempt only; the next day has the lost device.
-            let theirs = try await EPCSReport(database: ctx.app.db, now: ctx.clock.now).build(practiceID: lakeside.id!, day: "2030-03-18")
+            let theirs = try await EPCSReport(database: ctx.app.db, now: ctx.clock.now).build(
+                practiceID: try lakeside.requireID(), day: "2030-03-18")
             #expect(theirs.events.map(\.type) == ["epcs.unauthorized_attempt"])
-            let next = try await EPCSReport(database: ctx.app.db, now: ctx.clock.now).build(practiceID: h.practice.id!, day: "2030-03-19")
+            let next = try await EPCSReport(database: ctx.app.db, now: ctx.clock.now).build(
+                practiceID: try h.practice.requireID(), day: "2030-03-19")
             #expect(next.events.map(\.type) == ["epcs.token_reported_lost"])
             #expect(next.incidents.map(\.reason) == ["EPCS device reported lost or stolen"])
 
@@ -202,11 +206,11 @@ struct EPCSReportTests {
 
             // A revocation one approver made and no second approver confirmed is listed at the day's end.
             let revoked = try await admin.send(
-                .DELETE, "/api/v1/practice/users/\(h.prescriberUser.id!)/epcs",
+                .DELETE, "/api/v1/practice/users/\(try h.prescriberUser.requireID())/epcs",
                 json: ["reason": "left the practice", "adminPassword": Fixtures.password])
             #expect(revoked.status == .ok, "\(revoked.text)")
             let revocationDay = try await EPCSReport(database: ctx.app.db, now: ctx.clock.now).build(
-                practiceID: h.practice.id!, day: "2030-03-19")
+                practiceID: try h.practice.requireID(), day: "2030-03-19")
             #expect(revocationDay.events.map(\.type) == ["epcs.token_reported_lost", "epcs.grant_revoked"])
             #expect(revocationDay.revocationsAwaitingConfirmation.map(\.username) == ["dr.smith"])
             #expect(revocationDay.revocationsAwaitingConfirmation.first?.revokedBy == "approver.one")
@@ -216,8 +220,10 @@ struct EPCSReportTests {
                 ])
             // …but not on the day before it was made.
             #expect(
-                try await EPCSReport(database: ctx.app.db, now: ctx.clock.now).build(practiceID: h.practice.id!, day: "2030-03-18")
-                    .revocationsAwaitingConfirmation.isEmpty)
+                try await EPCSReport(database: ctx.app.db, now: ctx.clock.now).build(
+                    practiceID: try h.practice.requireID(), day: "2030-03-18"
+                )
+                .revocationsAwaitingConfirmation.isEmpty)
 
             // A changed audit row: the verification fails and the report says so as an incident.
             let completedSeq = completed.seq
@@ -225,7 +231,7 @@ struct EPCSReportTests {
                 "UPDATE audit_events SET details = \(bind: "{\"action_hash\":\"forged\"}") WHERE seq = \(bind: completedSeq)"
             ).run()
             let tampered = try await EPCSReport(database: ctx.app.db, now: ctx.clock.now).build(
-                practiceID: h.practice.id!, day: "2030-03-18")
+                practiceID: try h.practice.requireID(), day: "2030-03-18")
             let failed = try #require(tampered.verification)
             #expect(!failed.intact)
             #expect(failed.problem?.contains("event #\(completedSeq)") == true)
@@ -313,9 +319,10 @@ struct EPCSReportTests {
             let report = try await one.send(.GET, "/api/v1/practice/epcs/reports/\(day)")
             #expect((report.json["review"] as? [String: Any])?["reviewedBy"] as? String == "approver.two")
 
-            // The API review of another day, by approver one; without the password it is refused.
+            // The API review of another day, by approver one; a body without the (required) password is refused.
             let noPassword = try await one.send(.POST, "/api/v1/practice/epcs/reports/2030-03-18/review", json: ["note": "fine"])
-            #expect(noPassword.status == .unauthorized)
+            #expect(noPassword.status == .badRequest)
+            #expect(noPassword.reason.contains("adminPassword"), "\(noPassword.text)")
             let reviewed = try await one.send(
                 .POST, "/api/v1/practice/epcs/reports/2030-03-18/review", json: ["note": "fine", "adminPassword": Fixtures.password])
             #expect(reviewed.status == .ok, "\(reviewed.text)")
@@ -437,7 +444,7 @@ struct EPCSReportTests {
             let h = try await EPCSHarness.make(ctx)
             let key = try await h.apiKey()
             #expect(try await h.startStepUp(key: key).status == .forbidden)
-            let practice = h.practice.id!.uuidString
+            let practice = try h.practice.requireID().uuidString
             let text = try await Self.runCLI(ctx, ["report", "--practice", practice, "--date", "2030-03-17"])
             #expect(text.contains("EPCS daily report of Riverside Family Medicine for 2030-03-17"))
             #expect(text.contains("The whole audit log is intact"))
@@ -485,7 +492,7 @@ struct EPCSReportTests {
             // Still 2030-03-17: yesterday (the 16th) had nothing; no alert.
             let sameDay = try await EPCSDailyAnalysis.run(database: ctx.app.db, now: ctx.clock.now)
             #expect(sameDay.day == "2030-03-16")
-            #expect(sameDay.analysed == [h.practice.id!])
+            #expect(sameDay.analysed == [try h.practice.requireID()])
             #expect(sameDay.alerts == 0)
 
             try Self.move(ctx, to: "2030-03-18T00:10:00Z")
@@ -501,7 +508,7 @@ struct EPCSReportTests {
             #expect(alerts.map(\.message) == ["1 potential security incident in the EPCS report of 2030-03-17"])
             #expect(alerts.first?.practiceID == h.practice.id)
             let marks = try await EPCSDailyAnalysis.query(on: ctx.app.db).filter(\.$day == "2030-03-17").all()
-            #expect(marks.map(\.practiceID) == [h.practice.id!])
+            #expect(marks.map(\.practiceID) == [try h.practice.requireID()])
             #expect(marks.first?.incidents == 1)
             #expect(marks.first?.intact == true)
             #expect(!marks.contains { $0.practiceID == quiet.id })
@@ -529,8 +536,9 @@ struct EPCSReportTests {
             try Self.move(ctx, to: "2030-03-23T00:10:00Z")
             let caughtUp = try await EPCSDailyAnalysis.run(database: ctx.app.db, now: ctx.clock.now)
             #expect(caughtUp.day == "2030-03-22")
-            #expect(caughtUp.analysed == [h.practice.id!])
-            let analysedDays = try await EPCSDailyAnalysis.query(on: ctx.app.db).filter(\.$practiceID == h.practice.id!).all().map(\.day)
+            #expect(caughtUp.analysed == [try h.practice.requireID()])
+            let analysedDays = try await EPCSDailyAnalysis.query(on: ctx.app.db).filter(\.$practiceID == (try h.practice.requireID())).all()
+                .map(\.day)
                 .sorted()
             #expect(analysedDays == ["2030-03-16", "2030-03-17", "2030-03-18", "2030-03-19", "2030-03-20", "2030-03-21", "2030-03-22"])
         }

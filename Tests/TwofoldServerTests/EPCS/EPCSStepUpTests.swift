@@ -232,7 +232,7 @@ struct EPCSStepUpTests {
             #expect(epcs.grant_id.lowercased() == grantID.lowercased())
             #expect(epcs.attestation_sha256 == Self.sha256Hex(attestation))
             #expect(epcs.factors == ["knowledge", "hard_token"])
-            #expect(claims.sub == h.prescriberUser.id!.uuidString)
+            #expect(claims.sub == (try h.prescriberUser.requireID().uuidString))
             #expect(claims.action_hash == action["hash"] as? String)
             #expect(claims.amr == ["pwd", "otp"])
             let completed = try #require(try await h.events(.epcsSigningCompleted).first)

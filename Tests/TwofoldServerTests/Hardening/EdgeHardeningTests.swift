@@ -215,12 +215,13 @@ struct PruningTests {
                 lifetime: TwofoldPolicy.standard.sms.codeLifetime
             ).create(on: ctx.app.db)
             try await WebAuthnChallenge(
-                challenge: [1, 2, 3], purpose: .registration, userID: user.id, contextID: nil, userVerificationRequired: false, now: old
+                challenge: [1, 2, 3], purpose: .registration, userID: user.id, contextID: nil, userVerificationRequired: false, now: old,
+                lifetime: TwofoldPolicy.standard.passkeys.challengeLifetime
             )
             .create(on: ctx.app.db)
             try await WebAuthnChallenge(
                 challenge: [4, 5, 6], purpose: .registration, userID: user.id, contextID: nil, userVerificationRequired: false,
-                now: ctx.clock.now
+                now: ctx.clock.now, lifetime: TwofoldPolicy.standard.passkeys.challengeLifetime
             )
             .create(on: ctx.app.db)
 

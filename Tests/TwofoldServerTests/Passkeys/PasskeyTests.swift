@@ -134,7 +134,7 @@ struct PasskeyTests {
 
             // Five minutes later the challenge is gone.
             let late = try await second.send(.POST, "/api/v1/login/webauthn/options")
-            ctx.clock.advance(RelyingParty.challengeLifetime + 1)
+            ctx.clock.advance(ctx.app.policy.passkeys.challengeLifetime + 1)
             let expired = try await second.send(.POST, "/api/v1/login/webauthn", document: ["credential": try device.get(late.json)])
             #expect(expired.status == .badRequest, "\(expired.text)")
         }

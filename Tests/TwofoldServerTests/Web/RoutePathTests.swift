@@ -85,6 +85,14 @@ struct RoutePathTests {
         #expect(WebPath.epcsLog.string(query: ["month": "2030-03"]) == "/account/epcs?month=2030-03")
     }
 
+    @Test func listLinksCarryOnlyTheQueryValuesInUse() {
+        let page = URLQueryItem(name: "page", value: "2")
+        #expect(AdminPath.staff.string(query: [URLQueryItem(name: "q", value: ""), page]) == "/admin/staff?page=2")
+        let search = URLQueryItem(name: "q", value: "o'neil & co")
+        #expect(AdminPath.staff.string(query: [search, page]) == "/admin/staff?q=o%27neil%20%26%20co&page=2")
+        #expect(AdminPath.staff.string(query: [URLQueryItem(name: "q", value: nil)]) == "/admin/staff")
+    }
+
     @Test func aRedirectCarriesItsNotice() async throws {
         try await withTestApp { ctx in
             let request = Request(application: ctx.app, on: ctx.app.eventLoopGroup.next())

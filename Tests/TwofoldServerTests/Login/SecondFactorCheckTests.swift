@@ -7,9 +7,9 @@ import VaporTesting
 @testable import TwofoldServer
 
 /// The same cases against every channel that checks typed codes: sign-in, validate, RADIUS and step-up all go
-/// through ``CodeCheck``.
+/// through ``SecondFactorCheck``.
 @Suite("One code check for every channel")
-struct CodeCheckTests {
+struct SecondFactorCheckTests {
     enum Channel: String, CaseIterable, Sendable {
         case signIn, validate, radius, stepUp
 
@@ -34,22 +34,22 @@ struct CodeCheckTests {
     }
 
     private func check(_ ctx: TestContext, _ code: String, user: User, factors: [Factor], channel: Channel) async throws
-        -> CodeCheck.Outcome
+        -> SecondFactorCheck.Outcome
     {
-        let request = Request(application: ctx.app, on: ctx.app.eventLoopGroup.next())
         // A fresh copy of the user: the counters are read from the database, as on a real request.
         let fresh = try #require(try await User.find(user.id, on: ctx.app.db))
-        return try await CodeCheck(request: request).check(code, user: fresh, factors: factors, smsFactor: nil, channel: channel.value())
+        return try await SecondFactorCheck(context: ctx.app.serviceContext(ip: "192.0.2.1", userAgent: "test")).check(
+            code, user: fresh, factors: factors, smsFactor: nil, channel: channel.value())
     }
 
     @Test func inputIsNormalisedTheSameWayEverywhere() {
-        #expect(CodeCheck.normalize("123 456") == "123456")
-        #expect(CodeCheck.normalize(" 123-456 ") == "123456")
-        #expect(CodeCheck.normalize("12345678") == "12345678")
-        #expect(CodeCheck.normalize("12345") == nil)
-        #expect(CodeCheck.normalize("123456789") == nil)
-        #expect(CodeCheck.normalize("12345a") == nil)
-        #expect(CodeCheck.normalize("１２３４５６") == nil)
+        #expect(SecondFactorCheck.normalize("123 456") == "123456")
+        #expect(SecondFactorCheck.normalize(" 123-456 ") == "123456")
+        #expect(SecondFactorCheck.normalize("12345678") == "12345678")
+        #expect(SecondFactorCheck.normalize("12345") == nil)
+        #expect(SecondFactorCheck.normalize("123456789") == nil)
+        #expect(SecondFactorCheck.normalize("12345a") == nil)
+        #expect(SecondFactorCheck.normalize("１２３４５６") == nil)
     }
 
     @Test(arguments: Channel.allCases)
