@@ -20,6 +20,8 @@ public struct TwofoldPolicy: Sendable, Hashable {
     public var radius: RADIUS
     /// The practice settings an administrator chooses: their defaults and allowed ranges.
     public var practice: PracticeSettings
+    /// The longest text each named field takes (forms, the API and the importer check the same numbers).
+    public var fields: Fields = .standard
 
     public init(
         sms: SMS, push: Push, stepUp: StepUp, reauthentication: Reauthentication, enrollment: Enrollment, invitation: Invitation,
@@ -353,5 +355,47 @@ extension TwofoldPolicy {
             ("refreshTokenDays", practice.refreshTokenDays), ("epcsWorkingHoursStart", practice.epcsWorkingHoursStart),
             ("epcsWorkingHoursEnd", practice.epcsWorkingHoursEnd),
         ]
+    }
+}
+
+extension TwofoldPolicy {
+    /// The longest text (in characters) each named field takes: the server refuses longer input with a message that
+    /// gives the number, the forms' `maxlength` and the API document's `maxLength` state the same one.
+    public struct Fields: Sendable, Hashable, Codable {
+        /// The name of a sign-in method or push device ("My iPhone").
+        public var nickname: Int
+        /// The name of an API key or an OpenID Connect application.
+        public var integrationName: Int
+        /// The name of a RADIUS client, and its address or network as typed.
+        public var radiusClientName: Int
+        public var radiusAddress: Int
+        /// The credential service provider and the provider's reference of an EPCS identity proofing, and its level.
+        public var proofingProvider: Int
+        public var proofingReference: Int
+        public var proofingLevel: Int
+        /// The reason given when an EPCS grant is refused or revoked.
+        public var reason: Int
+        /// The reviewer's note on an EPCS report.
+        public var reviewNote: Int
+
+        public init(
+            nickname: Int, integrationName: Int, radiusClientName: Int, radiusAddress: Int, proofingProvider: Int,
+            proofingReference: Int, proofingLevel: Int, reason: Int, reviewNote: Int
+        ) {
+            self.nickname = nickname
+            self.integrationName = integrationName
+            self.radiusClientName = radiusClientName
+            self.radiusAddress = radiusAddress
+            self.proofingProvider = proofingProvider
+            self.proofingReference = proofingReference
+            self.proofingLevel = proofingLevel
+            self.reason = reason
+            self.reviewNote = reviewNote
+        }
+
+        /// The product's lengths.
+        public static let standard = Fields(
+            nickname: 60, integrationName: 100, radiusClientName: 80, radiusAddress: 60, proofingProvider: 120,
+            proofingReference: 120, proofingLevel: 40, reason: 200, reviewNote: 2000)
     }
 }

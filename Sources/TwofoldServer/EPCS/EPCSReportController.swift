@@ -57,7 +57,7 @@ struct EPCSReportController: RouteCollection {
 
     /// A review as the page's form sends it (the API's `ReviewEPCSReportRequest` is turned into one).
     struct ReviewInput: Content {
-        static let noteLimit = 2000
+        static let noteLimit = TwofoldPolicy.standard.fields.reviewNote
         var note: String?
         var adminPassword: String?
         var csrf: String?

@@ -194,7 +194,7 @@ struct EPCSService {
 
     /// Validates a grant's input: a DEA number with a right check digit, a future expiry, real states, a complete
     /// proofing record.
-    static func validated(_ input: EPCSGrantInput, now: Date) throws -> EPCSGrantInput {
+    static func validated(_ input: EPCSGrantInput, now: Date, fields: TwofoldPolicy.Fields) throws -> EPCSGrantInput {
         var problems: [String] = []
         guard let dea = DEANumber(input.deaNumber) else {
             throw EPCSError.invalid(
@@ -216,19 +216,19 @@ struct EPCSService {
             date: input.proofing.date.trimmingCharacters(in: .whitespaces),
             level: input.proofing.level.trimmingCharacters(in: .whitespacesAndNewlines),
             reference: input.proofing.reference.trimmingCharacters(in: .whitespacesAndNewlines))
-        if !(1...120).contains(proofing.provider.count) {
-            problems.append("proofing.provider must name the credential service provider (1 to 120 characters)")
+        if !(1...fields.proofingProvider).contains(proofing.provider.count) {
+            problems.append("proofing.provider must name the credential service provider (1 to \(fields.proofingProvider) characters)")
         }
         if let date = EPCSDay.start(proofing.date) {
             if date > now { problems.append("proofing.date cannot be in the future") }
         } else {
             problems.append("proofing.date must be a date YYYY-MM-DD")
         }
-        if !(1...40).contains(proofing.level.count) {
-            problems.append("proofing.level must give the assurance level, e.g. IAL2 (1 to 40 characters)")
+        if !(1...fields.proofingLevel).contains(proofing.level.count) {
+            problems.append("proofing.level must give the assurance level, e.g. IAL2 (1 to \(fields.proofingLevel) characters)")
         }
-        if !(1...120).contains(proofing.reference.count) {
-            problems.append("proofing.reference must give the provider's reference (1 to 120 characters)")
+        if !(1...fields.proofingReference).contains(proofing.reference.count) {
+            problems.append("proofing.reference must give the provider's reference (1 to \(fields.proofingReference) characters)")
         }
         guard problems.isEmpty else { throw EPCSError.invalid("Cannot enter the grant: " + problems.joined(separator: "; ") + ".") }
         return EPCSGrantInput(
@@ -241,7 +241,7 @@ struct EPCSService {
         guard userID != admin.userID else { try await refuse(.ownPermission, action: "enter_grant", subject: userID) }
         let user = try await directory.user(userID)
         guard user.role == .provider else { throw EPCSError.notProvider(user.fullName) }
-        let input = try Self.validated(rawInput, now: context.now)
+        let input = try Self.validated(rawInput, now: context.now, fields: context.policy.fields)
         let approvers = try await approvers()
         guard approvers.count >= 2, approvers.contains(where: \.deaRegistrant) else { throw EPCSError.tooFewApprovers }
         try await confirmPassword(adminPassword)
@@ -394,7 +394,8 @@ struct EPCSService {
         guard admin.user.epcsApprover else { try await refuse(.notApprover, action: "refuse_grant", subject: grant.$user.id) }
         guard grant.status == .pendingApproval else { throw EPCSError.notPending(grant.visibleStatus(now: context.now)) }
         try await confirmPassword(adminPassword)
-        try await decide(grant, to: .refused, type: .epcsGrantRefused, extra: ["reason": String((reason ?? "").prefix(200))])
+        try await decide(
+            grant, to: .refused, type: .epcsGrantRefused, extra: ["reason": String((reason ?? "").prefix(context.policy.fields.reason))])
         return grant
     }
 
@@ -431,13 +432,14 @@ struct EPCSService {
                 .filter(\.$status ~~ [.active, .pendingApproval]).with(\.$user).first()
         else { throw EPCSError.noActiveGrant(user.fullName) }
         try await confirmPassword(adminPassword)
-        try await Self.revoke(grant, reason: Self.reasonText(reason), by: admin.userID, context: context)
+        try await Self.revoke(
+            grant, reason: Self.reasonText(reason, longest: context.policy.fields.reason), by: admin.userID, context: context)
         return grant
     }
 
-    static func reasonText(_ reason: String?) -> String {
+    static func reasonText(_ reason: String?, longest: Int) -> String {
         let text = (reason ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
-        return text.isEmpty ? "revoked by an approver" : String(text.prefix(200))
+        return text.isEmpty ? "revoked by an approver" : String(text.prefix(longest))
     }
 
     /// Revokes a grant (used by approvers and by a report of a lost device); the row changes only once.

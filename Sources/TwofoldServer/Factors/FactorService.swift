@@ -12,7 +12,7 @@ enum FactorError: AbortError, Equatable {
     case required(String)
     case methodNotAllowed(String)
     case noCellPhone
-    case invalidNickname
+    case invalidNickname(maximum: Int)
     case proofRequired
     case passwordTooShortForOneFactor
 
@@ -37,7 +37,7 @@ enum FactorError: AbortError, Equatable {
         case .methodNotAllowed(let method): "Your practice does not allow \(method). Choose another method."
         case .noCellPhone:
             "There is no cell phone number on your profile. Add one in your profile first (Account › Profile), then set up text messages."
-        case .invalidNickname: "Give the method a name of 1 to 60 characters."
+        case .invalidNickname(let maximum): "Give the method a name of 1 to \(maximum) characters."
         case .passwordTooShortForOneFactor:
             "Your password is too short to protect your account on its own. Choose a password of at least \(PasswordRules.singleFactorMinimumLength) characters first (Account › Change password), then turn two-factor authentication off."
         case .proofRequired:
@@ -57,11 +57,13 @@ struct FactorService {
         var qrSVG: String
     }
 
-    static func cleanNickname(_ input: String?, default fallback: String) throws -> String {
+    static func cleanNickname(_ input: String?, default fallback: String, maximum: Int) throws -> String {
         guard let input else { return fallback }
         let trimmed = input.trimmingCharacters(in: .whitespacesAndNewlines)
         if trimmed.isEmpty { return fallback }
-        guard trimmed.count <= 60, !trimmed.contains(where: { $0.isNewline }) else { throw FactorError.invalidNickname }
+        guard trimmed.count <= maximum, !trimmed.contains(where: { $0.isNewline }) else {
+            throw FactorError.invalidNickname(maximum: maximum)
+        }
         return trimmed
     }
 
@@ -80,7 +82,8 @@ struct FactorService {
             \.$kind == .totp
         )
         .delete()
-        let name = try Self.cleanNickname(nickname, default: try await defaultNickname(kind: .totp, userID: session.userID))
+        let name = try Self.cleanNickname(
+            nickname, default: try await defaultNickname(kind: .totp, userID: session.userID), maximum: context.policy.fields.nickname)
         let parameters = try OTPParameters(algorithm: .sha1, digits: session.practice.otpDigits, period: 30)
         let secret = OTPSecret(bytes: context.random.bytes(parameters.algorithm.recommendedSecretLength))
         let factor = Factor(
@@ -117,7 +120,8 @@ struct FactorService {
             \.$kind == .sms
         )
         .delete()
-        let name = try Self.cleanNickname(nickname, default: try await defaultNickname(kind: .sms, userID: session.userID))
+        let name = try Self.cleanNickname(
+            nickname, default: try await defaultNickname(kind: .sms, userID: session.userID), maximum: context.policy.fields.nickname)
         let factor = Factor(userID: session.userID, kind: .sms, nickname: name, digits: max(6, session.practice.otpDigits))
         factor.phone = phone
         factor.enrollmentSessionID = session.record.id
@@ -238,8 +242,8 @@ struct FactorService {
     func rename(id: UUID, nickname: String, session: CurrentSession) async throws -> Factor {
         let factor = try await ownFactor(id, session: session)
         let old = factor.nickname
-        factor.nickname = try Self.cleanNickname(nickname, default: "")
-        guard !factor.nickname.isEmpty else { throw FactorError.invalidNickname }
+        factor.nickname = try Self.cleanNickname(nickname, default: "", maximum: context.policy.fields.nickname)
+        guard !factor.nickname.isEmpty else { throw FactorError.invalidNickname(maximum: context.policy.fields.nickname) }
         try await factor.save(on: context.database)
         try await context.audit(
             .factorRenamed, practiceID: session.practiceID, actorID: session.userID,

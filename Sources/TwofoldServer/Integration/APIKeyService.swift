@@ -14,12 +14,15 @@ struct APIKeyService {
     var userAgent = ""
     /// This process's cache of active keys, which forgets a key the moment it is revoked.
     var cache: APIKeyCache? = nil
+    /// How long a key's name may be (the administrator's page and the CLI check the same number).
+    var fields: TwofoldPolicy.Fields = .standard
 
     /// The service as an administrator's request uses it.
     init(request: Request, actorID: UUID) {
         self.init(
             database: request.db, now: request.now, actorID: actorID, address: request.clientIP, userAgent: request.userAgent,
             cache: request.application.apiKeyCache)
+        fields = request.policy.fields
     }
 
     init(
@@ -41,8 +44,8 @@ struct APIKeyService {
 
     func create(practiceID: UUID, name rawName: String) async throws -> Created {
         let name = rawName.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard (1...100).contains(name.count) else {
-            throw Abort(.badRequest, reason: "Give the key a name of 1 to 100 characters, e.g. \"EHR production\".")
+        guard (1...fields.integrationName).contains(name.count) else {
+            throw Abort(.badRequest, reason: "Give the key a name of 1 to \(fields.integrationName) characters, e.g. \"EHR production\".")
         }
         guard try await Practice.find(practiceID, on: database) != nil else {
             throw Abort(.notFound, reason: "There is no practice with id \(practiceID).")

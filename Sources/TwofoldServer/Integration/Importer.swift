@@ -189,7 +189,8 @@ struct Importer {
             if digits == nil || !(6...8).contains(digits ?? 0) { problem(record, "digits", "must be 6, 7 or 8") }
             if period == nil || !(15...300).contains(period ?? 0) { problem(record, "period", "must be 15 to 300 seconds") }
             let nickname = record["nickname"].isEmpty ? "Authenticator app" : record["nickname"]
-            if nickname.count > 60 { problem(record, "nickname", "at most 60 characters") }
+            let longest = TwofoldPolicy.standard.fields.nickname
+            if nickname.count > longest { problem(record, "nickname", "at most \(longest) characters") }
             guard problems.isEmpty, let secret, let parameters else { continue }
             let id = UUID()
             factors.append(

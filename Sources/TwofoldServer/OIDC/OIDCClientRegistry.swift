@@ -70,7 +70,7 @@ struct OIDCClientRegistry {
         var secret: String?
     }
 
-    static let nameLength = 1...100
+    static let nameLength = 1...TwofoldPolicy.standard.fields.integrationName
     static let redirectURICount = 1...10
     static let postLogoutRedirectURICount = 0...10
     static let maximumURILength = 2000

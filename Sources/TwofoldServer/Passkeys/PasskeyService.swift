@@ -75,7 +75,8 @@ struct PasskeyService {
     {
         guard session.practice.allowPasskeys else { throw PasskeyError.notAllowed }
         let name = try FactorService.cleanNickname(
-            nickname, default: try await FactorService(context: context).defaultNickname(kind: .webauthn, userID: session.userID))
+            nickname, default: try await FactorService(context: context).defaultNickname(kind: .webauthn, userID: session.userID),
+            maximum: context.policy.fields.nickname)
         let (challenge, bytes) = try await consume(answeredBy: credential.response.clientDataJSON, purpose: .registration)
         guard challenge.userID == session.userID, challenge.contextID == session.record.id else { throw PasskeyError.challengeUnknown }
         let registered: RelyingParty.RegisteredCredential

@@ -25,7 +25,9 @@ struct PushService {
         try await Factor.query(on: db).filter(\.$user.$id == session.userID).filter(\.$status == .pending).filter(\.$kind == .push)
             .delete()
         let fallback = try await FactorService(context: context).defaultNickname(kind: .push, userID: session.userID)
-        let factor = Factor(userID: session.userID, kind: .push, nickname: try FactorService.cleanNickname(nickname, default: fallback))
+        let factor = Factor(
+            userID: session.userID, kind: .push,
+            nickname: try FactorService.cleanNickname(nickname, default: fallback, maximum: context.policy.fields.nickname))
         factor.enrollmentSessionID = session.record.id
         let token = context.random.token()
         factor.enrollmentTokenHash = Digest.sha256Hex(token)
@@ -57,7 +59,9 @@ struct PushService {
         guard let id = claimed?.id, let factor = try await Factor.find(id, on: db) else {
             throw PushError.enrollmentInvalid(minutes: context.policy.push.enrollmentLifetimeMinutes)
         }
-        if let name = deviceName?.trimmingCharacters(in: .whitespacesAndNewlines), !name.isEmpty, name.count <= 60 {
+        if let name = deviceName?.trimmingCharacters(in: .whitespacesAndNewlines), !name.isEmpty,
+            name.count <= context.policy.fields.nickname
+        {
             factor.nickname = name
             try await factor.save(on: db)
         }

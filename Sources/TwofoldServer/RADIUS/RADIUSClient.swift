@@ -113,7 +113,8 @@ struct RADIUSClientService {
     ) async throws -> Created {
         var problems: [String] = []
         let name = rawName.trimmingCharacters(in: .whitespacesAndNewlines)
-        if !(1...80).contains(name.count) { problems.append("the name must be 1 to 80 characters") }
+        let longest = TwofoldPolicy.standard.fields.radiusClientName
+        if !(1...longest).contains(name.count) { problems.append("the name must be 1 to \(longest) characters") }
         let address = rawAddress.trimmingCharacters(in: .whitespaces)
         if CIDRBlock(address) == nil {
             problems.append("the address must be an IP address or CIDR block, e.g. 10.0.0.1/32 or 192.0.2.0/24")

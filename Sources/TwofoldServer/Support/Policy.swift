@@ -23,8 +23,11 @@ struct PageLimits: Encodable {
     var passwordResetMinutes: Int
     var emailConfirmationHours: Int
     var invitationDays: Int
+    /// The `maxlength` of named fields (`#(layout.limits.fields.nickname)`).
+    var fields: TwofoldPolicy.Fields
 
     init(_ policy: TwofoldPolicy) {
+        fields = policy.fields
         smsCodeMinutes = policy.sms.codeLifetimeMinutes
         pushChallengeMinutes = policy.push.challengeLifetimeMinutes
         pushEnrollmentMinutes = policy.push.enrollmentLifetimeMinutes

@@ -68,6 +68,17 @@ struct PolicyDocumentTests {
         #expect(practice["name"]?["minLength"] as? Int == policy.practice.nameLength.lowerBound)
     }
 
+    @Test func namedFieldsTakeThePolicysLengths() throws {
+        let document = try Self.document()
+        for name in ["CreateApplicationRequest", "UpdateApplicationRequest"] {
+            let schema = try Self.schema(name, in: document)
+            #expect(schema["name"]?["maxLength"] as? Int == policy.fields.integrationName, "\(name).name")
+        }
+        #expect(try Self.schema("ReviewEPCSReportRequest", in: document)["note"]?["maxLength"] as? Int == policy.fields.reviewNote)
+        #expect(OIDCClientRegistry.nameLength.upperBound == policy.fields.integrationName)
+        #expect(EPCSReportController.ReviewInput.noteLimit == policy.fields.reviewNote)
+    }
+
     @Test func theEPCSWorkingHoursTakeThePolicysRanges() throws {
         let document = try Self.document()
         let schemas = try #require((document["components"] as? [String: Any])?["schemas"] as? [String: [String: Any]])
