@@ -16,6 +16,7 @@ public func configure(_ app: Application, _ config: TwofoldConfiguration, clock:
     ForgotPasswordTiming.install(on: app)
     RADIUSServer.install(on: app, addresses: config.radiusListen)
     app.apiKeyCache = APIKeyCache()
+    app.verificationWriter = VerificationWriter()
     app.twofold = TwofoldServices(
         configuration: config,
         sealer: SecretSealer(current: key, previous: config.previousSealingKeys),
@@ -61,6 +62,7 @@ public func configure(_ app: Application, _ config: TwofoldConfiguration, clock:
     app.asyncCommands.use(RADIUSClientCommands(), as: "radius-client")
     app.asyncCommands.use(OIDCClientCommands(), as: "oidc-client")
     app.asyncCommands.use(EPCSCommands(), as: "epcs")
+    RequestDrain.install(on: app)
 }
 
 func routes(_ app: Application) throws {

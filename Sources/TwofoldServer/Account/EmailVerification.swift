@@ -53,10 +53,7 @@ struct EmailVerification: @unchecked Sendable {
         try await confirmation.create(on: db)
         user.pendingEmail = address
         try await db.sql.update(User.schema).set("pending_email", to: address).where("id", .equal, userID).run()
-        let mailer = Mailer(
-            database: db, sealer: context.sealer, now: now, sender: context.configuration.emailSender,
-            messageIDDomain: Mailer.domain(of: context.configuration.emailFrom))
-        try await mailer.enqueue(
+        try await context.mailer(on: db, now: now).enqueue(
             OutgoingMail(
                 to: address, subject: mail.subject, body: body, category: "email_confirmation",
                 practiceID: user.$practice.id, userID: userID), on: db)

@@ -1,6 +1,5 @@
 import Fluent
 import Foundation
-import NIOConcurrencyHelpers
 
 /// Group commit of audit events, one per chain this process writes: appends that arrive while a transaction is being
 /// written wait for the next one and go in together, so a burst of verifications costs one head-row update, one

@@ -83,6 +83,9 @@ final class AuditContext: AnyModelMiddleware, Sendable {
     let logger: Logger
     /// Which process writes this process's chains ("host pid 1234"), stored in the registry.
     let instance: String
+    /// The chain of `/api/v1/validate`'s verifications (``VerificationWriter``), which only that writer appends to, so
+    /// its batches never wait on another transaction's head row.
+    let verificationChain = AuditChainRegistry.newID()
     /// Emails the user about security events (Mail/SecurityNotifications.swift), in the event's transaction.
     let notifier: SecurityNotifier?
     /// Where published checkpoints go besides the file and the log (webhook, syslog); `nil` when nowhere.

@@ -312,10 +312,7 @@ struct PasswordResetService {
             reset.requestedIP = context.caller.ip
             reset.requestedBy = administrator?.id
             try await reset.create(on: db)
-            let mailer = Mailer(
-                database: db, sealer: context.sealer, now: now, sender: context.configuration.emailSender,
-                messageIDDomain: Mailer.domain(of: context.configuration.emailFrom))
-            try await mailer.enqueue(
+            try await context.mailer(on: db, now: now).enqueue(
                 OutgoingMail(
                     to: user.email, subject: mail.subject, body: body, category: "password_reset",
                     practiceID: user.$practice.id, userID: userID), on: db)

@@ -82,7 +82,7 @@ struct SecondFactorCheck {
         let accepted: Accepted
         do {
             accepted = try await evaluate()
-        } catch  where isRefusal(error) {
+        } catch where isRefusal(error) {
             try await guardRail.recordFailure(attempt, user: user, method: method)
             try await afterRefusal()
             throw error

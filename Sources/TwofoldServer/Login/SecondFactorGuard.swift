@@ -43,11 +43,6 @@ struct SecondFactorGuard {
         var failures: Int
     }
 
-    private struct CounterRow: Decodable {
-        var failures: Int
-        var last_failure_at: Date?
-    }
-
     private struct CountRow: Decodable { var failures: Int }
 
     /// Reserves one attempt for `user` on `channel`, or throws the wait, lock or reset-lock that stands in the way.
@@ -55,27 +50,21 @@ struct SecondFactorGuard {
     func reserve(user: User, channel: SecondFactorChannel) async throws -> Attempt {
         let now = context.now
         let userID = try user.requireID()
+        var account: Counter?
         if channel != .signIn {
-            // The sign-in channel's locks hold everywhere; its short waits between guesses do not (a guesser at the
-            // web sign-in must not slow down the user's VPN).
-            // The user's row, when the caller read it for this request, already holds that counter.
-            let account =
+            // The user's row, when the caller read it for this request, already holds the sign-in counter.
+            account =
                 if let failures = user.$secondFactorFailures.value {
-                    CounterRow(failures: failures, last_failure_at: user.$secondFactorLastFailureAt.value ?? nil)
+                    Counter(failures: failures, lastFailureAt: user.$secondFactorLastFailureAt.value ?? nil)
                 } else {
                     try await readCounter(userID: userID, channel: .signIn)
                 }
-            let decision = policy.decision(consecutiveFailures: account.failures, lastFailureAt: account.last_failure_at, now: now)
-            if case .wait = decision {
-            } else {
-                try await refuseIfBlocked(decision, user: user, channel: .signIn, failures: account.failures)
-            }
         }
         for _ in 0..<50 {
             let seen = try await readCounter(userID: userID, channel: channel)
-            try await refuseIfBlocked(
-                policy.decision(consecutiveFailures: seen.failures, lastFailureAt: seen.last_failure_at, now: now), user: user,
-                channel: channel, failures: seen.failures)
+            if let refusal = Self.refusal(account: account, counter: seen, channel: channel, policy: policy, now: now) {
+                try await refuse(refusal, user: user)
+            }
             if let failures = try await compareAndIncrement(userID: userID, channel: channel, seen: seen.failures, now: now) {
                 if channel == .signIn {
                     user.secondFactorFailures = failures
@@ -91,22 +80,10 @@ struct SecondFactorGuard {
 
     /// Audits and measures a wrong code whose attempt was reserved (the counter already holds it), and any lock it starts.
     func recordFailure(_ attempt: Attempt, user: User, method: String, auditing: Bool = true) async throws {
-        if auditing {
-            try await context.audit(
-                .secondFactorFailed, practiceID: user.$practice.id, actorID: user.id,
-                details: ["method": method, "consecutive_failures": String(attempt.failures), "channel": attempt.channel.auditName])
+        for (type, details) in Self.failureEvents(attempt, method: method, auditing: auditing, policy: policy) {
+            try await context.audit(type, practiceID: user.$practice.id, actorID: user.id, details: details)
         }
-        context.metrics.verification(kind: method, outcome: .reject)
-        if policy.startsLock(atFailures: attempt.failures) {
-            context.metrics.lockout()
-            let permanent = attempt.failures >= policy.permanentLockAt
-            try await context.audit(
-                permanent ? .secondFactorLockedPermanently : .secondFactorLocked, practiceID: user.$practice.id, actorID: user.id,
-                details: [
-                    "consecutive_failures": String(attempt.failures), "channel": attempt.channel.auditName,
-                    "minutes": permanent ? "until reset" : String(Int(policy.lockDuration / 60)),
-                ])
-        }
+        Self.measureFailure(attempt, method: method, policy: policy, metrics: context.metrics)
     }
 
     /// Clears the channel's failures after a correct proof (the reservation counted it as a failure).
@@ -129,9 +106,9 @@ struct SecondFactorGuard {
     /// whose failures are counted per address because they name no user).
     func ensureNotLocked(user: User) async throws {
         let account = try await readCounter(userID: try user.requireID(), channel: .signIn)
-        try await refuseIfBlocked(
-            policy.decision(consecutiveFailures: account.failures, lastFailureAt: account.last_failure_at, now: context.now), user: user,
-            channel: .signIn, failures: account.failures)
+        if let refusal = Self.refusal(account: nil, counter: account, channel: .signIn, policy: policy, now: context.now) {
+            try await refuse(refusal, user: user)
+        }
     }
 
     /// An administrator's reset: every channel starts again from zero.
@@ -142,20 +119,20 @@ struct SecondFactorGuard {
 
     // MARK: storage
 
-    private func readCounter(userID: UUID, channel: SecondFactorChannel) async throws -> CounterRow {
+    private func readCounter(userID: UUID, channel: SecondFactorChannel) async throws -> Counter {
         let sql = context.database.sql
         guard let name = channel.counterName else {
             return try await sql.raw(
                 """
                 SELECT second_factor_failures AS failures, second_factor_last_failure_at AS last_failure_at FROM \(ident: User.schema) WHERE id = \(bind: userID)
                 """
-            ).first(decoding: CounterRow.self) ?? CounterRow(failures: 0, last_failure_at: nil)
+            ).first(decoding: Counter.self) ?? .zero
         }
         return try await sql.raw(
             """
             SELECT failures, last_failure_at FROM \(ident: CreateSecondFactorCounter.schema) WHERE user_id = \(bind: userID) AND channel = \(bind: name)
             """
-        ).first(decoding: CounterRow.self) ?? CounterRow(failures: 0, last_failure_at: nil)
+        ).first(decoding: Counter.self) ?? .zero
     }
 
     /// Raises the counter from `seen` to `seen + 1`; nil when another request changed it first.
@@ -199,29 +176,105 @@ struct SecondFactorGuard {
         ).run()
     }
 
-    private func refuseIfBlocked(_ decision: SecondFactorLockoutPolicy.Decision, user: User, channel: SecondFactorChannel, failures: Int)
-        async throws
-    {
-        let now = context.now
-        switch decision {
-        case .allowed:
-            return
-        case .wait(let until):
-            context.metrics.verification(kind: "any", outcome: .locked)
-            try await context.audit(
-                .secondFactorThrottled, practiceID: user.$practice.id, actorID: user.id,
-                details: ["failures": String(failures), "channel": channel.auditName])
-            throw SignInError.wait(seconds: max(1, Int(until.timeIntervalSince(now).rounded(.up))))
-        case .locked(let until):
-            context.metrics.verification(kind: "any", outcome: .locked)
-            try await context.audit(
-                .secondFactorThrottled, practiceID: user.$practice.id, actorID: user.id,
-                details: ["failures": String(failures), "locked": "true", "channel": channel.auditName])
-            throw SignInError.locked(minutes: max(1, Int((until.timeIntervalSince(now) / 60).rounded(.up))))
-        case .lockedUntilReset:
-            context.metrics.verification(kind: "any", outcome: .locked)
-            throw SignInError.lockedUntilReset
+    /// Audits and measures a refused attempt, then throws it.
+    private func refuse(_ refusal: Refusal, user: User) async throws -> Never {
+        context.metrics.verification(kind: "any", outcome: .locked)
+        if let (type, details) = refusal.event {
+            try await context.audit(type, practiceID: user.$practice.id, actorID: user.id, details: details)
         }
+        throw refusal.error(now: context.now)
+    }
+}
+
+// MARK: the rules, without storage
+
+extension SecondFactorGuard {
+    /// A channel's count of consecutive failures, as the lockout rules read it.
+    struct Counter: Decodable, Sendable {
+        var failures: Int
+        var lastFailureAt: Date?
+
+        static let zero = Counter(failures: 0, lastFailureAt: nil)
+
+        enum CodingKeys: String, CodingKey {
+            case failures
+            case lastFailureAt = "last_failure_at"
+        }
+    }
+
+    /// What stands in the way of an attempt: the decision, and the channel whose counter made it.
+    struct Refusal: Sendable {
+        var decision: SecondFactorLockoutPolicy.Decision
+        var channel: SecondFactorChannel
+        var failures: Int
+
+        /// The audit event a refusal records; nil for a lock that only an administrator ends (recorded when it began).
+        var event: (AuditEventType, [String: String])? {
+            switch decision {
+            case .allowed, .lockedUntilReset: nil
+            case .wait: (.secondFactorThrottled, ["failures": String(failures), "channel": channel.auditName])
+            case .locked: (.secondFactorThrottled, ["failures": String(failures), "locked": "true", "channel": channel.auditName])
+            }
+        }
+
+        /// How the refusal is reported to the caller.
+        func error(now: Date) -> SignInError {
+            switch decision {
+            case .allowed, .lockedUntilReset: .lockedUntilReset
+            case .wait(let until): .wait(seconds: max(1, Int(until.timeIntervalSince(now).rounded(.up))))
+            case .locked(let until): .locked(minutes: max(1, Int((until.timeIntervalSince(now) / 60).rounded(.up))))
+            }
+        }
+    }
+
+    /// Whether an attempt on `channel` may be made now, from its counter and, for every channel but sign-in, the
+    /// account's (the sign-in channel's) counter: the account's locks hold everywhere, its short waits between
+    /// guesses do not (a guesser at the web sign-in must not slow down the user's VPN). Nil when it may.
+    static func refusal(
+        account: Counter?, counter: Counter, channel: SecondFactorChannel, policy: SecondFactorLockoutPolicy, now: Date
+    ) -> Refusal? {
+        if channel != .signIn, let account {
+            let decision = policy.decision(consecutiveFailures: account.failures, lastFailureAt: account.lastFailureAt, now: now)
+            switch decision {
+            case .allowed, .wait: break
+            case .locked, .lockedUntilReset: return Refusal(decision: decision, channel: .signIn, failures: account.failures)
+            }
+        }
+        let decision = policy.decision(consecutiveFailures: counter.failures, lastFailureAt: counter.lastFailureAt, now: now)
+        return decision == .allowed ? nil : Refusal(decision: decision, channel: channel, failures: counter.failures)
+    }
+
+    /// The audit events of a reserved attempt that failed: the failure itself (when the channel does not write a
+    /// rejection of its own) and the lock it starts, if any.
+    static func failureEvents(_ attempt: Attempt, method: String, auditing: Bool, policy: SecondFactorLockoutPolicy) -> [(
+        AuditEventType, [String: String]
+    )] {
+        var events: [(AuditEventType, [String: String])] = []
+        if auditing {
+            events.append(
+                (
+                    .secondFactorFailed,
+                    ["method": method, "consecutive_failures": String(attempt.failures), "channel": attempt.channel.auditName]
+                ))
+        }
+        if policy.startsLock(atFailures: attempt.failures) {
+            let permanent = attempt.failures >= policy.permanentLockAt
+            events.append(
+                (
+                    permanent ? .secondFactorLockedPermanently : .secondFactorLocked,
+                    [
+                        "consecutive_failures": String(attempt.failures), "channel": attempt.channel.auditName,
+                        "minutes": permanent ? "until reset" : String(Int(policy.lockDuration / 60)),
+                    ]
+                ))
+        }
+        return events
+    }
+
+    /// Counts a failed attempt, and the lock it starts, in the metrics.
+    static func measureFailure(_ attempt: Attempt, method: String, policy: SecondFactorLockoutPolicy, metrics: TwofoldMetrics) {
+        metrics.verification(kind: method, outcome: .reject)
+        if policy.startsLock(atFailures: attempt.failures) { metrics.lockout() }
     }
 }
 

@@ -220,3 +220,13 @@ struct ListMailCommand: AsyncCommand {
         }
     }
 }
+
+extension ServiceContext {
+    /// The mail queue as this context's configuration sends it, writing through `db` (a transaction, so a rolled-back
+    /// change sends nothing).
+    func mailer(on db: any Database, now: Date) -> Mailer {
+        Mailer(
+            database: db, sealer: sealer, now: now, sender: configuration.emailSender,
+            messageIDDomain: Mailer.domain(of: configuration.emailFrom))
+    }
+}

@@ -100,7 +100,7 @@ struct RADIUSAuthenticator {
             return try await reject(context, user: nil, reason: "not_pap", message: "Twofold accepts PAP (User-Password) only.")
         }
         guard let bytes = try? packet.userPassword(secret: RADIUSSharedSecret(client.secret)),
-            let input = String(bytes: bytes ?? [], encoding: .utf8)
+            let input = String(bytes: bytes, encoding: .utf8)
         else { return try await reject(context, user: nil, reason: "unreadable_password") }
         let user = try await User.query(on: context.database).filter(\.$usernameKey == User.key(for: username))
             .filter(\.$practice.$id == client.practiceID).first()

@@ -44,9 +44,15 @@ struct StepUpWebController: RouteCollection {
         var password: String?
     }
 
-    /// Step-up on this request: its context, and the issuer its assertions would name.
+    private struct ServiceKey: StorageKey { typealias Value = StepUpService }
+
+    /// Step-up on this request: its context, and the issuer its assertions would name. One service per request, so
+    /// what it loads once (the EPCS grant) is read once however many steps of the request need it.
     private static func service(_ req: Request) -> StepUpService {
-        StepUpService(context: req.serviceContext, publicIssuer: req.stepUpIssuer)
+        if let service = req.storage[ServiceKey.self] { return service }
+        let service = StepUpService(context: req.serviceContext, publicIssuer: req.stepUpIssuer)
+        req.storage[ServiceKey.self] = service
+        return service
     }
 
     /// The step-up, if it belongs to the signed-in user (anyone else gets a 404).

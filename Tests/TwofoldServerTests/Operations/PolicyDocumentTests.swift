@@ -79,6 +79,23 @@ struct PolicyDocumentTests {
         #expect(EPCSReportController.ReviewInput.noteLimit == policy.fields.reviewNote)
     }
 
+    @Test func protocolBoundsAreTheOnesTheServerEnforces() throws {
+        let document = try Self.document()
+        for name in ["CreateApplicationRequest", "UpdateApplicationRequest"] {
+            let schema = try Self.schema(name, in: document)
+            let redirects = try #require(schema["redirectUris"], "\(name).redirectUris")
+            #expect(redirects["maxItems"] as? Int == OIDCClientRegistry.redirectURICount.upperBound, "\(name).redirectUris")
+            #expect((redirects["minItems"] as? Int ?? 0) == OIDCClientRegistry.redirectURICount.lowerBound, "\(name).redirectUris")
+            #expect((redirects["items"] as? [String: Any])?["maxLength"] as? Int == OIDCClientRegistry.maximumURILength)
+            let logouts = try #require(schema["postLogoutRedirectUris"], "\(name).postLogoutRedirectUris")
+            #expect(logouts["maxItems"] as? Int == OIDCClientRegistry.postLogoutRedirectURICount.upperBound)
+            #expect((logouts["items"] as? [String: Any])?["maxLength"] as? Int == OIDCClientRegistry.maximumURILength)
+        }
+        let validate = try Self.schema("ValidateRequest", in: document)
+        #expect(validate["username"]?["minLength"] as? Int == ValidateController.usernameLength.lowerBound)
+        #expect(validate["username"]?["maxLength"] as? Int == ValidateController.usernameLength.upperBound)
+    }
+
     @Test func theEPCSWorkingHoursTakeThePolicysRanges() throws {
         let document = try Self.document()
         let schemas = try #require((document["components"] as? [String: Any])?["schemas"] as? [String: [String: Any]])
