@@ -22,27 +22,15 @@ struct ValidateController: RouteCollection {
                 reason: "username must be \(Self.usernameLength.lowerBound) to \(Self.usernameLength.upperBound) characters.")
         }
         guard let code = SecondFactorCheck.normalize(body.code) else { throw Abort(.badRequest, reason: "code must be 6 to 8 digits.") }
-        let accepted = try await DirectVerification(context: req.serviceContext, key: key, writer: req.application.verificationWriter)
-            .check(
-                username: body.username, code: code)
+        // Queued to the database's writer, which judges it under ``SecondFactorCheck``'s rules in a batch with the
+        // verifications that arrive alongside it.
+        let accepted = try await req.application.verificationWriter.verify(
+            VerificationWriter.Item(
+                context: req.serviceContext, practiceID: key.$practice.id, apiKeyID: try key.requireID(), apiKeyName: key.name,
+                usernameKey: User.key(for: body.username), code: code))
         return API.ValidationResult(result: accepted ? .accept : .reject)
     }
 }
 
 extension API.ValidateRequest: Content {}
 extension API.ValidationResult: Content {}
-
-/// The decision behind `/api/v1/validate`: queued to the database's ``VerificationWriter``, which judges it under
-/// ``SecondFactorCheck``'s rules in a batch with the verifications that arrive alongside it.
-struct DirectVerification {
-    let context: ServiceContext
-    let key: APIKey
-    let writer: VerificationWriter
-
-    func check(username: String, code: String) async throws -> Bool {
-        try await writer.verify(
-            VerificationWriter.Item(
-                context: context, practiceID: key.$practice.id, apiKeyID: try key.requireID(), apiKeyName: key.name,
-                usernameKey: User.key(for: username), code: code))
-    }
-}

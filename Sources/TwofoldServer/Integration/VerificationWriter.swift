@@ -18,7 +18,7 @@ import Vapor
 /// arrival order, on counters the transaction has locked (SQLite: the one connection; PostgreSQL: the users' rows
 /// and their factors, locked in id order), so a parallel burst evaluates no more codes than the policy allows one
 /// after another, across instances too.
-actor VerificationWriter {
+final class VerificationWriter: Sendable {
     /// The most verifications one transaction takes (one bound value each in the reads).
     static let batchLimit = 256
 
@@ -33,52 +33,27 @@ actor VerificationWriter {
         var code: String
     }
 
-    private var waiting: [(item: Item, done: CheckedContinuation<Bool, any Error>)] = []
-    private var writing = false
+    private let queue = BatchQueue<Item, Bool>(limit: VerificationWriter.batchLimit) { items in
+        let database = items[0].context.database
+        var failure: any Error = Abort(.internalServerError)
+        // A batch that loses a race with another instance (PostgreSQL: a deadlock or serialisation failure) is
+        // judged again from scratch: nothing of it was committed.
+        for _ in 0..<3 {
+            do {
+                let written = try await Batch.write(items, on: database)
+                written.measure()
+                if written.checkpointed { try? await AuditCheckpoint.publish(on: database) }
+                return written.results
+            } catch {
+                failure = error
+            }
+        }
+        throw failure
+    }
 
     /// Queues `item` and returns whether its code was accepted, once the batch holding it has committed.
     func verify(_ item: Item) async throws -> Bool {
-        try await withCheckedThrowingContinuation { (done: CheckedContinuation<Bool, any Error>) in
-            waiting.append((item, done))
-            if !writing {
-                writing = true
-                Task { await self.drain() }
-            }
-        }
-    }
-
-    private func drain() async {
-        while !waiting.isEmpty {
-            let batch = Array(waiting.prefix(Self.batchLimit))
-            waiting.removeFirst(batch.count)
-            let items = batch.map(\.item)
-            let database = items[0].context.database
-            var outcome: Result<Batch.Written, any Error> = .failure(Abort(.internalServerError))
-            // A batch that loses a race with another instance (PostgreSQL: a deadlock or serialisation failure) is
-            // judged again from scratch: nothing of it was committed.
-            for _ in 0..<3 {
-                do {
-                    outcome = .success(try await Batch.write(items, on: database))
-                    break
-                } catch {
-                    outcome = .failure(error)
-                }
-            }
-            switch outcome {
-            case .success(let written):
-                written.measure()
-                if written.checkpointed { try? await AuditCheckpoint.publish(on: database) }
-                for (index, waiter) in batch.enumerated() {
-                    switch written.results[index] {
-                    case .success(let accepted): waiter.done.resume(returning: accepted)
-                    case .failure(let error): waiter.done.resume(throwing: error)
-                    }
-                }
-            case .failure(let error):
-                for waiter in batch { waiter.done.resume(throwing: error) }
-            }
-        }
-        writing = false
+        try await queue.submit(item)
     }
 }
 
@@ -98,14 +73,12 @@ extension VerificationWriter {
         /// A user of the batch with their authenticator apps, as the transaction read them.
         final class Account {
             let id: UUID
-            let practiceID: UUID
             /// The sign-in channel's counter (the account-wide lock).
             let signIn: SecondFactorGuard.Counter
             var factors: [Factor] = []
 
-            init(id: UUID, practiceID: UUID, signIn: SecondFactorGuard.Counter) {
+            init(id: UUID, signIn: SecondFactorGuard.Counter) {
                 self.id = id
-                self.practiceID = practiceID
                 self.signIn = signIn
             }
         }
@@ -159,12 +132,13 @@ extension VerificationWriter {
 
                 // The users and their authenticator apps, with the users' rows locked in id order on PostgreSQL.
                 let usernameKeys = Array(Set(items.map(\.usernameKey)))
+                let practiceIDs = Array(Set(items.map(\.practiceID)))
                 let rows = try await sql.raw(
                     """
                     SELECT u.id, u.practice_id, u.username_key, u.second_factor_failures, u.second_factor_last_failure_at, f.id AS factor_id,
                     f.nickname, f.sealed_secret, f.digits, f.algorithm, f.period, f.last_used_step
                     FROM \(ident: User.schema) u LEFT JOIN \(ident: Factor.schema) f ON f.user_id = u.id AND f.status = 'active' AND f.kind = 'totp'
-                    WHERE u.username_key IN (\(binds: usernameKeys))\(unsafeRaw: locking ? " ORDER BY u.id FOR UPDATE OF u" : "")
+                    WHERE u.username_key IN (\(binds: usernameKeys)) AND u.practice_id IN (\(binds: practiceIDs))\(unsafeRaw: locking ? " ORDER BY u.id FOR UPDATE OF u" : "")
                     """
                 ).all(decoding: UserRow.self)
                 var accounts: [UserKey: Account] = [:]
@@ -173,7 +147,7 @@ extension VerificationWriter {
                     let account =
                         accounts[key]
                         ?? Account(
-                            id: row.id, practiceID: row.practice_id,
+                            id: row.id,
                             signIn: .init(failures: row.second_factor_failures, lastFailureAt: row.second_factor_last_failure_at))
                     accounts[key] = account
                     if let id = row.factor_id, let nickname = row.nickname, let digits = row.digits, let algorithm = row.algorithm,

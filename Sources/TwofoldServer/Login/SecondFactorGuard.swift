@@ -60,9 +60,13 @@ struct SecondFactorGuard {
                     try await readCounter(userID: userID, channel: .signIn)
                 }
         }
+        // The account-wide lock does not move while this request races others on the channel's counter.
+        if let refusal = Self.accountRefusal(account, channel: channel, policy: policy, now: now) {
+            try await refuse(refusal, user: user)
+        }
         for _ in 0..<50 {
             let seen = try await readCounter(userID: userID, channel: channel)
-            if let refusal = Self.refusal(account: account, counter: seen, channel: channel, policy: policy, now: now) {
+            if let refusal = Self.channelRefusal(seen, channel: channel, policy: policy, now: now) {
                 try await refuse(refusal, user: user)
             }
             if let failures = try await compareAndIncrement(userID: userID, channel: channel, seen: seen.failures, now: now) {
@@ -233,13 +237,27 @@ extension SecondFactorGuard {
     static func refusal(
         account: Counter?, counter: Counter, channel: SecondFactorChannel, policy: SecondFactorLockoutPolicy, now: Date
     ) -> Refusal? {
-        if channel != .signIn, let account {
-            let decision = policy.decision(consecutiveFailures: account.failures, lastFailureAt: account.lastFailureAt, now: now)
-            switch decision {
-            case .allowed, .wait: break
-            case .locked, .lockedUntilReset: return Refusal(decision: decision, channel: .signIn, failures: account.failures)
-            }
+        accountRefusal(account, channel: channel, policy: policy, now: now)
+            ?? channelRefusal(counter, channel: channel, policy: policy, now: now)
+    }
+
+    /// The account-wide part of ``refusal(account:counter:channel:policy:now:)``: a lock on the sign-in counter,
+    /// for a channel other than sign-in.
+    static func accountRefusal(
+        _ account: Counter?, channel: SecondFactorChannel, policy: SecondFactorLockoutPolicy, now: Date
+    ) -> Refusal? {
+        guard channel != .signIn, let account else { return nil }
+        let decision = policy.decision(consecutiveFailures: account.failures, lastFailureAt: account.lastFailureAt, now: now)
+        switch decision {
+        case .allowed, .wait: return nil
+        case .locked, .lockedUntilReset: return Refusal(decision: decision, channel: .signIn, failures: account.failures)
         }
+    }
+
+    /// The channel's own part of ``refusal(account:counter:channel:policy:now:)``: any wait or lock on its counter.
+    static func channelRefusal(
+        _ counter: Counter, channel: SecondFactorChannel, policy: SecondFactorLockoutPolicy, now: Date
+    ) -> Refusal? {
         let decision = policy.decision(consecutiveFailures: counter.failures, lastFailureAt: counter.lastFailureAt, now: now)
         return decision == .allowed ? nil : Refusal(decision: decision, channel: channel, failures: counter.failures)
     }
