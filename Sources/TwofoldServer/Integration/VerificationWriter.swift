@@ -130,15 +130,17 @@ extension VerificationWriter {
                 let sql = db.sql
                 let locking = db.isPostgres
 
-                // The users and their authenticator apps, with the users' rows locked in id order on PostgreSQL.
+                // The users and their authenticator apps, with the users' rows locked in id order on PostgreSQL. A row
+                // of another practice than the item's is never matched to it (``UserKey``); the query names only
+                // usernames, so that SQLite looks them up by the unique username index rather than walking the
+                // practice's users by `users_practice_idx`.
                 let usernameKeys = Array(Set(items.map(\.usernameKey)))
-                let practiceIDs = Array(Set(items.map(\.practiceID)))
                 let rows = try await sql.raw(
                     """
                     SELECT u.id, u.practice_id, u.username_key, u.second_factor_failures, u.second_factor_last_failure_at, f.id AS factor_id,
                     f.nickname, f.sealed_secret, f.digits, f.algorithm, f.period, f.last_used_step
                     FROM \(ident: User.schema) u LEFT JOIN \(ident: Factor.schema) f ON f.user_id = u.id AND f.status = 'active' AND f.kind = 'totp'
-                    WHERE u.username_key IN (\(binds: usernameKeys)) AND u.practice_id IN (\(binds: practiceIDs))\(unsafeRaw: locking ? " ORDER BY u.id FOR UPDATE OF u" : "")
+                    WHERE u.username_key IN (\(binds: usernameKeys))\(unsafeRaw: locking ? " ORDER BY u.id FOR UPDATE OF u" : "")
                     """
                 ).all(decoding: UserRow.self)
                 var accounts: [UserKey: Account] = [:]
