@@ -1,4 +1,5 @@
 import Fluent
+import SQLKit
 import Foundation
 import Testing
 import TwofoldCore
@@ -52,6 +53,15 @@ struct ImportTests {
             let validated = try await APIClient(ctx, token: key).send(
                 .POST, "/api/v1/validate", json: ["username": "amy.ng", "code": code])
             #expect(validated.json["result"] as? String == "accept")
+
+            if ctx.app.db.isPostgres {
+                // The planner's statistics of both tables were brought up to date by the imports themselves.
+                struct Analyzed: Decodable { var relname: String }
+                let analyzed = try await ctx.app.db.sql.raw(
+                    "SELECT relname FROM pg_stat_user_tables WHERE schemaname = current_schema() AND last_analyze IS NOT NULL"
+                ).all(decoding: Analyzed.self).map(\.relname)
+                #expect(Set(analyzed).isSuperset(of: [User.schema, Factor.schema]))
+            }
         }
     }
 
