@@ -1,4 +1,5 @@
 import Fluent
+import SQLKit
 import TwofoldCore
 import Vapor
 
@@ -28,12 +29,17 @@ struct SessionLoader: AsyncMiddleware {
     }
 
     private func load(token: String, viaBearer: Bool, into request: Request) async throws {
+        // The session, its user and the user's practice in one query (every signed-in request runs it).
         guard token.utf8.count <= 128,
             let record = try await SessionRecord.query(on: request.db)
-                .filter(\.$tokenHash == TwofoldCore.Digest.sha256Hex(token)).with(\.$user).first()
+                .filter(\.$tokenHash == TwofoldCore.Digest.sha256Hex(token))
+                .join(User.self, on: \SessionRecord.$user.$id == \User.$id)
+                .join(Practice.self, on: \User.$practice.$id == \Practice.$id)
+                .first()
         else { return }
-        let user = record.user
-        guard let practice = try await Practice.find(user.$practice.id, on: request.db) else { return }
+        let user = try record.joined(User.self)
+        let practice = try record.joined(Practice.self)
+        record.$user.value = user
         let now = request.now
         let idleLimit = TimeInterval(max(practice.inactivityMinutes, 1) * 60)
         let lifetime = TimeInterval(min(max(practice.sessionLifetimeHours, 1), 24) * 3600)
@@ -56,8 +62,14 @@ struct SessionLoader: AsyncMiddleware {
             record.lastSeenAt = now
             try await record.save(on: request.db)
         }
-        let activeFactors = try await Factor.query(on: request.db).filter(\.$user.$id == user.requireID()).filter(\.$status == .active)
-            .all()
+        // Only whether the user has an active factor, and which session enrolled each, is needed here.
+        struct ActiveFactor: Decodable {
+            var enrollmentSessionID: UUID?
+            enum CodingKeys: String, CodingKey { case enrollmentSessionID = "enrollment_session_id" }
+        }
+        let activeFactors = try await request.db.sql.select().column("enrollment_session_id").from(Factor.schema)
+            .where("user_id", .equal, user.requireID()).where("status", .equal, Factor.Status.active.rawValue)
+            .all(decoding: ActiveFactor.self)
         let hasActiveFactor = !activeFactors.isEmpty
         if record.stage == .enrollment, hasActiveFactor, !activeFactors.contains(where: { $0.enrollmentSessionID == record.id }) {
             // The user set up a method elsewhere: this half-signed-in session has nothing left to enroll.

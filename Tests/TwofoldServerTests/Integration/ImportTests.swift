@@ -1,6 +1,6 @@
 import Fluent
-import SQLKit
 import Foundation
+import SQLKit
 import Testing
 import TwofoldCore
 import VaporTesting
