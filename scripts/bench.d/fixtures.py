@@ -27,15 +27,18 @@ def username(index):
     return f"bench{index:06d}"
 
 
-def make_csv(directory, count):
-    with open(os.path.join(directory, "users.csv"), "w") as users, open(os.path.join(directory, "factors.csv"), "w") as factors, \
-            open(os.path.join(directory, "secrets.txt"), "w") as secrets:
-        users.write("username,first_name,last_name,email,cell,role\n")
+def make_csv(directory, count, name=username, prefix="", password_hash=None):
+    """PREFIXusers.csv, PREFIXfactors.csv and PREFIXsecrets.txt for COUNT users called name(index), each with an
+    authenticator key; with password_hash, the users share that bcrypt hash."""
+    with open(os.path.join(directory, f"{prefix}users.csv"), "w") as users, \
+            open(os.path.join(directory, f"{prefix}factors.csv"), "w") as factors, \
+            open(os.path.join(directory, f"{prefix}secrets.txt"), "w") as secrets:
+        users.write("username,first_name,last_name,email,cell,role" + (",password_hash" if password_hash else "") + "\n")
         factors.write("username,secret,digits,algorithm,period,nickname\n")
         for index in range(count):
             secret = base64.b32encode(os.urandom(20)).decode().rstrip("=")
-            users.write(f"{username(index)},Bench,User{index},{username(index)}@example.org,,staff\n")
-            factors.write(f"{username(index)},{secret},6,SHA1,30,Bench app\n")
+            users.write(f"{name(index)},Bench,User{index},{name(index)}@example.org,,staff" + (f",{password_hash}" if password_hash else "") + "\n")
+            factors.write(f"{name(index)},{secret},6,SHA1,30,Bench app\n")
             secrets.write(secret + "\n")
 
 

@@ -1,5 +1,6 @@
 -- wrk script for the second step of an API sign-in, POST /api/v1/login/verify: reads "token<TAB>body" lines from
 -- $TWOFOLD_REQUESTS (one pending sign-in each, each used once; run wrk with -t1) and counts the outcomes.
+local report = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "wrk_report.lua")
 wrk.method = "POST"
 wrk.path = "/api/v1/login/verify"
 
@@ -26,9 +27,6 @@ function response(status, headers, body)
   else others = others + 1 end
 end
 function done(summary, latency, requests)
-  local a, r, o = 0, 0, 0
-  for _, t in ipairs(threads) do a = a + t:get("accepts"); r = r + t:get("rejects"); o = o + t:get("others") end
-  io.write(string.format("OUTCOMES authenticated=%d refused=%d other=%d\n", a, r, o))
-  io.write(string.format("LAT p50_us=%d p90_us=%d p99_us=%d max_us=%d\n",
-    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max))
+  report.print(threads, latency, { { "accepts", "authenticated" }, { "rejects", "refused" }, { "others", "other" } })
 end
+

@@ -8,11 +8,9 @@
                                           from its own X-Forwarded-For address so the per-address limit is not what is
                                           measured) and writes DIR/pending-FROM.tsv: one "index<TAB>token" per
                                           second_factor_required answer
-  second_step.py requests DIR FROM OUT [wrong]
-                                          OUT: one "token<TAB>body" per pending sign-in, the body carrying the current
-                                          code of that user (or a wrong one), computed now, just before the load
+  second_step.py requests DIR FROM OUT    OUT: one "token<TAB>body" per pending sign-in, the body carrying the current
+                                          code of that user, computed now, just before the load
 """
-import base64
 import concurrent.futures
 import http.client
 import json
@@ -23,24 +21,11 @@ import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fixtures import totp  # noqa: E402
+from fixtures import make_csv, totp  # noqa: E402
 
 
 def username(index):
     return f"login{index:06d}"
-
-
-def make_csv(directory, count, password_hash):
-    with open(os.path.join(directory, "login-users.csv"), "w") as users, \
-            open(os.path.join(directory, "login-factors.csv"), "w") as factors, \
-            open(os.path.join(directory, "login-secrets.txt"), "w") as secrets:
-        users.write("username,first_name,last_name,email,cell,role,password_hash\n")
-        factors.write("username,secret,digits,algorithm,period,nickname\n")
-        for index in range(count):
-            secret = base64.b32encode(os.urandom(20)).decode().rstrip("=")
-            users.write(f"{username(index)},Login,User{index},{username(index)}@example.org,,staff,{password_hash}\n")
-            factors.write(f"{username(index)},{secret},6,SHA1,30,Bench app\n")
-            secrets.write(secret + "\n")
 
 
 def sign_in_all(url, directory, password, first, count, threads):
@@ -90,27 +75,25 @@ def sign_in_all(url, directory, password, first, count, threads):
         sys.exit(1)
 
 
-def make_requests(directory, first, out_path, wrong):
+def make_requests(directory, first, out_path):
     with open(os.path.join(directory, "login-secrets.txt")) as handle:
         keys = [line.strip() for line in handle]
     now = time.time()
     with open(os.path.join(directory, f"pending-{first}.tsv")) as pending, open(out_path, "w") as out:
         for line in pending:
             index, token = line.rstrip("\n").split("\t")
-            code = "000000" if wrong else totp(keys[int(index)], now)
-            if wrong and code == totp(keys[int(index)], now):
-                code = "000001"
+            code = totp(keys[int(index)], now)
             out.write(f"{token}\t{json.dumps({'code': code})}\n")
 
 
 def main():
     mode = sys.argv[1]
     if mode == "csv":
-        make_csv(sys.argv[2], int(sys.argv[3]), sys.argv[4])
+        make_csv(sys.argv[2], int(sys.argv[3]), name=username, prefix="login-", password_hash=sys.argv[4])
     elif mode == "tokens":
         sign_in_all(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7]))
     elif mode == "requests":
-        make_requests(sys.argv[2], int(sys.argv[3]), sys.argv[4], len(sys.argv) > 5 and sys.argv[5] == "wrong")
+        make_requests(sys.argv[2], int(sys.argv[3]), sys.argv[4])
     else:
         sys.exit(__doc__)
 
